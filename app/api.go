@@ -1,0 +1,164 @@
+// Package app is what an app uses to talk to the local herald daemon: open
+// its push channel, bind it to the shell's toast and tile, and receive raw
+// notifications and foreground toasts. It is the HttpNotificationChannel of
+// Herald. The request and event types here are the local API's contract;
+// docs/local-api.md describes the same API for apps in any language.
+package app
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// APIVersion prefixes every local API path.
+const APIVersion = "/v1"
+
+// Channel is an app's push channel as the daemon keeps it.
+type Channel struct {
+	App         string    `json:"app"`
+	Name        string    `json:"channel"`
+	ChannelID   string    `json:"channel_id"`
+	URI         string    `json:"uri"`
+	ServiceName string    `json:"service_name,omitempty"`
+	Toast       bool      `json:"toast"`
+	Tile        bool      `json:"tile"`
+	Domains     []string  `json:"domains"`
+	Pinned      []string  `json:"pinned"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// OpenRequest opens (or finds) an app's channel: POST /v1/apps/{app}/channel.
+// Toast, Tile and Domains, when set, bind the channel in the same call.
+type OpenRequest struct {
+	Channel     string    `json:"channel,omitempty"` // default "default"
+	ServiceName string    `json:"service_name,omitempty"`
+	Renew       bool      `json:"renew,omitempty"`
+	Toast       *bool     `json:"toast,omitempty"`
+	Tile        *bool     `json:"tile,omitempty"`
+	Domains     *[]string `json:"domains,omitempty"`
+}
+
+// BindRequest changes a channel's shell bindings:
+// PATCH /v1/apps/{app}/channel/bindings. Fields left nil keep their value.
+type BindRequest struct {
+	Toast   *bool     `json:"toast,omitempty"`
+	Tile    *bool     `json:"tile,omitempty"`
+	Domains *[]string `json:"domains,omitempty"`
+}
+
+// PinRequest pins a secondary tile: POST /v1/apps/{app}/pins.
+type PinRequest struct {
+	TileID string `json:"tile_id"`
+}
+
+// PowerRequest sets the device's power level: PUT /v1/power.
+type PowerRequest struct {
+	Level string `json:"level"` // normal, low, critical
+}
+
+// Tile is one live tile's state.
+type Tile struct {
+	App       string            `json:"app"`
+	TileID    string            `json:"tile_id"`
+	Template  string            `json:"template"`
+	Fields    map[string]string `json:"fields"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// Toast is one received toast.
+type Toast struct {
+	App        string    `json:"app"`
+	Text1      string    `json:"text1"`
+	Text2      string    `json:"text2"`
+	Param      string    `json:"param"`
+	Sound      string    `json:"sound,omitempty"`
+	Silent     bool      `json:"silent,omitempty"`
+	ShownBy    string    `json:"shown_by"` // "shell" or "app"
+	MessageID  string    `json:"message_id,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Status is the daemon's state: GET /v1/status.
+type Status struct {
+	Service    string           `json:"service"`
+	DeviceID   string           `json:"device_id,omitempty"`
+	Connected  bool             `json:"connected"`
+	Since      *time.Time       `json:"since,omitempty"`
+	Heartbeat  string           `json:"heartbeat"`
+	Reconnects int              `json:"reconnects"`
+	LastError  string           `json:"last_error,omitempty"`
+	Power      string           `json:"power"`
+	AppliedSeq uint64           `json:"applied_seq"`
+	Channels   int              `json:"channels"`
+	Running    []string         `json:"running_apps"`
+	Counters   map[string]int64 `json:"counters"`
+}
+
+// Event types on an app's event stream.
+const (
+	EventRaw    = "raw"        // a raw notification (HttpNotificationReceived)
+	EventToast  = "toast"      // a toast while in the foreground (ShellToastNotificationReceived)
+	EventURI    = "uri"        // the channel's URI changed (ChannelUriUpdated)
+	EventStatus = "connection" // the device's link went up or down (ConnectionStatusChanged)
+	EventError  = "error"      // something went wrong (ErrorOccurred)
+)
+
+// Error kinds, as ChannelErrorType named them.
+const (
+	ErrorChannelOpenFailed       = "ChannelOpenFailed"
+	ErrorPayloadFormat           = "PayloadFormatError"
+	ErrorMessageBadContent       = "MessageBadContent"
+	ErrorNotificationRateTooHigh = "NotificationRateTooHigh"
+	ErrorPowerLevelChanged       = "PowerLevelChanged"
+	ErrorUnknown                 = "Unknown"
+)
+
+// Event is one frame of an app's event stream
+// (GET /v1/apps/{app}/events, a websocket). The app acknowledges events
+// with {"ack": id}; unacknowledged events are sent again when it
+// reconnects with ?after=<last id it processed>.
+type Event struct {
+	ID        int64  `json:"id"`
+	Type      string `json:"type"`
+	App       string `json:"app"`
+	MessageID string `json:"message_id,omitempty"`
+	Body      []byte `json:"body,omitempty"` // raw payload (base64 in JSON)
+	Text1     string `json:"text1,omitempty"`
+	Text2     string `json:"text2,omitempty"`
+	Param     string `json:"param,omitempty"`
+	URI       string `json:"uri,omitempty"`
+	Connected *bool  `json:"connected,omitempty"`
+	ErrorKind string `json:"error_kind,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Power     string `json:"power,omitempty"`
+}
+
+// EventAck is what the app sends on its event stream to acknowledge
+// every event up to and including ID.
+type EventAck struct {
+	Ack int64 `json:"ack"`
+}
+
+// Error codes in the local API's error responses. They are the names of
+// the exceptions HttpNotificationChannel threw, so ported code reads the
+// same.
+const (
+	CodeChannelOpenFailed = "ChannelOpenFailed"
+	CodeQuotaExceeded     = "PushNotificationChannelQuotaExceeded"
+	CodeChannelExists     = "ChannelExists"
+	CodeNotOpened         = "NotOpened"
+	CodeServerUnavailable = "ServerUnavailable"
+	CodeBadRequest        = "BadRequest"
+	CodeNotFound          = "NotFound"
+	CodeInternal          = "Internal"
+)
+
+// ErrorResponse is the body of every local API error.
+type ErrorResponse struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// MarshalEvent encodes an event for the stream.
+func MarshalEvent(e Event) ([]byte, error) { return json.Marshal(e) }

@@ -1,0 +1,393 @@
+// Package channel is the device's end of its one link to the notification
+// service: dial, hello, register and bind channels, receive and acknowledge
+// notifications, keep the connection alive with the fewest wakeups, and
+// reconnect with jittered backoff.
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/wire"
+)
+
+// Errors a caller acts on.
+var (
+	// ErrNotConnected: the link is down and did not come up in time.
+	ErrNotConnected = errors.New("channel: not connected to the notification service")
+	// ErrClosed: the link has been shut down.
+	ErrClosed = errors.New("channel: link closed")
+)
+
+// ServiceError is a refusal from the service, with one of wire's codes.
+type ServiceError struct {
+	Code    string
+	Message string
+}
+
+func (e *ServiceError) Error() string {
+	if e.Message == "" {
+		return "channel: service refused: " + e.Code
+	}
+	return "channel: service refused: " + e.Code + ": " + e.Message
+}
+
+// Identity is the device's enrolment with a service.
+type Identity struct {
+	ID     string
+	Secret string
+}
+
+// Handler is the daemon's side of the link. Its methods are called from the
+// link's goroutines and must not call back into the link synchronously.
+type Handler interface {
+	// Session returns what the hello announces: the identity (empty to
+	// enrol), the highest sequence number applied, and the power level.
+	Session(ctx context.Context) (id Identity, lastSeq uint64, power string, err error)
+	// Enrolled stores a new identity before it is used.
+	Enrolled(ctx context.Context, id Identity) error
+	// Rejected is called when the service does not know the identity (its
+	// database was reset): the handler forgets it so the next attempt enrols.
+	Rejected(ctx context.Context) error
+	// Apply applies notifications and records the highest sequence number
+	// in the same transaction; the link acknowledges once it returns nil.
+	Apply(ctx context.Context, ns []wire.Notification) error
+	// URIChanged and Expired pass on the service's announcements.
+	URIChanged(channelID, uri string)
+	Expired(channelID string)
+	// StatusChanged reports the link going up or down.
+	StatusChanged(connected bool)
+}
+
+// Config configures a Link.
+type Config struct {
+	// Service is the notification service's base URL (http or https).
+	Service string
+	Handler Handler
+	Clock   clock.Clock
+	Logger  *slog.Logger
+	// Heartbeat is the interval between pings on an idle link.
+	Heartbeat time.Duration
+	// HeartbeatTimeout is how long a ping may go unanswered before the link
+	// counts as dead.
+	HeartbeatTimeout time.Duration
+	// BackoffMin and BackoffMax bound reconnect delays.
+	BackoffMin, BackoffMax time.Duration
+	// Dial overrides the TCP dialer (tests use it to route through a
+	// simulated NAT).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Defaults, with their reasons.
+const (
+	// Carrier NATs keep idle flows for 5 to 30 minutes; four minutes is
+	// under nearly all of them.
+	DefaultHeartbeat = 4 * time.Minute
+	// A pong over a working mobile link comes back in well under a second;
+	// 15 s allows for a radio waking from its deepest state.
+	DefaultHeartbeatTimeout = 15 * time.Second
+	DefaultBackoffMin       = time.Second
+	// Five minutes caps how long a device stays away after the service
+	// comes back, and the jitter spreads reconnects over that window.
+	DefaultBackoffMax = 5 * time.Minute
+	// A connection that lived this long was healthy: start backoff over.
+	healthyAfter = 30 * time.Second
+	dialTimeout  = 20 * time.Second
+	writeTimeout = 10 * time.Second
+)
+
+// Link is the device's one connection to the service, kept up by Run.
+type Link struct {
+	cfg Config
+	log *slog.Logger
+	url string
+
+	mu        sync.Mutex
+	conn      *conn         // nil while down
+	up        chan struct{} // closed while a connection is up
+	nextReq   uint64
+	waiters   map[uint64]chan any
+	reconnect chan struct{}
+	stats     Stats
+}
+
+// Stats describe the link for status displays.
+type Stats struct {
+	Connected  bool
+	Since      time.Time
+	Reconnects int
+	Heartbeat  time.Duration
+	LastError  string
+}
+
+// New returns a Link; call Run to connect.
+func New(cfg Config) (*Link, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("channel: no handler")
+	}
+	u, err := url.Parse(cfg.Service)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("channel: service URL %q must be http(s)://host[:port]", cfg.Service)
+	}
+	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+	u.Path = strings.TrimRight(u.Path, "/") + "/device"
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.Dial == nil {
+		// Keepalive off: the link's own heartbeat is the only periodic
+		// traffic, and the kernel's 15 s default would keep the radio up.
+		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
+		cfg.Dial = d.DialContext
+	}
+	return &Link{cfg: cfg, log: cfg.Logger, url: u.String(), up: make(chan struct{}), waiters: map[uint64]chan any{},
+		reconnect: make(chan struct{}, 1)}, nil
+}
+
+// Stats returns a snapshot of the link's state.
+func (l *Link) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.Heartbeat = l.cfg.Heartbeat
+	return s
+}
+
+// Connected reports whether the link is up.
+func (l *Link) Connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn != nil
+}
+
+// Reconnect drops the current connection, if any, and skips the backoff
+// wait, e.g. when the network has changed.
+func (l *Link) Reconnect() {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		c.cancel()
+	}
+	select {
+	case l.reconnect <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps the link up until ctx ends.
+func (l *Link) Run(ctx context.Context) error {
+	bo := Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax}
+	for {
+		start := l.cfg.Clock.Now()
+		retryAfter, err := l.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.mu.Lock()
+		l.stats.Reconnects++
+		if err != nil {
+			l.stats.LastError = err.Error()
+		}
+		l.mu.Unlock()
+		if l.cfg.Clock.Now().Sub(start) >= healthyAfter {
+			bo.Reset()
+		}
+		delay := bo.Next()
+		if retryAfter > delay {
+			delay = retryAfter
+		}
+		l.log.Info("link down", "err", err, "retry_in", delay.Round(time.Millisecond))
+		t := l.cfg.Clock.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		case <-l.reconnect:
+			t.Stop()
+		}
+	}
+}
+
+// retryLaterError carries a service's request to wait before reconnecting.
+type retryLaterError struct{ after time.Duration }
+
+func (e retryLaterError) Error() string { return "service asked to retry in " + e.after.String() }
+
+// runOnce dials, says hello and serves one connection until it fails. It
+// returns how long the service asked the device to stay away, if it did.
+func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
+	id, lastSeq, power, err := l.cfg.Handler.Session(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("loading session: %w", err)
+	}
+	dialer := websocket.Dialer{
+		NetDialContext:   l.cfg.Dial,
+		HandshakeTimeout: dialTimeout,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	ws, resp, err := dialer.DialContext(dctx, l.url, nil)
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+			if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+				return time.Duration(secs) * time.Second, fmt.Errorf("dial: %w", err)
+			}
+		}
+		return 0, fmt.Errorf("dial: %w", err)
+	}
+	ws.SetReadLimit(wire.MaxFrameSize)
+	c := newConn(l, ws)
+	defer ws.Close()
+
+	hello := wire.Hello{Type: wire.TypeHello, Version: wire.Version, ID: id.ID, Secret: id.Secret, LastSeq: lastSeq, Power: power}
+	if err := c.writeNow(hello); err != nil {
+		return 0, fmt.Errorf("hello: %w", err)
+	}
+	ws.SetReadDeadline(time.Now().Add(dialTimeout))
+	frame, err := c.read()
+	if err != nil {
+		return c.retryAfter(err), fmt.Errorf("welcome: %w", err)
+	}
+	welcome, ok := frame.(*wire.Welcome)
+	if !ok {
+		return 0, fmt.Errorf("welcome: got %T", frame)
+	}
+	ws.SetReadDeadline(time.Time{})
+	if welcome.Secret != "" {
+		if err := l.cfg.Handler.Enrolled(ctx, Identity{ID: welcome.ID, Secret: welcome.Secret}); err != nil {
+			return 0, fmt.Errorf("saving identity: %w", err)
+		}
+		l.log.Info("enrolled with notification service", "device", welcome.ID)
+	}
+	if min := time.Duration(welcome.MinHeartbeat) * time.Second; c.heartbeat < min {
+		c.heartbeat = min
+	}
+	return c.serve(ctx)
+}
+
+// request sends a frame that expects an answer and waits for it. If the
+// link is down it waits for it to come up, until ctx ends.
+func (l *Link) request(ctx context.Context, build func(req uint64) any) (any, error) {
+	for {
+		l.mu.Lock()
+		c, up := l.conn, l.up
+		l.mu.Unlock()
+		if c == nil {
+			select {
+			case <-up:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+			}
+		}
+		l.mu.Lock()
+		l.nextReq++
+		req := l.nextReq
+		ch := make(chan any, 1)
+		l.waiters[req] = ch
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			delete(l.waiters, req)
+			l.mu.Unlock()
+		}()
+		if err := c.send(ctx, build(req)); err != nil {
+			return nil, err
+		}
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				continue // the connection dropped; try again on the next
+			}
+			return v, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		}
+	}
+}
+
+// Register opens (or finds) the app's channel and returns its id and URI.
+func (l *Link) Register(ctx context.Context, app, name, serviceName string, renew bool) (channelID, uri string, err error) {
+	v, err := l.request(ctx, func(req uint64) any {
+		return wire.Register{Type: wire.TypeRegister, ReqID: req, App: app, Channel: name, ServiceName: serviceName, Renew: renew}
+	})
+	if err != nil {
+		return "", "", err
+	}
+	r, ok := v.(*wire.Registered)
+	if !ok {
+		return "", "", fmt.Errorf("channel: register: unexpected answer %T", v)
+	}
+	if r.Code != "" {
+		return "", "", &ServiceError{Code: r.Code, Message: r.Message}
+	}
+	return r.ChannelID, r.URI, nil
+}
+
+// Unregister closes a channel on the service.
+func (l *Link) Unregister(ctx context.Context, channelID string) error {
+	return l.simple(ctx, func(req uint64) any {
+		return wire.Unregister{Type: wire.TypeUnregister, ReqID: req, ChannelID: channelID}
+	})
+}
+
+// Bind replaces a channel's shell bindings on the service.
+func (l *Link) Bind(ctx context.Context, b wire.Bind) error {
+	return l.simple(ctx, func(req uint64) any {
+		b.Type, b.ReqID = wire.TypeBind, req
+		return b
+	})
+}
+
+// SetPower reports the device's power level.
+func (l *Link) SetPower(ctx context.Context, level string) error {
+	return l.simple(ctx, func(req uint64) any {
+		return wire.State{Type: wire.TypeState, ReqID: req, Power: level}
+	})
+}
+
+func (l *Link) simple(ctx context.Context, build func(req uint64) any) error {
+	v, err := l.request(ctx, build)
+	if err != nil {
+		return err
+	}
+	r, ok := v.(*wire.Result)
+	if !ok {
+		return fmt.Errorf("channel: unexpected answer %T", v)
+	}
+	if r.Code != "" {
+		return &ServiceError{Code: r.Code, Message: r.Message}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/platform"
+	"github.com/heraldpush/herald/server"
+)
+
+// DefaultEmbeddedListen is where the embedded notification service listens.
+// It is fixed rather than random so that channel URIs stay the same across
+// restarts of the daemon.
+const DefaultEmbeddedListen = "127.0.0.1:8790"
+
+// settings is the daemon's effective configuration: defaults, then the
+// config file, then the environment, then flags.
+type settings struct {
+	platform.Config
+	ConfigFile string `toml:"-"`
+	Listen     string `toml:"listen"`
+}
+
+func userMode() bool { return os.Geteuid() != 0 }
+
+// loadSettings parses the daemon's flags and resolves the configuration.
+func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag.FlagSet, error) {
+	paths := platform.DefaultPaths(userMode())
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
+	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
+	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
+	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
+	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
+	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return settings{}, fs, err
+	}
+	if len(pos) > 0 {
+		return settings{}, fs, fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	cfg, err := platform.LoadConfig(*configFile)
+	if err != nil {
+		return settings{}, fs, err
+	}
+	cfg.ApplyEnv(os.LookupEnv)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	override := func(flagName string, dst *string, v string) {
+		if set[flagName] {
+			*dst = v
+		}
+	}
+	override("service", &cfg.Service, *service)
+	override("data", &cfg.Data, *data)
+	override("socket", &cfg.Socket, *socket)
+	override("display", &cfg.Display, *display)
+	override("log-level", &cfg.LogLevel, *logLevel)
+	cfg.ApplyDefaults(paths)
+	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen}, fs, nil
+}
+
+func printConfig(args []string, stdout, stderr io.Writer) int {
+	s, _, err := loadSettings("config", args, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald config: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "# effective configuration (file: %s)\n", s.ConfigFile)
+	if err := toml.NewEncoder(stdout).Encode(s); err != nil {
+		fmt.Fprintf(stderr, "herald config: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runDaemon(args []string, stdout, stderr io.Writer) int {
+	s, _, err := loadSettings("run", args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 2
+	}
+	level, err := platform.ParseLogLevel(s.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 2
+	}
+	log := cli.Logger(stderr, level)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := platform.EnsureDir(s.Data, 0o700); err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 1
+	}
+
+	serviceURL := s.Service
+	if serviceURL == "" {
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
+			Server: server.Config{Logger: log.With("part", "service")}})
+		if err != nil {
+			fmt.Fprintf(stderr, "herald run: embedded notification service: %v\n", err)
+			return 1
+		}
+		defer svc.Close()
+		serviceURL = svc.URL()
+	}
+
+	display, err := platform.NewDisplay(s.Display, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 2
+	}
+	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, Display: display, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 1
+	}
+	defer d.Close()
+
+	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)
+	if s.Service == "" {
+		fmt.Fprintf(stdout, `
+Send a first toast (in another terminal; add --socket %[1]s if it is not the default):
+  URI=$(herald open demo --toast)
+  curl -H 'X-WindowsPhone-Target: toast' -H 'X-NotificationClass: 2' -H 'Content-Type: text/xml' \
+    --data '<?xml version="1.0" encoding="utf-8"?><wp:Notification xmlns:wp="WPNotification"><wp:Toast><wp:Text1>Hello</wp:Text1><wp:Text2>from Herald</wp:Text2></wp:Toast></wp:Notification>' \
+    -i "$URI"
+  herald toasts
+
+`, s.Socket)
+	}
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 1
+	}
+	return 0
+}

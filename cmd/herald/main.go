@@ -1,0 +1,65 @@
+// Command herald is Herald's device daemon and its command line: the phone
+// that receives push notifications for the apps on this machine.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `usage: herald COMMAND [flags]
+
+The daemon:
+  run [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--config FILE]
+                      run in the foreground; without --service an embedded
+                      notification service listens on --listen (127.0.0.1:8790)
+  config              print the effective configuration
+
+Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
+  open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]
+                      open (or find) the app's channel and print its URI
+  close APP           close the app's channel
+  listen APP [--background]
+                      act as the running app: print each raw notification and
+                      foreground toast as a JSON line
+  channels|tiles|toasts [--app APP] [--json]
+  pin APP TILE_ID     pin a secondary tile
+  power normal|low|critical
+  status [--json]
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runDaemon(rest, stdout, stderr)
+	case "config":
+		return printConfig(rest, stdout, stderr)
+	case "open":
+		return openCmd(rest, stdout, stderr)
+	case "close":
+		return closeCmd(rest, stdout, stderr)
+	case "listen":
+		return listenCmd(rest, stdout, stderr)
+	case "channels", "tiles", "toasts":
+		return listCmd(cmd, rest, stdout, stderr)
+	case "pin":
+		return pinCmd(rest, stdout, stderr)
+	case "power":
+		return powerCmd(rest, stdout, stderr)
+	case "status":
+		return statusCmd(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

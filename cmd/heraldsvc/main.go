@@ -1,0 +1,254 @@
+// Command heraldsvc is Herald's notification service: cloud services POST
+// MPNS notifications to channel URIs, and devices keep one websocket each.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/server"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+const usage = `usage:
+  heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--queue-depth N]
+  heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "send":
+		return send(args[1:], stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "heraldsvc: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on")
+	db := fs.String("db", "heraldsvc.db", "SQLite database file")
+	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
+	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
+	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "most notifications queued per device; past it senders get QueueFull")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "heraldsvc serve: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: bad --log-level %q\n", *logLevel)
+		return 2
+	}
+	log := cli.Logger(stderr, level)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
+		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth}})
+	if err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "heraldsvc listening on %s (channel URIs under %s)\n", svc.Addr(), svc.URL())
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := svc.Close(); err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// sendResult is what `heraldsvc send` prints.
+type sendResult struct {
+	Status       int    `json:"status"`
+	Notification string `json:"notification"`
+	Subscription string `json:"subscription"`
+	Device       string `json:"device"`
+	MessageID    string `json:"message_id"`
+	Error        string `json:"error,omitempty"`
+}
+
+const sendUsage = `usage:
+  heraldsvc send toast URI --text1 T [--text2 T] [--param /Page.xaml?k=v] [--sound PATH | --silent]
+  heraldsvc send tile  URI [--id TILE_ID] [--template FlipTile|IconicTile|CycleTile] [--title T] [--count N]
+                           [--background-image URL] [--back-title T] [--back-content T] [--field Name=Value]... [--clear Name]...
+  heraldsvc send raw   URI [--body TEXT | --file PATH|-]
+common: [--delay 0|450|900] [--message-id ID] [--timeout 15s]
+Prints {"status","notification","subscription","device","message_id"}; exits 0 only when the notification was Received.
+`
+
+func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprint(stderr, sendUsage)
+		return 2
+	}
+	kind := mpns.Kind(args[0])
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	delay := fs.Int("delay", 0, "delivery class: 0 (immediate), 450 or 900 seconds")
+	msgID := fs.String("message-id", "", "X-MessageID to send (default: a new UUID)")
+	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
+	text1 := fs.String("text1", "", "toast: bold title")
+	text2 := fs.String("text2", "", "toast: body")
+	param := fs.String("param", "", "toast: page the app opens on tap")
+	sound := fs.String("sound", "", "toast: sound file in the app")
+	silent := fs.Bool("silent", false, "toast: no sound")
+	tileID := fs.String("id", "", "tile: secondary tile id (empty = primary tile)")
+	template := fs.String("template", "", "tile: FlipTile, IconicTile or CycleTile (empty = WP7 tile)")
+	title := fs.String("title", "", "tile: Title")
+	count := fs.String("count", "", "tile: Count (0 hides the badge)")
+	bg := fs.String("background-image", "", "tile: BackgroundImage")
+	backTitle := fs.String("back-title", "", "tile: BackTitle")
+	backContent := fs.String("back-content", "", "tile: BackContent")
+	var fields, clears cli.Strings
+	fs.Var(&fields, "field", "tile: any field, Name=Value (repeatable)")
+	fs.Var(&clears, "clear", "tile: clear a field, Name (repeatable)")
+	body := fs.String("body", "", "raw: payload text")
+	file := fs.String("file", "", "raw: payload file, - for stdin")
+	pos, err := cli.Parse(fs, args[1:])
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprint(stderr, sendUsage)
+		return 2
+	}
+	uri := pos[0]
+
+	var payload []byte
+	switch kind {
+	case mpns.KindToast:
+		t := mpns.Toast{Text1: *text1, Text2: *text2, Param: *param, Sound: *sound, Silent: *silent}
+		payload = t.XML()
+	case mpns.KindTile:
+		t := mpns.Tile{ID: *tileID, Template: *template}
+		add := func(name, value string) {
+			if value != "" {
+				t.Fields = append(t.Fields, mpns.Field{Name: name, Value: value})
+			}
+		}
+		add("BackgroundImage", *bg)
+		add("Count", *count)
+		add("Title", *title)
+		add("BackTitle", *backTitle)
+		add("BackContent", *backContent)
+		for _, f := range fields {
+			name, value, ok := strings.Cut(f, "=")
+			if !ok {
+				fmt.Fprintf(stderr, "heraldsvc send: --field %q must be Name=Value\n", f)
+				return 2
+			}
+			add(name, value)
+		}
+		for _, c := range clears {
+			t.Fields = append(t.Fields, mpns.Field{Name: c, Clear: true})
+		}
+		payload = t.XML()
+	case mpns.KindRaw:
+		switch {
+		case *file == "-":
+			payload, err = io.ReadAll(io.LimitReader(stdin, mpns.MaxBodySize+1))
+		case *file != "":
+			payload, err = os.ReadFile(*file)
+		default:
+			payload = []byte(*body)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc send: %v\n", err)
+			return 1
+		}
+	default:
+		fmt.Fprintf(stderr, "heraldsvc send: kind must be toast, tile or raw, not %q\n", args[0])
+		return 2
+	}
+	d := mpns.Delay(*delay)
+	if d != mpns.Immediate && d != mpns.Within450s && d != mpns.Within900s {
+		fmt.Fprintln(stderr, "heraldsvc send: --delay must be 0, 450 or 900")
+		return 2
+	}
+	if *msgID == "" {
+		*msgID = newUUID()
+	}
+
+	req, err := http.NewRequest(http.MethodPost, uri, bytes.NewReader(payload))
+	if err != nil {
+		fmt.Fprintf(stderr, "heraldsvc send: bad URI: %v\n", err)
+		return 2
+	}
+	// The same headers MPNS sender libraries send.
+	req.Header.Set("Content-Type", "text/xml")
+	req.Header.Set("Accept", "application/*")
+	req.Header.Set(mpns.HeaderNotificationClass, strconv.Itoa(mpns.ClassFor(kind, d)))
+	req.Header.Set(mpns.HeaderMessageID, *msgID)
+	switch kind {
+	case mpns.KindToast:
+		req.Header.Set(mpns.HeaderTarget, "toast")
+	case mpns.KindTile:
+		req.Header.Set(mpns.HeaderTarget, "token")
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Do(req)
+	res := sendResult{MessageID: *msgID}
+	if err != nil {
+		res.Error = err.Error()
+	} else {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		res.Status = resp.StatusCode
+		res.Notification = resp.Header.Get(mpns.HeaderNotificationStatus)
+		res.Subscription = resp.Header.Get(mpns.HeaderSubscriptionStatus)
+		res.Device = resp.Header.Get(mpns.HeaderDeviceConnectionStatus)
+		if resp.StatusCode != http.StatusOK {
+			res.Error = strings.TrimSpace(string(msg))
+		}
+	}
+	enc := json.NewEncoder(stdout)
+	enc.Encode(res)
+	if res.Status == http.StatusOK && res.Notification == mpns.StatusReceived {
+		return 0
+	}
+	return 1
+}
+
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(errors.New("no randomness"))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

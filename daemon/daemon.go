@@ -1,0 +1,217 @@
+// Package daemon is the device daemon, Herald's phone: it owns the device
+// database and the one link to the notification service, keeps track of
+// which apps are running, dispatches each notification by type, and serves
+// the local API that apps and the CLI use.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/channel"
+	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/platform"
+	"github.com/heraldpush/herald/storage"
+)
+
+// Errors a caller acts on.
+var (
+	ErrQuotaExceeded = errors.New("daemon: channel quota exceeded")
+	ErrChannelExists = errors.New("daemon: app already has a channel with another name")
+	ErrNotOpened     = errors.New("daemon: app has no channel")
+	ErrOpenFailed    = errors.New("daemon: channel open failed")
+	ErrBadRequest    = errors.New("daemon: bad request")
+)
+
+// ToastDisplay shows a toast the way the device's shell does.
+type ToastDisplay interface {
+	Show(ctx context.Context, t platform.Toast) error
+}
+
+// Config configures a Daemon.
+type Config struct {
+	// Service is the notification service's base URL.
+	Service string
+	// DataDir holds the device database (herald.db).
+	DataDir string
+	// Socket is the local API's Unix socket path; "" serves no socket (the
+	// caller may still use Handler).
+	Socket string
+	// SocketMode is the socket's permission bits (default 0600).
+	SocketMode os.FileMode
+	Display    ToastDisplay
+	Clock      clock.Clock
+	Logger     *slog.Logger
+	// Link tunes the connection (heartbeat, backoff, dialer); Service,
+	// Handler, Clock and Logger are filled in.
+	Link channel.Config
+	// RunningGrace is how long an app whose event stream broke still
+	// counts as running, so that a daemon restart or a brief hiccup does
+	// not make it miss raw notifications.
+	RunningGrace time.Duration
+	// OpenTimeout bounds how long opening a channel waits for the link.
+	OpenTimeout time.Duration
+	// MaxChannels is MPNS's 30 channels per device.
+	MaxChannels int
+}
+
+// Defaults with their reasons.
+const (
+	// Long enough for the daemon to restart under a service manager and
+	// for the app to reconnect; short enough that a crashed app stops
+	// collecting raw notifications it will never read.
+	DefaultRunningGrace = 30 * time.Second
+	// HttpNotificationChannel.Open gave up after about this long.
+	DefaultOpenTimeout = 15 * time.Second
+	DefaultMaxChannels = 30
+)
+
+// Daemon is a running device daemon.
+type Daemon struct {
+	cfg   Config
+	log   *slog.Logger
+	store *storage.DeviceStore
+	link  *channel.Link
+	hub   *hub
+
+	// opMu serialises channel operations (open, close, bind, resync), so
+	// the local view and the service's never interleave half-done changes.
+	opMu sync.Mutex
+
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+	ln     net.Listener
+}
+
+// New opens the device database and prepares the link; Run starts them.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Service == "" {
+		return nil, errors.New("daemon: no notification service URL")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("daemon: no data directory")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RunningGrace <= 0 {
+		cfg.RunningGrace = DefaultRunningGrace
+	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = DefaultOpenTimeout
+	}
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = DefaultMaxChannels
+	}
+	if cfg.SocketMode == 0 {
+		cfg.SocketMode = 0o600
+	}
+	if cfg.Display == nil {
+		d, err := platform.NewDisplay("log", cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Display = d
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("daemon: data directory: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := storage.OpenDevice(ctx, filepath.Join(cfg.DataDir, "herald.db"))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, store: store, hub: newHub(), ctx: ctx, cancel: cancel}
+	lc := cfg.Link
+	lc.Service, lc.Handler, lc.Clock, lc.Logger = cfg.Service, (*linkHandler)(d), cfg.Clock, cfg.Logger.With("part", "link")
+	d.link, err = channel.New(lc)
+	if err != nil {
+		store.Close()
+		cancel()
+		return nil, err
+	}
+	// Apps that were running when the daemon stopped get the grace period
+	// to come back, not forever.
+	if err := store.CapRunning(ctx, cfg.Clock.Now().Add(cfg.RunningGrace)); err != nil {
+		store.Close()
+		cancel()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Store exposes the device database to read (tests, the UI).
+func (d *Daemon) Store() *storage.DeviceStore { return d.store }
+
+// Link exposes the link (status, tests).
+func (d *Daemon) Link() *channel.Link { return d.link }
+
+// Run serves the local API and keeps the link up until ctx ends or Close
+// is called.
+func (d *Daemon) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, d.cancel)
+	defer stop()
+	if d.cfg.Socket != "" {
+		ln, err := listenUnix(d.cfg.Socket, d.cfg.SocketMode)
+		if err != nil {
+			d.cancel()
+			return err
+		}
+		d.ln = ln
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.serveAPI(d.ctx, ln)
+		}()
+		d.log.Info("local API listening", "socket", d.cfg.Socket)
+	}
+	err := d.link.Run(d.ctx)
+	d.cancel()
+	d.wg.Wait()
+	return err
+}
+
+// Close stops Run and closes the database. It waits for every goroutine.
+func (d *Daemon) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	return d.store.Close()
+}
+
+// listenUnix listens on a Unix socket, replacing a stale socket file left
+// by a daemon that did not shut down, but never one that is in use.
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("daemon: socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("daemon: %s is in use: another herald is running", path)
+	}
+	os.Remove(path)
+	// The socket is created owner-only and then opened up to mode, so no
+	// one else can connect in between.
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("daemon: socket permissions: %w", err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,226 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/wire"
+)
+
+// hub wakes an app's event stream when the app has new events.
+type hub struct {
+	mu      sync.Mutex
+	streams map[string]*appStream
+}
+
+func newHub() *hub { return &hub{streams: map[string]*appStream{}} }
+
+func (h *hub) wake(appID string) {
+	h.mu.Lock()
+	s := h.streams[appID]
+	h.mu.Unlock()
+	if s != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// attach makes s the app's stream, ending any earlier one: an app runs once.
+func (h *hub) attach(s *appStream) {
+	h.mu.Lock()
+	old := h.streams[s.app]
+	h.streams[s.app] = s
+	h.mu.Unlock()
+	if old != nil {
+		old.replaced()
+		<-old.done
+	}
+}
+
+func (h *hub) detach(s *appStream) {
+	h.mu.Lock()
+	if h.streams[s.app] == s {
+		delete(h.streams, s.app)
+	}
+	h.mu.Unlock()
+}
+
+// appStream is one app's event stream: a websocket over the local socket.
+// The write loop sends stored events in order; the read loop takes acks.
+type appStream struct {
+	app    string
+	conn   *websocket.Conn
+	wake   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu         sync.Mutex
+	closeCode  int
+	closeText  string
+	cleanClose bool
+}
+
+func (s *appStream) replaced() {
+	s.mu.Lock()
+	s.closeCode, s.closeText = wire.CloseReplaced, "another event stream for this app"
+	s.mu.Unlock()
+	s.cancel()
+}
+
+var localUpgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 4096,
+	// The local socket's file permissions decide who may connect.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// streamEventBatch bounds how many events one wakeup reads.
+const streamEventBatch = 64
+
+// handleEvents serves GET /v1/apps/{app}/events. While it is open the app
+// counts as running (and, with ?foreground=1, in the foreground).
+func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
+	appID := r.PathValue("app")
+	if !wire.ValidName(appID) {
+		writeError(w, http.StatusBadRequest, app.CodeBadRequest, "bad app id")
+		return
+	}
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	foreground := r.URL.Query().Get("foreground") == "1" || r.URL.Query().Get("foreground") == "true"
+	conn, err := localUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	conn.SetReadLimit(4096)
+	ctx, cancel := context.WithCancel(d.ctx)
+	s := &appStream{app: appID, conn: conn, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	defer close(s.done)
+	defer conn.Close()
+	d.hub.attach(s)
+	defer d.hub.detach(s)
+
+	// "Running" is recorded far ahead while the stream is open, and cut to
+	// the grace period when it ends without a clean close.
+	forever := d.cfg.Clock.Now().Add(100 * 365 * 24 * time.Hour)
+	if err := d.store.SetRunning(d.ctx, appID, forever, foreground); err != nil {
+		d.log.Error("marking app running failed", "app", appID, "err", err)
+		return
+	}
+	if after > 0 {
+		if err := d.store.AckEvents(d.ctx, appID, after); err != nil {
+			d.log.Warn("acking events failed", "app", appID, "err", err)
+		}
+	}
+	d.log.Info("app running", "app", appID, "foreground", foreground)
+	// Tell the app where the link stands, as ConnectionStatusChanged did.
+	connected := d.link.Connected()
+	d.appEvent(d.ctx, appID, app.Event{Type: app.EventStatus, Connected: &connected})
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		s.readLoop(d)
+	}()
+	s.writeLoop(d, after)
+	cancel()
+	conn.Close()
+	wg.Wait()
+
+	s.mu.Lock()
+	clean := s.cleanClose
+	s.mu.Unlock()
+	until := d.cfg.Clock.Now().Add(d.cfg.RunningGrace)
+	if clean {
+		until = time.Time{}
+	}
+	// Another stream for the app may already have taken over.
+	d.hub.mu.Lock()
+	current := d.hub.streams[appID]
+	d.hub.mu.Unlock()
+	if current == s || current == nil {
+		if err := d.store.SetRunning(context.Background(), appID, until, false); err != nil {
+			d.log.Warn("marking app stopped failed", "app", appID, "err", err)
+		}
+	}
+	d.log.Info("app event stream ended", "app", appID, "clean", clean)
+}
+
+func (s *appStream) readLoop(d *Daemon) {
+	for {
+		_, data, err := s.conn.ReadMessage()
+		if err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				s.mu.Lock()
+				s.cleanClose = true
+				s.mu.Unlock()
+			}
+			return
+		}
+		var ack app.EventAck
+		if err := json.Unmarshal(data, &ack); err != nil || ack.Ack <= 0 {
+			s.mu.Lock()
+			s.closeCode, s.closeText = websocket.CloseUnsupportedData, `expected {"ack": <event id>}`
+			s.mu.Unlock()
+			return
+		}
+		if err := d.store.AckEvents(s.ctx, s.app, ack.Ack); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Warn("acking events failed", "app", s.app, "err", err)
+		}
+	}
+}
+
+func (s *appStream) writeLoop(d *Daemon, after int64) {
+	last := after
+	for {
+		events, err := d.store.Events(s.ctx, s.app, last, streamEventBatch)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				d.log.Error("reading app events failed", "app", s.app, "err", err)
+			}
+			break
+		}
+		for _, e := range events {
+			var ev app.Event
+			if err := json.Unmarshal(e.Data, &ev); err != nil {
+				continue
+			}
+			ev.ID = e.ID
+			b, _ := json.Marshal(ev)
+			s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				s.cancel()
+				return
+			}
+			last = e.ID
+		}
+		if len(events) == streamEventBatch {
+			continue
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-s.wake:
+			continue
+		}
+		break
+	}
+	s.mu.Lock()
+	code, text := s.closeCode, s.closeText
+	s.mu.Unlock()
+	if code == 0 {
+		code = websocket.CloseGoingAway
+	}
+	s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+}

@@ -1,0 +1,553 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/wire"
+)
+
+// CloseGoingAway is sent when the service shuts down or drops a device.
+const CloseGoingAway = websocket.CloseGoingAway
+
+// maxBatch is how many notifications go in one notify frame: 12 payloads
+// of 3 KB, base64-encoded, stay under wire.MaxFrameSize.
+const maxBatch = 12
+
+var upgrader = websocket.Upgrader{
+	// Small buffers: most devices are idle most of the time, and frames
+	// larger than a buffer are still read and written correctly.
+	ReadBufferSize:  1024,
+	WriteBufferSize: 1024,
+	WriteBufferPool: &sync.Pool{},
+	// Devices are not browsers; there is no origin to check.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// session is one device's live connection. Its read loop, write loop and
+// keepalive are all in this file: readLoop owns reads, writeLoop owns every
+// write except the pong that gorilla sends from the read side with
+// WriteControl (which is safe to call concurrently).
+type session struct {
+	srv  *Server
+	conn *websocket.Conn
+	id   string
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when both loops have ended
+
+	replies chan any      // frames answering requests, for the writer
+	wake    chan struct{} // cap 1: new notifications or acks
+
+	mu        sync.Mutex
+	pending   []storage.Queued // unacknowledged, in sequence order
+	sent      uint64           // highest seq written to the device
+	power     string
+	closeCode int
+	closeText string
+	lastPing  time.Time
+}
+
+func (sess *session) powerLevel() string {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.power
+}
+
+// push hands a newly accepted notification to the writer.
+func (sess *session) push(q storage.Queued) {
+	sess.mu.Lock()
+	sess.insertLocked(q)
+	sess.mu.Unlock()
+	sess.poke()
+}
+
+func (sess *session) insertLocked(q storage.Queued) {
+	if q.Seq <= sess.sent {
+		return
+	}
+	i := sort.Search(len(sess.pending), func(i int) bool { return sess.pending[i].Seq >= q.Seq })
+	if i < len(sess.pending) && sess.pending[i].Seq == q.Seq {
+		return
+	}
+	sess.pending = append(sess.pending, storage.Queued{})
+	copy(sess.pending[i+1:], sess.pending[i:])
+	sess.pending[i] = q
+}
+
+func (sess *session) poke() {
+	select {
+	case sess.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the session with a close frame (sent by the writer).
+func (sess *session) stop(code int) {
+	sess.mu.Lock()
+	if sess.closeCode == 0 {
+		sess.closeCode = code
+	}
+	sess.mu.Unlock()
+	sess.cancel()
+}
+
+func (sess *session) stopWith(code int, text string) {
+	sess.mu.Lock()
+	if sess.closeCode == 0 {
+		sess.closeCode, sess.closeText = code, text
+	}
+	sess.mu.Unlock()
+	sess.cancel()
+}
+
+// handleDevice upgrades a device's connection and runs its session.
+func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	if tcp, ok := conn.NetConn().(*net.TCPConn); ok {
+		// The device owns the heartbeat; kernel keepalive probes from
+		// this side would wake its radio on a schedule it cannot control.
+		tcp.SetKeepAlive(false)
+	}
+	conn.SetReadLimit(wire.MaxFrameSize)
+	source, _, _ := net.SplitHostPort(r.RemoteAddr)
+	s.serveConn(r.Context(), conn, source)
+}
+
+func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source string) {
+	defer conn.Close()
+	// The device must say hello first, promptly.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		return
+	}
+	frame, err := wire.DecodeDevice(data)
+	hello, ok := frame.(*wire.Hello)
+	if err != nil || !ok {
+		closeConn(conn, wire.CloseProtocol, "first frame must be hello")
+		return
+	}
+	ctx := context.WithoutCancel(reqCtx)
+	dev, secret, err := s.identify(ctx, hello, source)
+	if err != nil {
+		if errors.Is(err, errUnauthorized) {
+			closeConn(conn, wire.CloseUnauthorized, "unknown device or wrong secret")
+		} else {
+			s.log.Error("hello failed", "err", err)
+			closeConn(conn, wire.CloseRetryLater, "60")
+		}
+		return
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	sess := &session{
+		srv: s, conn: conn, id: dev.ID, ctx: sctx, cancel: cancel,
+		log:     s.log.With("device", dev.ID),
+		done:    make(chan struct{}),
+		replies: make(chan any, 64),
+		wake:    make(chan struct{}, 1),
+		sent:    hello.LastSeq,
+		power:   dev.Power,
+	}
+	if hello.Power != "" {
+		sess.power = hello.Power
+		if err := s.cfg.Store.SetPower(ctx, dev.ID, hello.Power); err != nil {
+			sess.log.Warn("saving power level failed", "err", err)
+		}
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		closeConn(conn, wire.CloseRetryLater, "30")
+		return
+	}
+	old := s.sessions[dev.ID]
+	s.sessions[dev.ID] = sess
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	if old != nil {
+		old.stopWith(wire.CloseReplaced, "another connection for this device")
+		<-old.done
+	}
+	defer func() {
+		s.mu.Lock()
+		if s.sessions[dev.ID] == sess {
+			delete(s.sessions, dev.ID)
+		}
+		s.mu.Unlock()
+		if err := s.cfg.Store.TouchDevice(context.Background(), dev.ID, s.cfg.Clock.Now()); err != nil {
+			sess.log.Warn("recording last seen failed", "err", err)
+		}
+	}()
+
+	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, s.cfg.Clock.Now()); err != nil {
+		sess.log.Warn("recording last seen failed", "err", err)
+	}
+	// What the device has applied is acknowledged by its hello.
+	if hello.LastSeq > 0 {
+		if err := s.cfg.Store.Ack(ctx, dev.ID, hello.LastSeq); err != nil {
+			sess.log.Warn("ack from hello failed", "err", err)
+		}
+	}
+	backlog, err := s.cfg.Store.Pending(ctx, dev.ID, hello.LastSeq)
+	if err != nil {
+		sess.log.Error("loading queue failed", "err", err)
+		closeConn(conn, wire.CloseRetryLater, "60")
+		cancel()
+		close(sess.done)
+		return
+	}
+	sess.mu.Lock()
+	for _, q := range backlog {
+		sess.insertLocked(q)
+	}
+	sess.mu.Unlock()
+
+	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
+		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
+	// Welcome goes out before the writer starts, so it is the first frame.
+	if err := sess.write(welcome); err != nil {
+		cancel()
+		close(sess.done)
+		return
+	}
+	sess.poke()
+	sess.log.Info("device connected", "backlog", len(backlog), "last_seq", hello.LastSeq)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sess.writeLoop()
+	}()
+	sess.readLoop()
+	cancel()
+	wg.Wait()
+	close(sess.done)
+	sess.log.Info("device disconnected")
+}
+
+var errUnauthorized = errors.New("unauthorized")
+
+// identify enrols a new device or checks a returning one's secret. The
+// secret is returned only on enrolment.
+func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (storage.Device, string, error) {
+	now := s.cfg.Clock.Now()
+	if h.ID == "" {
+		secret := newToken(32)
+		d := storage.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
+		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
+			return storage.Device{}, "", err
+		}
+		s.log.Info("device enrolled", "device", d.ID, "source", source)
+		return d, secret, nil
+	}
+	d, err := s.cfg.Store.Device(ctx, h.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Device{}, "", errUnauthorized
+	}
+	if err != nil {
+		return storage.Device{}, "", err
+	}
+	if subtle.ConstantTimeCompare(d.SecretHash, hashSecret(h.Secret)) != 1 {
+		return storage.Device{}, "", errUnauthorized
+	}
+	return d, "", nil
+}
+
+// hashSecret hashes a device secret. Secrets are 256 random bits, so a
+// plain SHA-256 is enough: there is nothing to brute-force.
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// readLoop reads frames until the connection fails or the session stops.
+func (sess *session) readLoop() {
+	conn := sess.conn
+	maxIdle := sess.srv.cfg.MaxIdle
+	extend := func() { conn.SetReadDeadline(time.Now().Add(maxIdle)) }
+	extend()
+	conn.SetPingHandler(func(data string) error {
+		now := sess.srv.cfg.Clock.Now()
+		sess.mu.Lock()
+		last := sess.lastPing
+		sess.lastPing = now
+		sess.mu.Unlock()
+		// A little slack, since the device's clock and ours drift apart.
+		if !last.IsZero() && now.Sub(last) < sess.srv.cfg.MinHeartbeat*9/10 {
+			sess.stopWith(websocket.ClosePolicyViolation,
+				"heartbeat more frequent than "+strconv.Itoa(int(sess.srv.cfg.MinHeartbeat/time.Second))+"s")
+			return nil
+		}
+		extend()
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return err
+		}
+		return nil
+	})
+	for {
+		typ, data, err := conn.ReadMessage()
+		if err != nil {
+			if sess.ctx.Err() == nil && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				sess.log.Debug("read ended", "err", err)
+			}
+			return
+		}
+		extend()
+		if typ != websocket.TextMessage {
+			sess.stopWith(wire.CloseProtocol, "text frames only")
+			return
+		}
+		frame, err := wire.DecodeDevice(data)
+		if err != nil {
+			sess.stopWith(wire.CloseProtocol, err.Error())
+			return
+		}
+		if err := sess.handle(frame); err != nil {
+			sess.log.Warn("frame failed", "err", err)
+			sess.stopWith(websocket.CloseInternalServerErr, "internal error")
+			return
+		}
+		if sess.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// reply queues a frame for the writer, giving up if the session ends.
+func (sess *session) reply(v any) {
+	select {
+	case sess.replies <- v:
+	case <-sess.ctx.Done():
+	}
+}
+
+func (sess *session) handle(frame any) error {
+	ctx := sess.ctx
+	store := sess.srv.cfg.Store
+	switch f := frame.(type) {
+	case *wire.Hello:
+		sess.stopWith(wire.CloseProtocol, "hello sent twice")
+	case *wire.Ack:
+		sess.mu.Lock()
+		if f.Seq > sess.sent {
+			sess.mu.Unlock()
+			sess.stopWith(wire.CloseProtocol, "ack beyond what was sent")
+			return nil
+		}
+		i := sort.Search(len(sess.pending), func(i int) bool { return sess.pending[i].Seq > f.Seq })
+		sess.pending = append(sess.pending[:0], sess.pending[i:]...)
+		sess.mu.Unlock()
+		return store.Ack(ctx, sess.id, f.Seq)
+	case *wire.Register:
+		sess.reply(sess.srv.register(ctx, sess.id, f))
+	case *wire.Unregister:
+		sess.reply(sess.srv.unregister(ctx, sess.id, f))
+	case *wire.Bind:
+		sess.reply(sess.srv.bind(ctx, sess.id, f))
+	case *wire.State:
+		sess.mu.Lock()
+		sess.power = f.Power
+		sess.mu.Unlock()
+		res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
+		if err := store.SetPower(ctx, sess.id, f.Power); err != nil {
+			res.Code, res.Message = wire.CodeServerError, "saving power level failed"
+		}
+		sess.reply(res)
+	default:
+		return fmt.Errorf("unexpected frame %T", frame)
+	}
+	return nil
+}
+
+// writeLoop owns the connection's writes: replies, notification batches
+// when they are due, and the close frame.
+func (sess *session) writeLoop() {
+	clk := sess.srv.cfg.Clock
+	timer := clk.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-sess.ctx.Done():
+			sess.mu.Lock()
+			code, text := sess.closeCode, sess.closeText
+			sess.mu.Unlock()
+			if code == 0 {
+				code = websocket.CloseGoingAway
+			}
+			closeConn(sess.conn, code, text)
+			return
+		case v := <-sess.replies:
+			if err := sess.write(v); err != nil {
+				sess.cancel()
+				continue
+			}
+		case <-sess.wake:
+		case <-timer.C():
+		}
+		batches, next := sess.due(clk.Now())
+		for _, b := range batches {
+			if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
+				sess.cancel()
+				break
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(next.Sub(clk.Now()))
+		}
+	}
+}
+
+// due takes the notifications to send now. Nothing is sent until one is
+// due; then every unsent notification goes, so the radio wakes once. It
+// returns the next deadline among those still held.
+func (sess *session) due(now time.Time) (batches [][]wire.Notification, next time.Time) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	i := sort.Search(len(sess.pending), func(i int) bool { return sess.pending[i].Seq > sess.sent })
+	unsent := sess.pending[i:]
+	if len(unsent) == 0 {
+		return nil, time.Time{}
+	}
+	var earliest time.Time
+	for _, q := range unsent {
+		if earliest.IsZero() || q.DueAt.Before(earliest) {
+			earliest = q.DueAt
+		}
+	}
+	if earliest.After(now) {
+		return nil, earliest
+	}
+	var cur []wire.Notification
+	for _, q := range unsent {
+		cur = append(cur, wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body})
+		if len(cur) == maxBatch {
+			batches = append(batches, cur)
+			cur = nil
+		}
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	sess.sent = unsent[len(unsent)-1].Seq
+	return batches, time.Time{}
+}
+
+func (sess *session) write(v any) error {
+	b, err := wire.Encode(v)
+	if err != nil {
+		return err
+	}
+	sess.conn.SetWriteDeadline(time.Now().Add(sess.srv.cfg.WriteTimeout))
+	return sess.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+func closeConn(conn *websocket.Conn, code int, text string) {
+	msg := websocket.FormatCloseMessage(code, text)
+	conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	conn.Close()
+}
+
+// register opens (or finds) a device's channel for an app.
+func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register) wire.Registered {
+	res := wire.Registered{Type: wire.TypeRegistered, ReqID: f.ReqID}
+	fail := func(code, msg string) wire.Registered {
+		res.Code, res.Message = code, msg
+		return res
+	}
+	ch, err := s.cfg.Store.ChannelByApp(ctx, deviceID, f.App)
+	switch {
+	case err == nil:
+		if ch.Name != f.Channel || ch.ServiceName != f.ServiceName {
+			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("app %s already has channel %q", f.App, ch.Name))
+		}
+		if f.Renew {
+			tok := newToken(24)
+			if err := s.cfg.Store.SetChannelToken(ctx, ch.ID, tok); err != nil {
+				return fail(wire.CodeServerError, "rotating the channel URI failed")
+			}
+			ch.Token = tok
+		}
+	case errors.Is(err, storage.ErrNotFound):
+		n, err := s.cfg.Store.CountChannels(ctx, deviceID)
+		if err != nil {
+			return fail(wire.CodeServerError, "store unavailable")
+		}
+		if n >= s.cfg.MaxChannelsPerDevice {
+			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("device has %d channels, the most allowed", n))
+		}
+		ch = storage.Channel{ID: newToken(12), DeviceID: deviceID, App: f.App, Name: f.Channel, Token: newToken(24),
+			ServiceName: f.ServiceName, CreatedAt: s.cfg.Clock.Now()}
+		if err := s.cfg.Store.CreateChannel(ctx, ch); err != nil {
+			return fail(wire.CodeServerError, "creating the channel failed")
+		}
+	default:
+		return fail(wire.CodeServerError, "store unavailable")
+	}
+	res.ChannelID, res.URI = ch.ID, s.channelURI(ch)
+	return res
+}
+
+// ownChannel loads a channel and checks it belongs to the device; another
+// device's channel is reported exactly like a missing one.
+func (s *Server) ownChannel(ctx context.Context, deviceID, channelID string) (storage.Channel, string) {
+	ch, err := s.cfg.Store.Channel(ctx, channelID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && ch.DeviceID != deviceID) {
+		return ch, wire.CodeNotFound
+	}
+	if err != nil {
+		return ch, wire.CodeServerError
+	}
+	return ch, ""
+}
+
+func (s *Server) unregister(ctx context.Context, deviceID string, f *wire.Unregister) wire.Result {
+	res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
+	ch, code := s.ownChannel(ctx, deviceID, f.ChannelID)
+	if code != "" {
+		res.Code = code
+		return res
+	}
+	if err := s.cfg.Store.DeleteChannel(ctx, ch.ID); err != nil {
+		res.Code = wire.CodeServerError
+	}
+	return res
+}
+
+func (s *Server) bind(ctx context.Context, deviceID string, f *wire.Bind) wire.Result {
+	res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
+	ch, code := s.ownChannel(ctx, deviceID, f.ChannelID)
+	if code != "" {
+		res.Code = code
+		return res
+	}
+	if err := s.cfg.Store.SetBindings(ctx, ch.ID, f.Toast, f.Tile, f.Domains, f.Pinned); err != nil {
+		res.Code = wire.CodeServerError
+	}
+	return res
+}

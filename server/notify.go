@@ -1,0 +1,207 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/storage"
+)
+
+// outcome is the answer to one MPNS POST.
+type outcome struct {
+	Code         int
+	Notification string // X-NotificationStatus; "" = header not sent
+	Subscription string // X-SubscriptionStatus
+	Device       string // X-DeviceConnectionStatus
+	Message      string // human-readable reason, sent as the body
+}
+
+func (o outcome) write(w http.ResponseWriter, messageID string) {
+	h := w.Header()
+	if o.Notification != "" {
+		h.Set(mpns.HeaderNotificationStatus, o.Notification)
+	}
+	if o.Subscription != "" {
+		h.Set(mpns.HeaderSubscriptionStatus, o.Subscription)
+	}
+	if o.Device != "" {
+		h.Set(mpns.HeaderDeviceConnectionStatus, o.Device)
+	}
+	if messageID != "" {
+		h.Set(mpns.HeaderMessageID, messageID)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(o.Code)
+	if o.Message != "" {
+		io.WriteString(w, o.Message+"\n")
+	}
+}
+
+// handleNotification is the channel URI endpoint: one POST, one
+// notification, answered with MPNS's status code and headers.
+func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
+	// X-MessageID is echoed whatever the outcome, as MPNS did; it is only
+	// read here, and validated with the rest of the request below.
+	messageID := headerAnyCase(r.Header, mpns.HeaderMessageID)
+	if len(messageID) > 64 || strings.ContainsAny(messageID, "\r\n") {
+		messageID = ""
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		outcome{Code: http.StatusMethodNotAllowed, Message: "only POST is allowed on a channel URI"}.write(w, messageID)
+		return
+	}
+	o := s.accept(r)
+	if o.Code != http.StatusOK {
+		s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "reason", o.Message)
+	}
+	o.write(w, messageID)
+}
+
+func (s *Server) accept(r *http.Request) outcome {
+	ctx := r.Context()
+	token, authenticated := tokenFromPath(r.URL.Path)
+	if token == "" {
+		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
+			Device: mpns.DeviceDisconnected, Message: "no such channel"}
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, mpns.MaxBodySize+1))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("payload larger than %d bytes", mpns.MaxBodySize)}
+		}
+		return outcome{Code: http.StatusBadRequest, Message: "reading body: " + err.Error()}
+	}
+	n, err := mpns.ParseRequest(r.Header, body)
+	if err != nil {
+		return outcome{Code: http.StatusBadRequest, Message: err.Error()}
+	}
+
+	ch, err := s.cfg.Store.ChannelByToken(ctx, token)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ch.ServiceName != "") != authenticated) {
+		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
+			Device: mpns.DeviceDisconnected, Message: "no such channel"}
+	}
+	if err != nil {
+		s.log.Error("channel lookup failed", "err", err)
+		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
+	}
+	dev, err := s.cfg.Store.Device(ctx, ch.DeviceID)
+	if err != nil {
+		s.log.Error("device lookup failed", "device", ch.DeviceID, "err", err)
+		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
+	}
+
+	now := s.cfg.Clock.Now()
+	sess := s.session(dev.ID)
+	conn := mpns.DeviceConnected
+	power := dev.Power
+	if sess != nil {
+		power = sess.powerLevel()
+	} else {
+		if now.Sub(dev.LastSeen) > s.cfg.InactiveAfter {
+			return outcome{Code: http.StatusPreconditionFailed, Notification: mpns.StatusDropped, Device: mpns.DeviceInactive,
+				Message: "device inactive"}
+		}
+		conn = mpns.DeviceTempDisconnected
+	}
+	base := outcome{Code: http.StatusOK, Subscription: mpns.SubscriptionActive, Device: conn}
+
+	if reason := suppressed(n, ch, power); reason != "" {
+		base.Notification, base.Message = mpns.StatusSuppressed, reason
+		return base
+	}
+
+	q := storage.Queued{
+		DeviceID:   dev.ID,
+		ChannelID:  ch.ID,
+		Kind:       string(n.Kind),
+		Class:      mpns.ClassFor(n.Kind, n.Delay),
+		MessageID:  n.MessageID,
+		Body:       n.Body,
+		AcceptedAt: now,
+		DueAt:      now.Add(n.Delay.Duration()),
+	}
+	if n.Tile != nil {
+		q.TileKey = ch.ID + "\x00" + n.Tile.ID
+	}
+	q, err = s.cfg.Store.Enqueue(ctx, q, storage.EnqueueOptions{MaxDepth: s.cfg.QueueDepth})
+	switch {
+	case errors.Is(err, storage.ErrQueueFull):
+		base.Notification, base.Message = mpns.StatusQueueFull, "device queue full"
+		return base
+	case err != nil:
+		s.log.Error("enqueue failed", "device", dev.ID, "err", err)
+		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
+	}
+	if sess != nil {
+		sess.push(q)
+	}
+	s.log.Debug("notification accepted", slog.String("device", dev.ID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind))
+	base.Notification = mpns.StatusReceived
+	return base
+}
+
+// suppressed says why the device's shell would not take n, or "".
+func suppressed(n *mpns.Notification, ch storage.Channel, power string) string {
+	if power == "critical" {
+		return "device power is critically low"
+	}
+	switch n.Kind {
+	case mpns.KindToast:
+		if !ch.Toast {
+			return "channel not bound to toast"
+		}
+		if power == "low" {
+			return "device power is low"
+		}
+	case mpns.KindTile:
+		if !ch.Tile {
+			return "channel not bound to tile"
+		}
+		if n.Tile.ID != "" && !slices.Contains(ch.Pinned, n.Tile.ID) {
+			return "tile not pinned"
+		}
+		if power == "low" {
+			return "device power is low"
+		}
+	}
+	return ""
+}
+
+// tokenFromPath extracts the channel token and whether the path is the
+// authenticated one.
+func tokenFromPath(p string) (token string, authenticated bool) {
+	switch {
+	case strings.HasPrefix(p, ThrottledPath):
+		token = strings.TrimPrefix(p, ThrottledPath)
+	case strings.HasPrefix(p, UnthrottledPath):
+		token, authenticated = strings.TrimPrefix(p, UnthrottledPath), true
+	}
+	if token == "" || len(token) > 256 || strings.Contains(token, "/") {
+		return "", false
+	}
+	return token, authenticated
+}
+
+// headerAnyCase finds a header whatever the case of its name, for senders
+// that build header maps by hand.
+func headerAnyCase(h http.Header, name string) string {
+	if v := h.Get(name); v != "" {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,229 @@
+// Package server is the notification service: the MPNS HTTP endpoint that
+// cloud services post to, the websocket endpoint devices keep open, and the
+// routing and per-device queues between them.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/storage"
+)
+
+// Store is what the service needs from its database.
+type Store interface {
+	CreateDevice(ctx context.Context, d storage.Device) error
+	Device(ctx context.Context, id string) (storage.Device, error)
+	CountDevicesFromSource(ctx context.Context, source string) (int, error)
+	TouchDevice(ctx context.Context, id string, seen time.Time) error
+	SetPower(ctx context.Context, id, power string) error
+
+	ChannelByToken(ctx context.Context, token string) (storage.Channel, error)
+	Channel(ctx context.Context, id string) (storage.Channel, error)
+	ChannelByApp(ctx context.Context, deviceID, app string) (storage.Channel, error)
+	CountChannels(ctx context.Context, deviceID string) (int, error)
+	CreateChannel(ctx context.Context, c storage.Channel) error
+	SetChannelToken(ctx context.Context, id, token string) error
+	SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error
+	DeleteChannel(ctx context.Context, id string) error
+
+	Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error)
+	Pending(ctx context.Context, deviceID string, after uint64) ([]storage.Queued, error)
+	Ack(ctx context.Context, deviceID string, seq uint64) error
+}
+
+// Config configures a Server. Zero values take the defaults below.
+type Config struct {
+	Store Store
+	// PublicURL is the base of the channel URIs handed to devices, as cloud
+	// services will reach this server (e.g. http://push.example.com).
+	PublicURL string
+	Clock     clock.Clock
+	Logger    *slog.Logger
+
+	// InactiveAfter is how long a device may be away before the service
+	// stops queueing for it and answers 412.
+	InactiveAfter time.Duration
+	// QueueDepth bounds each device's queue; past it senders get QueueFull.
+	QueueDepth int
+	// MinHeartbeat is the shortest interval between device pings the
+	// service accepts; a device pinging faster is disconnected.
+	MinHeartbeat time.Duration
+	// MaxIdle is how long a connection may stay silent (no frame, no ping)
+	// before the service drops it.
+	MaxIdle time.Duration
+	// MaxChannelsPerDevice is MPNS's 30 channels per device.
+	MaxChannelsPerDevice int
+	// WriteTimeout bounds each websocket write.
+	WriteTimeout time.Duration
+}
+
+// Defaults, each with the reason for its value.
+const (
+	// A phone switched off over a long weekend or a long-haul flight is
+	// still a phone its owner expects to receive on; three days covers
+	// both, and a sender learns of anything longer through 412.
+	DefaultInactiveAfter = 72 * time.Hour
+	// MPNS's unauthenticated quota is 500 notifications per channel per
+	// day, so one app at its full quota fits a device away for a day.
+	// Tile updates merge and do not use up the queue.
+	DefaultQueueDepth = 500
+	// Devices learn their network's idle timeout and ping just under it;
+	// below a minute a heartbeat costs more radio time than it can save.
+	DefaultMinHeartbeat = 60 * time.Second
+	// The device's heartbeat cap is 28 minutes; two missed heartbeats
+	// (plus slack) mean it is gone.
+	DefaultMaxIdle = 60 * time.Minute
+	// MPNS allowed 30 channels per device.
+	DefaultMaxChannelsPerDevice = 30
+	// A write that does not finish in 10 s is to a dead or stuck peer.
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+// URI path prefixes, as MPNS's channel URIs had them.
+const (
+	ThrottledPath   = "/throttledthirdparty/01.00/"
+	UnthrottledPath = "/unthrottledthirdparty/01.00/"
+	DevicePath      = "/device"
+)
+
+// Server routes notifications from cloud services to devices.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session // device id → its one live session
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// New returns a Server. Call Close to stop its sessions.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("server: no public URL")
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.InactiveAfter <= 0 {
+		cfg.InactiveAfter = DefaultInactiveAfter
+	}
+	if cfg.QueueDepth <= 0 {
+		cfg.QueueDepth = DefaultQueueDepth
+	}
+	if cfg.MinHeartbeat <= 0 {
+		cfg.MinHeartbeat = DefaultMinHeartbeat
+	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = DefaultMaxIdle
+	}
+	if cfg.MaxChannelsPerDevice <= 0 {
+		cfg.MaxChannelsPerDevice = DefaultMaxChannelsPerDevice
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}}, nil
+}
+
+// Handler serves both endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(ThrottledPath, s.handleNotification)
+	mux.HandleFunc(UnthrottledPath, s.handleNotification)
+	mux.HandleFunc(DevicePath, s.handleDevice)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, "heraldsvc: POST MPNS notifications to channel URIs; devices connect to", DevicePath)
+	})
+	return mux
+}
+
+// Close disconnects every device and waits for their sessions to end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, sess := range s.sessions {
+		sess.stop(CloseGoingAway)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Connected reports whether the device has a live session.
+func (s *Server) Connected(deviceID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.sessions[deviceID]
+	return ok
+}
+
+// ConnectedCount returns the number of live sessions.
+func (s *Server) ConnectedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Disconnect drops a device's session (for tests and the emulator's
+// connectivity switch).
+func (s *Server) Disconnect(deviceID string) {
+	s.mu.Lock()
+	sess := s.sessions[deviceID]
+	s.mu.Unlock()
+	if sess != nil {
+		sess.stop(CloseGoingAway)
+		<-sess.done
+	}
+}
+
+func (s *Server) session(deviceID string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[deviceID]
+}
+
+func (s *Server) channelURI(c storage.Channel) string {
+	if c.ServiceName != "" {
+		return s.cfg.PublicURL + UnthrottledPath + c.Token
+	}
+	return s.cfg.PublicURL + ThrottledPath + c.Token
+}
+
+// newToken returns n random bytes, URL-safe base64 encoded.
+func newToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the OS has no randomness; nothing is safe
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Listen listens on addr with TCP keepalive off: the device owns the
+// heartbeat, and the kernel's keepalive probes would wake its radio.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(ctx, "tcp", addr)
+}

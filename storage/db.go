@@ -1,0 +1,109 @@
+// Package storage holds every SQL statement in Herald: the notification
+// service's store and the device daemon's store, both SQLite through
+// mattn/go-sqlite3, each with embedded, numbered migrations.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("storage: not found")
+
+// open opens a SQLite database in WAL mode with immediate transactions (so
+// two writers never deadlock upgrading a read lock) and full fsync on commit
+// (so a commit that returned survives power loss, not just a crash).
+func open(ctx context.Context, file, schema string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Set("_txlock", "immediate")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	dsn := "file:" + file + "?" + q.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", file, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", file, err)
+	}
+	if err := migrate(ctx, db, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: migrate %s: %w", file, err)
+	}
+	return db, nil
+}
+
+// migrate applies migrations/<schema>/NNNN_*.sql files above the database's
+// user_version, each in its own transaction together with the version bump.
+func migrate(ctx context.Context, db *sql.DB, schema string) error {
+	dir := path.Join("migrations", schema)
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return err
+	}
+	type step struct {
+		n    int
+		file string
+	}
+	var steps []step
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return fmt.Errorf("bad migration name %q", e.Name())
+		}
+		steps = append(steps, step{n, e.Name()})
+	}
+	sort.Slice(steps, func(i, j int) bool { return steps[i].n < steps[j].n })
+
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if len(steps) > 0 && version > steps[len(steps)-1].n {
+		return fmt.Errorf("database is at version %d, newer than this program (%d)", version, steps[len(steps)-1].n)
+	}
+	for _, s := range steps {
+		if s.n <= version {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, path.Join(dir, s.file))
+		if err != nil {
+			return err
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", s.file, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", s.n)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

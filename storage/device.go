@@ -1,0 +1,511 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Identity is the device's enrolment with one notification service.
+type Identity struct {
+	Service    string
+	DeviceID   string
+	Secret     string
+	AppliedSeq uint64
+	EnrolledAt time.Time
+}
+
+// LocalChannel is an app's channel as the device keeps it.
+type LocalChannel struct {
+	App         string    `json:"app"`
+	Name        string    `json:"channel"`
+	ChannelID   string    `json:"channel_id"`
+	URI         string    `json:"uri"`
+	ServiceName string    `json:"service_name,omitempty"`
+	Toast       bool      `json:"toast"`
+	Tile        bool      `json:"tile"`
+	Domains     []string  `json:"domains"`
+	Pinned      []string  `json:"pinned"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// TileRecord is one live tile's stored state.
+type TileRecord struct {
+	App       string            `json:"app"`
+	TileID    string            `json:"tile_id"`
+	Template  string            `json:"template"`
+	Fields    map[string]string `json:"fields"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// ToastRecord is one received toast.
+type ToastRecord struct {
+	ID         int64     `json:"id"`
+	App        string    `json:"app"`
+	Text1      string    `json:"text1"`
+	Text2      string    `json:"text2"`
+	Param      string    `json:"param"`
+	Sound      string    `json:"sound,omitempty"`
+	Silent     bool      `json:"silent,omitempty"`
+	ShownBy    string    `json:"shown_by"`
+	MessageID  string    `json:"message_id,omitempty"`
+	Seq        uint64    `json:"seq"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Event is something waiting for a running app.
+type Event struct {
+	ID   int64
+	App  string
+	Type string
+	Data []byte
+}
+
+// DeviceStore is the device daemon's database. Only the daemon writes it.
+type DeviceStore struct {
+	db *sql.DB
+}
+
+// OpenDevice opens (creating if needed) the device database at file.
+func OpenDevice(ctx context.Context, file string) (*DeviceStore, error) {
+	db, err := open(ctx, file, "device")
+	if err != nil {
+		return nil, err
+	}
+	return &DeviceStore{db: db}, nil
+}
+
+// Close closes the database.
+func (s *DeviceStore) Close() error { return s.db.Close() }
+
+// Identity returns the device's identity with service.
+func (s *DeviceStore) Identity(ctx context.Context, service string) (Identity, error) {
+	id := Identity{Service: service}
+	var enrolled int64
+	err := s.db.QueryRowContext(ctx, `SELECT device_id, secret, applied_seq, enrolled_at FROM identity WHERE service = ?`, service).
+		Scan(&id.DeviceID, &id.Secret, &id.AppliedSeq, &enrolled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Identity{Service: service}, fmt.Errorf("storage: identity for %s: %w", service, ErrNotFound)
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("storage: identity: %w", err)
+	}
+	id.EnrolledAt = time.UnixMilli(enrolled)
+	return id, nil
+}
+
+// SaveIdentity stores a new enrolment, replacing any earlier one with the
+// same service. A new identity starts with no applied notifications and,
+// since the service does not know the old channels under it, no channels.
+func (s *DeviceStore) SaveIdentity(ctx context.Context, id Identity) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: save identity: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO identity (service, device_id, secret, applied_seq, enrolled_at) VALUES (?, ?, ?, 0, ?)
+		ON CONFLICT (service) DO UPDATE SET device_id = excluded.device_id, secret = excluded.secret, applied_seq = 0, enrolled_at = excluded.enrolled_at`,
+		id.Service, id.DeviceID, id.Secret, id.EnrolledAt.UnixMilli()); err != nil {
+		return fmt.Errorf("storage: save identity: %w", err)
+	}
+	return tx.Commit()
+}
+
+const localChannelColumns = `app, name, channel_id, uri, service_name, toast, tile, domains, pinned, created_at, updated_at`
+
+func scanLocalChannel(row interface{ Scan(...any) error }) (LocalChannel, error) {
+	var c LocalChannel
+	var domains, pinned string
+	var created, updated int64
+	if err := row.Scan(&c.App, &c.Name, &c.ChannelID, &c.URI, &c.ServiceName, &c.Toast, &c.Tile, &domains, &pinned, &created, &updated); err != nil {
+		return LocalChannel{}, err
+	}
+	c.CreatedAt, c.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
+	if err := json.Unmarshal([]byte(domains), &c.Domains); err != nil {
+		return LocalChannel{}, err
+	}
+	if err := json.Unmarshal([]byte(pinned), &c.Pinned); err != nil {
+		return LocalChannel{}, err
+	}
+	return c, nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func channelBy(ctx context.Context, q queryer, where string, arg any) (LocalChannel, error) {
+	c, err := scanLocalChannel(q.QueryRowContext(ctx, `SELECT `+localChannelColumns+` FROM channels WHERE `+where, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return LocalChannel{}, fmt.Errorf("storage: channel: %w", ErrNotFound)
+	}
+	if err != nil {
+		return LocalChannel{}, fmt.Errorf("storage: channel: %w", err)
+	}
+	return c, nil
+}
+
+// Channel returns app's channel.
+func (s *DeviceStore) Channel(ctx context.Context, app string) (LocalChannel, error) {
+	return channelBy(ctx, s.db, `app = ?`, app)
+}
+
+// ChannelByID returns the channel with the service's channel id.
+func (s *DeviceStore) ChannelByID(ctx context.Context, id string) (LocalChannel, error) {
+	return channelBy(ctx, s.db, `channel_id = ?`, id)
+}
+
+// Channels lists channels, of one app when app is not empty.
+func (s *DeviceStore) Channels(ctx context.Context, app string) ([]LocalChannel, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+localChannelColumns+` FROM channels WHERE ? = '' OR app = ? ORDER BY app`, app, app)
+	if err != nil {
+		return nil, fmt.Errorf("storage: channels: %w", err)
+	}
+	defer rows.Close()
+	out := []LocalChannel{}
+	for rows.Next() {
+		c, err := scanLocalChannel(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: channels: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CountChannels counts the device's channels.
+func (s *DeviceStore) CountChannels(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM channels`).Scan(&n)
+	return n, err
+}
+
+// SaveChannel inserts or replaces app's channel.
+func (s *DeviceStore) SaveChannel(ctx context.Context, c LocalChannel) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (`+localChannelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (app) DO UPDATE SET name = excluded.name, channel_id = excluded.channel_id, uri = excluded.uri,
+			service_name = excluded.service_name, toast = excluded.toast, tile = excluded.tile, domains = excluded.domains,
+			pinned = excluded.pinned, updated_at = excluded.updated_at`,
+		c.App, c.Name, c.ChannelID, c.URI, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned),
+		c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storage: save channel: %w", err)
+	}
+	return nil
+}
+
+// DeleteChannel removes app's channel.
+func (s *DeviceStore) DeleteChannel(ctx context.Context, app string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM channels WHERE app = ?`, app)
+	if err != nil {
+		return fmt.Errorf("storage: delete channel: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("storage: delete channel %s: %w", app, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteAllChannels forgets every channel (after enrolling anew).
+func (s *DeviceStore) DeleteAllChannels(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM channels`)
+	return err
+}
+
+// Tiles lists tile state, of one app when app is not empty.
+func (s *DeviceStore) Tiles(ctx context.Context, app string) ([]TileRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE ? = '' OR app = ? ORDER BY app, tile_id`, app, app)
+	if err != nil {
+		return nil, fmt.Errorf("storage: tiles: %w", err)
+	}
+	defer rows.Close()
+	out := []TileRecord{}
+	for rows.Next() {
+		t, err := scanTile(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: tiles: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func scanTile(row interface{ Scan(...any) error }) (TileRecord, error) {
+	var t TileRecord
+	var fields string
+	var updated int64
+	if err := row.Scan(&t.App, &t.TileID, &t.Template, &fields, &updated); err != nil {
+		return TileRecord{}, err
+	}
+	t.UpdatedAt = time.UnixMilli(updated)
+	if err := json.Unmarshal([]byte(fields), &t.Fields); err != nil {
+		return TileRecord{}, err
+	}
+	return t, nil
+}
+
+// Toasts lists toasts, newest last, of one app when app is not empty; at
+// most limit (0 = all).
+func (s *DeviceStore) Toasts(ctx context.Context, app string, limit int) ([]ToastRecord, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at FROM
+		(SELECT * FROM toasts WHERE ? = '' OR app = ? ORDER BY id DESC LIMIT ?) ORDER BY id`, app, app, limit)
+	if err != nil {
+		return nil, fmt.Errorf("storage: toasts: %w", err)
+	}
+	defer rows.Close()
+	out := []ToastRecord{}
+	for rows.Next() {
+		var t ToastRecord
+		var received int64
+		if err := rows.Scan(&t.ID, &t.App, &t.Text1, &t.Text2, &t.Param, &t.Sound, &t.Silent, &t.ShownBy, &t.MessageID, &t.Seq, &received); err != nil {
+			return nil, fmt.Errorf("storage: toasts: %w", err)
+		}
+		t.ReceivedAt = time.UnixMilli(received)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Events returns up to limit of app's events after id, oldest first.
+func (s *DeviceStore) Events(ctx context.Context, app string, after int64, limit int) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, type, data FROM events WHERE app = ? AND id > ? ORDER BY id LIMIT ?`, app, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("storage: events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e := Event{App: app}
+		var data string
+		if err := rows.Scan(&e.ID, &e.Type, &data); err != nil {
+			return nil, fmt.Errorf("storage: events: %w", err)
+		}
+		e.Data = []byte(data)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AckEvents deletes app's events up to id: the app has taken them.
+func (s *DeviceStore) AckEvents(ctx context.Context, app string, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE app = ? AND id <= ?`, app, id); err != nil {
+		return fmt.Errorf("storage: ack events: %w", err)
+	}
+	return nil
+}
+
+// AddEvent queues an event for app outside a notification (URI changes,
+// connection status).
+func (s *DeviceStore) AddEvent(ctx context.Context, app, typ string, data []byte, now time.Time) (int64, error) {
+	return addEvent(ctx, s.db, app, typ, data, now)
+}
+
+func addEvent(ctx context.Context, q queryer, app, typ string, data []byte, now time.Time) (int64, error) {
+	res, err := q.ExecContext(ctx, `INSERT INTO events (app, type, data, created_at) VALUES (?, ?, ?, ?)`, app, typ, string(data), now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("storage: add event: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// SetRunning records until when app counts as running (zero: not running)
+// and whether it is in the foreground.
+func (s *DeviceStore) SetRunning(ctx context.Context, app string, until time.Time, foreground bool) error {
+	ms := int64(0)
+	if !until.IsZero() {
+		ms = until.UnixMilli()
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO apps (app, running_until, foreground) VALUES (?, ?, ?)
+		ON CONFLICT (app) DO UPDATE SET running_until = excluded.running_until, foreground = excluded.foreground`, app, ms, foreground && ms != 0); err != nil {
+		return fmt.Errorf("storage: set running: %w", err)
+	}
+	if ms == 0 {
+		// An app that stopped takes no more events; drop what it left.
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE app = ?`, app); err != nil {
+			return fmt.Errorf("storage: set running: %w", err)
+		}
+	}
+	return nil
+}
+
+// Counters returns every counter.
+func (s *DeviceStore) Counters(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM counters`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: counters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var n string
+		var v int64
+		if err := rows.Scan(&n, &v); err != nil {
+			return nil, err
+		}
+		out[n] = v
+	}
+	return out, rows.Err()
+}
+
+// Setting returns a stored setting, or def.
+func (s *DeviceStore) Setting(ctx context.Context, name, def string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return def, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("storage: setting: %w", err)
+	}
+	return v, nil
+}
+
+// SetSetting stores a setting.
+func (s *DeviceStore) SetSetting(ctx context.Context, name, value string) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+		return fmt.Errorf("storage: set setting: %w", err)
+	}
+	return nil
+}
+
+// ApplyTx is the transaction in which the daemon applies a batch of
+// notifications; its effects and the new applied sequence number commit
+// together, so each notification takes effect exactly once.
+type ApplyTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	now time.Time
+}
+
+// Apply runs fn in one transaction and records seq as applied for service.
+// It returns the sequence number applied before, so the caller can skip
+// notifications it has already applied (fn receives it too).
+func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now time.Time, fn func(tx *ApplyTx, applied uint64) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: apply: %w", err)
+	}
+	defer tx.Rollback()
+	var applied uint64
+	if err := tx.QueryRowContext(ctx, `SELECT applied_seq FROM identity WHERE service = ?`, service).Scan(&applied); err != nil {
+		return fmt.Errorf("storage: apply: identity: %w", err)
+	}
+	if seq <= applied {
+		return nil
+	}
+	if err := fn(&ApplyTx{ctx: ctx, tx: tx, now: now}, applied); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE service = ?`, seq, service); err != nil {
+		return fmt.Errorf("storage: apply: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: apply: commit: %w", err)
+	}
+	return nil
+}
+
+// ChannelByID finds a channel inside the transaction.
+func (a *ApplyTx) ChannelByID(id string) (LocalChannel, error) {
+	return channelBy(a.ctx, a.tx, `channel_id = ?`, id)
+}
+
+// Tile returns a tile's state; a tile never updated has empty state.
+func (a *ApplyTx) Tile(app, tileID string) (TileRecord, error) {
+	t, err := scanTile(a.tx.QueryRowContext(a.ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE app = ? AND tile_id = ?`, app, tileID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return TileRecord{App: app, TileID: tileID, Fields: map[string]string{}}, nil
+	}
+	if err != nil {
+		return TileRecord{}, fmt.Errorf("storage: tile: %w", err)
+	}
+	return t, nil
+}
+
+// PutTile stores a tile's state.
+func (a *ApplyTx) PutTile(t TileRecord) error {
+	fields, err := json.Marshal(t.Fields)
+	if err != nil {
+		return err
+	}
+	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO tiles (app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (app, tile_id) DO UPDATE SET template = excluded.template, fields = excluded.fields, updated_at = excluded.updated_at`,
+		t.App, t.TileID, t.Template, string(fields), a.now.UnixMilli()); err != nil {
+		return fmt.Errorf("storage: put tile: %w", err)
+	}
+	return nil
+}
+
+// AddToast records a toast.
+func (a *ApplyTx) AddToast(t ToastRecord) (int64, error) {
+	res, err := a.tx.ExecContext(a.ctx, `INSERT INTO toasts (app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq, a.now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("storage: add toast: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// AddEvent queues an event for a running app.
+func (a *ApplyTx) AddEvent(app, typ string, data []byte) (int64, error) {
+	return addEvent(a.ctx, a.tx, app, typ, data, a.now)
+}
+
+// Running reports whether app counts as running now, and whether it is in
+// the foreground.
+func (a *ApplyTx) Running(app string) (running, foreground bool, err error) {
+	var until int64
+	err = a.tx.QueryRowContext(a.ctx, `SELECT running_until, foreground FROM apps WHERE app = ?`, app).Scan(&until, &foreground)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("storage: running: %w", err)
+	}
+	running = until > a.now.UnixMilli()
+	return running, running && foreground, nil
+}
+
+// Count adds delta to a counter.
+func (a *ApplyTx) Count(name string, delta int64) error {
+	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, name, delta); err != nil {
+		return fmt.Errorf("storage: count: %w", err)
+	}
+	return nil
+}
+
+// CapRunning limits every app's running period to until: after a restart,
+// apps that were running get a grace period to reconnect, not forever.
+func (s *DeviceStore) CapRunning(ctx context.Context, until time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE apps SET running_until = ? WHERE running_until > ?`, until.UnixMilli(), until.UnixMilli()); err != nil {
+		return fmt.Errorf("storage: cap running: %w", err)
+	}
+	return nil
+}
+
+// RunningApps lists the apps running at now.
+func (s *DeviceStore) RunningApps(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT app FROM apps WHERE running_until > ? ORDER BY app`, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("storage: running apps: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

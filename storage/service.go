@@ -1,0 +1,477 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Service-store sentinel errors.
+var (
+	// ErrExists: a row with the same unique key is already there.
+	ErrExists = errors.New("storage: already exists")
+	// ErrQueueFull: the device's queue is at its bound.
+	ErrQueueFull = errors.New("storage: queue full")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("storage: closed")
+)
+
+// Device is a device enrolled with the service.
+type Device struct {
+	ID         string
+	SecretHash []byte
+	Source     string // the address it enrolled from
+	CreatedAt  time.Time
+	LastSeen   time.Time
+	Power      string
+	AckedSeq   uint64
+}
+
+// Channel is one app's channel on one device.
+type Channel struct {
+	ID          string
+	DeviceID    string
+	App         string
+	Name        string
+	Token       string
+	ServiceName string
+	Toast       bool
+	Tile        bool
+	Domains     []string
+	Pinned      []string
+	CreatedAt   time.Time
+}
+
+// Queued is a notification the service has accepted and the device has not
+// acknowledged yet.
+type Queued struct {
+	DeviceID   string
+	Seq        uint64
+	ChannelID  string
+	Kind       string
+	Class      int
+	MessageID  string
+	Body       []byte
+	TileKey    string
+	AcceptedAt time.Time
+	DueAt      time.Time
+}
+
+// EnqueueOptions bound what Enqueue may do.
+type EnqueueOptions struct {
+	// MaxDepth is the most notifications a device's queue may hold; 0 means
+	// no bound.
+	MaxDepth int
+}
+
+// ServiceStore is the notification service's database. Enqueue uses group
+// commit: concurrent calls share one transaction and one fsync.
+type ServiceStore struct {
+	db *sql.DB
+
+	enq       chan *enqueueReq
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	// MaxBatch bounds how many enqueues share a transaction.
+	maxBatch int
+	// commits counts transactions, for measuring group commit.
+	mu      sync.Mutex
+	commits uint64
+}
+
+type enqueueReq struct {
+	q    Queued
+	opts EnqueueOptions
+	done chan enqueueResult
+}
+
+type enqueueResult struct {
+	q   Queued
+	err error
+}
+
+// ServiceOptions tune the service store.
+type ServiceOptions struct {
+	// GroupCommit lets concurrent enqueues share a transaction. Off, each
+	// enqueue commits (and fsyncs) on its own; kept for measuring the
+	// difference.
+	GroupCommit bool
+	// MaxBatch is the most enqueues per transaction (default 256).
+	MaxBatch int
+}
+
+// OpenService opens (creating if needed) the service database at file.
+func OpenService(ctx context.Context, file string, opts ServiceOptions) (*ServiceStore, error) {
+	db, err := open(ctx, file, "service")
+	if err != nil {
+		return nil, err
+	}
+	s := &ServiceStore{db: db, enq: make(chan *enqueueReq, 1024), stop: make(chan struct{}), maxBatch: opts.MaxBatch}
+	if s.maxBatch <= 0 {
+		s.maxBatch = 256
+	}
+	if !opts.GroupCommit {
+		s.maxBatch = 1
+	}
+	s.wg.Add(1)
+	go s.committer()
+	return s, nil
+}
+
+// Close stops the committer, failing enqueues still waiting, and closes the
+// database.
+func (s *ServiceStore) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// Commits returns how many enqueue transactions have been committed.
+func (s *ServiceStore) Commits() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commits
+}
+
+// Enqueue durably appends q to its device's queue, giving it the device's
+// next sequence number. When it returns nil the notification is committed.
+func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
+	req := &enqueueReq{q: q, opts: opts, done: make(chan enqueueResult, 1)}
+	select {
+	case s.enq <- req:
+	case <-ctx.Done():
+		return Queued{}, ctx.Err()
+	case <-s.stop:
+		return Queued{}, ErrClosed
+	}
+	// Once handed over the request will be committed or failed; wait for
+	// the outcome even if ctx ends, so "Received" is never guessed.
+	r := <-req.done
+	return r.q, r.err
+}
+
+func (s *ServiceStore) committer() {
+	defer s.wg.Done()
+	batch := make([]*enqueueReq, 0, s.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.enq:
+			batch = append(batch, r)
+		case <-s.stop:
+			s.failPending()
+			return
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.enq:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+func (s *ServiceStore) failPending() {
+	for {
+		select {
+		case r := <-s.enq:
+			r.done <- enqueueResult{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+func (s *ServiceStore) commitBatch(batch []*enqueueReq) {
+	ctx := context.Background()
+	results := make([]enqueueResult, len(batch))
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		nextSeq, err := tx.PrepareContext(ctx, `UPDATE devices SET next_seq = next_seq + 1 WHERE id = ? RETURNING next_seq - 1`)
+		if err != nil {
+			return err
+		}
+		defer nextSeq.Close()
+		depth, err := tx.PrepareContext(ctx, `SELECT count(*) FROM queue WHERE device_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer depth.Close()
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for i, r := range batch {
+			q := r.q
+			if r.opts.MaxDepth > 0 {
+				var n int
+				if err := depth.QueryRowContext(ctx, q.DeviceID).Scan(&n); err != nil {
+					return err
+				}
+				if n >= r.opts.MaxDepth {
+					results[i].err = ErrQueueFull
+					continue
+				}
+			}
+			var seq uint64
+			if err := nextSeq.QueryRowContext(ctx, q.DeviceID).Scan(&seq); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					results[i].err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
+					continue
+				}
+				return err
+			}
+			q.Seq = seq
+			if _, err := insert.ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
+				q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli()); err != nil {
+				return err
+			}
+			results[i].q = q
+		}
+		return tx.Commit()
+	}()
+	if err == nil {
+		s.mu.Lock()
+		s.commits++
+		s.mu.Unlock()
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.done <- enqueueResult{err: fmt.Errorf("storage: enqueue: %w", err)}
+			continue
+		}
+		r.done <- results[i]
+	}
+}
+
+// Pending returns the device's queued notifications above seq, in order.
+func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
+		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`, deviceID, after)
+	if err != nil {
+		return nil, fmt.Errorf("storage: pending: %w", err)
+	}
+	defer rows.Close()
+	var out []Queued
+	for rows.Next() {
+		q := Queued{DeviceID: deviceID}
+		var acc, due int64
+		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due); err != nil {
+			return nil, fmt.Errorf("storage: pending: %w", err)
+		}
+		q.AcceptedAt, q.DueAt = time.UnixMilli(acc), time.UnixMilli(due)
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// Ack deletes the device's notifications up to seq and records seq as
+// applied on the device.
+func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: ack: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM queue WHERE device_id = ? AND seq <= ?`, deviceID, seq); err != nil {
+		return fmt.Errorf("storage: ack: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE devices SET acked_seq = max(acked_seq, ?) WHERE id = ?`, seq, deviceID); err != nil {
+		return fmt.Errorf("storage: ack: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: ack: %w", err)
+	}
+	return nil
+}
+
+// CreateDevice enrols a device.
+func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (id, secret_hash, source, created_at, last_seen, power) VALUES (?, ?, ?, ?, ?, ?)`,
+		d.ID, d.SecretHash, d.Source, d.CreatedAt.UnixMilli(), d.LastSeen.UnixMilli(), nonEmpty(d.Power, "normal"))
+	if isUnique(err) {
+		return fmt.Errorf("storage: device %s: %w", d.ID, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: create device: %w", err)
+	}
+	return nil
+}
+
+// Device looks a device up by id.
+func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
+	d := Device{ID: id}
+	var created, seen int64
+	err := s.db.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq FROM devices WHERE id = ?`, id).
+		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("storage: device: %w", err)
+	}
+	d.CreatedAt, d.LastSeen = time.UnixMilli(created), time.UnixMilli(seen)
+	return d, nil
+}
+
+// CountDevicesFromSource counts devices enrolled from one address.
+func (s *ServiceStore) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE source = ?`, source).Scan(&n); err != nil {
+		return 0, fmt.Errorf("storage: count devices: %w", err)
+	}
+	return n, nil
+}
+
+// TouchDevice records when the device was last connected.
+func (s *ServiceStore) TouchDevice(ctx context.Context, id string, seen time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`, seen.UnixMilli(), id); err != nil {
+		return fmt.Errorf("storage: touch device: %w", err)
+	}
+	return nil
+}
+
+// SetPower records the device's power level.
+func (s *ServiceStore) SetPower(ctx context.Context, id, power string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE devices SET power = ? WHERE id = ?`, power, id); err != nil {
+		return fmt.Errorf("storage: set power: %w", err)
+	}
+	return nil
+}
+
+const channelColumns = `id, device_id, app, name, token, service_name, toast, tile, domains, pinned, created_at`
+
+func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
+	var c Channel
+	var domains, pinned string
+	var created int64
+	if err := row.Scan(&c.ID, &c.DeviceID, &c.App, &c.Name, &c.Token, &c.ServiceName, &c.Toast, &c.Tile, &domains, &pinned, &created); err != nil {
+		return Channel{}, err
+	}
+	c.CreatedAt = time.UnixMilli(created)
+	if err := json.Unmarshal([]byte(domains), &c.Domains); err != nil {
+		return Channel{}, fmt.Errorf("channel %s domains: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(pinned), &c.Pinned); err != nil {
+		return Channel{}, fmt.Errorf("channel %s pinned: %w", c.ID, err)
+	}
+	return c, nil
+}
+
+func (s *ServiceStore) channelWhere(ctx context.Context, where string, args ...any) (Channel, error) {
+	c, err := scanChannel(s.db.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Channel{}, fmt.Errorf("storage: channel: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Channel{}, fmt.Errorf("storage: channel: %w", err)
+	}
+	return c, nil
+}
+
+// ChannelByToken finds the channel a URI token names.
+func (s *ServiceStore) ChannelByToken(ctx context.Context, token string) (Channel, error) {
+	return s.channelWhere(ctx, `token = ?`, token)
+}
+
+// Channel finds a channel by id.
+func (s *ServiceStore) Channel(ctx context.Context, id string) (Channel, error) {
+	return s.channelWhere(ctx, `id = ?`, id)
+}
+
+// ChannelByApp finds the device's channel for app.
+func (s *ServiceStore) ChannelByApp(ctx context.Context, deviceID, app string) (Channel, error) {
+	return s.channelWhere(ctx, `device_id = ? AND app = ?`, deviceID, app)
+}
+
+// CountChannels counts the device's channels.
+func (s *ServiceStore) CountChannels(ctx context.Context, deviceID string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM channels WHERE device_id = ?`, deviceID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("storage: count channels: %w", err)
+	}
+	return n, nil
+}
+
+// CreateChannel stores a new channel.
+func (s *ServiceStore) CreateChannel(ctx context.Context, c Channel) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.DeviceID, c.App, c.Name, c.Token, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned), c.CreatedAt.UnixMilli())
+	if isUnique(err) {
+		return fmt.Errorf("storage: channel %s/%s: %w", c.DeviceID, c.App, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: create channel: %w", err)
+	}
+	return nil
+}
+
+// SetChannelToken rotates a channel's URI token.
+func (s *ServiceStore) SetChannelToken(ctx context.Context, id, token string) error {
+	return s.execOne(ctx, "set channel token", `UPDATE channels SET token = ? WHERE id = ?`, token, id)
+}
+
+// SetBindings replaces a channel's shell bindings.
+func (s *ServiceStore) SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error {
+	return s.execOne(ctx, "set bindings", `UPDATE channels SET toast = ?, tile = ?, domains = ?, pinned = ? WHERE id = ?`,
+		toast, tile, jsonList(domains), jsonList(pinned), id)
+}
+
+// DeleteChannel removes a channel; its URI answers 404 from then on. Its
+// queued notifications stay until acked, so sequence numbers keep no gaps.
+func (s *ServiceStore) DeleteChannel(ctx context.Context, id string) error {
+	return s.execOne(ctx, "delete channel", `DELETE FROM channels WHERE id = ?`, id)
+}
+
+func (s *ServiceStore) execOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("storage: %s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("storage: %s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+func jsonList(v []string) string {
+	if v == nil {
+		v = []string{}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}

@@ -1,0 +1,373 @@
+// Package wire defines the frames the device daemon and the notification
+// service exchange over their one websocket. Every frame is a JSON text
+// message with a "type" field; unknown fields are ignored so that either side
+// can add optional fields without a new version, and Version changes only
+// when a frame's meaning changes.
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Version is the protocol version a device announces in hello.
+const Version = 1
+
+// MaxFrameSize bounds one frame on either side. A notify batch carries at
+// most a few notifications of at most 3 KB each, base64 encoded.
+const MaxFrameSize = 64 << 10
+
+// Frame types.
+const (
+	TypeHello      = "hello"      // device → service: identify or enrol
+	TypeWelcome    = "welcome"    // service → device: identity and heartbeat bounds
+	TypeRegister   = "register"   // device → service: open a channel for an app
+	TypeRegistered = "registered" // service → device: the channel and its URI
+	TypeUnregister = "unregister" // device → service: close a channel
+	TypeBind       = "bind"       // device → service: shell bindings of a channel
+	TypeState      = "state"      // device → service: power level
+	TypeAck        = "ack"        // device → service: cumulative sequence number applied
+	TypeNotify     = "notify"     // service → device: a batch of notifications
+	TypeURI        = "uri"        // service → device: a channel's URI changed
+	TypeExpired    = "expired"    // service → device: a channel no longer exists
+	TypeResult     = "result"     // service → device: the outcome of unregister, bind or state
+)
+
+// Error codes carried in Result.Code and Registered.Code. They mirror the
+// exceptions HttpNotificationChannel raised, so the daemon can pass them on.
+const (
+	CodeOK              = ""
+	CodeQuotaExceeded   = "QuotaExceeded"
+	CodeNotFound        = "NotFound"
+	CodeBadRequest      = "BadRequest"
+	CodeUnauthorized    = "Unauthorized"
+	CodeServerError     = "ServerUnavailable"
+	CodeAlreadyEnrolled = "AlreadyEnrolled"
+)
+
+// Websocket close codes the service uses (4000–4999 is the private range).
+const (
+	// CloseRetryLater asks the device to reconnect no sooner than the delay
+	// in the close reason (seconds, decimal): the service is shedding load or
+	// shutting down.
+	CloseRetryLater = 4001
+	// CloseUnauthorized: the device id or secret is wrong; reconnecting with
+	// the same identity will not help.
+	CloseUnauthorized = 4003
+	// CloseProtocol: the device sent a frame the service cannot accept.
+	CloseProtocol = 4002
+	// CloseReplaced: another connection for the same device took over.
+	CloseReplaced = 4004
+)
+
+// Envelope is what every frame starts with.
+type Envelope struct {
+	Type string `json:"type"`
+}
+
+// Hello opens a session. A device without an identity leaves ID and Secret
+// empty and is enrolled; LastSeq is the highest sequence number it has
+// applied, so the service resends only what came after.
+type Hello struct {
+	Type    string `json:"type"`
+	Version int    `json:"version"`
+	ID      string `json:"id,omitempty"`
+	Secret  string `json:"secret,omitempty"`
+	LastSeq uint64 `json:"last_seq"`
+	Power   string `json:"power,omitempty"`
+}
+
+// Welcome answers Hello. Secret is only set on enrolment.
+type Welcome struct {
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	Secret string `json:"secret,omitempty"`
+	// MinHeartbeat is the shortest interval between device pings the
+	// service accepts, in seconds; MaxIdle is how long the service keeps a
+	// silent connection before it gives up on it, in seconds.
+	MinHeartbeat int `json:"min_heartbeat"`
+	MaxIdle      int `json:"max_idle"`
+}
+
+// Register asks for the channel (App, Channel). Opening an existing channel
+// returns it unchanged unless Renew is set, which rotates its URI.
+type Register struct {
+	Type        string `json:"type"`
+	ReqID       uint64 `json:"req"`
+	App         string `json:"app"`
+	Channel     string `json:"channel"`
+	ServiceName string `json:"service_name,omitempty"`
+	Renew       bool   `json:"renew,omitempty"`
+}
+
+// Registered answers Register.
+type Registered struct {
+	Type      string `json:"type"`
+	ReqID     uint64 `json:"req"`
+	ChannelID string `json:"channel_id,omitempty"`
+	URI       string `json:"uri,omitempty"`
+	Code      string `json:"code,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Unregister closes a channel; its URI answers 404 Expired from then on.
+type Unregister struct {
+	Type      string `json:"type"`
+	ReqID     uint64 `json:"req"`
+	ChannelID string `json:"channel_id"`
+}
+
+// Bind sets a channel's shell bindings. It replaces the previous bindings
+// whole, so the device is the source of truth and a resend is harmless.
+type Bind struct {
+	Type      string   `json:"type"`
+	ReqID     uint64   `json:"req"`
+	ChannelID string   `json:"channel_id"`
+	Toast     bool     `json:"toast"`
+	Tile      bool     `json:"tile"`
+	Domains   []string `json:"domains,omitempty"`
+	Pinned    []string `json:"pinned,omitempty"`
+}
+
+// State reports the device's power level ("normal", "low", "critical").
+type State struct {
+	Type  string `json:"type"`
+	ReqID uint64 `json:"req"`
+	Power string `json:"power"`
+}
+
+// Result answers Unregister, Bind and State.
+type Result struct {
+	Type    string `json:"type"`
+	ReqID   uint64 `json:"req"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Ack says the device has applied every notification up to Seq.
+type Ack struct {
+	Type string `json:"type"`
+	Seq  uint64 `json:"seq"`
+}
+
+// Notification is one routed notification. Body is the MPNS payload as the
+// cloud service sent it (JSON encodes it as base64).
+type Notification struct {
+	Seq       uint64 `json:"seq"`
+	ChannelID string `json:"channel_id"`
+	Kind      string `json:"kind"`
+	Class     int    `json:"class"`
+	MessageID string `json:"message_id,omitempty"`
+	Body      []byte `json:"body"`
+}
+
+// Notify carries notifications in ascending sequence order.
+type Notify struct {
+	Type          string         `json:"type"`
+	Notifications []Notification `json:"notifications"`
+}
+
+// URI announces a channel's new URI (ChannelUriUpdated).
+type URI struct {
+	Type      string `json:"type"`
+	ChannelID string `json:"channel_id"`
+	URI       string `json:"uri"`
+}
+
+// Expired announces that a channel no longer exists on the service.
+type Expired struct {
+	Type      string `json:"type"`
+	ChannelID string `json:"channel_id"`
+}
+
+// ErrBadFrame is returned for a frame that is not valid JSON, has an unknown
+// type, or lacks a required field.
+var ErrBadFrame = errors.New("wire: bad frame")
+
+// Encode marshals a frame. The frame's Type field must already be set;
+// use the New* helpers or set it by hand.
+func Encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encode: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeDevice decodes a frame sent by a device (for the service).
+func DecodeDevice(b []byte) (any, error) {
+	t, err := peekType(b)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	switch t {
+	case TypeHello:
+		v = &Hello{}
+	case TypeRegister:
+		v = &Register{}
+	case TypeUnregister:
+		v = &Unregister{}
+	case TypeBind:
+		v = &Bind{}
+	case TypeState:
+		v = &State{}
+	case TypeAck:
+		v = &Ack{}
+	default:
+		return nil, fmt.Errorf("%w: unknown device frame type %q", ErrBadFrame, t)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadFrame, t, err)
+	}
+	if err := validateDevice(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// DecodeService decodes a frame sent by the service (for the device).
+func DecodeService(b []byte) (any, error) {
+	t, err := peekType(b)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	switch t {
+	case TypeWelcome:
+		v = &Welcome{}
+	case TypeRegistered:
+		v = &Registered{}
+	case TypeNotify:
+		v = &Notify{}
+	case TypeURI:
+		v = &URI{}
+	case TypeExpired:
+		v = &Expired{}
+	case TypeResult:
+		v = &Result{}
+	default:
+		return nil, fmt.Errorf("%w: unknown service frame type %q", ErrBadFrame, t)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadFrame, t, err)
+	}
+	if err := validateService(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func peekType(b []byte) (string, error) {
+	if len(b) > MaxFrameSize {
+		return "", fmt.Errorf("%w: %d bytes exceeds %d", ErrBadFrame, len(b), MaxFrameSize)
+	}
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	if e.Type == "" {
+		return "", fmt.Errorf("%w: missing type", ErrBadFrame)
+	}
+	return e.Type, nil
+}
+
+// Limits on identifiers, shared by both ends so that each can refuse what
+// the other would refuse anyway.
+const (
+	MaxNameLength = 64  // app ids, channel names, service names
+	MaxIDLength   = 128 // device ids, secrets, channel ids
+	MaxDomains    = 16
+	MaxPinned     = 32
+	MaxDomainLen  = 256
+)
+
+func validName(s string) bool {
+	if s == "" || len(s) > MaxNameLength {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '/' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidName reports whether s is acceptable as an app id, channel name or
+// service name: 1–64 printable characters without spaces or slashes.
+func ValidName(s string) bool { return validName(s) }
+
+func validateDevice(v any) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadFrame, fmt.Sprintf(format, a...))
+	}
+	switch f := v.(type) {
+	case *Hello:
+		if len(f.ID) > MaxIDLength || len(f.Secret) > MaxIDLength {
+			return bad("hello: id or secret too long")
+		}
+		if (f.ID == "") != (f.Secret == "") {
+			return bad("hello: id and secret go together")
+		}
+	case *Register:
+		if !validName(f.App) || !validName(f.Channel) {
+			return bad("register: app and channel must be 1-%d printable characters without spaces or slashes", MaxNameLength)
+		}
+		if f.ServiceName != "" && !validName(f.ServiceName) {
+			return bad("register: bad service name")
+		}
+	case *Unregister:
+		if f.ChannelID == "" || len(f.ChannelID) > MaxIDLength {
+			return bad("unregister: bad channel id")
+		}
+	case *Bind:
+		if f.ChannelID == "" || len(f.ChannelID) > MaxIDLength {
+			return bad("bind: bad channel id")
+		}
+		if len(f.Domains) > MaxDomains || len(f.Pinned) > MaxPinned {
+			return bad("bind: at most %d domains and %d pinned tiles", MaxDomains, MaxPinned)
+		}
+		for _, d := range f.Domains {
+			if d == "" || len(d) > MaxDomainLen {
+				return bad("bind: bad domain")
+			}
+		}
+		for _, p := range f.Pinned {
+			if p == "" || len(p) > MaxDomainLen {
+				return bad("bind: bad pinned tile id")
+			}
+		}
+	case *State:
+		switch f.Power {
+		case "normal", "low", "critical":
+		default:
+			return bad("state: power must be normal, low or critical")
+		}
+	}
+	return nil
+}
+
+func validateService(v any) error {
+	switch f := v.(type) {
+	case *Welcome:
+		if f.ID == "" {
+			return fmt.Errorf("%w: welcome without id", ErrBadFrame)
+		}
+	case *Notify:
+		var last uint64
+		for _, n := range f.Notifications {
+			if n.Seq <= last {
+				return fmt.Errorf("%w: notify: sequence numbers must ascend", ErrBadFrame)
+			}
+			last = n.Seq
+			switch n.Kind {
+			case "toast", "tile", "raw":
+			default:
+				return fmt.Errorf("%w: notify: unknown kind %q", ErrBadFrame, n.Kind)
+			}
+		}
+	}
+	return nil
+}
