@@ -282,21 +282,40 @@ func (d *Daemon) broadcastStatus(connected bool) {
 	}
 }
 
-// power returns the device's power level: the override set with SetPower.
+// power returns the device's power level: the level set with SetPower,
+// else the OS's.
 func (d *Daemon) power(ctx context.Context) (string, error) {
-	return d.store.Setting(ctx, "power", string(platform.PowerNormal))
+	level, err := d.store.Setting(ctx, "power", "auto")
+	if err != nil || level != "auto" {
+		return level, err
+	}
+	if d.cfg.PowerSource == nil {
+		return string(platform.PowerNormal), nil
+	}
+	l, err := d.cfg.PowerSource()
+	if err != nil {
+		d.log.Warn("reading the power level failed; assuming normal", "err", err)
+		return string(platform.PowerNormal), nil
+	}
+	return string(l), nil
 }
 
-// SetPower sets the device's power level and reports it to the service.
+// SetPower sets the device's power level (normal, low, critical, or auto to
+// follow the OS again) and reports it to the service.
 func (d *Daemon) SetPower(ctx context.Context, level string) error {
-	if _, err := platform.ParsePowerLevel(level); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	if level != "auto" {
+		if _, err := platform.ParsePowerLevel(level); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
 	}
 	old, err := d.power(ctx)
 	if err != nil {
 		return err
 	}
 	if err := d.store.SetSetting(ctx, "power", level); err != nil {
+		return err
+	}
+	if level, err = d.power(ctx); err != nil {
 		return err
 	}
 	if old != level {

@@ -39,15 +39,22 @@ type ToastDisplay interface {
 type Config struct {
 	// Service is the notification service's base URL.
 	Service string
-	// DataDir holds the device database (herald.db).
+	// DataDir holds the device database (herald.db), unless DB is given.
 	DataDir string
+	// DB, when set, is a database shared by several phones (the emulator);
+	// the daemon keeps its state under Phone and does not close DB.
+	DB    *storage.DeviceDB
+	Phone string
 	// Socket is the local API's Unix socket path; "" serves no socket (the
 	// caller may still use Handler).
 	Socket string
 	// SocketMode is the socket's permission bits (default 0600).
 	SocketMode os.FileMode
 	Display    ToastDisplay
-	Clock      clock.Clock
+	// PowerSource reports the OS's power level when no level has been set
+	// with SetPower; nil means normal.
+	PowerSource func() (platform.PowerLevel, error)
+	Clock       clock.Clock
 	Logger     *slog.Logger
 	// Link tunes the connection (heartbeat, backoff, dialer); Service,
 	// Handler, Clock and Logger are filled in.
@@ -77,6 +84,7 @@ const (
 type Daemon struct {
 	cfg   Config
 	log   *slog.Logger
+	db    *storage.DeviceDB // owned (closed by Close) only when Config.DB was nil
 	store *storage.DeviceStore
 	link  *channel.Link
 	hub   *hub
@@ -96,7 +104,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Service == "" {
 		return nil, errors.New("daemon: no notification service URL")
 	}
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" && cfg.DB == nil {
 		return nil, errors.New("daemon: no data directory")
 	}
 	if cfg.Clock == nil {
@@ -124,30 +132,40 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Display = d
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("daemon: data directory: %w", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := storage.OpenDevice(ctx, filepath.Join(cfg.DataDir, "herald.db"))
-	if err != nil {
+	d := &Daemon{cfg: cfg, log: cfg.Logger, hub: newHub(), ctx: ctx, cancel: cancel}
+	db := cfg.DB
+	if db == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			cancel()
+			return nil, fmt.Errorf("daemon: data directory: %w", err)
+		}
+		var err error
+		if db, err = storage.OpenDevice(ctx, filepath.Join(cfg.DataDir, "herald.db")); err != nil {
+			cancel()
+			return nil, err
+		}
+		d.db = db
+	}
+	d.store = db.Phone(cfg.Phone)
+	fail := func(err error) (*Daemon, error) {
+		if d.db != nil {
+			d.db.Close()
+		}
 		cancel()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, store: store, hub: newHub(), ctx: ctx, cancel: cancel}
 	lc := cfg.Link
 	lc.Service, lc.Handler, lc.Clock, lc.Logger = cfg.Service, (*linkHandler)(d), cfg.Clock, cfg.Logger.With("part", "link")
-	d.link, err = channel.New(lc)
+	link, err := channel.New(lc)
 	if err != nil {
-		store.Close()
-		cancel()
-		return nil, err
+		return fail(err)
 	}
+	d.link = link
 	// Apps that were running when the daemon stopped get the grace period
 	// to come back, not forever.
-	if err := store.CapRunning(ctx, cfg.Clock.Now().Add(cfg.RunningGrace)); err != nil {
-		store.Close()
-		cancel()
-		return nil, err
+	if err := d.store.CapRunning(ctx, cfg.Clock.Now().Add(cfg.RunningGrace)); err != nil {
+		return fail(err)
 	}
 	return d, nil
 }
@@ -161,6 +179,8 @@ func (d *Daemon) Link() *channel.Link { return d.link }
 // Run serves the local API and keeps the link up until ctx ends or Close
 // is called.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.wg.Add(1)
+	defer d.wg.Done()
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
 	if d.cfg.Socket != "" {
@@ -183,11 +203,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// Close stops Run and closes the database. It waits for every goroutine.
+// Close stops Run and closes the database it opened. It waits for every
+// goroutine.
 func (d *Daemon) Close() error {
 	d.cancel()
 	d.wg.Wait()
-	return d.store.Close()
+	if d.db != nil {
+		return d.db.Close()
+	}
+	return nil
 }
 
 // listenUnix listens on a Unix socket, replacing a stale socket file left

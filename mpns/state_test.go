@@ -174,6 +174,9 @@ func TestTileStateApply(t *testing.T) {
 				if st.err == nil && err != nil || st.err != nil && !errors.Is(err, st.err) {
 					t.Fatalf("step %d: error %v, want %v", i, err, st.err)
 				}
+				if errors.Is(err, ErrBadRequest) {
+					t.Errorf("step %d: Apply error %q wraps ErrBadRequest", i, err)
+				}
 				if st.errText != "" && (err == nil || err.Error() != "mpns: "+st.errText) {
 					t.Errorf("step %d: error %q, want %q", i, err, "mpns: "+st.errText)
 				}

@@ -326,7 +326,9 @@ type TileState struct {
 // and WP7 updates mix: a WP7 update to a FlipTile tile is applied as is, and
 // a FlipTile update to a WP7 tile turns it into a FlipTile, as WP8 did with
 // tiles created by WP7 apps. An update carrying a field its template does not
-// define is ErrUnknownField, also leaving the state unchanged.
+// define is ErrUnknownField, also leaving the state unchanged. These errors
+// do not wrap ErrBadRequest: the update was a valid request, and it is the
+// tile on the device that refuses it.
 func (s *TileState) Apply(t *Tile) error {
 	if t == nil {
 		return nil

@@ -65,28 +65,58 @@ type Event struct {
 	Data []byte
 }
 
-// DeviceStore is the device daemon's database. Only the daemon writes it.
-type DeviceStore struct {
+// DeviceDB is the device daemon's database file. It holds one phone for a
+// real device, many for the emulator.
+type DeviceDB struct {
 	db *sql.DB
 }
 
 // OpenDevice opens (creating if needed) the device database at file.
-func OpenDevice(ctx context.Context, file string) (*DeviceStore, error) {
+func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
 	db, err := open(ctx, file, "device")
 	if err != nil {
 		return nil, err
 	}
-	return &DeviceStore{db: db}, nil
+	return &DeviceDB{db: db}, nil
 }
 
 // Close closes the database.
-func (s *DeviceStore) Close() error { return s.db.Close() }
+func (d *DeviceDB) Close() error { return d.db.Close() }
+
+// Phone returns the store of one phone; a real device uses "".
+func (d *DeviceDB) Phone(name string) *DeviceStore {
+	return &DeviceStore{db: d.db, phone: name}
+}
+
+// Phones lists the phones that have enrolled with any service.
+func (d *DeviceDB) Phones(ctx context.Context) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT phone FROM identity ORDER BY phone`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: phones: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeviceStore is one phone's state. Only its daemon writes it.
+type DeviceStore struct {
+	db    *sql.DB
+	phone string
+}
 
 // Identity returns the device's identity with service.
 func (s *DeviceStore) Identity(ctx context.Context, service string) (Identity, error) {
 	id := Identity{Service: service}
 	var enrolled int64
-	err := s.db.QueryRowContext(ctx, `SELECT device_id, secret, applied_seq, enrolled_at FROM identity WHERE service = ?`, service).
+	err := s.db.QueryRowContext(ctx, `SELECT device_id, secret, applied_seq, enrolled_at FROM identity WHERE phone = ? AND service = ?`, s.phone, service).
 		Scan(&id.DeviceID, &id.Secret, &id.AppliedSeq, &enrolled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Identity{Service: service}, fmt.Errorf("storage: identity for %s: %w", service, ErrNotFound)
@@ -107,9 +137,9 @@ func (s *DeviceStore) SaveIdentity(ctx context.Context, id Identity) error {
 		return fmt.Errorf("storage: save identity: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO identity (service, device_id, secret, applied_seq, enrolled_at) VALUES (?, ?, ?, 0, ?)
-		ON CONFLICT (service) DO UPDATE SET device_id = excluded.device_id, secret = excluded.secret, applied_seq = 0, enrolled_at = excluded.enrolled_at`,
-		id.Service, id.DeviceID, id.Secret, id.EnrolledAt.UnixMilli()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO identity (phone, service, device_id, secret, applied_seq, enrolled_at) VALUES (?, ?, ?, ?, 0, ?)
+		ON CONFLICT (phone, service) DO UPDATE SET device_id = excluded.device_id, secret = excluded.secret, applied_seq = 0, enrolled_at = excluded.enrolled_at`,
+		s.phone, id.Service, id.DeviceID, id.Secret, id.EnrolledAt.UnixMilli()); err != nil {
 		return fmt.Errorf("storage: save identity: %w", err)
 	}
 	return tx.Commit()
@@ -140,8 +170,8 @@ type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func channelBy(ctx context.Context, q queryer, where string, arg any) (LocalChannel, error) {
-	c, err := scanLocalChannel(q.QueryRowContext(ctx, `SELECT `+localChannelColumns+` FROM channels WHERE `+where, arg))
+func channelBy(ctx context.Context, q queryer, phone, where string, arg any) (LocalChannel, error) {
+	c, err := scanLocalChannel(q.QueryRowContext(ctx, `SELECT `+localChannelColumns+` FROM channels WHERE phone = ? AND `+where, phone, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return LocalChannel{}, fmt.Errorf("storage: channel: %w", ErrNotFound)
 	}
@@ -153,17 +183,17 @@ func channelBy(ctx context.Context, q queryer, where string, arg any) (LocalChan
 
 // Channel returns app's channel.
 func (s *DeviceStore) Channel(ctx context.Context, app string) (LocalChannel, error) {
-	return channelBy(ctx, s.db, `app = ?`, app)
+	return channelBy(ctx, s.db, s.phone, `app = ?`, app)
 }
 
 // ChannelByID returns the channel with the service's channel id.
 func (s *DeviceStore) ChannelByID(ctx context.Context, id string) (LocalChannel, error) {
-	return channelBy(ctx, s.db, `channel_id = ?`, id)
+	return channelBy(ctx, s.db, s.phone, `channel_id = ?`, id)
 }
 
 // Channels lists channels, of one app when app is not empty.
 func (s *DeviceStore) Channels(ctx context.Context, app string) ([]LocalChannel, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+localChannelColumns+` FROM channels WHERE ? = '' OR app = ? ORDER BY app`, app, app)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+localChannelColumns+` FROM channels WHERE phone = ? AND (? = '' OR app = ?) ORDER BY app`, s.phone, app, app)
 	if err != nil {
 		return nil, fmt.Errorf("storage: channels: %w", err)
 	}
@@ -182,17 +212,17 @@ func (s *DeviceStore) Channels(ctx context.Context, app string) ([]LocalChannel,
 // CountChannels counts the device's channels.
 func (s *DeviceStore) CountChannels(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM channels`).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM channels WHERE phone = ?`, s.phone).Scan(&n)
 	return n, err
 }
 
 // SaveChannel inserts or replaces app's channel.
 func (s *DeviceStore) SaveChannel(ctx context.Context, c LocalChannel) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (`+localChannelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (app) DO UPDATE SET name = excluded.name, channel_id = excluded.channel_id, uri = excluded.uri,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (phone, `+localChannelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (phone, app) DO UPDATE SET name = excluded.name, channel_id = excluded.channel_id, uri = excluded.uri,
 			service_name = excluded.service_name, toast = excluded.toast, tile = excluded.tile, domains = excluded.domains,
 			pinned = excluded.pinned, updated_at = excluded.updated_at`,
-		c.App, c.Name, c.ChannelID, c.URI, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned),
+		s.phone, c.App, c.Name, c.ChannelID, c.URI, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned),
 		c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("storage: save channel: %w", err)
@@ -202,7 +232,7 @@ func (s *DeviceStore) SaveChannel(ctx context.Context, c LocalChannel) error {
 
 // DeleteChannel removes app's channel.
 func (s *DeviceStore) DeleteChannel(ctx context.Context, app string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM channels WHERE app = ?`, app)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM channels WHERE phone = ? AND app = ?`, s.phone, app)
 	if err != nil {
 		return fmt.Errorf("storage: delete channel: %w", err)
 	}
@@ -214,13 +244,13 @@ func (s *DeviceStore) DeleteChannel(ctx context.Context, app string) error {
 
 // DeleteAllChannels forgets every channel (after enrolling anew).
 func (s *DeviceStore) DeleteAllChannels(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM channels`)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM channels WHERE phone = ?`, s.phone)
 	return err
 }
 
 // Tiles lists tile state, of one app when app is not empty.
 func (s *DeviceStore) Tiles(ctx context.Context, app string) ([]TileRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE ? = '' OR app = ? ORDER BY app, tile_id`, app, app)
+	rows, err := s.db.QueryContext(ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE phone = ? AND (? = '' OR app = ?) ORDER BY app, tile_id`, s.phone, app, app)
 	if err != nil {
 		return nil, fmt.Errorf("storage: tiles: %w", err)
 	}
@@ -257,7 +287,7 @@ func (s *DeviceStore) Toasts(ctx context.Context, app string, limit int) ([]Toas
 		limit = -1
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at FROM
-		(SELECT * FROM toasts WHERE ? = '' OR app = ? ORDER BY id DESC LIMIT ?) ORDER BY id`, app, app, limit)
+		(SELECT * FROM toasts WHERE phone = ? AND (? = '' OR app = ?) ORDER BY id DESC LIMIT ?) ORDER BY id`, s.phone, app, app, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: toasts: %w", err)
 	}
@@ -277,7 +307,7 @@ func (s *DeviceStore) Toasts(ctx context.Context, app string, limit int) ([]Toas
 
 // Events returns up to limit of app's events after id, oldest first.
 func (s *DeviceStore) Events(ctx context.Context, app string, after int64, limit int) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, type, data FROM events WHERE app = ? AND id > ? ORDER BY id LIMIT ?`, app, after, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, type, data FROM events WHERE phone = ? AND app = ? AND id > ? ORDER BY id LIMIT ?`, s.phone, app, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: events: %w", err)
 	}
@@ -297,7 +327,7 @@ func (s *DeviceStore) Events(ctx context.Context, app string, after int64, limit
 
 // AckEvents deletes app's events up to id: the app has taken them.
 func (s *DeviceStore) AckEvents(ctx context.Context, app string, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE app = ? AND id <= ?`, app, id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE phone = ? AND app = ? AND id <= ?`, s.phone, app, id); err != nil {
 		return fmt.Errorf("storage: ack events: %w", err)
 	}
 	return nil
@@ -306,11 +336,11 @@ func (s *DeviceStore) AckEvents(ctx context.Context, app string, id int64) error
 // AddEvent queues an event for app outside a notification (URI changes,
 // connection status).
 func (s *DeviceStore) AddEvent(ctx context.Context, app, typ string, data []byte, now time.Time) (int64, error) {
-	return addEvent(ctx, s.db, app, typ, data, now)
+	return addEvent(ctx, s.db, s.phone, app, typ, data, now)
 }
 
-func addEvent(ctx context.Context, q queryer, app, typ string, data []byte, now time.Time) (int64, error) {
-	res, err := q.ExecContext(ctx, `INSERT INTO events (app, type, data, created_at) VALUES (?, ?, ?, ?)`, app, typ, string(data), now.UnixMilli())
+func addEvent(ctx context.Context, q queryer, phone, app, typ string, data []byte, now time.Time) (int64, error) {
+	res, err := q.ExecContext(ctx, `INSERT INTO events (phone, app, type, data, created_at) VALUES (?, ?, ?, ?, ?)`, phone, app, typ, string(data), now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("storage: add event: %w", err)
 	}
@@ -324,13 +354,13 @@ func (s *DeviceStore) SetRunning(ctx context.Context, app string, until time.Tim
 	if !until.IsZero() {
 		ms = until.UnixMilli()
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO apps (app, running_until, foreground) VALUES (?, ?, ?)
-		ON CONFLICT (app) DO UPDATE SET running_until = excluded.running_until, foreground = excluded.foreground`, app, ms, foreground && ms != 0); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO apps (phone, app, running_until, foreground) VALUES (?, ?, ?, ?)
+		ON CONFLICT (phone, app) DO UPDATE SET running_until = excluded.running_until, foreground = excluded.foreground`, s.phone, app, ms, foreground && ms != 0); err != nil {
 		return fmt.Errorf("storage: set running: %w", err)
 	}
 	if ms == 0 {
 		// An app that stopped takes no more events; drop what it left.
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE app = ?`, app); err != nil {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE phone = ? AND app = ?`, s.phone, app); err != nil {
 			return fmt.Errorf("storage: set running: %w", err)
 		}
 	}
@@ -339,7 +369,7 @@ func (s *DeviceStore) SetRunning(ctx context.Context, app string, until time.Tim
 
 // Counters returns every counter.
 func (s *DeviceStore) Counters(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM counters`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM counters WHERE phone = ?`, s.phone)
 	if err != nil {
 		return nil, fmt.Errorf("storage: counters: %w", err)
 	}
@@ -359,7 +389,7 @@ func (s *DeviceStore) Counters(ctx context.Context) (map[string]int64, error) {
 // Setting returns a stored setting, or def.
 func (s *DeviceStore) Setting(ctx context.Context, name, def string) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE phone = ? AND name = ?`, s.phone, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return def, nil
 	}
@@ -371,7 +401,7 @@ func (s *DeviceStore) Setting(ctx context.Context, name, def string) (string, er
 
 // SetSetting stores a setting.
 func (s *DeviceStore) SetSetting(ctx context.Context, name, value string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = excluded.value`, s.phone, name, value); err != nil {
 		return fmt.Errorf("storage: set setting: %w", err)
 	}
 	return nil
@@ -381,9 +411,10 @@ func (s *DeviceStore) SetSetting(ctx context.Context, name, value string) error 
 // notifications; its effects and the new applied sequence number commit
 // together, so each notification takes effect exactly once.
 type ApplyTx struct {
-	ctx context.Context
-	tx  *sql.Tx
-	now time.Time
+	ctx   context.Context
+	tx    *sql.Tx
+	now   time.Time
+	phone string
 }
 
 // Apply runs fn in one transaction and records seq as applied for service.
@@ -396,16 +427,16 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 	}
 	defer tx.Rollback()
 	var applied uint64
-	if err := tx.QueryRowContext(ctx, `SELECT applied_seq FROM identity WHERE service = ?`, service).Scan(&applied); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT applied_seq FROM identity WHERE phone = ? AND service = ?`, s.phone, service).Scan(&applied); err != nil {
 		return fmt.Errorf("storage: apply: identity: %w", err)
 	}
 	if seq <= applied {
 		return nil
 	}
-	if err := fn(&ApplyTx{ctx: ctx, tx: tx, now: now}, applied); err != nil {
+	if err := fn(&ApplyTx{ctx: ctx, tx: tx, now: now, phone: s.phone}, applied); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE service = ?`, seq, service); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE phone = ? AND service = ?`, seq, s.phone, service); err != nil {
 		return fmt.Errorf("storage: apply: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -416,12 +447,12 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 
 // ChannelByID finds a channel inside the transaction.
 func (a *ApplyTx) ChannelByID(id string) (LocalChannel, error) {
-	return channelBy(a.ctx, a.tx, `channel_id = ?`, id)
+	return channelBy(a.ctx, a.tx, a.phone, `channel_id = ?`, id)
 }
 
 // Tile returns a tile's state; a tile never updated has empty state.
 func (a *ApplyTx) Tile(app, tileID string) (TileRecord, error) {
-	t, err := scanTile(a.tx.QueryRowContext(a.ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE app = ? AND tile_id = ?`, app, tileID))
+	t, err := scanTile(a.tx.QueryRowContext(a.ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE phone = ? AND app = ? AND tile_id = ?`, a.phone, app, tileID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return TileRecord{App: app, TileID: tileID, Fields: map[string]string{}}, nil
 	}
@@ -437,9 +468,9 @@ func (a *ApplyTx) PutTile(t TileRecord) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO tiles (app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (app, tile_id) DO UPDATE SET template = excluded.template, fields = excluded.fields, updated_at = excluded.updated_at`,
-		t.App, t.TileID, t.Template, string(fields), a.now.UnixMilli()); err != nil {
+	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO tiles (phone, app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (phone, app, tile_id) DO UPDATE SET template = excluded.template, fields = excluded.fields, updated_at = excluded.updated_at`,
+		a.phone, t.App, t.TileID, t.Template, string(fields), a.now.UnixMilli()); err != nil {
 		return fmt.Errorf("storage: put tile: %w", err)
 	}
 	return nil
@@ -447,8 +478,8 @@ func (a *ApplyTx) PutTile(t TileRecord) error {
 
 // AddToast records a toast.
 func (a *ApplyTx) AddToast(t ToastRecord) (int64, error) {
-	res, err := a.tx.ExecContext(a.ctx, `INSERT INTO toasts (app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq, a.now.UnixMilli())
+	res, err := a.tx.ExecContext(a.ctx, `INSERT INTO toasts (phone, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.phone, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq, a.now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("storage: add toast: %w", err)
 	}
@@ -457,14 +488,14 @@ func (a *ApplyTx) AddToast(t ToastRecord) (int64, error) {
 
 // AddEvent queues an event for a running app.
 func (a *ApplyTx) AddEvent(app, typ string, data []byte) (int64, error) {
-	return addEvent(a.ctx, a.tx, app, typ, data, a.now)
+	return addEvent(a.ctx, a.tx, a.phone, app, typ, data, a.now)
 }
 
 // Running reports whether app counts as running now, and whether it is in
 // the foreground.
 func (a *ApplyTx) Running(app string) (running, foreground bool, err error) {
 	var until int64
-	err = a.tx.QueryRowContext(a.ctx, `SELECT running_until, foreground FROM apps WHERE app = ?`, app).Scan(&until, &foreground)
+	err = a.tx.QueryRowContext(a.ctx, `SELECT running_until, foreground FROM apps WHERE phone = ? AND app = ?`, a.phone, app).Scan(&until, &foreground)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, false, nil
 	}
@@ -477,7 +508,7 @@ func (a *ApplyTx) Running(app string) (running, foreground bool, err error) {
 
 // Count adds delta to a counter.
 func (a *ApplyTx) Count(name string, delta int64) error {
-	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, name, delta); err != nil {
+	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`, a.phone, name, delta); err != nil {
 		return fmt.Errorf("storage: count: %w", err)
 	}
 	return nil
@@ -486,7 +517,7 @@ func (a *ApplyTx) Count(name string, delta int64) error {
 // CapRunning limits every app's running period to until: after a restart,
 // apps that were running get a grace period to reconnect, not forever.
 func (s *DeviceStore) CapRunning(ctx context.Context, until time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE apps SET running_until = ? WHERE running_until > ?`, until.UnixMilli(), until.UnixMilli()); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE apps SET running_until = ? WHERE phone = ? AND running_until > ?`, until.UnixMilli(), s.phone, until.UnixMilli()); err != nil {
 		return fmt.Errorf("storage: cap running: %w", err)
 	}
 	return nil
@@ -494,7 +525,7 @@ func (s *DeviceStore) CapRunning(ctx context.Context, until time.Time) error {
 
 // RunningApps lists the apps running at now.
 func (s *DeviceStore) RunningApps(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT app FROM apps WHERE running_until > ? ORDER BY app`, now.UnixMilli())
+	rows, err := s.db.QueryContext(ctx, `SELECT app FROM apps WHERE phone = ? AND running_until > ? ORDER BY app`, s.phone, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("storage: running apps: %w", err)
 	}

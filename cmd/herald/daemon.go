@@ -127,7 +127,17 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
 		return 2
 	}
-	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, Display: display, Logger: log})
+	powerSource := platform.PowerSource{}.Level
+	if s.Power != "auto" {
+		level, err := platform.ParsePowerLevel(s.Power)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald run: %v\n", err)
+			return 2
+		}
+		powerSource = func() (platform.PowerLevel, error) { return level, nil }
+	}
+	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, Display: display, Logger: log,
+		PowerSource: powerSource})
 	if err != nil {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
 		return 1

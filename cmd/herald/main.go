@@ -27,7 +27,7 @@ Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
                       foreground toast as a JSON line
   channels|tiles|toasts [--app APP] [--json]
   pin APP TILE_ID     pin a secondary tile
-  power normal|low|critical
+  power normal|low|critical|auto
   status [--json]
 `
 
