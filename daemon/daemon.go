@@ -55,7 +55,7 @@ type Config struct {
 	// with SetPower; nil means normal.
 	PowerSource func() (platform.PowerLevel, error)
 	Clock       clock.Clock
-	Logger     *slog.Logger
+	Logger      *slog.Logger
 	// Link tunes the connection (heartbeat, backoff, dialer); Service,
 	// Handler, Clock and Logger are filled in.
 	Link channel.Config
