@@ -2,6 +2,7 @@ package platform
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -319,6 +320,49 @@ func TestSplitKey(t *testing.T) {
 		got, ok := splitKey(tt.in)
 		if ok != tt.ok || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("splitKey(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// The configuration guide's example must load, and the guide must describe
+// every key.
+func TestConfigurationDoc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatalf("read the configuration guide: %v", err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```toml\n")
+	if !ok {
+		t.Fatal("the guide has no ```toml example")
+	}
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("unterminated ```toml example")
+	}
+	cfg, err := LoadConfig(writeConfig(t, example))
+	if err != nil {
+		t.Fatalf("the guide's example does not load: %v", err)
+	}
+	if len(cfg.Handlers) == 0 {
+		t.Error("the guide's example shows no handler")
+	}
+	var keys []string
+	for _, typ := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[Handler]()} {
+		for f := range typ.Fields() {
+			keys = append(keys, f.Tag.Get("toml"))
+		}
+	}
+	for _, k := range keys {
+		described := strings.Contains(string(doc), "`"+k+"`") ||
+			strings.Contains(string(doc), "`"+k+".<app>`") ||
+			strings.Contains(string(doc), "`handlers.<app>."+k+"`")
+		if !described {
+			t.Errorf("the guide does not describe key %q", k)
+		}
+	}
+	for _, s := range []string{fmt.Sprintf("%d %%", LowBatteryPercent), fmt.Sprintf("%d %%", CriticalBatteryPercent)} {
+		if !strings.Contains(string(doc), s) {
+			t.Errorf("the guide does not state the power threshold %q", s)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Toast is a toast notification as the shell shows it.
@@ -125,3 +126,14 @@ func (d logDisplay) Show(ctx context.Context, t Toast) error {
 }
 
 func toastTitle(t Toast) string { return "Herald: " + t.App }
+
+// showTimeout bounds a Show whose context has no deadline, so a hung
+// notification server or helper process cannot stall toast delivery.
+const showTimeout = 10 * time.Second
+
+func withShowTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, showTimeout)
+}

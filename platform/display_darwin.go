@@ -34,6 +34,8 @@ const macOSScript = `on run argv
 end run`
 
 func (d macOSDisplay) Show(ctx context.Context, t Toast) error {
+	ctx, cancel := withShowTimeout(ctx)
+	defer cancel()
 	sound := ""
 	if !t.Silent {
 		// A sound name is one of the system sounds (Glass, Ping, …); a path

@@ -76,6 +76,8 @@ func (d *dbusDisplay) serverPresent() (bool, error) {
 // Show calls Notify(app_name, replaces_id, app_icon, summary, body, actions,
 // hints, expire_timeout).
 func (d *dbusDisplay) Show(ctx context.Context, t Toast) error {
+	ctx, cancel := withShowTimeout(ctx)
+	defer cancel()
 	conn, err := d.connection()
 	if err != nil {
 		return err

@@ -50,6 +50,8 @@ $toast = New-Object Windows.UI.Notifications.ToastNotification $doc
 `
 
 func (d windowsDisplay) Show(ctx context.Context, t Toast) error {
+	ctx, cancel := withShowTimeout(ctx)
+	defer cancel()
 	silent := "0"
 	if t.Silent {
 		silent = "1"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"sync"
@@ -70,6 +71,7 @@ var (
 	// cannot start the daemon as RunAs (System V).
 	ErrRunAsUnsupported = errors.New("this service manager cannot run the service as another user")
 	ErrUnknownAction    = errors.New("unknown service action")
+	ErrNoRun            = errors.New("service has no run function")
 	ErrAlreadyInstalled = errors.New("service already installed")
 	ErrNotInstalled     = errors.New("service not installed")
 	// ErrStopTimeout is returned by Run when run did not return within
@@ -104,14 +106,19 @@ func (o ServiceOptions) validate() error {
 }
 
 func (o ServiceOptions) executable() (string, error) {
-	if o.Executable != "" {
-		return o.Executable, nil
+	exe := o.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("service executable: %w", err)
+		}
 	}
-	exe, err := os.Executable()
+	// Service managers start the daemon from another working directory.
+	abs, err := filepath.Abs(exe)
 	if err != nil {
 		return "", fmt.Errorf("service executable: %w", err)
 	}
-	return exe, nil
+	return abs, nil
 }
 
 // Service runs the daemon under the OS service manager and controls its
@@ -135,6 +142,7 @@ type Service struct {
 var stopGrace = StopGrace
 
 // NewService prepares a service; it neither installs nor starts anything.
+// run may be nil for a Service used only for Control and Status.
 func NewService(opts ServiceOptions, run func(ctx context.Context) error) (*Service, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("new service: %w", err)
@@ -197,6 +205,9 @@ func (s *Service) Platform() string { return s.svc.Platform() }
 // context.Canceled after being asked to stop has stopped cleanly and Run
 // returns nil.
 func (s *Service) Run() error {
+	if s.run == nil {
+		return ErrNoRun
+	}
 	if service.Interactive() {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

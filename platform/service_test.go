@@ -54,12 +54,16 @@ func TestNewServiceValidates(t *testing.T) {
 	if s.Platform() == "" {
 		t.Error("Platform() is empty")
 	}
+	if err := (&Service{}).Run(); !errors.Is(err, ErrNoRun) {
+		t.Errorf("Run without a run function = %v, want %v", err, ErrNoRun)
+	}
 	if err := s.Control("explode"); !errors.Is(err, ErrUnknownAction) {
 		t.Errorf("Control(explode) = %v, want %v", err, ErrUnknownAction)
 	}
 	st, err := s.Status()
 	if err != nil || st != StatusNotInstalled {
-		t.Errorf("Status of a service never installed = %v, %v; want %v", st, err, StatusNotInstalled)
+		// Uninstalling is only safe to try when the manager said so.
+		t.Fatalf("Status of a service never installed = %v, %v; want %v", st, err, StatusNotInstalled)
 	}
 	if err := s.Control("uninstall"); !errors.Is(err, ErrNotInstalled) {
 		t.Errorf("Control(uninstall) of a service never installed = %v, want %v", err, ErrNotInstalled)

@@ -85,7 +85,9 @@ func ListenSocket(path, group string) (net.Listener, error) {
 }
 
 // socketListener removes the socket under its final name on Close (the
-// standard listener would remove the temporary name it was bound to).
+// standard listener would remove the temporary name it was bound to). The
+// name goes first: once Accept fails the daemon may exit at any moment, and
+// the socket must not outlive it.
 type socketListener struct {
 	*net.UnixListener
 	path string
@@ -93,9 +95,8 @@ type socketListener struct {
 }
 
 func (l *socketListener) Close() error {
-	err := l.UnixListener.Close()
 	l.once.Do(func() { _ = os.Remove(l.path) })
-	return err
+	return l.UnixListener.Close()
 }
 
 func removeStaleSocket(path string) error {
