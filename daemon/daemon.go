@@ -93,7 +93,8 @@ type Daemon struct {
 	// the local view and the service's never interleave half-done changes.
 	opMu sync.Mutex
 
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // goroutines Run starts
+	runWG  sync.WaitGroup // Run itself, so Close can wait for it
 	ctx    context.Context
 	cancel context.CancelFunc
 	ln     net.Listener
@@ -179,8 +180,8 @@ func (d *Daemon) Link() *channel.Link { return d.link }
 // Run serves the local API and keeps the link up until ctx ends or Close
 // is called.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.wg.Add(1)
-	defer d.wg.Done()
+	d.runWG.Add(1)
+	defer d.runWG.Done()
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
 	if d.cfg.Socket != "" {
@@ -207,6 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // goroutine.
 func (d *Daemon) Close() error {
 	d.cancel()
+	d.runWG.Wait()
 	d.wg.Wait()
 	if d.db != nil {
 		return d.db.Close()
