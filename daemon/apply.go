@@ -165,7 +165,7 @@ func (d *Daemon) applyOne(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.N
 	switch mpns.Kind(n.Kind) {
 	case mpns.KindRaw:
 		if !running {
-			return nil, false, tx.Count(CountRawDropped, 1)
+			return nil, false, d.rawNotRunning(tx, ch.App, n)
 		}
 		if err := tx.Count(CountRawDelivered, 1); err != nil {
 			return nil, false, err

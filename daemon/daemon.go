@@ -48,9 +48,11 @@ type Config struct {
 	// Socket is the local API's Unix socket path; "" serves no socket (the
 	// caller may still use Handler).
 	Socket string
-	// SocketMode is the socket's permission bits (default 0600).
-	SocketMode os.FileMode
-	Display    ToastDisplay
+	// SocketGroup, when set, is the group (name or id) whose members may
+	// use the local API besides the daemon's own user: the socket is then
+	// mode 0660 and group-owned. Empty means owner only (0600).
+	SocketGroup string
+	Display     ToastDisplay
 	// PowerSource reports the OS's power level when no level has been set
 	// with SetPower; nil means normal.
 	PowerSource func() (platform.PowerLevel, error)
@@ -67,6 +69,13 @@ type Config struct {
 	OpenTimeout time.Duration
 	// MaxChannels is MPNS's 30 channels per device.
 	MaxChannels int
+	// Handlers are the apps' background handlers (from the configuration
+	// file): commands run for raw notifications while the app is not
+	// running.
+	Handlers map[string]platform.Handler
+	// HandlerConcurrency bounds how many handlers run at once
+	// (default DefaultHandlerConcurrency).
+	HandlerConcurrency int
 }
 
 // Defaults with their reasons.
@@ -88,6 +97,7 @@ type Daemon struct {
 	store *storage.DeviceStore
 	link  *channel.Link
 	hub   *hub
+	bg    *background
 
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.
@@ -123,8 +133,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.MaxChannels <= 0 {
 		cfg.MaxChannels = DefaultMaxChannels
 	}
-	if cfg.SocketMode == 0 {
-		cfg.SocketMode = 0o600
+	if cfg.HandlerConcurrency <= 0 {
+		cfg.HandlerConcurrency = DefaultHandlerConcurrency
 	}
 	if cfg.Display == nil {
 		d, err := platform.NewDisplay("log", cfg.Logger)
@@ -135,6 +145,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{cfg: cfg, log: cfg.Logger, hub: newHub(), ctx: ctx, cancel: cancel}
+	d.bg = newBackground(d)
 	db := cfg.DB
 	if db == nil {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -185,10 +196,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
 	if d.cfg.Socket != "" {
-		ln, err := listenUnix(d.cfg.Socket, d.cfg.SocketMode)
+		ln, err := platform.ListenSocket(d.cfg.Socket, d.cfg.SocketGroup)
 		if err != nil {
 			d.cancel()
-			return err
+			return fmt.Errorf("daemon: %w", err)
 		}
 		d.ln = ln
 		d.wg.Add(1)
@@ -196,8 +207,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer d.wg.Done()
 			d.serveAPI(d.ctx, ln)
 		}()
-		d.log.Info("local API listening", "socket", d.cfg.Socket)
+		d.log.Info("local API listening", "socket", d.cfg.Socket, "group", d.cfg.SocketGroup)
 	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.bg.run(d.ctx)
+	}()
 	err := d.link.Run(d.ctx)
 	d.cancel()
 	d.wg.Wait()
@@ -214,30 +230,4 @@ func (d *Daemon) Close() error {
 		return d.db.Close()
 	}
 	return nil
-}
-
-// listenUnix listens on a Unix socket, replacing a stale socket file left
-// by a daemon that did not shut down, but never one that is in use.
-func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("daemon: socket directory: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("daemon: %s is in use: another herald is running", path)
-	}
-	os.Remove(path)
-	// The socket is created owner-only and then opened up to mode, so no
-	// one else can connect in between.
-	old := umask(0o177)
-	ln, err := net.Listen("unix", path)
-	umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("daemon: listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("daemon: socket permissions: %w", err)
-	}
-	return ln, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -297,49 +296,4 @@ func fieldList(f map[string]string) string {
 		fmt.Fprintf(&b, "%s=%q", k, f[k])
 	}
 	return b.String()
-}
-
-func statusCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("status", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) != 0 {
-		fmt.Fprintln(stderr, "usage: herald status [--json]")
-		return 2
-	}
-	ctx, cancel := timeoutCtx()
-	defer cancel()
-	st, err := app.NewClient(*socket).Status(ctx)
-	if err != nil {
-		if errors.Is(err, app.ErrDaemonUnavailable) {
-			fmt.Fprintf(stdout, "daemon: not running (%s)\n", *socket)
-			return 3
-		}
-		return cliError(stderr, "status", err)
-	}
-	if *asJSON {
-		printJSON(stdout, st)
-		return 0
-	}
-	state := "disconnected"
-	if st.Connected {
-		state = "connected since " + st.Since.Local().Format(time.DateTime)
-	}
-	fmt.Fprintf(stdout, "daemon:      running (%s)\nservice:     %s\nlink:        %s\ndevice:      %s\nheartbeat:   %s\nreconnects:  %d\npower:       %s\nchannels:    %d\nrunning:     %s\n",
-		*socket, st.Service, state, orDash(st.DeviceID), st.Heartbeat, st.Reconnects, st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
-	if st.LastError != "" {
-		fmt.Fprintf(stdout, "last error:  %s\n", st.LastError)
-	}
-	keys := make([]string, 0, len(st.Counters))
-	for k := range st.Counters {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(stdout, "%-12s %d\n", k+":", st.Counters[k])
-	}
-	return 0
 }

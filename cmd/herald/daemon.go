@@ -6,10 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/BurntSushi/toml"
 
@@ -28,8 +27,9 @@ const DefaultEmbeddedListen = "127.0.0.1:8790"
 // config file, then the environment, then flags.
 type settings struct {
 	platform.Config
-	ConfigFile string `toml:"-"`
-	Listen     string `toml:"listen"`
+	ConfigFile  string `toml:"-"`
+	Listen      string `toml:"listen"`
+	ServiceName string `toml:"-"`
 }
 
 func userMode() bool { return os.Geteuid() != 0 }
@@ -44,8 +44,10 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
 	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
+	socketGroup := fs.String("socket-group", "", "group allowed to use the local API socket (default: owner only)")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return settings{}, fs, err
@@ -68,10 +70,11 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("service", &cfg.Service, *service)
 	override("data", &cfg.Data, *data)
 	override("socket", &cfg.Socket, *socket)
+	override("socket-group", &cfg.SocketGroup, *socketGroup)
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
 	cfg.ApplyDefaults(paths)
-	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen}, fs, nil
+	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen, ServiceName: *serviceName}, fs, nil
 }
 
 func printConfig(args []string, stdout, stderr io.Writer) int {
@@ -103,25 +106,6 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := platform.EnsureDir(s.Data, 0o700); err != nil {
-		fmt.Fprintf(stderr, "herald run: %v\n", err)
-		return 1
-	}
-
-	serviceURL := s.Service
-	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
-			Server: server.Config{Logger: log.With("part", "service")}})
-		if err != nil {
-			fmt.Fprintf(stderr, "herald run: embedded notification service: %v\n", err)
-			return 1
-		}
-		defer svc.Close()
-		serviceURL = svc.URL()
-	}
-
 	display, err := platform.NewDisplay(s.Display, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
@@ -136,11 +120,46 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		}
 		powerSource = func() (platform.PowerLevel, error) { return level, nil }
 	}
-	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, Display: display, Logger: log,
-		PowerSource: powerSource})
+	// Run goes through the service wrapper in a terminal too: it stops the
+	// daemon through ctx on SIGINT or SIGTERM, or when the service manager
+	// asks.
+	svc, err := platform.NewService(platform.ServiceOptions{Name: s.ServiceName, User: userMode()}, func(ctx context.Context) error {
+		return serveDaemon(ctx, s, log, display, powerSource, stdout)
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 2
+	}
+	if err := svc.Run(); err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
 		return 1
+	}
+	return 0
+}
+
+// serveDaemon runs the daemon (and the embedded notification service when
+// no other is configured) until ctx ends.
+func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daemon.ToastDisplay,
+	powerSource func() (platform.PowerLevel, error), stdout io.Writer) error {
+	// The daemon creates its own state directory, owner-only, whatever
+	// the service manager prepared.
+	if err := platform.EnsureDir(s.Data, 0o700); err != nil {
+		return err
+	}
+	serviceURL := s.Service
+	if serviceURL == "" {
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
+			Server: server.Config{Logger: log.With("part", "service")}})
+		if err != nil {
+			return fmt.Errorf("embedded notification service: %w", err)
+		}
+		defer svc.Close()
+		serviceURL = svc.URL()
+	}
+	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
+		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers})
+	if err != nil {
+		return err
 	}
 	defer d.Close()
 
@@ -156,9 +175,5 @@ Send a first toast (in another terminal; add --socket %[1]s if it is not the def
 
 `, s.Socket)
 	}
-	if err := d.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "herald run: %v\n", err)
-		return 1
-	}
-	return 0
+	return d.Run(ctx)
 }

@@ -18,6 +18,15 @@ The daemon:
                       notification service listens on --listen (127.0.0.1:8790)
   config              print the effective configuration
 
+The OS service (system-wide as root, per user with --user; --name NAME for
+another instance than "herald"):
+  install [--user] [--name NAME] [--print] [--run-as USER] [--log-dir DIR] [run flags]
+                      install the service (--print: print its systemd unit)
+  uninstall|start|stop|restart [--user] [--name NAME]
+  status [--user] [--name NAME] [--socket PATH] [--json]
+                      whether the service is installed and running and,
+                      if the daemon answers, its link state
+
 Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
   open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]
                       open (or find) the app's channel and print its URI
@@ -28,7 +37,6 @@ Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
   channels|tiles|toasts [--app APP] [--json]
   pin APP TILE_ID     pin a secondary tile
   power normal|low|critical|auto
-  status [--json]
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -56,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return powerCmd(rest, stdout, stderr)
 	case "status":
 		return statusCmd(rest, stdout, stderr)
+	case "install":
+		return installCmd(rest, stdout, stderr)
+	case "uninstall", "start", "stop", "restart":
+		return controlCmd(cmd, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/platform"
+)
+
+// DefaultServiceName is the OS service's name; --name changes it, so that
+// tests (or a second instance) never clash with a real installation.
+const DefaultServiceName = "herald"
+
+// runFlags are the flags of `herald run` that `herald install` passes on to
+// the installed service.
+var runFlags = []struct{ name, usage string }{
+	{"config", "configuration file (TOML)"},
+	{"service", "notification service URL (default: start an embedded one)"},
+	{"data", "data directory"},
+	{"socket", "local API socket"},
+	{"socket-group", "group allowed to use the local API socket"},
+	{"listen", "address of the embedded notification service"},
+	{"display", "toast display: auto, log, dbus, macos, windows"},
+	{"log-level", "debug, info, warn or error"},
+}
+
+// serviceFlags are the flags every service command shares.
+type serviceFlags struct {
+	fs   *flag.FlagSet
+	name *string
+	user *bool
+}
+
+func newServiceFlags(cmd string, stderr io.Writer) serviceFlags {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return serviceFlags{
+		fs:   fs,
+		name: fs.String("name", DefaultServiceName, "service name"),
+		user: fs.Bool("user", userMode(), "a per-user service (systemd user unit, launchd agent) rather than a system one"),
+	}
+}
+
+func serviceOptions(name string, user bool) platform.ServiceOptions {
+	return platform.ServiceOptions{
+		Name:        name,
+		DisplayName: "Herald push notifications",
+		Description: "Herald device daemon: push notifications for the apps on this machine",
+		User:        user,
+	}
+}
+
+// installArgs are the arguments the service manager starts the daemon
+// with. The paths are resolved now, for the kind of service being
+// installed, so the daemon does not pick them by the user it runs as (a
+// system service running as a dedicated user must still use the system
+// paths) and `herald status` finds the socket.
+func installArgs(name string, user bool, set map[string]string) ([]string, error) {
+	paths := platform.DefaultPaths(user)
+	for flagName, def := range map[string]string{"config": paths.ConfigFile, "data": paths.DataDir, "socket": paths.Socket} {
+		if _, ok := set[flagName]; !ok {
+			set[flagName] = def
+		}
+	}
+	args := []string{"run", "--name=" + name}
+	for _, f := range runFlags {
+		v, ok := set[f.name]
+		if !ok {
+			continue
+		}
+		if f.name == "config" || f.name == "data" || f.name == "socket" {
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return nil, fmt.Errorf("--%s: %w", f.name, err)
+			}
+			v = abs
+		}
+		args = append(args, "--"+f.name+"="+v)
+	}
+	return args, nil
+}
+
+// installCmd installs the OS service, or prints its systemd unit.
+func installCmd(args []string, stdout, stderr io.Writer) int {
+	sf := newServiceFlags("install", stderr)
+	print := sf.fs.Bool("print", false, "print the systemd unit instead of installing")
+	runAs := sf.fs.String("run-as", "", "dedicated user the system service runs as (systemd)")
+	logDir := sf.fs.String("log-dir", "", "where System V and launchd write the daemon's output (default /var/log)")
+	exe := sf.fs.String("executable", "", "the herald binary the service runs (default: this one)")
+	vals := map[string]*string{}
+	for _, f := range runFlags {
+		vals[f.name] = sf.fs.String(f.name, "", f.usage)
+	}
+	pos, err := cli.Parse(sf.fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 0 {
+		fmt.Fprintln(stderr, "usage: herald install [--user] [--name NAME] [--print] [--run-as USER] [run flags]")
+		return 2
+	}
+	set := map[string]string{}
+	sf.fs.Visit(func(f *flag.Flag) {
+		if v, ok := vals[f.Name]; ok {
+			set[f.Name] = *v
+		}
+	})
+	runArgs, err := installArgs(*sf.name, *sf.user, set)
+	if err != nil {
+		return cliError(stderr, "install", err)
+	}
+	opts := serviceOptions(*sf.name, *sf.user)
+	opts.Arguments, opts.RunAs, opts.LogDirectory, opts.Executable = runArgs, *runAs, *logDir, *exe
+	if *print {
+		unit, err := platform.SystemdUnit(opts)
+		if err != nil {
+			return cliError(stderr, "install", err)
+		}
+		fmt.Fprint(stdout, unit)
+		return 0
+	}
+	svc, err := platform.NewService(opts, nil)
+	if err != nil {
+		return cliError(stderr, "install", err)
+	}
+	if err := svc.Control("install"); err != nil {
+		return cliError(stderr, "install", err)
+	}
+	fmt.Fprintf(stdout, "herald: installed service %s (%s); start it with: herald start%s\n", *sf.name, svc.Platform(), nameFlag(*sf.name, *sf.user))
+	return 0
+}
+
+func nameFlag(name string, user bool) string {
+	var s string
+	if name != DefaultServiceName {
+		s += " --name " + name
+	}
+	if user != userMode() {
+		s += fmt.Sprintf(" --user=%v", user)
+	}
+	return s
+}
+
+// controlCmd runs uninstall, start, stop or restart.
+func controlCmd(action string, args []string, stdout, stderr io.Writer) int {
+	sf := newServiceFlags(action, stderr)
+	pos, err := cli.Parse(sf.fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 0 {
+		fmt.Fprintf(stderr, "usage: herald %s [--user] [--name NAME]\n", action)
+		return 2
+	}
+	svc, err := platform.NewService(serviceOptions(*sf.name, *sf.user), nil)
+	if err != nil {
+		return cliError(stderr, action, err)
+	}
+	if err := svc.Control(action); err != nil {
+		return cliError(stderr, action, err)
+	}
+	return 0
+}
+
+// serviceState is the OS service's state as `herald status` reports it.
+type serviceState struct {
+	Name     string `json:"name"`
+	Platform string `json:"platform,omitempty"`
+	State    string `json:"state"` // not installed, stopped, running, unknown
+	Error    string `json:"error,omitempty"`
+}
+
+func queryService(name string, user bool) serviceState {
+	st := serviceState{Name: name, State: platform.StatusUnknown.String()}
+	svc, err := platform.NewService(serviceOptions(name, user), nil)
+	if err != nil {
+		st.Error = err.Error()
+		return st
+	}
+	st.Platform = svc.Platform()
+	s, err := svc.Status()
+	st.State = s.String()
+	if err != nil {
+		st.Error = err.Error()
+	}
+	return st
+}
+
+// statusReport is `herald status --json`: the daemon's status, when it
+// answers, with the OS service's state beside it.
+type statusReport struct {
+	ServiceState serviceState `json:"os_service"`
+	Daemon       bool         `json:"daemon_running"`
+	*app.Status
+}
+
+// statusCmd reports whether the service is installed and running and, if
+// the daemon answers, its link state. It exits 0 when the daemon answers,
+// 3 when it does not.
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	sf := newServiceFlags("status", stderr)
+	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
+	socket := sf.fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
+	asJSON := sf.fs.Bool("json", false, "print JSON")
+	pos, err := cli.Parse(sf.fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 0 {
+		fmt.Fprintln(stderr, "usage: herald status [--user] [--name NAME] [--socket PATH] [--json]")
+		return 2
+	}
+	svcState := queryService(*sf.name, *sf.user)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := app.NewClient(*socket).Status(ctx)
+	if err != nil && !errors.Is(err, app.ErrDaemonUnavailable) {
+		return cliError(stderr, "status", err)
+	}
+	answered := err == nil
+	if *asJSON {
+		rep := statusReport{ServiceState: svcState, Daemon: answered}
+		if answered {
+			rep.Status = &st
+		}
+		printJSON(stdout, rep)
+	} else {
+		printStatus(stdout, svcState, *socket, answered, st)
+	}
+	if !answered {
+		return 3
+	}
+	return 0
+}
+
+func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status) {
+	line := fmt.Sprintf("service:     %s: %s", svc.Name, svc.State)
+	if svc.Platform != "" {
+		line += " (" + svc.Platform + ")"
+	}
+	if svc.Error != "" {
+		line += "; " + svc.Error
+	}
+	fmt.Fprintln(w, line)
+	if !answered {
+		fmt.Fprintf(w, "daemon:      not running (no answer on %s)\n", socket)
+		return
+	}
+	state := "disconnected"
+	if st.Connected && st.Since != nil {
+		state = "connected since " + st.Since.Local().Format(time.DateTime)
+	}
+	fmt.Fprintf(w, "daemon:      running (%s)\nnotification service: %s\nlink:        %s\ndevice:      %s\nheartbeat:   %s\nreconnects:  %d\npower:       %s\nchannels:    %d\nrunning:     %s\n",
+		socket, st.Service, state, orDash(st.DeviceID), st.Heartbeat, st.Reconnects, st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
+	if st.LastError != "" {
+		fmt.Fprintf(w, "last error:  %s\n", st.LastError)
+	}
+	for _, k := range sortedKeys(st.Counters) {
+		fmt.Fprintf(w, "%-12s %d\n", k+":", st.Counters[k])
+	}
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
