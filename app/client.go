@@ -292,8 +292,12 @@ func (s *Stream) connect(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", ErrDaemonUnavailable, err)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		conn.Close()
+		return net.ErrClosed
+	}
 	s.conn = conn
-	s.mu.Unlock()
 	return nil
 }
 
@@ -315,6 +319,13 @@ func (s *Stream) Next(ctx context.Context) (Event, error) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return Event{}, ctx.Err()
+			}
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				// Close ended the read; redialling would undo it.
+				return Event{}, net.ErrClosed
 			}
 			if !s.opts.Reconnect || websocket.IsCloseError(err, 4004) {
 				return Event{}, fmt.Errorf("herald: event stream: %w", err)
@@ -367,8 +378,9 @@ func (s *Stream) redial(ctx context.Context) error {
 		every = time.Second
 	}
 	for {
-		if err := s.connect(ctx); err == nil {
-			return nil
+		err := s.connect(ctx)
+		if err == nil || errors.Is(err, net.ErrClosed) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
