@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/internal/testenv"
+)
+
+// TestInstallPrint renders the systemd units `herald install` writes and
+// checks their settings.
+func TestInstallPrint(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "herald")
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "system",
+			args: []string{"--user=false", "--data", "/srv/herald", "--socket-group", "herald"},
+			want: []string{
+				"ExecStart=" + exe + " run --name=herald --config=/etc/herald/herald.toml --data=/srv/herald --socket=/run/herald/herald.sock --socket-group=herald\n",
+				"After=network-online.target\n", "Wants=network-online.target\n",
+				"Restart=on-failure\n", "RestartSec=5\n", "LimitNOFILE=65536\n",
+				"StateDirectory=herald\n", "RuntimeDirectory=herald\n",
+				"WantedBy=multi-user.target\n",
+			},
+			notWant: []string{"User=", "default.target"},
+		},
+		{
+			name:    "system as a dedicated user",
+			args:    []string{"--user=false", "--run-as", "herald", "--name", "herald-2"},
+			want:    []string{"User=herald\n", "ExecStart=" + exe + " run --name=herald-2 ", "WantedBy=multi-user.target\n"},
+			notWant: []string{"default.target"},
+		},
+		{
+			name:    "user",
+			args:    []string{"--user", "--data", "/home/u/h", "--socket", "/run/user/1000/herald/herald.sock"},
+			want:    []string{"Restart=on-failure\n", "RestartSec=5\n", "LimitNOFILE=65536\n", "WantedBy=default.target\n", "--data=/home/u/h --socket=/run/user/1000/herald/herald.sock\n"},
+			notWant: []string{"User=", "multi-user.target", "StateDirectory", "network-online"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"install", "--print", "--executable", exe}, tt.args...)
+			if code := run(args, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			unit := out.String()
+			for _, w := range tt.want {
+				if !strings.Contains(unit, w) {
+					t.Errorf("unit lacks %q:\n%s", w, unit)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(unit, w) {
+					t.Errorf("unit has %q:\n%s", w, unit)
+				}
+			}
+		})
+	}
+}
+
+// TestServiceCommandErrors checks that bad service commands fail with a
+// message rather than touching anything.
+func TestServiceCommandErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"install", "--print", "--name", "bad name"}, 1, "invalid service name"},
+		{[]string{"install", "--print", "--user", "--run-as", "nobody"}, 1, "cannot run as another user"},
+		{[]string{"start", "extra"}, 2, "usage: herald start"},
+		{[]string{"uninstall", "--name", "herald-test-never-installed-" + randomHex(t)}, 1, "not installed"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(tt.args, &out, &errb); code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, errb.String())
+			}
+			if !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestStatusNothingRunning: no service, no daemon.
+func TestStatusNothingRunning(t *testing.T) {
+	var out, errb bytes.Buffer
+	name := "herald-test-" + randomHex(t)
+	sock := testenv.SocketPath(t)
+	if code := run([]string{"status", "--name", name, "--socket", sock}, &out, &errb); code != 3 {
+		t.Fatalf("exit %d, want 3; stderr: %s", code, errb.String())
+	}
+	for _, w := range []string{"service:     " + name + ": not installed", "daemon:      not running (no answer on " + sock + ")"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
+	}
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// envSystemService opts in to installing a real OS service; .ci/run sets
+// it (CI runs as root without systemd, so System V).
+const envSystemService = "HERALD_TEST_SYSTEM_SERVICE"
+
+// TestServiceSystemCycle builds the real herald binary and takes it
+// through the whole service cycle with the OS service manager: install,
+// start, status running with the local API answering, stop, uninstall,
+// and nothing left behind.
+func TestServiceSystemCycle(t *testing.T) {
+	if os.Getenv(envSystemService) != "1" {
+		t.Skipf("installs a real OS service; set %s=1 (as root) to run", envSystemService)
+	}
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Fatalf("%s=1 needs root on Linux", envSystemService)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "herald")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	name := "herald-test-" + randomHex(t)
+	data := filepath.Join(dir, "data")
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := testenv.SocketPath(t)
+	herald := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("herald %v: %v", args, err)
+		}
+		return string(out), code
+	}
+	status := func() (statusReport, int) {
+		t.Helper()
+		out, code := herald("status", "--user=false", "--name", name, "--socket", sock, "--json")
+		var rep statusReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		return rep, code
+	}
+	t.Cleanup(func() {
+		if st, _ := status(); st.ServiceState.State != "not installed" {
+			herald("stop", "--user=false", "--name", name)
+			herald("uninstall", "--user=false", "--name", name)
+		}
+		for _, p := range leftovers(t, name) {
+			os.Remove(p)
+		}
+		if t.Failed() {
+			for _, f := range []string{name + ".log", name + ".err"} {
+				if b, err := os.ReadFile(filepath.Join(logs, f)); err == nil {
+					t.Logf("%s:\n%s", f, b)
+				}
+			}
+		}
+	})
+
+	if out, code := herald("install", "--user=false", "--name", name, "--data", data, "--socket", sock,
+		"--listen", "127.0.0.1:0", "--log-dir", logs, "--log-level", "debug"); code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	if st, code := status(); code != 3 || st.ServiceState.State != "stopped" || st.Daemon {
+		t.Fatalf("after install: exit %d, %+v", code, st)
+	}
+	if out, code := herald("start", "--user=false", "--name", name); code != 0 {
+		t.Fatalf("start: exit %d\n%s", code, out)
+	}
+	client := app.NewClient(sock)
+	testenv.Eventually(t, 30*time.Second, "daemon answering with its link up", func() bool {
+		st, err := client.Status(context.Background())
+		return err == nil && st.Connected
+	})
+	if st, code := status(); code != 0 || st.ServiceState.State != "running" || !st.Daemon {
+		t.Fatalf("after start: exit %d, %+v", code, st)
+	}
+	if out, _ := herald("status", "--user=false", "--name", name, "--socket", sock); !strings.Contains(out, "link:        connected since") {
+		t.Errorf("status does not show the link:\n%s", out)
+	}
+	if fi, err := os.Stat(data); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("data directory: %v, %v; want created with mode 0700", fi, err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket: %v, %v; want mode 0600", fi, err)
+	}
+
+	if out, code := herald("stop", "--user=false", "--name", name); code != 0 {
+		t.Fatalf("stop: exit %d\n%s", code, out)
+	}
+	testenv.Eventually(t, 30*time.Second, "service stopped", func() bool {
+		st, code := status()
+		return code == 3 && st.ServiceState.State == "stopped"
+	})
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after stop: %v", err)
+	}
+	if out, code := herald("uninstall", "--user=false", "--name", name); code != 0 {
+		t.Fatalf("uninstall: exit %d\n%s", code, out)
+	}
+	if st, _ := status(); st.ServiceState.State != "not installed" {
+		t.Errorf("after uninstall: %+v", st)
+	}
+	for _, p := range leftovers(t, name) {
+		t.Errorf("left after uninstall: %s", p)
+	}
+}
+
+// leftovers lists the files an installed service could leave behind.
+func leftovers(t *testing.T, name string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range []string{"/etc/init.d/" + name, "/var/run/" + name + ".pid", "/etc/systemd/system/" + name + ".service"} {
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	links, err := filepath.Glob("/etc/rc?.d/[SK][0-9][0-9]" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, links...)
+}
