@@ -255,7 +255,10 @@ type Stream struct {
 	last   int64 // the newest event returned by Next
 	acked  int64 // the newest event acknowledged to the daemon
 	closed bool
-	wmu    sync.Mutex // one writer at a time: Next's acks and Close
+	// reading is closed when the ReadMessage that Next is in returns;
+	// nil when Next is not reading.
+	reading chan struct{}
+	wmu     sync.Mutex // one writer at a time: Next's acks and Close
 }
 
 // Listen opens the app's event stream.
@@ -308,6 +311,10 @@ func (s *Stream) Next(ctx context.Context) (Event, error) {
 	for {
 		s.mu.Lock()
 		conn, closed := s.conn, s.closed
+		reading := make(chan struct{})
+		if !closed {
+			s.reading = reading
+		}
 		s.mu.Unlock()
 		if closed {
 			return Event{}, net.ErrClosed
@@ -316,6 +323,16 @@ func (s *Stream) Next(ctx context.Context) (Event, error) {
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
 		_, data, err := conn.ReadMessage()
 		stop()
+		s.mu.Lock()
+		s.reading = nil
+		closed = s.closed
+		s.mu.Unlock()
+		close(reading)
+		if err == nil && closed {
+			// Close is waiting for the daemon to answer its close frame;
+			// what the daemon sent before that is not for the app.
+			return Event{}, net.ErrClosed
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return Event{}, ctx.Err()
@@ -390,22 +407,40 @@ func (s *Stream) redial(ctx context.Context) error {
 	}
 }
 
-// Close ends the stream cleanly: the app is no longer running.
+// Close ends the stream cleanly: the app is no longer running. It sends
+// the close frame and waits (up to a second) for the daemon's answer before
+// it closes the connection: closing at once could make an event the daemon
+// is writing fail first, and the daemon would take the stop for a crash
+// and keep the app counted as running for its grace period.
 func (s *Stream) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	conn, reading, last, acked := s.conn, s.reading, s.last, s.acked
+	s.mu.Unlock()
+
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.last > s.acked {
-		b, _ := json.Marshal(EventAck{Ack: s.last})
-		s.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		s.conn.WriteMessage(websocket.TextMessage, b)
+	if last > acked {
+		b, _ := json.Marshal(EventAck{Ack: last})
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		conn.WriteMessage(websocket.TextMessage, b)
 	}
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-	s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	return s.conn.Close()
+	err := conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	s.wmu.Unlock()
+	if err == nil {
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if reading != nil {
+			<-reading // Next's read ends with the deadline at the latest
+		}
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				break
+			}
+		}
+	}
+	return conn.Close()
 }
