@@ -227,40 +227,61 @@ touch "$OUT/done.$HERALD_MESSAGE_ID"`)
 }
 
 // TestBackgroundHandlerInterrupted stops the daemon while a handler runs:
-// the job survives in the database and runs once more at the next start,
-// and the notification itself is not applied twice.
+// the job survives in the database and runs once more at the next start
+// (at least once), and a job interrupted twice is abandoned (at most
+// twice). The notification itself is never applied again.
 func TestBackgroundHandlerInterrupted(t *testing.T) {
+	tests := []struct {
+		name        string
+		secondEnds  bool // the second run finishes rather than being interrupted too
+		wantCounter string
+	}{
+		{"second run completes", true, daemon.CountHandlerOK},
+		{"interrupted twice is abandoned", false, daemon.CountHandlerAbandoned},
+	}
 	svc := testenv.Service(t, "", server.ServeConfig{})
-	out := t.TempDir()
-	t.Setenv("OUT", out)
-	data := t.TempDir()
-	cmd := writeScript(t, t.TempDir(), `echo "$HERALD_MESSAGE_ID" >> "$OUT/runs"
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			t.Setenv("OUT", out)
+			cmd := writeScript(t, t.TempDir(), `echo "$HERALD_MESSAGE_ID" >> "$OUT/runs"
 [ -e "$OUT/release" ] && exit 0
 while :; do sleep 0.02; done`)
-	cfg := daemon.Config{Service: svc.URL(), DataDir: data,
-		Handlers: map[string]platform.Handler{"notes": {Command: cmd, Timeout: platform.Duration{Duration: time.Minute}}}}
-	d := testenv.StartDaemon(t, cfg)
-	ch := openChannel(t, d, "notes")
-	sendRaw(t, ch.URI, messageID(7), []byte("x"))
-	runs := func() string {
-		b, _ := os.ReadFile(filepath.Join(out, "runs"))
-		return string(b)
-	}
-	testenv.Eventually(t, 10*time.Second, "first run", func() bool { return runs() != "" })
-	d.Stop()
+			cfg := daemon.Config{Service: svc.URL(), DataDir: t.TempDir(),
+				Handlers: map[string]platform.Handler{"notes": {Command: cmd, Timeout: platform.Duration{Duration: time.Minute}}}}
+			runs := func() string {
+				b, _ := os.ReadFile(filepath.Join(out, "runs"))
+				return string(b)
+			}
+			id := messageID(10 + i)
+			wantRuns := func(n int) string { return strings.Repeat(id+"\n", n) }
 
-	if err := os.WriteFile(filepath.Join(out, "release"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d2 := testenv.StartDaemon(t, cfg)
-	testenv.Eventually(t, 10*time.Second, "second run done", func() bool { return counter(t, d2, daemon.CountHandlerOK) == 1 })
-	if got, want := runs(), strings.Repeat(messageID(7)+"\n", 2); got != want {
-		t.Errorf("runs = %q, want %q", got, want)
-	}
-	if got := counter(t, d2, daemon.CountHandlerQueued); got != 1 {
-		t.Errorf("%s = %d, want 1 (the notification was applied again)", daemon.CountHandlerQueued, got)
-	}
-	if p, r := jobs(t, d2); p+r != 0 {
-		t.Errorf("jobs left: %d pending, %d running", p, r)
+			d := testenv.StartDaemon(t, cfg)
+			sendRaw(t, openChannel(t, d, "notes").URI, id, []byte("x"))
+			testenv.Eventually(t, 10*time.Second, "first run", func() bool { return runs() == wantRuns(1) })
+			d.Stop()
+
+			if tt.secondEnds {
+				if err := os.WriteFile(filepath.Join(out, "release"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d = testenv.StartDaemon(t, cfg)
+			if !tt.secondEnds {
+				testenv.Eventually(t, 10*time.Second, "second run", func() bool { return runs() == wantRuns(2) })
+				d.Stop()
+				d = testenv.StartDaemon(t, cfg)
+			}
+			testenv.Eventually(t, 10*time.Second, tt.wantCounter, func() bool { return counter(t, d, tt.wantCounter) == 1 })
+			if got := runs(); got != wantRuns(2) {
+				t.Errorf("runs = %q, want %q", got, wantRuns(2))
+			}
+			if got := counter(t, d, daemon.CountHandlerQueued); got != 1 {
+				t.Errorf("%s = %d, want 1 (the notification was applied again)", daemon.CountHandlerQueued, got)
+			}
+			if p, r := jobs(t, d); p+r != 0 {
+				t.Errorf("jobs left: %d pending, %d running", p, r)
+			}
+		})
 	}
 }

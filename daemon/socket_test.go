@@ -1,0 +1,64 @@
+//go:build unix
+
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/platform"
+	"github.com/heraldpush/herald/server"
+)
+
+// TestSocketPermissions checks who may connect to the local API: the
+// daemon's user only, or with socket_group that group's members too.
+func TestSocketPermissions(t *testing.T) {
+	// Root may hand the socket to any group; others only to their own.
+	otherGID := os.Getgid()
+	if os.Geteuid() == 0 {
+		otherGID = 4242
+	}
+	tests := []struct {
+		name     string
+		group    string
+		wantMode os.FileMode
+		wantGID  int
+	}{
+		{"owner only", "", 0o600, os.Getgid()},
+		{"group", strconv.Itoa(otherGID), 0o660, otherGID},
+	}
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL(), SocketGroup: tt.group})
+			fi, err := os.Stat(d.Socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != tt.wantMode {
+				t.Errorf("socket mode %v, want socket %v", fi.Mode(), tt.wantMode)
+			}
+			if gid := int(fi.Sys().(*syscall.Stat_t).Gid); gid != tt.wantGID {
+				t.Errorf("socket group %d, want %d", gid, tt.wantGID)
+			}
+		})
+	}
+
+	t.Run("unknown group", func(t *testing.T) {
+		d, err := daemon.New(daemon.Config{Service: svc.URL(), DataDir: t.TempDir(), Socket: testenv.SocketPath(t),
+			SocketGroup: "herald-no-such-group", Logger: testenv.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := d.Run(context.Background()); !errors.Is(err, platform.ErrUnknownGroup) {
+			t.Errorf("Run = %v, want %v", err, platform.ErrUnknownGroup)
+		}
+	})
+}
