@@ -132,8 +132,8 @@ const envSystemService = "HERALD_TEST_SYSTEM_SERVICE"
 
 // TestServiceSystemCycle builds the real herald binary and takes it
 // through the whole service cycle with the OS service manager: install,
-// start, status running with the local API answering, stop, uninstall,
-// and nothing left behind.
+// start, status running with the local API answering, restart, stop,
+// uninstall, and nothing left behind.
 func TestServiceSystemCycle(t *testing.T) {
 	if os.Getenv(envSystemService) != "1" {
 		t.Skipf("installs a real OS service; set %s=1 (as root) to run", envSystemService)
@@ -213,6 +213,18 @@ func TestServiceSystemCycle(t *testing.T) {
 	if out, _ := herald("status", "--user=false", "--name", name, "--socket", sock); !strings.Contains(out, "link:        connected since") {
 		t.Errorf("status does not show the link:\n%s", out)
 	}
+	before, err := client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := herald("restart", "--user=false", "--name", name); code != 0 {
+		t.Fatalf("restart: exit %d\n%s", code, out)
+	}
+	// A new process connects anew.
+	testenv.Eventually(t, 30*time.Second, "daemon answering after restart", func() bool {
+		st, err := client.Status(context.Background())
+		return err == nil && st.Connected && st.Since != nil && before.Since != nil && st.Since.After(*before.Since)
+	})
 	if fi, err := os.Stat(data); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("data directory: %v, %v; want created with mode 0700", fi, err)
 	}
