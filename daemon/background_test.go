@@ -285,3 +285,38 @@ while :; do sleep 0.02; done`)
 		})
 	}
 }
+
+// BenchmarkBackgroundHandler measures raw notifications through
+// background handlers end to end: the sender's POST, the service, the
+// link, the apply transaction with its job, and a run of /bin/true, with
+// the default concurrency bound. Run with a bounded count, e.g.
+// -benchtime=200x.
+func BenchmarkBackgroundHandler(b *testing.B) {
+	svc := testenv.Service(b, "", server.ServeConfig{})
+	d := testenv.StartDaemon(b, daemon.Config{Service: svc.URL(),
+		Handlers: map[string]platform.Handler{"notes": {Command: []string{"/bin/true"}, Timeout: platform.Duration{Duration: time.Minute}}}})
+	ch, err := d.Client.Open(context.Background(), "notes", app.OpenRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ok := func() int64 {
+		c, err := d.Store().Counters(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c[daemon.CountHandlerOK]
+	}
+	start := ok()
+	b.ResetTimer()
+	for i := range b.N {
+		req, _ := http.NewRequest(http.MethodPost, ch.URI, bytes.NewReader([]byte("x")))
+		req.Header.Set(mpns.HeaderNotificationClass, "3")
+		req.Header.Set(mpns.HeaderMessageID, messageID(i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	testenv.Eventually(b, time.Minute, "handlers done", func() bool { return ok()-start == int64(b.N) })
+}
