@@ -32,6 +32,9 @@ const (
 	// DefaultHandlerConcurrency bounds how many handler commands run at
 	// once, so a burst of raw notifications cannot fork a process each.
 	DefaultHandlerConcurrency = 4
+	// DefaultHandlerBacklog bounds one app's queued jobs, so a handler
+	// slower than its notifications cannot grow the database without end.
+	DefaultHandlerBacklog = 100
 	// HandlerMaxAttempts is how many times a job's command may be started:
 	// the run itself and one more after an interruption.
 	HandlerMaxAttempts = 2
@@ -46,6 +49,7 @@ const (
 // Counters of background handler runs.
 const (
 	CountHandlerQueued    = "handler_queued"
+	CountHandlerOverflow  = "handler_overflow" // dropped: the app's backlog was full
 	CountHandlerOK        = "handler_ok"
 	CountHandlerFailed    = "handler_failed"
 	CountHandlerTimeouts  = "handler_timeouts"
@@ -68,6 +72,14 @@ const (
 func (d *Daemon) rawNotRunning(tx *storage.ApplyTx, appID string, n wire.Notification) error {
 	if _, ok := d.cfg.Handlers[appID]; !ok {
 		return tx.Count(CountRawDropped, 1)
+	}
+	backlog, err := tx.HandlerBacklog(appID)
+	if err != nil {
+		return err
+	}
+	if backlog >= d.cfg.HandlerBacklog {
+		d.log.Warn("background handler backlog full; raw notification dropped", "app", appID, "message_id", n.MessageID, "backlog", backlog)
+		return tx.Count(CountHandlerOverflow, 1)
 	}
 	if err := tx.AddHandlerJob(appID, n.MessageID, n.Seq, n.Body); err != nil {
 		return err

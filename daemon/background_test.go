@@ -320,3 +320,35 @@ func BenchmarkBackgroundHandler(b *testing.B) {
 	}
 	testenv.Eventually(b, time.Minute, "handlers done", func() bool { return ok()-start == int64(b.N) })
 }
+
+// TestBackgroundHandlerBacklog checks that an app's queued jobs are
+// bounded: what arrives beyond the backlog is dropped and counted.
+func TestBackgroundHandlerBacklog(t *testing.T) {
+	const backlog, n = 3, 5
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	out := t.TempDir()
+	t.Setenv("OUT", out)
+	cmd := writeScript(t, t.TempDir(), `echo "$HERALD_MESSAGE_ID" >> "$OUT/runs"
+while [ ! -e "$OUT/release" ]; do sleep 0.02; done`)
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL(), HandlerConcurrency: 1, HandlerBacklog: backlog,
+		Handlers: map[string]platform.Handler{"notes": {Command: cmd, Timeout: platform.Duration{Duration: time.Minute}}}})
+	ch := openChannel(t, d, "notes")
+	for i := range n {
+		sendRaw(t, ch.URI, messageID(i), []byte{byte(i)})
+	}
+	testenv.Eventually(t, 10*time.Second, "overflow counted", func() bool { return counter(t, d, daemon.CountHandlerOverflow) == n-backlog })
+	if got := counter(t, d, daemon.CountHandlerQueued); got != backlog {
+		t.Errorf("%s = %d, want %d", daemon.CountHandlerQueued, got, backlog)
+	}
+	if err := os.WriteFile(filepath.Join(out, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "queued handlers done", func() bool { return counter(t, d, daemon.CountHandlerOK) == backlog })
+	b, err := os.ReadFile(filepath.Join(out, "runs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := messageID(0) + "\n" + messageID(1) + "\n" + messageID(2) + "\n"; string(b) != want {
+		t.Errorf("runs = %q, want the first %d in order: %q", b, backlog, want)
+	}
+}

@@ -76,6 +76,9 @@ type Config struct {
 	// HandlerConcurrency bounds how many handlers run at once
 	// (default DefaultHandlerConcurrency).
 	HandlerConcurrency int
+	// HandlerBacklog bounds how many jobs one app may have queued (default
+	// DefaultHandlerBacklog); raw notifications beyond it are dropped.
+	HandlerBacklog int
 }
 
 // Defaults with their reasons.
@@ -135,6 +138,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.HandlerConcurrency <= 0 {
 		cfg.HandlerConcurrency = DefaultHandlerConcurrency
+	}
+	if cfg.HandlerBacklog <= 0 {
+		cfg.HandlerBacklog = DefaultHandlerBacklog
 	}
 	if cfg.Display == nil {
 		d, err := platform.NewDisplay("log", cfg.Logger)

@@ -31,6 +31,15 @@ func (a *ApplyTx) AddHandlerJob(app, messageID string, seq uint64, body []byte) 
 	return nil
 }
 
+// HandlerBacklog counts app's queued jobs, pending and running.
+func (a *ApplyTx) HandlerBacklog(app string) (int, error) {
+	var n int
+	if err := a.tx.QueryRowContext(a.ctx, `SELECT count(*) FROM handler_jobs WHERE phone = ? AND app = ?`, a.phone, app).Scan(&n); err != nil {
+		return 0, fmt.Errorf("storage: handler backlog: %w", err)
+	}
+	return n, nil
+}
+
 // ClaimHandlerJobs marks up to limit pending jobs as running, oldest first,
 // counts the attempt and returns them. It is a write transaction, so it
 // waits for an apply transaction in progress and sees the jobs it queued.

@@ -14,3 +14,4 @@ CREATE TABLE handler_jobs (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX handler_jobs_pending ON handler_jobs(phone, running, id);
+CREATE INDEX handler_jobs_app ON handler_jobs(phone, app);
