@@ -264,8 +264,13 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 	if st.LastError != "" {
 		fmt.Fprintf(w, "last error:  %s\n", st.LastError)
 	}
-	for _, k := range sortedKeys(st.Counters) {
-		fmt.Fprintf(w, "%-12s %d\n", k+":", st.Counters[k])
+	keys := sortedKeys(st.Counters)
+	width := 12
+	for _, k := range keys {
+		width = max(width, len(k)+1)
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "%-*s %d\n", width, k+":", st.Counters[k])
 	}
 }
 
