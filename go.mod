@@ -10,4 +10,7 @@ require (
 	github.com/mattn/go-sqlite3 v1.14.53
 )
 
-require golang.org/x/sys v0.34.0 // indirect
+require (
+	golang.org/x/sys v0.34.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
