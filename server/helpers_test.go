@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -362,3 +363,20 @@ func mustPost(t *testing.T, c *http.Client, uri string) {
 		t.Fatalf("POST %s: %d %v %s %v", uri, r.code, r.header, r.body, r.network)
 	}
 }
+
+// startPlain starts a real service on loopback without TLS.
+func startPlain(t *testing.T, cfg server.ServeConfig) *server.Service {
+	t.Helper()
+	cfg.Server.Clock = clock.NewFake(epoch)
+	return testenv.Service(t, "", cfg)
+}
+
+// withDB gives cfg a database and a listener of its own.
+func withDB(t *testing.T, cfg server.ServeConfig) server.ServeConfig {
+	t.Helper()
+	cfg.DB = filepath.Join(t.TempDir(), "svc.db")
+	cfg.Listen = "127.0.0.1:0"
+	return cfg
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
