@@ -27,12 +27,12 @@ func TestResponseMatrix(t *testing.T) {
 	rawH := func() http.Header { return mpnsHeaders("", "3", msgID) }
 
 	tests := []struct {
-		name  string
-		cfg   func(*server.ServeConfig)
-		setup func(t *testing.T, e *env) request
-		code  int
+		name            string
+		cfg             func(*server.ServeConfig)
+		setup           func(t *testing.T, e *env) request
+		code            int
 		notif, sub, dev string
-		extra map[string]string // further headers the answer must carry
+		extra           map[string]string // further headers the answer must carry
 	}{
 		{
 			name: "received, connected",
