@@ -125,6 +125,11 @@ func TestChannelURIs(t *testing.T) {
 	if _, err := server.Start(t.Context(), withDB(t, long)); err == nil || !strings.Contains(err.Error(), "limit is 1024") {
 		t.Fatalf("overlong public URL: %v", err)
 	}
+	plainAuth := server.ServeConfig{TLSListen: "127.0.0.1:0", AuthURL: "http://push.example.com",
+		TLS: server.TLSFiles{Cert: e.pki.certFile, Key: e.pki.keyFile, ClientCA: e.pki.caFile}}
+	if _, err := server.Start(t.Context(), withDB(t, plainAuth)); err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Fatalf("http base for authenticated URIs: %v", err)
+	}
 }
 
 func TestEnrolmentCapPerAddress(t *testing.T) {

@@ -350,11 +350,15 @@ func (s *Server) retryAfter() string {
 	return strconv.Itoa(int(s.guard.lim.RetryAfter / time.Second))
 }
 
+// enrolCapped reports whether enrolments from source count against the
+// devices-per-source cap.
+func (s *Server) enrolCapped(source string) bool {
+	ip := net.ParseIP(source)
+	return ip == nil || !ip.IsLoopback() || s.cfg.Limits.LimitLoopback
+}
+
 // enrolAllowed applies the devices-per-source cap at enrolment.
 func (s *Server) enrolAllowed(ctx context.Context, source string) (bool, error) {
-	if ip := net.ParseIP(source); ip != nil && ip.IsLoopback() && !s.cfg.Limits.LimitLoopback {
-		return true, nil
-	}
 	n, err := s.cfg.Store.CountDevicesFromSource(ctx, source)
 	if err != nil {
 		return false, err

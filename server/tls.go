@@ -32,6 +32,11 @@ func checkURIBase(public, auth string) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("server: %s %q is not an absolute http(s) URL", b.name, b.base)
 		}
+		if b.path == UnthrottledPath && u.Scheme != "https" {
+			// Authenticated senders prove themselves with TLS client
+			// certificates; an http URI could never be sent to.
+			return fmt.Errorf("server: %s %q is not https", b.name, b.base)
+		}
 		if n := len(strings.TrimRight(b.base, "/")) + len(b.path) + tokenChars; n > MaxURILength {
 			return fmt.Errorf("server: %s %q makes %d-character channel URIs; the limit is %d", b.name, b.base, n, MaxURILength)
 		}
