@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -256,5 +258,21 @@ func TestRenewThroughTheDaemon(t *testing.T) {
 	chans, err := d.Client.Channels(ctx, "demo")
 	if err != nil || len(chans) != 1 || chans[0].URI != renewed.URI {
 		t.Fatalf("daemon's channels after renew: %+v %v", chans, err)
+	}
+}
+
+func TestDeviceSecretsStoredOnlyAsHashes(t *testing.T) {
+	svc := startPlain(t, server.ServeConfig{})
+	d := mustDial(t, svc.URL())
+	if raw, err := base64.RawURLEncoding.DecodeString(d.secret); err != nil || len(raw)*8 < 128 {
+		t.Fatalf("secret %q: %d bits (%v)", d.secret, len(raw)*8, err)
+	}
+	stored, err := svc.Store.Device(t.Context(), d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(d.secret))
+	if !bytes.Equal(stored.SecretHash, sum[:]) || bytes.Contains(stored.SecretHash, []byte(d.secret)) {
+		t.Fatalf("stored %x for secret %q; want its SHA-256", stored.SecretHash, d.secret)
 	}
 }
