@@ -74,8 +74,13 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 // go back into a header.
 func echoedMessageID(r *http.Request) string {
 	id := headerAnyCase(r.Header, mpns.HeaderMessageID)
-	if len(id) > mpns.MaxMessageIDLength || strings.ContainsAny(id, "\r\n") {
+	if len(id) > mpns.MaxMessageIDLength {
 		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return ""
+		}
 	}
 	return id
 }
