@@ -350,7 +350,11 @@ func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) err
 	if _, err := tx.ExecContext(ctx, `DELETE FROM queue WHERE device_id = ? AND seq <= ?`, deviceID, seq); err != nil {
 		return fmt.Errorf("storage: ack: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE devices SET acked_seq = max(acked_seq, ?) WHERE id = ?`, seq, deviceID); err != nil {
+	// A device can be ahead of the store only if the store lost committed
+	// numbers (a restored backup); numbering on from below what the device
+	// has applied would make it skip new notifications as already seen.
+	if _, err := tx.ExecContext(ctx, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`,
+		seq, seq, deviceID); err != nil {
 		return fmt.Errorf("storage: ack: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -76,6 +76,14 @@ func TestEnqueueSequenceDepthAck(t *testing.T) {
 	if err != nil || dev.AckedSeq != 2 {
 		t.Fatalf("acked seq %d err %v", dev.AckedSeq, err)
 	}
+	// A device that has applied more than the store ever numbered (the
+	// store was restored from an older copy) gets numbers above it.
+	if err := s.Ack(ctx, "d2", 40); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := s.Enqueue(ctx, queued("d2", "x"), opts); err != nil || q.Seq != 41 {
+		t.Fatalf("after a device ahead of the store: seq %d err %v, want 41", q.Seq, err)
+	}
 }
 
 func TestEnqueueMerge(t *testing.T) {
