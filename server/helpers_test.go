@@ -29,7 +29,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 const frameWait = 10 * time.Second
 
 type testService struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *server.Server
 	store *storage.ServiceStore
 	http  *httptest.Server
@@ -38,9 +38,14 @@ type testService struct {
 
 // startService runs a Server on a real loopback listener and a real SQLite
 // store, with a fake clock.
-func startService(t *testing.T, cfg server.Config) *testService {
+func startService(t testing.TB, cfg server.Config) *testService {
 	t.Helper()
-	store, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
+	return startServiceWith(t, cfg, storage.ServiceOptions{GroupCommit: true})
+}
+
+func startServiceWith(t testing.TB, cfg server.Config, opts storage.ServiceOptions) *testService {
+	t.Helper()
+	store, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +73,7 @@ func startService(t *testing.T, cfg server.Config) *testService {
 // testDevice is a device driven by the test over a real websocket, frame
 // by frame, with the wire package.
 type testDevice struct {
-	t      *testing.T
+	t      testing.TB
 	ts     *testService
 	conn   *websocket.Conn
 	id     string
