@@ -29,23 +29,22 @@ import (
 // against hangs, not a timing assertion.
 const crashWait = 30 * time.Second
 
-// crashBuild builds herald and heraldsvc into a temporary directory.
-func crashBuild(t *testing.T) (herald, heraldsvc string) {
+// crashBuild builds cmd/<name> into a temporary directory and returns the
+// binary's path.
+func crashBuild(t *testing.T, name string) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
-	dir := t.TempDir()
-	for _, name := range []string{"herald", "heraldsvc"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", name, err, out)
-		}
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, out)
 	}
-	return filepath.Join(dir, "herald"), filepath.Join(dir, "heraldsvc")
+	return bin
 }
 
 // crashFreeAddr returns a loopback address nothing listens on, so a
@@ -266,7 +265,7 @@ func TestCrashService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills real processes")
 	}
-	_, svcBin := crashBuild(t)
+	svcBin := crashBuild(t, "heraldsvc")
 	dir := t.TempDir()
 	addr := crashFreeAddr(t)
 	db := filepath.Join(dir, "heraldsvc.db")
@@ -371,7 +370,7 @@ func TestCrashDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills real processes")
 	}
-	heraldBin, _ := crashBuild(t)
+	heraldBin := crashBuild(t, "herald")
 	svc := testenv.Service(t, "", server.ServeConfig{})
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
