@@ -136,3 +136,17 @@ func TestMergeNeverSendsStale(t *testing.T) {
 	d.ack(second[0].Seq)
 	waitQueueEmpty(t, ts, d.id)
 }
+
+// TestLastSeenKeptFresh checks a long-connected device's last_seen moves
+// with its traffic, so a service killed without recording the disconnect
+// does not answer 412 for it after a restart.
+func TestLastSeenKeptFresh(t *testing.T) {
+	ts := startService(t, server.Config{InactiveAfter: time.Hour})
+	d := ts.enrol()
+	ts.clk.Advance(2 * time.Hour)
+	d.ack(0)
+	testenv.Eventually(t, frameWait, "last seen updated", func() bool {
+		dev, err := ts.store.Device(context.Background(), d.id)
+		return err == nil && dev.LastSeen.Equal(t0.Add(2*time.Hour))
+	})
+}

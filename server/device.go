@@ -64,6 +64,7 @@ type session struct {
 	closeCode int
 	closeText string
 	lastPing  time.Time
+	touched   time.Time // when last_seen was last written
 }
 
 func (sess *session) powerLevel() string {
@@ -184,7 +185,8 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 		}
 	}()
 
-	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, s.cfg.Clock.Now()); err != nil {
+	sess.touched = s.cfg.Clock.Now()
+	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
 		sess.log.Warn("recording last seen failed", "err", err)
 	}
 	// What the device has applied is acknowledged by its hello.
@@ -274,6 +276,7 @@ func (sess *session) readLoop() {
 			return nil
 		}
 		extend()
+		sess.touch(now)
 		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			return err
@@ -309,6 +312,26 @@ func (sess *session) readLoop() {
 	}
 }
 
+// touch keeps last_seen fresh while the device stays connected. It is
+// written at connect and disconnect too, but a service killed outright never
+// writes the disconnect, and after a restart a device connected for longer
+// than InactiveAfter would be answered 412 until it reconnects.
+func (sess *session) touch(now time.Time) {
+	every := sess.srv.cfg.InactiveAfter / 8
+	sess.mu.Lock()
+	due := now.Sub(sess.touched) >= every
+	if due {
+		sess.touched = now
+	}
+	sess.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := sess.srv.cfg.Store.TouchDevice(sess.ctx, sess.id, now); err != nil && sess.ctx.Err() == nil {
+		sess.log.Warn("recording last seen failed", "err", err)
+	}
+}
+
 // reply queues a frame for the writer, giving up if the session ends.
 func (sess *session) reply(v any) {
 	select {
@@ -324,6 +347,7 @@ func (sess *session) handle(frame any) error {
 	case *wire.Hello:
 		sess.stopWith(wire.CloseProtocol, "hello sent twice")
 	case *wire.Ack:
+		sess.touch(sess.srv.cfg.Clock.Now())
 		sess.mu.Lock()
 		if f.Seq > sess.sent {
 			sess.mu.Unlock()
