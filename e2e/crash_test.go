@@ -265,6 +265,7 @@ func TestCrashService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills real processes")
 	}
+	t.Parallel()
 	svcBin := crashBuild(t, "heraldsvc")
 	dir := t.TempDir()
 	addr := crashFreeAddr(t)
@@ -370,6 +371,7 @@ func TestCrashDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills real processes")
 	}
+	t.Parallel()
 	heraldBin := crashBuild(t, "herald")
 	svc := testenv.Service(t, "", server.ServeConfig{})
 	dir := t.TempDir()
