@@ -51,7 +51,7 @@ func TestAuthenticatedSenders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := post(t, tt.client, http.MethodPost, ch.URI, mpnsHeaders("toast", "2", tt.name), toastXML)
+			r := postMPNS(t, tt.client, http.MethodPost, ch.URI, mpnsHeaders("toast", "2", tt.name), toastXML)
 			if r.network != nil || r.code != tt.code || r.header.Get("X-NotificationStatus") != tt.notif {
 				t.Fatalf("got %d %q (%s) %v; want %d %q", r.code, r.header.Get("X-NotificationStatus"), r.body, r.network, tt.code, tt.notif)
 			}
@@ -65,13 +65,13 @@ func TestAuthenticatedSenders(t *testing.T) {
 
 	// The same token on the throttled path is no channel at all.
 	plain := e.svc.URL() + server.ThrottledPath + strings.TrimPrefix(u.Path, server.UnthrottledPath)
-	if r := post_(t, plain); r.code != 404 {
+	if r := postRaw(t, plain); r.code != 404 {
 		t.Fatalf("authenticated token on the throttled path: %d", r.code)
 	}
 	// And an unauthenticated channel is not reachable on the https path.
 	open := d.open("news", "")
 	tok := open.URI[strings.LastIndex(open.URI, "/")+1:]
-	r := post(t, e.pki.client(t, "contoso"), http.MethodPost, e.svc.AuthURL()+server.UnthrottledPath+tok, rawHeaders(), "x")
+	r := postMPNS(t, e.pki.client(t, "contoso"), http.MethodPost, e.svc.AuthURL()+server.UnthrottledPath+tok, rawHeaders(), "x")
 	if r.code != 404 {
 		t.Fatalf("unauthenticated token on the https path: %d (%s)", r.code, r.body)
 	}
@@ -188,7 +188,7 @@ func TestMulticast(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := post(t, tt.client, http.MethodPost, tt.url, mpnsHeaders("toast", "2", "mc-"+tt.name), string(body))
+			r := postMPNS(t, tt.client, http.MethodPost, tt.url, mpnsHeaders("toast", "2", "mc-"+tt.name), string(body))
 			if r.code != 200 || r.header.Get("X-MessageID") != "mc-"+tt.name {
 				t.Fatalf("multicast: %d %v (%s) %v", r.code, r.header, r.body, r.network)
 			}
@@ -225,10 +225,10 @@ func TestMulticast(t *testing.T) {
 
 	// A bad payload fails the whole request, as it would every channel.
 	bad, _ := json.Marshal(server.MulticastRequest{Channels: []string{a.URI}, Payload: "<wp:Notification"})
-	if r := post(t, nil, http.MethodPost, e.svc.URL()+server.MulticastPath, mpnsHeaders("toast", "2", ""), string(bad)); r.code != 400 {
+	if r := postMPNS(t, nil, http.MethodPost, e.svc.URL()+server.MulticastPath, mpnsHeaders("toast", "2", ""), string(bad)); r.code != 400 {
 		t.Fatalf("multicast with a bad payload: %d", r.code)
 	}
-	if r := post(t, nil, http.MethodGet, e.svc.URL()+server.MulticastPath, nil, ""); r.code != 405 {
+	if r := postMPNS(t, nil, http.MethodGet, e.svc.URL()+server.MulticastPath, nil, ""); r.code != 405 {
 		t.Fatalf("GET multicast: %d", r.code)
 	}
 }
@@ -251,7 +251,7 @@ func TestRenewThroughTheDaemon(t *testing.T) {
 	if err != nil || renewed.URI == old.URI {
 		t.Fatalf("renew: %v, %q then %q", err, old.URI, renewed.URI)
 	}
-	if r := post_(t, old.URI); r.code != 404 || r.header.Get("X-SubscriptionStatus") != "Expired" {
+	if r := postRaw(t, old.URI); r.code != 404 || r.header.Get("X-SubscriptionStatus") != "Expired" {
 		t.Fatalf("old URI after renew: %d %q", r.code, r.header.Get("X-SubscriptionStatus"))
 	}
 	mustPost(t, nil, renewed.URI)

@@ -33,15 +33,15 @@ func TestHostileInput(t *testing.T) {
 	owner := mustDial(t, base)
 	och := owner.open("mail", "")
 
-	expect := func(t *testing.T, r response, code int) {
+	expect := func(t *testing.T, r answer, code int) {
 		t.Helper()
 		if r.network != nil || r.code != code {
 			t.Fatalf("got %d (%s) %v; want %d", r.code, strings.TrimSpace(r.body), r.network, code)
 		}
 	}
-	postV := func(t *testing.T, h http.Header, body string) response {
+	postV := func(t *testing.T, h http.Header, body string) answer {
 		t.Helper()
-		return post(t, nil, http.MethodPost, vch.URI, h, body)
+		return postMPNS(t, nil, http.MethodPost, vch.URI, h, body)
 	}
 	deep := toastXML[:strings.Index(toastXML, "<wp:Text1>")] + "<wp:Text1>" + strings.Repeat("<a>", 50) + strings.Repeat("</a>", 50) + "</wp:Text1></wp:Toast></wp:Notification>"
 	laughs := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">` +
@@ -115,14 +115,14 @@ func TestHostileInput(t *testing.T) {
 			expect(t, postV(t, mpnsHeaders("toast", "2", ""), deep), 400)
 		}},
 		{"channel URI of 2,000 characters", func(t *testing.T) {
-			expect(t, post_(t, base+server.ThrottledPath+strings.Repeat("A", 2000)), 404)
+			expect(t, postRaw(t, base+server.ThrottledPath+strings.Repeat("A", 2000)), 404)
 		}},
 		{"guessed channel token", func(t *testing.T) {
 			last := "A"
 			if strings.HasSuffix(vch.URI, last) {
 				last = "B"
 			}
-			expect(t, post_(t, vch.URI[:len(vch.URI)-1]+last), 404)
+			expect(t, postRaw(t, vch.URI[:len(vch.URI)-1]+last), 404)
 		}},
 		{"multicast too long", func(t *testing.T) {
 			uris := make([]string, server.DefaultMaxMulticast+1)
@@ -130,10 +130,10 @@ func TestHostileInput(t *testing.T) {
 				uris[i] = vch.URI
 			}
 			b, _ := json.Marshal(server.MulticastRequest{Channels: uris, Payload: "x"})
-			expect(t, post(t, nil, http.MethodPost, base+server.MulticastPath, rawHeaders(), string(b)), 400)
+			expect(t, postMPNS(t, nil, http.MethodPost, base+server.MulticastPath, rawHeaders(), string(b)), 400)
 		}},
 		{"multicast not JSON", func(t *testing.T) {
-			expect(t, post(t, nil, http.MethodPost, base+server.MulticastPath, rawHeaders(), "<channels/>"), 400)
+			expect(t, postMPNS(t, nil, http.MethodPost, base+server.MulticastPath, rawHeaders(), "<channels/>"), 400)
 		}},
 		{"slowloris: headers never finish", func(t *testing.T) {
 			c, err := net.Dial("tcp", addr)
@@ -249,9 +249,9 @@ func TestHostileInput(t *testing.T) {
 }
 
 // post_ sends a plain raw notification to uri.
-func post_(t *testing.T, uri string) response {
+func postRaw(t *testing.T, uri string) answer {
 	t.Helper()
-	return post(t, nil, http.MethodPost, uri, rawHeaders(), "x")
+	return postMPNS(t, nil, http.MethodPost, uri, rawHeaders(), "x")
 }
 
 func asClose(err error, ce **websocket.CloseError) bool {
@@ -267,7 +267,7 @@ func asClose(err error, ce **websocket.CloseError) bool {
 func checkServed(t *testing.T, victim *device, uri string) {
 	t.Helper()
 	id := fmt.Sprintf("check-%d", time.Now().UnixNano())
-	r := post(t, nil, http.MethodPost, uri, mpnsHeaders("toast", "2", id), toastXML)
+	r := postMPNS(t, nil, http.MethodPost, uri, mpnsHeaders("toast", "2", id), toastXML)
 	if statusOf(r) != "200 Received" {
 		t.Fatalf("the well-behaved device's sender got %s (%s)", statusOf(r), r.body)
 	}

@@ -17,7 +17,7 @@ type request struct {
 	body   string
 }
 
-// TestResponseMatrix walks every row of MPNS's response table
+// TestResponseMatrix walks every row of MPNS's answer table
 // (../shared/mpns.md §2) over real HTTP and TLS, each row against its own
 // service, and checks the status, the three status headers (absent where
 // MPNS sent none) and the X-MessageID echo.
@@ -223,7 +223,7 @@ func TestResponseMatrix(t *testing.T) {
 			if req.method == "" {
 				req.method = http.MethodPost
 			}
-			r := post(t, req.client, req.method, req.uri, req.header, req.body)
+			r := postMPNS(t, req.client, req.method, req.uri, req.header, req.body)
 			if r.network != nil {
 				t.Fatalf("request failed: %v", r.network)
 			}

@@ -60,10 +60,11 @@ type Limits struct {
 const (
 	// MPNS's unauthenticated quota.
 	DefaultDailyQuota = 500
-	// No app needs more than a few notifications a second per phone; a
-	// burst of 100 lets a sender catch up after a pause.
-	DefaultChannelRate  = 10
-	DefaultChannelBurst = 100
+	// No app needs more than a few notifications a second per phone,
+	// but a sender catching up after an outage may send a day's
+	// unauthenticated quota at once; floods are thousands a second.
+	DefaultChannelRate  = 50
+	DefaultChannelBurst = 500
 	// A cloud service fanning out to many phones sends from one address;
 	// the bound is there against floods, not against real senders.
 	DefaultSenderRate  = 1000

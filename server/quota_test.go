@@ -17,7 +17,7 @@ import (
 	"github.com/heraldpush/herald/storage"
 )
 
-func statusOf(r response) string {
+func statusOf(r answer) string {
 	return strconv.Itoa(r.code) + " " + r.header.Get("X-NotificationStatus")
 }
 
@@ -45,7 +45,7 @@ func TestDailyQuotaRollsOverWithTheDay(t *testing.T) {
 	}
 	for _, s := range steps {
 		e.clock.Advance(s.advance)
-		r := post(t, nil, http.MethodPost, s.uri, rawHeaders(), "x")
+		r := postMPNS(t, nil, http.MethodPost, s.uri, rawHeaders(), "x")
 		if got := statusOf(r); got != s.want {
 			t.Fatalf("%s: got %s (%s), want %s", s.name, got, r.body, s.want)
 		}
@@ -76,7 +76,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	for _, s := range steps {
 		e.clock.Advance(s.advance)
-		r := post(t, nil, http.MethodPost, s.uri, rawHeaders(), "x")
+		r := postMPNS(t, nil, http.MethodPost, s.uri, rawHeaders(), "x")
 		if got := statusOf(r); got != s.want {
 			t.Fatalf("%s: got %s (%s), want %s", s.name, got, r.body, s.want)
 		}
@@ -151,7 +151,7 @@ func TestShedsLoadWhenTheStoreIsSlow(t *testing.T) {
 	// The slow call itself completes; the service then sheds.
 	mustPost(t, nil, ch.URI)
 	slow.slow.Store(false)
-	r := post(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x")
+	r := postMPNS(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x")
 	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "30" {
 		t.Fatalf("after a slow store call: %d Retry-After %q (%s); want 503 with Retry-After 30", r.code, r.header.Get("Retry-After"), r.body)
 	}
@@ -168,13 +168,13 @@ func TestBoundsRequestsInFlight(t *testing.T) {
 	slow.mu.Lock()
 	slow.gate = gate
 	slow.mu.Unlock()
-	results := make(chan response, 2)
+	results := make(chan answer, 2)
 	for range 2 {
-		go func() { results <- post(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x") }()
+		go func() { results <- postMPNS(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x") }()
 	}
 	testenv.Eventually(t, 10*time.Second, "two requests waiting on the store", func() bool { return slow.waiting.Load() == 2 })
 
-	r := post(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x")
+	r := postMPNS(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x")
 	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Fatalf("third request in flight: %d Retry-After %q; want 503 with Retry-After", r.code, r.header.Get("Retry-After"))
 	}

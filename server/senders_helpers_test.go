@@ -309,15 +309,15 @@ func closeCode(t *testing.T, ws *websocket.Conn) int {
 	}
 }
 
-// response is what a sender sees.
-type response struct {
+// answer is what a sender sees.
+type answer struct {
 	code    int
 	header  http.Header
 	body    string
 	network error
 }
 
-func post(t *testing.T, c *http.Client, method, uri string, h http.Header, body string) response {
+func postMPNS(t *testing.T, c *http.Client, method, uri string, h http.Header, body string) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, uri, strings.NewReader(body))
 	if err != nil {
@@ -331,11 +331,11 @@ func post(t *testing.T, c *http.Client, method, uri string, h http.Header, body 
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return response{network: err}
+		return answer{network: err}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return response{code: resp.StatusCode, header: resp.Header, body: string(b)}
+	return answer{code: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
 // mpnsHeaders builds the headers an MPNS sender library sends.
@@ -358,7 +358,7 @@ func rawHeaders() http.Header { return mpnsHeaders("", "3", "") }
 // mustPost sends a raw notification and fails unless it is Received.
 func mustPost(t *testing.T, c *http.Client, uri string) {
 	t.Helper()
-	r := post(t, c, http.MethodPost, uri, rawHeaders(), "x")
+	r := postMPNS(t, c, http.MethodPost, uri, rawHeaders(), "x")
 	if r.code != http.StatusOK || r.header.Get("X-NotificationStatus") != "Received" {
 		t.Fatalf("POST %s: %d %v %s %v", uri, r.code, r.header, r.body, r.network)
 	}
