@@ -116,6 +116,23 @@ func TestInProcess(t *testing.T) {
 		waitCounter(t, c, daemon.CountRawDelivered, 1)
 	})
 
+	t.Run("background app gets raw, the shell its toasts", func(t *testing.T) {
+		stream, err := c.Listen(ctxFor(t, 10*time.Second), "demo", app.ListenOptions{})
+		if err != nil {
+			t.Fatalf("listening: %v", err)
+		}
+		defer stream.Close()
+		nextEvent(t, stream, app.EventStatus)
+		mustReceive(t, ch.URI, mpnsRequest{target: "toast", class: "2", messageID: "toast-bg", body: toastXML("In", "background")})
+		waitCounter(t, c, daemon.CountToastsShell, 2)
+		mustReceive(t, ch.URI, mpnsRequest{class: "3", messageID: "raw-bg", body: []byte("bg")})
+		// Events arrive in order, so the toast would be seen before the raw.
+		if e := nextEvent(t, stream, app.EventRaw); e.MessageID != "raw-bg" || string(e.Body) != "bg" {
+			t.Fatalf("raw event %+v", e)
+		}
+		waitCounter(t, c, daemon.CountToastsApp, 1)
+	})
+
 	t.Run("raw dropped for apps not running", func(t *testing.T) {
 		waitNotRunning(t, c, "demo") // its stream was closed cleanly above
 		// MPNS's service cannot know whether the app runs: it accepts, and
@@ -124,6 +141,17 @@ func TestInProcess(t *testing.T) {
 		waitCounter(t, c, daemon.CountRawDropped, 1)
 		mustReceive(t, ch.URI, mpnsRequest{class: "3", messageID: "raw-3", body: []byte("too late")})
 		waitCounter(t, c, daemon.CountRawDropped, 2)
-		waitCounter(t, c, daemon.CountRawDelivered, 1)
+		waitCounter(t, c, daemon.CountRawDelivered, 2)
+	})
+
+	t.Run("closed channel expires", func(t *testing.T) {
+		if err := c.Close(ctxFor(t, 10*time.Second), "sleeper"); err != nil {
+			t.Fatalf("closing channel: %v", err)
+		}
+		r := post(t, sleeper.URI, mpnsRequest{class: "3", messageID: "raw-closed", body: []byte("x")})
+		if r.status != 404 || r.notification != "Dropped" || r.subscription != "Expired" {
+			t.Fatalf("POST to a closed channel: %d %s/%s, want 404 Dropped/Expired", r.status, r.notification, r.subscription)
+		}
+		mustReceive(t, ch.URI, mpnsRequest{class: "3", messageID: "raw-open", body: []byte("y")})
 	})
 }
