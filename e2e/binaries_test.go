@@ -318,6 +318,7 @@ func TestBinaries(t *testing.T) {
 		mustSend(t, env, heraldsvc, "toast", ch.URI, "--text1", "Hello", "--text2", "World", "--param", "/Page.xaml?k=v")
 		var toasts []toastOutput
 		testenv.Eventually(t, 15*time.Second, "herald toasts", func() bool {
+			toasts = nil
 			cliJSON(t, &toasts, env, herald, "toasts", "--json")
 			return len(toasts) > 0
 		})
@@ -342,6 +343,9 @@ func TestBinaries(t *testing.T) {
 			mustSend(t, env, heraldsvc, append([]string{"tile", ch.URI}, st.args...)...)
 			var tiles []tileOutput
 			testenv.Eventually(t, 15*time.Second, fmt.Sprintf("tile after %v", st.args), func() bool {
+				// A fresh slice each time: json.Unmarshal would merge into
+				// the maps of the elements it reuses.
+				tiles = nil
 				cliJSON(t, &tiles, env, herald, "tiles", "--json")
 				return len(tiles) == 1 && maps.Equal(tiles[0].Fields, st.want)
 			})
@@ -404,6 +408,7 @@ func TestBinaries(t *testing.T) {
 		mustReceive(t, ch.URI, mpnsRequest{target: "toast", class: "2", messageID: "first", body: toastXML("Hello", "embedded")})
 		var toasts []toastOutput
 		testenv.Eventually(t, 15*time.Second, "herald toasts", func() bool {
+			toasts = nil
 			cliJSON(t, &toasts, env, herald, "toasts", "--json")
 			return len(toasts) > 0
 		})
