@@ -20,7 +20,7 @@ import (
 // Payloads written out by hand, the way cloud services built them from the
 // MPNS documentation's samples.
 const (
-	xmlDecl   = `<?xml version="1.0" encoding="utf-8"?>`
+	xmlDecl    = `<?xml version="1.0" encoding="utf-8"?>`
 	toastHello = xmlDecl + `<wp:Notification xmlns:wp="WPNotification"><wp:Toast>` +
 		`<wp:Text1>Hello</wp:Text1><wp:Text2>from the cloud</wp:Text2><wp:Param>/Inbox.xaml?id=7</wp:Param>` +
 		`</wp:Toast></wp:Notification>`
