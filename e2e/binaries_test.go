@@ -386,6 +386,78 @@ func TestBinaries(t *testing.T) {
 		svc.stop(t)
 	})
 
+	t.Run("restarts", func(t *testing.T) {
+		dir := t.TempDir()
+		socket := testenv.SocketPath(t)
+		env := childEnv("HERALD_SOCKET=" + socket)
+		db, data, config := filepath.Join(dir, "heraldsvc.db"), filepath.Join(dir, "data"), daemonConfig(t)
+		serve := func(listen string) (*proc, string) {
+			t.Helper()
+			p := startProc(t, env, heraldsvc, "serve", "--listen", listen, "--db", db)
+			first := p.readLine(t)
+			m := svcListening.FindStringSubmatch(first)
+			if m == nil {
+				t.Fatalf("heraldsvc serve printed %q first", first)
+			}
+			return p, m[1]
+		}
+		svc, addr := serve("127.0.0.1:0")
+		url := "http://" + addr
+		run := func() *proc {
+			t.Helper()
+			p := startProc(t, env, herald, "run", "--service", url, "--data", data, "--socket", socket, "--config", config)
+			waitLinkUp(t, socket)
+			return p
+		}
+		status := func() app.Status {
+			t.Helper()
+			var st app.Status
+			cliJSON(t, &st, env, herald, "status", "--json")
+			return st
+		}
+		toastCount := func(n int) {
+			t.Helper()
+			testenv.Eventually(t, 15*time.Second, fmt.Sprintf("%d toasts", n), func() bool {
+				var toasts []toastOutput
+				cliJSON(t, &toasts, env, herald, "toasts", "--json")
+				return len(toasts) == n
+			})
+		}
+
+		d := run()
+		var ch openOutput
+		cliJSON(t, &ch, env, herald, "open", "demo", "--toast", "--json")
+		id := status().DeviceID
+
+		d.stop(t)
+		d = run()
+		var again openOutput
+		cliJSON(t, &again, env, herald, "open", "demo", "--toast", "--json")
+		if again.URI != ch.URI {
+			t.Fatalf("herald open after a daemon restart: %s, want %s", again.URI, ch.URI)
+		}
+		if got := status().DeviceID; got != id {
+			t.Fatalf("device id %s after a daemon restart, want %s", got, id)
+		}
+		mustSend(t, env, heraldsvc, "toast", ch.URI, "--text1", "after the daemon restarted")
+		toastCount(1)
+
+		svc.stop(t)
+		testenv.Eventually(t, 15*time.Second, "link down", func() bool { return !status().Connected })
+		svc, _ = serve(addr)
+		// The daemon comes back on its own backoff, which runs on its real
+		// clock: at most a few seconds after so short an outage.
+		waitLinkUp(t, socket)
+		if got := status().DeviceID; got != id {
+			t.Fatalf("device id %s after a service restart, want %s", got, id)
+		}
+		mustSend(t, env, heraldsvc, "toast", ch.URI, "--text1", "after the service restarted")
+		toastCount(2)
+
+		d.stop(t)
+		svc.stop(t)
+	})
+
 	t.Run("embedded service", func(t *testing.T) {
 		socket := testenv.SocketPath(t)
 		env := childEnv("HERALD_SOCKET=" + socket)
