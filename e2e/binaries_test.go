@@ -29,7 +29,9 @@ func buildBinaries(t *testing.T, dir string) (herald, heraldsvc string) {
 	if err != nil {
 		t.Skipf("no go command to build the binaries: %v", err)
 	}
-	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), "./cmd/herald", "./cmd/heraldsvc")
+	// Without symbol tables and DWARF the link, most of this build's time
+	// (the packages come from the build cache), is a third shorter.
+	cmd := exec.Command(goBin, "build", "-ldflags=-s -w", "-o", dir+string(filepath.Separator), "./cmd/herald", "./cmd/heraldsvc")
 	cmd.Dir = ".." // the module root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
