@@ -50,3 +50,27 @@ func TestAckedOnCloseNotReplayed(t *testing.T) {
 	}
 	stream.Close()
 }
+
+// TestRawRightAfterListen: once Listen returns the app counts as running,
+// so a raw notification sent at once reaches it instead of being dropped.
+func TestRawRightAfterListen(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
+	ch, err := d.Client.Open(ctxFor(t, 10*time.Second), "demo", app.OpenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		stream, err := d.Client.Listen(ctxFor(t, 10*time.Second), "demo", app.ListenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("raw-%d", i)
+		mustReceive(t, ch.URI, mpnsRequest{class: "3", messageID: id, body: []byte(id)})
+		if e := nextEvent(t, stream, app.EventRaw); e.MessageID != id {
+			t.Fatalf("round %d: got %s, want %s", i, e.MessageID, id)
+		}
+		stream.Close()
+	}
+	waitCounter(t, d.Client, daemon.CountRawDropped, 0)
+}
