@@ -26,8 +26,6 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	unknown := svc.URL() + server.ThrottledPath + strings.Repeat("A", 32)
-	// The authenticated path of an unauthenticated channel is another URI.
-	wrongPath := strings.Replace(ch.URI, server.ThrottledPath, server.UnthrottledPath, 1)
 	oversized := bytes.Repeat([]byte("x"), 3073)
 	const (
 		expired = "Dropped/Expired/Disconnected"
@@ -64,8 +62,6 @@ func TestBadInput(t *testing.T) {
 			http.StatusNotFound, expired},
 		{"unknown raw channel", unknown, mpnsRequest{class: "3", messageID: "unknown-raw", body: []byte("x")},
 			http.StatusNotFound, expired},
-		{"channel on the authenticated path", wrongPath, mpnsRequest{target: "toast", class: "2", messageID: "wrong-path",
-			body: []byte(toastHello)}, http.StatusNotFound, expired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
