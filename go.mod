@@ -10,4 +10,9 @@ require (
 	github.com/mattn/go-sqlite3 v1.14.53
 )
 
-require golang.org/x/sys v0.34.0 // indirect
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	golang.org/x/sys v0.34.0 // indirect
+)
