@@ -262,7 +262,7 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 		return State{}, err
 	}
 	s := State{Phone: name, Connected: st.Connected, Offline: d.Link().Offline(), Power: st.Power, DeviceID: st.DeviceID,
-		Foreground: d.Foreground(), Running: st.Running, Counters: st.Counters, Raw: map[string][]RawEntry{},
+		Foreground: d.Foreground(), Running: st.Running, Counters: st.Counters, Raw: map[string][]RawEntry{}, Tiles: []Tile{},
 		Templates: map[string][]string{}}
 	for _, t := range []string{mpns.TemplateWP7, mpns.TemplateFlip, mpns.TemplateIconic, mpns.TemplateCycle} {
 		s.Templates[t] = mpns.TemplateFields(t)

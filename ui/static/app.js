@@ -85,6 +85,14 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 50);
 }
 
+// Lists the server leaves out arrive as null.
+function normalize(s) {
+  for (const k of ["channels", "tiles", "toasts", "running"]) s[k] = s[k] || [];
+  s.raw = s.raw || {};
+  s.counters = s.counters || {};
+  return s;
+}
+
 async function refresh() {
   if (phone === null) return;
   const want = phone;
@@ -97,7 +105,7 @@ async function refresh() {
   }
   if (want !== phone) return;
   const first = state === null;
-  state = s;
+  state = normalize(s);
   render(first);
 }
 
