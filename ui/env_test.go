@@ -33,7 +33,7 @@ func newEnv(t *testing.T, phones int) *env {
 	e := &env{}
 	emu, err := emulator.New(context.Background(), emulator.Config{Devices: phones, Service: svc.URL(),
 		DB: filepath.Join(t.TempDir(), "emulator.db"), Logger: testenv.Logger(t),
-		Clock: clock.NewFake(time.Date(2026, 1, 1, 9, 41, 0, 0, time.UTC)),
+		Clock:    clock.NewFake(time.Date(2026, 1, 1, 9, 41, 0, 0, time.UTC)),
 		OnChange: func(phone string, c daemon.Change) { e.ui.Notify(phone, c) }})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,158 @@
+package ui_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/internal/testenv"
+
+	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/ui"
+)
+
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: not JSON: %s", url, b)
+	}
+	return resp.StatusCode, out
+}
+
+// The compose panel's proxy answers what the MPNS endpoint answered, for
+// each power level and connectivity, and refuses bad input clearly.
+func TestComposeAndControls(t *testing.T) {
+	e := newEnv(t, 1)
+	e.open(t, "phone-0001", "demo")
+	api := e.url + "/api/"
+	q := "?phone=phone-0001"
+	steps := []struct {
+		name       string
+		path, body string
+		status     int
+		// For compose: the MPNS status headers expected back.
+		notification, device string
+		errContains          string
+		// eventually: the phone's link changes asynchronously, so the
+		// step is repeated until the service sees it.
+		eventually bool
+	}{
+		{name: "toast", path: "compose", body: `{"app":"demo","kind":"toast","text1":"Hi"}`, status: 200, notification: "Received", device: "Connected"},
+		{name: "tile", path: "compose", body: `{"app":"demo","kind":"tile","template":"IconicTile","fields":{"Count":"4","Title":"Mail"}}`, status: 200, notification: "Received", device: "Connected"},
+		{name: "raw", path: "compose", body: `{"app":"demo","kind":"raw","body":"{\"sync\":true}","delay":450}`, status: 200, notification: "Received", device: "Connected"},
+		{name: "power low", path: "power", body: `{"level":"low"}`, status: 200},
+		{name: "toast at low power", path: "compose", body: `{"app":"demo","kind":"toast","text1":"Hi"}`, status: 200, notification: "Suppressed"},
+		{name: "raw at low power", path: "compose", body: `{"app":"demo","kind":"raw","body":"x"}`, status: 200, notification: "Received"},
+		{name: "power critical", path: "power", body: `{"level":"critical"}`, status: 200},
+		{name: "raw at critical power", path: "compose", body: `{"app":"demo","kind":"raw","body":"x"}`, status: 200, notification: "Suppressed"},
+		{name: "power normal", path: "power", body: `{"level":"normal"}`, status: 200},
+		{name: "drop the link", path: "connectivity", body: `{"online":false}`, status: 200},
+		{name: "toast while away", path: "compose", body: `{"app":"demo","kind":"toast","text1":"later"}`, status: 200, notification: "Received", device: "TempDisconnected", eventually: true},
+		{name: "bring it back", path: "connectivity", body: `{"online":true}`, status: 200},
+		{name: "toast after coming back", path: "compose", body: `{"app":"demo","kind":"toast","text1":"now"}`, status: 200, notification: "Received", device: "Connected", eventually: true},
+		{name: "bad power", path: "power", body: `{"level":"max"}`, status: 400, errContains: "max"},
+		{name: "bad kind", path: "compose", body: `{"app":"demo","kind":"badge"}`, status: 400, errContains: "toast, tile or raw"},
+		{name: "bad delay", path: "compose", body: `{"app":"demo","kind":"toast","delay":5}`, status: 400, errContains: "450"},
+		{name: "no channel", path: "compose", body: `{"app":"nope","kind":"toast"}`, status: 404, errContains: "no channel"},
+		{name: "unknown field", path: "compose", body: `{"app":"demo","uri":"http://example.com"}`, status: 400, errContains: "unknown field"},
+		{name: "foreground bad app", path: "foreground", body: `{"app":"a b"}`, status: 400},
+	}
+	for _, s := range steps {
+		check := func() (bool, string) {
+			status, out := post(t, api+s.path+q, s.body)
+			if status != s.status {
+				return false, fmt.Sprintf("status %d, want %d: %v", status, s.status, out)
+			}
+			if s.errContains != "" && !strings.Contains(fmt.Sprint(out["error"]), s.errContains) {
+				return false, fmt.Sprintf("error %q lacks %q", out["error"], s.errContains)
+			}
+			if s.notification == "" {
+				return true, ""
+			}
+			h, _ := out["headers"].(map[string]any)
+			if out["status"] != float64(200) || h["X-Notificationstatus"] != s.notification || (s.device != "" && h["X-Deviceconnectionstatus"] != s.device) {
+				return false, fmt.Sprintf("got %v", out)
+			}
+			return true, ""
+		}
+		if s.eventually {
+			testenv.Eventually(t, 10*time.Second, s.name, func() bool { ok, _ := check(); return ok })
+		} else if ok, msg := check(); !ok {
+			t.Fatalf("%s: %s", s.name, msg)
+		}
+	}
+	if status, _ := post(t, api+"power?phone=phone-9", `{"level":"low"}`); status != http.StatusNotFound {
+		t.Fatalf("unknown phone: %d", status)
+	}
+
+	// The state the page reads, once the raw notifications have arrived.
+	var st ui.State
+	testenv.Eventually(t, 10*time.Second, "two raw notifications in the log", func() bool {
+		resp, err := http.Get(api + "state" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		st = ui.State{}
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return len(st.Raw["demo"]) == 2
+	})
+	if len(st.Tiles) != 1 || st.Tiles[0].Template != mpns.TemplateIconic || st.Tiles[0].Fields["Count"] != "4" {
+		t.Fatalf("tiles %+v", st.Tiles)
+	}
+	if len(st.Channels) != 1 || st.Power != "normal" || st.Offline {
+		t.Fatalf("state %+v", st)
+	}
+	// Raw reached no running app, so the log says dropped.
+	if raw := st.Raw["demo"]; raw[0].Delivered || raw[0].Body != `{"sync":true}` {
+		t.Fatalf("raw log %+v", st.Raw)
+	}
+}
+
+// With the app in the foreground (as the page's control puts it), a raw
+// notification is delivered and a toast goes to the app, not the shell.
+func TestForegroundApp(t *testing.T) {
+	e := newEnv(t, 1)
+	ch := e.open(t, "phone-0001", "demo")
+	if status, out := post(t, e.url+"/api/foreground?phone=phone-0001", `{"app":"demo"}`); status != 200 {
+		t.Fatalf("foreground: %d %v", status, out)
+	}
+	send(t, ch.URI, mpns.KindRaw, []byte("ping"))
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "in app"}).XML())
+	d := e.emu.Phone("phone-0001")
+	testenv.Eventually(t, 10*time.Second, "the toast taken by the app", func() bool {
+		toasts, err := d.Store().Toasts(context.Background(), "", 0)
+		return err == nil && len(toasts) == 1 && toasts[0].ShownBy == "app"
+	})
+	st, err := e.ui.PhoneState(context.Background(), "phone-0001", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Foreground != "demo" || len(st.Raw["demo"]) != 1 || !st.Raw["demo"][0].Delivered || st.Raw["demo"][0].Body != "ping" {
+		t.Fatalf("state %+v", st)
+	}
+	// The page plays the app and takes its events, so none pile up.
+	if evs, err := d.Store().Events(context.Background(), "demo", 0, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("%d events left waiting (%v)", len(evs), err)
+	}
+	if status, _ := post(t, e.url+"/api/foreground?phone=phone-0001", `{"app":""}`); status != 200 {
+		t.Fatal("back to the start screen failed")
+	}
+	if running, _ := d.Store().RunningApps(context.Background(), time.Now()); len(running) != 0 {
+		t.Fatalf("still running: %v", running)
+	}
+}
