@@ -50,7 +50,21 @@ type Config struct {
 	Link channel.Config
 	// OnChange, when set, hears every phone's changes (the UI).
 	OnChange func(phone string, c daemon.Change)
+	// Starting is how many phones may be connecting at once (default
+	// DefaultStarting). Enrolment writes both databases; a thousand at
+	// once would queue on SQLite's write lock past its busy timeout and
+	// send most phones into backoff.
+	Starting int
+	// StartTimeout is how long a phone may take to connect before the
+	// next one starts anyway (default DefaultStartTimeout).
+	StartTimeout time.Duration
 }
+
+// Start-up defaults.
+const (
+	DefaultStarting     = 16
+	DefaultStartTimeout = 10 * time.Second
+)
 
 // Emulator is a set of running phones.
 type Emulator struct {
@@ -59,6 +73,7 @@ type Emulator struct {
 	names  []string
 	phones map[string]*daemon.Daemon
 	apis   map[string]http.Handler
+	up     map[string]chan struct{} // closed when the phone first connects
 	wg     sync.WaitGroup
 }
 
@@ -82,6 +97,15 @@ func New(ctx context.Context, cfg Config) (*Emulator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Starting <= 0 {
+		cfg.Starting = DefaultStarting
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
 		return nil, fmt.Errorf("emulator: data directory: %w", err)
 	}
@@ -89,13 +113,22 @@ func New(ctx context.Context, cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Emulator{cfg: cfg, db: db, phones: map[string]*daemon.Daemon{}, apis: map[string]http.Handler{}}
+	e := &Emulator{cfg: cfg, db: db, phones: map[string]*daemon.Daemon{}, apis: map[string]http.Handler{}, up: map[string]chan struct{}{}}
 	for i := range cfg.Devices {
 		name := Name(i, cfg.Devices)
-		var onChange func(daemon.Change)
-		if cfg.OnChange != nil {
-			onChange = func(c daemon.Change) { cfg.OnChange(name, c) }
+		up := make(chan struct{})
+		var once sync.Once
+		onChange := func(c daemon.Change) {
+			if c.Kind == daemon.ChangeLink {
+				if d := e.phones[name]; d != nil && d.Link().Connected() {
+					once.Do(func() { close(up) })
+				}
+			}
+			if cfg.OnChange != nil {
+				cfg.OnChange(name, c)
+			}
 		}
+		e.up[name] = up
 		d, err := daemon.New(daemon.Config{Service: cfg.Service, DB: db, Phone: name, Clock: cfg.Clock,
 			Logger: cfg.Logger.With("phone", name), Link: cfg.Link, OnChange: onChange,
 			// The UI shows the toasts; a desktop popup per phone would
@@ -123,17 +156,37 @@ func (e *Emulator) Names() []string { return e.names }
 // Phone returns the named phone, or nil.
 func (e *Emulator) Phone(name string) *daemon.Daemon { return e.phones[name] }
 
-// Run connects every phone and keeps them running until ctx ends.
+// Run connects every phone, a few at a time, and keeps them running until
+// ctx ends.
 func (e *Emulator) Run(ctx context.Context) error {
 	errs := make(chan error, len(e.names))
+	slots := make(chan struct{}, e.cfg.Starting)
+starting:
 	for _, name := range e.names {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break starting
+		}
 		d := e.phones[name]
-		e.wg.Add(1)
+		e.wg.Add(2)
 		go func() {
 			defer e.wg.Done()
 			if err := d.Run(ctx); err != nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
+		}()
+		// The slot is free once the phone is up, or has had its time.
+		go func() {
+			defer e.wg.Done()
+			t := e.cfg.Clock.NewTimer(e.cfg.StartTimeout)
+			defer t.Stop()
+			select {
+			case <-e.up[name]:
+			case <-t.C():
+			case <-ctx.Done():
+			}
+			<-slots
 		}()
 	}
 	e.wg.Wait()

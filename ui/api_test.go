@@ -138,17 +138,21 @@ func TestForegroundApp(t *testing.T) {
 		toasts, err := d.Store().Toasts(context.Background(), "", 0)
 		return err == nil && len(toasts) == 1 && toasts[0].ShownBy == "app"
 	})
-	st, err := e.ui.PhoneState(context.Background(), "phone-0001", d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var st ui.State
+	testenv.Eventually(t, 10*time.Second, "the raw notification logged", func() bool {
+		var err error
+		st, err = e.ui.PhoneState(context.Background(), "phone-0001", d)
+		return err == nil && len(st.Raw["demo"]) == 1
+	})
 	if st.Foreground != "demo" || len(st.Raw["demo"]) != 1 || !st.Raw["demo"][0].Delivered || st.Raw["demo"][0].Body != "ping" {
 		t.Fatalf("state %+v", st)
 	}
-	// The page plays the app and takes its events, so none pile up.
-	if evs, err := d.Store().Events(context.Background(), "demo", 0, 10); err != nil || len(evs) != 0 {
-		t.Fatalf("%d events left waiting (%v)", len(evs), err)
-	}
+	// The page plays the app and takes its events (right after each
+	// commit), so none pile up.
+	testenv.Eventually(t, 10*time.Second, "the app's events taken", func() bool {
+		evs, err := d.Store().Events(context.Background(), "demo", 0, 10)
+		return err == nil && len(evs) == 0
+	})
 	if status, _ := post(t, e.url+"/api/foreground?phone=phone-0001", `{"app":""}`); status != 200 {
 		t.Fatal("back to the start screen failed")
 	}
