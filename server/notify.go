@@ -130,10 +130,12 @@ func (s *Server) accept(r *http.Request) outcome {
 		AcceptedAt: now,
 		DueAt:      now.Add(n.Delay.Duration()),
 	}
+	opts := storage.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
 	if n.Tile != nil {
 		q.TileKey = ch.ID + "\x00" + n.Tile.ID
+		opts.Merge = func(older storage.Queued) ([]byte, bool) { return mergeTile(older.Body, n.Tile, ch.Domains) }
 	}
-	q, err = s.cfg.Store.Enqueue(ctx, q, storage.EnqueueOptions{MaxDepth: s.cfg.QueueDepth})
+	q, err = s.cfg.Store.Enqueue(ctx, q, opts)
 	switch {
 	case errors.Is(err, storage.ErrQueueFull):
 		base.Notification, base.Message = mpns.StatusQueueFull, "device queue full"
@@ -142,12 +144,41 @@ func (s *Server) accept(r *http.Request) outcome {
 		s.log.Error("enqueue failed", "device", dev.ID, "err", err)
 		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
 	}
-	if sess != nil {
-		sess.push(q)
+	// Looked up again after the commit: a session that started while this
+	// request was in flight may have read the queue before the commit, and
+	// one that ended meanwhile has been replaced.
+	if sess := s.session(dev.ID); sess != nil {
+		sess.poke()
 	}
-	s.log.Debug("notification accepted", slog.String("device", dev.ID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind))
+	s.log.Debug("notification accepted", slog.String("device", dev.ID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
+		slog.Uint64("merged", q.Merged))
 	base.Notification = mpns.StatusReceived
 	return base
+}
+
+// mergeTile merges a queued tile update with a later one to the same tile,
+// when the device would end up in the same state applying the merge as
+// applying both: the templates must mix, every remote image must come from
+// a bound domain (else the device rejects the whole merged update, where
+// it would have rejected only one), and the result must still fit a
+// notification.
+func mergeTile(olderBody []byte, later *mpns.Tile, domains []string) ([]byte, bool) {
+	older, err := mpns.ParseTile(olderBody)
+	if err != nil || !older.Mergeable(later) {
+		return nil, false
+	}
+	for _, t := range []*mpns.Tile{older, later} {
+		for _, img := range t.RemoteImages() {
+			if !mpns.ImageAllowed(img, domains) {
+				return nil, false
+			}
+		}
+	}
+	body := older.Merge(later).XML()
+	if len(body) > mpns.MaxBodySize {
+		return nil, false
+	}
+	return body, true
 }
 
 // suppressed says why the device's shell would not take n, or "".
