@@ -71,7 +71,7 @@ func (h *linkHandler) Expired(channelID string) {
 
 func (h *linkHandler) StatusChanged(connected bool) {
 	d := h.d()
-	d.changed(Change{Kind: ChangeLink})
+	d.linkChanged(connected)
 	d.broadcastStatus(connected)
 	if connected {
 		d.wg.Add(1)

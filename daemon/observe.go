@@ -50,6 +50,15 @@ func (d *Daemon) changed(c Change) {
 	d.cfg.OnChange(c)
 }
 
+// linkChanged reports the link going up or down. A link held offline that
+// came up anyway (it was dialling when it was dropped) is dropped again.
+func (d *Daemon) linkChanged(connected bool) {
+	if connected && d.link.Offline() {
+		d.link.Reconnect()
+	}
+	d.changed(Change{Kind: ChangeLink})
+}
+
 // notifyApplied reports notifications that have just been committed.
 func (d *Daemon) notifyApplied(ctx context.Context, ns []wire.Notification) {
 	if d.cfg.OnChange == nil {

@@ -47,7 +47,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791")
+	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return settings{}, fs, err
@@ -72,6 +72,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("socket", &cfg.Socket, *socket)
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
+	override("ui", &cfg.UI, *uiAddr)
 	cfg.ApplyDefaults(paths)
 	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen}, fs, nil
 }
@@ -91,7 +92,7 @@ func printConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {
-	s, fs, err := loadSettings("run", args, stderr)
+	s, _, err := loadSettings("run", args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -138,7 +139,6 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		}
 		powerSource = func() (platform.PowerLevel, error) { return level, nil }
 	}
-	uiAddr := fs.Lookup("ui").Value.String()
 	phone := &ui.Single{}
 	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
 	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, Display: display, Logger: log,
@@ -149,8 +149,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	}
 	defer d.Close()
 	phone.D = d
-	if uiAddr != "" {
-		url, stopUI, err := startUI(ctx, uiAddr, page.Handler(), log)
+	if s.UI != "" {
+		url, stopUI, err := startUI(ctx, s.UI, page.Handler(), log)
 		if err != nil {
 			fmt.Fprintf(stderr, "herald run: %v\n", err)
 			return 1
