@@ -96,6 +96,29 @@ func TestComposeAndControls(t *testing.T) {
 	if status, _ := post(t, api+"power?phone=phone-9", `{"level":"low"}`); status != http.StatusNotFound {
 		t.Fatalf("unknown phone: %d", status)
 	}
+	// What another web page could make the developer's browser send.
+	for _, tt := range []struct {
+		name, contentType, origin string
+		status                    int
+	}{
+		{"form post", "text/plain", "", http.StatusUnsupportedMediaType},
+		{"other origin", "application/json", "http://evil.example", http.StatusForbidden},
+		{"same origin", "application/json", e.url, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, api+"power"+q, strings.NewReader(`{"level":"normal"}`))
+		req.Header.Set("Content-Type", tt.contentType)
+		if tt.origin != "" {
+			req.Header.Set("Origin", tt.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
+	}
 
 	// The state the page reads, once the raw notifications have arrived.
 	var st ui.State

@@ -149,7 +149,27 @@ func (u *UI) Handler() http.Handler {
 	mux.HandleFunc("POST /api/open", u.phone(u.handleOpen))
 	mux.HandleFunc("POST /api/pin", u.phone(u.handlePin))
 	mux.HandleFunc("POST /api/compose", u.phone(u.handleCompose))
-	return mux
+	return sameOrigin(mux)
+}
+
+// sameOrigin refuses changes that another web page could make through the
+// developer's browser: a POST must be JSON (which a cross-site form cannot
+// send without a preflight the page never answers) and, when the browser
+// says where it comes from, come from this page.
+func sameOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				writeError(w, http.StatusUnsupportedMediaType, "send JSON (Content-Type: application/json)")
+				return
+			}
+			if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
+				writeError(w, http.StatusForbidden, "cross-origin request refused")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 type phoneHandler func(w http.ResponseWriter, r *http.Request, name string, d *daemon.Daemon)
