@@ -62,6 +62,11 @@ func TestComposeAndControls(t *testing.T) {
 		{name: "toast while away", path: "compose", body: `{"app":"demo","kind":"toast","text1":"later"}`, status: 200, notification: "Received", device: "TempDisconnected", eventually: true},
 		{name: "bring it back", path: "connectivity", body: `{"online":true}`, status: 200},
 		{name: "toast after coming back", path: "compose", body: `{"app":"demo","kind":"toast","text1":"now"}`, status: 200, notification: "Received", device: "Connected", eventually: true},
+		{name: "open an app from the page", path: "open", body: `{"app":"second","toast":true,"tile":true,"domains":["http://img.example.com"]}`, status: 200},
+		{name: "compose to it", path: "compose", body: `{"app":"second","kind":"toast","text1":"Hi"}`, status: 200, notification: "Received", device: "Connected"},
+		{name: "pin a secondary tile", path: "pin", body: `{"app":"second","tile_id":"/Sec.xaml?id=1"}`, status: 200},
+		{name: "open a bad app name", path: "open", body: `{"app":"a/b"}`, status: 400, errContains: "app id"},
+		{name: "pin without a channel", path: "pin", body: `{"app":"nope","tile_id":"/x"}`, status: 404},
 		{name: "bad power", path: "power", body: `{"level":"max"}`, status: 400, errContains: "max"},
 		{name: "bad kind", path: "compose", body: `{"app":"demo","kind":"badge"}`, status: 400, errContains: "toast, tile or raw"},
 		{name: "bad delay", path: "compose", body: `{"app":"demo","kind":"toast","delay":5}`, status: 400, errContains: "450"},
@@ -137,7 +142,7 @@ func TestComposeAndControls(t *testing.T) {
 	if len(st.Tiles) != 1 || st.Tiles[0].Template != mpns.TemplateIconic || st.Tiles[0].Fields["Count"] != "4" {
 		t.Fatalf("tiles %+v", st.Tiles)
 	}
-	if len(st.Channels) != 1 || st.Power != "normal" || st.Offline {
+	if len(st.Channels) != 2 || st.Channels[1].App != "second" || len(st.Channels[1].Pinned) != 1 || st.Power != "normal" || st.Offline {
 		t.Fatalf("state %+v", st)
 	}
 	// Raw reached no running app, so the log says dropped.
