@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
 
 	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/ui"
 )
 
@@ -186,5 +190,37 @@ func TestForegroundApp(t *testing.T) {
 	}
 	if running, _ := d.Store().RunningApps(context.Background(), time.Now()); len(running) != 0 {
 		t.Fatalf("still running: %v", running)
+	}
+}
+
+// `herald run --ui` shows its one phone, named "".
+func TestSinglePhone(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	page := &ui.Single{}
+	u := ui.New(ui.Config{Phones: page, Logger: testenv.Logger(t)})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL(), OnChange: func(c daemon.Change) { u.Notify("", c) }})
+	page.D = d.Daemon
+	srv := httptest.NewServer(u.Handler())
+	t.Cleanup(srv.Close)
+	yes := true
+	if _, err := d.Client.Open(context.Background(), "demo", app.OpenRequest{Tile: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	status, out := post(t, srv.URL+"/api/compose?phone=", `{"app":"demo","kind":"tile","fields":{"Title":"Solo"}}`)
+	if h, _ := out["headers"].(map[string]any); status != 200 || h["X-Notificationstatus"] != "Received" {
+		t.Fatalf("compose: %d %v", status, out)
+	}
+	testenv.Eventually(t, 10*time.Second, "the tile in the state", func() bool {
+		resp, err := http.Get(srv.URL + "/api/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st ui.State
+		json.NewDecoder(resp.Body).Decode(&st)
+		return len(st.Tiles) == 1 && st.Tiles[0].Fields["Title"] == "Solo"
+	})
+	if status, _ := post(t, srv.URL+"/api/power?phone=phone-0001", `{"level":"low"}`); status != http.StatusNotFound {
+		t.Fatalf("a named phone on a single-phone page: %d", status)
 	}
 }
