@@ -24,7 +24,10 @@ func BenchmarkAcceptHTTP(b *testing.B) {
 		group bool
 	}{{"group_commit", true}, {"tx_per_request", false}} {
 		b.Run(mode.name, func(b *testing.B) {
-			ts := startServiceWith(b, server.Config{QueueDepth: 1 << 30}, storage.ServiceOptions{GroupCommit: mode.group})
+			// Quotas and rates off: this measures the accept path, not a
+			// sender being refused.
+			ts := startServiceWith(b, server.Config{QueueDepth: 1 << 30,
+				Limits: server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1}}, storage.ServiceOptions{GroupCommit: mode.group})
 			var uris []string
 			for i := 0; i < 16; i++ {
 				d := ts.enrol()

@@ -132,9 +132,14 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	ctx := context.WithoutCancel(reqCtx)
 	dev, secret, err := s.identify(ctx, hello, source)
 	if err != nil {
-		if errors.Is(err, errUnauthorized) {
+		switch {
+		case errors.Is(err, errUnauthorized):
 			closeConn(conn, wire.CloseUnauthorized, "unknown device or wrong secret")
-		} else {
+		case errors.Is(err, errTooManyDevices):
+			// An hour: the cap does not lift by itself, and a device that
+			// keeps trying should not keep the service busy.
+			closeConn(conn, wire.CloseRetryLater, "3600")
+		default:
 			s.log.Error("hello failed", "err", err)
 			closeConn(conn, wire.CloseRetryLater, "60")
 		}
@@ -222,13 +227,31 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	sess.log.Info("device disconnected")
 }
 
-var errUnauthorized = errors.New("unauthorized")
+var (
+	errUnauthorized   = errors.New("unauthorized")
+	errTooManyDevices = errors.New("too many devices from this address")
+)
 
 // identify enrols a new device or checks a returning one's secret. The
 // secret is returned only on enrolment.
 func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (storage.Device, string, error) {
 	now := s.cfg.Clock.Now()
 	if h.ID == "" {
+		if s.enrolCapped(source) {
+			// Counting and creating under one lock, so that a burst of
+			// enrolments from one address cannot slip past the cap
+			// together. Exempt (loopback) enrolments skip it.
+			s.enrolMu.Lock()
+			defer s.enrolMu.Unlock()
+			ok, err := s.enrolAllowed(ctx, source)
+			if err != nil {
+				return storage.Device{}, "", err
+			}
+			if !ok {
+				s.log.Warn("enrolment refused: too many devices from one address", "source", source)
+				return storage.Device{}, "", errTooManyDevices
+			}
+		}
 		secret := newToken(32)
 		d := storage.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
 		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
@@ -483,6 +506,9 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 	fail := func(code, msg string) wire.Registered {
 		res.Code, res.Message = code, msg
 		return res
+	}
+	if f.ServiceName != "" && s.cfg.AuthURL == "" {
+		return fail(wire.CodeBadRequest, "this service has no TLS listener for authenticated senders")
 	}
 	ch, err := s.cfg.Store.ChannelByApp(ctx, deviceID, f.App)
 	switch {
