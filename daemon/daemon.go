@@ -67,6 +67,9 @@ type Config struct {
 	OpenTimeout time.Duration
 	// MaxChannels is MPNS's 30 channels per device.
 	MaxChannels int
+	// OnChange, when set, is called after a change to the phone's state
+	// commits (see observe.go); it must not block.
+	OnChange func(Change)
 }
 
 // Defaults with their reasons.
@@ -88,6 +91,7 @@ type Daemon struct {
 	store *storage.DeviceStore
 	link  *channel.Link
 	hub   *hub
+	obs   observer
 
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.
