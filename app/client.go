@@ -69,6 +69,18 @@ func SocketFromEnv(def string) string {
 type Client struct {
 	socket string
 	http   *http.Client
+	device string
+}
+
+// DeviceHeader picks one phone of `herald emulate`, which serves every
+// emulated phone's API on one socket.
+const DeviceHeader = "X-Herald-Device"
+
+// WithDevice returns a client for the named emulated phone.
+func (c *Client) WithDevice(name string) *Client {
+	cc := *c
+	cc.device = name
+	return &cc
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -100,6 +112,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.device != "" {
+		req.Header.Set(DeviceHeader, c.device)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -259,6 +274,9 @@ type Stream struct {
 	// nil when Next is not reading.
 	reading chan struct{}
 	wmu     sync.Mutex // one writer at a time: Next's acks and Close
+	// first is the event Listen read to be sure the app counts as
+	// running; Next returns it first.
+	first *Event
 }
 
 // Listen opens the app's event stream.
@@ -267,6 +285,18 @@ func (c *Client) Listen(ctx context.Context, appID string, opts ListenOptions) (
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
+	// The daemon marks the app running before it sends any event (the
+	// first is where the link stands), so once one is in, raw
+	// notifications sent from now on reach the app instead of being
+	// dropped as for an app that is not running.
+	e, err := s.Next(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.first = &e
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -287,7 +317,11 @@ func (s *Stream) connect(ctx context.Context) error {
 		q.Set("after", strconv.FormatInt(s.last, 10))
 	}
 	s.mu.Unlock()
-	conn, resp, err := d.DialContext(ctx, "ws://herald"+appPath(s.app, "/events")+"?"+q.Encode(), nil)
+	var hdr http.Header
+	if s.c.device != "" {
+		hdr = http.Header{DeviceHeader: {s.c.device}}
+	}
+	conn, resp, err := d.DialContext(ctx, "ws://herald"+appPath(s.app, "/events")+"?"+q.Encode(), hdr)
 	if err != nil {
 		if resp != nil {
 			return &Error{Status: resp.StatusCode, Code: "HTTP" + strconv.Itoa(resp.StatusCode), Message: "event stream refused"}
@@ -308,6 +342,13 @@ func (s *Stream) connect(ctx context.Context) error {
 // it returned before, so an app that crashes while handling an event gets
 // it again; events already returned by this stream are never repeated.
 func (s *Stream) Next(ctx context.Context) (Event, error) {
+	s.mu.Lock()
+	if e := s.first; e != nil {
+		s.first = nil
+		s.mu.Unlock()
+		return *e, nil
+	}
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		conn, closed := s.conn, s.closed
@@ -419,11 +460,12 @@ func (s *Stream) Close() error {
 		return nil
 	}
 	s.closed = true
-	conn, reading, last, acked := s.conn, s.reading, s.last, s.acked
+	conn, reading, last, acked, first := s.conn, s.reading, s.last, s.acked, s.first
 	s.mu.Unlock()
 
 	s.wmu.Lock()
-	if last > acked {
+	// The event Listen read but Next has not returned is not acknowledged.
+	if first == nil && last > acked {
 		b, _ := json.Marshal(EventAck{Ack: last})
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		conn.WriteMessage(websocket.TextMessage, b)

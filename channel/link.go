@@ -121,6 +121,7 @@ type Link struct {
 	waiters   map[uint64]chan any
 	reconnect chan struct{}
 	stats     Stats
+	off       offline
 }
 
 // Stats describe the link for status displays.
@@ -206,6 +207,9 @@ func (l *Link) Reconnect() {
 func (l *Link) Run(ctx context.Context) error {
 	bo := Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax}
 	for {
+		if !l.waitOnline(ctx) {
+			return nil
+		}
 		start := l.cfg.Clock.Now()
 		retryAfter, err := l.runOnce(ctx)
 		if ctx.Err() != nil {

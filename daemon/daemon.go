@@ -79,6 +79,9 @@ type Config struct {
 	// HandlerBacklog bounds how many jobs one app may have queued (default
 	// DefaultHandlerBacklog); raw notifications beyond it are dropped.
 	HandlerBacklog int
+	// OnChange, when set, is called after a change to the phone's state
+	// commits (see observe.go); it must not block.
+	OnChange func(Change)
 }
 
 // Defaults with their reasons.
@@ -101,6 +104,7 @@ type Daemon struct {
 	link  *channel.Link
 	hub   *hub
 	bg    *background
+	obs   observer
 
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldpush/herald/internal/cli"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/ui"
 )
 
 // DefaultEmbeddedListen is where the embedded notification service listens.
@@ -48,6 +49,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
+	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return settings{}, fs, err
@@ -73,6 +75,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("socket-group", &cfg.SocketGroup, *socketGroup)
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
+	override("ui", &cfg.UI, *uiAddr)
 	cfg.ApplyDefaults(paths)
 	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen, ServiceName: *serviceName}, fs, nil
 }
@@ -156,12 +159,24 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		defer svc.Close()
 		serviceURL = svc.URL()
 	}
+	phone := &ui.Single{}
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
 	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
-		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers})
+		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers,
+		OnChange: func(c daemon.Change) { page.Notify("", c) }})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	phone.D = d
+	if s.UI != "" {
+		url, stopUI, err := startUI(ctx, s.UI, page.Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopUI()
+		fmt.Fprintf(stdout, "herald: start screen %s\n", url)
+	}
 
 	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)
 	if s.Service == "" {

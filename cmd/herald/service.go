@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,6 +30,7 @@ var runFlags = []struct{ name, usage string }{
 	{"socket", "local API socket"},
 	{"socket-group", "group allowed to use the local API socket"},
 	{"listen", "address of the embedded notification service"},
+	{"ui", "address of the start-screen page"},
 	{"display", "toast display: auto, log, dbus, macos, windows"},
 	{"log-level", "debug, info, warn or error"},
 }
@@ -210,6 +212,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	sf := newServiceFlags("status", stderr)
 	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
 	socket := sf.fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
+	sf.fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
 	asJSON := sf.fs.Bool("json", false, "print JSON")
 	pos, err := cli.Parse(sf.fs, args)
 	if err != nil {
@@ -222,7 +225,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	svcState := queryService(*sf.name, *sf.user)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := app.NewClient(*socket).Status(ctx)
+	st, err := newClient(sf.fs, *socket).Status(ctx)
 	if err != nil && !errors.Is(err, app.ErrDaemonUnavailable) {
 		return cliError(stderr, "status", err)
 	}
