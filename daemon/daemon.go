@@ -67,6 +67,12 @@ type Config struct {
 	OpenTimeout time.Duration
 	// MaxChannels is MPNS's 30 channels per device.
 	MaxChannels int
+	// Network names the network the device is on, for remembering its
+	// learned heartbeat; nil uses channel.CurrentNetwork.
+	Network func(ctx context.Context) (string, error)
+	// NoNetworkWatch turns off reconnecting when the OS reports a network
+	// coming up.
+	NoNetworkWatch bool
 }
 
 // Defaults with their reasons.
@@ -122,6 +128,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.MaxChannels <= 0 {
 		cfg.MaxChannels = DefaultMaxChannels
+	}
+	if cfg.Network == nil {
+		cfg.Network = channel.CurrentNetwork
 	}
 	if cfg.SocketMode == 0 {
 		cfg.SocketMode = 0o600
@@ -197,6 +206,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.serveAPI(d.ctx, ln)
 		}()
 		d.log.Info("local API listening", "socket", d.cfg.Socket)
+	}
+	if !d.cfg.NoNetworkWatch {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := channel.WatchNetwork(d.ctx, d.link.NetworkUp); err != nil {
+				d.log.Warn("not watching for network changes", "err", err)
+			}
+		}()
 	}
 	err := d.link.Run(d.ctx)
 	d.cancel()
