@@ -240,12 +240,14 @@ func (c *conn) writeLoop() error {
 			l.stats.Pings++
 			l.wakes.add(clk.Now(), wakeHeartbeat)
 			l.mu.Unlock()
+			// Armed before the ping goes out, so the timeout counts from
+			// the ping whatever the scheduler does next.
+			waiting = clk.NewTimer(l.cfg.HeartbeatTimeout)
+			waitingC = waiting.C()
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
 				c.cancel()
 				return fmt.Errorf("ping: %w", err)
 			}
-			waiting = clk.NewTimer(l.cfg.HeartbeatTimeout)
-			waitingC = waiting.C()
 		case <-c.pong:
 			if waiting == nil {
 				continue // unsolicited
