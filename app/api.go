@@ -81,10 +81,10 @@ type Toast struct {
 
 // Status is the daemon's state: GET /v1/status.
 type Status struct {
-	Service    string           `json:"service"`
-	DeviceID   string           `json:"device_id,omitempty"`
-	Connected  bool             `json:"connected"`
-	Since      *time.Time       `json:"since,omitempty"`
+	Service   string     `json:"service"`
+	DeviceID  string     `json:"device_id,omitempty"`
+	Connected bool       `json:"connected"`
+	Since     *time.Time `json:"since,omitempty"`
 	// State is connecting, connected or waiting (between attempts).
 	State     string     `json:"state"`
 	RetryAt   *time.Time `json:"retry_at,omitempty"`
@@ -95,8 +95,8 @@ type Status struct {
 	Network     string `json:"network,omitempty"`
 	LearnedIdle string `json:"learned_idle,omitempty"`
 	// HeartbeatSettled: the interval search on this network is over.
-	HeartbeatSettled bool             `json:"heartbeat_settled"`
-	Reconnects       int              `json:"reconnects"`
+	HeartbeatSettled bool `json:"heartbeat_settled"`
+	Reconnects       int  `json:"reconnects"`
 	// Wakeups are the link's own outbound packets over the last hour.
 	Wakeups    Wakeups          `json:"wakeups_last_hour"`
 	LastError  string           `json:"last_error,omitempty"`
