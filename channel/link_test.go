@@ -18,6 +18,7 @@ import (
 // heartbeats live in memory.
 type memHandler struct {
 	mu      sync.Mutex
+	power   string
 	id      channel.Identity
 	network string
 	learned map[string]channel.Learned
@@ -31,7 +32,7 @@ func newMemHandler(network string) *memHandler {
 func (h *memHandler) Session(context.Context) (channel.Identity, uint64, string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.id, 0, "normal", nil
+	return h.id, 0, h.power, nil
 }
 
 func (h *memHandler) Enrolled(_ context.Context, id channel.Identity) error {
