@@ -88,7 +88,7 @@ type rig struct {
 
 const testTimeout = 15 * time.Second
 
-func newRig(t *testing.T, natIdle time.Duration, svcCfg server.Config, linkCfg channel.Config) *rig {
+func newRig(t testing.TB, natIdle time.Duration, svcCfg server.Config, linkCfg channel.Config) *rig {
 	t.Helper()
 	fc := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	svcCfg.Clock = fc
