@@ -5,6 +5,13 @@ import (
 	"strings"
 )
 
+// Targets MPNS never documented but sender libraries sent: python-mpns puts
+// "raw" on raw notifications and old PushSharp "tile" on tile ones.
+const (
+	targetRawAlias  = "raw"
+	targetTileAlias = "tile"
+)
+
 // Notification is one validated POST to a channel URI.
 type Notification struct {
 	Kind      Kind
@@ -23,7 +30,9 @@ type Notification struct {
 //   - a body longer than MaxBodySize is ErrTooLarge;
 //   - X-WindowsPhone-Target "toast" selects the toast classes, "token" the
 //     tile classes, and an absent or empty target the raw classes (compared
-//     without regard to case); any other target is ErrBadTarget;
+//     without regard to case); "tile" (old PushSharp) is taken for "token"
+//     and "raw" (python-mpns) for an absent target, since those libraries'
+//     senders meant nothing else; any other target is ErrBadTarget;
 //   - X-NotificationClass, when present, must be a class (ErrBadClass) of the
 //     family the target selects (ErrTargetMismatch); when absent, the
 //     immediate class of that family is assumed, as MPNS libraries sometimes
@@ -47,11 +56,11 @@ func ParseRequest(h http.Header, body []byte) (*Notification, error) {
 	}
 	var kind Kind
 	switch t := strings.TrimSpace(target); {
-	case t == "":
+	case t == "", strings.EqualFold(t, targetRawAlias):
 		kind = KindRaw
 	case strings.EqualFold(t, TargetToast):
 		kind = KindToast
-	case strings.EqualFold(t, TargetTile):
+	case strings.EqualFold(t, TargetTile), strings.EqualFold(t, targetTileAlias):
 		kind = KindTile
 	default:
 		return nil, newError(ErrBadTarget, "%s %q is not %q, %q or absent (raw)", HeaderTarget, target, TargetToast, TargetTile)

@@ -177,9 +177,14 @@ func TestParseRequest(t *testing.T) {
 		// Bad classes and targets.
 		{name: "class 4", h: hdr("X-NotificationClass", "4"), body: "x", err: ErrBadClass, errText: `"4"`},
 		{name: "class word", h: hdr("X-NotificationClass", "immediate", "X-WindowsPhone-Target", "toast"), body: jeffToast, err: ErrBadClass},
-		{name: "target tile", h: hdr("X-NotificationClass", "1", "X-WindowsPhone-Target", "tile"), body: jeffFlip, err: ErrBadTarget, errText: `"tile"`},
-		// python-mpns puts "raw" on raw notifications; MPNS documents no such target.
-		{name: "target raw", h: hdr("X-NotificationClass", "3", "X-WindowsPhone-Target", "raw"), body: "x", err: ErrBadTarget},
+		// Old PushSharp sends "tile" and "Tile"; python-mpns sends "raw".
+		// MPNS documents neither, but the senders meant nothing else.
+		{name: "target tile", h: hdr("X-NotificationClass", "1", "X-WindowsPhone-Target", "tile"), body: jeffFlip, kind: KindTile},
+		{name: "target Tile", h: hdr("X-NotificationClass", "11", "X-WindowsPhone-Target", "Tile"), body: jeffFlip, kind: KindTile, delay: Within450s},
+		{name: "target raw", h: hdr("X-NotificationClass", "3", "X-WindowsPhone-Target", "raw"), body: "x", kind: KindRaw},
+		{name: "target RAW without class", h: hdr("X-WindowsPhone-Target", "RAW"), body: "x", kind: KindRaw},
+		{name: "target raw, toast class", h: hdr("X-NotificationClass", "2", "X-WindowsPhone-Target", "raw"), body: jeffToast, err: ErrTargetMismatch},
+		{name: "target tiles", h: hdr("X-NotificationClass", "1", "X-WindowsPhone-Target", "tiles"), body: jeffFlip, err: ErrBadTarget, errText: `"tiles"`},
 		{name: "toast target, tile class", h: hdr("X-NotificationClass", "1", "X-WindowsPhone-Target", "toast"), body: jeffToast,
 			err: ErrTargetMismatch, errText: "X-NotificationClass 1 is a tile class but X-WindowsPhone-Target is \"toast\" (toast)"},
 		{name: "toast class without target", h: hdr("X-NotificationClass", "2"), body: jeffToast,

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -52,42 +51,26 @@ type session struct {
 	done   chan struct{} // closed when both loops have ended
 
 	replies chan any      // frames answering requests, for the writer
-	wake    chan struct{} // cap 1: new notifications or acks
+	wake    chan struct{} // cap 1: new notifications may be in the store
 
-	mu        sync.Mutex
-	pending   []storage.Queued // unacknowledged, in sequence order
-	sent      uint64           // highest seq written to the device
+	mu sync.Mutex
+	// sent is the highest seq written to the device. What is above it is
+	// read from the store, never from a copy handed over by the accepting
+	// request: the store's single committer numbers and commits in order,
+	// so what a read sees is a gap-free prefix, and a merged tile update
+	// replaced in the store cannot be sent stale.
+	sent      uint64
 	power     string
 	closeCode int
 	closeText string
 	lastPing  time.Time
+	touched   time.Time // when last_seen was last written
 }
 
 func (sess *session) powerLevel() string {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	return sess.power
-}
-
-// push hands a newly accepted notification to the writer.
-func (sess *session) push(q storage.Queued) {
-	sess.mu.Lock()
-	sess.insertLocked(q)
-	sess.mu.Unlock()
-	sess.poke()
-}
-
-func (sess *session) insertLocked(q storage.Queued) {
-	if q.Seq <= sess.sent {
-		return
-	}
-	i := sort.Search(len(sess.pending), func(i int) bool { return sess.pending[i].Seq >= q.Seq })
-	if i < len(sess.pending) && sess.pending[i].Seq == q.Seq {
-		return
-	}
-	sess.pending = append(sess.pending, storage.Queued{})
-	copy(sess.pending[i+1:], sess.pending[i:])
-	sess.pending[i] = q
 }
 
 func (sess *session) poke() {
@@ -152,9 +135,14 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	ctx := context.WithoutCancel(reqCtx)
 	dev, secret, err := s.identify(ctx, hello, source)
 	if err != nil {
-		if errors.Is(err, errUnauthorized) {
+		switch {
+		case errors.Is(err, errUnauthorized):
 			closeConn(conn, wire.CloseUnauthorized, "unknown device or wrong secret")
-		} else {
+		case errors.Is(err, errTooManyDevices):
+			// An hour: the cap does not lift by itself, and a device that
+			// keeps trying should not keep the service busy.
+			closeConn(conn, wire.CloseRetryLater, "3600")
+		default:
 			s.log.Error("hello failed", "err", err)
 			closeConn(conn, wire.CloseRetryLater, "60")
 		}
@@ -206,7 +194,8 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 		}
 	}()
 
-	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, s.cfg.Clock.Now()); err != nil {
+	sess.touched = s.cfg.Clock.Now()
+	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
 		sess.log.Warn("recording last seen failed", "err", err)
 	}
 	// What the device has applied is acknowledged by its hello.
@@ -215,19 +204,6 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 			sess.log.Warn("ack from hello failed", "err", err)
 		}
 	}
-	backlog, err := s.cfg.Store.Pending(ctx, dev.ID, hello.LastSeq)
-	if err != nil {
-		sess.log.Error("loading queue failed", "err", err)
-		closeConn(conn, wire.CloseRetryLater, "60")
-		cancel()
-		close(sess.done)
-		return
-	}
-	sess.mu.Lock()
-	for _, q := range backlog {
-		sess.insertLocked(q)
-	}
-	sess.mu.Unlock()
 
 	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
 		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
@@ -237,8 +213,10 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 		close(sess.done)
 		return
 	}
+	// The writer's first look at the store sends the backlog, in order,
+	// before anything accepted later.
 	sess.poke()
-	sess.log.Info("device connected", "backlog", len(backlog), "last_seq", hello.LastSeq)
+	sess.log.Info("device connected", "last_seq", hello.LastSeq)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -253,13 +231,31 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	sess.log.Info("device disconnected")
 }
 
-var errUnauthorized = errors.New("unauthorized")
+var (
+	errUnauthorized   = errors.New("unauthorized")
+	errTooManyDevices = errors.New("too many devices from this address")
+)
 
 // identify enrols a new device or checks a returning one's secret. The
 // secret is returned only on enrolment.
 func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (storage.Device, string, error) {
 	now := s.cfg.Clock.Now()
 	if h.ID == "" {
+		if s.enrolCapped(source) {
+			// Counting and creating under one lock, so that a burst of
+			// enrolments from one address cannot slip past the cap
+			// together. Exempt (loopback) enrolments skip it.
+			s.enrolMu.Lock()
+			defer s.enrolMu.Unlock()
+			ok, err := s.enrolAllowed(ctx, source)
+			if err != nil {
+				return storage.Device{}, "", err
+			}
+			if !ok {
+				s.log.Warn("enrolment refused: too many devices from one address", "source", source)
+				return storage.Device{}, "", errTooManyDevices
+			}
+		}
 		secret := newToken(32)
 		d := storage.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
 		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
@@ -307,6 +303,7 @@ func (sess *session) readLoop() {
 			return nil
 		}
 		extend()
+		sess.touch(now)
 		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			return err
@@ -342,6 +339,26 @@ func (sess *session) readLoop() {
 	}
 }
 
+// touch keeps last_seen fresh while the device stays connected. It is
+// written at connect and disconnect too, but a service killed outright never
+// writes the disconnect, and after a restart a device connected for longer
+// than InactiveAfter would be answered 412 until it reconnects.
+func (sess *session) touch(now time.Time) {
+	every := sess.srv.cfg.InactiveAfter / 8
+	sess.mu.Lock()
+	due := now.Sub(sess.touched) >= every
+	if due {
+		sess.touched = now
+	}
+	sess.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := sess.srv.cfg.Store.TouchDevice(sess.ctx, sess.id, now); err != nil && sess.ctx.Err() == nil {
+		sess.log.Warn("recording last seen failed", "err", err)
+	}
+}
+
 // reply queues a frame for the writer, giving up if the session ends.
 func (sess *session) reply(v any) {
 	select {
@@ -357,14 +374,13 @@ func (sess *session) handle(frame any) error {
 	case *wire.Hello:
 		sess.stopWith(wire.CloseProtocol, "hello sent twice")
 	case *wire.Ack:
+		sess.touch(sess.srv.cfg.Clock.Now())
 		sess.mu.Lock()
 		if f.Seq > sess.sent {
 			sess.mu.Unlock()
 			sess.stopWith(wire.CloseProtocol, "ack beyond what was sent")
 			return nil
 		}
-		i := sort.Search(len(sess.pending), func(i int) bool { return sess.pending[i].Seq > f.Seq })
-		sess.pending = append(sess.pending[:0], sess.pending[i:]...)
 		sess.mu.Unlock()
 		return store.Ack(ctx, sess.id, f.Seq)
 	case *wire.Register:
@@ -414,7 +430,14 @@ func (sess *session) writeLoop() {
 		case <-sess.wake:
 		case <-timer.C():
 		}
-		batches, next := sess.due(clk.Now())
+		batches, next, err := sess.due(clk.Now())
+		if err != nil {
+			if sess.ctx.Err() == nil {
+				sess.log.Error("reading queue failed", "err", err)
+				sess.stopWith(wire.CloseRetryLater, "30")
+			}
+			continue
+		}
 		for _, b := range batches {
 			if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
 				sess.cancel()
@@ -430,13 +453,13 @@ func (sess *session) writeLoop() {
 // due takes the notifications to send now. Nothing is sent until one is
 // due; then every unsent notification goes, so the radio wakes once. It
 // returns the next deadline among those still held.
-func (sess *session) due(now time.Time) (batches [][]wire.Notification, next time.Time) {
+func (sess *session) due(now time.Time) (batches [][]wire.Notification, next time.Time, err error) {
 	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	i := sort.Search(len(sess.pending), func(i int) bool { return sess.pending[i].Seq > sess.sent })
-	unsent := sess.pending[i:]
-	if len(unsent) == 0 {
-		return nil, time.Time{}
+	sent := sess.sent
+	sess.mu.Unlock()
+	unsent, err := sess.srv.cfg.Store.Pending(sess.ctx, sess.id, sent)
+	if err != nil || len(unsent) == 0 {
+		return nil, time.Time{}, err
 	}
 	var earliest time.Time
 	for _, q := range unsent {
@@ -445,7 +468,7 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 		}
 	}
 	if earliest.After(now) {
-		return nil, earliest
+		return nil, earliest, nil
 	}
 	var cur []wire.Notification
 	for _, q := range unsent {
@@ -458,8 +481,12 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	if len(cur) > 0 {
 		batches = append(batches, cur)
 	}
+	// Only the writer moves sent, and before writing: an ack that races
+	// the write is for a seq the device can only have if it was written.
+	sess.mu.Lock()
 	sess.sent = unsent[len(unsent)-1].Seq
-	return batches, time.Time{}
+	sess.mu.Unlock()
+	return batches, time.Time{}, nil
 }
 
 func (sess *session) write(v any) error {
@@ -483,6 +510,9 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 	fail := func(code, msg string) wire.Registered {
 		res.Code, res.Message = code, msg
 		return res
+	}
+	if f.ServiceName != "" && s.cfg.AuthURL == "" {
+		return fail(wire.CodeBadRequest, "this service has no TLS listener for authenticated senders")
 	}
 	ch, err := s.cfg.Store.ChannelByApp(ctx, deviceID, f.App)
 	switch {

@@ -48,24 +48,44 @@ func (o outcome) write(w http.ResponseWriter, messageID string) {
 func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 	// X-MessageID is echoed whatever the outcome, as MPNS did; it is only
 	// read here, and validated with the rest of the request below.
-	messageID := headerAnyCase(r.Header, mpns.HeaderMessageID)
-	if len(messageID) > 64 || strings.ContainsAny(messageID, "\r\n") {
-		messageID = ""
-	}
+	messageID := echoedMessageID(r)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		outcome{Code: http.StatusMethodNotAllowed, Message: "only POST is allowed on a channel URI"}.write(w, messageID)
 		return
 	}
-	o := s.accept(r)
+	release, o, ok := s.admit(w, r, 1)
+	if ok {
+		defer release()
+		if o, ok = s.authenticate(r); ok {
+			o = s.accept(r)
+		}
+	}
 	if o.Code != http.StatusOK {
 		s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "reason", o.Message)
+	}
+	if o.Code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", s.retryAfter())
 	}
 	o.write(w, messageID)
 }
 
+// echoedMessageID is the X-MessageID to echo, or "" when it is not fit to
+// go back into a header.
+func echoedMessageID(r *http.Request) string {
+	id := headerAnyCase(r.Header, mpns.HeaderMessageID)
+	if len(id) > mpns.MaxMessageIDLength {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return ""
+		}
+	}
+	return id
+}
+
 func (s *Server) accept(r *http.Request) outcome {
-	ctx := r.Context()
 	token, authenticated := tokenFromPath(r.URL.Path)
 	if token == "" {
 		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
@@ -76,7 +96,7 @@ func (s *Server) accept(r *http.Request) outcome {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("payload larger than %d bytes", mpns.MaxBodySize)}
+			return outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("payload larger than %d bytes", s.guard.lim.MaxBodyBytes)}
 		}
 		return outcome{Code: http.StatusBadRequest, Message: "reading body: " + err.Error()}
 	}
@@ -84,7 +104,13 @@ func (s *Server) accept(r *http.Request) outcome {
 	if err != nil {
 		return outcome{Code: http.StatusBadRequest, Message: err.Error()}
 	}
+	return s.deliver(r, token, authenticated, n)
+}
 
+// deliver routes one parsed notification to the channel whose URI token
+// is token; multicast calls it once per channel.
+func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *mpns.Notification) outcome {
+	ctx := r.Context()
 	ch, err := s.cfg.Store.ChannelByToken(ctx, token)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ch.ServiceName != "") != authenticated) {
 		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
@@ -93,6 +119,9 @@ func (s *Server) accept(r *http.Request) outcome {
 	if err != nil {
 		s.log.Error("channel lookup failed", "err", err)
 		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
+	}
+	if o, denied := s.authorize(r, ch); denied {
+		return o
 	}
 	dev, err := s.cfg.Store.Device(ctx, ch.DeviceID)
 	if err != nil {
@@ -114,6 +143,9 @@ func (s *Server) accept(r *http.Request) outcome {
 		conn = mpns.DeviceTempDisconnected
 	}
 	base := outcome{Code: http.StatusOK, Subscription: mpns.SubscriptionActive, Device: conn}
+	if o, limited := s.limitChannel(ch, base); limited {
+		return o
+	}
 
 	if reason := suppressed(n, ch, power); reason != "" {
 		base.Notification, base.Message = mpns.StatusSuppressed, reason
@@ -130,10 +162,12 @@ func (s *Server) accept(r *http.Request) outcome {
 		AcceptedAt: now,
 		DueAt:      now.Add(n.Delay.Duration()),
 	}
+	opts := storage.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
 	if n.Tile != nil {
 		q.TileKey = ch.ID + "\x00" + n.Tile.ID
+		opts.Merge = func(older storage.Queued) ([]byte, bool) { return mergeTile(older.Body, n.Tile, ch.Domains) }
 	}
-	q, err = s.cfg.Store.Enqueue(ctx, q, storage.EnqueueOptions{MaxDepth: s.cfg.QueueDepth})
+	q, err = s.cfg.Store.Enqueue(ctx, q, opts)
 	switch {
 	case errors.Is(err, storage.ErrQueueFull):
 		base.Notification, base.Message = mpns.StatusQueueFull, "device queue full"
@@ -142,12 +176,41 @@ func (s *Server) accept(r *http.Request) outcome {
 		s.log.Error("enqueue failed", "device", dev.ID, "err", err)
 		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
 	}
-	if sess != nil {
-		sess.push(q)
+	// Looked up again after the commit: a session that started while this
+	// request was in flight may have read the queue before the commit, and
+	// one that ended meanwhile has been replaced.
+	if sess := s.session(dev.ID); sess != nil {
+		sess.poke()
 	}
-	s.log.Debug("notification accepted", slog.String("device", dev.ID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind))
+	s.log.Debug("notification accepted", slog.String("device", dev.ID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
+		slog.Uint64("merged", q.Merged))
 	base.Notification = mpns.StatusReceived
 	return base
+}
+
+// mergeTile merges a queued tile update with a later one to the same tile,
+// when the device would end up in the same state applying the merge as
+// applying both: the templates must mix, every remote image must come from
+// a bound domain (else the device rejects the whole merged update, where
+// it would have rejected only one), and the result must still fit a
+// notification.
+func mergeTile(olderBody []byte, later *mpns.Tile, domains []string) ([]byte, bool) {
+	older, err := mpns.ParseTile(olderBody)
+	if err != nil || !older.Mergeable(later) {
+		return nil, false
+	}
+	for _, t := range []*mpns.Tile{older, later} {
+		for _, img := range t.RemoteImages() {
+			if !mpns.ImageAllowed(img, domains) {
+				return nil, false
+			}
+		}
+	}
+	body := older.Merge(later).XML()
+	if len(body) > mpns.MaxBodySize {
+		return nil, false
+	}
+	return body, true
 }
 
 // suppressed says why the device's shell would not take n, or "".

@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/storage"
@@ -21,6 +24,19 @@ type ServeConfig struct {
 	DB string
 	// PublicURL is the base of channel URIs; "" uses http://<listen address>.
 	PublicURL string
+	// TLSListen, when set, is a second listener speaking TLS with the
+	// certificate in TLS: authenticated senders reach their https channel
+	// URIs there (it serves everything the plain listener does).
+	TLSListen string
+	TLS       TLSFiles
+	// AuthURL is the base of https channel URIs; "" uses
+	// https://<TLS listen address>.
+	AuthURL string
+	// ReadHeaderTimeout and ReadTimeout bound how long a client may take
+	// to send its headers and its whole request, against slow-sending
+	// clients holding connections open (defaults 5 s and 15 s).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 	// NoGroupCommit commits each notification in its own transaction
 	// (only for measuring what group commit buys).
 	NoGroupCommit bool
@@ -34,6 +50,7 @@ type Service struct {
 	Store *storage.ServiceStore
 	http  *http.Server
 	ln    net.Listener
+	tlsLn net.Listener
 	url   string
 	done  chan struct{}
 }
@@ -49,33 +66,77 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		store.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
+	sc := cfg.Server
+	var tlsLn net.Listener
+	if cfg.TLSListen != "" {
+		tc, pool, err := LoadTLS(cfg.TLS)
+		if err == nil {
+			tlsLn, err = Listen(ctx, cfg.TLSListen)
+		}
+		if err != nil {
+			ln.Close()
+			store.Close()
+			return nil, fmt.Errorf("server: TLS listener: %w", err)
+		}
+		tlsLn = tls.NewListener(tlsLn, tc)
+		sc.ClientCAs = pool
+		sc.AuthURL = cfg.AuthURL
+		if sc.AuthURL == "" {
+			sc.AuthURL = "https://" + tlsLn.Addr().String()
+		}
+	}
 	url := cfg.PublicURL
 	if url == "" {
 		url = "http://" + ln.Addr().String()
 	}
-	sc := cfg.Server
 	sc.Store, sc.PublicURL = store, url
 	srv, err := New(sc)
 	if err != nil {
 		ln.Close()
+		if tlsLn != nil {
+			tlsLn.Close()
+		}
 		store.Close()
 		return nil, err
 	}
-	s := &Service{Server: srv, Store: store, ln: ln, url: srv.cfg.PublicURL, done: make(chan struct{})}
+	s := &Service{Server: srv, Store: store, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
+	headerTimeout, readTimeout := cfg.ReadHeaderTimeout, cfg.ReadTimeout
+	if headerTimeout <= 0 {
+		headerTimeout = 5 * time.Second
+	}
+	if readTimeout <= 0 {
+		readTimeout = 15 * time.Second
+	}
 	s.http = &http.Server{
 		Handler: srv.Handler(),
 		// Slow senders may not hold connections open: the headers must
 		// arrive within 5 s and a 3 KB body within 15 s.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       90 * time.Second,
-		ErrorLog:          nil,
+		// A first, coarse bound; Go adds 4 KB of slack to it, so the
+		// handlers enforce the exact limit themselves.
+		MaxHeaderBytes: srv.cfg.Limits.MaxHeaderBytes + MaxURILength,
+		// Go's per-connection error lines (TLS handshakes of scanners,
+		// bad requests) go to the structured log at debug level.
+		ErrorLog: slog.NewLogLogger(srv.log.Handler(), slog.LevelDebug),
+	}
+	serve := func(l net.Listener) {
+		if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srv.log.Error("notification service stopped", "addr", l.Addr().String(), "err", err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); serve(ln) }()
+	if tlsLn != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); serve(tlsLn) }()
+		srv.log.Info("authenticated senders listening", "addr", tlsLn.Addr().String(), "auth_url", srv.cfg.AuthURL)
 	}
 	go func() {
-		defer close(s.done)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			srv.log.Error("notification service stopped", "err", err)
-		}
+		wg.Wait()
+		close(s.done)
 	}()
 	srv.log.Info("notification service listening", "addr", ln.Addr().String(), "public_url", s.url)
 	return s, nil
@@ -86,6 +147,17 @@ func (s *Service) URL() string { return s.url }
 
 // Addr returns the address it listens on.
 func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+
+// TLSAddr returns the authenticated listener's address, or nil.
+func (s *Service) TLSAddr() net.Addr {
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
+// AuthURL returns the base of https channel URIs ("" without TLS).
+func (s *Service) AuthURL() string { return s.cfg.AuthURL }
 
 // Close stops accepting requests, disconnects devices and closes the
 // database, waiting for all of it.

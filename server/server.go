@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -78,6 +79,16 @@ type Config struct {
 	RetrySpread time.Duration
 	// Rand returns a float in [0,1) for the spread; nil uses math/rand/v2.
 	Rand func() float64
+
+	// Limits bounds what senders and enrolling devices may ask of the
+	// service (quotas, rates, sizes, load); see quota.go.
+	Limits Limits
+	// AuthURL is the base of the https channel URIs of channels registered
+	// with a service name (e.g. https://push.example.com:8791); "" means the
+	// service has no authenticated senders and refuses such channels.
+	AuthURL string
+	// ClientCAs verifies the client certificates of authenticated senders.
+	ClientCAs *x509.CertPool
 }
 
 // Defaults, each with the reason for its value.
@@ -117,6 +128,9 @@ const (
 type Server struct {
 	cfg Config
 	log *slog.Logger
+
+	guard   *guard     // quotas, rate limits and load shedding
+	enrolMu sync.Mutex // serialises enrolments for the per-address cap
 
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
@@ -163,7 +177,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = mrand.Float64
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}}, nil
+	if err := checkURIBase(cfg.PublicURL, cfg.AuthURL); err != nil {
+		return nil, err
+	}
+	cfg.AuthURL = strings.TrimRight(cfg.AuthURL, "/")
+	cfg.Limits = cfg.Limits.withDefaults()
+	g := newGuard(cfg.Limits, cfg.Clock)
+	// Every store call is timed, so a slow database turns into 503s for
+	// senders instead of a pile of waiting requests.
+	cfg.Store = &timedStore{Store: cfg.Store, g: g}
+	return &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}}, nil
 }
 
 // Handler serves both endpoints.
@@ -172,6 +195,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(ThrottledPath, s.handleNotification)
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
 	mux.HandleFunc(DevicePath, s.handleDevice)
+	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -255,7 +279,7 @@ func (s *Server) session(deviceID string) *session {
 
 func (s *Server) channelURI(c storage.Channel) string {
 	if c.ServiceName != "" {
-		return s.cfg.PublicURL + UnthrottledPath + c.Token
+		return s.cfg.AuthURL + UnthrottledPath + c.Token
 	}
 	return s.cfg.PublicURL + ThrottledPath + c.Token
 }

@@ -61,6 +61,9 @@ type Queued struct {
 	TileKey    string
 	AcceptedAt time.Time
 	DueAt      time.Time
+	// Merged is the sequence number of the queued tile update this one
+	// replaced, 0 if none (set by Enqueue).
+	Merged uint64
 }
 
 // EnqueueOptions bound what Enqueue may do.
@@ -68,6 +71,11 @@ type EnqueueOptions struct {
 	// MaxDepth is the most notifications a device's queue may hold; 0 means
 	// no bound.
 	MaxDepth int
+	// Merge, when set for a notification with a TileKey, is offered the
+	// newest queued entry with the same key. If it returns ok, that entry
+	// is deleted and the notification is stored with the merged body under
+	// a new sequence number (see Enqueue), so the queue keeps its depth.
+	Merge func(older Queued) (merged []byte, ok bool)
 }
 
 // ServiceStore is the notification service's database. Enqueue uses group
@@ -147,6 +155,16 @@ func (s *ServiceStore) Commits() uint64 {
 
 // Enqueue durably appends q to its device's queue, giving it the device's
 // next sequence number. When it returns nil the notification is committed.
+//
+// A tile update that opts.Merge merges with a queued one replaces it: the
+// older entry is deleted and the merged one takes a new sequence number
+// rather than the older one's. A session may already have read (and sent)
+// the older entry; a new number can never have been sent, so the merged
+// state always reaches the device, and the worst a race can do is apply the
+// older update twice, which leaves a tile in the same state. Keeping the
+// older number would instead let a session send the stale body under the
+// number the device then acknowledges, losing the newer update. Merged
+// returns the replaced sequence number.
 func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
 	req := &enqueueReq{q: q, opts: opts, done: make(chan enqueueResult, 1)}
 	select {
@@ -223,9 +241,43 @@ func (s *ServiceStore) commitBatch(batch []*enqueueReq) {
 			return err
 		}
 		defer insert.Close()
+		older, err := tx.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, accepted_at, due_at
+			FROM queue WHERE device_id = ? AND tile_key = ? ORDER BY seq DESC LIMIT 1`)
+		if err != nil {
+			return err
+		}
+		defer older.Close()
+		remove, err := tx.PrepareContext(ctx, `DELETE FROM queue WHERE device_id = ? AND seq = ?`)
+		if err != nil {
+			return err
+		}
+		defer remove.Close()
 		for i, r := range batch {
 			q := r.q
-			if r.opts.MaxDepth > 0 {
+			merged := false
+			if q.TileKey != "" && r.opts.Merge != nil {
+				o := Queued{DeviceID: q.DeviceID, TileKey: q.TileKey}
+				var acc, due int64
+				err := older.QueryRowContext(ctx, q.DeviceID, q.TileKey).Scan(&o.Seq, &o.ChannelID, &o.Kind, &o.Class, &o.MessageID, &o.Body, &acc, &due)
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+				case err != nil:
+					return err
+				default:
+					o.AcceptedAt, o.DueAt = time.UnixMilli(acc), time.UnixMilli(due)
+					if body, ok := r.opts.Merge(o); ok {
+						if _, err := remove.ExecContext(ctx, q.DeviceID, o.Seq); err != nil {
+							return err
+						}
+						q.Body, q.Merged, merged = body, o.Seq, true
+						// The older update was promised by its deadline.
+						if o.DueAt.Before(q.DueAt) {
+							q.DueAt = o.DueAt
+						}
+					}
+				}
+			}
+			if r.opts.MaxDepth > 0 && !merged {
 				var n int
 				if err := depth.QueryRowContext(ctx, q.DeviceID).Scan(&n); err != nil {
 					return err
@@ -298,7 +350,11 @@ func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) err
 	if _, err := tx.ExecContext(ctx, `DELETE FROM queue WHERE device_id = ? AND seq <= ?`, deviceID, seq); err != nil {
 		return fmt.Errorf("storage: ack: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE devices SET acked_seq = max(acked_seq, ?) WHERE id = ?`, seq, deviceID); err != nil {
+	// A device can be ahead of the store only if the store lost committed
+	// numbers (a restored backup); numbering on from below what the device
+	// has applied would make it skip new notifications as already seen.
+	if _, err := tx.ExecContext(ctx, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`,
+		seq, seq, deviceID); err != nil {
 		return fmt.Errorf("storage: ack: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +31,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 const usage = `usage:
   heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--queue-depth N]
+                  [--tls-listen ADDR --tls-cert FILE --tls-key FILE --tls-client-ca FILE [--auth-url URL]]
+                  [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N]
+                  [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
+                  [--read-header-timeout D] [--read-timeout D]
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
 `
 
@@ -59,12 +65,44 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
 	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "most notifications queued per device; past it senders get QueueFull")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	tlsListen := fs.String("tls-listen", "", "second address, speaking TLS, for authenticated senders (https channel URIs)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain of the TLS listener")
+	tlsKey := fs.String("tls-key", "", "PEM private key of the TLS listener")
+	tlsCA := fs.String("tls-client-ca", "", "PEM CA certificates that issue authenticated senders' client certificates")
+	authURL := fs.String("auth-url", "", "base URL of https channel URIs as senders reach the TLS listener (default https://TLS-LISTEN)")
+	var lim server.Limits
+	fs.IntVar(&lim.DailyQuota, "daily-quota", server.DefaultDailyQuota, "notifications per unauthenticated channel per UTC day before 406 (-1: none)")
+	fs.Float64Var(&lim.ChannelRate, "channel-rate", server.DefaultChannelRate, "notifications per second per channel (-1: no limit)")
+	fs.IntVar(&lim.ChannelBurst, "channel-burst", server.DefaultChannelBurst, "burst allowed above --channel-rate")
+	fs.Float64Var(&lim.SenderRate, "sender-rate", server.DefaultSenderRate, "notifications per second per sender address (-1: no limit)")
+	fs.IntVar(&lim.SenderBurst, "sender-burst", server.DefaultSenderBurst, "burst allowed above --sender-rate")
+	fs.IntVar(&lim.MaxInFlight, "max-in-flight", server.DefaultMaxInFlight, "notification requests handled at once; past it 503")
+	fs.DurationVar(&lim.SlowStore, "slow-store", server.DefaultSlowStore, "store latency past which senders get 503 for a while")
+	fs.IntVar(&lim.MaxBodyBytes, "max-body", server.DefaultMaxBodyBytes, "largest notification body in bytes (at most 3072)")
+	fs.IntVar(&lim.MaxHeaderBytes, "max-header", server.DefaultMaxHeaderBytes, "largest notification headers in bytes")
+	fs.IntVar(&lim.MaxMulticast, "max-multicast", server.DefaultMaxMulticast, "most channels in one multicast")
+	fs.IntVar(&lim.MaxDevicesPerSource, "max-devices-per-source", server.DefaultMaxDevicesPerSource, "devices enrolled from one address")
+	fs.BoolVar(&lim.LimitLoopback, "limit-loopback", false, "apply --max-devices-per-source to loopback too")
+	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
+	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	if *tlsListen != "" && (*tlsCert == "" || *tlsKey == "" || *tlsCA == "") {
+		fmt.Fprintln(stderr, "heraldsvc serve: --tls-listen needs --tls-cert, --tls-key and --tls-client-ca")
+		return 2
+	}
+	if *tlsListen == "" && (*tlsCert != "" || *tlsKey != "" || *tlsCA != "" || *authURL != "") {
+		fmt.Fprintln(stderr, "heraldsvc serve: TLS flags without --tls-listen")
+		return 2
+	}
+	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
+		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
 	}
 	var level slog.Level
@@ -76,12 +114,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
-		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth}})
+		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
+		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
+		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "heraldsvc listening on %s (channel URIs under %s)\n", svc.Addr(), svc.URL())
+	if a := svc.TLSAddr(); a != nil {
+		fmt.Fprintf(stdout, "authenticated senders on %s (https channel URIs under %s)\n", a, svc.AuthURL())
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := svc.Close(); err != nil {
@@ -106,7 +149,7 @@ const sendUsage = `usage:
   heraldsvc send tile  URI [--id TILE_ID] [--template FlipTile|IconicTile|CycleTile] [--title T] [--count N]
                            [--background-image URL] [--back-title T] [--back-content T] [--field Name=Value]... [--clear Name]...
   heraldsvc send raw   URI [--body TEXT | --file PATH|-]
-common: [--delay 0|450|900] [--message-id ID] [--timeout 15s]
+common: [--delay 0|450|900] [--message-id ID] [--timeout 15s] [--cert FILE --key FILE] [--ca FILE]
 Prints {"status","notification","subscription","device","message_id"}; exits 0 only when the notification was Received.
 `
 
@@ -136,6 +179,9 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var fields, clears cli.Strings
 	fs.Var(&fields, "field", "tile: any field, Name=Value (repeatable)")
 	fs.Var(&clears, "clear", "tile: clear a field, Name (repeatable)")
+	certFile := fs.String("cert", "", "client certificate (PEM) for an https channel URI")
+	keyFile := fs.String("key", "", "key (PEM) of --cert")
+	caFile := fs.String("ca", "", "CA certificates (PEM) to trust for the service's TLS certificate")
 	body := fs.String("body", "", "raw: payload text")
 	file := fs.String("file", "", "raw: payload file, - for stdin")
 	pos, err := cli.Parse(fs, args[1:])
@@ -220,6 +266,14 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		req.Header.Set(mpns.HeaderTarget, "token")
 	}
 	client := &http.Client{Timeout: *timeout}
+	if *certFile != "" || *caFile != "" {
+		tc, err := clientTLS(*certFile, *keyFile, *caFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc send: %v\n", err)
+			return 2
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc}
+	}
 	resp, err := client.Do(req)
 	res := sendResult{MessageID: *msgID}
 	if err != nil {
@@ -241,6 +295,29 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 1
+}
+
+// clientTLS is the TLS configuration of an authenticated sender.
+func clientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no PEM certificates in %s", caFile)
+		}
+	}
+	return tc, nil
 }
 
 func newUUID() string {

@@ -1,0 +1,368 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/storage"
+)
+
+// Limits bounds what senders and enrolling devices may ask of the service.
+// Zero values take the defaults below; a negative quota or rate turns that
+// limit off.
+type Limits struct {
+	// DailyQuota is how many notifications an unauthenticated channel
+	// takes per UTC day (by the service's clock) before senders get 406.
+	DailyQuota int
+	// ChannelRate and ChannelBurst limit notifications per second to one
+	// channel, authenticated or not.
+	ChannelRate  float64
+	ChannelBurst int
+	// SenderRate and SenderBurst limit requests per second from one sender
+	// address (each channel of a multicast counts).
+	SenderRate  float64
+	SenderBurst int
+	// MaxInFlight bounds the notification requests being handled at once;
+	// past it senders get 503 at once rather than a slow answer.
+	MaxInFlight int
+	// SlowStore is the store latency past which the service sheds load:
+	// for ShedFor after a store call took longer, senders get 503.
+	SlowStore time.Duration
+	ShedFor   time.Duration
+	// RetryAfter is what 503 answers put in Retry-After.
+	RetryAfter time.Duration
+	// MaxBodyBytes bounds a notification's body. It can lower MPNS's 3 KB
+	// (to WP7's 1 KB for raw, say) but not raise it: the payload parser
+	// holds the 3 KB line.
+	MaxBodyBytes int
+	// MaxHeaderBytes bounds the request headers of a notification, counted
+	// as "Name: value\r\n" lines plus Host. The request line (the channel
+	// URI, up to 1,024 characters itself) is not counted.
+	MaxHeaderBytes int
+	// MaxMulticast is the most channels one multicast request may name.
+	MaxMulticast int
+	// MaxDevicesPerSource caps the devices enrolled from one address.
+	// Loopback is exempt (the emulator runs a thousand phones on one
+	// host) unless LimitLoopback is set.
+	MaxDevicesPerSource int
+	LimitLoopback       bool
+}
+
+// Default limits, each with the reason for its value.
+const (
+	// MPNS's unauthenticated quota.
+	DefaultDailyQuota = 500
+	// No app needs more than a few notifications a second per phone,
+	// but a sender catching up after an outage may send a day's
+	// unauthenticated quota at once; floods are thousands a second.
+	DefaultChannelRate  = 50
+	DefaultChannelBurst = 500
+	// A cloud service fanning out to many phones sends from one address;
+	// the bound is there against floods, not against real senders.
+	DefaultSenderRate  = 1000
+	DefaultSenderBurst = 2000
+	// Each request holds at most a 3 KB body and a store call; 1,024 at
+	// once is a few MB and more than SQLite's group commit can take.
+	DefaultMaxInFlight = 1024
+	// A store call normally takes milliseconds; a second means the disk
+	// is struggling, and queueing more work only makes it worse.
+	DefaultSlowStore = time.Second
+	DefaultShedFor   = 10 * time.Second
+	// MPNS told senders to back off in minutes after a 503.
+	DefaultRetryAfter = 60 * time.Second
+	// MPNS's limits.
+	DefaultMaxBodyBytes   = mpns.MaxBodySize
+	DefaultMaxHeaderBytes = 1024
+	// One multicast then stays within the default sender burst.
+	DefaultMaxMulticast = 100
+	// A household or an office behind one NAT; more than this from one
+	// address is a script enrolling devices.
+	DefaultMaxDevicesPerSource = 100
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.DailyQuota, DefaultDailyQuota)
+	if l.ChannelRate == 0 {
+		l.ChannelRate = DefaultChannelRate
+	}
+	def(&l.ChannelBurst, DefaultChannelBurst)
+	if l.SenderRate == 0 {
+		l.SenderRate = DefaultSenderRate
+	}
+	def(&l.SenderBurst, DefaultSenderBurst)
+	def(&l.MaxInFlight, DefaultMaxInFlight)
+	defDur(&l.SlowStore, DefaultSlowStore)
+	defDur(&l.ShedFor, DefaultShedFor)
+	defDur(&l.RetryAfter, DefaultRetryAfter)
+	if l.MaxBodyBytes <= 0 || l.MaxBodyBytes > mpns.MaxBodySize {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	def(&l.MaxMulticast, DefaultMaxMulticast)
+	def(&l.MaxDevicesPerSource, DefaultMaxDevicesPerSource)
+	return l
+}
+
+// guard holds the state behind Limits: daily counts, rate limiters, the
+// in-flight semaphore and the load-shedding deadline.
+type guard struct {
+	lim   Limits
+	clock clock.Clock
+	slots chan struct{}
+
+	mu        sync.Mutex
+	day       int64          // the UTC day the counts are for
+	daily     map[string]int // channel id → notifications today
+	channels  limiterSet
+	senders   limiterSet
+	shedUntil time.Time
+}
+
+func newGuard(l Limits, c clock.Clock) *guard {
+	return &guard{
+		lim: l, clock: c, slots: make(chan struct{}, l.MaxInFlight),
+		daily:    map[string]int{},
+		channels: limiterSet{rate: l.ChannelRate, burst: l.ChannelBurst},
+		senders:  limiterSet{rate: l.SenderRate, burst: l.SenderBurst},
+	}
+}
+
+// acquire takes an in-flight slot, or reports that there is none.
+func (g *guard) acquire() (release func(), ok bool) {
+	select {
+	case g.slots <- struct{}{}:
+		return func() { <-g.slots }, true
+	default:
+		return nil, false
+	}
+}
+
+// shedding reports whether the store was slow recently.
+func (g *guard) shedding() bool {
+	now := g.clock.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return now.Before(g.shedUntil)
+}
+
+// observe records how long a store call took.
+func (g *guard) observe(start time.Time) {
+	now := g.clock.Now()
+	if now.Sub(start) <= g.lim.SlowStore {
+		return
+	}
+	g.mu.Lock()
+	if until := now.Add(g.lim.ShedFor); until.After(g.shedUntil) {
+		g.shedUntil = until
+	}
+	g.mu.Unlock()
+}
+
+// allowSender takes n tokens from the sender address's limiter.
+func (g *guard) allowSender(addr string, n int) bool {
+	if g.lim.SenderRate < 0 {
+		return true
+	}
+	now := g.clock.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.senders.get(addr, now).AllowN(now, n)
+}
+
+// allowChannel applies the per-second limit and, for unauthenticated
+// channels, the daily quota. A notification refused by the rate limit
+// does not count against the day.
+func (g *guard) allowChannel(ch storage.Channel) (ok bool, why string) {
+	now := g.clock.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lim.ChannelRate >= 0 && !g.channels.get(ch.ID, now).AllowN(now, 1) {
+		return false, "more than " + strconv.FormatFloat(g.lim.ChannelRate, 'g', -1, 64) + " notifications per second to this channel"
+	}
+	if ch.ServiceName != "" || g.lim.DailyQuota < 0 {
+		return true, ""
+	}
+	if day := now.UTC().Unix() / 86400; day != g.day {
+		// A new day: every count starts again, and the map is dropped so
+		// that it holds only channels used today.
+		g.day, g.daily = day, map[string]int{}
+	}
+	if g.daily[ch.ID] >= g.lim.DailyQuota {
+		return false, "daily quota of " + strconv.Itoa(g.lim.DailyQuota) + " notifications for this channel used up"
+	}
+	g.daily[ch.ID]++
+	return true, ""
+}
+
+// limiterSet is a map of token buckets that forgets idle ones.
+type limiterSet struct {
+	rate  float64
+	burst int
+	m     map[string]*limiterEntry
+	sweep int // size at which the next sweep runs
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+// get returns key's limiter. Its caller holds the guard's lock; the
+// limiter is only used under it, with the guard's clock.
+func (s *limiterSet) get(key string, now time.Time) *rate.Limiter {
+	if s.m == nil {
+		s.m, s.sweep = map[string]*limiterEntry{}, 1024
+	}
+	e := s.m[key]
+	if e == nil {
+		if len(s.m) >= s.sweep {
+			s.forgetIdle(now)
+		}
+		e = &limiterEntry{lim: rate.NewLimiter(rate.Limit(s.rate), s.burst)}
+		s.m[key] = e
+	}
+	e.last = now
+	return e.lim
+}
+
+// forgetIdle drops the limiters that have refilled completely: forgetting
+// them changes nothing, since a new one starts full.
+func (s *limiterSet) forgetIdle(now time.Time) {
+	full := time.Duration(float64(s.burst) / s.rate * float64(time.Second))
+	for k, e := range s.m {
+		if now.Sub(e.last) > full {
+			delete(s.m, k)
+		}
+	}
+	s.sweep = max(1024, 2*len(s.m))
+}
+
+// timedStore times the store calls on the notification path, so a slow
+// store is noticed; everything else passes straight through.
+type timedStore struct {
+	Store
+	g *guard
+}
+
+func (t *timedStore) ChannelByToken(ctx context.Context, token string) (storage.Channel, error) {
+	defer t.g.observe(t.g.clock.Now())
+	return t.Store.ChannelByToken(ctx, token)
+}
+
+func (t *timedStore) Device(ctx context.Context, id string) (storage.Device, error) {
+	defer t.g.observe(t.g.clock.Now())
+	return t.Store.Device(ctx, id)
+}
+
+func (t *timedStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error) {
+	defer t.g.observe(t.g.clock.Now())
+	return t.Store.Enqueue(ctx, q, opts)
+}
+
+// headerBytes counts a request's headers as they came on the wire. Go's
+// http.Server.MaxHeaderBytes adds 4 KB of slack to its limit, so the real
+// limit is enforced here.
+func headerBytes(r *http.Request) int {
+	n := len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
+}
+
+// senderAddr is the address a request came from, without its port.
+func senderAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// admit applies the checks every notification request passes before its
+// body is read: header size, body size, load, sender rate and, on the
+// authenticated path, a client certificate. On success the caller must call
+// release when done.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int) (release func(), o outcome, ok bool) {
+	lim := s.guard.lim
+	if n := headerBytes(r); n > lim.MaxHeaderBytes {
+		return nil, outcome{Code: http.StatusBadRequest,
+			Message: "headers are " + strconv.Itoa(n) + " bytes; the limit is " + strconv.Itoa(lim.MaxHeaderBytes)}, false
+	}
+	if r.URL.Path != MulticastPath {
+		if r.ContentLength > int64(lim.MaxBodyBytes) {
+			return nil, outcome{Code: http.StatusBadRequest,
+				Message: "payload larger than " + strconv.Itoa(lim.MaxBodyBytes) + " bytes"}, false
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, int64(lim.MaxBodyBytes))
+	}
+	if s.guard.shedding() {
+		return nil, unavailable("the store is slow; shedding load"), false
+	}
+	release, ok = s.guard.acquire()
+	if !ok {
+		return nil, unavailable("too many requests in flight"), false
+	}
+	if !s.guard.allowSender(senderAddr(r), channels) {
+		release()
+		return nil, outcome{Code: http.StatusNotAcceptable, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionActive,
+			Message: "more than " + strconv.FormatFloat(lim.SenderRate, 'g', -1, 64) + " notifications per second from this address"}, false
+	}
+	return release, outcome{}, true
+}
+
+func unavailable(why string) outcome {
+	return outcome{Code: http.StatusServiceUnavailable, Message: why}
+}
+
+// limitChannel applies the channel's rate limit and daily quota; base
+// carries the device connection status the 406 reports.
+func (s *Server) limitChannel(ch storage.Channel, base outcome) (outcome, bool) {
+	ok, why := s.guard.allowChannel(ch)
+	if ok {
+		return outcome{}, false
+	}
+	return outcome{Code: http.StatusNotAcceptable, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionActive,
+		Device: base.Device, Message: why}, true
+}
+
+// retryAfter is the Retry-After value of 503 answers, in seconds.
+func (s *Server) retryAfter() string {
+	return strconv.Itoa(int(s.guard.lim.RetryAfter / time.Second))
+}
+
+// enrolCapped reports whether enrolments from source count against the
+// devices-per-source cap.
+func (s *Server) enrolCapped(source string) bool {
+	ip := net.ParseIP(source)
+	return ip == nil || !ip.IsLoopback() || s.cfg.Limits.LimitLoopback
+}
+
+// enrolAllowed applies the devices-per-source cap at enrolment.
+func (s *Server) enrolAllowed(ctx context.Context, source string) (bool, error) {
+	n, err := s.cfg.Store.CountDevicesFromSource(ctx, source)
+	if err != nil {
+		return false, err
+	}
+	return n < s.cfg.Limits.MaxDevicesPerSource, nil
+}

@@ -1,0 +1,122 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// Frames as the daemon and the service really send them, and a few that
+// neither would.
+var deviceSeeds = []string{
+	`{"type":"hello","version":1,"last_seq":0}`,
+	`{"type":"hello","version":1,"id":"dev","secret":"s3cret","last_seq":42,"power":"low"}`,
+	`{"type":"register","req":1,"app":"news","channel":"main"}`,
+	`{"type":"register","req":2,"app":"bank","channel":"main","service_name":"contoso","renew":true}`,
+	`{"type":"unregister","req":3,"channel_id":"ch1"}`,
+	`{"type":"bind","req":4,"channel_id":"ch1","toast":true,"tile":true,"domains":["https://img.example.com"],"pinned":["/Sec.xaml?x=1"]}`,
+	`{"type":"state","req":5,"power":"critical"}`,
+	`{"type":"ack","seq":18446744073709551615}`,
+	`{"type":"ack","seq":-1}`,
+	`{"type":"register","req":1,"app":"a/b","channel":"main"}`,
+	`{"TYPE":"hello","type":"ack","seq":1}`,
+	`[]`,
+	``,
+}
+
+var serviceSeeds = []string{
+	`{"type":"welcome","id":"dev","secret":"s3cret","min_heartbeat":60,"max_idle":3600}`,
+	`{"type":"registered","req":1,"channel_id":"ch1","uri":"http://127.0.0.1:8790/throttledthirdparty/01.00/AAAA"}`,
+	`{"type":"registered","req":1,"code":"QuotaExceeded","message":"30 channels"}`,
+	`{"type":"notify","notifications":[{"seq":1,"channel_id":"ch1","kind":"toast","class":2,"message_id":"m","body":"PHdwOk5vdGlmaWNhdGlvbi8+"}]}`,
+	`{"type":"notify","notifications":[{"seq":2,"kind":"raw","body":"eA=="},{"seq":2,"kind":"raw","body":"eA=="}]}`,
+	`{"type":"notify","notifications":[{"seq":1,"kind":"raw","body":"not base64!"}]}`,
+	`{"type":"uri","channel_id":"ch1","uri":"http://x/y"}`,
+	`{"type":"expired","channel_id":"ch1"}`,
+	`{"type":"result","req":4,"code":"NotFound"}`,
+	`{"type":"welcome"}`,
+	`{"type":"hello"}`,
+}
+
+// checkDecoded holds for either side: a refused frame is ErrBadFrame, and
+// an accepted one encodes to a frame that decodes to the same thing.
+func checkDecoded(t *testing.T, data []byte, decode func([]byte) (any, error)) {
+	v, err := decode(data)
+	if err != nil {
+		if v != nil {
+			t.Fatalf("frame returned with error %v", err)
+		}
+		if !errors.Is(err, ErrBadFrame) {
+			t.Fatalf("error %v is not ErrBadFrame", err)
+		}
+		return
+	}
+	if len(data) > MaxFrameSize {
+		t.Fatalf("accepted a frame of %d bytes", len(data))
+	}
+	b, err := Encode(v)
+	if err != nil {
+		t.Fatalf("re-encoding %T: %v", v, err)
+	}
+	again, err := decode(b)
+	if err != nil {
+		t.Fatalf("re-encoded frame %s refused: %v", b, err)
+	}
+	b2, _ := Encode(again)
+	if !bytes.Equal(b, b2) {
+		t.Fatalf("round trip changed the frame:\n%s\n%s", b, b2)
+	}
+}
+
+func FuzzDecodeDevice(f *testing.F) {
+	for _, s := range deviceSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecoded(t, data, DecodeDevice)
+		v, err := DecodeDevice(data)
+		if err != nil {
+			return
+		}
+		switch f := v.(type) {
+		case *Register:
+			if !ValidName(f.App) || !ValidName(f.Channel) || (f.ServiceName != "" && !ValidName(f.ServiceName)) {
+				t.Fatalf("accepted register with bad names: %+v", f)
+			}
+		case *Hello:
+			if (f.ID == "") != (f.Secret == "") || len(f.ID) > MaxIDLength || len(f.Secret) > MaxIDLength {
+				t.Fatalf("accepted bad hello: %+v", f)
+			}
+		case *Bind:
+			if len(f.Domains) > MaxDomains || len(f.Pinned) > MaxPinned {
+				t.Fatalf("accepted bind with %d domains, %d pinned", len(f.Domains), len(f.Pinned))
+			}
+		case *State:
+			if f.Power != "normal" && f.Power != "low" && f.Power != "critical" {
+				t.Fatalf("accepted power %q", f.Power)
+			}
+		}
+	})
+}
+
+func FuzzDecodeService(f *testing.F) {
+	for _, s := range serviceSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecoded(t, data, DecodeService)
+		v, err := DecodeService(data)
+		if err != nil {
+			return
+		}
+		if n, ok := v.(*Notify); ok {
+			var last uint64
+			for _, x := range n.Notifications {
+				if x.Seq <= last {
+					t.Fatalf("accepted notify with sequence %d after %d", x.Seq, last)
+				}
+				last = x.Seq
+			}
+		}
+	})
+}
