@@ -2,7 +2,7 @@
 // its push channel, bind it to the shell's toast and tile, and receive raw
 // notifications and foreground toasts. It is the HttpNotificationChannel of
 // Herald. The request and event types here are the local API's contract;
-// docs/local-api.md describes the same API for apps in any language.
+// docs/protocol.md describes the same API for apps in any language.
 package app
 
 import (

@@ -256,6 +256,9 @@ type Stream struct {
 	acked  int64 // the newest event acknowledged to the daemon
 	closed bool
 	wmu    sync.Mutex // one writer at a time: Next's acks and Close
+	// first is the event Listen read to be sure the app counts as
+	// running; Next returns it first.
+	first *Event
 }
 
 // Listen opens the app's event stream.
@@ -264,6 +267,18 @@ func (c *Client) Listen(ctx context.Context, appID string, opts ListenOptions) (
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
+	// The daemon marks the app running before it sends any event (the
+	// first is where the link stands), so once one is in, raw
+	// notifications sent from now on reach the app instead of being
+	// dropped as for an app that is not running.
+	e, err := s.Next(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.first = &e
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -301,6 +316,13 @@ func (s *Stream) connect(ctx context.Context) error {
 // it returned before, so an app that crashes while handling an event gets
 // it again; events already returned by this stream are never repeated.
 func (s *Stream) Next(ctx context.Context) (Event, error) {
+	s.mu.Lock()
+	if e := s.first; e != nil {
+		s.first = nil
+		s.mu.Unlock()
+		return *e, nil
+	}
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		conn, closed := s.conn, s.closed
@@ -388,7 +410,8 @@ func (s *Stream) Close() error {
 	s.closed = true
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.last > s.acked {
+	// The event Listen read but Next has not returned is not acknowledged.
+	if s.first == nil && s.last > s.acked {
 		b, _ := json.Marshal(EventAck{Ack: s.last})
 		s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		s.conn.WriteMessage(websocket.TextMessage, b)

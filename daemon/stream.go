@@ -136,8 +136,17 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}()
 	s.writeLoop(d, after)
 	cancel()
-	conn.Close()
+	// The writer has sent its close frame. Let the reader take what the
+	// app sent before its answering close, so an ack that was in flight
+	// (an app closing its stream and at once opening another, which
+	// replaces this one) is recorded and its events are not sent again.
+	wait := time.Second
+	if d.ctx.Err() != nil {
+		wait = 0 // the daemon is stopping
+	}
+	conn.SetReadDeadline(time.Now().Add(wait))
 	wg.Wait()
+	conn.Close()
 
 	s.mu.Lock()
 	clean := s.cleanClose
@@ -176,7 +185,9 @@ func (s *appStream) readLoop(d *Daemon) {
 			s.mu.Unlock()
 			return
 		}
-		if err := d.store.AckEvents(s.ctx, s.app, ack.Ack); err != nil && !errors.Is(err, context.Canceled) {
+		// The daemon's context, not the stream's: an ack read while the
+		// stream is being replaced still counts.
+		if err := d.store.AckEvents(d.ctx, s.app, ack.Ack); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Warn("acking events failed", "app", s.app, "err", err)
 		}
 	}

@@ -87,6 +87,11 @@ type ServiceStore struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	// closeMu makes handing a request to the committer and closing
+	// exclusive, so no request is handed over after the committer has
+	// failed what was left and stopped.
+	closeMu sync.RWMutex
+	closed  bool
 
 	// MaxBatch bounds how many enqueues share a transaction.
 	maxBatch int
@@ -139,6 +144,9 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 func (s *ServiceStore) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
 		err = s.db.Close()
@@ -167,13 +175,20 @@ func (s *ServiceStore) Commits() uint64 {
 // returns the replaced sequence number.
 func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
 	req := &enqueueReq{q: q, opts: opts, done: make(chan enqueueResult, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return Queued{}, ErrClosed
+	}
+	// The committer runs until closed is set, so this send cannot wait on
+	// a committer that is gone.
 	select {
 	case s.enq <- req:
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return Queued{}, ctx.Err()
-	case <-s.stop:
-		return Queued{}, ErrClosed
 	}
+	s.closeMu.RUnlock()
 	// Once handed over the request will be committed or failed; wait for
 	// the outcome even if ctx ends, so "Received" is never guessed.
 	r := <-req.done
