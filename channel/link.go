@@ -132,7 +132,7 @@ type Link struct {
 	up        chan struct{} // closed while a connection is up
 	nextReq   uint64
 	waiters   map[uint64]chan any
-	reconnect chan struct{}
+	reconnect chan bool // true: even before a service's retry-later
 	stats     Stats
 	mem       NetworkMemory // nil: nothing is remembered across starts
 	network   string        // the network hb belongs to
@@ -215,7 +215,7 @@ func New(cfg Config) (*Link, error) {
 		cfg.Dial = d.DialContext
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger, url: u.String(), up: make(chan struct{}), waiters: map[uint64]chan any{},
-		reconnect: make(chan struct{}, 1), stats: Stats{State: StateConnecting},
+		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
 		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
 	l.mem, _ = cfg.Handler.(NetworkMemory)
 	return l, nil
@@ -312,9 +312,10 @@ func (l *Link) Connected() bool {
 }
 
 // NetworkUp tells the link that the OS reports a network coming up. A link
-// that is down reconnects at once (after a brief jitter); one that is up
-// stays up unless the device is now on another network, where the old
-// flow cannot work.
+// that is down cuts its backoff short to a brief jitter, but still waits
+// out a service's retry-later: the service's load did not change with the
+// device's network. A link that is up stays up unless the device is now on
+// another network, where the old flow cannot work.
 func (l *Link) NetworkUp() {
 	if l.mem != nil && l.Connected() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -327,13 +328,15 @@ func (l *Link) NetworkUp() {
 			return
 		}
 	}
-	l.Reconnect()
+	l.kick(false)
 }
 
-// Reconnect drops the current connection, if any, and cuts the backoff
-// wait short to a brief jitter (never shorter than a service's retry-later),
-// e.g. when the network has changed.
-func (l *Link) Reconnect() {
+// Reconnect drops the current connection, if any, and reconnects after a
+// brief jitter, even if the service asked for a longer wait: it is the
+// caller's explicit request (a user, or a test restarting the service).
+func (l *Link) Reconnect() { l.kick(true) }
+
+func (l *Link) kick(force bool) {
 	l.mu.Lock()
 	c := l.conn
 	l.mu.Unlock()
@@ -341,7 +344,7 @@ func (l *Link) Reconnect() {
 		c.cancel()
 	}
 	select {
-	case l.reconnect <- struct{}{}:
+	case l.reconnect <- force:
 	default:
 	}
 }
@@ -376,8 +379,9 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 }
 
-// wait sleeps on the clock for delay; a Reconnect cuts it short to a brief
-// jitter, but not before notBefore. It reports false when ctx ended.
+// wait sleeps on the clock for delay. Reconnect cuts it short to a brief
+// jitter, NetworkUp too but not before notBefore. It reports false when
+// ctx ended.
 func (l *Link) wait(ctx context.Context, delay time.Duration, notBefore time.Time) bool {
 	clk := l.cfg.Clock
 	t := clk.NewTimer(delay)
@@ -388,9 +392,11 @@ func (l *Link) wait(ctx context.Context, delay time.Duration, notBefore time.Tim
 			return false
 		case <-t.C():
 			return true
-		case <-l.reconnect:
-			d := max(time.Duration(l.cfg.Rand()*float64(l.cfg.ReconnectJitter)), notBefore.Sub(clk.Now()))
-			t.Stop()
+		case force := <-l.reconnect:
+			d := time.Duration(l.cfg.Rand() * float64(l.cfg.ReconnectJitter))
+			if !force {
+				d = max(d, notBefore.Sub(clk.Now()))
+			}
 			t.Reset(d)
 			l.mu.Lock()
 			l.stats.RetryAt = clk.Now().Add(d)

@@ -243,7 +243,7 @@ func TestRetryLater(t *testing.T) {
 	const want = 31 * time.Second
 
 	t.Run("close code on shutdown", func(t *testing.T) {
-		r := newRig(t, 0, server.Config{Rand: half}, channel.Config{BackoffMin: time.Second})
+		r := newRig(t, 0, server.Config{Rand: half, RetrySpread: time.Minute}, channel.Config{BackoffMin: time.Second})
 		r.drv.Idle()
 		closed := r.fc.Now()
 		r.svc.Close()
@@ -255,16 +255,31 @@ func TestRetryLater(t *testing.T) {
 		if got := st.RetryAt.Sub(closed); got != want {
 			t.Fatalf("retry in %v, want the service's %v (%s)", got, want, st.LastError)
 		}
-		r.link.NetworkUp()
-		r.link.Reconnect()
-		testenv.Eventually(t, 10*time.Second, "reconnect request handled", func() bool {
-			p := r.fc.Pending()
-			return len(p) == 1 && !p[0].Before(closed.Add(want))
-		})
+		// The network coming back does not cut the service's wait short;
+		// an explicit Reconnect does, to a brief jitter (0.5 × 2 s).
+		for _, tc := range []struct {
+			name string
+			kick func()
+			want time.Time
+		}{
+			{"network up", r.link.NetworkUp, closed.Add(want)},
+			{"reconnect", r.link.Reconnect, r.fc.Now().Add(time.Second)},
+		} {
+			changed := r.fc.Changed()
+			tc.kick()
+			select {
+			case <-changed: // the wait re-armed its timer
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: the link did not react", tc.name)
+			}
+			if p := r.fc.Pending(); len(p) != 1 || !p[0].Equal(tc.want) {
+				t.Fatalf("%s: next attempt at %v, want %v", tc.name, p, tc.want)
+			}
+		}
 	})
 
 	t.Run("503 Retry-After when shedding", func(t *testing.T) {
-		r := newRig(t, 0, server.Config{Rand: half, MaxDevices: 1}, channel.Config{BackoffMin: time.Second})
+		r := newRig(t, 0, server.Config{Rand: half, RetrySpread: time.Minute, MaxDevices: 1}, channel.Config{BackoffMin: time.Second})
 		r.drv.Idle()
 		h := newMemHandler("test-net")
 		second, err := channel.New(channel.Config{Service: r.nat.URL(), Handler: h, Clock: r.fc, Rand: half, BackoffMin: time.Second,

@@ -111,10 +111,10 @@ const (
 	DefaultMaxChannelsPerDevice = 30
 	// A write that does not finish in 10 s is to a dead or stuck peer.
 	DefaultWriteTimeout = 10 * time.Second
-	// A restart takes seconds; spreading returns over a minute keeps the
-	// reconnect rate to devices/60 per second without leaving anyone away
-	// for long.
-	DefaultRetrySpread = time.Minute
+	// A restart takes seconds, and a user should not wait much longer than
+	// that; ten seconds keeps the reconnect rate to a tenth of the devices
+	// a second, and each device's own jittered backoff spreads them more.
+	DefaultRetrySpread = 10 * time.Second
 )
 
 // URI path prefixes, as MPNS's channel URIs had them.
