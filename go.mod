@@ -11,4 +11,4 @@ require (
 	golang.org/x/time v0.16.0
 )
 
-require golang.org/x/sys v0.34.0 // indirect
+require golang.org/x/sys v0.34.0
