@@ -25,7 +25,7 @@ import (
 
 // stormDevices is how many devices the storm test runs: 5,000 by default
 // (10,000 descriptors in this one process), HERALD_STORM_DEVICES for more.
-// Under the race detector it runs 2,500, to stay well under a minute on two
+// Under the race detector it runs 2,000, to stay well under a minute on two
 // cores: 5,000 take about 80 s there, most of it connecting them at first.
 var stormBatch = 500
 
@@ -41,7 +41,7 @@ func stormDevices(t testing.TB) int {
 		return 500
 	}
 	if raceEnabled {
-		return 2500
+		return 2000
 	}
 	return 5000
 }
