@@ -69,6 +69,18 @@ func SocketFromEnv(def string) string {
 type Client struct {
 	socket string
 	http   *http.Client
+	device string
+}
+
+// DeviceHeader picks one phone of `herald emulate`, which serves every
+// emulated phone's API on one socket.
+const DeviceHeader = "X-Herald-Device"
+
+// WithDevice returns a client for the named emulated phone.
+func (c *Client) WithDevice(name string) *Client {
+	cc := *c
+	cc.device = name
+	return &cc
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -100,6 +112,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.device != "" {
+		req.Header.Set(DeviceHeader, c.device)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -299,7 +314,11 @@ func (s *Stream) connect(ctx context.Context) error {
 		q.Set("after", strconv.FormatInt(s.last, 10))
 	}
 	s.mu.Unlock()
-	conn, resp, err := d.DialContext(ctx, "ws://herald"+appPath(s.app, "/events")+"?"+q.Encode(), nil)
+	var hdr http.Header
+	if s.c.device != "" {
+		hdr = http.Header{DeviceHeader: {s.c.device}}
+	}
+	conn, resp, err := d.DialContext(ctx, "ws://herald"+appPath(s.app, "/events")+"?"+q.Encode(), hdr)
 	if err != nil {
 		if resp != nil {
 			return &Error{Status: resp.StatusCode, Code: "HTTP" + strconv.Itoa(resp.StatusCode), Message: "event stream refused"}

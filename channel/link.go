@@ -138,6 +138,7 @@ type Link struct {
 	network   string        // the network hb belongs to
 	hb        adaptive
 	wakes     wakeLog
+	off       offline
 }
 
 // Link states, as Stats.State reports them.
@@ -354,6 +355,9 @@ func (l *Link) Run(ctx context.Context) error {
 	bo := Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax, Rand: l.cfg.Rand}
 	clk := l.cfg.Clock
 	for {
+		if !l.waitOnline(ctx) {
+			return nil
+		}
 		start := clk.Now()
 		retryAfter, err := l.runOnce(ctx)
 		if ctx.Err() != nil {

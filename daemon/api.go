@@ -28,7 +28,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("PATCH /v1/apps/{app}/channel/bindings", d.handleBind)
 	mux.HandleFunc("POST /v1/apps/{app}/pins", d.handlePin)
 	mux.HandleFunc("GET /v1/apps/{app}/events", d.handleEvents)
-	return mux
+	return d.observeAPI(mux)
 }
 
 func (d *Daemon) serveAPI(ctx context.Context, ln net.Listener) {

@@ -92,6 +92,7 @@ func (h *linkHandler) Expired(channelID string) {
 
 func (h *linkHandler) StatusChanged(connected bool) {
 	d := h.d()
+	d.linkChanged(connected)
 	d.broadcastStatus(connected)
 	if connected {
 		d.wg.Add(1)
@@ -142,6 +143,7 @@ func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 	if err != nil {
 		return err
 	}
+	d.notifyApplied(ctx, ns)
 	for a := range woken {
 		d.hub.wake(a)
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// NoNetworkWatch turns off reconnecting when the OS reports a network
 	// coming up.
 	NoNetworkWatch bool
+	// OnChange, when set, is called after a change to the phone's state
+	// commits (see observe.go); it must not block.
+	OnChange func(Change)
 }
 
 // Defaults with their reasons.
@@ -94,6 +97,7 @@ type Daemon struct {
 	store *storage.DeviceStore
 	link  *channel.Link
 	hub   *hub
+	obs   observer
 
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.

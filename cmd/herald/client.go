@@ -26,6 +26,7 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.SetOutput(stderr)
 	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
 	socket := fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
+	fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
 	return fs, socket
 }
 
@@ -81,7 +82,7 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	ch, err := app.NewClient(*socket).Open(ctx, pos[0], req)
+	ch, err := newClient(fs, *socket).Open(ctx, pos[0], req)
 	if err != nil {
 		return cliError(stderr, "open", err)
 	}
@@ -105,7 +106,7 @@ func closeCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if err := app.NewClient(*socket).Close(ctx, pos[0]); err != nil {
+	if err := newClient(fs, *socket).Close(ctx, pos[0]); err != nil {
 		return cliError(stderr, "close", err)
 	}
 	return 0
@@ -123,7 +124,7 @@ func pinCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if _, err := app.NewClient(*socket).Pin(ctx, pos[0], pos[1]); err != nil {
+	if _, err := newClient(fs, *socket).Pin(ctx, pos[0], pos[1]); err != nil {
 		return cliError(stderr, "pin", err)
 	}
 	return 0
@@ -141,7 +142,7 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if err := app.NewClient(*socket).SetPower(ctx, pos[0]); err != nil {
+	if err := newClient(fs, *socket).SetPower(ctx, pos[0]); err != nil {
 		return cliError(stderr, "power", err)
 	}
 	return 0
@@ -175,7 +176,7 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stream, err := app.NewClient(*socket).Listen(ctx, pos[0], app.ListenOptions{Foreground: !*background, Reconnect: true})
+	stream, err := newClient(fs, *socket).Listen(ctx, pos[0], app.ListenOptions{Foreground: !*background, Reconnect: true})
 	if err != nil {
 		return cliError(stderr, "listen", err)
 	}
@@ -220,7 +221,7 @@ func listCmd(what string, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	c := app.NewClient(*socket)
+	c := newClient(fs, *socket)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	switch what {
@@ -312,7 +313,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	st, err := app.NewClient(*socket).Status(ctx)
+	st, err := newClient(fs, *socket).Status(ctx)
 	if err != nil {
 		if errors.Is(err, app.ErrDaemonUnavailable) {
 			fmt.Fprintf(stdout, "daemon: not running (%s)\n", *socket)

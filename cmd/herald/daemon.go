@@ -17,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/cli"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/ui"
 )
 
 // DefaultEmbeddedListen is where the embedded notification service listens.
@@ -46,6 +47,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return settings{}, fs, err
@@ -70,6 +72,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("socket", &cfg.Socket, *socket)
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
+	override("ui", &cfg.UI, *uiAddr)
 	cfg.ApplyDefaults(paths)
 	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen}, fs, nil
 }
@@ -136,13 +139,25 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		}
 		powerSource = func() (platform.PowerLevel, error) { return level, nil }
 	}
+	phone := &ui.Single{}
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
 	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, Display: display, Logger: log,
-		PowerSource: powerSource})
+		PowerSource: powerSource, OnChange: func(c daemon.Change) { page.Notify("", c) }})
 	if err != nil {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
 		return 1
 	}
 	defer d.Close()
+	phone.D = d
+	if s.UI != "" {
+		url, stopUI, err := startUI(ctx, s.UI, page.Handler(), log)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald run: %v\n", err)
+			return 1
+		}
+		defer stopUI()
+		fmt.Fprintf(stdout, "herald: start screen %s\n", url)
+	}
 
 	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)
 	if s.Service == "" {

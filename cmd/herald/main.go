@@ -16,6 +16,10 @@ The daemon:
   run [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--config FILE]
                       run in the foreground; without --service an embedded
                       notification service listens on --listen (127.0.0.1:8790)
+  run ... --ui ADDR   also serve the start-screen page on ADDR
+  emulate --devices N [--service URL] [--ui ADDR] [--data DIR] [--socket PATH]
+                      run N phones in one process; pick one in any client
+                      command with --device NAME (env HERALD_DEVICE)
   config              print the effective configuration
 
 Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
@@ -42,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDaemon(rest, stdout, stderr)
 	case "config":
 		return printConfig(rest, stdout, stderr)
+	case "emulate":
+		return emulateCmd(rest, stdout, stderr)
 	case "open":
 		return openCmd(rest, stdout, stderr)
 	case "close":

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/emulator"
+	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/platform"
+	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/ui"
+)
+
+// newClient is the local API client for a command's --socket and --device.
+func newClient(fs *flag.FlagSet, socket string) *app.Client {
+	c := app.NewClient(socket)
+	if f := fs.Lookup("device"); f != nil && f.Value.String() != "" {
+		c = c.WithDevice(f.Value.String())
+	}
+	return c
+}
+
+// startUI serves the start-screen page on addr until ctx ends. The page
+// has no authentication (it can send notifications and change the phones'
+// state), so anything but loopback gets a warning.
+func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("UI: listen on %s: %w", addr, err)
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		log.Warn("the UI has no authentication and listens beyond this machine", "addr", ln.Addr().String())
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("UI stopped", "err", err)
+		}
+	}()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		// Server-sent event streams never end by themselves.
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+		<-done
+	}
+	return "http://" + ln.Addr().String() + "/", stop, nil
+}
+
+func emulateCmd(args []string, stdout, stderr io.Writer) int {
+	paths := platform.DefaultPaths(userMode())
+	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	devices := fs.Int("devices", 1, "how many phones to run")
+	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
+	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
+	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791")
+	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
+	socket := fs.String("socket", app.SocketFromEnv(paths.Socket), "local API socket for every phone (pick one with --device or the "+app.DeviceHeader+" header)")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "herald emulate: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	level, err := platform.ParseLogLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+		return 2
+	}
+	log := cli.Logger(stderr, level)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := platform.EnsureDir(*data, 0o700); err != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+		return 1
+	}
+
+	serviceURL := *service
+	if serviceURL == "" {
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: filepath.Join(*data, "heraldsvc.db"),
+			Server: server.Config{Logger: log.With("part", "service")}})
+		if err != nil {
+			fmt.Fprintf(stderr, "herald emulate: embedded notification service: %v\n", err)
+			return 1
+		}
+		defer svc.Close()
+		serviceURL = svc.URL()
+	}
+
+	var page *ui.UI
+	emu, err := emulator.New(ctx, emulator.Config{Devices: *devices, Service: serviceURL, DB: filepath.Join(*data, "emulator.db"),
+		Logger: log, OnChange: func(phone string, c daemon.Change) {
+			if page != nil {
+				page.Notify(phone, c)
+			}
+		}})
+	if err != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+		return 2
+	}
+	defer emu.Close()
+	if *uiAddr != "" {
+		page = ui.New(ui.Config{Phones: emu, Logger: log.With("part", "ui")})
+	}
+
+	ln, err := platform.ListenSocket(*socket, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "herald emulate: local API: %v\n", err)
+		return 1
+	}
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- emu.Serve(ctx, ln) }()
+
+	names := emu.Names()
+	fmt.Fprintf(stdout, "herald emulate: %d phones (%s … %s)\nherald emulate: notification service %s\nherald emulate: local API socket %s\n",
+		len(names), names[0], names[len(names)-1], serviceURL, *socket)
+	if page != nil {
+		url, stopUI, err := startUI(ctx, *uiAddr, page.Handler(), log)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+			return 1
+		}
+		defer stopUI()
+		fmt.Fprintf(stdout, "herald emulate: start screen %s\n", url)
+	}
+	fmt.Fprintf(stdout, "\nOpen an app on one phone:\n  herald open demo --toast --tile --device %s --socket %s\n\n", names[len(names)-1], *socket)
+
+	runErr := emu.Run(ctx)
+	stop()
+	<-apiDone
+	if runErr != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", runErr)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,281 @@
+package ui_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/mpns"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// browser starts headless Chromium for one test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("browser test skipped: %s is missing (apt-get install -y chromium; .ci/run installs it)", chromium)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1180, 800),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	// The browser lives as long as the context of the first Run, which
+	// therefore has no timeout; each later step gets one.
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// until polls a JavaScript condition in the page (the page's own updates
+// arrive asynchronously over server-sent events).
+func until(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ok, err := chromedp.Run(tctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil || !ok {
+		html, _ := eval[string](ctx, `document.querySelector("#live").outerHTML + document.querySelector("#toasts").outerHTML + document.querySelector("#phone").outerHTML`)
+		t.Fatalf("page never showed %s (%v); page:\n%.4000s", what, err, html)
+	}
+}
+
+func eval[T any](ctx context.Context, js string) (T, error) {
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return chromedp.Run(tctx, chromedp.Evaluate[T](js))
+}
+
+func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func js(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	if _, err := eval[any](ctx, expr); err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+}
+
+// TestStartScreen is the whole trip a developer watches: a toast and a tile
+// update sent through the MPNS endpoint appear on the phone, and at low
+// power the compose panel shows the service answering Suppressed.
+func TestStartScreen(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 2)
+	ch := e.open(t, "phone-0002", "demo")
+
+	run(t, ctx, chromedp.Navigate(e.url+"/?phone=phone-0002"))
+	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
+	until(t, ctx, "the channel list", `document.querySelector('#channels tr[data-app="demo"] .uri')?.textContent === `+jsString(ch.URI))
+
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Hello", Text2: "from Herald", Param: "/Inbox.xaml?id=7"}).XML())
+	testenv.Eventually(t, 10*time.Second, "toast stored", func() bool {
+		toasts, _ := e.emu.Phone("phone-0002").Store().Toasts(context.Background(), "", 0)
+		return len(toasts) == 1
+	})
+	until(t, ctx, "the toast banner", `(() => { const b = document.querySelector("#banner");
+		return !b.classList.contains("hidden") && b.querySelector(".text1").textContent === "Hello" &&
+			b.querySelector(".text2").textContent === "from Herald" })()`)
+	until(t, ctx, "the toast in the history", `document.querySelector("#toasts li b")?.textContent === "Hello"`)
+	run(t, ctx, chromedp.Click(chromedp.CSS("#banner")))
+	until(t, ctx, "the deep link on tap", `document.querySelector("#deeplink").textContent.includes("/Inbox.xaml?id=7")`)
+
+	send(t, ch.URI, mpns.KindTile, tile("", "", "Title", "Inbox", "Count", "5"))
+	until(t, ctx, "the tile's count and title", `(() => { const t = document.querySelector('.tile[data-app="demo"]');
+		return t && t.querySelector(".count")?.textContent === "5" && t.querySelector(".title")?.textContent === "Inbox" })()`)
+
+	// Power low through the page's own control.
+	run(t, ctx, chromedp.SetValue(chromedp.CSS("#power"), "low"))
+	js(t, ctx, `document.querySelector("#power").dispatchEvent(new Event("change"))`)
+	testenv.Eventually(t, 10*time.Second, "power low on the phone", func() bool {
+		st, err := e.emu.Phone("phone-0002").Status(context.Background())
+		return err == nil && st.Power == "low"
+	})
+	until(t, ctx, "the status bar at low power", `document.querySelector("#sb-power").textContent.includes("low")`)
+	run(t, ctx,
+		chromedp.SetValue(chromedp.CSS("#compose-app"), "demo"),
+		chromedp.SetValue(chromedp.CSS(`#compose input[name="text1"]`), "Quiet"),
+		chromedp.Click(chromedp.CSS("#compose-send")))
+	until(t, ctx, "Suppressed in the compose panel", `document.querySelector("#result-notification").textContent === "Suppressed" &&
+		document.querySelector("#result-status").textContent === "200"`)
+	if toasts, _ := e.emu.Phone("phone-0002").Store().Toasts(context.Background(), "", 0); len(toasts) != 1 {
+		t.Fatalf("%d toasts stored; the suppressed one must not be", len(toasts))
+	}
+}
+
+// TestTileTemplates renders every template from the phone's stored state
+// (the page is loaded after the updates) and checks the DOM.
+func TestTileTemplates(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 1)
+	const phone = "phone-0001"
+	img := imageServer(t)
+
+	send(t, e.open(t, phone, "weather").URI, mpns.KindTile, tile("", "",
+		"Title", "Weather", "Count", "7", "BackTitle", "Tomorrow", "BackContent", "Sunny, 21°"))
+	flip := e.open(t, phone, "photos", img.URL)
+	send(t, flip.URI, mpns.KindTile, tile("", "FlipTile", "Title", "Photos", "BackgroundImage", img.URL+"/front.png",
+		"WideBackContent", "12 new photos", "BackContent", "12 new"))
+	send(t, e.open(t, phone, "mail").URI, mpns.KindTile, tile("", "IconicTile", "Title", "Mail", "Count", "0",
+		"IconImage", "/Assets/mail.png", "WideContent1", "Lunch?", "WideContent2", "Re: report", "BackgroundColor", "#FF8CBF26"))
+	send(t, e.open(t, phone, "travel").URI, mpns.KindTile, tile("", "CycleTile", "Title", "Travel", "Count", "2",
+		"CycleImage1", "/Assets/a.png", "CycleImage2", "/Assets/b.png", "CycleImage3", "/Assets/c.png"))
+	// A secondary tile, pinned so that its update is delivered.
+	if _, err := e.emu.Phone(phone).Pin(context.Background(), "photos", "/Album.xaml?id=3"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, flip.URI, mpns.KindTile, tile("/Album.xaml?id=3", "FlipTile", "Title", "Holiday", "Count", "3"))
+	// An image from a domain the tile is no longer bound to is not fetched.
+	news := e.open(t, phone, "news", img.URL)
+	send(t, news.URI, mpns.KindTile, tile("", "", "Title", "News", "BackgroundImage", img.URL+"/news.png"))
+	testenv.Eventually(t, 10*time.Second, "the news tile applied before its binding changes", func() bool {
+		tiles, err := e.emu.Phone(phone).Store().Tiles(context.Background(), "news")
+		return err == nil && len(tiles) == 1
+	})
+	e.open(t, phone, "news", "http://cdn.example.com")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tiles, err := e.emu.Phone(phone).Store().Tiles(context.Background(), "")
+		if err == nil && len(tiles) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := e.emu.Phone(phone).Status(context.Background())
+			t.Fatalf("tiles stored: %+v (%v); counters %v", tiles, err, st.Counters)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// The Iconic tile wide, to show its content lines.
+	run(t, ctx, chromedp.Navigate(e.url+"/?phone="+phone))
+	js(t, ctx, `localStorage.setItem("herald.size|phone-0001|mail|", "wide")`)
+	run(t, ctx, chromedp.Reload())
+	until(t, ctx, "six tiles", `document.querySelectorAll(".tile").length === 6`)
+
+	sel := func(appID, tileID string) string {
+		return fmt.Sprintf(`document.querySelector('.tile[data-app="%s"][data-tile-id="%s"]')`, appID, tileID)
+	}
+	tests := []struct {
+		name, app, tileID string
+		check             string // JS over `t`, the tile element
+	}{
+		{"WP7 front and back", "weather", "", `t.dataset.template === "WP7" && t.dataset.hasBack === "1" &&
+			t.querySelector(".front .title").textContent === "Weather" && t.querySelector(".front .count").textContent === "7" &&
+			t.querySelector(".back .back-title").textContent === "Tomorrow" && t.querySelector(".back .back-content").textContent === "Sunny, 21°"`},
+		{"FlipTile with a bound remote image", "photos", "", `t.dataset.template === "FlipTile" &&
+			t.querySelector(".front img.bg").getAttribute("src") === ` + jsString(img.URL+"/front.png") + ` &&
+			t.querySelector(".front img.bg").naturalWidth === 2 && t.querySelector(".back .back-content").textContent === "12 new" &&
+			!t.querySelector(".count")`},
+		{"IconicTile wide, count 0 hides the badge", "mail", "", `t.dataset.template === "IconicTile" && t.dataset.size === "wide" &&
+			!t.querySelector(".count") && t.querySelector(".icon").textContent === "mail.png" &&
+			[...t.querySelectorAll(".wide-content .line")].map(l => l.textContent).join("|") === "Lunch?|Re: report" &&
+			getComputedStyle(t.querySelector(".face.front")).backgroundColor === "rgb(140, 191, 38)"`},
+		{"CycleTile cycles its images", "travel", "", `t.dataset.template === "CycleTile" &&
+			t.querySelectorAll(".cycle-image").length === 3 && t.querySelectorAll(".cycle-image.active").length === 1 &&
+			t.querySelector(".count").textContent === "2" && t.querySelector(".title").textContent === "Travel"`},
+		{"secondary tile", "photos", "/Album.xaml?id=3", `t.dataset.template === "FlipTile" && !t.classList.contains("unpinned") &&
+			t.querySelector(".tile-label").textContent === "/Album.xaml?id=3" && t.querySelector(".title").textContent === "Holiday" &&
+			t.querySelector(".count").textContent === "3"`},
+		{"unbound domain: placeholder, no fetch", "news", "", `t.querySelector(".front .ph.blocked") !== null &&
+			!t.querySelector("img") && t.querySelector(".title").textContent === "News"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, err := eval[bool](ctx, `(() => { const t = `+sel(tt.app, tt.tileID)+`; return !!t && (`+tt.check+`) })()`)
+			if err != nil || !ok {
+				html, _ := eval[string](ctx, `(`+sel(tt.app, tt.tileID)+`)?.outerHTML ?? "missing"`)
+				t.Fatalf("tile %s %q: DOM check failed:\n%s", tt.app, tt.tileID, html)
+			}
+		})
+	}
+	if n := img.fetched("/news.png"); n != 0 {
+		t.Errorf("the image from an unbound domain was fetched %d times", n)
+	}
+	if path := os.Getenv("HERALD_SCREENSHOT"); path != "" {
+		screenshot(t, ctx, e, path)
+	}
+}
+
+// screenshot writes the README's picture: the start screen with a toast.
+func screenshot(t *testing.T, ctx context.Context, e *env, path string) {
+	t.Helper()
+	ch := e.open(t, "phone-0001", "weather")
+	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Weather", Text2: "Rain from 4 pm", Param: "/Today.xaml"}).XML())
+	until(t, ctx, "the toast banner", `!document.querySelector("#banner").classList.contains("hidden")`)
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", path, len(buf))
+}
+
+type imgServer struct {
+	*httptest.Server
+	mu    chan struct{}
+	count map[string]int
+}
+
+func (s *imgServer) fetched(path string) int {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.count[path]
+}
+
+// imageServer serves a 2x2 PNG on loopback, counting requests.
+func imageServer(t *testing.T) *imgServer {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, 2, 2))
+	for i := range 4 {
+		m.Set(i%2, i/2, color.RGBA{0xe5, 0x14, 0x00, 0xff})
+	}
+	var b bytes.Buffer
+	png.Encode(&b, m)
+	s := &imgServer{mu: make(chan struct{}, 1), count: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu <- struct{}{}
+		s.count[r.URL.Path]++
+		<-s.mu
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(b.Bytes())
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func jsString(s string) string { return fmt.Sprintf("%q", s) }
