@@ -71,7 +71,8 @@ type Config struct {
 	// learned heartbeat; nil uses channel.CurrentNetwork.
 	Network func(ctx context.Context) (string, error)
 	// NoNetworkWatch turns off reconnecting when the OS reports a network
-	// coming up.
+	// coming up. Phones sharing a DB (the emulator) never watch: they are
+	// simulated, and the host's network is not theirs.
 	NoNetworkWatch bool
 	// OnChange, when set, is called after a change to the phone's state
 	// commits (see observe.go); it must not block.
@@ -211,7 +212,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		d.log.Info("local API listening", "socket", d.cfg.Socket)
 	}
-	if !d.cfg.NoNetworkWatch {
+	if !d.cfg.NoNetworkWatch && d.cfg.DB == nil {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
