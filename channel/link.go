@@ -90,7 +90,7 @@ type Config struct {
 	// BackoffMin and BackoffMax bound reconnect delays.
 	BackoffMin, BackoffMax time.Duration
 	// ReconnectJitter bounds the random delay before reconnecting when the
-	// network comes back (Reconnect), so that devices seeing the same
+	// network comes back (NetworkUp), so that devices seeing the same
 	// outage end do not dial in the same instant.
 	ReconnectJitter time.Duration
 	// Rand returns a float in [0,1) for every jitter; nil uses math/rand/v2.
@@ -332,9 +332,10 @@ func (l *Link) NetworkUp() {
 	l.kick(false)
 }
 
-// Reconnect drops the current connection, if any, and reconnects after a
-// brief jitter, even if the service asked for a longer wait: it is the
-// caller's explicit request (a user, or a test restarting the service).
+// Reconnect drops the current connection, if any, and reconnects at once,
+// even if the service asked for a longer wait: it is the caller's explicit
+// request (a user, the emulator's connectivity switch), not an event that
+// many devices see together.
 func (l *Link) Reconnect() { l.kick(true) }
 
 func (l *Link) kick(force bool) {
@@ -383,9 +384,9 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 }
 
-// wait sleeps on the clock for delay. Reconnect cuts it short to a brief
-// jitter, NetworkUp too but not before notBefore. It reports false when
-// ctx ended.
+// wait sleeps on the clock for delay. Reconnect ends it at once; NetworkUp
+// cuts it short to a brief jitter, but not before notBefore. It reports
+// false when ctx ended.
 func (l *Link) wait(ctx context.Context, delay time.Duration, notBefore time.Time) bool {
 	clk := l.cfg.Clock
 	t := clk.NewTimer(delay)
@@ -397,10 +398,10 @@ func (l *Link) wait(ctx context.Context, delay time.Duration, notBefore time.Tim
 		case <-t.C():
 			return true
 		case force := <-l.reconnect:
-			d := time.Duration(l.cfg.Rand() * float64(l.cfg.ReconnectJitter))
-			if !force {
-				d = max(d, notBefore.Sub(clk.Now()))
+			if force {
+				return true
 			}
+			d := max(time.Duration(l.cfg.Rand()*float64(l.cfg.ReconnectJitter)), notBefore.Sub(clk.Now()))
 			t.Reset(d)
 			l.mu.Lock()
 			l.stats.RetryAt = clk.Now().Add(d)

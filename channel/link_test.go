@@ -255,27 +255,24 @@ func TestRetryLater(t *testing.T) {
 		if got := st.RetryAt.Sub(closed); got != want {
 			t.Fatalf("retry in %v, want the service's %v (%s)", got, want, st.LastError)
 		}
-		// The network coming back does not cut the service's wait short;
-		// an explicit Reconnect does, to a brief jitter (0.5 × 2 s).
-		for _, tc := range []struct {
-			name string
-			kick func()
-			want time.Time
-		}{
-			{"network up", r.link.NetworkUp, closed.Add(want)},
-			{"reconnect", r.link.Reconnect, r.fc.Now().Add(time.Second)},
-		} {
-			changed := r.fc.Changed()
-			tc.kick()
-			select {
-			case <-changed: // the wait re-armed its timer
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%s: the link did not react", tc.name)
-			}
-			if p := r.fc.Pending(); len(p) != 1 || !p[0].Equal(tc.want) {
-				t.Fatalf("%s: next attempt at %v, want %v", tc.name, p, tc.want)
-			}
+		// The network coming back does not cut the service's wait short.
+		changed := r.fc.Changed()
+		r.link.NetworkUp()
+		select {
+		case <-changed: // the wait re-armed its timer
+		case <-time.After(10 * time.Second):
+			t.Fatal("the link did not react to the network coming up")
 		}
+		if p := r.fc.Pending(); len(p) != 1 || !p[0].Equal(closed.Add(want)) {
+			t.Fatalf("after network up: next attempt at %v, want %v", p, closed.Add(want))
+		}
+		// An explicit Reconnect does, at once: a dial without the clock
+		// moving.
+		dials := r.link.Stats().Wakeups.Reconnects
+		r.link.Reconnect()
+		testenv.Eventually(t, 10*time.Second, "a dial after Reconnect", func() bool {
+			return r.link.Stats().Wakeups.Reconnects > dials
+		})
 	})
 
 	t.Run("503 Retry-After when shedding", func(t *testing.T) {
@@ -304,4 +301,54 @@ func TestRetryLater(t *testing.T) {
 			t.Fatalf("%d devices connected past MaxDevices 1", r.svc.ConnectedCount())
 		}
 	})
+}
+
+// TestNetworkUp: a link waiting out its backoff reconnects after a brief
+// jitter when the network comes up; a connected link stays up on the same
+// network and moves when the network is another.
+func TestNetworkUp(t *testing.T) {
+	t.Run("cuts the backoff short", func(t *testing.T) {
+		r := newRig(t, 0, server.Config{Rand: func() float64 { return 0.5 }, RetrySpread: time.Minute},
+			channel.Config{BackoffMin: 10 * time.Minute, BackoffMax: time.Hour})
+		r.drv.Idle()
+		r.svc.Close()
+		testenv.Eventually(t, 10*time.Second, "link waiting", func() bool {
+			return r.link.Stats().State == channel.StateWaiting && len(r.fc.Pending()) == 1
+		})
+		if p := r.fc.Pending(); !p[0].Equal(r.fc.Now().Add(5 * time.Minute)) {
+			t.Fatalf("backoff until %v, want 5m from %v", p, r.fc.Now())
+		}
+		r.fc.Advance(40 * time.Second) // past the service's 31 s
+		changed := r.fc.Changed()
+		r.link.NetworkUp()
+		<-changed
+		if p := r.fc.Pending(); len(p) != 1 || !p[0].Equal(r.fc.Now().Add(time.Second)) {
+			t.Fatalf("after network up: next attempt at %v, want the 1 s jitter from %v", p, r.fc.Now())
+		}
+	})
+	for _, tt := range []struct {
+		network string
+		moves   bool
+	}{{"test-net", false}, {"other-net", true}} {
+		t.Run("connected, now on "+tt.network, func(t *testing.T) {
+			r := newRig(t, 0, server.Config{}, channel.Config{})
+			r.drv.Idle()
+			r.h.mu.Lock()
+			r.h.network = tt.network
+			r.h.mu.Unlock()
+			r.link.NetworkUp()
+			if !tt.moves {
+				if st := r.link.Stats(); !st.Connected || st.Reconnects != 0 {
+					t.Fatalf("the link moved on the same network: %+v", st)
+				}
+				return
+			}
+			testenv.Eventually(t, 10*time.Second, "link down", func() bool { return r.link.Stats().Reconnects == 1 })
+			r.fc.Advance(time.Second)
+			r.drv.Idle()
+			if st := r.link.Stats(); st.Network != tt.network || st.Heartbeat != channel.DefaultHeartbeat {
+				t.Fatalf("on the new network: %+v", st)
+			}
+		})
+	}
 }
