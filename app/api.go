@@ -81,18 +81,38 @@ type Toast struct {
 
 // Status is the daemon's state: GET /v1/status.
 type Status struct {
-	Service    string           `json:"service"`
-	DeviceID   string           `json:"device_id,omitempty"`
-	Connected  bool             `json:"connected"`
-	Since      *time.Time       `json:"since,omitempty"`
-	Heartbeat  string           `json:"heartbeat"`
-	Reconnects int              `json:"reconnects"`
+	Service   string     `json:"service"`
+	DeviceID  string     `json:"device_id,omitempty"`
+	Connected bool       `json:"connected"`
+	Since     *time.Time `json:"since,omitempty"`
+	// State is connecting, connected or waiting (between attempts).
+	State     string     `json:"state"`
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
+	Heartbeat string     `json:"heartbeat"`
+	// Network names the network the device is on; LearnedIdle describes
+	// what the link learned about its NAT's idle timeout ("" while
+	// nothing is known), e.g. "≥ 4m30s, < 5m0s".
+	Network     string `json:"network,omitempty"`
+	LearnedIdle string `json:"learned_idle,omitempty"`
+	// HeartbeatSettled: the interval search on this network is over.
+	HeartbeatSettled bool `json:"heartbeat_settled"`
+	Reconnects       int  `json:"reconnects"`
+	// Wakeups are the link's own outbound packets over the last hour.
+	Wakeups    Wakeups          `json:"wakeups_last_hour"`
 	LastError  string           `json:"last_error,omitempty"`
 	Power      string           `json:"power"`
 	AppliedSeq uint64           `json:"applied_seq"`
 	Channels   int              `json:"channels"`
 	Running    []string         `json:"running_apps"`
 	Counters   map[string]int64 `json:"counters"`
+}
+
+// Wakeups counts outbound packets by cause.
+type Wakeups struct {
+	Heartbeats int `json:"heartbeats"`
+	Reconnects int `json:"reconnects"`
+	Acks       int `json:"acks"`
+	Total      int `json:"total"`
 }
 
 // Event types on an app's event stream.

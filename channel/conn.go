@@ -20,9 +20,8 @@ var errDeadLink = errors.New("heartbeat not answered: link is dead")
 // conn is one websocket connection. Its read loop, its write loop and the
 // heartbeat are all in this file; the write loop owns every write.
 type conn struct {
-	l         *Link
-	ws        *websocket.Conn
-	heartbeat time.Duration
+	l  *Link
+	ws *websocket.Conn
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -33,7 +32,7 @@ type conn struct {
 }
 
 func newConn(l *Link, ws *websocket.Conn) *conn {
-	c := &conn{l: l, ws: ws, heartbeat: l.cfg.Heartbeat,
+	c := &conn{l: l, ws: ws,
 		out: make(chan any, 64), activity: make(chan struct{}, 1), pong: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -59,10 +58,11 @@ func (c *conn) serve(ctx context.Context) (time.Duration, error) {
 	l.mu.Lock()
 	l.conn = c
 	close(l.up)
-	l.stats.Connected, l.stats.Since = true, l.cfg.Clock.Now()
+	l.stats.Connected, l.stats.Since, l.stats.State = true, l.cfg.Clock.Now(), StateConnected
+	heartbeat := l.hb.Interval
 	l.mu.Unlock()
 	l.cfg.Handler.StatusChanged(true)
-	l.log.Info("link up", "heartbeat", c.heartbeat)
+	l.log.Info("link up", "heartbeat", heartbeat)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -81,6 +81,7 @@ func (c *conn) serve(ctx context.Context) (time.Duration, error) {
 	l.conn = nil
 	l.up = make(chan struct{})
 	l.stats.Connected = false
+	l.stats.State = StateConnecting
 	for req, ch := range l.waiters {
 		close(ch) // requests in flight are retried on the next connection
 		delete(l.waiters, req)
@@ -147,6 +148,7 @@ func (c *conn) readLoop() error {
 			if err := c.send(c.ctx, wire.Ack{Type: wire.TypeAck, Seq: last}); err != nil {
 				return nil
 			}
+			c.l.wake(wakeAck)
 		case *wire.Registered:
 			c.deliver(f.ReqID, f)
 		case *wire.Result:
@@ -193,18 +195,22 @@ func (c *conn) writeNow(v any) error {
 	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
-// writeLoop writes queued frames and keeps the link alive: after each
-// heartbeat interval without traffic it pings, and a ping unanswered within
-// the heartbeat timeout means the link is dead.
+// writeLoop writes queued frames and keeps the link alive. The one timer
+// is the heartbeat: any traffic either way pushes it back, so an active
+// link never pings; after an idle interval it pings, and a ping unanswered
+// within the heartbeat timeout means the link is dead. What happened to the
+// ping teaches the link about the network's idle timeout.
 func (c *conn) writeLoop() error {
 	// Closing the socket when the writer ends unblocks the read loop, which
 	// would otherwise wait forever on a half-open connection.
 	defer c.ws.Close()
-	clk := c.l.cfg.Clock
-	idle := clk.NewTimer(c.heartbeat)
+	l := c.l
+	clk := l.cfg.Clock
+	idle := clk.NewTimer(l.interval())
 	defer idle.Stop()
 	var waiting clock.Timer // armed while a ping is unanswered
 	var waitingC <-chan time.Time
+	var probe time.Duration // the idle time the unanswered ping tests
 	defer func() {
 		if waiting != nil {
 			waiting.Stop()
@@ -222,26 +228,37 @@ func (c *conn) writeLoop() error {
 				return fmt.Errorf("write: %w", err)
 			}
 			if waiting == nil {
-				idle.Reset(c.heartbeat)
+				idle.Reset(l.interval())
 			}
 		case <-c.activity:
 			if waiting == nil {
-				idle.Reset(c.heartbeat)
+				idle.Reset(l.interval())
 			}
 		case <-idle.C():
+			probe = l.interval()
+			l.mu.Lock()
+			l.stats.Pings++
+			l.wakes.add(clk.Now(), wakeHeartbeat)
+			l.mu.Unlock()
+			// Armed before the ping goes out, so the timeout counts from
+			// the ping whatever the scheduler does next.
+			waiting = clk.NewTimer(l.cfg.HeartbeatTimeout)
+			waitingC = waiting.C()
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
 				c.cancel()
 				return fmt.Errorf("ping: %w", err)
 			}
-			waiting = clk.NewTimer(c.l.cfg.HeartbeatTimeout)
-			waitingC = waiting.C()
 		case <-c.pong:
-			if waiting != nil {
-				waiting.Stop()
-				waiting, waitingC = nil, nil
+			if waiting == nil {
+				continue // unsolicited
 			}
-			idle.Reset(c.heartbeat)
+			waiting.Stop()
+			waiting, waitingC = nil, nil
+			l.probed(probe, true)
+			idle.Reset(l.interval())
 		case <-waitingC:
+			waiting, waitingC = nil, nil
+			l.probed(probe, false)
 			c.cancel()
 			return errDeadLink
 		}

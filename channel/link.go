@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -78,13 +79,22 @@ type Config struct {
 	Handler Handler
 	Clock   clock.Clock
 	Logger  *slog.Logger
-	// Heartbeat is the interval between pings on an idle link.
-	Heartbeat time.Duration
+	// Heartbeat is the interval between pings on an idle link on a network
+	// the link knows nothing about; it adapts between HeartbeatFloor (or
+	// the service's minimum, if higher) and HeartbeatCap.
+	Heartbeat                    time.Duration
+	HeartbeatFloor, HeartbeatCap time.Duration
 	// HeartbeatTimeout is how long a ping may go unanswered before the link
 	// counts as dead.
 	HeartbeatTimeout time.Duration
 	// BackoffMin and BackoffMax bound reconnect delays.
 	BackoffMin, BackoffMax time.Duration
+	// ReconnectJitter bounds the random delay before reconnecting when the
+	// network comes back (NetworkUp), so that devices seeing the same
+	// outage end do not dial in the same instant.
+	ReconnectJitter time.Duration
+	// Rand returns a float in [0,1) for every jitter; nil uses math/rand/v2.
+	Rand func() float64
 	// Dial overrides the TCP dialer (tests use it to route through a
 	// simulated NAT).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -102,6 +112,9 @@ const (
 	// Five minutes caps how long a device stays away after the service
 	// comes back, and the jitter spreads reconnects over that window.
 	DefaultBackoffMax = 5 * time.Minute
+	// A couple of seconds is invisible to a user and spreads a cell's
+	// worth of phones regaining coverage together.
+	DefaultReconnectJitter = 2 * time.Second
 	// A connection that lived this long was healthy: start backoff over.
 	healthyAfter = 30 * time.Second
 	dialTimeout  = 20 * time.Second
@@ -119,18 +132,40 @@ type Link struct {
 	up        chan struct{} // closed while a connection is up
 	nextReq   uint64
 	waiters   map[uint64]chan any
-	reconnect chan struct{}
+	reconnect chan bool // true: even before a service's retry-later
 	stats     Stats
+	mem       NetworkMemory // nil: nothing is remembered across starts
+	network   string        // the network hb belongs to
+	hb        adaptive
+	wakes     wakeLog
 	off       offline
 }
 
+// Link states, as Stats.State reports them.
+const (
+	StateConnecting = "connecting"
+	StateConnected  = "connected"
+	StateWaiting    = "waiting" // between attempts
+)
+
 // Stats describe the link for status displays.
 type Stats struct {
+	State      string
 	Connected  bool
 	Since      time.Time
+	RetryAt    time.Time // while waiting: when the next attempt is due
 	Reconnects int
-	Heartbeat  time.Duration
-	LastError  string
+	// Heartbeat is the current interval; Learned what the link knows
+	// about this network's idle timeout.
+	Heartbeat time.Duration
+	Network   string
+	Learned   Learned
+	// Pings and Pongs count heartbeats sent and answered; DeadLinks the
+	// heartbeats that went unanswered.
+	Pings, Pongs, DeadLinks int
+	// Wakeups are the link's own outbound packets over the last hour.
+	Wakeups   Wakeups
+	LastError string
 }
 
 // New returns a Link; call Run to connect.
@@ -162,14 +197,29 @@ func New(cfg Config) (*Link, error) {
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = DefaultBackoffMax
 	}
+	if cfg.HeartbeatCap <= 0 {
+		cfg.HeartbeatCap = DefaultHeartbeatCap
+	}
+	if cfg.HeartbeatFloor <= 0 {
+		cfg.HeartbeatFloor = min(DefaultHeartbeatFloor, cfg.Heartbeat)
+	}
+	if cfg.ReconnectJitter <= 0 {
+		cfg.ReconnectJitter = DefaultReconnectJitter
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
 	if cfg.Dial == nil {
 		// Keepalive off: the link's own heartbeat is the only periodic
 		// traffic, and the kernel's 15 s default would keep the radio up.
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
-	return &Link{cfg: cfg, log: cfg.Logger, url: u.String(), up: make(chan struct{}), waiters: map[uint64]chan any{},
-		reconnect: make(chan struct{}, 1)}, nil
+	l := &Link{cfg: cfg, log: cfg.Logger, url: u.String(), up: make(chan struct{}), waiters: map[uint64]chan any{},
+		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
+		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
+	l.mem, _ = cfg.Handler.(NetworkMemory)
+	return l, nil
 }
 
 // Stats returns a snapshot of the link's state.
@@ -177,8 +227,82 @@ func (l *Link) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stats
-	s.Heartbeat = l.cfg.Heartbeat
+	s.Heartbeat, s.Learned, s.Network = l.hb.Interval, l.hb.Learned, l.network
+	s.Wakeups = l.wakes.lastHour(l.cfg.Clock.Now())
 	return s
+}
+
+func (l *Link) wake(k wakeKind) {
+	l.mu.Lock()
+	l.wakes.add(l.cfg.Clock.Now(), k)
+	l.mu.Unlock()
+}
+
+// interval is the heartbeat interval to arm now.
+func (l *Link) interval() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hb.Interval
+}
+
+// probed records the outcome of a heartbeat sent after idle of d, and
+// remembers what changed for the network.
+func (l *Link) probed(d time.Duration, answered bool) {
+	l.mu.Lock()
+	var changed bool
+	if answered {
+		l.stats.Pongs++
+		changed = l.hb.survived(d)
+	} else {
+		l.stats.DeadLinks++
+		changed = l.hb.died(d)
+	}
+	learned, network := l.hb.Learned, l.network
+	l.mu.Unlock()
+	if changed {
+		l.log.Info("heartbeat adapted", "network", network, "idle", d, "answered", answered,
+			"interval", learned.Interval, "good", learned.Good, "bad", learned.Bad, "settled", learned.Settled)
+		if l.mem != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := l.mem.SaveLearned(ctx, network, learned); err != nil {
+				l.log.Warn("saving learned heartbeat failed", "network", network, "err", err)
+			}
+		}
+	}
+}
+
+// identifyNetwork switches the heartbeat state to the network the device
+// is on now, loading what was learned there before.
+func (l *Link) identifyNetwork(ctx context.Context) {
+	if l.mem == nil {
+		return
+	}
+	network, err := l.mem.Network(ctx)
+	if err != nil {
+		l.log.Warn("identifying the network failed", "err", err)
+		return
+	}
+	l.mu.Lock()
+	same := network == l.network
+	l.mu.Unlock()
+	if same {
+		return
+	}
+	learned, ok, err := l.mem.LoadLearned(ctx, network)
+	if err != nil {
+		l.log.Warn("loading learned heartbeat failed", "network", network, "err", err)
+	}
+	l.mu.Lock()
+	l.network = network
+	if ok && err == nil {
+		l.hb.load(learned)
+	} else {
+		l.hb.reset()
+	}
+	interval := l.hb.Interval
+	l.mu.Unlock()
+	l.log.Info("network", "network", network, "known", ok, "heartbeat", interval)
 }
 
 // Connected reports whether the link is up.
@@ -188,9 +312,33 @@ func (l *Link) Connected() bool {
 	return l.conn != nil
 }
 
-// Reconnect drops the current connection, if any, and skips the backoff
-// wait, e.g. when the network has changed.
-func (l *Link) Reconnect() {
+// NetworkUp tells the link that the OS reports a network coming up. A link
+// that is down cuts its backoff short to a brief jitter, but still waits
+// out a service's retry-later: the service's load did not change with the
+// device's network. A link that is up stays up unless the device is now on
+// another network, where the old flow cannot work.
+func (l *Link) NetworkUp() {
+	if l.mem != nil && l.Connected() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		network, err := l.mem.Network(ctx)
+		cancel()
+		l.mu.Lock()
+		same := err == nil && network == l.network
+		l.mu.Unlock()
+		if same {
+			return
+		}
+	}
+	l.kick(false)
+}
+
+// Reconnect drops the current connection, if any, and reconnects at once,
+// even if the service asked for a longer wait: it is the caller's explicit
+// request (a user, the emulator's connectivity switch), not an event that
+// many devices see together.
+func (l *Link) Reconnect() { l.kick(true) }
+
+func (l *Link) kick(force bool) {
 	l.mu.Lock()
 	c := l.conn
 	l.mu.Unlock()
@@ -198,57 +346,77 @@ func (l *Link) Reconnect() {
 		c.cancel()
 	}
 	select {
-	case l.reconnect <- struct{}{}:
+	case l.reconnect <- force:
 	default:
 	}
 }
 
 // Run keeps the link up until ctx ends.
 func (l *Link) Run(ctx context.Context) error {
-	bo := Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax}
+	bo := Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax, Rand: l.cfg.Rand}
+	clk := l.cfg.Clock
 	for {
 		if !l.waitOnline(ctx) {
 			return nil
 		}
-		start := l.cfg.Clock.Now()
+		start := clk.Now()
 		retryAfter, err := l.runOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		now := clk.Now()
+		if now.Sub(start) >= healthyAfter {
+			bo.Reset()
+		}
+		delay := max(bo.Next(), retryAfter)
+		notBefore := now.Add(retryAfter)
 		l.mu.Lock()
 		l.stats.Reconnects++
 		if err != nil {
 			l.stats.LastError = err.Error()
 		}
+		l.stats.State, l.stats.RetryAt = StateWaiting, now.Add(delay)
 		l.mu.Unlock()
-		if l.cfg.Clock.Now().Sub(start) >= healthyAfter {
-			bo.Reset()
-		}
-		delay := bo.Next()
-		if retryAfter > delay {
-			delay = retryAfter
-		}
-		l.log.Info("link down", "err", err, "retry_in", delay.Round(time.Millisecond))
-		t := l.cfg.Clock.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		l.log.Info("link down", "err", err, "retry_in", delay.Round(time.Millisecond), "retry_after", retryAfter)
+		if !l.wait(ctx, delay, notBefore) {
 			return nil
-		case <-t.C():
-		case <-l.reconnect:
-			t.Stop()
 		}
 	}
 }
 
-// retryLaterError carries a service's request to wait before reconnecting.
-type retryLaterError struct{ after time.Duration }
-
-func (e retryLaterError) Error() string { return "service asked to retry in " + e.after.String() }
+// wait sleeps on the clock for delay. Reconnect ends it at once; NetworkUp
+// cuts it short to a brief jitter, but not before notBefore. It reports
+// false when ctx ended.
+func (l *Link) wait(ctx context.Context, delay time.Duration, notBefore time.Time) bool {
+	clk := l.cfg.Clock
+	t := clk.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C():
+			return true
+		case force := <-l.reconnect:
+			if force {
+				return true
+			}
+			d := max(time.Duration(l.cfg.Rand()*float64(l.cfg.ReconnectJitter)), notBefore.Sub(clk.Now()))
+			t.Reset(d)
+			l.mu.Lock()
+			l.stats.RetryAt = clk.Now().Add(d)
+			l.mu.Unlock()
+		}
+	}
+}
 
 // runOnce dials, says hello and serves one connection until it fails. It
 // returns how long the service asked the device to stay away, if it did.
 func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
+	l.mu.Lock()
+	l.stats.State = StateConnecting
+	l.mu.Unlock()
+	l.identifyNetwork(ctx)
 	id, lastSeq, power, err := l.cfg.Handler.Session(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("loading session: %w", err)
@@ -260,12 +428,13 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 		WriteBufferSize:  1024,
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	l.wake(wakeReconnect)
 	ws, resp, err := dialer.DialContext(dctx, l.url, nil)
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
-			if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
-				return time.Duration(secs) * time.Second, fmt.Errorf("dial: %w", err)
+			if after := parseRetryAfter(resp.Header.Get("Retry-After"), l.cfg.Clock.Now()); after > 0 {
+				return after, fmt.Errorf("dial: service unavailable, retry after %v: %w", after, err)
 			}
 		}
 		return 0, fmt.Errorf("dial: %w", err)
@@ -294,10 +463,24 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 		}
 		l.log.Info("enrolled with notification service", "device", welcome.ID)
 	}
-	if min := time.Duration(welcome.MinHeartbeat) * time.Second; c.heartbeat < min {
-		c.heartbeat = min
-	}
+	l.mu.Lock()
+	l.hb.setFloor(time.Duration(welcome.MinHeartbeat) * time.Second)
+	l.mu.Unlock()
 	return c.serve(ctx)
+}
+
+// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // request sends a frame that expects an answer and waits for it. If the

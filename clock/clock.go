@@ -3,6 +3,7 @@
 package clock
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -172,7 +173,11 @@ func (t *fakeTimer) Reset(d time.Duration) {
 	t.when = f.now.Add(d)
 	if !t.active {
 		t.active = true
-		f.timers = append(f.timers, t)
+		// A stopped timer may still be in the list until the next Advance
+		// compacts it; add it only once.
+		if !slices.Contains(f.timers, t) {
+			f.timers = append(f.timers, t)
+		}
 	}
 	f.notifyLocked()
 }

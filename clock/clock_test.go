@@ -60,3 +60,13 @@ func TestFakeChangedSignalsNewTimers(t *testing.T) {
 		t.Fatal("Changed was not closed by NewTimer")
 	}
 }
+
+func TestFakeStopThenResetIsPendingOnce(t *testing.T) {
+	f := NewFake(time.Unix(0, 0))
+	tm := f.NewTimer(time.Minute)
+	tm.Stop()
+	tm.Reset(2 * time.Minute)
+	if got := f.Pending(); len(got) != 1 {
+		t.Fatalf("pending = %v, want one timer", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/storage"
 )
 
@@ -105,10 +106,16 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 // Status gathers the daemon's state.
 func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 	ls := d.link.Stats()
-	st := app.Status{Service: d.cfg.Service, Connected: ls.Connected, Heartbeat: ls.Heartbeat.String(), Reconnects: ls.Reconnects, LastError: ls.LastError}
+	st := app.Status{Service: d.cfg.Service, State: ls.State, Connected: ls.Connected, Heartbeat: ls.Heartbeat.String(), Reconnects: ls.Reconnects, LastError: ls.LastError,
+		Network: ls.Network, LearnedIdle: learnedIdle(ls.Learned), HeartbeatSettled: ls.Learned.Settled,
+		Wakeups: app.Wakeups{Heartbeats: ls.Wakeups.Heartbeats, Reconnects: ls.Wakeups.Reconnects, Acks: ls.Wakeups.Acks, Total: ls.Wakeups.Total()}}
 	if ls.Connected {
 		since := ls.Since
 		st.Since = &since
+	}
+	if ls.State == channel.StateWaiting {
+		at := ls.RetryAt
+		st.RetryAt = &at
 	}
 	id, err := d.store.Identity(ctx, d.cfg.Service)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -128,6 +135,19 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// learnedIdle describes the bounds learned on the network's idle timeout.
+func learnedIdle(l channel.Learned) string {
+	switch {
+	case l.Good > 0 && l.Bad > 0:
+		return "≥ " + l.Good.String() + ", < " + l.Bad.String()
+	case l.Good > 0:
+		return "≥ " + l.Good.String()
+	case l.Bad > 0:
+		return "< " + l.Bad.String()
+	}
+	return ""
 }
 
 func (d *Daemon) handleChannels(w http.ResponseWriter, r *http.Request) {

@@ -56,6 +56,27 @@ func (h *linkHandler) Rejected(ctx context.Context) error {
 	return d.store.SaveIdentity(ctx, storage.Identity{Service: d.cfg.Service, EnrolledAt: d.cfg.Clock.Now()})
 }
 
+func (h *linkHandler) Network(ctx context.Context) (string, error) {
+	return h.d().cfg.Network(ctx)
+}
+
+func (h *linkHandler) LoadLearned(ctx context.Context, network string) (channel.Learned, bool, error) {
+	hb, err := h.d().store.Heartbeat(ctx, network)
+	if errors.Is(err, storage.ErrNotFound) {
+		return channel.Learned{}, false, nil
+	}
+	if err != nil {
+		return channel.Learned{}, false, err
+	}
+	return channel.Learned{Interval: hb.Interval, Good: hb.Good, Bad: hb.Bad, Settled: hb.Settled}, true, nil
+}
+
+func (h *linkHandler) SaveLearned(ctx context.Context, network string, l channel.Learned) error {
+	d := h.d()
+	return d.store.SaveHeartbeat(ctx, storage.Heartbeat{Network: network, Interval: l.Interval, Good: l.Good, Bad: l.Bad,
+		Settled: l.Settled, UpdatedAt: d.cfg.Clock.Now()})
+}
+
 func (h *linkHandler) URIChanged(channelID, uri string) {
 	h.d().uriChanged(context.Background(), channelID, uri)
 }

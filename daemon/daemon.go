@@ -79,6 +79,13 @@ type Config struct {
 	// HandlerBacklog bounds how many jobs one app may have queued (default
 	// DefaultHandlerBacklog); raw notifications beyond it are dropped.
 	HandlerBacklog int
+	// Network names the network the device is on, for remembering its
+	// learned heartbeat; nil uses channel.CurrentNetwork.
+	Network func(ctx context.Context) (string, error)
+	// NoNetworkWatch turns off reconnecting when the OS reports a network
+	// coming up. Phones sharing a DB (the emulator) never watch: they are
+	// simulated, and the host's network is not theirs.
+	NoNetworkWatch bool
 	// OnChange, when set, is called after a change to the phone's state
 	// commits (see observe.go); it must not block.
 	OnChange func(Change)
@@ -145,6 +152,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.HandlerBacklog <= 0 {
 		cfg.HandlerBacklog = DefaultHandlerBacklog
+	}
+	if cfg.Network == nil {
+		cfg.Network = channel.CurrentNetwork
 	}
 	if cfg.Display == nil {
 		d, err := platform.NewDisplay("log", cfg.Logger)
@@ -224,6 +234,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer d.wg.Done()
 		d.bg.run(d.ctx)
 	}()
+	if !d.cfg.NoNetworkWatch && d.cfg.DB == nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := channel.WatchNetwork(d.ctx, d.link.NetworkUp); err != nil {
+				d.log.Warn("not watching for network changes", "err", err)
+			}
+		}()
+	}
 	err := d.link.Run(d.ctx)
 	d.cancel()
 	d.wg.Wait()

@@ -101,6 +101,9 @@ func (sess *session) stopWith(code int, text string) {
 
 // handleDevice upgrades a device's connection and runs its session.
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+	if s.shed(w) {
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
@@ -165,9 +168,10 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 
 	s.mu.Lock()
 	if s.closed {
+		after := s.retryDelayLocked()
 		s.mu.Unlock()
 		cancel()
-		closeConn(conn, wire.CloseRetryLater, "30")
+		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
 		return
 	}
 	old := s.sessions[dev.ID]

@@ -11,14 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/wire"
 )
 
 // Store is what the service needs from its database.
@@ -67,6 +70,15 @@ type Config struct {
 	MaxChannelsPerDevice int
 	// WriteTimeout bounds each websocket write.
 	WriteTimeout time.Duration
+	// MaxDevices, if set, bounds the live device connections; past it the
+	// service sheds load, refusing upgrades with 503 and Retry-After.
+	MaxDevices int
+	// RetrySpread is the window over which devices told to retry later
+	// (on shutdown or when shed) are spread: each gets a random delay in
+	// it, so they do not all come back in the same second.
+	RetrySpread time.Duration
+	// Rand returns a float in [0,1) for the spread; nil uses math/rand/v2.
+	Rand func() float64
 
 	// Limits bounds what senders and enrolling devices may ask of the
 	// service (quotas, rates, sizes, load); see quota.go.
@@ -99,6 +111,10 @@ const (
 	DefaultMaxChannelsPerDevice = 30
 	// A write that does not finish in 10 s is to a dead or stuck peer.
 	DefaultWriteTimeout = 10 * time.Second
+	// A restart takes seconds, and a user should not wait much longer than
+	// that; ten seconds keeps the reconnect rate to a tenth of the devices
+	// a second, and each device's own jittered backoff spreads them more.
+	DefaultRetrySpread = 10 * time.Second
 )
 
 // URI path prefixes, as MPNS's channel URIs had them.
@@ -155,6 +171,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.RetrySpread <= 0 {
+		cfg.RetrySpread = DefaultRetrySpread
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = mrand.Float64
+	}
 	if err := checkURIBase(cfg.PublicURL, cfg.AuthURL); err != nil {
 		return nil, err
 	}
@@ -184,16 +206,42 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Close disconnects every device and waits for their sessions to end.
+// Close disconnects every device, asking each to retry later after its own
+// random delay within RetrySpread, and waits for their sessions to end.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	for _, sess := range s.sessions {
-		sess.stop(CloseGoingAway)
+		sess.stopWith(wire.CloseRetryLater, strconv.Itoa(s.retryDelayLocked()))
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
+}
+
+// retryDelayLocked picks a retry-later delay in whole seconds, at least 1,
+// spread over RetrySpread. cfg.Rand is called under s.mu, so a test's
+// deterministic source need not be safe for concurrent use.
+func (s *Server) retryDelayLocked() int {
+	return 1 + int(s.cfg.Rand()*s.cfg.RetrySpread.Seconds())
+}
+
+// shed refuses a device's upgrade with 503 and a jittered Retry-After when
+// the service is shutting down or at MaxDevices. It reports whether it did.
+func (s *Server) shed(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	refuse := s.closed || (s.cfg.MaxDevices > 0 && len(s.sessions) >= s.cfg.MaxDevices)
+	var after int
+	if refuse {
+		after = s.retryDelayLocked()
+	}
+	s.mu.Unlock()
+	if !refuse {
+		return false
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(after))
+	http.Error(w, "heraldsvc: shedding load, retry later", http.StatusServiceUnavailable)
+	return true
 }
 
 // Connected reports whether the device has a live session.

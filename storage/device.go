@@ -540,3 +540,41 @@ func (s *DeviceStore) RunningApps(ctx context.Context, now time.Time) ([]string,
 	}
 	return out, rows.Err()
 }
+
+// Heartbeat is what the link learned about one network's idle timeout.
+type Heartbeat struct {
+	Network   string
+	Interval  time.Duration
+	Good, Bad time.Duration
+	Settled   bool
+	UpdatedAt time.Time
+}
+
+// Heartbeat returns what was learned on network, or ErrNotFound.
+func (s *DeviceStore) Heartbeat(ctx context.Context, network string) (Heartbeat, error) {
+	h := Heartbeat{Network: network}
+	var interval, good, bad, updated int64
+	err := s.db.QueryRowContext(ctx, `SELECT interval_ms, good_ms, bad_ms, settled, updated_at FROM heartbeats WHERE phone = ? AND network = ?`, s.phone, network).
+		Scan(&interval, &good, &bad, &h.Settled, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, ErrNotFound
+	}
+	if err != nil {
+		return h, fmt.Errorf("storage: heartbeat: %w", err)
+	}
+	h.Interval, h.Good, h.Bad = time.Duration(interval)*time.Millisecond, time.Duration(good)*time.Millisecond, time.Duration(bad)*time.Millisecond
+	h.UpdatedAt = time.UnixMilli(updated)
+	return h, nil
+}
+
+// SaveHeartbeat records what was learned on h.Network.
+func (s *DeviceStore) SaveHeartbeat(ctx context.Context, h Heartbeat) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO heartbeats (phone, network, interval_ms, good_ms, bad_ms, settled, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (phone, network) DO UPDATE SET interval_ms = excluded.interval_ms, good_ms = excluded.good_ms, bad_ms = excluded.bad_ms,
+		settled = excluded.settled, updated_at = excluded.updated_at`,
+		s.phone, h.Network, h.Interval.Milliseconds(), h.Good.Milliseconds(), h.Bad.Milliseconds(), h.Settled, h.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storage: save heartbeat: %w", err)
+	}
+	return nil
+}

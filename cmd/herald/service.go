@@ -258,12 +258,23 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 		fmt.Fprintf(w, "daemon:      not running (no answer on %s)\n", socket)
 		return
 	}
-	state := "disconnected"
-	if st.Connected && st.Since != nil {
+	state := orDash(st.State)
+	switch {
+	case st.Connected && st.Since != nil:
 		state = "connected since " + st.Since.Local().Format(time.DateTime)
+	case st.RetryAt != nil:
+		state = "waiting, next attempt " + st.RetryAt.Local().Format(time.DateTime)
 	}
-	fmt.Fprintf(w, "daemon:      running (%s)\nnotification service: %s\nlink:        %s\ndevice:      %s\nheartbeat:   %s\nreconnects:  %d\npower:       %s\nchannels:    %d\nrunning:     %s\n",
-		socket, st.Service, state, orDash(st.DeviceID), st.Heartbeat, st.Reconnects, st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
+	hb := st.Heartbeat
+	if st.HeartbeatSettled {
+		hb += " (settled)"
+	} else {
+		hb += " (learning)"
+	}
+	fmt.Fprintf(w, "daemon:      running (%s)\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
+		socket, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
+		st.Wakeups.Total, st.Wakeups.Heartbeats, st.Wakeups.Reconnects, st.Wakeups.Acks,
+		st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
 	if st.LastError != "" {
 		fmt.Fprintf(w, "last error:  %s\n", st.LastError)
 	}

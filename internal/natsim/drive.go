@@ -1,0 +1,109 @@
+package natsim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/channel"
+	"github.com/heraldpush/herald/clock"
+)
+
+// Driver steps a link's heartbeats on a fake clock through the NAT, for
+// tests. Between heartbeats the link must have exactly one timer armed:
+// the next heartbeat.
+type Driver struct {
+	T       testing.TB
+	Clock   *clock.Fake
+	NAT     *NAT
+	Link    *channel.Link
+	Timeout time.Duration // the link's HeartbeatTimeout
+}
+
+// Beat is what one heartbeat did.
+type Beat struct {
+	Interval time.Duration // the idle time it tested
+	Answered bool
+	At       time.Time // when the ping went out
+	Noticed  time.Time // for a dead link: when the link gave up on it
+}
+
+// wait polls cond: the link, the NAT and the service run on their own
+// goroutines over real sockets.
+func (d *Driver) wait(what string, cond func() bool) {
+	d.T.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			d.T.Fatalf("timed out waiting for %s (pending timers %v, now %v, link %+v)", what, d.Clock.Pending(), d.Clock.Now(), d.Link.Stats())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Idle waits until the link is up with its heartbeat as its only timer,
+// due one interval from now, and returns that deadline.
+func (d *Driver) Idle() time.Time {
+	d.T.Helper()
+	return d.armed(true)
+}
+
+// armed waits for the link to be up with one timer; strict: due exactly
+// one interval from now (the link has just seen traffic).
+func (d *Driver) armed(strict bool) time.Time {
+	d.T.Helper()
+	var due time.Time
+	d.wait("link idle with one heartbeat timer", func() bool {
+		st := d.Link.Stats()
+		p := d.Clock.Pending()
+		if !st.Connected || len(p) != 1 {
+			return false
+		}
+		due = p[0]
+		full := d.Clock.Now().Add(st.Heartbeat)
+		if strict {
+			return due.Equal(full)
+		}
+		return due.After(d.Clock.Now()) && !due.After(full)
+	})
+	return due
+}
+
+// Beat advances to the next heartbeat and follows it through: answered,
+// or unanswered and the link back up after its reconnect.
+func (d *Driver) Beat() Beat {
+	d.T.Helper()
+	due := d.armed(false)
+	before := d.Link.Stats()
+	nat := d.NAT.Stats()
+	seen := d.NAT.Seen()
+	d.Clock.Advance(due.Sub(d.Clock.Now()))
+	b := Beat{Interval: before.Heartbeat, At: due}
+	select {
+	case <-seen:
+	case <-time.After(20 * time.Second):
+		d.T.Fatalf("heartbeat due at %v never reached the NAT", due)
+	}
+	if d.NAT.Stats().Discarded == nat.Discarded {
+		b.Answered = true
+		d.wait("pong", func() bool { return d.Link.Stats().Pongs > before.Pongs })
+		return b
+	}
+	// The ping vanished: the link must hold on until the timeout, then
+	// give up at once.
+	if d.Timeout > time.Second {
+		d.Clock.Advance(d.Timeout - time.Second)
+		if st := d.Link.Stats(); !st.Connected || st.DeadLinks != before.DeadLinks {
+			d.T.Fatalf("link gave up before the heartbeat timeout: %+v", st)
+		}
+		d.Clock.Advance(time.Second)
+	} else {
+		d.Clock.Advance(d.Timeout)
+	}
+	b.Noticed = d.Clock.Now()
+	d.wait("link down and waiting to reconnect", func() bool {
+		st := d.Link.Stats()
+		return st.Reconnects > before.Reconnects && st.State == channel.StateWaiting && len(d.Clock.Pending()) == 1
+	})
+	d.Clock.Advance(d.Clock.Pending()[0].Sub(d.Clock.Now()))
+	return b
+}
