@@ -117,11 +117,15 @@ type Daemon struct {
 	// the local view and the service's never interleave half-done changes.
 	opMu sync.Mutex
 
-	wg     sync.WaitGroup // goroutines Run starts
-	runWG  sync.WaitGroup // Run itself, so Close can wait for it
-	ctx    context.Context
-	cancel context.CancelFunc
-	ln     net.Listener
+	wg    sync.WaitGroup // goroutines Run starts
+	runWG sync.WaitGroup // Run itself, so Close can wait for it
+
+	streamMu sync.Mutex
+	closing  bool
+	streams  sync.WaitGroup // app event streams being served
+	ctx      context.Context
+	cancel   context.CancelFunc
+	ln       net.Listener
 }
 
 // New opens the device database and prepares the link; Run starts them.
@@ -252,9 +256,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Close stops Run and closes the database it opened. It waits for every
 // goroutine.
 func (d *Daemon) Close() error {
+	d.streamMu.Lock()
+	d.closing = true
+	d.streamMu.Unlock()
 	d.cancel()
 	d.runWG.Wait()
 	d.wg.Wait()
+	d.streams.Wait()
 	if d.db != nil {
 		return d.db.Close()
 	}

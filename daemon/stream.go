@@ -96,6 +96,11 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, app.CodeBadRequest, "bad app id")
 		return
 	}
+	if !d.beginStream() {
+		writeError(w, http.StatusServiceUnavailable, app.CodeServerUnavailable, "the daemon is shutting down")
+		return
+	}
+	defer d.streams.Done()
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	foreground := r.URL.Query().Get("foreground") == "1" || r.URL.Query().Get("foreground") == "true"
 	conn, err := localUpgrader.Upgrade(w, r, nil)
@@ -234,4 +239,17 @@ func (s *appStream) writeLoop(d *Daemon, after int64) {
 		code = websocket.CloseGoingAway
 	}
 	s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+}
+
+// beginStream registers an event stream so Close can wait for it: the
+// local API server does not track hijacked connections, and a stream
+// records the app's running state on its way out.
+func (d *Daemon) beginStream() bool {
+	d.streamMu.Lock()
+	defer d.streamMu.Unlock()
+	if d.closing {
+		return false
+	}
+	d.streams.Add(1)
+	return true
 }
