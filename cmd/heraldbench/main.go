@@ -1,0 +1,108 @@
+// Command heraldbench drives many devices against a Herald notification
+// service on this host and reports memory, CPU, latency and losses.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served on --pprof, for profiling an in-process service
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/heraldpush/herald/internal/bench"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "heraldbench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("heraldbench", flag.ContinueOnError)
+	var cfg bench.Config
+	fs.IntVar(&cfg.Devices, "devices", 1000, "devices to connect, one channel each")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "notifications per second (0: idle run)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (at most 10m)")
+	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle time after connecting, before measuring memory")
+	fs.StringVar(&cfg.Service, "service", "", "base URL of a running heraldsvc on loopback (default: start one in-process)")
+	fs.IntVar(&cfg.ServicePID, "service-pid", 0, "process id of the --service, for its RSS and CPU")
+	fs.StringVar(&cfg.DataDir, "data", "", "directory for the in-process service's database (default: a temporary one)")
+	fs.IntVar(&cfg.Sources, "sources", 8, "loopback source addresses for devices (127.0.0.2 onwards)")
+	fs.IntVar(&cfg.Senders, "senders", 64, "HTTP requests in flight at once")
+	fs.IntVar(&cfg.Connectors, "connectors", 32, "devices connecting at once")
+	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last request")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
+	verbose := fs.Bool("v", false, "log the service and devices to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Devices <= 0 || cfg.Devices > 100_000 {
+		return fmt.Errorf("--devices %d: want 1 to 100000", cfg.Devices)
+	}
+	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
+		return fmt.Errorf("--duration %v: want above 0 and at most 10m", cfg.Duration)
+	}
+	if cfg.Rate < 0 || cfg.Rate > 1_000_000 {
+		return fmt.Errorf("--rate %v: want 0 to 1000000", cfg.Rate)
+	}
+	if cfg.Service != "" {
+		if err := bench.CheckLoopback(cfg.Service); err != nil {
+			return err
+		}
+	}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	raiseOpenFiles()
+	if *pprofAddr != "" {
+		if err := bench.CheckLoopback("http://" + *pprofAddr); err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		go func() {
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				slog.Error("pprof", "err", err)
+			}
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteTable(os.Stdout, res); err != nil {
+		return err
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", *jsonOut, err)
+		}
+	}
+	return nil
+}
+
+// raiseOpenFiles lifts the soft open-files limit to the hard one: every
+// device holds a socket, and in-process two.
+func raiseOpenFiles() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}

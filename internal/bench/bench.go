@@ -1,0 +1,463 @@
+// Package bench drives many lightweight devices against a notification
+// service and measures what it takes: memory and CPU of the service, and
+// the latency and losses of notifications sent through its MPNS endpoint.
+// Each device is a channel.Link with an in-memory handler, so the figures
+// are the service's and the protocol's, not a device database's.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldpush/herald/channel"
+	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/wire"
+)
+
+// Config describes one run.
+type Config struct {
+	// Devices is how many devices connect, each with one channel.
+	Devices int
+	// Rate is notifications per second over Duration; 0 sends none (an
+	// idle run, for memory).
+	Rate     float64
+	Duration time.Duration
+	// Hold keeps the devices connected and idle this long before sending,
+	// so that memory settles.
+	Hold time.Duration
+	// Service is the base URL of a running service; "" starts one in this
+	// process on a database in DataDir.
+	Service string
+	// ServicePID is the running service's process, for RSS and CPU.
+	ServicePID int
+	DataDir    string
+	// Sources is how many loopback source addresses (127.0.0.2 onwards)
+	// the devices spread over, so N can exceed one address's ports.
+	Sources int
+	// Senders is how many HTTP requests may be in flight at once.
+	Senders int
+	// Connectors is how many devices connect at once.
+	Connectors int
+	// Drain is how long to wait after the last POST for deliveries.
+	Drain  time.Duration
+	Logger *slog.Logger
+}
+
+// Sample is the service process's resources at one moment.
+type Sample struct {
+	RSSKiB  int64   `json:"rss_kib"`
+	CPUSecs float64 `json:"cpu_seconds"`
+}
+
+// Result is what a run measured.
+type Result struct {
+	Devices    int     `json:"devices"`
+	InProcess  bool    `json:"in_process"`
+	Rate       float64 `json:"rate"`
+	DurationS  float64 `json:"duration_s"`
+	ConnectS   float64 `json:"connect_s"`
+	Sent       int64   `json:"sent"`
+	Accepted   int64   `json:"accepted"`
+	Refused    int64   `json:"refused"`
+	Errors     int64   `json:"errors"`
+	Delivered  int64   `json:"delivered"`
+	Lost       int64   `json:"lost"`
+	Duplicated int64   `json:"duplicated"`
+	// AchievedRate is accepted notifications per second of the send phase.
+	AchievedRate float64 `json:"achieved_rate"`
+	LatencyMs    struct {
+		P50 float64 `json:"p50"`
+		P90 float64 `json:"p90"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"latency_ms"`
+	// Service resources: before devices connect, once they are idle, and
+	// after sending; CPUPercent is over the send phase (100 = one core).
+	Before      Sample  `json:"before"`
+	Idle        Sample  `json:"idle"`
+	After       Sample  `json:"after"`
+	KiBPerDev   float64 `json:"kib_per_device"`
+	CPUPercent  float64 `json:"cpu_percent"`
+	ServiceNote string  `json:"service_note,omitempty"`
+}
+
+// collector gathers what devices receive.
+type collector struct {
+	seen      []atomic.Uint32 // by notification id
+	delivered atomic.Int64
+	mu        sync.Mutex
+	lat       []time.Duration
+}
+
+func (c *collector) record(body []byte, now time.Time) {
+	// Bodies are "id sentUnixNano"; anything else is not ours.
+	i := bytes.IndexByte(body, ' ')
+	if i < 0 {
+		return
+	}
+	id, err1 := strconv.Atoi(string(body[:i]))
+	sent, err2 := strconv.ParseInt(string(body[i+1:]), 10, 64)
+	if err1 != nil || err2 != nil || id < 0 || id >= len(c.seen) {
+		return
+	}
+	c.seen[id].Add(1)
+	c.delivered.Add(1)
+	c.mu.Lock()
+	c.lat = append(c.lat, now.Sub(time.Unix(0, sent)))
+	c.mu.Unlock()
+}
+
+// device is a channel.Handler keeping its identity and progress in memory.
+type device struct {
+	col *collector
+	mu  sync.Mutex
+	id  channel.Identity
+	seq uint64
+	up  chan struct{}
+	one sync.Once
+}
+
+func (d *device) Session(context.Context) (channel.Identity, uint64, string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.id, d.seq, "", nil
+}
+
+func (d *device) Enrolled(_ context.Context, id channel.Identity) error {
+	d.mu.Lock()
+	d.id = id
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *device) Rejected(context.Context) error {
+	d.mu.Lock()
+	d.id, d.seq = channel.Identity{}, 0
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *device) Apply(_ context.Context, ns []wire.Notification) error {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range ns {
+		// The link may hand over again what was applied but not yet
+		// acknowledged; like the daemon, skip it by sequence number.
+		if n.Seq <= d.seq {
+			continue
+		}
+		d.seq = n.Seq
+		d.col.record(n.Body, now)
+	}
+	return nil
+}
+
+func (d *device) URIChanged(string, string) {}
+func (d *device) Expired(string)            {}
+func (d *device) StatusChanged(up bool) {
+	if up {
+		d.one.Do(func() { close(d.up) })
+	}
+}
+
+// ErrNotLoopback refuses services off this host: the tool is a load
+// generator and must not be pointed at anyone else's machine.
+var ErrNotLoopback = errors.New("bench: service must be on loopback")
+
+// CheckLoopback accepts only http URLs whose host is a loopback address.
+func CheckLoopback(service string) error {
+	u, err := url.Parse(service)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("bench: service URL %q must be http://host:port", service)
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(h)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: %q", ErrNotLoopback, h)
+	}
+	return nil
+}
+
+// Run performs one run and returns its figures.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Devices <= 0 {
+		return nil, errors.New("bench: devices must be positive")
+	}
+	if cfg.Rate < 0 || cfg.Duration < 0 {
+		return nil, errors.New("bench: rate and duration must not be negative")
+	}
+	if cfg.Sources <= 0 {
+		cfg.Sources = 1
+	}
+	if cfg.Sources > 250 {
+		return nil, errors.New("bench: at most 250 source addresses")
+	}
+	if cfg.Senders <= 0 {
+		cfg.Senders = 64
+	}
+	if cfg.Connectors <= 0 {
+		cfg.Connectors = 32
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	res := &Result{Devices: cfg.Devices, Rate: cfg.Rate}
+	pid := cfg.ServicePID
+	base := cfg.Service
+	if base == "" {
+		dir := cfg.DataDir
+		if dir == "" {
+			d, err := os.MkdirTemp("", "heraldbench")
+			if err != nil {
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+			defer os.RemoveAll(d)
+			dir = d
+		}
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "heraldsvc.db"),
+			Server: server.Config{Logger: cfg.Logger, Limits: Unlimited()}})
+		if err != nil {
+			return nil, fmt.Errorf("bench: starting the service: %w", err)
+		}
+		defer svc.Close()
+		base = svc.URL()
+		pid = os.Getpid()
+		res.InProcess = true
+		res.ServiceNote = "in-process: RSS and CPU include the devices and senders"
+	} else if err := CheckLoopback(base); err != nil {
+		return nil, err
+	}
+	res.Before = sample(pid)
+
+	total := 0
+	if cfg.Rate > 0 {
+		total = int(cfg.Rate * cfg.Duration.Seconds())
+	}
+	col := &collector{seen: make([]atomic.Uint32, total), lat: make([]time.Duration, 0, total)}
+
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	start := time.Now()
+	uris, err := connect(lctx, cfg, base, col, &wg)
+	if err != nil {
+		return nil, err
+	}
+	res.ConnectS = time.Since(start).Seconds()
+	if cfg.Hold > 0 {
+		select {
+		case <-time.After(cfg.Hold):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if res.InProcess {
+		runtime.GC()
+	}
+	res.Idle = sample(pid)
+	if res.Idle.RSSKiB > 0 {
+		res.KiBPerDev = float64(res.Idle.RSSKiB-res.Before.RSSKiB) / float64(cfg.Devices)
+	}
+	if total > 0 {
+		send(ctx, cfg, uris, total, col, res)
+		// Wait for what was accepted to arrive, up to Drain.
+		deadline := time.Now().Add(cfg.Drain)
+		for col.delivered.Load() < res.Accepted && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	res.After = sample(pid)
+	if res.DurationS > 0 {
+		res.CPUPercent = 100 * (res.After.CPUSecs - res.Idle.CPUSecs) / res.DurationS
+	}
+	summarise(col, res)
+	return res, nil
+}
+
+// Unlimited is the service's limits with every quota and rate off, so the
+// run measures the service rather than its protections.
+func Unlimited() server.Limits {
+	return server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1,
+		MaxInFlight: 1 << 16, SlowStore: time.Hour}
+}
+
+// connect starts one link per device, Connectors at a time, and opens a
+// channel on each; it returns the channel URIs.
+func connect(ctx context.Context, cfg Config, base string, col *collector, wg *sync.WaitGroup) ([]string, error) {
+	uris := make([]string, cfg.Devices)
+	jobs := make(chan int)
+	errc := make(chan error, cfg.Connectors)
+	var cw sync.WaitGroup
+	for range cfg.Connectors {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			for i := range jobs {
+				uri, err := connectOne(ctx, cfg, base, i, col, wg)
+				if err != nil {
+					errc <- fmt.Errorf("bench: device %d: %w", i, err)
+					return
+				}
+				uris[i] = uri
+			}
+		}()
+	}
+	var err error
+feed:
+	for i := range cfg.Devices {
+		select {
+		case jobs <- i:
+		case err = <-errc:
+			break feed
+		}
+	}
+	close(jobs)
+	cw.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return uris, err
+}
+
+func connectOne(ctx context.Context, cfg Config, base string, i int, col *collector, wg *sync.WaitGroup) (string, error) {
+	d := &device{col: col, up: make(chan struct{})}
+	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%cfg.Sources))}
+	dialer := &net.Dialer{LocalAddr: src, Timeout: 20 * time.Second, KeepAlive: -1}
+	l, err := channel.New(channel.Config{Service: base, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
+		Heartbeat: channel.DefaultHeartbeatCap})
+	if err != nil {
+		return "", err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.Run(ctx)
+	}()
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	_, uri, err := l.Register(rctx, "bench", "main", "", false)
+	return uri, err
+}
+
+// send posts total raw notifications at cfg.Rate, spread round-robin over
+// the channels.
+func send(ctx context.Context, cfg Config, uris []string, total int, col *collector, res *Result) {
+	tr := &http.Transport{MaxIdleConns: cfg.Senders, MaxIdleConnsPerHost: cfg.Senders, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	jobs := make(chan int, cfg.Senders)
+	var wg sync.WaitGroup
+	var accepted, refused, failed atomic.Int64
+	for range cfg.Senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range jobs {
+				switch code, err := post(ctx, client, uris[id%len(uris)], id); {
+				case err != nil:
+					failed.Add(1)
+				case code == http.StatusOK:
+					accepted.Add(1)
+				default:
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	sent := 0
+pace:
+	for sent < total {
+		select {
+		case <-ctx.Done():
+			break pace
+		case <-tick.C:
+		}
+		due := min(total, int(cfg.Rate*time.Since(start).Seconds()))
+		for ; sent < due; sent++ {
+			select {
+			case jobs <- sent:
+			case <-ctx.Done():
+				break pace
+			}
+		}
+	}
+	tick.Stop()
+	close(jobs)
+	wg.Wait()
+	res.DurationS = time.Since(start).Seconds()
+	res.Sent = int64(sent)
+	res.Accepted, res.Refused, res.Errors = accepted.Load(), refused.Load(), failed.Load()
+	res.AchievedRate = float64(res.Accepted) / res.DurationS
+}
+
+func post(ctx context.Context, client *http.Client, uri string, id int) (int, error) {
+	body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewBufferString(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-NotificationClass", "3")
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func summarise(col *collector, res *Result) {
+	res.Delivered = col.delivered.Load()
+	var unique int64
+	for i := range col.seen {
+		switch n := col.seen[i].Load(); {
+		case n > 1:
+			res.Duplicated++
+			unique++
+		case n == 1:
+			unique++
+		}
+	}
+	res.Lost = max(0, res.Accepted-unique)
+	col.mu.Lock()
+	lat := slices.Clone(col.lat)
+	col.mu.Unlock()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6
+	}
+	res.LatencyMs.P50, res.LatencyMs.P90, res.LatencyMs.P99 = q(0.50), q(0.90), q(0.99)
+	res.LatencyMs.Max = float64(lat[len(lat)-1]) / 1e6
+}

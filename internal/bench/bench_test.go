@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestRun drives a small fleet against an in-process service over real
+// loopback sockets and checks that every accepted notification arrived
+// exactly once.
+func TestRun(t *testing.T) {
+	res, err := Run(context.Background(), Config{Devices: 20, Rate: 200, Duration: time.Second,
+		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 200 {
+		t.Fatalf("sent %d, want 200", res.Sent)
+	}
+	if res.Accepted != res.Sent || res.Refused != 0 || res.Errors != 0 {
+		t.Fatalf("accepted %d of %d (refused %d, errors %d)", res.Accepted, res.Sent, res.Refused, res.Errors)
+	}
+	if res.Delivered != res.Accepted || res.Lost != 0 || res.Duplicated != 0 {
+		t.Fatalf("delivered %d of %d accepted, lost %d, duplicated %d", res.Delivered, res.Accepted, res.Lost, res.Duplicated)
+	}
+	if res.LatencyMs.Max <= 0 || res.LatencyMs.P50 > res.LatencyMs.P99 || res.LatencyMs.P99 > res.LatencyMs.Max {
+		t.Fatalf("latency figures out of order: %+v", res.LatencyMs)
+	}
+	if res.Idle.RSSKiB <= 0 || res.After.CPUSecs <= 0 {
+		t.Fatalf("no resource samples: idle %+v after %+v", res.Idle, res.After)
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	tests := []struct {
+		url     string
+		ok      bool
+		loopErr bool
+	}{
+		{"http://127.0.0.1:8790", true, false},
+		{"http://127.0.0.9:8790/", true, false},
+		{"http://localhost:8790", true, false},
+		{"http://[::1]:8790", true, false},
+		{"http://10.0.0.1:8790", false, true},
+		{"http://example.com", false, true},
+		{"https://127.0.0.1:8790", false, false},
+		{"127.0.0.1:8790", false, false},
+		{"", false, false},
+	}
+	for _, tt := range tests {
+		err := CheckLoopback(tt.url)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckLoopback(%q) = %v, want ok=%v", tt.url, err, tt.ok)
+		}
+		if tt.loopErr != errors.Is(err, ErrNotLoopback) {
+			t.Errorf("CheckLoopback(%q) = %v, want ErrNotLoopback=%v", tt.url, err, tt.loopErr)
+		}
+	}
+}
+
+func TestRunRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no devices", Config{}},
+		{"negative rate", Config{Devices: 1, Rate: -1}},
+		{"remote service", Config{Devices: 1, Service: "http://192.0.2.1:8790"}},
+		{"too many sources", Config{Devices: 1, Sources: 251}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Run(context.Background(), tt.cfg); err == nil {
+				t.Fatal("want an error")
+			}
+		})
+	}
+}

@@ -1,0 +1,29 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteTable prints a result for people.
+func WriteTable(w io.Writer, r *Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
+	where := "given process"
+	if r.InProcess {
+		where = r.ServiceNote
+	}
+	row("service", "%s", where)
+	row("devices", "%d (connected in %.1f s)", r.Devices, r.ConnectS)
+	row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
+	if r.Sent > 0 {
+		row("rate asked / achieved", "%.0f / %.0f per s over %.1f s", r.Rate, r.AchievedRate, r.DurationS)
+		row("sent / accepted", "%d / %d (refused %d, errors %d)", r.Sent, r.Accepted, r.Refused, r.Errors)
+		row("delivered / lost / dup", "%d / %d / %d", r.Delivered, r.Lost, r.Duplicated)
+		row("latency p50/p90/p99/max", "%.2f / %.2f / %.2f / %.2f ms", r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
+		row("service cpu", "%.0f%% of one core while sending", r.CPUPercent)
+		row("rss after", "%d KiB", r.After.RSSKiB)
+	}
+	return tw.Flush()
+}
