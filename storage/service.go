@@ -95,6 +95,7 @@ type ServiceStore struct {
 
 	// MaxBatch bounds how many enqueues share a transaction.
 	maxBatch int
+	onCommit func(int, time.Duration, error)
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
 	commits uint64
@@ -119,6 +120,11 @@ type ServiceOptions struct {
 	GroupCommit bool
 	// MaxBatch is the most enqueues per transaction (default 256).
 	MaxBatch int
+	// OnCommit, if set, is told of every group transaction the committer
+	// ends: how many requests it carried, how long it took from begin to
+	// durable commit, and its error. It runs on the committer, so it must
+	// be quick (a metrics observation).
+	OnCommit func(requests int, took time.Duration, err error)
 }
 
 // OpenService opens (creating if needed) the service database at file.
@@ -127,7 +133,7 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	if err != nil {
 		return nil, err
 	}
-	s := &ServiceStore{db: db, enq: make(chan *enqueueReq, 1024), stop: make(chan struct{}), maxBatch: opts.MaxBatch}
+	s := &ServiceStore{db: db, enq: make(chan *enqueueReq, 1024), stop: make(chan struct{}), maxBatch: opts.MaxBatch, onCommit: opts.OnCommit}
 	if s.maxBatch <= 0 {
 		s.maxBatch = 256
 	}
@@ -234,6 +240,7 @@ func (s *ServiceStore) failPending() {
 func (s *ServiceStore) commitBatch(batch []*enqueueReq) {
 	ctx := context.Background()
 	results := make([]enqueueResult, len(batch))
+	began := time.Now()
 	err := func() error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -319,6 +326,9 @@ func (s *ServiceStore) commitBatch(batch []*enqueueReq) {
 		}
 		return tx.Commit()
 	}()
+	if s.onCommit != nil {
+		s.onCommit(len(batch), time.Since(began), err)
+	}
 	if err == nil {
 		s.mu.Lock()
 		s.commits++
