@@ -106,14 +106,19 @@ func (h *linkHandler) StatusChanged(connected bool) {
 // Apply is where every notification takes effect: in one transaction with
 // the new applied sequence number, so each happens exactly once however the
 // daemon or the service crash. Side effects outside the database (the
-// desktop's toast display, waking event streams) run after the commit.
+// desktop's toast display, waking event streams, the observer) run after
+// the commit, and only for the notifications this call applied: a resent
+// batch must not show a toast or tell the UI twice.
 func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 	d := h.d()
 	var show []platform.Toast
+	var changes []Change
 	woken := map[string]bool{}
 	err := d.store.Apply(ctx, d.cfg.Service, ns[len(ns)-1].Seq, d.cfg.Clock.Now(), func(tx *storage.ApplyTx, applied uint64) error {
-		show, woken = show[:0], map[string]bool{}
-		for _, n := range ns {
+		show, changes = show[:0], changes[:0]
+		clear(woken)
+		for i := range ns {
+			n := &ns[i]
 			if n.Seq <= applied {
 				continue // applied before a crash; the ack was lost
 			}
@@ -127,7 +132,7 @@ func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 			if err != nil {
 				return err
 			}
-			t, wake, err := d.applyOne(tx, ch, n)
+			t, wake, running, err := d.applyOne(tx, ch, *n)
 			if err != nil {
 				return err
 			}
@@ -137,13 +142,20 @@ func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 			if wake {
 				woken[ch.App] = true
 			}
+			if d.cfg.OnChange != nil {
+				c := Change{Kind: n.Kind, App: ch.App, MessageID: n.MessageID}
+				if n.Kind == ChangeRaw {
+					c.Body, c.Running = n.Body, running
+				}
+				changes = append(changes, c)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	d.notifyApplied(ctx, ns)
+	d.notifyApplied(ctx, changes)
 	for a := range woken {
 		d.hub.wake(a)
 	}
@@ -156,12 +168,18 @@ func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 }
 
 // applyOne applies one notification. It returns a toast for the shell to
-// show and whether the app has a new event.
-func (d *Daemon) applyOne(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.Notification) (*platform.Toast, bool, error) {
+// show, whether the app has a new event, and whether the app was running.
+func (d *Daemon) applyOne(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.Notification) (*platform.Toast, bool, bool, error) {
 	running, foreground, err := tx.Running(ch.App)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
+	t, wake, err := d.dispatch(tx, ch, n, running, foreground)
+	return t, wake, running, err
+}
+
+// dispatch applies n by its kind for an app in the given state.
+func (d *Daemon) dispatch(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.Notification, running, foreground bool) (*platform.Toast, bool, error) {
 	event := func(e app.Event) (bool, error) {
 		if !running {
 			return false, nil

@@ -59,25 +59,14 @@ func (d *Daemon) linkChanged(connected bool) {
 	d.changed(Change{Kind: ChangeLink})
 }
 
-// notifyApplied reports notifications that have just been committed.
-func (d *Daemon) notifyApplied(ctx context.Context, ns []wire.Notification) {
-	if d.cfg.OnChange == nil {
+// notifyApplied reports the changes of notifications that have just been
+// committed.
+func (d *Daemon) notifyApplied(ctx context.Context, changes []Change) {
+	if d.cfg.OnChange == nil || len(changes) == 0 {
 		return
 	}
 	fg := d.Foreground()
-	for _, n := range ns {
-		ch, err := d.store.ChannelByID(ctx, n.ChannelID)
-		if err != nil {
-			continue
-		}
-		c := Change{Kind: n.Kind, App: ch.App, MessageID: n.MessageID}
-		if n.Kind == ChangeRaw {
-			c.Body = n.Body
-			running, _ := d.store.RunningApps(ctx, d.cfg.Clock.Now())
-			for _, a := range running {
-				c.Running = c.Running || a == ch.App
-			}
-		}
+	for _, c := range changes {
 		d.changed(c)
 	}
 	// The UI plays the foreground app and takes its events at once, so

@@ -415,7 +415,20 @@ type ApplyTx struct {
 	tx    *sql.Tx
 	now   time.Time
 	phone string
+
+	// Channels and apps cannot change under the transaction (it holds the
+	// write lock and its methods write neither), so a batch looks each up
+	// once, however many notifications it has for it.
+	channels map[string]channelLookup
+	apps     map[string]appState
 }
+
+type channelLookup struct {
+	ch  LocalChannel
+	err error
+}
+
+type appState struct{ running, foreground bool }
 
 // Apply runs fn in one transaction and records seq as applied for service.
 // It returns the sequence number applied before, so the caller can skip
@@ -447,7 +460,18 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 
 // ChannelByID finds a channel inside the transaction.
 func (a *ApplyTx) ChannelByID(id string) (LocalChannel, error) {
-	return channelBy(a.ctx, a.tx, a.phone, `channel_id = ?`, id)
+	if l, ok := a.channels[id]; ok {
+		return l.ch, l.err
+	}
+	ch, err := channelBy(a.ctx, a.tx, a.phone, `channel_id = ?`, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return ch, err
+	}
+	if a.channels == nil {
+		a.channels = map[string]channelLookup{}
+	}
+	a.channels[id] = channelLookup{ch, err}
+	return ch, err
 }
 
 // Tile returns a tile's state; a tile never updated has empty state.
@@ -494,6 +518,21 @@ func (a *ApplyTx) AddEvent(app, typ string, data []byte) (int64, error) {
 // Running reports whether app counts as running now, and whether it is in
 // the foreground.
 func (a *ApplyTx) Running(app string) (running, foreground bool, err error) {
+	if st, ok := a.apps[app]; ok {
+		return st.running, st.foreground, nil
+	}
+	running, foreground, err = a.running(app)
+	if err != nil {
+		return false, false, err
+	}
+	if a.apps == nil {
+		a.apps = map[string]appState{}
+	}
+	a.apps[app] = appState{running, foreground}
+	return running, foreground, nil
+}
+
+func (a *ApplyTx) running(app string) (running, foreground bool, err error) {
 	var until int64
 	err = a.tx.QueryRowContext(a.ctx, `SELECT running_until, foreground FROM apps WHERE phone = ? AND app = ?`, a.phone, app).Scan(&until, &foreground)
 	if errors.Is(err, sql.ErrNoRows) {
