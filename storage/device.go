@@ -421,6 +421,14 @@ type ApplyTx struct {
 	// once, however many notifications it has for it.
 	channels map[string]channelLookup
 	apps     map[string]appState
+	// counts are the batch's counter increments, written once each just
+	// before the commit rather than once per notification.
+	counts []counterDelta
+}
+
+type counterDelta struct {
+	name  string
+	delta int64
 }
 
 type channelLookup struct {
@@ -446,7 +454,11 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 	if seq <= applied {
 		return nil
 	}
-	if err := fn(&ApplyTx{ctx: ctx, tx: tx, now: now, phone: s.phone}, applied); err != nil {
+	a := &ApplyTx{ctx: ctx, tx: tx, now: now, phone: s.phone}
+	if err := fn(a, applied); err != nil {
+		return err
+	}
+	if err := a.flushCounts(); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE phone = ? AND service = ?`, seq, s.phone, service); err != nil {
@@ -545,10 +557,23 @@ func (a *ApplyTx) running(app string) (running, foreground bool, err error) {
 	return running, running && foreground, nil
 }
 
-// Count adds delta to a counter.
+// Count adds delta to a counter when the transaction commits.
 func (a *ApplyTx) Count(name string, delta int64) error {
-	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`, a.phone, name, delta); err != nil {
-		return fmt.Errorf("storage: count: %w", err)
+	for i := range a.counts {
+		if a.counts[i].name == name {
+			a.counts[i].delta += delta
+			return nil
+		}
+	}
+	a.counts = append(a.counts, counterDelta{name, delta})
+	return nil
+}
+
+func (a *ApplyTx) flushCounts() error {
+	for _, c := range a.counts {
+		if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`, a.phone, c.name, c.delta); err != nil {
+			return fmt.Errorf("storage: count: %w", err)
+		}
 	}
 	return nil
 }
