@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -68,8 +69,16 @@ type Event struct {
 // DeviceDB is the device daemon's database file. It holds one phone for a
 // real device, many for the emulator.
 type DeviceDB struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts *stmtCache
 }
+
+// deviceIdleConns is how many connections the device database keeps open
+// between uses: the link's apply, an app's event stream and its acks, and
+// the local API run at once. With database/sql's default of two, the third
+// is opened and closed again on every burst, paying SQLite's open and its
+// pragmas each time and losing its prepared statements.
+const deviceIdleConns = 4
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
@@ -77,15 +86,54 @@ func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DeviceDB{db: db}, nil
+	db.SetMaxIdleConns(deviceIdleConns)
+	return &DeviceDB{db: db, stmts: &stmtCache{db: db}}, nil
 }
 
 // Close closes the database.
-func (d *DeviceDB) Close() error { return d.db.Close() }
+func (d *DeviceDB) Close() error {
+	d.stmts.close()
+	return d.db.Close()
+}
 
 // Phone returns the store of one phone; a real device uses "".
 func (d *DeviceDB) Phone(name string) *DeviceStore {
-	return &DeviceStore{db: d.db, phone: name}
+	return &DeviceStore{db: d.db, stmts: d.stmts, phone: name}
+}
+
+// stmtCache holds the apply path's statements, prepared once on the
+// database; database/sql prepares each again on a connection only the
+// first time that connection runs it.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
 }
 
 // Phones lists the phones that have enrolled with any service.
@@ -109,6 +157,7 @@ func (d *DeviceDB) Phones(ctx context.Context) ([]string, error) {
 // DeviceStore is one phone's state. Only its daemon writes it.
 type DeviceStore struct {
 	db    *sql.DB
+	stmts *stmtCache
 	phone string
 }
 
@@ -412,7 +461,7 @@ func (s *DeviceStore) SetSetting(ctx context.Context, name, value string) error 
 // together, so each notification takes effect exactly once.
 type ApplyTx struct {
 	ctx   context.Context
-	tx    *sql.Tx
+	tx    *preparedTx
 	now   time.Time
 	phone string
 
@@ -447,27 +496,83 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 		return fmt.Errorf("storage: apply: %w", err)
 	}
 	defer tx.Rollback()
+	ptx := &preparedTx{tx: tx, cache: s.stmts}
 	var applied uint64
-	if err := tx.QueryRowContext(ctx, `SELECT applied_seq FROM identity WHERE phone = ? AND service = ?`, s.phone, service).Scan(&applied); err != nil {
+	if err := ptx.QueryRowContext(ctx, `SELECT applied_seq FROM identity WHERE phone = ? AND service = ?`, s.phone, service).Scan(&applied); err != nil {
 		return fmt.Errorf("storage: apply: identity: %w", err)
 	}
 	if seq <= applied {
 		return nil
 	}
-	a := &ApplyTx{ctx: ctx, tx: tx, now: now, phone: s.phone}
+	a := &ApplyTx{ctx: ctx, tx: ptx, now: now, phone: s.phone}
 	if err := fn(a, applied); err != nil {
 		return err
 	}
 	if err := a.flushCounts(); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE phone = ? AND service = ?`, seq, s.phone, service); err != nil {
+	if _, err := ptx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE phone = ? AND service = ?`, seq, s.phone, service); err != nil {
 		return fmt.Errorf("storage: apply: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storage: apply: commit: %w", err)
 	}
 	return nil
+}
+
+// preparedTx runs a transaction's statements as prepared statements from
+// the cache, each bound to the transaction once: a batch runs the same few
+// statements for every notification, and SQLite's prepare costs as much as
+// a small statement's run.
+type preparedTx struct {
+	tx    *sql.Tx
+	cache *stmtCache
+	bound map[string]*sql.Stmt
+}
+
+func (p *preparedTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := p.bound[query]; ok {
+		return st, nil
+	}
+	if p.cache == nil {
+		return nil, errors.New("storage: no statement cache")
+	}
+	st, err := p.cache.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if p.bound == nil {
+		p.bound = map[string]*sql.Stmt{}
+	}
+	st = p.tx.StmtContext(ctx, st)
+	p.bound[query] = st
+	return st, nil
+}
+
+func (p *preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return p.tx.QueryContext(ctx, query, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext falls back to the unprepared query when preparing
+// failed, so the caller gets the error through the row as usual.
+func (p *preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return p.tx.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (p *preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return p.tx.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // ChannelByID finds a channel inside the transaction.
