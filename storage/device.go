@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -70,15 +69,27 @@ type Event struct {
 // real device, many for the emulator.
 type DeviceDB struct {
 	db    *sql.DB
-	stmts *stmtCache
+	stmts map[string]*sql.Stmt // the apply path's, prepared at open; read-only after
 }
 
-// deviceIdleConns is how many connections the device database keeps open
-// between uses: the link's apply, an app's event stream and its acks, and
-// the local API run at once. With database/sql's default of two, the third
-// is opened and closed again on every burst, paying SQLite's open and its
-// pragmas each time and losing its prepared statements.
-const deviceIdleConns = 4
+// The device database's connections: the link's apply, an app's event
+// stream and its acks, and the local API run at once, and more would only
+// queue for SQLite's one writer. They are opened once and kept: with
+// database/sql's default of two idle connections, a third was opened and
+// closed again on every burst, paying SQLite's open, its pragmas and its
+// prepared statements each time.
+const deviceConns = 4
+
+// deviceCacheKiB bounds each connection's page cache. SQLite's default of
+// 2 MiB per connection is most of the daemon's memory once the toast
+// history grows, and the apply path touches a handful of pages: the
+// identity, channel and app rows, counters, and the right edge of the
+// toasts and events indexes.
+const deviceCacheKiB = 512
+
+// applyQueries are the statements the apply path runs for every batch,
+// prepared once at open.
+var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile}
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
@@ -86,54 +97,68 @@ func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxIdleConns(deviceIdleConns)
-	return &DeviceDB{db: db, stmts: &stmtCache{db: db}}, nil
+	d := &DeviceDB{db: db, stmts: map[string]*sql.Stmt{}}
+	if err := d.setup(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", file, err)
+	}
+	return d, nil
+}
+
+// setup sizes the pool, sets the page cache on each connection (a pragma
+// holds for its connection only, so every one is held at once to reach
+// them all) and prepares the apply path's statements. A connection that
+// database/sql replaces after an error gets SQLite's default cache: more
+// memory, nothing worse.
+func (d *DeviceDB) setup(ctx context.Context) error {
+	d.db.SetMaxOpenConns(deviceConns)
+	d.db.SetMaxIdleConns(deviceConns)
+	if err := d.eachConn(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", deviceCacheKiB)); err != nil {
+		return err
+	}
+	for _, q := range applyQueries {
+		st, err := d.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("preparing %q: %w", q, err)
+		}
+		d.stmts[q] = st
+	}
+	return nil
+}
+
+// eachConn runs stmt on every connection of the pool, holding them all so
+// that each is a different one, and gives them back before returning.
+func (d *DeviceDB) eachConn(ctx context.Context, stmt string) error {
+	conns := make([]*sql.Conn, 0, deviceConns)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range deviceConns {
+		c, err := d.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		if _, err := c.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
 func (d *DeviceDB) Close() error {
-	d.stmts.close()
+	for _, st := range d.stmts {
+		st.Close()
+	}
 	return d.db.Close()
 }
 
 // Phone returns the store of one phone; a real device uses "".
 func (d *DeviceDB) Phone(name string) *DeviceStore {
 	return &DeviceStore{db: d.db, stmts: d.stmts, phone: name}
-}
-
-// stmtCache holds the apply path's statements, prepared once on the
-// database; database/sql prepares each again on a connection only the
-// first time that connection runs it.
-type stmtCache struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
-}
-
-func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.m[query]; ok {
-		return st, nil
-	}
-	st, err := c.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if c.m == nil {
-		c.m = map[string]*sql.Stmt{}
-	}
-	c.m[query] = st
-	return st, nil
-}
-
-func (c *stmtCache) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, st := range c.m {
-		st.Close()
-	}
-	c.m = nil
 }
 
 // Phones lists the phones that have enrolled with any service.
@@ -157,7 +182,7 @@ func (d *DeviceDB) Phones(ctx context.Context) ([]string, error) {
 // DeviceStore is one phone's state. Only its daemon writes it.
 type DeviceStore struct {
 	db    *sql.DB
-	stmts *stmtCache
+	stmts map[string]*sql.Stmt
 	phone string
 }
 
@@ -389,7 +414,7 @@ func (s *DeviceStore) AddEvent(ctx context.Context, app, typ string, data []byte
 }
 
 func addEvent(ctx context.Context, q queryer, phone, app, typ string, data []byte, now time.Time) (int64, error) {
-	res, err := q.ExecContext(ctx, `INSERT INTO events (phone, app, type, data, created_at) VALUES (?, ?, ?, ?, ?)`, phone, app, typ, string(data), now.UnixMilli())
+	res, err := q.ExecContext(ctx, qAddEvent, phone, app, typ, string(data), now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("storage: add event: %w", err)
 	}
@@ -456,6 +481,22 @@ func (s *DeviceStore) SetSetting(ctx context.Context, name, value string) error 
 	return nil
 }
 
+// The apply path's statements.
+const (
+	qApplied         = `SELECT applied_seq FROM identity WHERE phone = ? AND service = ?`
+	qSetApplied      = `UPDATE identity SET applied_seq = ? WHERE phone = ? AND service = ?`
+	channelByIDWhere = `channel_id = ?`
+	qChannelByID     = `SELECT ` + localChannelColumns + ` FROM channels WHERE phone = ? AND ` + channelByIDWhere
+	qRunning         = `SELECT running_until, foreground FROM apps WHERE phone = ? AND app = ?`
+	qCount           = `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`
+	qAddToast        = `INSERT INTO toasts (phone, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAddEvent = `INSERT INTO events (phone, app, type, data, created_at) VALUES (?, ?, ?, ?, ?)`
+	qTile     = `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE phone = ? AND app = ? AND tile_id = ?`
+	qPutTile  = `INSERT INTO tiles (phone, app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (phone, app, tile_id) DO UPDATE SET template = excluded.template, fields = excluded.fields, updated_at = excluded.updated_at`
+)
+
 // ApplyTx is the transaction in which the daemon applies a batch of
 // notifications; its effects and the new applied sequence number commit
 // together, so each notification takes effect exactly once.
@@ -496,9 +537,9 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 		return fmt.Errorf("storage: apply: %w", err)
 	}
 	defer tx.Rollback()
-	ptx := &preparedTx{tx: tx, cache: s.stmts}
+	ptx := &preparedTx{tx: tx, prepared: s.stmts}
 	var applied uint64
-	if err := ptx.QueryRowContext(ctx, `SELECT applied_seq FROM identity WHERE phone = ? AND service = ?`, s.phone, service).Scan(&applied); err != nil {
+	if err := ptx.QueryRowContext(ctx, qApplied, s.phone, service).Scan(&applied); err != nil {
 		return fmt.Errorf("storage: apply: identity: %w", err)
 	}
 	if seq <= applied {
@@ -511,7 +552,7 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 	if err := a.flushCounts(); err != nil {
 		return err
 	}
-	if _, err := ptx.ExecContext(ctx, `UPDATE identity SET applied_seq = ? WHERE phone = ? AND service = ?`, seq, s.phone, service); err != nil {
+	if _, err := ptx.ExecContext(ctx, qSetApplied, seq, s.phone, service); err != nil {
 		return fmt.Errorf("storage: apply: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -520,31 +561,35 @@ func (s *DeviceStore) Apply(ctx context.Context, service string, seq uint64, now
 	return nil
 }
 
-// preparedTx runs a transaction's statements as prepared statements from
-// the cache, each bound to the transaction once: a batch runs the same few
-// statements for every notification, and SQLite's prepare costs as much as
-// a small statement's run.
+// preparedTx runs a transaction's statements as prepared statements: the
+// apply path's from those prepared at open, others prepared on the
+// transaction's own connection the first time it runs them. A batch runs
+// the same few statements for every notification, and SQLite's prepare
+// costs as much as a small statement's run. Nothing here takes a second
+// connection, which could wait forever on a full pool while the
+// transaction holds its own.
 type preparedTx struct {
-	tx    *sql.Tx
-	cache *stmtCache
-	bound map[string]*sql.Stmt
+	tx       *sql.Tx
+	prepared map[string]*sql.Stmt
+	bound    map[string]*sql.Stmt
 }
 
 func (p *preparedTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := p.bound[query]; ok {
 		return st, nil
 	}
-	if p.cache == nil {
-		return nil, errors.New("storage: no statement cache")
-	}
-	st, err := p.cache.get(ctx, query)
-	if err != nil {
-		return nil, err
+	var st *sql.Stmt
+	if parent, ok := p.prepared[query]; ok {
+		st = p.tx.StmtContext(ctx, parent)
+	} else {
+		var err error
+		if st, err = p.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
 	}
 	if p.bound == nil {
 		p.bound = map[string]*sql.Stmt{}
 	}
-	st = p.tx.StmtContext(ctx, st)
 	p.bound[query] = st
 	return st, nil
 }
@@ -580,7 +625,7 @@ func (a *ApplyTx) ChannelByID(id string) (LocalChannel, error) {
 	if l, ok := a.channels[id]; ok {
 		return l.ch, l.err
 	}
-	ch, err := channelBy(a.ctx, a.tx, a.phone, `channel_id = ?`, id)
+	ch, err := channelBy(a.ctx, a.tx, a.phone, channelByIDWhere, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return ch, err
 	}
@@ -593,7 +638,7 @@ func (a *ApplyTx) ChannelByID(id string) (LocalChannel, error) {
 
 // Tile returns a tile's state; a tile never updated has empty state.
 func (a *ApplyTx) Tile(app, tileID string) (TileRecord, error) {
-	t, err := scanTile(a.tx.QueryRowContext(a.ctx, `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE phone = ? AND app = ? AND tile_id = ?`, a.phone, app, tileID))
+	t, err := scanTile(a.tx.QueryRowContext(a.ctx, qTile, a.phone, app, tileID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return TileRecord{App: app, TileID: tileID, Fields: map[string]string{}}, nil
 	}
@@ -609,9 +654,7 @@ func (a *ApplyTx) PutTile(t TileRecord) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO tiles (phone, app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (phone, app, tile_id) DO UPDATE SET template = excluded.template, fields = excluded.fields, updated_at = excluded.updated_at`,
-		a.phone, t.App, t.TileID, t.Template, string(fields), a.now.UnixMilli()); err != nil {
+	if _, err := a.tx.ExecContext(a.ctx, qPutTile, a.phone, t.App, t.TileID, t.Template, string(fields), a.now.UnixMilli()); err != nil {
 		return fmt.Errorf("storage: put tile: %w", err)
 	}
 	return nil
@@ -619,8 +662,7 @@ func (a *ApplyTx) PutTile(t TileRecord) error {
 
 // AddToast records a toast.
 func (a *ApplyTx) AddToast(t ToastRecord) (int64, error) {
-	res, err := a.tx.ExecContext(a.ctx, `INSERT INTO toasts (phone, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.phone, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq, a.now.UnixMilli())
+	res, err := a.tx.ExecContext(a.ctx, qAddToast, a.phone, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq, a.now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("storage: add toast: %w", err)
 	}
@@ -651,7 +693,7 @@ func (a *ApplyTx) Running(app string) (running, foreground bool, err error) {
 
 func (a *ApplyTx) running(app string) (running, foreground bool, err error) {
 	var until int64
-	err = a.tx.QueryRowContext(a.ctx, `SELECT running_until, foreground FROM apps WHERE phone = ? AND app = ?`, a.phone, app).Scan(&until, &foreground)
+	err = a.tx.QueryRowContext(a.ctx, qRunning, a.phone, app).Scan(&until, &foreground)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, false, nil
 	}
@@ -676,7 +718,7 @@ func (a *ApplyTx) Count(name string, delta int64) error {
 
 func (a *ApplyTx) flushCounts() error {
 	for _, c := range a.counts {
-		if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`, a.phone, c.name, c.delta); err != nil {
+		if _, err := a.tx.ExecContext(a.ctx, qCount, a.phone, c.name, c.delta); err != nil {
 			return fmt.Errorf("storage: count: %w", err)
 		}
 	}
