@@ -157,6 +157,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	var tiles int64
 	var accepted time.Duration
 	var queued procMem
+	var cpuPer time.Duration
 	for i := 0; b.Loop(); i++ {
 		before := counters()
 		linkUp(false)
@@ -169,6 +170,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 		// after all of them.
 		sendOne(b, uris["sync"], i*(total+1)+total)
 		queued = procMemory(b, pid)
+		cpu0 := procCPU(b, pid)
 		begin = time.Now()
 		linkUp(true)
 		var now map[string]int64
@@ -178,6 +180,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 		})
 		rate = float64(total+1) / time.Since(begin).Seconds()
 		after = procMemory(b, pid)
+		cpuPer = (procCPU(b, pid) - cpu0) / time.Duration(total+1)
 		for _, c := range []struct {
 			name string
 			want int64
@@ -200,6 +203,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	b.ReportMetric(float64(after.fileKiB+after.shmemKiB)/1024, "after-file-MB")
 	b.ReportMetric(rate, "applies/s")
 	b.ReportMetric(float64(total)/accepted.Seconds(), "accepts/s")
+	b.ReportMetric(float64(cpuPer.Nanoseconds())/1e3, "daemon-cpu-µs/apply")
 	b.ReportMetric(float64(tiles), "tile-applies")
 }
 
@@ -333,6 +337,25 @@ func procMemory(tb testing.TB, pid int) procMem {
 		tb.Fatalf("no VmRSS in /proc/%d/status", pid)
 	}
 	return m
+}
+
+// procCPU reads the user and system CPU time a process has used from
+// /proc/PID/stat (in clock ticks of 10 ms, Linux's USER_HZ).
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The command name may hold spaces; count fields after it.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		tb.Fatalf("unexpected /proc/%d/stat: %q", pid, b)
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 // buildHerald builds the herald binary as it ships (no debug symbols).
