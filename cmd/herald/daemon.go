@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 
@@ -31,7 +35,17 @@ type settings struct {
 	ConfigFile  string `toml:"-"`
 	Listen      string `toml:"listen"`
 	ServiceName string `toml:"-"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes; 0 leaves
+	// the runtime's own (GOMEMLIMIT, or none).
+	MemoryLimit int64 `toml:"memory_limit"`
 }
+
+// DefaultMemoryLimit keeps the daemon under 20 MB resident after a burst
+// of notifications: idle it holds about 3 MB of Go memory and 12 MB of
+// mapped binary and database, and without a limit the heap doubles past
+// its live size before the collector runs. Below about 8 MiB the
+// collector runs so often that a burst costs twice the CPU.
+const DefaultMemoryLimit = 10 << 20
 
 func userMode() bool { return os.Geteuid() != 0 }
 
@@ -50,6 +64,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
 	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return settings{}, fs, err
@@ -77,7 +92,42 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("log-level", &cfg.LogLevel, *logLevel)
 	override("ui", &cfg.UI, *uiAddr)
 	cfg.ApplyDefaults(paths)
-	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen, ServiceName: *serviceName}, fs, nil
+	limit, err := memoryLimit(*memLimit, os.LookupEnv)
+	if err != nil {
+		return settings{}, fs, err
+	}
+	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen, ServiceName: *serviceName, MemoryLimit: limit}, fs, nil
+}
+
+// memoryLimit resolves --memory-limit: a size with an optional KiB, MiB or
+// GiB suffix, "off" for none, or "" for the default unless GOMEMLIMIT
+// already sets one.
+func memoryLimit(flagValue string, env func(string) (string, bool)) (int64, error) {
+	v := strings.TrimSpace(flagValue)
+	if v == "" {
+		if _, ok := env("GOMEMLIMIT"); ok {
+			return 0, nil
+		}
+		return DefaultMemoryLimit, nil
+	}
+	if v == "off" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("--memory-limit %q: want a size such as 16MiB, or off", flagValue)
+	}
+	return n * mult, nil
 }
 
 func printConfig(args []string, stdout, stderr io.Writer) int {
@@ -109,6 +159,9 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
+	if s.MemoryLimit > 0 {
+		debug.SetMemoryLimit(s.MemoryLimit)
+	}
 	display, err := platform.NewDisplay(s.Display, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
