@@ -87,6 +87,10 @@ type ServiceStore struct {
 	db   *sql.DB // the one writer connection
 	rd   *sql.DB // readers
 	stmt writeStmts
+	// pending and byToken are the notification path's reads, prepared
+	// once on the read pool.
+	pending, byToken *sql.Stmt
+	channels         *channelCache
 
 	writes    chan writeReq
 	stop      chan struct{}
@@ -144,8 +148,9 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 		return nil, err
 	}
 	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
-		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit}
-	if err := s.stmt.prepare(ctx, db); err != nil {
+		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels)}
+	if err := s.prepare(ctx); err != nil {
+		s.stmt.close()
 		db.Close()
 		rd.Close()
 		return nil, fmt.Errorf("storage: prepare: %w", err)
@@ -161,6 +166,23 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	return s, nil
 }
 
+// maxCachedChannels bounds the channel cache: about 300 bytes a channel,
+// so 60 MB at most, enough for every channel of the largest node we expect.
+const maxCachedChannels = 200_000
+
+func (s *ServiceStore) prepare(ctx context.Context) error {
+	if err := s.stmt.prepare(ctx, s.db); err != nil {
+		return err
+	}
+	var err error
+	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
+		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`); err != nil {
+		return err
+	}
+	s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`)
+	return err
+}
+
 // Close stops the committer, failing writes still waiting, and closes the
 // database.
 func (s *ServiceStore) Close() error {
@@ -172,6 +194,8 @@ func (s *ServiceStore) Close() error {
 		close(s.stop)
 		s.wg.Wait()
 		s.stmt.close()
+		s.pending.Close()
+		s.byToken.Close()
 		err = errors.Join(s.rd.Close(), s.db.Close())
 	})
 	return err
@@ -510,8 +534,7 @@ func (s *ServiceStore) exec(ctx context.Context, query string, args ...any) (int
 
 // Pending returns the device's queued notifications above seq, in order.
 func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error) {
-	rows, err := s.rd.QueryContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
-		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`, deviceID, after)
+	rows, err := s.pending.QueryContext(ctx, deviceID, after)
 	if err != nil {
 		return nil, fmt.Errorf("storage: pending: %w", err)
 	}
@@ -603,7 +626,10 @@ func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
 }
 
 func (s *ServiceStore) channelWhere(ctx context.Context, where string, args ...any) (Channel, error) {
-	c, err := scanChannel(s.rd.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE `+where, args...))
+	return channelResult(scanChannel(s.rd.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE `+where, args...)))
+}
+
+func channelResult(c Channel, err error) (Channel, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return Channel{}, fmt.Errorf("storage: channel: %w", ErrNotFound)
 	}
@@ -613,9 +639,18 @@ func (s *ServiceStore) channelWhere(ctx context.Context, where string, args ...a
 	return c, nil
 }
 
-// ChannelByToken finds the channel a URI token names.
+// ChannelByToken finds the channel a URI token names. It is on every
+// notification's path, so it is answered from memory when it can be.
 func (s *ServiceStore) ChannelByToken(ctx context.Context, token string) (Channel, error) {
-	return s.channelWhere(ctx, `token = ?`, token)
+	if c, ok := s.channels.get(token); ok {
+		return c, nil
+	}
+	gen := s.channels.generation()
+	c, err := channelResult(scanChannel(s.byToken.QueryRowContext(ctx, token)))
+	if err == nil {
+		s.channels.put(gen, c)
+	}
+	return c, err
 }
 
 // Channel finds a channel by id.
@@ -652,11 +687,13 @@ func (s *ServiceStore) CreateChannel(ctx context.Context, c Channel) error {
 
 // SetChannelToken rotates a channel's URI token.
 func (s *ServiceStore) SetChannelToken(ctx context.Context, id, token string) error {
+	defer s.channels.drop(id)
 	return s.execOne(ctx, "set channel token", `UPDATE channels SET token = ? WHERE id = ?`, token, id)
 }
 
 // SetBindings replaces a channel's shell bindings.
 func (s *ServiceStore) SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error {
+	defer s.channels.drop(id)
 	return s.execOne(ctx, "set bindings", `UPDATE channels SET toast = ?, tile = ?, domains = ?, pinned = ? WHERE id = ?`,
 		toast, tile, jsonList(domains), jsonList(pinned), id)
 }
@@ -664,6 +701,7 @@ func (s *ServiceStore) SetBindings(ctx context.Context, id string, toast, tile b
 // DeleteChannel removes a channel; its URI answers 404 from then on. Its
 // queued notifications stay until acked, so sequence numbers keep no gaps.
 func (s *ServiceStore) DeleteChannel(ctx context.Context, id string) error {
+	defer s.channels.drop(id)
 	return s.execOne(ctx, "delete channel", `DELETE FROM channels WHERE id = ?`, id)
 }
 
