@@ -135,7 +135,11 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
-	wg       sync.WaitGroup
+	// wg counts device connections from upgrade to the end of their
+	// session; closing cancels ctx, which ends those still saying hello.
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns a Server. Call Close to stop its sessions.
@@ -186,7 +190,8 @@ func New(cfg Config) (*Server, error) {
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
 	cfg.Store = &timedStore{Store: cfg.Store, g: g}
-	return &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, ctx: ctx, cancel: cancel}, nil
 }
 
 // Handler serves both endpoints.
@@ -211,6 +216,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	s.cancel()
 	for _, sess := range s.sessions {
 		sess.stopWith(wire.CloseRetryLater, strconv.Itoa(s.retryDelayLocked()))
 	}
