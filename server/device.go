@@ -30,7 +30,7 @@ const maxBatch = 12
 var upgrader = websocket.Upgrader{
 	// Small buffers: most devices are idle most of the time, and frames
 	// larger than a buffer are still read and written correctly.
-	ReadBufferSize:  1024,
+	ReadBufferSize:  512,
 	WriteBufferSize: 1024,
 	WriteBufferPool: &sync.Pool{},
 	// Devices are not browsers; there is no origin to check.
