@@ -211,7 +211,7 @@ func (s *ServiceStore) Commits() uint64 {
 // writeStmts are the committer's statements, prepared once on the writer
 // connection.
 type writeStmts struct {
-	nextSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
+	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -219,7 +219,10 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		st    **sql.Stmt
 		query string
 	}{
-		{&w.nextSeq, `UPDATE devices SET next_seq = next_seq + 1 WHERE id = ? RETURNING next_seq - 1`},
+		// Read, then written back by the one writer: SQLite's UPDATE
+		// ... RETURNING costs several times a SELECT and an UPDATE.
+		{&w.nextSeq, `SELECT next_seq, acked_seq FROM devices WHERE id = ?`},
+		{&w.bumpSeq, `UPDATE devices SET next_seq = ? + 1 WHERE id = ?`},
 		{&w.depth, `SELECT count(*) FROM queue WHERE device_id = ?`},
 		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -243,7 +246,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice} {
 		if st != nil {
 			st.Close()
 		}
@@ -432,7 +435,17 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 			}
 		}
 	}
-	if r.opts.MaxDepth > 0 && !merged {
+	var acked uint64
+	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, q.DeviceID).Scan(&q.Seq, &acked); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			r.err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
+			return nil
+		}
+		return err
+	}
+	// Everything queued is numbered above acked and below q.Seq, so the
+	// queue is counted only when that range could hold MaxDepth entries.
+	if r.opts.MaxDepth > 0 && !merged && q.Seq-1-min(acked, q.Seq-1) >= uint64(r.opts.MaxDepth) {
 		var n int
 		if err := g.st(ctx, g.stmt.depth).QueryRowContext(ctx, q.DeviceID).Scan(&n); err != nil {
 			return err
@@ -442,11 +455,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 			return nil
 		}
 	}
-	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, q.DeviceID).Scan(&q.Seq); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			r.err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
-			return nil
-		}
+	if _, err := g.st(ctx, g.stmt.bumpSeq).ExecContext(ctx, q.Seq, q.DeviceID); err != nil {
 		return err
 	}
 	if _, err := g.st(ctx, g.stmt.insert).ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
