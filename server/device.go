@@ -65,6 +65,7 @@ type session struct {
 	closeText string
 	lastPing  time.Time
 	touched   time.Time // when last_seen was last written
+	ackWait   ackWait   // for the ack latency metric
 }
 
 func (sess *session) powerLevel() string {
@@ -216,6 +217,7 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	// The writer's first look at the store sends the backlog, in order,
 	// before anything accepted later.
 	sess.poke()
+	s.metrics.connected(secret == "")
 	sess.log.Info("device connected", "last_seq", hello.LastSeq)
 
 	var wg sync.WaitGroup
@@ -381,6 +383,7 @@ func (sess *session) handle(frame any) error {
 			sess.stopWith(wire.CloseProtocol, "ack beyond what was sent")
 			return nil
 		}
+		sess.ackedLocked(f.Seq)
 		sess.mu.Unlock()
 		return store.Ack(ctx, sess.id, f.Seq)
 	case *wire.Register:
@@ -483,8 +486,11 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	}
 	// Only the writer moves sent, and before writing: an ack that races
 	// the write is for a seq the device can only have if it was written.
+	at := sess.srv.cfg.Clock.Now()
+	sess.srv.metrics.deliveredAt(unsent, at)
 	sess.mu.Lock()
 	sess.sent = unsent[len(unsent)-1].Seq
+	sess.wroteLocked(sess.sent, at)
 	sess.mu.Unlock()
 	return batches, time.Time{}, nil
 }
