@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldpush/herald/mpns"
@@ -103,7 +104,9 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.notifications, m.deliverLatency, m.ackLatency, m.connects, m.reconnects,
-		m.commitLatency, m.commitRequests, m.commitErrors)
+		m.commitLatency, m.commitRequests, m.commitErrors,
+		// The process's own: resident memory, CPU, open files, goroutines.
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 
 	answers := []struct {
 		status string

@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
@@ -30,72 +26,13 @@ func startRunService(t *testing.T) (*testService, *server.Service) {
 }
 
 // scrape reads the service's /metrics over HTTP, as Prometheus would.
-func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, base string) testenv.Metrics {
 	t.Helper()
-	resp, err := http.Get(base + server.MetricsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", server.MetricsPath, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return fams
+	return testenv.Scrape(t, base+server.MetricsPath)
 }
 
-// metric finds the series of a family with exactly the given label values
-// (name, value pairs); nil if there is none.
-func metric(fams map[string]*dto.MetricFamily, name string, labels ...string) *dto.Metric {
-	f := fams[name]
-	if f == nil {
-		return nil
-	}
-	for _, m := range f.GetMetric() {
-		match := len(m.GetLabel())*2 == len(labels)
-		for i := 0; match && i < len(labels); i += 2 {
-			found := false
-			for _, l := range m.GetLabel() {
-				found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
-			}
-			match = found
-		}
-		if match {
-			return m
-		}
-	}
-	return nil
-}
-
-// value is a counter's or gauge's value; -1 when the series is missing.
-func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	m := metric(fams, name, labels...)
-	switch {
-	case m == nil:
-		return -1
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	return -1
-}
-
-// histogram is a histogram's count and sum; count -1 when missing.
-func histogram(fams map[string]*dto.MetricFamily, name string) (count int64, sum float64) {
-	m := metric(fams, name)
-	if m == nil || m.Histogram == nil {
-		return -1, 0
-	}
-	return int64(m.Histogram.GetSampleCount()), m.Histogram.GetSampleSum()
-}
-
-func notifications(fams map[string]*dto.MetricFamily, kind, status, code string) float64 {
-	return value(fams, "herald_service_notifications_total", "kind", kind, "status", status, "code", code)
+func notifications(fams testenv.Metrics, kind, status, code string) float64 {
+	return fams.Value("herald_service_notifications_total", "kind", kind, "status", status, "code", code)
 }
 
 // TestMetricsMoveWithTraffic sends real notifications through the MPNS
@@ -118,7 +55,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		{"herald_service_queued_notifications", 0},
 	}
 	for _, w := range want {
-		if got := value(fams, w.name); got != w.want {
+		if got := fams.Value(w.name); got != w.want {
 			t.Errorf("after enrolment %s = %v, want %v", w.name, got, w.want)
 		}
 	}
@@ -167,21 +104,21 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Errorf("notifications{kind=%s,status=%s,code=%s} = %v, want %v", c.kind, c.status, c.code, v, c.want)
 		}
 	}
-	if v := value(fams, "herald_service_queued_notifications"); v != 4 {
+	if v := fams.Value("herald_service_queued_notifications"); v != 4 {
 		t.Errorf("queued = %v, want the 4 unacknowledged", v)
 	}
 	// Delivered the moment they were accepted, on a clock that stood still.
-	if n, sum := histogram(fams, "herald_service_accept_to_deliver_seconds"); n != 4 || sum != 0 {
+	if n, sum := fams.Histogram("herald_service_accept_to_deliver_seconds"); n != 4 || sum != 0 {
 		t.Errorf("accept-to-deliver count %d sum %v, want 4 and 0", n, sum)
 	}
 	// Every accepted notification went through one observed commit.
-	if n, sum := histogram(fams, "herald_service_store_commit_requests"); n <= 0 || sum != 4 || n != int64(svc.Store.Commits()) {
+	if n, sum := fams.Histogram("herald_service_store_commit_requests"); n <= 0 || sum != 4 || n != int64(svc.Store.Commits()) {
 		t.Errorf("commit requests: %d commits carrying %v, want %d commits carrying 4", n, sum, svc.Store.Commits())
 	}
-	if n, _ := histogram(fams, "herald_service_store_commit_seconds"); n != int64(svc.Store.Commits()) {
+	if n, _ := fams.Histogram("herald_service_store_commit_seconds"); n != int64(svc.Store.Commits()) {
 		t.Errorf("commit latency count %d, want %d", n, svc.Store.Commits())
 	}
-	if n, _ := histogram(fams, "herald_service_ack_latency_seconds"); n != 0 {
+	if n, _ := fams.Histogram("herald_service_ack_latency_seconds"); n != 0 {
 		t.Errorf("ack latency observed %d times before any ack", n)
 	}
 
@@ -190,10 +127,10 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	d.ack(got[len(got)-1].Seq)
 	waitQueueEmpty(t, ts, d.id)
 	fams = scrape(t, base)
-	if n, sum := histogram(fams, "herald_service_ack_latency_seconds"); n != 1 || sum != 2 {
+	if n, sum := fams.Histogram("herald_service_ack_latency_seconds"); n != 1 || sum != 2 {
 		t.Errorf("ack latency count %d sum %v, want 1 and 2 s", n, sum)
 	}
-	if v := value(fams, "herald_service_queued_notifications"); v != 0 {
+	if v := fams.Value("herald_service_queued_notifications"); v != 0 {
 		t.Errorf("queued after the ack = %v, want 0", v)
 	}
 
@@ -204,13 +141,13 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	ts.clk.Advance(450 * time.Second)
 	d.collect(1)
 	fams = scrape(t, base)
-	if n, sum := histogram(fams, "herald_service_accept_to_deliver_seconds"); n != 5 || sum != 450 {
+	if n, sum := fams.Histogram("herald_service_accept_to_deliver_seconds"); n != 5 || sum != 450 {
 		t.Errorf("accept-to-deliver count %d sum %v, want 5 and 450 s", n, sum)
 	}
 
 	// A known device coming back is a reconnect.
 	d.disconnect()
-	if v := value(scrape(t, base), "herald_service_connected_devices"); v != 0 {
+	if v := scrape(t, base).Value("herald_service_connected_devices"); v != 0 {
 		t.Errorf("connected after disconnect = %v", v)
 	}
 	d.connect(got[len(got)-1].Seq)
@@ -223,7 +160,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		{"herald_service_device_connects_total", 2},
 		{"herald_service_device_reconnects_total", 1},
 	} {
-		if got := value(fams, w.name); got != w.want {
+		if got := fams.Value(w.name); got != w.want {
 			t.Errorf("after reconnect %s = %v, want %v", w.name, got, w.want)
 		}
 	}
@@ -236,7 +173,7 @@ func TestMetricsWithoutStore(t *testing.T) {
 	ts.enrol()
 	svc.Store.Close()
 	fams := scrape(t, svc.URL())
-	if v := value(fams, "herald_service_device_connects_total"); v != 1 {
+	if v := fams.Value("herald_service_device_connects_total"); v != 1 {
 		t.Errorf("connects = %v, want 1", v)
 	}
 	if _, ok := fams["herald_service_queued_notifications"]; ok {
@@ -250,10 +187,10 @@ func TestMetricsPerServer(t *testing.T) {
 	_, svcB := startRunService(t)
 	a.enrol()
 	a.enrol()
-	if v := value(scrape(t, svcA.URL()), "herald_service_connected_devices"); v != 2 {
+	if v := scrape(t, svcA.URL()).Value("herald_service_connected_devices"); v != 2 {
 		t.Errorf("a: connected = %v, want 2", v)
 	}
-	if v := value(scrape(t, svcB.URL()), "herald_service_device_connects_total"); v != 0 {
+	if v := scrape(t, svcB.URL()).Value("herald_service_device_connects_total"); v != 0 {
 		t.Errorf("b: connects = %v, want 0", v)
 	}
 }
