@@ -14,6 +14,7 @@ require (
 	github.com/prometheus/common v0.66.1
 	golang.org/x/sys v0.35.0
 	golang.org/x/time v0.16.0
+	google.golang.org/protobuf v1.36.8
 )
 
 require (
@@ -25,5 +26,4 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
-	google.golang.org/protobuf v1.36.8 // indirect
 )

@@ -93,6 +93,9 @@ type Result struct {
 	KiBPerDev   float64 `json:"kib_per_device"`
 	CPUPercent  float64 `json:"cpu_percent"`
 	ServiceNote string  `json:"service_note,omitempty"`
+	// ServiceMetrics are the service's own figures from its /metrics
+	// after sending (keys: the Metric* constants).
+	ServiceMetrics map[string]float64 `json:"service_metrics,omitempty"`
 }
 
 // collector gathers what devices receive.
@@ -289,6 +292,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for col.delivered.Load() < res.Accepted && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+	if m, err := ScrapeService(ctx, base); err != nil {
+		cfg.Logger.Warn("reading the service's metrics failed", "err", err)
+	} else {
+		res.ServiceMetrics = m
 	}
 	res.After = sample(pid)
 	if res.DurationS > 0 {
