@@ -226,7 +226,7 @@ func (sess *session) ackedLocked(seq uint64) {
 // mpns.ParseRequest reads it, for counting requests refused before or
 // while parsing them.
 func kindLabel(h http.Header) string {
-	switch t := strings.TrimSpace(headerAnyCase(h, mpns.HeaderTarget)); {
+	switch t := strings.TrimSpace(targetHeader(h)); {
 	case t == "", strings.EqualFold(t, "raw"):
 		return string(mpns.KindRaw)
 	case strings.EqualFold(t, mpns.TargetToast):
@@ -235,6 +235,23 @@ func kindLabel(h http.Header) string {
 		return string(mpns.KindTile)
 	}
 	return kindUnknown
+}
+
+// targetKey is X-WindowsPhone-Target as Go's server stores it.
+var targetKey = http.CanonicalHeaderKey(mpns.HeaderTarget)
+
+// targetHeader is headerAnyCase for the target without its allocation:
+// http.Header.Get canonicalises the name on every call.
+func targetHeader(h http.Header) string {
+	if v := h[targetKey]; len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, targetKey) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
 }
 
 type queueLengther interface {
