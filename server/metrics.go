@@ -90,12 +90,12 @@ func newMetrics() *metrics {
 		}),
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_service_store_commit_seconds",
-			Help:    "Time from begin to durable commit of each group-commit transaction of accepted notifications.",
+			Help:    "Time from begin to durable commit of each group-commit transaction of the store's writes.",
 			Buckets: latencyBuckets,
 		}),
 		commitRequests: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_service_store_commit_requests",
-			Help:    "Notifications carried by each group-commit transaction.",
+			Help:    "Writes (accepted notifications, acks, device and channel updates) carried by each group-commit transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{

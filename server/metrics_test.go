@@ -111,9 +111,10 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if n, sum := fams.Histogram("herald_service_accept_to_deliver_seconds"); n != 4 || sum != 0 {
 		t.Errorf("accept-to-deliver count %d sum %v, want 4 and 0", n, sum)
 	}
-	// Every accepted notification went through one observed commit.
-	if n, sum := fams.Histogram("herald_service_store_commit_requests"); n <= 0 || sum != 4 || n != int64(svc.Store.Commits()) {
-		t.Errorf("commit requests: %d commits carrying %v, want %d commits carrying 4", n, sum, svc.Store.Commits())
+	// Every commit was observed, and the four accepted notifications
+	// were among the writes they carried.
+	if n, sum := fams.Histogram("herald_service_store_commit_requests"); n <= 0 || sum < 4 || n != int64(svc.Store.Commits()) {
+		t.Errorf("commit requests: %d commits carrying %v, want %d commits carrying at least 4", n, sum, svc.Store.Commits())
 	}
 	if n, _ := fams.Histogram("herald_service_store_commit_seconds"); n != int64(svc.Store.Commits()) {
 		t.Errorf("commit latency count %d, want %d", n, svc.Store.Commits())
