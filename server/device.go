@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
@@ -36,10 +37,21 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
+// maxReplies bounds the answers waiting for the writer: a device that
+// sends requests faster than it reads the answers is cut off.
+const maxReplies = 64
+
 // session is one device's live connection. Its read loop, write loop and
 // keepalive are all in this file: readLoop owns reads, writeLoop owns every
 // write except the pong that gorilla sends from the read side with
 // WriteControl (which is safe to call concurrently).
+//
+// The writer runs only while there is something to write or a held
+// notification to wait for: most devices are idle most of the time, and a
+// parked goroutine's stack is most of what an idle device would cost. At
+// most one writer runs at a time (writing), so writes are never
+// concurrent; serveConn writes the welcome before any writer may start and
+// the close frame after the last one has ended.
 type session struct {
 	srv  *Server
 	conn *websocket.Conn
@@ -48,12 +60,22 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{} // closed when both loops have ended
+	done   chan struct{} // closed when the session has ended
 
-	replies chan any      // frames answering requests, for the writer
-	wake    chan struct{} // cap 1: new notifications may be in the store
+	kickc   chan struct{} // cap 1: wakes a writer waiting for a deadline
+	writers sync.WaitGroup
 
 	mu sync.Mutex
+	// replies answer requests; wake says new notifications may be in the
+	// store; both are for the writer.
+	replies []any
+	wake    bool
+	// writing is set while a writer goroutine runs; open while writers
+	// may be started (after the welcome, until the session ends).
+	writing, open bool
+	// stopping is set when the session is ending, so the read loop does
+	// not push its deadline past the cut-off.
+	stopping bool
 	// sent is the highest seq written to the device. What is above it is
 	// read from the store, never from a copy handed over by the accepting
 	// request: the store's single committer numbers and commits in order,
@@ -74,9 +96,25 @@ func (sess *session) powerLevel() string {
 	return sess.power
 }
 
+// poke tells the writer that new notifications may be in the store.
 func (sess *session) poke() {
+	sess.mu.Lock()
+	sess.wake = true
+	sess.mu.Unlock()
+	sess.kick()
+}
+
+// kick starts a writer if none runs, or wakes the one waiting.
+func (sess *session) kick() {
+	sess.mu.Lock()
+	if sess.open && !sess.writing {
+		sess.writing = true
+		sess.writers.Add(1)
+		go sess.writeLoop()
+	}
+	sess.mu.Unlock()
 	select {
-	case sess.wake <- struct{}{}:
+	case sess.kickc <- struct{}{}:
 	default:
 	}
 }
@@ -116,15 +154,32 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(wire.MaxFrameSize)
 	source, _, _ := net.SplitHostPort(r.RemoteAddr)
-	s.serveConn(r.Context(), conn, source)
+	s.mu.Lock()
+	if s.closed {
+		after := s.retryDelayLocked()
+		s.mu.Unlock()
+		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	// The session runs on its own goroutines and this handler returns, so
+	// net/http lets go of the connection's request buffers (8 KiB) and
+	// its serving goroutine: an idle device costs only what it uses.
+	go func() {
+		defer s.wg.Done()
+		s.serveConn(conn, source)
+	}()
 }
 
-func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source string) {
+func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	defer conn.Close()
-	// The device must say hello first, promptly.
+	// The device must say hello first, promptly; closing the server cuts
+	// the wait short.
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	unblock := context.AfterFunc(s.ctx, func() { conn.SetReadDeadline(time.Now()) })
 	_, data, err := conn.ReadMessage()
-	if err != nil {
+	if !unblock() || err != nil {
 		return
 	}
 	frame, err := wire.DecodeDevice(data)
@@ -133,7 +188,7 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 		closeConn(conn, wire.CloseProtocol, "first frame must be hello")
 		return
 	}
-	ctx := context.WithoutCancel(reqCtx)
+	ctx := context.Background()
 	dev, secret, err := s.identify(ctx, hello, source)
 	if err != nil {
 		switch {
@@ -154,10 +209,9 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	sess := &session{
 		srv: s, conn: conn, id: dev.ID, ctx: sctx, cancel: cancel,
 		log:     s.log.With("device", dev.ID),
-		done:    make(chan struct{}),
-		replies: make(chan any, 64),
-		wake:    make(chan struct{}, 1),
-		sent:    hello.LastSeq,
+		done:  make(chan struct{}),
+		kickc: make(chan struct{}, 1),
+		sent:  hello.LastSeq,
 		power:   dev.Power,
 	}
 	if hello.Power != "" {
@@ -177,9 +231,7 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 	}
 	old := s.sessions[dev.ID]
 	s.sessions[dev.ID] = sess
-	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
 	if old != nil {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
@@ -208,27 +260,42 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 
 	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
 		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
-	// Welcome goes out before the writer starts, so it is the first frame.
+	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
 		cancel()
 		close(sess.done)
 		return
 	}
-	// The writer's first look at the store sends the backlog, in order,
+	// Ending the session cuts the read loop's wait short.
+	stopRead := context.AfterFunc(sctx, func() {
+		sess.mu.Lock()
+		sess.stopping = true
+		sess.conn.SetReadDeadline(time.Now())
+		sess.mu.Unlock()
+	})
+	defer stopRead()
+	sess.mu.Lock()
+	sess.open = true
+	sess.mu.Unlock()
+	// The first writer's look at the store sends the backlog, in order,
 	// before anything accepted later.
 	sess.poke()
 	s.metrics.connected(secret == "")
 	sess.log.Info("device connected", "last_seq", hello.LastSeq)
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sess.writeLoop()
-	}()
 	sess.readLoop()
 	cancel()
-	wg.Wait()
+	sess.mu.Lock()
+	sess.open = false
+	sess.mu.Unlock()
+	sess.writers.Wait()
+	sess.mu.Lock()
+	code, text := sess.closeCode, sess.closeText
+	sess.mu.Unlock()
+	if code == 0 {
+		code = websocket.CloseGoingAway
+	}
+	closeConn(sess.conn, code, text)
 	close(sess.done)
 	sess.log.Info("device disconnected")
 }
@@ -290,7 +357,13 @@ func hashSecret(secret string) []byte {
 func (sess *session) readLoop() {
 	conn := sess.conn
 	maxIdle := sess.srv.cfg.MaxIdle
-	extend := func() { conn.SetReadDeadline(time.Now().Add(maxIdle)) }
+	extend := func() {
+		sess.mu.Lock()
+		if !sess.stopping {
+			conn.SetReadDeadline(time.Now().Add(maxIdle))
+		}
+		sess.mu.Unlock()
+	}
 	extend()
 	conn.SetPingHandler(func(data string) error {
 		now := sess.srv.cfg.Clock.Now()
@@ -361,12 +434,19 @@ func (sess *session) touch(now time.Time) {
 	}
 }
 
-// reply queues a frame for the writer, giving up if the session ends.
+// reply queues a frame for the writer.
 func (sess *session) reply(v any) {
-	select {
-	case sess.replies <- v:
-	case <-sess.ctx.Done():
+	sess.mu.Lock()
+	full := len(sess.replies) >= maxReplies
+	if !full {
+		sess.replies = append(sess.replies, v)
 	}
+	sess.mu.Unlock()
+	if full {
+		sess.stopWith(wire.CloseProtocol, "too many requests waiting for answers")
+		return
+	}
+	sess.kick()
 }
 
 func (sess *session) handle(frame any) error {
@@ -407,48 +487,64 @@ func (sess *session) handle(frame any) error {
 	return nil
 }
 
-// writeLoop owns the connection's writes: replies, notification batches
-// when they are due, and the close frame.
+// writeLoop writes what is waiting: replies, then notification batches
+// when they are due. It ends when nothing is left to write and nothing is
+// held for a deadline, or when the session ends; kick starts another.
 func (sess *session) writeLoop() {
+	defer sess.writers.Done()
 	clk := sess.srv.cfg.Clock
-	timer := clk.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var timer clock.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var held bool // notifications wait for a deadline the timer is set for
 	for {
-		select {
-		case <-sess.ctx.Done():
-			sess.mu.Lock()
-			code, text := sess.closeCode, sess.closeText
+		sess.mu.Lock()
+		replies, wake := sess.replies, sess.wake
+		sess.replies, sess.wake = nil, false
+		if len(replies) == 0 && !wake && !held || sess.ctx.Err() != nil {
+			sess.writing = false
 			sess.mu.Unlock()
-			if code == 0 {
-				code = websocket.CloseGoingAway
-			}
-			closeConn(sess.conn, code, text)
 			return
-		case v := <-sess.replies:
+		}
+		sess.mu.Unlock()
+		for _, v := range replies {
 			if err := sess.write(v); err != nil {
-				sess.cancel()
-				continue
-			}
-		case <-sess.wake:
-		case <-timer.C():
-		}
-		batches, next, err := sess.due(clk.Now())
-		if err != nil {
-			if sess.ctx.Err() == nil {
-				sess.log.Error("reading queue failed", "err", err)
-				sess.stopWith(wire.CloseRetryLater, "30")
-			}
-			continue
-		}
-		for _, b := range batches {
-			if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
 				sess.cancel()
 				break
 			}
 		}
-		if !next.IsZero() {
-			timer.Reset(next.Sub(clk.Now()))
+		if wake || held {
+			batches, next, err := sess.due(clk.Now())
+			if err != nil {
+				if sess.ctx.Err() == nil {
+					sess.log.Error("reading queue failed", "err", err)
+					sess.stopWith(wire.CloseRetryLater, "30")
+				}
+				continue
+			}
+			for _, b := range batches {
+				if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
+					sess.cancel()
+					break
+				}
+			}
+			held = !next.IsZero()
+			if held {
+				if timer == nil {
+					timer = clk.NewTimer(next.Sub(clk.Now()))
+				} else {
+					timer.Reset(next.Sub(clk.Now()))
+				}
+				// Held until the deadline, a kick, or the end.
+				select {
+				case <-timer.C():
+				case <-sess.kickc:
+				case <-sess.ctx.Done():
+				}
+			}
 		}
 	}
 }

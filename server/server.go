@@ -136,7 +136,11 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
-	wg       sync.WaitGroup
+	// wg counts device connections from upgrade to the end of their
+	// session; closing cancels ctx, which ends those still saying hello.
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns a Server. Call Close to stop its sessions.
@@ -191,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
 	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -217,6 +222,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	s.cancel()
 	for _, sess := range s.sessions {
 		sess.stopWith(wire.CloseRetryLater, strconv.Itoa(s.retryDelayLocked()))
 	}

@@ -11,7 +11,7 @@ func WriteTable(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
 	where := "given process"
-	if r.InProcess {
+	if r.ServiceNote != "" {
 		where = r.ServiceNote
 	}
 	row("service", "%s", where)
