@@ -208,11 +208,11 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	sctx, cancel := context.WithCancel(ctx)
 	sess := &session{
 		srv: s, conn: conn, id: dev.ID, ctx: sctx, cancel: cancel,
-		log:     s.log.With("device", dev.ID),
+		log:   s.log.With("device", dev.ID),
 		done:  make(chan struct{}),
 		kickc: make(chan struct{}, 1),
 		sent:  hello.LastSeq,
-		power:   dev.Power,
+		power: dev.Power,
 	}
 	if hello.Power != "" {
 		sess.power = hello.Power

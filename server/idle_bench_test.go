@@ -2,8 +2,8 @@ package server_test
 
 import (
 	"os"
-	"runtime/pprof"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 

@@ -48,7 +48,7 @@ type Config struct {
 	// start as its own process on a database in DataDir; "" runs the
 	// service inside this process instead.
 	ServiceBinary string
-	DataDir    string
+	DataDir       string
 	// Sources is how many loopback source addresses (127.0.0.2 onwards)
 	// the devices spread over, so N can exceed one address's ports.
 	Sources int
