@@ -174,19 +174,31 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	defer conn.Close()
+	// Starting the session takes deep stack frames (SQLite, JSON); they
+	// are gone before the read loop parks, so the goroutine's stack can
+	// shrink back while the device idles.
+	if sess := s.startSession(conn, source); sess != nil {
+		sess.run()
+	}
+}
+
+// startSession reads the device's hello, identifies it, makes its session
+// the device's one live session and writes the welcome. It returns nil if
+// the device was turned away.
+func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// The device must say hello first, promptly; closing the server cuts
 	// the wait short.
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	unblock := context.AfterFunc(s.ctx, func() { conn.SetReadDeadline(time.Now()) })
 	_, data, err := conn.ReadMessage()
 	if !unblock() || err != nil {
-		return
+		return nil
 	}
 	frame, err := wire.DecodeDevice(data)
 	hello, ok := frame.(*wire.Hello)
 	if err != nil || !ok {
 		closeConn(conn, wire.CloseProtocol, "first frame must be hello")
-		return
+		return nil
 	}
 	ctx := context.Background()
 	dev, secret, err := s.identify(ctx, hello, source)
@@ -202,7 +214,7 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 			s.log.Error("hello failed", "err", err)
 			closeConn(conn, wire.CloseRetryLater, "60")
 		}
-		return
+		return nil
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -227,7 +239,7 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 		s.mu.Unlock()
 		cancel()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
-		return
+		return nil
 	}
 	old := s.sessions[dev.ID]
 	s.sessions[dev.ID] = sess
@@ -236,17 +248,6 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
 	}
-	defer func() {
-		s.mu.Lock()
-		if s.sessions[dev.ID] == sess {
-			delete(s.sessions, dev.ID)
-		}
-		s.mu.Unlock()
-		if err := s.cfg.Store.TouchDevice(context.Background(), dev.ID, s.cfg.Clock.Now()); err != nil {
-			sess.log.Warn("recording last seen failed", "err", err)
-		}
-	}()
-
 	sess.touched = s.cfg.Clock.Now()
 	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
 		sess.log.Warn("recording last seen failed", "err", err)
@@ -263,17 +264,9 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
 		cancel()
-		close(sess.done)
-		return
+		sess.end()
+		return nil
 	}
-	// Ending the session cuts the read loop's wait short.
-	stopRead := context.AfterFunc(sctx, func() {
-		sess.mu.Lock()
-		sess.stopping = true
-		sess.conn.SetReadDeadline(time.Now())
-		sess.mu.Unlock()
-	})
-	defer stopRead()
 	sess.mu.Lock()
 	sess.open = true
 	sess.mu.Unlock()
@@ -282,9 +275,22 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	sess.poke()
 	s.metrics.connected(secret == "")
 	sess.log.Info("device connected", "last_seq", hello.LastSeq)
+	return sess
+}
 
+// run reads the device's frames until the session ends, then waits for
+// the writer and says goodbye with the close frame.
+func (sess *session) run() {
+	// Ending the session cuts the read loop's wait short.
+	stopRead := context.AfterFunc(sess.ctx, func() {
+		sess.mu.Lock()
+		sess.stopping = true
+		sess.conn.SetReadDeadline(time.Now())
+		sess.mu.Unlock()
+	})
+	defer stopRead()
 	sess.readLoop()
-	cancel()
+	sess.cancel()
 	sess.mu.Lock()
 	sess.open = false
 	sess.mu.Unlock()
@@ -296,8 +302,25 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 		code = websocket.CloseGoingAway
 	}
 	closeConn(sess.conn, code, text)
-	close(sess.done)
+	sess.end()
 	sess.log.Info("device disconnected")
+}
+
+// end records when the device was last seen, then makes the session no
+// longer the device's live one and marks it over. In that order: whoever
+// sees the device gone must also see its last_seen, or a sender could be
+// told 412 (or not) from a stale time.
+func (sess *session) end() {
+	s := sess.srv
+	if err := s.cfg.Store.TouchDevice(context.Background(), sess.id, s.cfg.Clock.Now()); err != nil {
+		sess.log.Warn("recording last seen failed", "err", err)
+	}
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+	close(sess.done)
 }
 
 var (
