@@ -244,6 +244,8 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	old := s.sessions[dev.ID]
 	s.sessions[dev.ID] = sess
 	s.mu.Unlock()
+	// Counted before the welcome, so a device holding its welcome is counted.
+	s.metrics.connected(secret == "")
 	if old != nil {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
@@ -273,7 +275,6 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// The first writer's look at the store sends the backlog, in order,
 	// before anything accepted later.
 	sess.poke()
-	s.metrics.connected(secret == "")
 	sess.log.Info("device connected", "last_seq", hello.LastSeq)
 	return sess
 }
