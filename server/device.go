@@ -87,6 +87,7 @@ type session struct {
 	closeText string
 	lastPing  time.Time
 	touched   time.Time // when last_seen was last written
+	ackWait   ackWait   // for the ack latency metric
 }
 
 func (sess *session) powerLevel() string {
@@ -243,6 +244,8 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	old := s.sessions[dev.ID]
 	s.sessions[dev.ID] = sess
 	s.mu.Unlock()
+	// Counted before the welcome, so a device holding its welcome is counted.
+	s.metrics.connected(secret == "")
 	if old != nil {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
@@ -484,6 +487,7 @@ func (sess *session) handle(frame any) error {
 			sess.stopWith(wire.CloseProtocol, "ack beyond what was sent")
 			return nil
 		}
+		sess.ackedLocked(f.Seq)
 		sess.mu.Unlock()
 		return store.Ack(ctx, sess.id, f.Seq)
 	case *wire.Register:
@@ -602,8 +606,11 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	}
 	// Only the writer moves sent, and before writing: an ack that races
 	// the write is for a seq the device can only have if it was written.
+	at := sess.srv.cfg.Clock.Now()
+	sess.srv.metrics.deliveredAt(unsent, at)
 	sess.mu.Lock()
 	sess.sent = unsent[len(unsent)-1].Seq
+	sess.wroteLocked(sess.sent, at)
 	sess.mu.Unlock()
 	return batches, time.Time{}, nil
 }

@@ -61,6 +61,7 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 			o = s.accept(r)
 		}
 	}
+	s.metrics.notification(kindLabel(r.Header), o)
 	if o.Code != http.StatusOK {
 		s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "reason", o.Message)
 	}

@@ -49,7 +49,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
-	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return settings{}, fs, err

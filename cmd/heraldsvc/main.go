@@ -59,7 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on")
+	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on (also serves Prometheus metrics on /metrics)")
 	db := fs.String("db", "heraldsvc.db", "SQLite database file")
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")

@@ -48,7 +48,7 @@ type Config struct {
 	// start as its own process on a database in DataDir; "" runs the
 	// service inside this process instead.
 	ServiceBinary string
-	DataDir    string
+	DataDir       string
 	// Sources is how many loopback source addresses (127.0.0.2 onwards)
 	// the devices spread over, so N can exceed one address's ports.
 	Sources int
@@ -97,6 +97,9 @@ type Result struct {
 	KiBPerDev   float64 `json:"kib_per_device"`
 	CPUPercent  float64 `json:"cpu_percent"`
 	ServiceNote string  `json:"service_note,omitempty"`
+	// ServiceMetrics are the service's own figures from its /metrics
+	// after sending (keys: the Metric* constants).
+	ServiceMetrics map[string]float64 `json:"service_metrics,omitempty"`
 }
 
 // collector gathers what devices receive.
@@ -309,6 +312,11 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		for col.delivered.Load() < res.Accepted && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+	if m, err := ScrapeService(ctx, base); err != nil {
+		cfg.Logger.Warn("reading the service's metrics failed", "err", err)
+	} else {
+		res.ServiceMetrics = m
 	}
 	res.After = sample(pid)
 	if res.DurationS > 0 {
