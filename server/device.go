@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
@@ -29,17 +30,28 @@ const maxBatch = 12
 var upgrader = websocket.Upgrader{
 	// Small buffers: most devices are idle most of the time, and frames
 	// larger than a buffer are still read and written correctly.
-	ReadBufferSize:  1024,
+	ReadBufferSize:  512,
 	WriteBufferSize: 1024,
 	WriteBufferPool: &sync.Pool{},
 	// Devices are not browsers; there is no origin to check.
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
+// maxReplies bounds the answers waiting for the writer: a device that
+// sends requests faster than it reads the answers is cut off.
+const maxReplies = 64
+
 // session is one device's live connection. Its read loop, write loop and
 // keepalive are all in this file: readLoop owns reads, writeLoop owns every
 // write except the pong that gorilla sends from the read side with
 // WriteControl (which is safe to call concurrently).
+//
+// The writer runs only while there is something to write or a held
+// notification to wait for: most devices are idle most of the time, and a
+// parked goroutine's stack is most of what an idle device would cost. At
+// most one writer runs at a time (writing), so writes are never
+// concurrent; serveConn writes the welcome before any writer may start and
+// the close frame after the last one has ended.
 type session struct {
 	srv  *Server
 	conn *websocket.Conn
@@ -48,12 +60,22 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{} // closed when both loops have ended
+	done   chan struct{} // closed when the session has ended
 
-	replies chan any      // frames answering requests, for the writer
-	wake    chan struct{} // cap 1: new notifications may be in the store
+	kickc   chan struct{} // cap 1: wakes a writer waiting for a deadline
+	writers sync.WaitGroup
 
 	mu sync.Mutex
+	// replies answer requests; wake says new notifications may be in the
+	// store; both are for the writer.
+	replies []any
+	wake    bool
+	// writing is set while a writer goroutine runs; open while writers
+	// may be started (after the welcome, until the session ends).
+	writing, open bool
+	// stopping is set when the session is ending, so the read loop does
+	// not push its deadline past the cut-off.
+	stopping bool
 	// sent is the highest seq written to the device. What is above it is
 	// read from the store, never from a copy handed over by the accepting
 	// request: the store's single committer numbers and commits in order,
@@ -65,6 +87,7 @@ type session struct {
 	closeText string
 	lastPing  time.Time
 	touched   time.Time // when last_seen was last written
+	ackWait   ackWait   // for the ack latency metric
 }
 
 func (sess *session) powerLevel() string {
@@ -73,9 +96,25 @@ func (sess *session) powerLevel() string {
 	return sess.power
 }
 
+// poke tells the writer that new notifications may be in the store.
 func (sess *session) poke() {
+	sess.mu.Lock()
+	sess.wake = true
+	sess.mu.Unlock()
+	sess.kick()
+}
+
+// kick starts a writer if none runs, or wakes the one waiting.
+func (sess *session) kick() {
+	sess.mu.Lock()
+	if sess.open && !sess.writing {
+		sess.writing = true
+		sess.writers.Add(1)
+		go sess.writeLoop()
+	}
+	sess.mu.Unlock()
 	select {
-	case sess.wake <- struct{}{}:
+	case sess.kickc <- struct{}{}:
 	default:
 	}
 }
@@ -115,24 +154,53 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(wire.MaxFrameSize)
 	source, _, _ := net.SplitHostPort(r.RemoteAddr)
-	s.serveConn(r.Context(), conn, source)
+	s.mu.Lock()
+	if s.closed {
+		after := s.retryDelayLocked()
+		s.mu.Unlock()
+		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	// The session runs on its own goroutines and this handler returns, so
+	// net/http lets go of the connection's request buffers (8 KiB) and
+	// its serving goroutine: an idle device costs only what it uses.
+	go func() {
+		defer s.wg.Done()
+		s.serveConn(conn, source)
+	}()
 }
 
-func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source string) {
+func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	defer conn.Close()
-	// The device must say hello first, promptly.
+	// Starting the session takes deep stack frames (SQLite, JSON); they
+	// are gone before the read loop parks, so the goroutine's stack can
+	// shrink back while the device idles.
+	if sess := s.startSession(conn, source); sess != nil {
+		sess.run()
+	}
+}
+
+// startSession reads the device's hello, identifies it, makes its session
+// the device's one live session and writes the welcome. It returns nil if
+// the device was turned away.
+func (s *Server) startSession(conn *websocket.Conn, source string) *session {
+	// The device must say hello first, promptly; closing the server cuts
+	// the wait short.
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	unblock := context.AfterFunc(s.ctx, func() { conn.SetReadDeadline(time.Now()) })
 	_, data, err := conn.ReadMessage()
-	if err != nil {
-		return
+	if !unblock() || err != nil {
+		return nil
 	}
 	frame, err := wire.DecodeDevice(data)
 	hello, ok := frame.(*wire.Hello)
 	if err != nil || !ok {
 		closeConn(conn, wire.CloseProtocol, "first frame must be hello")
-		return
+		return nil
 	}
-	ctx := context.WithoutCancel(reqCtx)
+	ctx := context.Background()
 	dev, secret, err := s.identify(ctx, hello, source)
 	if err != nil {
 		switch {
@@ -146,18 +214,17 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 			s.log.Error("hello failed", "err", err)
 			closeConn(conn, wire.CloseRetryLater, "60")
 		}
-		return
+		return nil
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
 	sess := &session{
 		srv: s, conn: conn, id: dev.ID, ctx: sctx, cancel: cancel,
-		log:     s.log.With("device", dev.ID),
-		done:    make(chan struct{}),
-		replies: make(chan any, 64),
-		wake:    make(chan struct{}, 1),
-		sent:    hello.LastSeq,
-		power:   dev.Power,
+		log:   s.log.With("device", dev.ID),
+		done:  make(chan struct{}),
+		kickc: make(chan struct{}, 1),
+		sent:  hello.LastSeq,
+		power: dev.Power,
 	}
 	if hello.Power != "" {
 		sess.power = hello.Power
@@ -172,28 +239,17 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 		s.mu.Unlock()
 		cancel()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
-		return
+		return nil
 	}
 	old := s.sessions[dev.ID]
 	s.sessions[dev.ID] = sess
-	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
+	// Counted before the welcome, so a device holding its welcome is counted.
+	s.metrics.connected(secret == "")
 	if old != nil {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
 	}
-	defer func() {
-		s.mu.Lock()
-		if s.sessions[dev.ID] == sess {
-			delete(s.sessions, dev.ID)
-		}
-		s.mu.Unlock()
-		if err := s.cfg.Store.TouchDevice(context.Background(), dev.ID, s.cfg.Clock.Now()); err != nil {
-			sess.log.Warn("recording last seen failed", "err", err)
-		}
-	}()
-
 	sess.touched = s.cfg.Clock.Now()
 	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
 		sess.log.Warn("recording last seen failed", "err", err)
@@ -207,28 +263,65 @@ func (s *Server) serveConn(reqCtx context.Context, conn *websocket.Conn, source 
 
 	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
 		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
-	// Welcome goes out before the writer starts, so it is the first frame.
+	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
 		cancel()
-		close(sess.done)
-		return
+		sess.end()
+		return nil
 	}
-	// The writer's first look at the store sends the backlog, in order,
+	sess.mu.Lock()
+	sess.open = true
+	sess.mu.Unlock()
+	// The first writer's look at the store sends the backlog, in order,
 	// before anything accepted later.
 	sess.poke()
 	sess.log.Info("device connected", "last_seq", hello.LastSeq)
+	return sess
+}
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sess.writeLoop()
-	}()
+// run reads the device's frames until the session ends, then waits for
+// the writer and says goodbye with the close frame.
+func (sess *session) run() {
+	// Ending the session cuts the read loop's wait short.
+	stopRead := context.AfterFunc(sess.ctx, func() {
+		sess.mu.Lock()
+		sess.stopping = true
+		sess.conn.SetReadDeadline(time.Now())
+		sess.mu.Unlock()
+	})
+	defer stopRead()
 	sess.readLoop()
-	cancel()
-	wg.Wait()
-	close(sess.done)
+	sess.cancel()
+	sess.mu.Lock()
+	sess.open = false
+	sess.mu.Unlock()
+	sess.writers.Wait()
+	sess.mu.Lock()
+	code, text := sess.closeCode, sess.closeText
+	sess.mu.Unlock()
+	if code == 0 {
+		code = websocket.CloseGoingAway
+	}
+	closeConn(sess.conn, code, text)
+	sess.end()
 	sess.log.Info("device disconnected")
+}
+
+// end records when the device was last seen, then makes the session no
+// longer the device's live one and marks it over. In that order: whoever
+// sees the device gone must also see its last_seen, or a sender could be
+// told 412 (or not) from a stale time.
+func (sess *session) end() {
+	s := sess.srv
+	if err := s.cfg.Store.TouchDevice(context.Background(), sess.id, s.cfg.Clock.Now()); err != nil {
+		sess.log.Warn("recording last seen failed", "err", err)
+	}
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+	close(sess.done)
 }
 
 var (
@@ -288,7 +381,13 @@ func hashSecret(secret string) []byte {
 func (sess *session) readLoop() {
 	conn := sess.conn
 	maxIdle := sess.srv.cfg.MaxIdle
-	extend := func() { conn.SetReadDeadline(time.Now().Add(maxIdle)) }
+	extend := func() {
+		sess.mu.Lock()
+		if !sess.stopping {
+			conn.SetReadDeadline(time.Now().Add(maxIdle))
+		}
+		sess.mu.Unlock()
+	}
 	extend()
 	conn.SetPingHandler(func(data string) error {
 		now := sess.srv.cfg.Clock.Now()
@@ -359,12 +458,19 @@ func (sess *session) touch(now time.Time) {
 	}
 }
 
-// reply queues a frame for the writer, giving up if the session ends.
+// reply queues a frame for the writer.
 func (sess *session) reply(v any) {
-	select {
-	case sess.replies <- v:
-	case <-sess.ctx.Done():
+	sess.mu.Lock()
+	full := len(sess.replies) >= maxReplies
+	if !full {
+		sess.replies = append(sess.replies, v)
 	}
+	sess.mu.Unlock()
+	if full {
+		sess.stopWith(wire.CloseProtocol, "too many requests waiting for answers")
+		return
+	}
+	sess.kick()
 }
 
 func (sess *session) handle(frame any) error {
@@ -381,6 +487,7 @@ func (sess *session) handle(frame any) error {
 			sess.stopWith(wire.CloseProtocol, "ack beyond what was sent")
 			return nil
 		}
+		sess.ackedLocked(f.Seq)
 		sess.mu.Unlock()
 		return store.Ack(ctx, sess.id, f.Seq)
 	case *wire.Register:
@@ -404,48 +511,64 @@ func (sess *session) handle(frame any) error {
 	return nil
 }
 
-// writeLoop owns the connection's writes: replies, notification batches
-// when they are due, and the close frame.
+// writeLoop writes what is waiting: replies, then notification batches
+// when they are due. It ends when nothing is left to write and nothing is
+// held for a deadline, or when the session ends; kick starts another.
 func (sess *session) writeLoop() {
+	defer sess.writers.Done()
 	clk := sess.srv.cfg.Clock
-	timer := clk.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var timer clock.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var held bool // notifications wait for a deadline the timer is set for
 	for {
-		select {
-		case <-sess.ctx.Done():
-			sess.mu.Lock()
-			code, text := sess.closeCode, sess.closeText
+		sess.mu.Lock()
+		replies, wake := sess.replies, sess.wake
+		sess.replies, sess.wake = nil, false
+		if len(replies) == 0 && !wake && !held || sess.ctx.Err() != nil {
+			sess.writing = false
 			sess.mu.Unlock()
-			if code == 0 {
-				code = websocket.CloseGoingAway
-			}
-			closeConn(sess.conn, code, text)
 			return
-		case v := <-sess.replies:
+		}
+		sess.mu.Unlock()
+		for _, v := range replies {
 			if err := sess.write(v); err != nil {
-				sess.cancel()
-				continue
-			}
-		case <-sess.wake:
-		case <-timer.C():
-		}
-		batches, next, err := sess.due(clk.Now())
-		if err != nil {
-			if sess.ctx.Err() == nil {
-				sess.log.Error("reading queue failed", "err", err)
-				sess.stopWith(wire.CloseRetryLater, "30")
-			}
-			continue
-		}
-		for _, b := range batches {
-			if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
 				sess.cancel()
 				break
 			}
 		}
-		if !next.IsZero() {
-			timer.Reset(next.Sub(clk.Now()))
+		if wake || held {
+			batches, next, err := sess.due(clk.Now())
+			if err != nil {
+				if sess.ctx.Err() == nil {
+					sess.log.Error("reading queue failed", "err", err)
+					sess.stopWith(wire.CloseRetryLater, "30")
+				}
+				continue
+			}
+			for _, b := range batches {
+				if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
+					sess.cancel()
+					break
+				}
+			}
+			held = !next.IsZero()
+			if held {
+				if timer == nil {
+					timer = clk.NewTimer(next.Sub(clk.Now()))
+				} else {
+					timer.Reset(next.Sub(clk.Now()))
+				}
+				// Held until the deadline, a kick, or the end.
+				select {
+				case <-timer.C():
+				case <-sess.kickc:
+				case <-sess.ctx.Done():
+				}
+			}
 		}
 	}
 }
@@ -483,8 +606,11 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	}
 	// Only the writer moves sent, and before writing: an ack that races
 	// the write is for a seq the device can only have if it was written.
+	at := sess.srv.cfg.Clock.Now()
+	sess.srv.metrics.deliveredAt(unsent, at)
 	sess.mu.Lock()
 	sess.sent = unsent[len(unsent)-1].Seq
+	sess.wroteLocked(sess.sent, at)
 	sess.mu.Unlock()
 	return batches, time.Time{}, nil
 }

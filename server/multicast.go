@@ -171,6 +171,7 @@ func (s *Server) multicastOne(r *http.Request, uri string, n *mpns.Notification)
 			o = s.deliver(r, token, authenticated, n)
 		}
 	}
+	s.metrics.notification(string(n.Kind), o)
 	res.Status, res.Notification, res.Subscription, res.Device = o.Code, o.Notification, o.Subscription, o.Device
 	if o.Code != http.StatusOK {
 		res.Error = o.Message

@@ -61,6 +61,7 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 			o = s.accept(r)
 		}
 	}
+	s.metrics.notification(kindLabel(r.Header), o)
 	if o.Code != http.StatusOK {
 		s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "reason", o.Message)
 	}
@@ -123,19 +124,20 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 	if o, denied := s.authorize(r, ch); denied {
 		return o
 	}
-	dev, err := s.cfg.Store.Device(ctx, ch.DeviceID)
-	if err != nil {
-		s.log.Error("device lookup failed", "device", ch.DeviceID, "err", err)
-		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
-	}
-
 	now := s.cfg.Clock.Now()
-	sess := s.session(dev.ID)
 	conn := mpns.DeviceConnected
-	power := dev.Power
-	if sess != nil {
+	var power string
+	// A connected device's session knows its power level; only an away
+	// device needs the store, for when it was last seen.
+	if sess := s.session(ch.DeviceID); sess != nil {
 		power = sess.powerLevel()
 	} else {
+		dev, err := s.cfg.Store.Device(ctx, ch.DeviceID)
+		if err != nil {
+			s.log.Error("device lookup failed", "device", ch.DeviceID, "err", err)
+			return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
+		}
+		power = dev.Power
 		if now.Sub(dev.LastSeen) > s.cfg.InactiveAfter {
 			return outcome{Code: http.StatusPreconditionFailed, Notification: mpns.StatusDropped, Device: mpns.DeviceInactive,
 				Message: "device inactive"}
@@ -153,7 +155,7 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 	}
 
 	q := storage.Queued{
-		DeviceID:   dev.ID,
+		DeviceID:   ch.DeviceID,
 		ChannelID:  ch.ID,
 		Kind:       string(n.Kind),
 		Class:      mpns.ClassFor(n.Kind, n.Delay),
@@ -173,16 +175,16 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 		base.Notification, base.Message = mpns.StatusQueueFull, "device queue full"
 		return base
 	case err != nil:
-		s.log.Error("enqueue failed", "device", dev.ID, "err", err)
+		s.log.Error("enqueue failed", "device", ch.DeviceID, "err", err)
 		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
 	}
 	// Looked up again after the commit: a session that started while this
 	// request was in flight may have read the queue before the commit, and
 	// one that ended meanwhile has been replaced.
-	if sess := s.session(dev.ID); sess != nil {
+	if sess := s.session(ch.DeviceID); sess != nil {
 		sess.poke()
 	}
-	s.log.Debug("notification accepted", slog.String("device", dev.ID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
+	s.log.Debug("notification accepted", slog.String("device", ch.DeviceID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
 		slog.Uint64("merged", q.Merged))
 	base.Notification = mpns.StatusReceived
 	return base

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldpush/herald/storage"
@@ -57,7 +58,15 @@ type Service struct {
 
 // Start opens the database, listens and serves until Close.
 func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
-	store, err := storage.OpenService(ctx, cfg.DB, storage.ServiceOptions{GroupCommit: !cfg.NoGroupCommit})
+	// The server and its metrics come after the store; until then there
+	// is nothing to commit, and the observer has nowhere to report.
+	var m atomic.Pointer[metrics]
+	onCommit := func(requests int, took time.Duration, err error) {
+		if mm := m.Load(); mm != nil {
+			mm.commit(requests, took, err)
+		}
+	}
+	store, err := storage.OpenService(ctx, cfg.DB, storage.ServiceOptions{GroupCommit: !cfg.NoGroupCommit, OnCommit: onCommit})
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +108,7 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		store.Close()
 		return nil, err
 	}
+	m.Store(srv.metrics)
 	s := &Service{Server: srv, Store: store, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
 	headerTimeout, readTimeout := cfg.ReadHeaderTimeout, cfg.ReadTimeout
 	if headerTimeout <= 0 {

@@ -131,11 +131,16 @@ type Server struct {
 
 	guard   *guard     // quotas, rate limits and load shedding
 	enrolMu sync.Mutex // serialises enrolments for the per-address cap
+	metrics *metrics
 
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
-	wg       sync.WaitGroup
+	// wg counts device connections from upgrade to the end of their
+	// session; closing cancels ctx, which ends those still saying hello.
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns a Server. Call Close to stop its sessions.
@@ -183,10 +188,15 @@ func New(cfg Config) (*Server, error) {
 	cfg.AuthURL = strings.TrimRight(cfg.AuthURL, "/")
 	cfg.Limits = cfg.Limits.withDefaults()
 	g := newGuard(cfg.Limits, cfg.Clock)
+	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
+	// Before the store is wrapped: the queue count is a method of the
+	// store itself, not of the Store interface.
+	s.metrics.instrument(s, cfg.Store)
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
-	cfg.Store = &timedStore{Store: cfg.Store, g: g}
-	return &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}}, nil
+	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Handler serves both endpoints.
@@ -196,6 +206,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
 	mux.HandleFunc(DevicePath, s.handleDevice)
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
+	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -211,6 +222,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	s.cancel()
 	for _, sess := range s.sessions {
 		sess.stopWith(wire.CloseRetryLater, strconv.Itoa(s.retryDelayLocked()))
 	}

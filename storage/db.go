@@ -51,6 +51,28 @@ func open(ctx context.Context, file, schema string) (*sql.DB, error) {
 	return db, nil
 }
 
+// openReader opens a pool of read-only connections to a database open()
+// has already created and migrated. In WAL mode readers see the last
+// commit and neither wait for nor block the writer. The pool keeps its
+// connections: opening a SQLite connection costs far more than a query,
+// and database/sql otherwise keeps only two idle.
+func openReader(ctx context.Context, file string, conns int) (*sql.DB, error) {
+	q := url.Values{}
+	q.Set("_query_only", "true")
+	q.Set("_busy_timeout", "10000")
+	db, err := sql.Open("sqlite3", "file:"+file+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s for reading: %w", file, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s for reading: %w", file, err)
+	}
+	return db, nil
+}
+
 // migrate applies migrations/<schema>/NNNN_*.sql files above the database's
 // user_version, each in its own transaction together with the version bump.
 func migrate(ctx context.Context, db *sql.DB, schema string) error {

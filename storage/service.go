@@ -78,12 +78,21 @@ type EnqueueOptions struct {
 	Merge func(older Queued) (merged []byte, ok bool)
 }
 
-// ServiceStore is the notification service's database. Enqueue uses group
-// commit: concurrent calls share one transaction and one fsync.
+// ServiceStore is the notification service's database. Every write goes
+// through one committer goroutine on one connection: concurrent requests
+// share a transaction and its fsync (group commit), and writers queue in Go
+// rather than spin in SQLite's busy handler. Reads use a separate pool of
+// connections, which WAL lets run beside the writer.
 type ServiceStore struct {
-	db *sql.DB
+	db   *sql.DB // the one writer connection
+	rd   *sql.DB // readers
+	stmt writeStmts
+	// pending and byToken are the notification path's reads, prepared
+	// once on the read pool.
+	pending, byToken *sql.Stmt
+	channels         *channelCache
 
-	enq       chan *enqueueReq
+	writes    chan writeReq
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -93,7 +102,7 @@ type ServiceStore struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	// MaxBatch bounds how many enqueues share a transaction.
+	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
 	onCommit func(int, time.Duration, error)
 	// commits counts transactions, for measuring group commit.
@@ -101,25 +110,16 @@ type ServiceStore struct {
 	commits uint64
 }
 
-type enqueueReq struct {
-	q    Queued
-	opts EnqueueOptions
-	done chan enqueueResult
-}
-
-type enqueueResult struct {
-	q   Queued
-	err error
-}
-
 // ServiceOptions tune the service store.
 type ServiceOptions struct {
-	// GroupCommit lets concurrent enqueues share a transaction. Off, each
-	// enqueue commits (and fsyncs) on its own; kept for measuring the
+	// GroupCommit lets concurrent writes share a transaction. Off, each
+	// write commits (and fsyncs) on its own; kept for measuring the
 	// difference.
 	GroupCommit bool
-	// MaxBatch is the most enqueues per transaction (default 256).
+	// MaxBatch is the most requests per transaction (default 256).
 	MaxBatch int
+	// Readers is how many connections serve reads (default 4).
+	Readers int
 	// OnCommit, if set, is told of every group transaction the committer
 	// ends: how many requests it carried, how long it took from begin to
 	// durable commit, and its error. It runs on the committer, so it must
@@ -133,7 +133,28 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	if err != nil {
 		return nil, err
 	}
-	s := &ServiceStore{db: db, enq: make(chan *enqueueReq, 1024), stop: make(chan struct{}), maxBatch: opts.MaxBatch, onCommit: opts.OnCommit}
+	// One writer: SQLite has one write lock, and a second connection
+	// waiting for it sleeps and retries in the busy handler, which under
+	// load costs more than the writes.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	readers := opts.Readers
+	if readers <= 0 {
+		readers = 4
+	}
+	rd, err := openReader(ctx, file, readers)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
+		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels)}
+	if err := s.prepare(ctx); err != nil {
+		s.stmt.close()
+		db.Close()
+		rd.Close()
+		return nil, fmt.Errorf("storage: prepare: %w", err)
+	}
 	if s.maxBatch <= 0 {
 		s.maxBatch = 256
 	}
@@ -145,7 +166,24 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	return s, nil
 }
 
-// Close stops the committer, failing enqueues still waiting, and closes the
+// maxCachedChannels bounds the channel cache: about 300 bytes a channel,
+// so 60 MB at most, enough for every channel of the largest node we expect.
+const maxCachedChannels = 200_000
+
+func (s *ServiceStore) prepare(ctx context.Context) error {
+	if err := s.stmt.prepare(ctx, s.db); err != nil {
+		return err
+	}
+	var err error
+	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
+		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`); err != nil {
+		return err
+	}
+	s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`)
+	return err
+}
+
+// Close stops the committer, failing writes still waiting, and closes the
 // database.
 func (s *ServiceStore) Close() error {
 	var err error
@@ -155,16 +193,183 @@ func (s *ServiceStore) Close() error {
 		s.closeMu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
-		err = s.db.Close()
+		s.stmt.close()
+		s.pending.Close()
+		s.byToken.Close()
+		err = errors.Join(s.rd.Close(), s.db.Close())
 	})
 	return err
 }
 
-// Commits returns how many enqueue transactions have been committed.
+// Commits returns how many write transactions have been committed.
 func (s *ServiceStore) Commits() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commits
+}
+
+// writeStmts are the committer's statements, prepared once on the writer
+// connection.
+type writeStmts struct {
+	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
+}
+
+func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{
+		// Read, then written back by the one writer: SQLite's UPDATE
+		// ... RETURNING costs several times a SELECT and an UPDATE.
+		{&w.nextSeq, `SELECT next_seq, acked_seq FROM devices WHERE id = ?`},
+		{&w.bumpSeq, `UPDATE devices SET next_seq = ? + 1 WHERE id = ?`},
+		{&w.depth, `SELECT count(*) FROM queue WHERE device_id = ?`},
+		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.older, `SELECT seq, channel_id, kind, class, message_id, body, accepted_at, due_at
+			FROM queue WHERE device_id = ? AND tile_key = ? ORDER BY seq DESC LIMIT 1`},
+		{&w.remove, `DELETE FROM queue WHERE device_id = ? AND seq = ?`},
+		{&w.ackDelete, `DELETE FROM queue WHERE device_id = ? AND seq <= ?`},
+		// A device can be ahead of the store only if the store lost
+		// committed numbers (a restored backup); numbering on from below
+		// what the device has applied would make it skip new
+		// notifications as already seen.
+		{&w.ackDevice, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return err
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+func (w *writeStmts) close() {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// A writeReq is one request to the committer. apply runs inside the group
+// transaction and keeps its own outcome; an error it returns is one the
+// transaction cannot survive, and fails every request in it. finish hands
+// the outcome back, or err when the transaction failed.
+type writeReq interface {
+	apply(ctx context.Context, tx *groupTx) error
+	finish(err error)
+}
+
+// groupTx is one group transaction as the requests in it see it.
+type groupTx struct {
+	tx   *sql.Tx
+	stmt *writeStmts
+	// acks maps a device to the highest ack in the batch, so a device
+	// acknowledging many times between commits costs one delete.
+	acks map[string]*ackReq
+}
+
+// st binds a prepared statement to the transaction. The writer pool has
+// one connection, so this reuses the statement rather than re-preparing.
+func (g *groupTx) st(ctx context.Context, s *sql.Stmt) *sql.Stmt { return g.tx.StmtContext(ctx, s) }
+
+// submit hands a request to the committer and waits for its outcome.
+func (s *ServiceStore) submit(ctx context.Context, r writeReq, done <-chan struct{}) error {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	// The committer runs until closed is set, so this send cannot wait on
+	// a committer that is gone.
+	select {
+	case s.writes <- r:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	// Once handed over the request will be committed or failed; wait for
+	// the outcome even if ctx ends, so "Received" is never guessed.
+	<-done
+	return nil
+}
+
+func (s *ServiceStore) committer() {
+	defer s.wg.Done()
+	batch := make([]writeReq, 0, s.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.writes:
+			batch = append(batch, r)
+		case <-s.stop:
+			s.failPending()
+			return
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+func (s *ServiceStore) failPending() {
+	for {
+		select {
+		case r := <-s.writes:
+			r.finish(ErrClosed)
+		default:
+			return
+		}
+	}
+}
+
+func (s *ServiceStore) commitBatch(batch []writeReq) {
+	ctx := context.Background()
+	began := time.Now()
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}}
+		for _, r := range batch {
+			if a, ok := r.(*ackReq); ok {
+				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
+					g.acks[a.device] = a
+				}
+			}
+		}
+		for _, r := range batch {
+			if err := r.apply(ctx, g); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if s.onCommit != nil {
+		s.onCommit(len(batch), time.Since(began), err)
+	}
+	if err == nil {
+		s.mu.Lock()
+		s.commits++
+		s.mu.Unlock()
+	} else {
+		err = fmt.Errorf("storage: write: %w", err)
+	}
+	for _, r := range batch {
+		r.finish(err)
+	}
 }
 
 // Enqueue durably appends q to its device's queue, giving it the device's
@@ -180,173 +385,165 @@ func (s *ServiceStore) Commits() uint64 {
 // number the device then acknowledges, losing the newer update. Merged
 // returns the replaced sequence number.
 func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
-	req := &enqueueReq{q: q, opts: opts, done: make(chan enqueueResult, 1)}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return Queued{}, ErrClosed
+	r := &enqueueReq{q: q, opts: opts, done: make(chan struct{})}
+	if err := s.submit(ctx, r, r.done); err != nil {
+		return Queued{}, err
 	}
-	// The committer runs until closed is set, so this send cannot wait on
-	// a committer that is gone.
-	select {
-	case s.enq <- req:
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return Queued{}, ctx.Err()
+	if r.err != nil {
+		return Queued{}, r.err
 	}
-	s.closeMu.RUnlock()
-	// Once handed over the request will be committed or failed; wait for
-	// the outcome even if ctx ends, so "Received" is never guessed.
-	r := <-req.done
-	return r.q, r.err
+	return r.q, nil
 }
 
-func (s *ServiceStore) committer() {
-	defer s.wg.Done()
-	batch := make([]*enqueueReq, 0, s.maxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-s.enq:
-			batch = append(batch, r)
-		case <-s.stop:
-			s.failPending()
-			return
-		}
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case r := <-s.enq:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		s.commitBatch(batch)
-	}
+type enqueueReq struct {
+	q    Queued
+	opts EnqueueOptions
+	err  error
+	done chan struct{}
 }
 
-func (s *ServiceStore) failPending() {
-	for {
-		select {
-		case r := <-s.enq:
-			r.done <- enqueueResult{err: ErrClosed}
+func (r *enqueueReq) finish(err error) {
+	if err != nil {
+		r.err = err
+	}
+	close(r.done)
+}
+
+func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
+	q := r.q
+	merged := false
+	if q.TileKey != "" && r.opts.Merge != nil {
+		o := Queued{DeviceID: q.DeviceID, TileKey: q.TileKey}
+		var acc, due int64
+		err := g.st(ctx, g.stmt.older).QueryRowContext(ctx, q.DeviceID, q.TileKey).
+			Scan(&o.Seq, &o.ChannelID, &o.Kind, &o.Class, &o.MessageID, &o.Body, &acc, &due)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
 		default:
-			return
+			o.AcceptedAt, o.DueAt = time.UnixMilli(acc), time.UnixMilli(due)
+			if body, ok := r.opts.Merge(o); ok {
+				if _, err := g.st(ctx, g.stmt.remove).ExecContext(ctx, q.DeviceID, o.Seq); err != nil {
+					return err
+				}
+				q.Body, q.Merged, merged = body, o.Seq, true
+				// The older update was promised by its deadline.
+				if o.DueAt.Before(q.DueAt) {
+					q.DueAt = o.DueAt
+				}
+			}
 		}
 	}
+	var acked uint64
+	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, q.DeviceID).Scan(&q.Seq, &acked); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			r.err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
+			return nil
+		}
+		return err
+	}
+	// Everything queued is numbered above acked and below q.Seq, so the
+	// queue is counted only when that range could hold MaxDepth entries.
+	if r.opts.MaxDepth > 0 && !merged && q.Seq-1-min(acked, q.Seq-1) >= uint64(r.opts.MaxDepth) {
+		var n int
+		if err := g.st(ctx, g.stmt.depth).QueryRowContext(ctx, q.DeviceID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= r.opts.MaxDepth {
+			r.err = ErrQueueFull
+			return nil
+		}
+	}
+	if _, err := g.st(ctx, g.stmt.bumpSeq).ExecContext(ctx, q.Seq, q.DeviceID); err != nil {
+		return err
+	}
+	if _, err := g.st(ctx, g.stmt.insert).ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
+		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli()); err != nil {
+		return err
+	}
+	r.q = q
+	return nil
 }
 
-func (s *ServiceStore) commitBatch(batch []*enqueueReq) {
-	ctx := context.Background()
-	results := make([]enqueueResult, len(batch))
-	began := time.Now()
-	err := func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		nextSeq, err := tx.PrepareContext(ctx, `UPDATE devices SET next_seq = next_seq + 1 WHERE id = ? RETURNING next_seq - 1`)
-		if err != nil {
-			return err
-		}
-		defer nextSeq.Close()
-		depth, err := tx.PrepareContext(ctx, `SELECT count(*) FROM queue WHERE device_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer depth.Close()
-		insert, err := tx.PrepareContext(ctx, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insert.Close()
-		older, err := tx.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, accepted_at, due_at
-			FROM queue WHERE device_id = ? AND tile_key = ? ORDER BY seq DESC LIMIT 1`)
-		if err != nil {
-			return err
-		}
-		defer older.Close()
-		remove, err := tx.PrepareContext(ctx, `DELETE FROM queue WHERE device_id = ? AND seq = ?`)
-		if err != nil {
-			return err
-		}
-		defer remove.Close()
-		for i, r := range batch {
-			q := r.q
-			merged := false
-			if q.TileKey != "" && r.opts.Merge != nil {
-				o := Queued{DeviceID: q.DeviceID, TileKey: q.TileKey}
-				var acc, due int64
-				err := older.QueryRowContext(ctx, q.DeviceID, q.TileKey).Scan(&o.Seq, &o.ChannelID, &o.Kind, &o.Class, &o.MessageID, &o.Body, &acc, &due)
-				switch {
-				case errors.Is(err, sql.ErrNoRows):
-				case err != nil:
-					return err
-				default:
-					o.AcceptedAt, o.DueAt = time.UnixMilli(acc), time.UnixMilli(due)
-					if body, ok := r.opts.Merge(o); ok {
-						if _, err := remove.ExecContext(ctx, q.DeviceID, o.Seq); err != nil {
-							return err
-						}
-						q.Body, q.Merged, merged = body, o.Seq, true
-						// The older update was promised by its deadline.
-						if o.DueAt.Before(q.DueAt) {
-							q.DueAt = o.DueAt
-						}
-					}
-				}
-			}
-			if r.opts.MaxDepth > 0 && !merged {
-				var n int
-				if err := depth.QueryRowContext(ctx, q.DeviceID).Scan(&n); err != nil {
-					return err
-				}
-				if n >= r.opts.MaxDepth {
-					results[i].err = ErrQueueFull
-					continue
-				}
-			}
-			var seq uint64
-			if err := nextSeq.QueryRowContext(ctx, q.DeviceID).Scan(&seq); err != nil {
-				if errors.Is(err, sql.ErrNoRows) {
-					results[i].err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
-					continue
-				}
-				return err
-			}
-			q.Seq = seq
-			if _, err := insert.ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
-				q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli()); err != nil {
-				return err
-			}
-			results[i].q = q
-		}
-		return tx.Commit()
-	}()
-	if s.onCommit != nil {
-		s.onCommit(len(batch), time.Since(began), err)
+// Ack deletes the device's notifications up to seq and records seq as
+// applied on the device. Acks share the group transaction with everything
+// else, and only a device's highest ack in a transaction is written.
+func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) error {
+	r := &ackReq{device: deviceID, seq: seq, done: make(chan struct{})}
+	if err := s.submit(ctx, r, r.done); err != nil {
+		return fmt.Errorf("storage: ack: %w", err)
 	}
-	if err == nil {
-		s.mu.Lock()
-		s.commits++
-		s.mu.Unlock()
+	if r.err != nil {
+		return fmt.Errorf("storage: ack: %w", r.err)
 	}
-	for i, r := range batch {
-		if err != nil {
-			r.done <- enqueueResult{err: fmt.Errorf("storage: enqueue: %w", err)}
-			continue
-		}
-		r.done <- results[i]
+	return nil
+}
+
+type ackReq struct {
+	device string
+	seq    uint64
+	err    error
+	done   chan struct{}
+}
+
+func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
+	if g.acks[r.device] != r {
+		return nil // a higher ack for the device is in this transaction
 	}
+	if _, err := g.st(ctx, g.stmt.ackDelete).ExecContext(ctx, r.device, r.seq); err != nil {
+		return err
+	}
+	_, err := g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device)
+	return err
+}
+
+func (r *ackReq) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// execReq is a single statement run in the group transaction. Its own
+// failure (a constraint, say) is its caller's error, not the
+// transaction's: SQLite undoes just the statement.
+type execReq struct {
+	query    string
+	args     []any
+	affected int64
+	err      error
+	done     chan struct{}
+}
+
+func (r *execReq) apply(ctx context.Context, g *groupTx) error {
+	res, err := g.tx.ExecContext(ctx, r.query, r.args...)
+	if err != nil {
+		r.err = err
+		return nil
+	}
+	r.affected, _ = res.RowsAffected()
+	return nil
+}
+
+func (r *execReq) finish(err error) {
+	if err != nil {
+		r.err = err
+	}
+	close(r.done)
+}
+
+// exec runs one write statement through the committer and returns how many
+// rows it changed.
+func (s *ServiceStore) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	r := &execReq{query: query, args: args, done: make(chan struct{})}
+	if err := s.submit(ctx, r, r.done); err != nil {
+		return 0, err
+	}
+	return r.affected, r.err
 }
 
 // Pending returns the device's queued notifications above seq, in order.
 func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
-		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`, deviceID, after)
+	rows, err := s.pending.QueryContext(ctx, deviceID, after)
 	if err != nil {
 		return nil, fmt.Errorf("storage: pending: %w", err)
 	}
@@ -364,33 +561,9 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 	return out, rows.Err()
 }
 
-// Ack deletes the device's notifications up to seq and records seq as
-// applied on the device.
-func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storage: ack: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM queue WHERE device_id = ? AND seq <= ?`, deviceID, seq); err != nil {
-		return fmt.Errorf("storage: ack: %w", err)
-	}
-	// A device can be ahead of the store only if the store lost committed
-	// numbers (a restored backup); numbering on from below what the device
-	// has applied would make it skip new notifications as already seen.
-	if _, err := tx.ExecContext(ctx, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`,
-		seq, seq, deviceID); err != nil {
-		return fmt.Errorf("storage: ack: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage: ack: %w", err)
-	}
-	return nil
-}
-
 // CreateDevice enrols a device.
 func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (id, secret_hash, source, created_at, last_seen, power) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO devices (id, secret_hash, source, created_at, last_seen, power) VALUES (?, ?, ?, ?, ?, ?)`,
 		d.ID, d.SecretHash, d.Source, d.CreatedAt.UnixMilli(), d.LastSeen.UnixMilli(), nonEmpty(d.Power, "normal"))
 	if isUnique(err) {
 		return fmt.Errorf("storage: device %s: %w", d.ID, ErrExists)
@@ -405,7 +578,7 @@ func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
 func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 	d := Device{ID: id}
 	var created, seen int64
-	err := s.db.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq FROM devices WHERE id = ?`, id).
+	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq FROM devices WHERE id = ?`, id).
 		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)
@@ -420,7 +593,7 @@ func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 // CountDevicesFromSource counts devices enrolled from one address.
 func (s *ServiceStore) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE source = ?`, source).Scan(&n); err != nil {
+	if err := s.rd.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE source = ?`, source).Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: count devices: %w", err)
 	}
 	return n, nil
@@ -428,7 +601,7 @@ func (s *ServiceStore) CountDevicesFromSource(ctx context.Context, source string
 
 // TouchDevice records when the device was last connected.
 func (s *ServiceStore) TouchDevice(ctx context.Context, id string, seen time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`, seen.UnixMilli(), id); err != nil {
+	if _, err := s.exec(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`, seen.UnixMilli(), id); err != nil {
 		return fmt.Errorf("storage: touch device: %w", err)
 	}
 	return nil
@@ -436,7 +609,7 @@ func (s *ServiceStore) TouchDevice(ctx context.Context, id string, seen time.Tim
 
 // SetPower records the device's power level.
 func (s *ServiceStore) SetPower(ctx context.Context, id, power string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE devices SET power = ? WHERE id = ?`, power, id); err != nil {
+	if _, err := s.exec(ctx, `UPDATE devices SET power = ? WHERE id = ?`, power, id); err != nil {
 		return fmt.Errorf("storage: set power: %w", err)
 	}
 	return nil
@@ -462,7 +635,10 @@ func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
 }
 
 func (s *ServiceStore) channelWhere(ctx context.Context, where string, args ...any) (Channel, error) {
-	c, err := scanChannel(s.db.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE `+where, args...))
+	return channelResult(scanChannel(s.rd.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE `+where, args...)))
+}
+
+func channelResult(c Channel, err error) (Channel, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return Channel{}, fmt.Errorf("storage: channel: %w", ErrNotFound)
 	}
@@ -472,9 +648,18 @@ func (s *ServiceStore) channelWhere(ctx context.Context, where string, args ...a
 	return c, nil
 }
 
-// ChannelByToken finds the channel a URI token names.
+// ChannelByToken finds the channel a URI token names. It is on every
+// notification's path, so it is answered from memory when it can be.
 func (s *ServiceStore) ChannelByToken(ctx context.Context, token string) (Channel, error) {
-	return s.channelWhere(ctx, `token = ?`, token)
+	if c, ok := s.channels.get(token); ok {
+		return c, nil
+	}
+	gen := s.channels.generation()
+	c, err := channelResult(scanChannel(s.byToken.QueryRowContext(ctx, token)))
+	if err == nil {
+		s.channels.put(gen, c)
+	}
+	return c, err
 }
 
 // Channel finds a channel by id.
@@ -490,7 +675,7 @@ func (s *ServiceStore) ChannelByApp(ctx context.Context, deviceID, app string) (
 // CountChannels counts the device's channels.
 func (s *ServiceStore) CountChannels(ctx context.Context, deviceID string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM channels WHERE device_id = ?`, deviceID).Scan(&n); err != nil {
+	if err := s.rd.QueryRowContext(ctx, `SELECT count(*) FROM channels WHERE device_id = ?`, deviceID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: count channels: %w", err)
 	}
 	return n, nil
@@ -498,7 +683,7 @@ func (s *ServiceStore) CountChannels(ctx context.Context, deviceID string) (int,
 
 // CreateChannel stores a new channel.
 func (s *ServiceStore) CreateChannel(ctx context.Context, c Channel) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.DeviceID, c.App, c.Name, c.Token, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned), c.CreatedAt.UnixMilli())
 	if isUnique(err) {
 		return fmt.Errorf("storage: channel %s/%s: %w", c.DeviceID, c.App, ErrExists)
@@ -511,11 +696,13 @@ func (s *ServiceStore) CreateChannel(ctx context.Context, c Channel) error {
 
 // SetChannelToken rotates a channel's URI token.
 func (s *ServiceStore) SetChannelToken(ctx context.Context, id, token string) error {
+	defer s.channels.drop(id)
 	return s.execOne(ctx, "set channel token", `UPDATE channels SET token = ? WHERE id = ?`, token, id)
 }
 
 // SetBindings replaces a channel's shell bindings.
 func (s *ServiceStore) SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error {
+	defer s.channels.drop(id)
 	return s.execOne(ctx, "set bindings", `UPDATE channels SET toast = ?, tile = ?, domains = ?, pinned = ? WHERE id = ?`,
 		toast, tile, jsonList(domains), jsonList(pinned), id)
 }
@@ -523,15 +710,16 @@ func (s *ServiceStore) SetBindings(ctx context.Context, id string, toast, tile b
 // DeleteChannel removes a channel; its URI answers 404 from then on. Its
 // queued notifications stay until acked, so sequence numbers keep no gaps.
 func (s *ServiceStore) DeleteChannel(ctx context.Context, id string) error {
+	defer s.channels.drop(id)
 	return s.execOne(ctx, "delete channel", `DELETE FROM channels WHERE id = ?`, id)
 }
 
 func (s *ServiceStore) execOne(ctx context.Context, what, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+	n, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("storage: %s: %w", what, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("storage: %s: %w", what, ErrNotFound)
 	}
 	return nil

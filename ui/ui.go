@@ -149,6 +149,7 @@ func (u *UI) Handler() http.Handler {
 	mux.HandleFunc("POST /api/open", u.phone(u.handleOpen))
 	mux.HandleFunc("POST /api/pin", u.phone(u.handlePin))
 	mux.HandleFunc("POST /api/compose", u.phone(u.handleCompose))
+	mux.Handle("GET "+MetricsPath, u.metricsHandler())
 	return sameOrigin(mux)
 }
 

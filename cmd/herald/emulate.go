@@ -72,7 +72,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	devices := fs.Int("devices", 1, "how many phones to run")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
 	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
-	uiAddr := fs.String("ui", "", "serve the start-screen page on this address, e.g. 127.0.0.1:8791")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791")
 	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
 	socket := fs.String("socket", app.SocketFromEnv(paths.Socket), "local API socket for every phone (pick one with --device or the "+app.DeviceHeader+" header)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // served on --pprof, for profiling an in-process service
@@ -19,17 +20,22 @@ import (
 	"github.com/heraldpush/herald/internal/bench"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "heraldbench:", err)
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if err := bench1(args, stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
 		}
-		os.Exit(1)
+		fmt.Fprintln(stderr, "heraldbench:", err)
+		return 1
 	}
+	return 0
 }
 
-func run(args []string) error {
+func bench1(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("heraldbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var cfg bench.Config
 	fs.IntVar(&cfg.Devices, "devices", 1000, "devices to connect, one channel each")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "notifications per second (0: idle run)")
@@ -37,6 +43,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle time after connecting, before measuring memory")
 	fs.StringVar(&cfg.Service, "service", "", "base URL of a running heraldsvc on loopback (default: start one in-process)")
 	fs.IntVar(&cfg.ServicePID, "service-pid", 0, "process id of the --service, for its RSS and CPU")
+	fs.StringVar(&cfg.ServiceBinary, "heraldsvc", "", "start this heraldsvc executable as the service, in its own process (default: in-process)")
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for the in-process service's database (default: a temporary one)")
 	fs.IntVar(&cfg.Sources, "sources", 8, "loopback source addresses for devices (127.0.0.2 onwards)")
 	fs.IntVar(&cfg.Senders, "senders", 64, "HTTP requests in flight at once")
@@ -63,7 +70,7 @@ func run(args []string) error {
 		}
 	}
 	if *verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	raiseOpenFiles()
 	if *pprofAddr != "" {
@@ -82,7 +89,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := bench.WriteTable(os.Stdout, res); err != nil {
+	if err := bench.WriteTable(stdout, res); err != nil {
 		return err
 	}
 	if *jsonOut != "" {

@@ -34,7 +34,7 @@ const usage = `usage:
                   [--tls-listen ADDR --tls-cert FILE --tls-key FILE --tls-client-ca FILE [--auth-url URL]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
-                  [--read-header-timeout D] [--read-timeout D]
+                  [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
 `
 
@@ -59,7 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on")
+	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on (also serves Prometheus metrics on /metrics)")
 	db := fs.String("db", "heraldsvc.db", "SQLite database file")
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
@@ -85,6 +85,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&lim.LimitLoopback, "limit-loopback", false, "apply --max-devices-per-source to loopback too")
 	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
 	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
+	debugListen := fs.String("debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return 2
@@ -113,6 +114,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	log := cli.Logger(stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *debugListen != "" {
+		closeDebug, err := serveDebug(*debugListen, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: --debug-listen: %v\n", err)
+			return 2
+		}
+		defer closeDebug()
+	}
 	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,

@@ -44,7 +44,11 @@ type Config struct {
 	Service string
 	// ServicePID is the running service's process, for RSS and CPU.
 	ServicePID int
-	DataDir    string
+	// ServiceBinary, when Service is "", is a heraldsvc executable to
+	// start as its own process on a database in DataDir; "" runs the
+	// service inside this process instead.
+	ServiceBinary string
+	DataDir       string
 	// Sources is how many loopback source addresses (127.0.0.2 onwards)
 	// the devices spread over, so N can exceed one address's ports.
 	Sources int
@@ -93,6 +97,9 @@ type Result struct {
 	KiBPerDev   float64 `json:"kib_per_device"`
 	CPUPercent  float64 `json:"cpu_percent"`
 	ServiceNote string  `json:"service_note,omitempty"`
+	// ServiceMetrics are the service's own figures from its /metrics
+	// after sending (keys: the Metric* constants).
+	ServiceMetrics map[string]float64 `json:"service_metrics,omitempty"`
 }
 
 // collector gathers what devices receive.
@@ -235,6 +242,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer os.RemoveAll(d)
 			dir = d
 		}
+		if cfg.ServiceBinary != "" {
+			sp, err := spawnService(ctx, cfg.ServiceBinary, dir, os.Stderr)
+			if err != nil {
+				return nil, err
+			}
+			defer sp.stop()
+			base, pid = sp.url, sp.pid()
+			res.ServiceNote = "its own process, started by the tool"
+			return measure(ctx, cfg, base, pid, res)
+		}
 		svc, err := server.Start(ctx, server.ServeConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "heraldsvc.db"),
 			Server: server.Config{Logger: cfg.Logger, Limits: Unlimited()}})
 		if err != nil {
@@ -248,6 +265,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else if err := CheckLoopback(base); err != nil {
 		return nil, err
 	}
+	return measure(ctx, cfg, base, pid, res)
+}
+
+// measure connects the devices to the service at base, whose process is
+// pid, lets them idle, sends, and fills in res.
+func measure(ctx context.Context, cfg Config, base string, pid int, res *Result) (*Result, error) {
 	res.Before = sample(pid)
 
 	total := 0
@@ -289,6 +312,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for col.delivered.Load() < res.Accepted && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+	if m, err := ScrapeService(ctx, base); err != nil {
+		cfg.Logger.Warn("reading the service's metrics failed", "err", err)
+	} else {
+		res.ServiceMetrics = m
 	}
 	res.After = sample(pid)
 	if res.DurationS > 0 {

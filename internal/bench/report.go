@@ -11,12 +11,15 @@ func WriteTable(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
 	where := "given process"
-	if r.InProcess {
+	if r.ServiceNote != "" {
 		where = r.ServiceNote
 	}
 	row("service", "%s", where)
 	row("devices", "%d (connected in %.1f s)", r.Devices, r.ConnectS)
 	row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
+	if m := r.ServiceMetrics; m != nil {
+		row("service metrics", "%.0f connected, commit mean/p99 %.2f / %.2f ms, %.1f per commit, deliver p99 %.2f ms", m[MetricConnected], m[MetricCommitMeanMs], m[MetricCommitP99Ms], m[MetricPerCommit], m[MetricDeliverP99Ms])
+	}
 	if r.Sent > 0 {
 		row("rate asked / achieved", "%.0f / %.0f per s over %.1f s", r.Rate, r.AchievedRate, r.DurationS)
 		row("sent / accepted", "%d / %d (refused %d, errors %d)", r.Sent, r.Accepted, r.Refused, r.Errors)
