@@ -1,0 +1,187 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var devT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func openTestDevice(t *testing.T, file string) *DeviceDB {
+	t.Helper()
+	d, err := OpenDevice(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// TestDevicePool checks that every connection of the device pool has the
+// small page cache, which a pragma sets per connection only.
+func TestDevicePool(t *testing.T) {
+	d := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db"))
+	ctx := context.Background()
+	if got := d.db.Stats().MaxOpenConnections; got != deviceConns {
+		t.Fatalf("MaxOpenConnections = %d, want %d", got, deviceConns)
+	}
+	var held []interface{ Close() error }
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range deviceConns {
+		c, err := d.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		var size int
+		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		if size != -deviceCacheKiB {
+			t.Errorf("connection %d: cache_size = %d, want %d", i, size, -deviceCacheKiB)
+		}
+	}
+	if got := d.db.Stats().OpenConnections; got != deviceConns {
+		t.Errorf("%d connections open, want %d", got, deviceConns)
+	}
+}
+
+// TestApplyBookkeeping checks the apply transaction's all-or-nothing
+// bookkeeping: counters summed per batch and written with the applied
+// sequence number, nothing written when the batch fails, and a batch
+// already applied not run again.
+func TestApplyBookkeeping(t *testing.T) {
+	errBoom := errors.New("boom")
+	cases := []struct {
+		name        string
+		seq         uint64
+		counts      []string
+		fail        error
+		wantRun     bool
+		wantSeq     uint64
+		wantCounter map[string]int64
+	}{
+		{name: "counts summed", seq: 12, counts: []string{"a", "b", "a", "a"}, wantRun: true, wantSeq: 12,
+			wantCounter: map[string]int64{"a": 3, "b": 1}},
+		{name: "failed batch writes nothing", seq: 12, counts: []string{"a"}, fail: errBoom, wantRun: true, wantSeq: 5,
+			wantCounter: map[string]int64{}},
+		{name: "applied before", seq: 5, counts: []string{"a"}, wantRun: false, wantSeq: 5, wantCounter: map[string]int64{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			d := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db"))
+			s := d.Phone("")
+			if err := s.SaveIdentity(ctx, Identity{Service: "svc", DeviceID: "dev", Secret: "s", EnrolledAt: devT0}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Apply(ctx, "svc", 5, devT0, func(*ApplyTx, uint64) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			ran := false
+			err := s.Apply(ctx, "svc", c.seq, devT0, func(tx *ApplyTx, applied uint64) error {
+				ran = true
+				if applied != 5 {
+					t.Errorf("applied = %d, want 5", applied)
+				}
+				for _, n := range c.counts {
+					if err := tx.Count(n, 1); err != nil {
+						return err
+					}
+				}
+				return c.fail
+			})
+			if !errors.Is(err, c.fail) || (c.fail == nil && err != nil) {
+				t.Fatalf("Apply = %v, want %v", err, c.fail)
+			}
+			if ran != c.wantRun {
+				t.Errorf("batch ran = %v, want %v", ran, c.wantRun)
+			}
+			id, err := s.Identity(ctx, "svc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.AppliedSeq != c.wantSeq {
+				t.Errorf("applied_seq = %d, want %d", id.AppliedSeq, c.wantSeq)
+			}
+			got, err := s.Counters(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(c.wantCounter) {
+				t.Errorf("counters = %v, want %v", got, c.wantCounter)
+			}
+			for n, v := range c.wantCounter {
+				if got[n] != v {
+					t.Errorf("counter %s = %d, want %d", n, got[n], v)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyTxLookups checks that a batch sees its channels and apps as
+// they were when it began, found or not, and that statements prepared at
+// open work again after the database is reopened.
+func TestApplyTxLookups(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "herald.db")
+	for round := range 2 {
+		d, err := OpenDevice(ctx, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := d.Phone("")
+		if round == 0 {
+			if err := s.SaveIdentity(ctx, Identity{Service: "svc", DeviceID: "dev", Secret: "s", EnrolledAt: devT0}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SaveChannel(ctx, LocalChannel{App: "mail", Name: "default", ChannelID: "c1", URI: "http://x/c1", CreatedAt: devT0, UpdatedAt: devT0}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetRunning(ctx, "mail", devT0.Add(time.Minute), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.Apply(ctx, "svc", uint64(round+1), devT0, func(tx *ApplyTx, _ uint64) error {
+			for range 3 {
+				ch, err := tx.ChannelByID("c1")
+				if err != nil || ch.App != "mail" {
+					t.Errorf("ChannelByID(c1) = %+v, %v; want mail's channel", ch, err)
+				}
+				if _, err := tx.ChannelByID("nope"); !errors.Is(err, ErrNotFound) {
+					t.Errorf("ChannelByID(nope) = %v, want ErrNotFound", err)
+				}
+				running, fg, err := tx.Running("mail")
+				if err != nil || !running || !fg {
+					t.Errorf("Running(mail) = %v, %v, %v; want running in the foreground", running, fg, err)
+				}
+				if running, _, err := tx.Running("other"); err != nil || running {
+					t.Errorf("Running(other) = %v, %v; want not running", running, err)
+				}
+			}
+			return tx.Count("seen", 1)
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := openTestDevice(t, file)
+	c, err := d.Phone("").Counters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["seen"] != 2 {
+		t.Errorf("counter seen = %d, want 2 (one per round)", c["seen"])
+	}
+}
