@@ -77,7 +77,9 @@ type DeviceDB struct {
 // queue for SQLite's one writer. They are opened once and kept: with
 // database/sql's default of two idle connections, a third was opened and
 // closed again on every burst, paying SQLite's open, its pragmas and its
-// prepared statements each time.
+// prepared statements each time. With the pool bounded, nothing may hold a
+// connection while it waits for another (a store call from inside an
+// Apply callback, say): enough of those at once would wait forever.
 const deviceConns = 4
 
 // deviceCacheKiB bounds each connection's page cache. SQLite's default of
