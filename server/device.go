@@ -489,7 +489,10 @@ func (sess *session) handle(frame any) error {
 		}
 		sess.ackedLocked(f.Seq)
 		sess.mu.Unlock()
-		return store.Ack(ctx, sess.id, f.Seq)
+		// Not waited for: a lost ack only means a resend the device
+		// skips by sequence number, and waiting would hold up this
+		// device's reads for a commit.
+		store.AckLater(sess.id, f.Seq)
 	case *wire.Register:
 		sess.reply(sess.srv.register(ctx, sess.id, f))
 	case *wire.Unregister:

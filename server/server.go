@@ -44,6 +44,8 @@ type Store interface {
 	Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error)
 	Pending(ctx context.Context, deviceID string, after uint64) ([]storage.Queued, error)
 	Ack(ctx context.Context, deviceID string, seq uint64) error
+	// AckLater records an ack without waiting for it to be committed.
+	AckLater(deviceID string, seq uint64)
 }
 
 // Config configures a Server. Zero values take the defaults below.

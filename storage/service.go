@@ -102,6 +102,13 @@ type ServiceStore struct {
 	closeMu sync.RWMutex
 	closed  bool
 
+	// lazyAcks holds acks given to AckLater, highest per device, until
+	// the committer's next transaction takes them.
+	ackMu    sync.Mutex
+	lazyAcks map[string]uint64
+	ackKick  chan struct{} // cap 1: the first lazy ack since a commit
+	ackDelay time.Duration
+
 	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
 	onCommit func(int, time.Duration, error)
@@ -120,6 +127,9 @@ type ServiceOptions struct {
 	MaxBatch int
 	// Readers is how many connections serve reads (default 4).
 	Readers int
+	// AckDelay is the longest an AckLater waits for a transaction to ride
+	// in before one is committed for it alone (default 100 ms).
+	AckDelay time.Duration
 	// OnCommit, if set, is told of every group transaction the committer
 	// ends: how many requests it carried, how long it took from begin to
 	// durable commit, and its error. It runs on the committer, so it must
@@ -148,7 +158,11 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 		return nil, err
 	}
 	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
-		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels)}
+		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels),
+		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay}
+	if s.ackDelay <= 0 {
+		s.ackDelay = 100 * time.Millisecond
+	}
 	if err := s.prepare(ctx); err != nil {
 		s.stmt.close()
 		db.Close()
@@ -300,15 +314,28 @@ func (s *ServiceStore) submit(ctx context.Context, r writeReq, done <-chan struc
 func (s *ServiceStore) committer() {
 	defer s.wg.Done()
 	batch := make([]writeReq, 0, s.maxBatch)
+	// flush fires AckDelay after the first lazy ack that no transaction
+	// has taken yet; nil while there is none.
+	var flush <-chan time.Time
 	for {
 		batch = batch[:0]
 		select {
 		case r := <-s.writes:
 			batch = append(batch, r)
+		case <-s.ackKick:
+			if flush == nil {
+				flush = time.After(s.ackDelay)
+			}
+			continue
+		case <-flush:
 		case <-s.stop:
 			s.failPending()
+			// Lazy acks are worth keeping: without them the device is
+			// sent again what it has already applied.
+			s.commitBatch(nil)
 			return
 		}
+		flush = nil
 	fill:
 		for len(batch) < s.maxBatch {
 			select {
@@ -336,6 +363,16 @@ func (s *ServiceStore) failPending() {
 func (s *ServiceStore) commitBatch(batch []writeReq) {
 	ctx := context.Background()
 	began := time.Now()
+	// Every transaction takes the lazy acks waiting, so that while
+	// notifications flow acks cost no commit of their own.
+	s.ackMu.Lock()
+	lazy := s.lazyAcks
+	s.lazyAcks = map[string]uint64{}
+	s.ackMu.Unlock()
+	if len(batch) == 0 && len(lazy) == 0 {
+		return
+	}
+	requests := len(batch)
 	err := func() error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -343,6 +380,9 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 		}
 		defer tx.Rollback()
 		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}}
+		for dev, seq := range lazy {
+			batch = append(batch, &ackReq{device: dev, seq: seq, lazy: true})
+		}
 		for _, r := range batch {
 			if a, ok := r.(*ackReq); ok {
 				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
@@ -358,7 +398,14 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 		return tx.Commit()
 	}()
 	if s.onCommit != nil {
-		s.onCommit(len(batch), time.Since(began), err)
+		s.onCommit(requests, time.Since(began), err)
+	}
+	if err != nil {
+		// Taken back for the next transaction, unless a newer ack for the
+		// device has come in meanwhile.
+		for dev, seq := range lazy {
+			s.ackLater(dev, seq, false)
+		}
 	}
 	if err == nil {
 		s.mu.Lock()
@@ -483,8 +530,32 @@ func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) err
 type ackReq struct {
 	device string
 	seq    uint64
+	lazy   bool // from AckLater: nobody waits for it
 	err    error
 	done   chan struct{}
+}
+
+// AckLater is Ack for a caller that need not wait: the ack rides in the
+// committer's next transaction, or one of its own within AckDelay. An
+// ack only spares the device a resend, which it recognises by sequence
+// number, so losing one in a crash costs bandwidth, never correctness.
+func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
+	s.ackLater(deviceID, seq, true)
+}
+
+func (s *ServiceStore) ackLater(deviceID string, seq uint64, kick bool) {
+	s.ackMu.Lock()
+	first := len(s.lazyAcks) == 0
+	if seq > s.lazyAcks[deviceID] {
+		s.lazyAcks[deviceID] = seq
+	}
+	s.ackMu.Unlock()
+	if first && kick {
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
@@ -499,6 +570,9 @@ func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 }
 
 func (r *ackReq) finish(err error) {
+	if r.lazy {
+		return
+	}
 	r.err = err
 	close(r.done)
 }

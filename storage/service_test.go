@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/storage"
 )
 
@@ -211,5 +212,65 @@ func BenchmarkDurableAccepts(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "accepts/s")
 			b.ReportMetric(float64(b.N)/float64(max(s.Commits()-before, 1)), "per_commit")
 		})
+	}
+}
+
+// TestAckLater checks that acks nobody waits for are committed: with the
+// next transaction, on their own after AckDelay, and at Close.
+func TestAckLater(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "svc.db")
+	s, err := storage.OpenService(ctx, file, storage.ServiceOptions{GroupCommit: true, AckDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addDevice(t, s, "d")
+	for i := 0; i < 4; i++ {
+		if _, err := s.Enqueue(ctx, queued("d", fmt.Sprint(i)), storage.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func(st *storage.ServiceStore) []uint64 {
+		t.Helper()
+		qs, err := st.Pending(ctx, "d", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, q := range qs {
+			out = append(out, q.Seq)
+		}
+		return out
+	}
+	// Acks coalesce, and ride in the next transaction whatever it is.
+	s.AckLater("d", 1)
+	s.AckLater("d", 2)
+	s.AckLater("d", 1)
+	if got := pending(s); len(got) != 4 {
+		t.Fatalf("before any commit: pending %v, want all 4", got)
+	}
+	addDevice(t, s, "other")
+	if got := pending(s); fmt.Sprint(got) != "[3 4]" {
+		t.Fatalf("after the next commit: pending %v, want [3 4]", got)
+	}
+	// One left waiting is committed when the store closes.
+	s.AckLater("d", 3)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = storage.OpenService(ctx, file, storage.ServiceOptions{GroupCommit: true, AckDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := pending(s); fmt.Sprint(got) != "[4]" {
+		t.Fatalf("after close and reopen: pending %v, want [4]", got)
+	}
+	// Alone, an ack is committed after AckDelay.
+	s.AckLater("d", 4)
+	testenv.Eventually(t, 10*time.Second, "a lone lazy ack committed", func() bool { return len(pending(s)) == 0 })
+	d, err := s.Device(ctx, "d")
+	if err != nil || d.AckedSeq != 4 {
+		t.Fatalf("device %+v, %v: want acked_seq 4", d, err)
 	}
 }
