@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -76,6 +77,14 @@ type session struct {
 	// stopping is set when the session is ending, so the read loop does
 	// not push its deadline past the cut-off.
 	stopping bool
+
+	// qmu guards a copy of the device's queue above sent, so the writer
+	// need not read the store for every notification: primed once it has
+	// been read from the store, then kept up by the store's committer
+	// (Server.committed). Lock order: qmu, then mu.
+	qmu    sync.Mutex
+	primed bool
+	unsent []storage.Queued
 	// sent is the highest seq written to the device. What is above it is
 	// read from the store, never from a copy handed over by the accepting
 	// request: the store's single committer numbers and commits in order,
@@ -580,12 +589,23 @@ func (sess *session) writeLoop() {
 // due; then every unsent notification goes, so the radio wakes once. It
 // returns the next deadline among those still held.
 func (sess *session) due(now time.Time) (batches [][]wire.Notification, next time.Time, err error) {
+	sess.qmu.Lock()
+	defer sess.qmu.Unlock()
 	sess.mu.Lock()
 	sent := sess.sent
 	sess.mu.Unlock()
-	unsent, err := sess.srv.cfg.Store.Pending(sess.ctx, sess.id, sent)
-	if err != nil || len(unsent) == 0 {
-		return nil, time.Time{}, err
+	if !sess.primed || !sess.srv.pushed {
+		// Read under qmu: a commit landing meanwhile waits to be added
+		// until the read is in, and is then told apart by its number.
+		read, err := sess.srv.cfg.Store.Pending(sess.ctx, sess.id, sent)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		sess.unsent, sess.primed = read, true
+	}
+	unsent := sess.unsent
+	if len(unsent) == 0 {
+		return nil, time.Time{}, nil
 	}
 	var earliest time.Time
 	for _, q := range unsent {
@@ -607,6 +627,7 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	if len(cur) > 0 {
 		batches = append(batches, cur)
 	}
+	sess.unsent = nil
 	// Only the writer moves sent, and before writing: an ack that races
 	// the write is for a seq the device can only have if it was written.
 	at := sess.srv.cfg.Clock.Now()
@@ -616,6 +637,38 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	sess.wroteLocked(sess.sent, at)
 	sess.mu.Unlock()
 	return batches, time.Time{}, nil
+}
+
+// maxMirrored bounds the queue a session keeps a copy of; past it (a
+// device holding many delayed notifications) the writer reads the store.
+const maxMirrored = 64
+
+// committed adds a notification the store has just committed to the copy
+// of the device's queue, if its session keeps one, and wakes the writer.
+// It runs on the store's committer, in sequence order for each device.
+func (sess *session) committed(q storage.Queued) {
+	sess.qmu.Lock()
+	if sess.primed {
+		if q.Merged != 0 {
+			// The store deleted the tile update this one replaced.
+			sess.unsent = slices.DeleteFunc(sess.unsent, func(u storage.Queued) bool { return u.Seq == q.Merged })
+		}
+		sess.mu.Lock()
+		last := sess.sent
+		sess.mu.Unlock()
+		if n := len(sess.unsent); n > 0 {
+			last = sess.unsent[n-1].Seq
+		}
+		// A number at or below last was already read from the store.
+		if q.Seq > last {
+			sess.unsent = append(sess.unsent, q)
+		}
+		if len(sess.unsent) > maxMirrored {
+			sess.primed, sess.unsent = false, nil
+		}
+	}
+	sess.qmu.Unlock()
+	sess.poke()
 }
 
 func (sess *session) write(v any) error {

@@ -143,6 +143,14 @@ type Server struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
+	// pushed is set when the store tells of each commit (see
+	// session.committed); without it sessions read the queue every time.
+	pushed bool
+}
+
+// committedNotifier is what a store offers to tell of each commit.
+type committedNotifier interface {
+	OnCommitted(func(storage.Queued))
 }
 
 // New returns a Server. Call Close to stop its sessions.
@@ -196,6 +204,14 @@ func New(cfg Config) (*Server, error) {
 	s.metrics.instrument(s, cfg.Store)
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
+	if n, ok := cfg.Store.(committedNotifier); ok {
+		s.pushed = true
+		n.OnCommitted(func(q storage.Queued) {
+			if sess := s.session(q.DeviceID); sess != nil {
+				sess.committed(q)
+			}
+		})
+	}
 	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -112,6 +113,8 @@ type ServiceStore struct {
 	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
 	onCommit func(int, time.Duration, error)
+	// committed, if set, is told of every notification once durable.
+	committed atomic.Pointer[func(Queued)]
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
 	commits uint64
@@ -214,6 +217,12 @@ func (s *ServiceStore) Close() error {
 	})
 	return err
 }
+
+// OnCommitted sets f to be told, on the committer goroutine, of every
+// notification Enqueue stores, once its transaction is durable and before
+// its Enqueue returns: for each device in sequence order, so a reader can
+// keep a copy of the queue without reading it back. f must be quick.
+func (s *ServiceStore) OnCommitted(f func(Queued)) { s.committed.Store(&f) }
 
 // Commits returns how many write transactions have been committed.
 func (s *ServiceStore) Commits() uint64 {
@@ -399,6 +408,13 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 	}()
 	if s.onCommit != nil {
 		s.onCommit(requests, time.Since(began), err)
+	}
+	if f := s.committed.Load(); err == nil && f != nil {
+		for _, r := range batch {
+			if e, ok := r.(*enqueueReq); ok && e.err == nil {
+				(*f)(e.q)
+			}
+		}
 	}
 	if err != nil {
 		// Taken back for the next transaction, unless a newer ack for the
