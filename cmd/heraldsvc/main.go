@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,9 @@ import (
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
 )
+
+// defaultGCPercent is the service's GOGC unless the environment sets one.
+const defaultGCPercent = 50
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
@@ -112,6 +116,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
+	if os.Getenv("GOGC") == "" {
+		// Go sizes the heap's growth between collections by the live heap
+		// plus every goroutine stack, and an idle device is mostly its
+		// read loop's stack: at Go's default of 100 the heap may grow by
+		// twice the live data before a collection, at 25 by half. It costs
+		// a few percent of CPU under load (docs/performance.md).
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *debugListen != "" {

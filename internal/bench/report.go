@@ -18,7 +18,11 @@ func WriteTable(w io.Writer, r *Result) error {
 	row("devices", "%d (connected in %.1f s)", r.Devices, r.ConnectS)
 	row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
 	if m := r.ServiceMetrics; m != nil {
-		row("service metrics", "%.0f connected, commit mean/p99 %.2f / %.2f ms, %.1f per commit, deliver p99 %.2f ms", m[MetricConnected], m[MetricCommitMeanMs], m[MetricCommitP99Ms], m[MetricPerCommit], m[MetricDeliverP99Ms])
+		deliver := "nothing delivered"
+		if r.Delivered > 0 {
+			deliver = fmt.Sprintf("accept to deliver p99 %.2f ms", m[MetricDeliverP99Ms])
+		}
+		row("service metrics", "%.0f connected, commit mean/p99 %.2f / %.2f ms, %.1f per commit, %s", m[MetricConnected], m[MetricCommitMeanMs], m[MetricCommitP99Ms], m[MetricPerCommit], deliver)
 	}
 	if r.Sent > 0 {
 		row("rate asked / achieved", "%.0f / %.0f per s over %.1f s", r.Rate, r.AchievedRate, r.DurationS)
