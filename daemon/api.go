@@ -117,6 +117,14 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 		at := ls.RetryAt
 		st.RetryAt = &at
 	}
+	// The counters are read before the applied sequence number: a batch
+	// moves both in one transaction and both only grow, so read in this
+	// order a status never shows counts for notifications beyond the
+	// sequence number it reports as applied.
+	var err error
+	if st.Counters, err = d.store.Counters(ctx); err != nil {
+		return st, err
+	}
 	id, err := d.store.Identity(ctx, d.cfg.Service)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return st, err
@@ -129,9 +137,6 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 		return st, err
 	}
 	if st.Running, err = d.store.RunningApps(ctx, d.cfg.Clock.Now()); err != nil {
-		return st, err
-	}
-	if st.Counters, err = d.store.Counters(ctx); err != nil {
 		return st, err
 	}
 	return st, nil
