@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,9 +56,20 @@ func browser(t *testing.T) context.Context {
 // arrive asynchronously over server-sent events).
 func until(t *testing.T, ctx context.Context, what, js string) {
 	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	ok, err := chromedp.Run(tctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second)))
+	deadline := time.Now().Add(15 * time.Second)
+	var ok bool
+	var err error
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		ok, err = chromedp.Run(tctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second)))
+		cancel()
+		// A poll begun while the page was still loading loses its
+		// JavaScript context when the new document replaces it; it is
+		// started again in the new one.
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || !ok {
 		html, _ := eval[string](ctx, `document.querySelector("#live").outerHTML + document.querySelector("#toasts").outerHTML + document.querySelector("#phone").outerHTML`)
 		t.Fatalf("page never showed %s (%v); page:\n%.4000s", what, err, html)
