@@ -80,18 +80,11 @@ type session struct {
 	stopping bool
 	stopRead func() bool // unregisters the cut-off
 
-	// qmu guards a copy of the device's queue above sent, so the writer
-	// need not read the store for every notification: primed once it has
-	// been read from the store, then kept up by the store's committer
-	// (Server.committed). Lock order: qmu, then mu.
-	qmu    sync.Mutex
-	primed bool
-	unsent []storage.Queued
-	// sent is the highest seq written to the device. What is above it is
-	// read from the store, never from a copy handed over by the accepting
+	// sent is the highest seq written to the device. What is above it
+	// comes from the store, never from a copy handed over by the accepting
 	// request: the store's single committer numbers and commits in order,
-	// so what a read sees is a gap-free prefix, and a merged tile update
-	// replaced in the store cannot be sent stale.
+	// so what the store holds is a gap-free prefix, and a merged tile
+	// update replaced in the store cannot be sent stale.
 	sent      uint64
 	power     string
 	closeCode int
@@ -99,6 +92,14 @@ type session struct {
 	lastPing  time.Time
 	touched   time.Time // when last_seen was last written
 	ackWait   ackWait   // for the ack latency metric
+
+	// qmu guards a copy of the device's queue above sent, so the writer
+	// need not read the store for every notification: primed once it has
+	// been read from the store, then kept up by the store's committer
+	// (session.committed). Lock order: qmu, then mu.
+	qmu    sync.Mutex
+	primed bool
+	unsent []storage.Queued
 }
 
 func (sess *session) powerLevel() string {
