@@ -25,9 +25,21 @@ import (
 // CloseGoingAway is sent when the service shuts down or drops a device.
 const CloseGoingAway = websocket.CloseGoingAway
 
-// maxBatch is how many notifications go in one notify frame: 12 payloads
-// of 3 KB, base64-encoded, stay under wire.MaxFrameSize.
-const maxBatch = 12
+// A notify frame is filled up to frameBudget bytes of encoded notifications
+// (wire.MaxFrameSize less room for the envelope) and at most maxBatch of
+// them: the device applies a frame in one transaction with one fsync and
+// acknowledges it with one ack, so small notifications are cheaper in
+// larger frames. Twelve of the largest (3 KB, base64-encoded) fit.
+const (
+	frameBudget = wire.MaxFrameSize - 1024
+	maxBatch    = 256
+)
+
+// encodedSize is an upper bound of a notification's size in a notify frame:
+// its base64 body, its strings and the JSON around them.
+func encodedSize(q storage.Queued) int {
+	return (len(q.Body)+2)/3*4 + len(q.ChannelID) + len(q.Kind) + len(q.MessageID) + 96
+}
 
 var upgrader = websocket.Upgrader{
 	// Small buffers: most devices are idle most of the time, and frames
@@ -654,17 +666,7 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	if earliest.After(now) {
 		return nil, earliest, nil
 	}
-	var cur []wire.Notification
-	for _, q := range unsent {
-		cur = append(cur, wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body})
-		if len(cur) == maxBatch {
-			batches = append(batches, cur)
-			cur = nil
-		}
-	}
-	if len(cur) > 0 {
-		batches = append(batches, cur)
-	}
+	batches = frames(unsent)
 	sess.unsent = nil
 	// Only the writer moves sent, and before writing: an ack that races
 	// the write is for a seq the device can only have if it was written.
@@ -675,6 +677,26 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	sess.wroteLocked(sess.sent, at)
 	sess.mu.Unlock()
 	return batches, time.Time{}, nil
+}
+
+// frames splits notifications, in order, into notify frames.
+func frames(unsent []storage.Queued) [][]wire.Notification {
+	var batches [][]wire.Notification
+	var cur []wire.Notification
+	size := 0
+	for _, q := range unsent {
+		n := encodedSize(q)
+		if len(cur) == maxBatch || len(cur) > 0 && size+n > frameBudget {
+			batches = append(batches, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body})
+		size += n
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches
 }
 
 // maxMirrored bounds the queue a session keeps a copy of; past it (a

@@ -33,7 +33,7 @@ func BenchmarkMetricsHooks(b *testing.B) {
 	})
 	b.Run("deliver_latency_batch_of_12", func(b *testing.B) {
 		now := time.Now()
-		qs := make([]storage.Queued, maxBatch)
+		qs := make([]storage.Queued, 12)
 		for i := range qs {
 			qs[i].AcceptedAt = now.Add(-time.Duration(i) * time.Millisecond)
 		}
