@@ -178,11 +178,15 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 		s.log.Error("enqueue failed", "device", ch.DeviceID, "err", err)
 		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
 	}
-	// Looked up again after the commit: a session that started while this
-	// request was in flight may have read the queue before the commit, and
-	// one that ended meanwhile has been replaced.
-	if sess := s.session(ch.DeviceID); sess != nil {
-		sess.poke()
+	// A store that tells of its commits has woken the session already
+	// (session.committed). Otherwise the session is looked up again after
+	// the commit: one that started while this request was in flight may
+	// have read the queue before the commit, and one that ended meanwhile
+	// has been replaced.
+	if !s.pushed {
+		if sess := s.session(ch.DeviceID); sess != nil {
+			sess.poke()
+		}
 	}
 	s.log.Debug("notification accepted", slog.String("device", ch.DeviceID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
 		slog.Uint64("merged", q.Merged))

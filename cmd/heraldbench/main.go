@@ -72,7 +72,6 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	raiseOpenFiles()
 	if *pprofAddr != "" {
 		if err := bench.CheckLoopback("http://" + *pprofAddr); err != nil {
 			return fmt.Errorf("--pprof: %w", err)
@@ -102,14 +101,4 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// raiseOpenFiles lifts the soft open-files limit to the hard one: every
-// device holds a socket, and in-process two.
-func raiseOpenFiles() {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }
