@@ -2,15 +2,12 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -24,22 +21,6 @@ import (
 
 // CloseGoingAway is sent when the service shuts down or drops a device.
 const CloseGoingAway = websocket.CloseGoingAway
-
-// A notify frame is filled up to frameBudget bytes of encoded notifications
-// (wire.MaxFrameSize less room for the envelope) and at most maxBatch of
-// them: the device applies a frame in one transaction with one fsync and
-// acknowledges it with one ack, so small notifications are cheaper in
-// larger frames. Twelve of the largest (3 KB, base64-encoded) fit.
-const (
-	frameBudget = wire.MaxFrameSize - 1024
-	maxBatch    = 256
-)
-
-// encodedSize is an upper bound of a notification's size in a notify frame:
-// its base64 body, its strings and the JSON around them.
-func encodedSize(q storage.Queued) int {
-	return (len(q.Body)+2)/3*4 + len(q.ChannelID) + len(q.Kind) + len(q.MessageID) + 96
-}
 
 var upgrader = websocket.Upgrader{
 	// Small buffers: most devices are idle most of the time, and frames
@@ -350,59 +331,6 @@ func (sess *session) end() {
 	close(sess.done)
 }
 
-var (
-	errUnauthorized   = errors.New("unauthorized")
-	errTooManyDevices = errors.New("too many devices from this address")
-)
-
-// identify enrols a new device or checks a returning one's secret. The
-// secret is returned only on enrolment.
-func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (storage.Device, string, error) {
-	now := s.cfg.Clock.Now()
-	if h.ID == "" {
-		if s.enrolCapped(source) {
-			// Counting and creating under one lock, so that a burst of
-			// enrolments from one address cannot slip past the cap
-			// together. Exempt (loopback) enrolments skip it.
-			s.enrolMu.Lock()
-			defer s.enrolMu.Unlock()
-			ok, err := s.enrolAllowed(ctx, source)
-			if err != nil {
-				return storage.Device{}, "", err
-			}
-			if !ok {
-				s.log.Warn("enrolment refused: too many devices from one address", "source", source)
-				return storage.Device{}, "", errTooManyDevices
-			}
-		}
-		secret := newToken(32)
-		d := storage.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
-		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
-			return storage.Device{}, "", err
-		}
-		s.log.Info("device enrolled", "device", d.ID, "source", source)
-		return d, secret, nil
-	}
-	d, err := s.cfg.Store.Device(ctx, h.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Device{}, "", errUnauthorized
-	}
-	if err != nil {
-		return storage.Device{}, "", err
-	}
-	if subtle.ConstantTimeCompare(d.SecretHash, hashSecret(h.Secret)) != 1 {
-		return storage.Device{}, "", errUnauthorized
-	}
-	return d, "", nil
-}
-
-// hashSecret hashes a device secret. Secrets are 256 random bits, so a
-// plain SHA-256 is enough: there is nothing to brute-force.
-func hashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
-}
-
 // prepareReads sets what the read loop needs: the read deadline, kept
 // pushed out by every frame and ping; the ping handler, which answers
 // with a pong and enforces the heartbeat floor; and the cut-off when the
@@ -635,102 +563,6 @@ func (sess *session) writeLoop() {
 	}
 }
 
-// due takes the notifications to send now. Nothing is sent until one is
-// due; then every unsent notification goes, so the radio wakes once. It
-// returns the next deadline among those still held.
-func (sess *session) due(now time.Time) (batches [][]wire.Notification, next time.Time, err error) {
-	sess.qmu.Lock()
-	defer sess.qmu.Unlock()
-	sess.mu.Lock()
-	sent := sess.sent
-	sess.mu.Unlock()
-	if !sess.primed || !sess.srv.pushed {
-		// Read under qmu: a commit landing meanwhile waits to be added
-		// until the read is in, and is then told apart by its number.
-		read, err := sess.srv.cfg.Store.Pending(sess.ctx, sess.id, sent)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		sess.unsent, sess.primed = read, true
-	}
-	unsent := sess.unsent
-	if len(unsent) == 0 {
-		return nil, time.Time{}, nil
-	}
-	var earliest time.Time
-	for _, q := range unsent {
-		if earliest.IsZero() || q.DueAt.Before(earliest) {
-			earliest = q.DueAt
-		}
-	}
-	if earliest.After(now) {
-		return nil, earliest, nil
-	}
-	batches = frames(unsent)
-	sess.unsent = nil
-	// Only the writer moves sent, and before writing: an ack that races
-	// the write is for a seq the device can only have if it was written.
-	at := sess.srv.cfg.Clock.Now()
-	sess.srv.metrics.deliveredAt(unsent, at)
-	sess.mu.Lock()
-	sess.sent = unsent[len(unsent)-1].Seq
-	sess.wroteLocked(sess.sent, at)
-	sess.mu.Unlock()
-	return batches, time.Time{}, nil
-}
-
-// frames splits notifications, in order, into notify frames.
-func frames(unsent []storage.Queued) [][]wire.Notification {
-	var batches [][]wire.Notification
-	var cur []wire.Notification
-	size := 0
-	for _, q := range unsent {
-		n := encodedSize(q)
-		if len(cur) == maxBatch || len(cur) > 0 && size+n > frameBudget {
-			batches = append(batches, cur)
-			cur, size = nil, 0
-		}
-		cur = append(cur, wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body})
-		size += n
-	}
-	if len(cur) > 0 {
-		batches = append(batches, cur)
-	}
-	return batches
-}
-
-// maxMirrored bounds the queue a session keeps a copy of; past it (a
-// device holding many delayed notifications) the writer reads the store.
-const maxMirrored = 64
-
-// committed adds a notification the store has just committed to the copy
-// of the device's queue, if its session keeps one, and wakes the writer.
-// It runs on the store's committer, in sequence order for each device.
-func (sess *session) committed(q storage.Queued) {
-	sess.qmu.Lock()
-	if sess.primed {
-		if q.Merged != 0 {
-			// The store deleted the tile update this one replaced.
-			sess.unsent = slices.DeleteFunc(sess.unsent, func(u storage.Queued) bool { return u.Seq == q.Merged })
-		}
-		sess.mu.Lock()
-		last := sess.sent
-		sess.mu.Unlock()
-		if n := len(sess.unsent); n > 0 {
-			last = sess.unsent[n-1].Seq
-		}
-		// A number at or below last was already read from the store.
-		if q.Seq > last {
-			sess.unsent = append(sess.unsent, q)
-		}
-		if len(sess.unsent) > maxMirrored {
-			sess.primed, sess.unsent = false, nil
-		}
-	}
-	sess.qmu.Unlock()
-	sess.poke()
-}
-
 func (sess *session) write(v any) error {
 	b, err := wire.Encode(v)
 	if err != nil {
@@ -744,86 +576,4 @@ func closeConn(conn *websocket.Conn, code int, text string) {
 	msg := websocket.FormatCloseMessage(code, text)
 	conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	conn.Close()
-}
-
-// register opens (or finds) a device's channel for an app.
-func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register) wire.Registered {
-	res := wire.Registered{Type: wire.TypeRegistered, ReqID: f.ReqID}
-	fail := func(code, msg string) wire.Registered {
-		res.Code, res.Message = code, msg
-		return res
-	}
-	if f.ServiceName != "" && s.cfg.AuthURL == "" {
-		return fail(wire.CodeBadRequest, "this service has no TLS listener for authenticated senders")
-	}
-	ch, err := s.cfg.Store.ChannelByApp(ctx, deviceID, f.App)
-	switch {
-	case err == nil:
-		if ch.Name != f.Channel || ch.ServiceName != f.ServiceName {
-			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("app %s already has channel %q", f.App, ch.Name))
-		}
-		if f.Renew {
-			tok := newToken(24)
-			if err := s.cfg.Store.SetChannelToken(ctx, ch.ID, tok); err != nil {
-				return fail(wire.CodeServerError, "rotating the channel URI failed")
-			}
-			ch.Token = tok
-		}
-	case errors.Is(err, storage.ErrNotFound):
-		n, err := s.cfg.Store.CountChannels(ctx, deviceID)
-		if err != nil {
-			return fail(wire.CodeServerError, "store unavailable")
-		}
-		if n >= s.cfg.MaxChannelsPerDevice {
-			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("device has %d channels, the most allowed", n))
-		}
-		ch = storage.Channel{ID: newToken(12), DeviceID: deviceID, App: f.App, Name: f.Channel, Token: newToken(24),
-			ServiceName: f.ServiceName, CreatedAt: s.cfg.Clock.Now()}
-		if err := s.cfg.Store.CreateChannel(ctx, ch); err != nil {
-			return fail(wire.CodeServerError, "creating the channel failed")
-		}
-	default:
-		return fail(wire.CodeServerError, "store unavailable")
-	}
-	res.ChannelID, res.URI = ch.ID, s.channelURI(ch)
-	return res
-}
-
-// ownChannel loads a channel and checks it belongs to the device; another
-// device's channel is reported exactly like a missing one.
-func (s *Server) ownChannel(ctx context.Context, deviceID, channelID string) (storage.Channel, string) {
-	ch, err := s.cfg.Store.Channel(ctx, channelID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && ch.DeviceID != deviceID) {
-		return ch, wire.CodeNotFound
-	}
-	if err != nil {
-		return ch, wire.CodeServerError
-	}
-	return ch, ""
-}
-
-func (s *Server) unregister(ctx context.Context, deviceID string, f *wire.Unregister) wire.Result {
-	res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
-	ch, code := s.ownChannel(ctx, deviceID, f.ChannelID)
-	if code != "" {
-		res.Code = code
-		return res
-	}
-	if err := s.cfg.Store.DeleteChannel(ctx, ch.ID); err != nil {
-		res.Code = wire.CodeServerError
-	}
-	return res
-}
-
-func (s *Server) bind(ctx context.Context, deviceID string, f *wire.Bind) wire.Result {
-	res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
-	ch, code := s.ownChannel(ctx, deviceID, f.ChannelID)
-	if code != "" {
-		res.Code = code
-		return res
-	}
-	if err := s.cfg.Store.SetBindings(ctx, ch.ID, f.Toast, f.Tile, f.Domains, f.Pinned); err != nil {
-		res.Code = wire.CodeServerError
-	}
-	return res
 }

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"slices"
+	"time"
+
+	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/wire"
+)
+
+// A notify frame is filled up to frameBudget bytes of encoded notifications
+// (wire.MaxFrameSize less room for the envelope) and at most maxBatch of
+// them: the device applies a frame in one transaction with one fsync and
+// acknowledges it with one ack, so small notifications are cheaper in
+// larger frames. Twelve of the largest (3 KB, base64-encoded) fit.
+const (
+	frameBudget = wire.MaxFrameSize - 1024
+	maxBatch    = 256
+)
+
+// encodedSize is an upper bound of a notification's size in a notify frame:
+// its base64 body, its strings and the JSON around them.
+func encodedSize(q storage.Queued) int {
+	return (len(q.Body)+2)/3*4 + len(q.ChannelID) + len(q.Kind) + len(q.MessageID) + 96
+}
+
+// due takes the notifications to send now. Nothing is sent until one is
+// due; then every unsent notification goes, so the radio wakes once. It
+// returns the next deadline among those still held.
+func (sess *session) due(now time.Time) (batches [][]wire.Notification, next time.Time, err error) {
+	sess.qmu.Lock()
+	defer sess.qmu.Unlock()
+	sess.mu.Lock()
+	sent := sess.sent
+	sess.mu.Unlock()
+	if !sess.primed || !sess.srv.pushed {
+		// Read under qmu: a commit landing meanwhile waits to be added
+		// until the read is in, and is then told apart by its number.
+		read, err := sess.srv.cfg.Store.Pending(sess.ctx, sess.id, sent)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		sess.unsent, sess.primed = read, true
+	}
+	unsent := sess.unsent
+	if len(unsent) == 0 {
+		return nil, time.Time{}, nil
+	}
+	var earliest time.Time
+	for _, q := range unsent {
+		if earliest.IsZero() || q.DueAt.Before(earliest) {
+			earliest = q.DueAt
+		}
+	}
+	if earliest.After(now) {
+		return nil, earliest, nil
+	}
+	batches = frames(unsent)
+	sess.unsent = nil
+	// Only the writer moves sent, and before writing: an ack that races
+	// the write is for a seq the device can only have if it was written.
+	at := sess.srv.cfg.Clock.Now()
+	sess.srv.metrics.deliveredAt(unsent, at)
+	sess.mu.Lock()
+	sess.sent = unsent[len(unsent)-1].Seq
+	sess.wroteLocked(sess.sent, at)
+	sess.mu.Unlock()
+	return batches, time.Time{}, nil
+}
+
+// frames splits notifications, in order, into notify frames.
+func frames(unsent []storage.Queued) [][]wire.Notification {
+	var batches [][]wire.Notification
+	var cur []wire.Notification
+	size := 0
+	for _, q := range unsent {
+		n := encodedSize(q)
+		if len(cur) == maxBatch || len(cur) > 0 && size+n > frameBudget {
+			batches = append(batches, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body})
+		size += n
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches
+}
+
+// maxMirrored bounds the queue a session keeps a copy of; past it (a
+// device holding many delayed notifications) the writer reads the store.
+const maxMirrored = 64
+
+// committed adds a notification the store has just committed to the copy
+// of the device's queue, if its session keeps one, and wakes the writer.
+// It runs on the store's committer, in sequence order for each device.
+func (sess *session) committed(q storage.Queued) {
+	sess.qmu.Lock()
+	if sess.primed {
+		if q.Merged != 0 {
+			// The store deleted the tile update this one replaced.
+			sess.unsent = slices.DeleteFunc(sess.unsent, func(u storage.Queued) bool { return u.Seq == q.Merged })
+		}
+		sess.mu.Lock()
+		last := sess.sent
+		sess.mu.Unlock()
+		if n := len(sess.unsent); n > 0 {
+			last = sess.unsent[n-1].Seq
+		}
+		// A number at or below last was already read from the store.
+		if q.Seq > last {
+			sess.unsent = append(sess.unsent, q)
+		}
+		if len(sess.unsent) > maxMirrored {
+			sess.primed, sess.unsent = false, nil
+		}
+	}
+	sess.qmu.Unlock()
+	sess.poke()
+}
