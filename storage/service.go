@@ -32,6 +32,9 @@ type Device struct {
 	LastSeen   time.Time
 	Power      string
 	AckedSeq   uint64
+	// RetiredAt is when the device was retired (RetireDevice); zero if it
+	// was not.
+	RetiredAt time.Time
 }
 
 // Channel is one app's channel on one device.
@@ -667,9 +670,9 @@ func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
 // Device looks a device up by id.
 func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 	d := Device{ID: id}
-	var created, seen int64
-	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq FROM devices WHERE id = ?`, id).
-		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq)
+	var created, seen, retired int64
+	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at FROM devices WHERE id = ?`, id).
+		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq, &retired)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)
 	}
@@ -677,6 +680,9 @@ func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 		return Device{}, fmt.Errorf("storage: device: %w", err)
 	}
 	d.CreatedAt, d.LastSeen = time.UnixMilli(created), time.UnixMilli(seen)
+	if retired != 0 {
+		d.RetiredAt = time.UnixMilli(retired)
+	}
 	return d, nil
 }
 
