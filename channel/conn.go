@@ -100,12 +100,6 @@ func (c *conn) serve(ctx context.Context) (time.Duration, error) {
 func (c *conn) read() (any, error) {
 	typ, data, err := c.ws.ReadMessage()
 	if err != nil {
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) && ce.Code == wire.CloseUnauthorized {
-			if rerr := c.l.cfg.Handler.Rejected(context.Background()); rerr != nil {
-				return nil, fmt.Errorf("forgetting rejected identity: %w", rerr)
-			}
-		}
 		return nil, err
 	}
 	if typ != websocket.TextMessage {
@@ -157,8 +151,8 @@ func (c *conn) readLoop() error {
 			c.l.cfg.Handler.URIChanged(f.ChannelID, f.URI)
 		case *wire.Expired:
 			c.l.cfg.Handler.Expired(f.ChannelID)
-		case *wire.Welcome:
-			return fmt.Errorf("%w: welcome sent twice", wire.ErrBadFrame)
+		case *wire.Welcome, *wire.Challenge, *wire.Refused:
+			return fmt.Errorf("%w: %T after the welcome", wire.ErrBadFrame, f)
 		}
 	}
 }

@@ -59,6 +59,8 @@ func TestLinkRefusesBadFrames(t *testing.T) {
 		{"unknown kind", websocket.TextMessage, `{"type":"notify","notifications":[{"seq":1,"kind":"badge","body":"eA=="}]}`, false},
 		{"body not base64", websocket.TextMessage, `{"type":"notify","notifications":[{"seq":1,"kind":"raw","body":"!!"}]}`, false},
 		{"second welcome", websocket.TextMessage, `{"type":"welcome","id":"other"}`, false},
+		{"challenge in session", websocket.TextMessage, `{"type":"challenge","version":2,"nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, false},
+		{"refused in session", websocket.TextMessage, `{"type":"refused","reason":"retired","proof":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, false},
 		{"over the read limit", websocket.TextMessage, `{"type":"uri","channel_id":"c","uri":"` + strings.Repeat("u", wire.MaxFrameSize) + `"}`, false},
 	}
 	for _, tt := range tests {
@@ -71,6 +73,8 @@ func TestLinkRefusesBadFrames(t *testing.T) {
 					return
 				}
 				defer ws.Close()
+				challenge, _ := wire.Encode(wire.Challenge{Type: wire.TypeChallenge, Version: wire.Version, Nonce: wire.NewNonce()})
+				ws.WriteMessage(websocket.TextMessage, challenge)
 				ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 				if _, _, err := ws.ReadMessage(); err != nil { // hello
 					got <- "no hello: " + err.Error()

@@ -6,6 +6,7 @@ package channel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,8 +60,9 @@ type Handler interface {
 	Session(ctx context.Context) (id Identity, lastSeq uint64, power string, err error)
 	// Enrolled stores a new identity before it is used.
 	Enrolled(ctx context.Context, id Identity) error
-	// Rejected is called when the service does not know the identity (its
-	// database was reset): the handler forgets it so the next attempt enrols.
+	// Rejected is called when the service has proven that it will not
+	// accept the identity again (a refusal it signed, or one over verified
+	// TLS): the handler forgets it so the next attempt enrols.
 	Rejected(ctx context.Context) error
 	// Apply applies notifications and records the highest sequence number
 	// in the same transaction; the link acknowledges once it returns nil.
@@ -98,6 +100,14 @@ type Config struct {
 	// Dial overrides the TCP dialer (tests use it to route through a
 	// simulated NAT).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS configures an https service's connection (see ClientTLS); nil
+	// verifies it against the system's roots.
+	TLS *tls.Config
+	// TrustRefusals takes a refusal (close 4003) the service cannot prove
+	// at its word even over plain http: only for a service nothing can
+	// stand between, such as one running in the same process. Over https
+	// a refusal is always taken, since the connection is verified.
+	TrustRefusals bool
 }
 
 // Defaults, with their reasons.
@@ -126,6 +136,9 @@ type Link struct {
 	cfg Config
 	log *slog.Logger
 	url string
+	// verified: the connection is TLS, verified against the configured
+	// roots (and pin), so what arrives on it comes from the service.
+	verified bool
 
 	mu        sync.Mutex
 	conn      *conn         // nil while down
@@ -215,7 +228,7 @@ func New(cfg Config) (*Link, error) {
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
-	l := &Link{cfg: cfg, log: cfg.Logger, url: u.String(), up: make(chan struct{}), waiters: map[uint64]chan any{},
+	l := &Link{cfg: cfg, log: cfg.Logger, url: u.String(), verified: u.Scheme == "wss", up: make(chan struct{}), waiters: map[uint64]chan any{},
 		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
 		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
 	l.mem, _ = cfg.Handler.(NetworkMemory)
@@ -423,6 +436,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	}
 	dialer := websocket.Dialer{
 		NetDialContext:   l.cfg.Dial,
+		TLSClientConfig:  l.cfg.TLS,
 		HandshakeTimeout: dialTimeout,
 		ReadBufferSize:   1024,
 		WriteBufferSize:  1024,
@@ -443,25 +457,9 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	c := newConn(l, ws)
 	defer ws.Close()
 
-	hello := wire.Hello{Type: wire.TypeHello, Version: wire.Version, ID: id.ID, Secret: id.Secret, LastSeq: lastSeq, Power: power}
-	if err := c.writeNow(hello); err != nil {
-		return 0, fmt.Errorf("hello: %w", err)
-	}
-	ws.SetReadDeadline(time.Now().Add(dialTimeout))
-	frame, err := c.read()
+	welcome, err := l.handshake(ctx, c, id, lastSeq, power)
 	if err != nil {
-		return c.retryAfter(err), fmt.Errorf("welcome: %w", err)
-	}
-	welcome, ok := frame.(*wire.Welcome)
-	if !ok {
-		return 0, fmt.Errorf("welcome: got %T", frame)
-	}
-	ws.SetReadDeadline(time.Time{})
-	if welcome.Secret != "" {
-		if err := l.cfg.Handler.Enrolled(ctx, Identity{ID: welcome.ID, Secret: welcome.Secret}); err != nil {
-			return 0, fmt.Errorf("saving identity: %w", err)
-		}
-		l.log.Info("enrolled with notification service", "device", welcome.ID)
+		return c.retryAfter(err), err
 	}
 	l.mu.Lock()
 	l.hb.setFloor(time.Duration(welcome.MinHeartbeat) * time.Second)

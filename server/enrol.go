@@ -2,22 +2,29 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
+	"time"
 
 	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
 
-var (
-	errUnauthorized   = errors.New("unauthorized")
-	errTooManyDevices = errors.New("too many devices from this address")
-)
+var errTooManyDevices = errors.New("too many devices from this address")
 
-// identify enrols a new device or checks a returning one's secret. The
+// refusal turns a device away with close 4003. Key is set when the service
+// knows the device's key and can prove the refusal to it (a refused frame);
+// without it the device may not take the refusal at its word.
+type refusal struct {
+	reason string
+	key    []byte
+}
+
+func (r *refusal) Error() string { return "device refused: " + r.reason }
+
+// identify enrols a new device or checks a returning one's proof of its
+// secret against the nonce this connection's challenge carried. The
 // secret is returned only on enrolment.
-func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (storage.Device, string, error) {
+func (s *Server) identify(ctx context.Context, h *wire.Hello, nonce, source string) (storage.Device, string, error) {
 	now := s.cfg.Clock.Now()
 	if h.ID == "" {
 		if s.enrolCapped(source) {
@@ -36,7 +43,10 @@ func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (st
 			}
 		}
 		secret := newToken(32)
-		d := storage.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
+		// The service keeps the device's key, SHA-256 of its secret: the
+		// secret itself never travels again, and the key is no bearer
+		// token (see wire/auth.go for what it is worth to a thief).
+		d := storage.Device{ID: newToken(16), SecretHash: wire.DeviceKey(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
 		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
 			return storage.Device{}, "", err
 		}
@@ -45,20 +55,42 @@ func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (st
 	}
 	d, err := s.cfg.Store.Device(ctx, h.ID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Device{}, "", errUnauthorized
+		return storage.Device{}, "", &refusal{reason: wire.RefusedUnknown}
 	}
 	if err != nil {
 		return storage.Device{}, "", err
 	}
-	if subtle.ConstantTimeCompare(d.SecretHash, hashSecret(h.Secret)) != 1 {
-		return storage.Device{}, "", errUnauthorized
+	if !wire.ProofEqual(h.Proof, wire.HelloProof(d.SecretHash, nonce, h.Nonce, d.ID)) {
+		// Not proven to the device: whoever sent a wrong proof may not
+		// be the device, and the device could not check a proof made
+		// with a key that does not match its own.
+		return storage.Device{}, "", &refusal{reason: wire.RefusedBadProof}
+	}
+	if !d.RetiredAt.IsZero() {
+		return storage.Device{}, "", &refusal{reason: wire.RefusedRetired, key: d.SecretHash}
 	}
 	return d, "", nil
 }
 
-// hashSecret hashes a device secret. Secrets are 256 random bits, so a
-// plain SHA-256 is enough: there is nothing to brute-force.
-func hashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
+// RetireDevice refuses a device for good: its channels are deleted, so
+// their URIs answer 404 Expired and no sender is told Received for a
+// device that will never take it; its live session, if any, ends, and when
+// it comes back it is refused with a proof it can check, so that it
+// enrols anew.
+func (s *Server) RetireDevice(ctx context.Context, id string) error {
+	if err := s.cfg.Store.RetireDevice(ctx, id, s.cfg.Clock.Now()); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess != nil {
+		sess.stopWith(wire.CloseUnauthorized, wire.RefusedRetired)
+		<-sess.done
+	}
+	s.log.Info("device retired", "device", id)
+	return nil
 }
+
+// helloTimeout is how long a device has to answer the challenge.
+const helloTimeout = 30 * time.Second

@@ -99,7 +99,7 @@ func (d *testDevice) connect(lastSeq uint64) {
 	}
 	d.conn = conn
 	d.t.Cleanup(func() { conn.Close() })
-	d.send(wire.Hello{Type: wire.TypeHello, Version: wire.Version, ID: d.id, Secret: d.secret, LastSeq: lastSeq})
+	d.send(helloFor(d.t, d.next(), d.id, d.secret, lastSeq))
 	w, ok := d.next().(*wire.Welcome)
 	if !ok {
 		d.t.Fatal("first frame is not welcome")

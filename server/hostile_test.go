@@ -63,9 +63,12 @@ func TestHostileInput(t *testing.T) {
 		return closeCode(t, ws)
 	}
 	hello := func(ws *websocket.Conn) {
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := ws.ReadMessage(); err != nil { // the challenge
+			t.Fatalf("no challenge: %v", err)
+		}
 		b, _ := wire.Encode(wire.Hello{Type: wire.TypeHello, Version: wire.Version})
 		ws.WriteMessage(websocket.TextMessage, b)
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, _, err := ws.ReadMessage(); err != nil { // the welcome
 			t.Fatalf("no welcome: %v", err)
 		}

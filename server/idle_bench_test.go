@@ -33,7 +33,7 @@ func BenchmarkIdleDevices(b *testing.B) {
 		}
 		b.Cleanup(func() { conn.Close() })
 		d := &testDevice{t: b, ts: ts, conn: conn}
-		d.send(wire.Hello{Type: wire.TypeHello, Version: wire.Version})
+		d.send(helloFor(b, d.next(), "", "", 0))
 		if _, ok := d.next().(*wire.Welcome); !ok {
 			b.Fatal("first frame is not welcome")
 		}

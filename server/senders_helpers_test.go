@@ -173,8 +173,12 @@ func dial(t *testing.T, base, id, secret string) (*device, error) {
 	}
 	t.Cleanup(func() { ws.Close() })
 	d := &device{t: t, ws: ws, id: id, secret: secret}
-	d.send(wire.Hello{Type: wire.TypeHello, Version: wire.Version, ID: id, Secret: secret})
 	f, err := d.read()
+	if err != nil {
+		return nil, err
+	}
+	d.send(helloFor(t, f, id, secret, 0))
+	f, err = d.read()
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type Store interface {
 	CountDevicesFromSource(ctx context.Context, source string) (int, error)
 	TouchDevice(ctx context.Context, id string, seen time.Time) error
 	SetPower(ctx context.Context, id, power string) error
+	RetireDevice(ctx context.Context, id string, at time.Time) error
 
 	ChannelByToken(ctx context.Context, token string) (storage.Channel, error)
 	Channel(ctx context.Context, id string) (storage.Channel, error)

@@ -195,38 +195,13 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 	go sess.readLoop()
 }
 
-// startSession reads the device's hello, identifies it, makes its session
-// the device's one live session and writes the welcome. It returns nil if
-// the device was turned away.
+// startSession challenges the device, reads its hello, identifies it,
+// makes its session the device's one live session and writes the welcome.
+// It returns nil if the device was turned away.
 func (s *Server) startSession(conn *websocket.Conn, source string) *session {
-	// The device must say hello first, promptly; closing the server cuts
-	// the wait short.
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	unblock := context.AfterFunc(s.ctx, func() { conn.SetReadDeadline(time.Now()) })
-	_, data, err := conn.ReadMessage()
-	if !unblock() || err != nil {
-		return nil
-	}
-	frame, err := wire.DecodeDevice(data)
-	hello, ok := frame.(*wire.Hello)
-	if err != nil || !ok {
-		closeConn(conn, wire.CloseProtocol, "first frame must be hello")
-		return nil
-	}
 	ctx := context.Background()
-	dev, secret, err := s.identify(ctx, hello, source)
-	if err != nil {
-		switch {
-		case errors.Is(err, errUnauthorized):
-			closeConn(conn, wire.CloseUnauthorized, "unknown device or wrong secret")
-		case errors.Is(err, errTooManyDevices):
-			// An hour: the cap does not lift by itself, and a device that
-			// keeps trying should not keep the service busy.
-			closeConn(conn, wire.CloseRetryLater, "3600")
-		default:
-			s.log.Error("hello failed", "err", err)
-			closeConn(conn, wire.CloseRetryLater, "60")
-		}
+	hello, dev, secret, nonce := s.handshake(ctx, conn, source)
+	if hello == nil {
 		return nil
 	}
 
@@ -276,6 +251,9 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 
 	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
 		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
+	if secret == "" {
+		welcome.Proof = wire.WelcomeProof(dev.SecretHash, nonce, hello.Nonce, dev.ID)
+	}
 	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
 		cancel()

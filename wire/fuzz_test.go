@@ -9,8 +9,11 @@ import (
 // Frames as the daemon and the service really send them, and a few that
 // neither would.
 var deviceSeeds = []string{
-	`{"type":"hello","version":1,"last_seq":0}`,
+	`{"type":"hello","version":2,"last_seq":0}`,
+	`{"type":"hello","version":2,"id":"dev","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","proof":"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg","last_seq":42,"power":"low"}`,
 	`{"type":"hello","version":1,"id":"dev","secret":"s3cret","last_seq":42,"power":"low"}`,
+	`{"type":"hello","version":2,"power":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`,
+	`{"type":"hello","version":2,"id":"dev","nonce":"short","proof":"short"}`,
 	`{"type":"register","req":1,"app":"news","channel":"main"}`,
 	`{"type":"register","req":2,"app":"bank","channel":"main","service_name":"contoso","renew":true}`,
 	`{"type":"unregister","req":3,"channel_id":"ch1"}`,
@@ -25,6 +28,10 @@ var deviceSeeds = []string{
 }
 
 var serviceSeeds = []string{
+	`{"type":"challenge","version":2,"nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`,
+	`{"type":"challenge","version":3,"nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`,
+	`{"type":"refused","reason":"retired","proof":"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"}`,
+	`{"type":"welcome","id":"dev","proof":"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg","min_heartbeat":60,"max_idle":3600}`,
 	`{"type":"welcome","id":"dev","secret":"s3cret","min_heartbeat":60,"max_idle":3600}`,
 	`{"type":"registered","req":1,"channel_id":"ch1","uri":"http://127.0.0.1:8790/throttledthirdparty/01.00/AAAA"}`,
 	`{"type":"registered","req":1,"code":"QuotaExceeded","message":"30 channels"}`,
@@ -84,7 +91,8 @@ func FuzzDecodeDevice(f *testing.F) {
 				t.Fatalf("accepted register with bad names: %+v", f)
 			}
 		case *Hello:
-			if (f.ID == "") != (f.Secret == "") || len(f.ID) > MaxIDLength || len(f.Secret) > MaxIDLength {
+			if f.Version != Version || len(f.ID) > MaxIDLength || (f.ID != "") != (f.Proof != "") ||
+				(f.Power != "" && !validPower(f.Power)) {
 				t.Fatalf("accepted bad hello: %+v", f)
 			}
 		case *Bind:

@@ -11,8 +11,10 @@ import (
 	"fmt"
 )
 
-// Version is the protocol version a device announces in hello.
-const Version = 1
+// Version is the protocol version both ends speak: the service announces
+// it in challenge and the device in hello. Version 2 replaced version 1's
+// secret sent in hello with a proof of it (see auth.go).
+const Version = 2
 
 // MaxFrameSize bounds one frame on either side. A notify batch carries at
 // most a few notifications of at most 3 KB each, base64 encoded.
@@ -20,8 +22,10 @@ const MaxFrameSize = 64 << 10
 
 // Frame types.
 const (
+	TypeChallenge  = "challenge"  // service → device: the first frame, with a nonce to prove the secret on
 	TypeHello      = "hello"      // device → service: identify or enrol
 	TypeWelcome    = "welcome"    // service → device: identity and heartbeat bounds
+	TypeRefused    = "refused"    // service → device: the identity is refused for good, proven
 	TypeRegister   = "register"   // device → service: open a channel for an app
 	TypeRegistered = "registered" // service → device: the channel and its URI
 	TypeUnregister = "unregister" // device → service: close a channel
@@ -52,10 +56,13 @@ const (
 	// in the close reason (seconds, decimal): the service is shedding load or
 	// shutting down.
 	CloseRetryLater = 4001
-	// CloseUnauthorized: the device id or secret is wrong; reconnecting with
-	// the same identity will not help.
+	// CloseUnauthorized: the device is unknown, retired or its proof is
+	// wrong. On its own it proves nothing (anyone in the path can send it):
+	// the device forgets its identity only when the refusal is proven
+	// (a refused frame it can verify, or a verified TLS connection).
 	CloseUnauthorized = 4003
-	// CloseProtocol: the device sent a frame the service cannot accept.
+	// CloseProtocol: the device sent a frame the service cannot accept,
+	// or speaks a protocol version the service does not.
 	CloseProtocol = 4002
 	// CloseReplaced: another connection for the same device took over.
 	CloseReplaced = 4004
@@ -66,29 +73,63 @@ type Envelope struct {
 	Type string `json:"type"`
 }
 
-// Hello opens a session. A device without an identity leaves ID and Secret
-// empty and is enrolled; LastSeq is the highest sequence number it has
-// applied, so the service resends only what came after.
+// Challenge is the service's first frame. Nonce is fresh for every
+// connection, so a proof made for one connection is worth nothing on
+// another.
+type Challenge struct {
+	Type    string `json:"type"`
+	Version int    `json:"version"`
+	Nonce   string `json:"nonce"`
+}
+
+// Hello opens a session. A device without an identity leaves ID, Nonce and
+// Proof empty and is enrolled. An enrolled device proves its secret without
+// sending it: Proof is HelloProof over the challenge's nonce and its own
+// Nonce, which the service's answer must be bound to in turn. LastSeq is
+// the highest sequence number it has applied, so the service resends only
+// what came after.
 type Hello struct {
 	Type    string `json:"type"`
 	Version int    `json:"version"`
 	ID      string `json:"id,omitempty"`
-	Secret  string `json:"secret,omitempty"`
+	Nonce   string `json:"nonce,omitempty"`
+	Proof   string `json:"proof,omitempty"`
 	LastSeq uint64 `json:"last_seq"`
 	Power   string `json:"power,omitempty"`
 }
 
-// Welcome answers Hello. Secret is only set on enrolment.
+// Welcome answers Hello. Secret is only set on enrolment; Proof only for an
+// enrolled device (WelcomeProof), so the device knows the service that
+// welcomes it knows its key.
 type Welcome struct {
 	Type   string `json:"type"`
 	ID     string `json:"id"`
 	Secret string `json:"secret,omitempty"`
+	Proof  string `json:"proof,omitempty"`
 	// MinHeartbeat is the shortest interval between device pings the
 	// service accepts, in seconds; MaxIdle is how long the service keeps a
 	// silent connection before it gives up on it, in seconds.
 	MinHeartbeat int `json:"min_heartbeat"`
 	MaxIdle      int `json:"max_idle"`
 }
+
+// Refused tells an enrolled device that the service will never accept its
+// identity again (it was retired), proven with RefusedProof over both
+// nonces: the device forgets its identity on this, not on the close code
+// that follows it. Reason is one of the Refused* reasons.
+type Refused struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+	Proof  string `json:"proof"`
+}
+
+// Reasons a device is refused, in Refused.Reason and in the text of the
+// 4003 close.
+const (
+	RefusedUnknown  = "unknown device"
+	RefusedBadProof = "wrong proof"
+	RefusedRetired  = "retired"
+)
 
 // Register asks for the channel (App, Channel). Opening an existing channel
 // returns it unchanged unless Renew is set, which rotates its URI.
@@ -185,6 +226,10 @@ type Expired struct {
 // type, or lacks a required field.
 var ErrBadFrame = errors.New("wire: bad frame")
 
+// ErrVersion is returned (with ErrBadFrame) for a hello or challenge of
+// another protocol version: the peer is told which version is spoken.
+var ErrVersion = errors.New("unsupported protocol version")
+
 // Encode marshals a frame. The frame's Type field must already be set;
 // use the New* helpers or set it by hand.
 func Encode(v any) ([]byte, error) {
@@ -235,8 +280,12 @@ func DecodeService(b []byte) (any, error) {
 	}
 	var v any
 	switch t {
+	case TypeChallenge:
+		v = &Challenge{}
 	case TypeWelcome:
 		v = &Welcome{}
+	case TypeRefused:
+		v = &Refused{}
 	case TypeRegistered:
 		v = &Registered{}
 	case TypeNotify:
@@ -305,11 +354,21 @@ func validateDevice(v any) error {
 	}
 	switch f := v.(type) {
 	case *Hello:
-		if len(f.ID) > MaxIDLength || len(f.Secret) > MaxIDLength {
-			return bad("hello: id or secret too long")
+		if f.Version != Version {
+			return fmt.Errorf("%w: %w %d; this end speaks %d", ErrBadFrame, ErrVersion, f.Version, Version)
 		}
-		if (f.ID == "") != (f.Secret == "") {
-			return bad("hello: id and secret go together")
+		if len(f.ID) > MaxIDLength {
+			return bad("hello: id too long")
+		}
+		if f.ID == "" {
+			if f.Nonce != "" || f.Proof != "" {
+				return bad("hello: nonce and proof go with an id")
+			}
+		} else if !validNonce(f.Nonce) || !validNonce(f.Proof) {
+			return bad("hello: an id needs a nonce and a proof of %d base64url characters", NonceChars)
+		}
+		if f.Power != "" && !validPower(f.Power) {
+			return bad("hello: power must be normal, low or critical")
 		}
 	case *Register:
 		if !validName(f.App) || !validName(f.Channel) {
@@ -340,20 +399,40 @@ func validateDevice(v any) error {
 			}
 		}
 	case *State:
-		switch f.Power {
-		case "normal", "low", "critical":
-		default:
+		if !validPower(f.Power) {
 			return bad("state: power must be normal, low or critical")
 		}
 	}
 	return nil
 }
 
+func validPower(p string) bool {
+	switch p {
+	case "normal", "low", "critical":
+		return true
+	}
+	return false
+}
+
 func validateService(v any) error {
 	switch f := v.(type) {
+	case *Challenge:
+		if f.Version != Version {
+			return fmt.Errorf("%w: %w %d; this end speaks %d", ErrBadFrame, ErrVersion, f.Version, Version)
+		}
+		if !validNonce(f.Nonce) {
+			return fmt.Errorf("%w: challenge: nonce must be %d base64url characters", ErrBadFrame, NonceChars)
+		}
 	case *Welcome:
-		if f.ID == "" {
-			return fmt.Errorf("%w: welcome without id", ErrBadFrame)
+		if f.ID == "" || len(f.ID) > MaxIDLength || len(f.Secret) > MaxIDLength {
+			return fmt.Errorf("%w: welcome without id, or id or secret too long", ErrBadFrame)
+		}
+		if f.Proof != "" && !validNonce(f.Proof) {
+			return fmt.Errorf("%w: welcome: bad proof", ErrBadFrame)
+		}
+	case *Refused:
+		if !validNonce(f.Proof) || len(f.Reason) > MaxNameLength {
+			return fmt.Errorf("%w: refused: bad proof or reason", ErrBadFrame)
 		}
 	case *Notify:
 		var last uint64

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/wire"
+)
+
+// handshake sends the challenge, reads the device's hello and identifies
+// the device. It answers a device it turns away itself (close 4001, 4002
+// or 4003, with a refused frame first when the refusal can be proven) and
+// returns a nil hello.
+func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source string) (*wire.Hello, storage.Device, string, string) {
+	nonce := wire.NewNonce()
+	challenge, err := wire.Encode(wire.Challenge{Type: wire.TypeChallenge, Version: wire.Version, Nonce: nonce})
+	if err != nil {
+		conn.Close()
+		return nil, storage.Device{}, "", ""
+	}
+	conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if err := conn.WriteMessage(websocket.TextMessage, challenge); err != nil {
+		conn.Close()
+		return nil, storage.Device{}, "", ""
+	}
+	// The device must say hello promptly; closing the server cuts the
+	// wait short.
+	conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	unblock := context.AfterFunc(s.ctx, func() { conn.SetReadDeadline(time.Now()) })
+	_, data, err := conn.ReadMessage()
+	if !unblock() || err != nil {
+		conn.Close()
+		return nil, storage.Device{}, "", ""
+	}
+	frame, err := wire.DecodeDevice(data)
+	if errors.Is(err, wire.ErrVersion) {
+		closeConn(conn, wire.CloseProtocol, fmt.Sprintf("unsupported protocol version; this service speaks %d", wire.Version))
+		return nil, storage.Device{}, "", ""
+	}
+	hello, ok := frame.(*wire.Hello)
+	if err != nil || !ok {
+		closeConn(conn, wire.CloseProtocol, "first frame must be a valid hello")
+		return nil, storage.Device{}, "", ""
+	}
+	dev, secret, err := s.identify(ctx, hello, nonce, source)
+	var ref *refusal
+	switch {
+	case err == nil:
+		return hello, dev, secret, nonce
+	case errors.As(err, &ref):
+		s.log.Info("device refused", "device", hello.ID, "reason", ref.reason, "source", source, "proven", ref.key != nil)
+		if ref.key != nil {
+			b, err := wire.Encode(wire.Refused{Type: wire.TypeRefused, Reason: ref.reason,
+				Proof: wire.RefusedProof(ref.key, nonce, hello.Nonce, hello.ID, ref.reason)})
+			if err == nil {
+				conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+				conn.WriteMessage(websocket.TextMessage, b)
+			}
+		}
+		closeConn(conn, wire.CloseUnauthorized, ref.reason)
+	case errors.Is(err, errTooManyDevices):
+		// An hour: the cap does not lift by itself, and a device that
+		// keeps trying should not keep the service busy.
+		closeConn(conn, wire.CloseRetryLater, "3600")
+	default:
+		s.log.Error("hello failed", "err", err)
+		closeConn(conn, wire.CloseRetryLater, "60")
+	}
+	return nil, storage.Device{}, "", ""
+}

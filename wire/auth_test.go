@@ -1,0 +1,86 @@
+package wire
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestProofsAreBoundToKeyNoncesAndKind(t *testing.T) {
+	key := DeviceKey("secret")
+	sn, dn := NewNonce(), NewNonce()
+	base := HelloProof(key, sn, dn, "dev")
+	if !validNonce(base) || !validNonce(sn) {
+		t.Fatalf("proof %q or nonce %q is not %d base64url characters", base, sn, NonceChars)
+	}
+	if !ProofEqual(base, HelloProof(DeviceKey("secret"), sn, dn, "dev")) {
+		t.Fatal("the same inputs give another proof")
+	}
+	for name, other := range map[string]string{
+		"other key":           HelloProof(DeviceKey("secret2"), sn, dn, "dev"),
+		"other service nonce": HelloProof(key, NewNonce(), dn, "dev"),
+		"other device nonce":  HelloProof(key, sn, NewNonce(), "dev"),
+		"other id":            HelloProof(key, sn, dn, "dev2"),
+		"welcome":             WelcomeProof(key, sn, dn, "dev"),
+		"refused":             RefusedProof(key, sn, dn, "dev", ""),
+		// Length prefixes: moving a byte from one part to the next
+		// authenticates different bytes.
+		"parts shifted": HelloProof(key, sn+dn[:1], dn[1:], "dev"),
+	} {
+		if ProofEqual(other, base) {
+			t.Errorf("%s: same proof", name)
+		}
+	}
+	if ProofEqual(RefusedProof(key, sn, dn, "dev", RefusedRetired), RefusedProof(key, sn, dn, "dev", RefusedUnknown)) {
+		t.Error("a refusal's proof does not cover its reason")
+	}
+}
+
+func TestHelloValidation(t *testing.T) {
+	nonce, proof := NewNonce(), NewNonce()
+	for _, tc := range []struct {
+		name    string
+		frame   string
+		version bool // refused as an unsupported version
+		ok      bool
+	}{
+		{"enrol", `{"type":"hello","version":2}`, false, true},
+		{"identified", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"` + proof + `","power":"low"}`, false, true},
+		{"version 1 with a secret", `{"type":"hello","version":1,"id":"d","secret":"s"}`, true, false},
+		{"version 0", `{"type":"hello"}`, true, false},
+		{"version 3", `{"type":"hello","version":3}`, true, false},
+		{"version huge", `{"type":"hello","version":9223372036854775807}`, true, false},
+		{"power 60 KB", `{"type":"hello","version":2,"power":"` + strings.Repeat("x", 60<<10) + `"}`, false, false},
+		{"power unknown", `{"type":"hello","version":2,"power":"full"}`, false, false},
+		{"id without proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `"}`, false, false},
+		{"id without nonce", `{"type":"hello","version":2,"id":"d","proof":"` + proof + `"}`, false, false},
+		{"short proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"abc"}`, false, false},
+		{"proof without id", `{"type":"hello","version":2,"nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
+		{"id too long", `{"type":"hello","version":2,"id":"` + strings.Repeat("d", MaxIDLength+1) + `","nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeDevice([]byte(tc.frame))
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v; want ok %v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("err %v is not ErrBadFrame", err)
+			}
+			if errors.Is(err, ErrVersion) != tc.version {
+				t.Fatalf("err %v: ErrVersion %v, want %v", err, errors.Is(err, ErrVersion), tc.version)
+			}
+		})
+	}
+}
+
+func TestChallengeValidation(t *testing.T) {
+	if _, err := DecodeService([]byte(`{"type":"challenge","version":2,"nonce":"` + NewNonce() + `"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeService([]byte(`{"type":"challenge","version":1,"nonce":"` + NewNonce() + `"}`)); !errors.Is(err, ErrVersion) {
+		t.Fatalf("challenge of version 1: %v; want ErrVersion", err)
+	}
+	if _, err := DecodeService([]byte(`{"type":"challenge","version":2,"nonce":""}`)); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("challenge without nonce: %v; want ErrBadFrame", err)
+	}
+}
