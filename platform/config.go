@@ -45,6 +45,9 @@ var (
 // valid configuration: every empty field means "the default".
 type Config struct {
 	Service     string             `toml:"service"`      // notification service URL; "" = start the embedded one on loopback
+	Insecure    bool               `toml:"insecure"`     // allow a plain http:// service that is not on loopback
+	ServiceCA   string             `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
+	ServicePin  string             `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
 	Data        string             `toml:"data"`         // data directory; "" = DefaultPaths
 	Socket      string             `toml:"socket"`       // local API socket; "" = DefaultPaths
 	SocketGroup string             `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)

@@ -26,8 +26,9 @@ type ServeConfig struct {
 	// PublicURL is the base of channel URIs; "" uses http://<listen address>.
 	PublicURL string
 	// TLSListen, when set, is a second listener speaking TLS with the
-	// certificate in TLS: authenticated senders reach their https channel
-	// URIs there (it serves everything the plain listener does).
+	// certificate in TLS. It serves everything the plain listener does:
+	// devices dial wss:// there, and with TLS.ClientCA authenticated
+	// senders reach their https channel URIs there.
 	TLSListen string
 	TLS       TLSFiles
 	// AuthURL is the base of https channel URIs; "" uses
@@ -88,10 +89,12 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 			return nil, fmt.Errorf("server: TLS listener: %w", err)
 		}
 		tlsLn = tls.NewListener(tlsLn, tc)
-		sc.ClientCAs = pool
-		sc.AuthURL = cfg.AuthURL
-		if sc.AuthURL == "" {
-			sc.AuthURL = "https://" + tlsLn.Addr().String()
+		if pool != nil {
+			sc.ClientCAs = pool
+			sc.AuthURL = cfg.AuthURL
+			if sc.AuthURL == "" {
+				sc.AuthURL = "https://" + tlsLn.Addr().String()
+			}
 		}
 	}
 	url := cfg.PublicURL
@@ -142,7 +145,7 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 	if tlsLn != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); serve(tlsLn) }()
-		srv.log.Info("authenticated senders listening", "addr", tlsLn.Addr().String(), "auth_url", srv.cfg.AuthURL)
+		srv.log.Info("TLS listening", "addr", tlsLn.Addr().String(), "auth_url", srv.cfg.AuthURL)
 	}
 	go func() {
 		wg.Wait()

@@ -44,21 +44,32 @@ func checkURIBase(public, auth string) error {
 	return nil
 }
 
-// TLSFiles names the PEM files of the authenticated-sender listener.
+// TLSFiles names the PEM files of the TLS listener.
 type TLSFiles struct {
 	Cert, Key string // the service's certificate chain and key
-	ClientCA  string // CAs whose client certificates are accepted
+	// ClientCA names the CAs whose client certificates authenticated
+	// senders present; "" serves TLS without them: devices and
+	// unauthenticated senders only.
+	ClientCA string
 }
 
-// LoadTLS builds the TLS configuration of the authenticated listener and
-// the pool that verifies senders' certificates. The handshake asks for a
-// client certificate without requiring or verifying one, so that a sender
-// without one (or with a bad one) gets MPNS's 401 instead of a failed
-// handshake it cannot interpret.
+// LoadTLS builds the TLS configuration of the TLS listener and the pool
+// that verifies senders' certificates (nil without ClientCA). With a pool
+// the handshake asks for a client certificate without requiring or
+// verifying one, so that a sender without one (or with a bad one) gets
+// MPNS's 401 instead of a failed handshake it cannot interpret; devices
+// never send one.
 func LoadTLS(f TLSFiles) (*tls.Config, *x509.CertPool, error) {
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: loading TLS certificate: %w", err)
+	}
+	tc := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}
+	if f.ClientCA == "" {
+		return tc, nil, nil
 	}
 	pem, err := os.ReadFile(f.ClientCA)
 	if err != nil {
@@ -68,11 +79,8 @@ func LoadTLS(f TLSFiles) (*tls.Config, *x509.CertPool, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, nil, fmt.Errorf("server: no PEM certificates in client CA file %s", f.ClientCA)
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequestClientCert,
-		MinVersion:   tls.VersionTLS12,
-	}, pool, nil
+	tc.ClientAuth = tls.RequestClientCert
+	return tc, pool, nil
 }
 
 var errNoClientCert = errors.New("no client certificate")

@@ -64,6 +64,9 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
 	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	insecure := fs.Bool("insecure", false, "allow a plain http:// service that is not on loopback (device secret proofs and notifications travel unencrypted)")
+	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https service's certificate must chain to (default: the system's roots)")
+	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
@@ -91,6 +94,11 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
 	override("ui", &cfg.UI, *uiAddr)
+	override("service-ca", &cfg.ServiceCA, *serviceCA)
+	override("service-pin", &cfg.ServicePin, *servicePin)
+	if set["insecure"] {
+		cfg.Insecure = *insecure
+	}
 	cfg.ApplyDefaults(paths)
 	limit, err := memoryLimit(*memLimit, os.LookupEnv)
 	if err != nil {
@@ -158,6 +166,12 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald run: %v\n", err)
 		return 2
 	}
+	// Checked before anything starts: an insecure service is a
+	// configuration error, not a failure to retry.
+	if _, err := linkSecurity(s.Config); err != nil {
+		fmt.Fprintf(stderr, "herald run: %v\n", err)
+		return 2
+	}
 	log := cli.Logger(stderr, level)
 	if s.MemoryLimit > 0 {
 		debug.SetMemoryLimit(s.MemoryLimit)
@@ -202,6 +216,10 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if err := platform.EnsureDir(s.Data, 0o700); err != nil {
 		return err
 	}
+	link, err := linkSecurity(s.Config)
+	if err != nil {
+		return err
+	}
 	serviceURL := s.Service
 	if serviceURL == "" {
 		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
@@ -214,7 +232,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 	phone := &ui.Single{}
 	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
-	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
+	d, err := daemon.New(daemon.Config{Service: serviceURL, Link: link, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
 		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers,
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})
 	if err != nil {

@@ -26,6 +26,8 @@ const DefaultServiceName = "herald"
 var runFlags = []struct{ name, usage string }{
 	{"config", "configuration file (TOML)"},
 	{"service", "notification service URL (default: start an embedded one)"},
+	{"service-ca", "PEM CA bundle the https service's certificate must chain to"},
+	{"service-pin", "SHA-256 of the service's certificate or public key"},
 	{"data", "data directory"},
 	{"socket", "local API socket"},
 	{"socket-group", "group allowed to use the local API socket"},

@@ -35,7 +35,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 const usage = `usage:
   heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--queue-depth N]
-                  [--tls-listen ADDR --tls-cert FILE --tls-key FILE --tls-client-ca FILE [--auth-url URL]]
+                  [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--auth-url URL]]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
@@ -69,10 +69,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
 	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "most notifications queued per device; past it senders get QueueFull")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	tlsListen := fs.String("tls-listen", "", "second address, speaking TLS, for authenticated senders (https channel URIs)")
+	tlsListen := fs.String("tls-listen", "", "second address, speaking TLS: devices (wss://), senders, and with --tls-client-ca authenticated senders (https channel URIs)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain of the TLS listener")
 	tlsKey := fs.String("tls-key", "", "PEM private key of the TLS listener")
-	tlsCA := fs.String("tls-client-ca", "", "PEM CA certificates that issue authenticated senders' client certificates")
+	tlsCA := fs.String("tls-client-ca", "", "PEM CA certificates that issue authenticated senders' client certificates (default: no authenticated senders)")
 	authURL := fs.String("auth-url", "", "base URL of https channel URIs as senders reach the TLS listener (default https://TLS-LISTEN)")
 	var lim server.Limits
 	fs.IntVar(&lim.DailyQuota, "daily-quota", server.DefaultDailyQuota, "notifications per unauthenticated channel per UTC day before 406 (-1: none)")
@@ -98,8 +98,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heraldsvc serve: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	if *tlsListen != "" && (*tlsCert == "" || *tlsKey == "" || *tlsCA == "") {
-		fmt.Fprintln(stderr, "heraldsvc serve: --tls-listen needs --tls-cert, --tls-key and --tls-client-ca")
+	if *tlsListen != "" && (*tlsCert == "" || *tlsKey == "") {
+		fmt.Fprintln(stderr, "heraldsvc serve: --tls-listen needs --tls-cert and --tls-key")
+		return 2
+	}
+	if *authURL != "" && *tlsCA == "" {
+		fmt.Fprintln(stderr, "heraldsvc serve: --auth-url needs --tls-client-ca")
 		return 2
 	}
 	if *tlsListen == "" && (*tlsCert != "" || *tlsKey != "" || *tlsCA != "" || *authURL != "") {
@@ -143,8 +147,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "heraldsvc listening on %s (channel URIs under %s)\n", svc.Addr(), svc.URL())
-	if a := svc.TLSAddr(); a != nil {
-		fmt.Fprintf(stdout, "authenticated senders on %s (https channel URIs under %s)\n", a, svc.AuthURL())
+	if a := svc.TLSAddr(); a != nil && svc.AuthURL() != "" {
+		fmt.Fprintf(stdout, "TLS on %s; authenticated senders' https channel URIs under %s\n", a, svc.AuthURL())
+	} else if a != nil {
+		fmt.Fprintf(stdout, "TLS on %s (devices dial wss://%s%s)\n", a, a, server.DevicePath)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
