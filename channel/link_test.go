@@ -352,3 +352,9 @@ func TestNetworkUp(t *testing.T) {
 		})
 	}
 }
+
+func (h *memHandler) identity() channel.Identity {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.id
+}

@@ -1,0 +1,221 @@
+package channel_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/channel"
+	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/server"
+)
+
+// testPKI is a CA and a service certificate for 127.0.0.1 it issued,
+// generated for the test.
+type testPKI struct {
+	caPEM, certFile, keyFile string
+	ca, leaf                 *x509.Certificate
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test push CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "push"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(leafDER)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testPKI{caPEM: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem"), ca: ca, leaf: leaf}
+	for file, block := range map[string]*pem.Block{
+		p.caPEM:    {Type: "CERTIFICATE", Bytes: caDER},
+		p.certFile: {Type: "CERTIFICATE", Bytes: leafDER},
+		p.keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// runLink runs a link with a real clock and quick retries until the test
+// ends.
+func runLink(t *testing.T, cfg channel.Config) *channel.Link {
+	t.Helper()
+	cfg.Logger = testenv.Logger(t)
+	cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 20*time.Millisecond
+	cfg.Rand = func() float64 { return 0.5 }
+	l, err := channel.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return l
+}
+
+// TestLinkTLS dials a service that serves devices on TLS without asking
+// for client certificates, over real loopback TLS: the link accepts the
+// certificate only if it chains to the configured CA and matches the pin.
+func TestLinkTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0", TLS: server.TLSFiles{Cert: pki.certFile, Key: pki.keyFile}})
+	if svc.AuthURL() != "" {
+		t.Fatalf("TLS without a client CA offers authenticated channels at %s", svc.AuthURL())
+	}
+	url := "https://" + svc.TLSAddr().String()
+	leafSPKI := sha256.Sum256(pki.leaf.RawSubjectPublicKeyInfo)
+	caCert := sha256.Sum256(pki.ca.Raw)
+	tests := []struct {
+		name    string
+		ca      string
+		pin     string
+		connect bool
+		failure string // in the link's last error when it does not connect
+	}{
+		{"the CA bundle", pki.caPEM, "", true, ""},
+		{"the system's roots", "", "", false, "certificate"},
+		{"pin of the service's public key", pki.caPEM, hex.EncodeToString(leafSPKI[:]), true, ""},
+		{"pin of the CA certificate, base64", pki.caPEM, "sha256/" + base64.StdEncoding.EncodeToString(caCert[:]), true, ""},
+		{"another pin", pki.caPEM, strings.Repeat("00", 32), false, channel.ErrPinMismatch.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc, err := channel.LoadClientTLS(tt.ca, tt.pin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := newMemHandler("tls")
+			l := runLink(t, channel.Config{Service: url, Handler: h, TLS: tc})
+			if tt.connect {
+				testenv.Eventually(t, testTimeout, "link up over TLS", l.Connected)
+				if h.identity().ID == "" {
+					t.Fatal("connected without enrolling")
+				}
+				return
+			}
+			testenv.Eventually(t, testTimeout, "two failed attempts", func() bool { return l.Stats().Reconnects >= 2 })
+			if st := l.Stats(); st.Connected || !strings.Contains(st.LastError, tt.failure) {
+				t.Fatalf("connected %v, last error %q; want refused with %q", st.Connected, st.LastError, tt.failure)
+			}
+			if h.identity().ID != "" {
+				t.Fatal("enrolled with a service it should not trust")
+			}
+		})
+	}
+}
+
+// TestRefusalTakenOnlyWhenProven shows when a device forgets its identity
+// on a bare 4003 (an identity the service does not know): over verified
+// TLS, or when told to trust the service (the embedded one); never over
+// plain http.
+func TestRefusalTakenOnlyWhenProven(t *testing.T) {
+	pki := newTestPKI(t)
+	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0", TLS: server.TLSFiles{Cert: pki.certFile, Key: pki.keyFile}})
+	tc, err := channel.LoadClientTLS(pki.caPEM, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := channel.Identity{ID: "ghost", Secret: "not enrolled here"}
+	tests := []struct {
+		name   string
+		cfg    channel.Config
+		forget bool
+	}{
+		{"verified TLS", channel.Config{Service: "https://" + svc.TLSAddr().String(), TLS: tc}, true},
+		{"plain http", channel.Config{Service: svc.URL()}, false},
+		{"plain http, trusted", channel.Config{Service: svc.URL(), TrustRefusals: true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newMemHandler("refusal")
+			h.id = ghost
+			tt.cfg.Handler = h
+			l := runLink(t, tt.cfg)
+			if tt.forget {
+				testenv.Eventually(t, testTimeout, "re-enrolled", func() bool { return l.Connected() && h.identity().ID != ghost.ID })
+				return
+			}
+			testenv.Eventually(t, testTimeout, "three refusals", func() bool { return l.Stats().Reconnects >= 3 })
+			if id := h.identity(); id != ghost {
+				t.Fatalf("identity %+v after an unproven refusal; want %+v kept", id, ghost)
+			}
+			if st := l.Stats(); !strings.Contains(st.LastError, channel.ErrRefusalUnproven.Error()) {
+				t.Fatalf("last error %q; want %q", st.LastError, channel.ErrRefusalUnproven)
+			}
+		})
+	}
+}
+
+func TestParsePin(t *testing.T) {
+	sum := sha256.Sum256([]byte("x"))
+	for _, p := range []string{
+		hex.EncodeToString(sum[:]),
+		strings.ToUpper(hex.EncodeToString(sum[:])),
+		"sha256/" + base64.StdEncoding.EncodeToString(sum[:]),
+		"sha256:" + base64.RawURLEncoding.EncodeToString(sum[:]),
+	} {
+		got, err := channel.ParsePin(p)
+		if err != nil || string(got) != string(sum[:]) {
+			t.Errorf("ParsePin(%q) = %x, %v", p, got, err)
+		}
+	}
+	for _, p := range []string{"", "abc", strings.Repeat("0", 62), base64.StdEncoding.EncodeToString(sum[:16]), strings.Repeat("zz", 32)} {
+		if _, err := channel.ParsePin(p); err == nil {
+			t.Errorf("ParsePin(%q) accepted", p)
+		}
+	}
+	if _, err := channel.ClientTLS([]byte("no PEM here"), ""); err == nil {
+		t.Error("ClientTLS accepted a CA bundle without certificates")
+	}
+	if _, err := channel.LoadClientTLS(filepath.Join(t.TempDir(), "missing.pem"), ""); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadClientTLS of a missing file: %v", err)
+	}
+}
