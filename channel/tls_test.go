@@ -14,15 +14,21 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/wire"
 )
 
 // testPKI is a CA and a service certificate for 127.0.0.1 it issued,
@@ -217,5 +223,74 @@ func TestParsePin(t *testing.T) {
 	}
 	if _, err := channel.LoadClientTLS(filepath.Join(t.TempDir(), "missing.pem"), ""); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("LoadClientTLS of a missing file: %v", err)
+	}
+}
+
+// TestWelcomeMustProveTheService runs the link against a service that
+// does not know the device's key (one a DNS answer or a proxy put in the
+// way): it answers the hello with a welcome that proves nothing, or with
+// the real proof of another connection. The link never comes up, and the
+// device keeps its identity.
+func TestWelcomeMustProveTheService(t *testing.T) {
+	id := channel.Identity{ID: "dev", Secret: "s3cret"}
+	key := wire.DeviceKey(id.Secret)
+	tests := []struct {
+		name  string
+		proof func(c *wire.Challenge, h *wire.Hello) string
+	}{
+		{"no proof", func(*wire.Challenge, *wire.Hello) string { return "" }},
+		{"made up", func(*wire.Challenge, *wire.Hello) string { return wire.NewNonce() }},
+		{"another connection's", func(c *wire.Challenge, h *wire.Hello) string {
+			return wire.WelcomeProof(key, wire.NewNonce(), h.Nonce, id.ID)
+		}},
+		{"the hello's own proof sent back", func(c *wire.Challenge, h *wire.Hello) string { return h.Proof }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			hellos := 0
+			up := websocket.Upgrader{}
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ws, err := up.Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer ws.Close()
+				c := wire.Challenge{Type: wire.TypeChallenge, Version: wire.Version, Nonce: wire.NewNonce()}
+				b, _ := wire.Encode(c)
+				ws.WriteMessage(websocket.TextMessage, b)
+				ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, data, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				f, err := wire.DecodeDevice(data)
+				h, ok := f.(*wire.Hello)
+				if err != nil || !ok {
+					return
+				}
+				mu.Lock()
+				hellos++
+				mu.Unlock()
+				b, _ = wire.Encode(wire.Welcome{Type: wire.TypeWelcome, ID: h.ID, Proof: tt.proof(&c, h), MinHeartbeat: 60, MaxIdle: 3600})
+				ws.WriteMessage(websocket.TextMessage, b)
+				ws.ReadMessage() // until the device hangs up
+			}))
+			defer hs.Close()
+			h := newMemHandler("fake")
+			h.id = id
+			l := runLink(t, channel.Config{Service: hs.URL, Handler: h})
+			testenv.Eventually(t, testTimeout, "three welcomes", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return hellos >= 3 && l.Stats().Reconnects >= 3
+			})
+			if st := l.Stats(); st.Connected || !strings.Contains(st.LastError, channel.ErrServiceUnproven.Error()) {
+				t.Fatalf("connected %v, last error %q; want the welcome refused", st.Connected, st.LastError)
+			}
+			if h.identity() != id {
+				t.Fatalf("identity %+v, want %+v kept", h.identity(), id)
+			}
+		})
 	}
 }
