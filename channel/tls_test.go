@@ -2,18 +2,10 @@ package channel_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,58 +22,6 @@ import (
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/wire"
 )
-
-// testPKI is a CA and a service certificate for 127.0.0.1 it issued,
-// generated for the test.
-type testPKI struct {
-	caPEM, certFile, keyFile string
-	ca, leaf                 *x509.Certificate
-}
-
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test push CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "push"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(leafDER)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testPKI{caPEM: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem"), ca: ca, leaf: leaf}
-	for file, block := range map[string]*pem.Block{
-		p.caPEM:    {Type: "CERTIFICATE", Bytes: caDER},
-		p.certFile: {Type: "CERTIFICATE", Bytes: leafDER},
-		p.keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
-}
 
 // runLink runs a link with a real clock and quick retries until the test
 // ends.
@@ -111,14 +51,14 @@ func runLink(t *testing.T, cfg channel.Config) *channel.Link {
 // for client certificates, over real loopback TLS: the link accepts the
 // certificate only if it chains to the configured CA and matches the pin.
 func TestLinkTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0", TLS: server.TLSFiles{Cert: pki.certFile, Key: pki.keyFile}})
+	pki := testenv.NewPKI(t)
+	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0", TLS: server.TLSFiles{Cert: pki.CertFile, Key: pki.KeyFile}})
 	if svc.AuthURL() != "" {
 		t.Fatalf("TLS without a client CA offers authenticated channels at %s", svc.AuthURL())
 	}
 	url := "https://" + svc.TLSAddr().String()
-	leafSPKI := sha256.Sum256(pki.leaf.RawSubjectPublicKeyInfo)
-	caCert := sha256.Sum256(pki.ca.Raw)
+	leafSPKI := sha256.Sum256(pki.Leaf.RawSubjectPublicKeyInfo)
+	caCert := sha256.Sum256(pki.CA.Raw)
 	tests := []struct {
 		name    string
 		ca      string
@@ -126,11 +66,11 @@ func TestLinkTLS(t *testing.T) {
 		connect bool
 		failure string // in the link's last error when it does not connect
 	}{
-		{"the CA bundle", pki.caPEM, "", true, ""},
+		{"the CA bundle", pki.CAFile, "", true, ""},
 		{"the system's roots", "", "", false, "certificate"},
-		{"pin of the service's public key", pki.caPEM, hex.EncodeToString(leafSPKI[:]), true, ""},
-		{"pin of the CA certificate, base64", pki.caPEM, "sha256/" + base64.StdEncoding.EncodeToString(caCert[:]), true, ""},
-		{"another pin", pki.caPEM, strings.Repeat("00", 32), false, channel.ErrPinMismatch.Error()},
+		{"pin of the service's public key", pki.CAFile, hex.EncodeToString(leafSPKI[:]), true, ""},
+		{"pin of the CA certificate, base64", pki.CAFile, "sha256/" + base64.StdEncoding.EncodeToString(caCert[:]), true, ""},
+		{"another pin", pki.CAFile, strings.Repeat("00", 32), false, channel.ErrPinMismatch.Error()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,9 +103,9 @@ func TestLinkTLS(t *testing.T) {
 // TLS, or when told to trust the service (the embedded one); never over
 // plain http.
 func TestRefusalTakenOnlyWhenProven(t *testing.T) {
-	pki := newTestPKI(t)
-	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0", TLS: server.TLSFiles{Cert: pki.certFile, Key: pki.keyFile}})
-	tc, err := channel.LoadClientTLS(pki.caPEM, "")
+	pki := testenv.NewPKI(t)
+	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0", TLS: server.TLSFiles{Cert: pki.CertFile, Key: pki.KeyFile}})
+	tc, err := channel.LoadClientTLS(pki.CAFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}
