@@ -81,6 +81,10 @@ func (s *Server) RetireDevice(ctx context.Context, id string) error {
 	if err := s.cfg.Store.RetireDevice(ctx, id, s.cfg.Clock.Now()); err != nil {
 		return err
 	}
+	// Counted after the commit and before looking for the live session:
+	// a session this lookup misses was made live after it, and sees the
+	// count changed (retiredSince).
+	s.retirements.Add(1)
 	s.mu.Lock()
 	sess := s.sessions[id]
 	s.mu.Unlock()
@@ -90,6 +94,24 @@ func (s *Server) RetireDevice(ctx context.Context, id string) error {
 	}
 	s.log.Info("device retired", "device", id)
 	return nil
+}
+
+// retiredSince reports whether the device, identified when the service had
+// seen before retirements, has been retired since: its identification may
+// have read it just before the retirement committed, and its session may
+// have become live just after RetireDevice looked for it. Retirements are
+// rare, so this reads the store only when one happened.
+func (s *Server) retiredSince(ctx context.Context, id string, before uint64) bool {
+	if s.retirements.Load() == before {
+		return false
+	}
+	d, err := s.cfg.Store.Device(ctx, id)
+	if err != nil {
+		// Not known to be retired; a store that fails here fails the
+		// session's next step too.
+		return false
+	}
+	return !d.RetiredAt.IsZero()
 }
 
 // helloTimeout is how long a device has to answer the challenge.

@@ -8,16 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -301,5 +305,83 @@ func TestUpgradeKeepsEnrolledDevices(t *testing.T) {
 	mustPost(t, nil, r.URI)
 	if n := d.nextNotification(); n.ChannelID != "old-ch" {
 		t.Fatalf("notification %+v", n)
+	}
+}
+
+// retireOnRead retires a device right after the service has read it to
+// identify it, the narrowest race between a retirement and a returning
+// device: the read saw the device before the retirement committed.
+type retireOnRead struct {
+	server.Store
+	mu     sync.Mutex
+	target string
+	retire func()
+}
+
+func (r *retireOnRead) Device(ctx context.Context, id string) (storage.Device, error) {
+	d, err := r.Store.Device(ctx, id)
+	r.mu.Lock()
+	retire := r.retire
+	if id == r.target {
+		r.retire = nil
+	}
+	r.mu.Unlock()
+	if id == r.target && retire != nil {
+		retire()
+	}
+	return d, err
+}
+
+// TestRetiredWhileIdentifying retires a device between the service
+// reading it and its session going live: the session is ended before
+// its welcome, so the device can neither register a channel under the
+// retired identity nor be told it is accepted.
+func TestRetiredWhileIdentifying(t *testing.T) {
+	st, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wrapped := &retireOnRead{Store: st}
+	hs := httptest.NewUnstartedServer(nil)
+	srv, err := server.New(server.Config{Store: wrapped, Clock: clock.NewFake(t0), Logger: testenv.Logger(t),
+		PublicURL: "http://" + hs.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = srv.Handler()
+	hs.Start()
+	defer func() {
+		hs.CloseClientConnections()
+		srv.Close()
+		hs.Close()
+	}()
+
+	d := mustDial(t, hs.URL)
+	ch := d.open("mail", "")
+	d.ws.Close()
+	testenv.Eventually(t, 10*time.Second, "session ended", func() bool { return !srv.Connected(d.id) })
+
+	wrapped.mu.Lock()
+	wrapped.target = d.id
+	wrapped.retire = func() {
+		if err := srv.RetireDevice(context.Background(), d.id); err != nil {
+			t.Errorf("retiring: %v", err)
+		}
+	}
+	wrapped.mu.Unlock()
+	frames, ce := handshakeClose(t, hs.URL, func(c *wire.Challenge) []byte {
+		b, _ := json.Marshal(helloFor(t, c, d.id, d.secret, 0))
+		return b
+	})
+	if len(frames) != 0 || ce.Code != wire.CloseUnauthorized || ce.Text != wire.RefusedRetired {
+		t.Fatalf("frames %v, close %d %q; want no welcome and close %d %q", frames, ce.Code, ce.Text, wire.CloseUnauthorized, wire.RefusedRetired)
+	}
+	if srv.Connected(d.id) {
+		t.Fatal("a retired device's session is live")
+	}
+	r := postMPNS(t, nil, http.MethodPost, ch.URI, rawHeaders(), "x")
+	if r.code != http.StatusNotFound {
+		t.Fatalf("retired device's URI answered %d", r.code)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldpush/herald/clock"
@@ -147,6 +148,9 @@ type Server struct {
 	// pushed is set when the store tells of each commit (see
 	// session.committed); without it sessions read the queue every time.
 	pushed bool
+	// retirements counts RetireDevice calls, so that a session started
+	// from a device read before a retirement committed is caught.
+	retirements atomic.Uint64
 }
 
 // committedNotifier is what a store offers to tell of each commit.

@@ -200,6 +200,7 @@ func (s *Server) serveConn(conn *websocket.Conn, source string) {
 // It returns nil if the device was turned away.
 func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	ctx := context.Background()
+	retirements := s.retirements.Load()
 	hello, dev, secret, nonce := s.handshake(ctx, conn, source)
 	if hello == nil {
 		return nil
@@ -237,6 +238,12 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	if old != nil {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
+	}
+	if s.retiredSince(ctx, dev.ID, retirements) {
+		cancel()
+		sess.end()
+		closeConn(conn, wire.CloseUnauthorized, wire.RefusedRetired)
+		return nil
 	}
 	sess.touched = s.cfg.Clock.Now()
 	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
