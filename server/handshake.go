@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
@@ -39,11 +40,13 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 	}
 	frame, err := wire.DecodeDevice(data)
 	if errors.Is(err, wire.ErrVersion) {
+		s.metrics.refused(refusedVersion)
 		closeConn(conn, wire.CloseProtocol, fmt.Sprintf("unsupported protocol version; this service speaks %d", wire.Version))
 		return nil, storage.Device{}, "", ""
 	}
 	hello, ok := frame.(*wire.Hello)
 	if err != nil || !ok {
+		s.metrics.refused(refusedBadHello)
 		closeConn(conn, wire.CloseProtocol, "first frame must be a valid hello")
 		return nil, storage.Device{}, "", ""
 	}
@@ -53,6 +56,7 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 	case err == nil:
 		return hello, dev, secret, nonce
 	case errors.As(err, &ref):
+		s.metrics.refused(ref.reason)
 		s.log.Info("device refused", "device", hello.ID, "reason", ref.reason, "source", source, "proven", ref.key != nil)
 		if ref.key != nil {
 			b, err := wire.Encode(wire.Refused{Type: wire.TypeRefused, Reason: ref.reason,
@@ -73,3 +77,24 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 	}
 	return nil, storage.Device{}, "", ""
 }
+
+// Reasons of herald_service_device_refusals_total besides the 4003 ones
+// (wire.Refused*).
+const (
+	refusedVersion  = "unsupported version"
+	refusedBadHello = "bad hello"
+)
+
+func newRefusals(reg *prometheus.Registry) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_service_device_refusals_total",
+		Help: "Device connections turned away at hello, by reason: unknown device, wrong proof, retired (close 4003), unsupported version, bad hello (close 4002).",
+	}, []string{"reason"})
+	for _, r := range []string{wire.RefusedUnknown, wire.RefusedBadProof, wire.RefusedRetired, refusedVersion, refusedBadHello} {
+		c.WithLabelValues(r) // every reason is exported from the start, at 0
+	}
+	reg.MustRegister(c)
+	return c
+}
+
+func (m *metrics) refused(reason string) { m.refusals.WithLabelValues(reason).Inc() }

@@ -132,6 +132,12 @@ func TestHelloValidated(t *testing.T) {
 			checkServed(t, victim, vch.URI)
 		})
 	}
+	m := testenv.Scrape(t, base+server.MetricsPath)
+	for reason, want := range map[string]float64{"unsupported version": 3, "bad hello": 5, wire.RefusedBadProof: 0} {
+		if got := m.Value("herald_service_device_refusals_total", "reason", reason); got != want {
+			t.Errorf("refusals for %q: %v, want %v", reason, got, want)
+		}
+	}
 }
 
 func countDevices(t *testing.T, e *env) int {
@@ -253,6 +259,12 @@ func TestHandshakeProofs(t *testing.T) {
 			t.Fatalf("retired device, wrong secret: frames %v, close %q", frames, ce.Text)
 		}
 	})
+	m := testenv.Scrape(t, base+server.MetricsPath)
+	for reason, want := range map[string]float64{wire.RefusedBadProof: 3, wire.RefusedUnknown: 1, wire.RefusedRetired: 1, "bad hello": 1} {
+		if got := m.Value("herald_service_device_refusals_total", "reason", reason); got != want {
+			t.Errorf("refusals for %q: %v, want %v", reason, got, want)
+		}
+	}
 }
 
 func mustDialAs(t *testing.T, base, id, secret string) *device {

@@ -61,6 +61,7 @@ type metrics struct {
 	commitLatency  prometheus.Histogram
 	commitRequests prometheus.Histogram
 	commitErrors   prometheus.Counter
+	refusals       *prometheus.CounterVec // handshake.go
 }
 
 func newMetrics() *metrics {
@@ -107,6 +108,7 @@ func newMetrics() *metrics {
 		m.commitLatency, m.commitRequests, m.commitErrors,
 		// The process's own: resident memory, CPU, open files, goroutines.
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	m.refusals = newRefusals(m.reg)
 
 	answers := []struct {
 		status string

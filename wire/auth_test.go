@@ -54,6 +54,8 @@ func TestHelloValidation(t *testing.T) {
 		{"power unknown", `{"type":"hello","version":2,"power":"full"}`, false, false},
 		{"id without proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `"}`, false, false},
 		{"id without nonce", `{"type":"hello","version":2,"id":"d","proof":"` + proof + `"}`, false, false},
+		{"long proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"` + proof + `A"}`, false, false},
+		{"nonce not base64url", `{"type":"hello","version":2,"id":"d","nonce":"` + strings.Repeat("+", NonceChars) + `","proof":"` + proof + `"}`, false, false},
 		{"short proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"abc"}`, false, false},
 		{"proof without id", `{"type":"hello","version":2,"nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
 		{"id too long", `{"type":"hello","version":2,"id":"` + strings.Repeat("d", MaxIDLength+1) + `","nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
