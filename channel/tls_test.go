@@ -98,6 +98,25 @@ func TestLinkTLS(t *testing.T) {
 	}
 }
 
+// TestLinkTLSBesideAuthenticatedSenders dials a TLS listener that also
+// asks senders for client certificates: the device, which has none, is
+// served all the same.
+func TestLinkTLSBesideAuthenticatedSenders(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: "127.0.0.1:0",
+		TLS: server.TLSFiles{Cert: pki.CertFile, Key: pki.KeyFile, ClientCA: pki.CAFile}})
+	if svc.AuthURL() == "" {
+		t.Fatal("no authenticated channels with a client CA")
+	}
+	tc, err := channel.LoadClientTLS(pki.CAFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newMemHandler("tls")
+	l := runLink(t, channel.Config{Service: "https://" + svc.TLSAddr().String(), Handler: h, TLS: tc})
+	testenv.Eventually(t, testTimeout, "link up over TLS", l.Connected)
+}
+
 // TestRefusalTakenOnlyWhenProven shows when a device forgets its identity
 // on a bare 4003 (an identity the service does not know): over verified
 // TLS, or when told to trust the service (the embedded one); never over
