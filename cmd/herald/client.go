@@ -19,10 +19,10 @@ import (
 	"github.com/heraldpush/herald/platform"
 )
 
-// clientFlags adds --socket to a command's flags.
-func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// clientFlags returns a client command's flags, with --socket and
+// --device; usage is the command's usage line.
+func clientFlags(name, usage string) (*flag.FlagSet, *string) {
+	fs := cli.NewFlagSet("herald "+name, usage)
 	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
 	socket := fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
 	fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
@@ -45,7 +45,7 @@ func printJSON(w io.Writer, v any) {
 }
 
 func openCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("open", stderr)
+	fs, socket := clientFlags("open", "herald open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json] [--socket PATH] [--device NAME]")
 	name := fs.String("channel", "", "channel name (default \"default\")")
 	toast := fs.Bool("toast", false, "bind the channel to the shell's toast")
 	tile := fs.Bool("tile", false, "bind the channel to the app's live tile")
@@ -54,12 +54,12 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 	serviceName := fs.String("service-name", "", "authenticated sender's service name (certificate CN)")
 	renew := fs.Bool("renew", false, "rotate the channel URI")
 	asJSON := fs.Bool("json", false, "print {\"app\",\"channel\",\"uri\"}")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	req := app.OpenRequest{Channel: *name, ServiceName: *serviceName, Renew: *renew}
@@ -94,13 +94,13 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func closeCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("close", stderr)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	fs, socket := clientFlags("close", "herald close APP [--socket PATH] [--device NAME]")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald close APP")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
@@ -112,13 +112,13 @@ func closeCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func pinCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("pin", stderr)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	fs, socket := clientFlags("pin", "herald pin APP TILE_ID [--socket PATH] [--device NAME]")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "usage: herald pin APP TILE_ID")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
@@ -130,13 +130,13 @@ func pinCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func powerCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("power", stderr)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	fs, socket := clientFlags("power", "herald power normal|low|critical|auto [--socket PATH] [--device NAME]")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald power normal|low|critical")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
@@ -163,14 +163,14 @@ type listenLine struct {
 }
 
 func listenCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("listen", stderr)
+	fs, socket := clientFlags("listen", "herald listen APP [--background] [--socket PATH] [--device NAME]")
 	background := fs.Bool("background", false, "run without being in the foreground (toasts go to the shell)")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald listen APP [--background]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -207,15 +207,15 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func listCmd(what string, args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags(what, stderr)
+	fs, socket := clientFlags(what, "herald "+what+" [--app APP] [--json] [--socket PATH] [--device NAME]")
 	appID := fs.String("app", "", "only this app")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintf(stderr, "usage: herald %s [--app APP] [--json]\n", what)
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()

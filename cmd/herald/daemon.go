@@ -50,10 +50,9 @@ const DefaultMemoryLimit = 10 << 20
 func userMode() bool { return os.Geteuid() != 0 }
 
 // loadSettings parses the daemon's flags and resolves the configuration.
-func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag.FlagSet, error) {
+func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	paths := platform.DefaultPaths(userMode())
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP]")
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
@@ -66,6 +65,9 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		err = fmt.Errorf("%w\nusage: %s", err, cli.Usage(fs))
+	}
 	if err != nil {
 		return settings{}, fs, err
 	}
@@ -130,11 +132,21 @@ func memoryLimit(flagValue string, env func(string) (string, bool)) (int64, erro
 	return n * mult, nil
 }
 
+// settingsError reports loadSettings' error: the help after --help, else
+// the error.
+func settingsError(fs *flag.FlagSet, err error, stdout, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		cli.PrintHelp(fs, stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	return 2
+}
+
 func printConfig(args []string, stdout, stderr io.Writer) int {
-	s, _, err := loadSettings("config", args, stderr)
+	s, fs, err := loadSettings("config", args)
 	if err != nil {
-		fmt.Fprintf(stderr, "herald config: %v\n", err)
-		return 2
+		return settingsError(fs, err, stdout, stderr)
 	}
 	fmt.Fprintf(stdout, "# effective configuration (file: %s)\n", s.ConfigFile)
 	if err := toml.NewEncoder(stdout).Encode(s); err != nil {
@@ -145,13 +157,9 @@ func printConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {
-	s, _, err := loadSettings("run", args, stderr)
+	s, fs, err := loadSettings("run", args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "herald run: %v\n", err)
-		return 2
+		return settingsError(fs, err, stdout, stderr)
 	}
 	level, err := platform.ParseLogLevel(s.LogLevel)
 	if err != nil {

@@ -67,8 +67,7 @@ func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger)
 
 func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	paths := platform.DefaultPaths(userMode())
-	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("herald emulate", "herald emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--data DIR] [--socket PATH] [--inactive-after D] [--queue-depth N] [--daily-quota N]")
 	devices := fs.Int("devices", 1, "how many phones to run")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
 	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
@@ -76,12 +75,9 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
 	socket := fs.String("socket", app.SocketFromEnv(paths.Socket), "local API socket for every phone (pick one with --device or the "+app.DeviceHeader+" header)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "herald emulate: unexpected argument %q\n", pos[0])

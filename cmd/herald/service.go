@@ -42,9 +42,8 @@ type serviceFlags struct {
 	user *bool
 }
 
-func newServiceFlags(cmd string, stderr io.Writer) serviceFlags {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newServiceFlags(cmd, usage string) serviceFlags {
+	fs := cli.NewFlagSet("herald "+cmd, usage)
 	return serviceFlags{
 		fs:   fs,
 		name: fs.String("name", DefaultServiceName, "service name"),
@@ -93,7 +92,7 @@ func installArgs(name string, user bool, set map[string]string) ([]string, error
 
 // installCmd installs the OS service, or prints its systemd unit.
 func installCmd(args []string, stdout, stderr io.Writer) int {
-	sf := newServiceFlags("install", stderr)
+	sf := newServiceFlags("install", "herald install [--user] [--name NAME] [--print] [--run-as USER] [--log-dir DIR] [--executable PATH] [run flags]")
 	print := sf.fs.Bool("print", false, "print the systemd unit instead of installing")
 	runAs := sf.fs.String("run-as", "", "dedicated user the system service runs as (systemd)")
 	logDir := sf.fs.String("log-dir", "", "where System V and launchd write the daemon's output (default /var/log)")
@@ -102,12 +101,12 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	for _, f := range runFlags {
 		vals[f.name] = sf.fs.String(f.name, "", f.usage)
 	}
-	pos, err := cli.Parse(sf.fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintln(stderr, "usage: herald install [--user] [--name NAME] [--print] [--run-as USER] [run flags]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
 	set := map[string]string{}
@@ -154,13 +153,13 @@ func nameFlag(name string, user bool) string {
 
 // controlCmd runs uninstall, start, stop or restart.
 func controlCmd(action string, args []string, stdout, stderr io.Writer) int {
-	sf := newServiceFlags(action, stderr)
-	pos, err := cli.Parse(sf.fs, args)
-	if err != nil {
-		return 2
+	sf := newServiceFlags(action, "herald "+action+" [--user] [--name NAME]")
+	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintf(stderr, "usage: herald %s [--user] [--name NAME]\n", action)
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
 	svc, err := platform.NewService(serviceOptions(*sf.name, *sf.user), nil)
@@ -209,17 +208,17 @@ type statusReport struct {
 // the daemon answers, its link state. It exits 0 when the daemon answers,
 // 3 when it does not.
 func statusCmd(args []string, stdout, stderr io.Writer) int {
-	sf := newServiceFlags("status", stderr)
+	sf := newServiceFlags("status", "herald status [--user] [--name NAME] [--socket PATH] [--device NAME] [--json]")
 	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
 	socket := sf.fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
 	sf.fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
 	asJSON := sf.fs.Bool("json", false, "print JSON")
-	pos, err := cli.Parse(sf.fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintln(stderr, "usage: herald status [--user] [--name NAME] [--socket PATH] [--json]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
 	svcState := queryService(*sf.name, *sf.user)

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Every subcommand's --help names its arguments, lists its flags on
+// stdout and exits 0; a misspelt flag exits 2 with the usage on stderr.
+func TestSubcommandHelp(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  string
+		want []string // in the usage line
+	}{
+		{"run", []string{"--service URL", "--config FILE"}},
+		{"config", []string{"--config FILE"}},
+		{"emulate", []string{"--devices N", "--queue-depth N", "--daily-quota N", "--inactive-after D"}},
+		{"open", []string{"open APP", "--toast", "--device NAME"}},
+		{"close", []string{"close APP"}},
+		{"listen", []string{"listen APP", "--background"}},
+		{"channels", []string{"--app APP"}},
+		{"tiles", []string{"--app APP"}},
+		{"toasts", []string{"--app APP"}},
+		{"pin", []string{"pin APP TILE_ID"}},
+		{"power", []string{"normal|low|critical|auto"}},
+		{"status", []string{"--json", "--socket PATH"}},
+		{"install", []string{"--user", "--print", "run flags"}},
+		{"uninstall", []string{"--user", "--name NAME"}},
+		{"start", []string{"--name NAME"}},
+		{"stop", []string{"--name NAME"}},
+		{"restart", []string{"--name NAME"}},
+	} {
+		for _, help := range []string{"--help", "-h"} {
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{tc.cmd, help}, &stdout, &stderr); code != 0 {
+				t.Errorf("herald %s %s: exit %d, stderr %q", tc.cmd, help, code, stderr.String())
+				continue
+			}
+			out := stdout.String()
+			usage, _, _ := strings.Cut(out, "\n")
+			if !strings.HasPrefix(usage, "usage: herald "+tc.cmd) {
+				t.Errorf("herald %s %s: first line %q", tc.cmd, help, usage)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(usage, w) {
+					t.Errorf("herald %s %s: usage %q lacks %q", tc.cmd, help, usage, w)
+				}
+			}
+			if !strings.Contains(out, "\nflags:\n") || !strings.Contains(out, "  -") {
+				t.Errorf("herald %s %s: no flags listed:\n%s", tc.cmd, help, out)
+			}
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{tc.cmd, "--no-such-flag"}, &stdout, &stderr); code != 2 {
+			t.Errorf("herald %s --no-such-flag: exit %d, want 2", tc.cmd, code)
+		}
+		if !strings.Contains(stderr.String(), "no-such-flag") || !strings.Contains(stderr.String(), "usage: herald "+tc.cmd) {
+			t.Errorf("herald %s --no-such-flag: stderr %q", tc.cmd, stderr.String())
+		}
+	}
+}
