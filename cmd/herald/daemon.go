@@ -28,6 +28,11 @@ import (
 // restarts of the daemon.
 const DefaultEmbeddedListen = "127.0.0.1:8790"
 
+// DefaultEmulatorListen is where `herald emulate` starts its embedded
+// service: not DefaultEmbeddedListen, so that an emulator and a phone
+// run side by side.
+const DefaultEmulatorListen = "127.0.0.1:8792"
+
 // settings is the daemon's effective configuration: defaults, then the
 // config file, then the environment, then flags.
 type settings struct {

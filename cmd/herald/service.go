@@ -209,9 +209,10 @@ type statusReport struct {
 // 3 when it does not.
 func statusCmd(args []string, stdout, stderr io.Writer) int {
 	sf := newServiceFlags("status", "herald status [--user] [--name NAME] [--socket PATH] [--device NAME] [--json]")
-	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
-	socket := sf.fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
-	sf.fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
+	paths := platform.DefaultPaths(userMode())
+	socketFlag := sf.fs.String("socket", "", fmt.Sprintf("the daemon's local API socket (env %s; default %s, or %s with --device)",
+		platform.EnvSocket, paths.Socket, emulatorSocket(paths)))
+	sf.fs.String("device", os.Getenv(EnvDevice), "emulated phone to talk to, with herald emulate (env "+EnvDevice+")")
 	asJSON := sf.fs.Bool("json", false, "print JSON")
 	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
 	if !ok {
@@ -221,6 +222,8 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
+	socket := new(string)
+	*socket = clientSocket(sf.fs, *socketFlag)
 	svcState := queryService(*sf.name, *sf.user)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
