@@ -215,12 +215,16 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if err := platform.EnsureDir(s.Data, 0o700); err != nil {
 		return err
 	}
+	if err := checkSocketFree(s.Socket, " (and --data DIR, --listen ADDR)"); err != nil {
+		return err
+	}
 	serviceURL := s.Service
 	if serviceURL == "" {
 		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
 			Server: server.Config{Logger: log.With("part", "service")}})
 		if err != nil {
-			return fmt.Errorf("embedded notification service: %w", err)
+			return listenClash(err, "embedded notification service", s.Listen,
+				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Listen))
 		}
 		defer svc.Close()
 		serviceURL = svc.URL()
@@ -238,7 +242,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if s.UI != "" {
 		url, stopUI, err := startUI(ctx, s.UI, page.Handler(), log)
 		if err != nil {
-			return err
+			return listenClash(err, "start screen", s.UI, "Give it another address with --ui ADDR (config key ui, env HERALD_UI).")
 		}
 		defer stopUI()
 		fmt.Fprintf(stdout, "herald: start screen %s\n", url)

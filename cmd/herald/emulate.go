@@ -40,7 +40,7 @@ func newClient(fs *flag.FlagSet, socket string) *app.Client {
 func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("UI: listen on %s: %w", addr, err)
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("the UI has no authentication and listens beyond this machine", "addr", ln.Addr().String())
@@ -126,13 +126,18 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	if err := checkSocketFree(*socket, " (and --data DIR, --listen ADDR)"); err != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+		return 1
+	}
 	serviceURL := *service
 	if serviceURL == "" {
 		svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: filepath.Join(*data, "heraldsvc.db"),
 			Server: server.Config{Logger: log.With("part", "service"), InactiveAfter: *inactive, QueueDepth: *depth,
 				Limits: server.Limits{DailyQuota: *quota}}})
 		if err != nil {
-			fmt.Fprintf(stderr, "herald emulate: embedded notification service: %v\n", err)
+			fmt.Fprintf(stderr, "herald emulate: %v\n", listenClash(err, "embedded notification service", *listen,
+				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR.", *listen)))
 			return 1
 		}
 		defer svc.Close()
@@ -169,7 +174,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	if page != nil {
 		url, stopUI, err := startUI(ctx, *uiAddr, page.Handler(), log)
 		if err != nil {
-			fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+			fmt.Fprintf(stderr, "herald emulate: %v\n", listenClash(err, "start screen", *uiAddr, "Give it another address with --ui ADDR."))
 			return 1
 		}
 		defer stopUI()

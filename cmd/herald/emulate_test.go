@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,10 +28,7 @@ type emulatorProc struct {
 // socket and ports of its own, until the test ends.
 func startEmulator(t *testing.T, args ...string) *emulatorProc {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "herald")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := heraldBinary(t)
 	e := &emulatorProc{sock: testenv.SocketPath(t), exited: make(chan error, 1), stderr: &bytes.Buffer{}}
 	e.cmd = exec.Command(bin, append([]string{"emulate", "--data", t.TempDir(), "--socket", e.sock,
 		"--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"}, args...)...)
