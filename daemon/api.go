@@ -132,10 +132,14 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 		since := ls.Since
 		st.Since = &since
 	}
-	if ls.State == channel.StateWaiting {
+	switch {
+	case d.link.Offline():
+		st.State, st.Connected, st.Since = app.StateOffline, false, nil
+	case ls.State == channel.StateWaiting:
 		at := ls.RetryAt
 		st.RetryAt = &at
 	}
+	st.Config = d.cfg.Effective
 	// The counters are read before the applied sequence number: a batch
 	// moves both in one transaction and both only grow, so read in this
 	// order a status never shows counts for notifications beyond the

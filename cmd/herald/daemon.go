@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -24,9 +22,7 @@ import (
 )
 
 // DefaultEmbeddedListen is where the embedded notification service listens.
-// It is fixed rather than random so that channel URIs stay the same across
-// restarts of the daemon.
-const DefaultEmbeddedListen = "127.0.0.1:8790"
+const DefaultEmbeddedListen = platform.DefaultListen
 
 // DefaultEmulatorListen is where `herald emulate` starts its embedded
 // service: not DefaultEmbeddedListen, so that an emulator and a phone
@@ -38,11 +34,11 @@ const DefaultEmulatorListen = "127.0.0.1:8792"
 type settings struct {
 	platform.Config
 	ConfigFile  string `toml:"-"`
-	Listen      string `toml:"listen"`
 	ServiceName string `toml:"-"`
-	// MemoryLimit is the Go runtime's soft memory limit in bytes; 0 leaves
-	// the runtime's own (GOMEMLIMIT, or none).
-	MemoryLimit int64 `toml:"memory_limit"`
+	// MemoryLimitBytes is memory_limit resolved: the Go runtime's soft
+	// memory limit in bytes; 0 leaves the runtime's own (GOMEMLIMIT, or
+	// none).
+	MemoryLimitBytes int64 `toml:"-"`
 }
 
 // DefaultMemoryLimit keeps the daemon under 20 MB resident after a burst
@@ -62,7 +58,7 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
-	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
+	listen := fs.String("listen", "", "address of the embedded notification service (default "+DefaultEmbeddedListen+")")
 	socketGroup := fs.String("socket-group", "", "group allowed to use the local API socket (default: owner only)")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
@@ -98,43 +94,34 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
 	override("ui", &cfg.UI, *uiAddr)
+	override("listen", &cfg.Listen, *listen)
+	override("memory-limit", &cfg.MemoryLimit, *memLimit)
 	cfg.ApplyDefaults(paths)
-	limit, err := memoryLimit(*memLimit, os.LookupEnv)
+	limit, err := memoryLimit(cfg.MemoryLimit, os.LookupEnv)
 	if err != nil {
 		return settings{}, fs, err
 	}
-	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen, ServiceName: *serviceName, MemoryLimit: limit}, fs, nil
+	// Written back resolved, so that `herald config` prints what a file
+	// needs to get the same limit.
+	cfg.MemoryLimit = platform.FormatSize(limit)
+	return settings{Config: cfg, ConfigFile: *configFile, ServiceName: *serviceName, MemoryLimitBytes: limit}, fs, nil
 }
 
-// memoryLimit resolves --memory-limit: a size with an optional KiB, MiB or
-// GiB suffix, "off" for none, or "" for the default unless GOMEMLIMIT
-// already sets one.
-func memoryLimit(flagValue string, env func(string) (string, bool)) (int64, error) {
-	v := strings.TrimSpace(flagValue)
-	if v == "" {
+// memoryLimit resolves memory_limit (or --memory-limit): a size with an
+// optional KiB, MiB or GiB suffix, "off" for none, or "" for the default
+// unless GOMEMLIMIT already sets one.
+func memoryLimit(value string, env func(string) (string, bool)) (int64, error) {
+	if strings.TrimSpace(value) == "" {
 		if _, ok := env("GOMEMLIMIT"); ok {
 			return 0, nil
 		}
 		return DefaultMemoryLimit, nil
 	}
-	if v == "off" {
-		return 0, nil
+	n, err := platform.ParseSize(value)
+	if err != nil {
+		return 0, fmt.Errorf("memory limit: %w", err)
 	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
-		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
-			v, mult = rest, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("--memory-limit %q: want a size such as 16MiB, or off", flagValue)
-	}
-	return n * mult, nil
+	return n, nil
 }
 
 // settingsError reports loadSettings' error: the help after --help, else
@@ -172,8 +159,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
-	if s.MemoryLimit > 0 {
-		debug.SetMemoryLimit(s.MemoryLimit)
+	if s.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(s.MemoryLimitBytes)
 	}
 	display, err := platform.NewDisplay(s.Display, log)
 	if err != nil {
@@ -220,11 +207,11 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 	serviceURL := s.Service
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
 			Server: server.Config{Logger: log.With("part", "service")}})
 		if err != nil {
-			return listenClash(err, "embedded notification service", s.Listen,
-				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Listen))
+			return listenClash(err, "embedded notification service", s.Config.Listen,
+				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Config.Listen))
 		}
 		defer svc.Close()
 		serviceURL = svc.URL()
