@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -135,6 +136,20 @@ func settingsError(fs *flag.FlagSet, err error, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// effectiveConfig is the configuration as `herald config` prints it, as a
+// map for `herald status --json`.
+func effectiveConfig(s settings) (map[string]any, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(s); err != nil {
+		return nil, fmt.Errorf("effective configuration: %w", err)
+	}
+	m := map[string]any{}
+	if _, err := toml.NewDecoder(&b).Decode(&m); err != nil {
+		return nil, fmt.Errorf("effective configuration: %w", err)
+	}
+	return m, nil
+}
+
 func printConfig(args []string, stdout, stderr io.Writer) int {
 	s, fs, err := loadSettings("config", args)
 	if err != nil {
@@ -218,8 +233,14 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 	phone := &ui.Single{}
 	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
+	effective, err := effectiveConfig(s)
+	if err != nil {
+		return err
+	}
 	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
-		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers,
+		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
+		History: daemon.History{ToastsKept: s.ToastsKept, ToastsMaxAge: s.ToastsMaxAge.Duration,
+			EventsKept: s.EventsKept, EventsMaxAge: s.EventsMaxAge.Duration},
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})
 	if err != nil {
 		return err

@@ -248,20 +248,30 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status) {
-	line := fmt.Sprintf("service:     %s: %s", svc.Name, svc.State)
+	// The daemon comes first: it is what a user asks about, and a daemon
+	// run in a terminal has no OS service at all.
+	if !answered {
+		fmt.Fprintf(w, "daemon:      not running (no answer on %s)\n", socket)
+	}
+	line := fmt.Sprintf("os service:  %s: %s", svc.Name, svc.State)
 	if svc.Platform != "" {
 		line += " (" + svc.Platform + ")"
 	}
 	if svc.Error != "" {
 		line += "; " + svc.Error
 	}
-	fmt.Fprintln(w, line)
+	if answered && svc.State == platform.StatusNotInstalled.String() {
+		line = fmt.Sprintf("os service:  %s: not installed; the daemon runs outside the service manager (herald run)", svc.Name)
+	}
 	if !answered {
-		fmt.Fprintf(w, "daemon:      not running (no answer on %s)\n", socket)
+		fmt.Fprintln(w, line)
+		fmt.Fprint(w, notRunningHint)
 		return
 	}
 	state := orDash(st.State)
 	switch {
+	case st.State == app.StateOffline:
+		state = "offline (held by the emulator/UI; switch connectivity back on there)"
 	case st.Connected && st.Since != nil:
 		state = "connected since " + st.Since.Local().Format(time.DateTime)
 	case st.RetryAt != nil:
@@ -273,8 +283,8 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 	} else {
 		hb += " (learning)"
 	}
-	fmt.Fprintf(w, "daemon:      running (%s)\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
-		socket, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
+	fmt.Fprintf(w, "daemon:      running (%s)\n%s\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
+		socket, line, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
 		st.Wakeups.Total, st.Wakeups.Heartbeats, st.Wakeups.Reconnects, st.Wakeups.Acks,
 		st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
 	if st.LastError != "" {
