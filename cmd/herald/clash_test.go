@@ -77,4 +77,3 @@ func TestClashes(t *testing.T) {
 		})
 	}
 }
-
