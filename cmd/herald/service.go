@@ -33,6 +33,7 @@ var runFlags = []struct{ name, usage string }{
 	{"ui", "address of the start-screen page"},
 	{"display", "toast display: auto, log, dbus, macos, windows"},
 	{"log-level", "debug, info, warn or error"},
+	{"memory-limit", "soft limit on the daemon's Go memory, e.g. 16MiB, or off"},
 }
 
 // serviceFlags are the flags every service command shares.
