@@ -16,8 +16,9 @@ type History struct {
 	ToastsMaxAge time.Duration // older toasts are deleted
 	EventsKept   int           // events kept per app
 	EventsMaxAge time.Duration // older events are deleted
-	// Every is how often the daemon prunes (default DefaultPruneEvery); it
-	// also prunes when it starts.
+	// Every is how often the daemon prunes (0: DefaultPruneEvery); it
+	// also prunes when it starts. Negative prunes only at start, for tests
+	// that count the fake clock's timers.
 	Every time.Duration
 }
 
@@ -39,7 +40,7 @@ func (h History) withDefaults() History {
 	if h.EventsMaxAge <= 0 {
 		h.EventsMaxAge = platform.DefaultEventsMaxAge
 	}
-	if h.Every <= 0 {
+	if h.Every == 0 {
 		h.Every = DefaultPruneEvery
 	}
 	return h
@@ -57,6 +58,9 @@ func (d *Daemon) housekeep(ctx context.Context) {
 			d.log.Warn("pruning the history failed", "err", err)
 		case p.Toasts > 0 || p.Events > 0:
 			d.log.Info("history pruned", "toasts", p.Toasts, "events", p.Events)
+		}
+		if h.Every < 0 {
+			return
 		}
 		t := d.cfg.Clock.NewTimer(h.Every)
 		select {
