@@ -223,12 +223,11 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
-	socket := new(string)
-	*socket = clientSocket(sf.fs, *socketFlag)
+	socket := clientSocket(sf.fs, *socketFlag)
 	svcState := queryService(*sf.name, *sf.user)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := newClient(sf.fs, *socket).Status(ctx)
+	st, err := newClient(sf.fs, socket).Status(ctx)
 	if err != nil && !errors.Is(err, app.ErrDaemonUnavailable) {
 		return cliError(stderr, "status", err)
 	}
@@ -240,7 +239,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		printJSON(stdout, rep)
 	} else {
-		printStatus(stdout, svcState, *socket, answered, st)
+		printStatus(stdout, svcState, socket, answered, st)
 	}
 	if !answered {
 		return 3
