@@ -5,6 +5,8 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -79,5 +81,17 @@ func TestSocketRefusesDevice(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != app.CodeBadRequest ||
 		!strings.Contains(ae.Message, `"phone-0042"`) || !strings.Contains(ae.Message, "single phone") {
 		t.Fatalf("with --device: %v, want 400 BadRequest naming the device", err)
+	}
+	// ?device= is the query form of the same header.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
+	}}}
+	resp, err := hc.Get("http://herald/v1/status?device=phone-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("?device=: %d, want 400", resp.StatusCode)
 	}
 }
