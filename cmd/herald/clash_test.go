@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +34,9 @@ func TestClashes(t *testing.T) {
 	defer tl.Close()
 	heldPort := tl.Addr().String()
 	pid := fmt.Sprintf("pid %d", os.Getpid())
+	if runtime.GOOS != "linux" { // only Linux tells who holds a socket or port
+		pid = " by "
+	}
 
 	tests := []struct {
 		name string

@@ -25,6 +25,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/cli"
 	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
 )
 
@@ -139,6 +140,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		if platform.IsAddrInUse(err) {
+			addr, flagName := *listen, "--listen"
+			if *tlsListen != "" && strings.Contains(err.Error(), *tlsListen) {
+				addr, flagName = *tlsListen, "--tls-listen"
+			}
+			fmt.Fprintf(stderr, "  %s is in use by %s. Pass %s ADDR for another address"+
+				" (a herald run without --service has its own service on 127.0.0.1:8790: stop it, or run the phone with --service pointing here).\n",
+				addr, platform.PortOwner(addr), flagName)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "heraldsvc listening on %s (channel URIs under %s)\n", svc.Addr(), svc.URL())
