@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/heraldpush/herald/platform"
 )
 
 // Every subcommand's --help names its arguments, lists its flags on
@@ -57,6 +60,36 @@ func TestSubcommandHelp(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "no-such-flag") || !strings.Contains(stderr.String(), "usage: herald "+tc.cmd) {
 			t.Errorf("herald %s --no-such-flag: stderr %q", tc.cmd, stderr.String())
+		}
+	}
+}
+
+// TestNotRunning: a client command with no daemon names the socket it
+// tried and how to start a daemon or point at one; with --device it tries
+// the emulator's socket.
+func TestNotRunning(t *testing.T) {
+	unsetEnv(t)
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	paths := platform.DefaultPaths(userMode())
+	for _, tc := range []struct {
+		args   []string
+		socket string
+	}{
+		{[]string{"open", "demo", "--socket", missing}, missing},
+		{[]string{"channels", "--socket", missing, "--device", "phone-0001"}, missing},
+		{[]string{"toasts", "--device", "phone-0001"}, emulatorSocket(paths)},
+	} {
+		if _, live := platform.SocketOwner(tc.socket); live {
+			t.Skipf("a daemon is listening on %s", tc.socket)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run(tc.args, &stdout, &stderr); code != 1 {
+			t.Fatalf("herald %v: exit %d, want 1", tc.args, code)
+		}
+		for _, w := range []string{tc.socket, "herald run", "herald emulate", "--socket PATH", "HERALD_SOCKET"} {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("herald %v: stderr lacks %q:\n%s", tc.args, w, stderr.String())
+			}
 		}
 	}
 }
