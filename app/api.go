@@ -85,7 +85,8 @@ type Status struct {
 	DeviceID  string     `json:"device_id,omitempty"`
 	Connected bool       `json:"connected"`
 	Since     *time.Time `json:"since,omitempty"`
-	// State is connecting, connected or waiting (between attempts).
+	// State is connecting, connected, waiting (between attempts) or
+	// offline (StateOffline).
 	State     string     `json:"state"`
 	RetryAt   *time.Time `json:"retry_at,omitempty"`
 	Heartbeat string     `json:"heartbeat"`
@@ -105,7 +106,15 @@ type Status struct {
 	Channels   int              `json:"channels"`
 	Running    []string         `json:"running_apps"`
 	Counters   map[string]int64 `json:"counters"`
+	// Config is the daemon's effective configuration, keyed as in its
+	// configuration file (what `herald config` prints).
+	Config map[string]any `json:"config,omitempty"`
 }
+
+// StateOffline is the link's state while the start screen (or the
+// emulator's UI API) holds the phone out of coverage: it makes no attempt
+// to connect until switched back on, so it has no next attempt time.
+const StateOffline = "offline"
 
 // Wakeups counts outbound packets by cause.
 type Wakeups struct {

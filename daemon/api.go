@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -31,9 +32,27 @@ func (d *Daemon) Handler() http.Handler {
 	return d.observeAPI(mux)
 }
 
+// singlePhone refuses requests that name an emulated phone: a daemon is
+// one phone, and answering for "phone-0042" as if it were that phone would
+// hide that the caller talks to the wrong process.
+func singlePhone(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.Header.Get(app.DeviceHeader)
+		if name == "" {
+			name = r.URL.Query().Get("device")
+		}
+		if name != "" {
+			writeError(w, http.StatusBadRequest, app.CodeBadRequest, fmt.Sprintf(
+				"this daemon is a single phone, not herald emulate: there is no device %q here; drop --device (and HERALD_DEVICE), or pass the emulator's socket with --socket", name))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (d *Daemon) serveAPI(ctx context.Context, ln net.Listener) {
 	srv := &http.Server{
-		Handler:           d.Handler(),
+		Handler:           singlePhone(d.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -113,10 +132,14 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 		since := ls.Since
 		st.Since = &since
 	}
-	if ls.State == channel.StateWaiting {
+	switch {
+	case d.link.Offline():
+		st.State, st.Connected, st.Since = app.StateOffline, false, nil
+	case ls.State == channel.StateWaiting:
 		at := ls.RetryAt
 		st.RetryAt = &at
 	}
+	st.Config = d.cfg.Effective
 	// The counters are read before the applied sequence number: a batch
 	// moves both in one transaction and both only grow, so read in this
 	// order a status never shows counts for notifications beyond the

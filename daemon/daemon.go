@@ -86,6 +86,11 @@ type Config struct {
 	// coming up. Phones sharing a DB (the emulator) never watch: they are
 	// simulated, and the host's network is not theirs.
 	NoNetworkWatch bool
+	// Effective is the configuration the daemon was started with, keyed
+	// as in the configuration file; Status reports it.
+	Effective map[string]any
+	// History bounds the device database's toasts and app events.
+	History History
 	// OnChange, when set, is called after a change to the phone's state
 	// commits (see observe.go); it must not block.
 	OnChange func(Change)
@@ -160,6 +165,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Network == nil {
 		cfg.Network = channel.CurrentNetwork
 	}
+	cfg.History = cfg.History.withDefaults()
 	if cfg.Display == nil {
 		d, err := platform.NewDisplay("log", cfg.Logger)
 		if err != nil {
@@ -237,6 +243,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() {
 		defer d.wg.Done()
 		d.bg.run(d.ctx)
+	}()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.housekeep(d.ctx)
 	}()
 	if !d.cfg.NoNetworkWatch && d.cfg.DB == nil {
 		d.wg.Add(1)

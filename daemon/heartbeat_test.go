@@ -31,6 +31,7 @@ func TestLearnedHeartbeatSurvivesRestart(t *testing.T) {
 			Network: func(context.Context) (string, error) { return network, nil }}
 		cfg.Link.HeartbeatTimeout = timeout
 		cfg.Link.Rand = func() float64 { return 0.5 }
+		cfg.History.Every = -1 // the driver expects the heartbeat's timer alone
 		return testenv.StartDaemon(t, cfg)
 	}
 

@@ -5,11 +5,15 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/platform"
@@ -61,4 +65,33 @@ func TestSocketPermissions(t *testing.T) {
 			t.Errorf("Run = %v, want %v", err, platform.ErrUnknownGroup)
 		}
 	})
+}
+
+// TestSocketRefusesDevice: a request for an emulated phone, made to a
+// daemon that is one phone, is refused instead of answered as that phone.
+func TestSocketRefusesDevice(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
+	ctx := context.Background()
+	if _, err := app.NewClient(d.Socket).Channels(ctx, ""); err != nil {
+		t.Fatalf("without a device: %v", err)
+	}
+	_, err := app.NewClient(d.Socket).WithDevice("phone-0042").Channels(ctx, "")
+	var ae *app.Error
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != app.CodeBadRequest ||
+		!strings.Contains(ae.Message, `"phone-0042"`) || !strings.Contains(ae.Message, "single phone") {
+		t.Fatalf("with --device: %v, want 400 BadRequest naming the device", err)
+	}
+	// ?device= is the query form of the same header.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
+	}}}
+	resp, err := hc.Get("http://herald/v1/status?device=phone-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("?device=: %d, want 400", resp.StatusCode)
+	}
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,20 +45,51 @@ var (
 
 // Config is the daemon's configuration file (TOML). The zero value is a
 // valid configuration: every empty field means "the default".
+// ApplyDefaults fills the defaults in, and `herald config` prints the result,
+// which loads back unchanged.
 type Config struct {
-	Service     string             `toml:"service"`      // notification service URL; "" = start the embedded one on loopback
-	Insecure    bool               `toml:"insecure"`     // allow a plain http:// service that is not on loopback
-	ServiceCA   string             `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
-	ServicePin  string             `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
-	Data        string             `toml:"data"`         // data directory; "" = DefaultPaths
-	Socket      string             `toml:"socket"`       // local API socket; "" = DefaultPaths
-	SocketGroup string             `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)
-	UI          string             `toml:"ui"`           // address of the start-screen UI, e.g. 127.0.0.1:8790; "" = off
-	Display     string             `toml:"display"`      // toast display backend: auto|log|dbus|macos|windows
-	Power       string             `toml:"power"`        // auto (from the OS) | normal | low | critical
-	LogLevel    string             `toml:"log_level"`    // debug|info|warn|error
-	Handlers    map[string]Handler `toml:"handlers"`     // app id → background handler for raw notifications while the app is not running
+	Service     string `toml:"service"`      // notification service URL; "" = start the embedded one on loopback
+	Insecure    bool   `toml:"insecure"`     // allow a plain http:// service that is not on loopback
+	ServiceCA   string `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
+	ServicePin  string `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
+	Listen      string `toml:"listen"`       // the embedded service's address (when service is ""); "" = DefaultListen
+	Data        string `toml:"data"`         // data directory; "" = DefaultPaths
+	Socket      string `toml:"socket"`       // local API socket; "" = DefaultPaths
+	SocketGroup string `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)
+	UI          string `toml:"ui"`           // address of the start-screen UI, e.g. 127.0.0.1:8791; "" = off
+	Display     string `toml:"display"`      // toast display backend: auto|log|dbus|macos|windows
+	Power       string `toml:"power"`        // auto (from the OS) | normal | low | critical
+	LogLevel    string `toml:"log_level"`    // debug|info|warn|error
+	MemoryLimit string `toml:"memory_limit"` // Go's soft memory limit, e.g. "10MiB", or "off"; see ParseSize
+	// The device database's bounded history (see the defaults' reasons).
+	ToastsKept   int                `toml:"toasts_kept"`    // toasts kept per phone; 0 = DefaultToastsKept
+	ToastsMaxAge Duration           `toml:"toasts_max_age"` // toasts older than this are deleted; 0 = DefaultToastsMaxAge
+	EventsKept   int                `toml:"events_kept"`    // events kept per app for an app that does not take them; 0 = DefaultEventsKept
+	EventsMaxAge Duration           `toml:"events_max_age"` // events older than this are deleted; 0 = DefaultEventsMaxAge
+	Handlers     map[string]Handler `toml:"handlers"`       // app id → background handler for raw notifications while the app is not running
 }
+
+// DefaultListen is where the embedded notification service listens. It is
+// fixed rather than random so that channel URIs stay the same across
+// restarts of the daemon.
+const DefaultListen = "127.0.0.1:8790"
+
+// The bounds of the device database's history, with their reasons.
+const (
+	// The toast history is what the start screen and `herald toasts`
+	// show; a thousand rows are about 200 KiB, more than anyone scrolls.
+	DefaultToastsKept = 1000
+	// A month, like a phone's notification history.
+	DefaultToastsMaxAge = 30 * 24 * time.Hour
+	// Events wait for a running app that stopped taking them (it crashed
+	// within its grace period, or its stream broke and it never came
+	// back). The service queues at most 500 notifications per device by
+	// default; one app's backlog on the phone need not be longer.
+	DefaultEventsKept = 500
+	// The service treats a device away for 72 hours as inactive and stops
+	// queueing for it (412); an app away as long is treated the same.
+	DefaultEventsMaxAge = 72 * time.Hour
+)
 
 // Handler is a background handler: a command run for a raw notification
 // that arrives while its app is not running.
@@ -134,9 +167,32 @@ func parseConfig(path string, data []byte) (Config, error) {
 			invalid(fmt.Sprintf("service %q: want an absolute URL such as http://127.0.0.1:8080", c.Service), "service")
 		}
 	}
-	if c.UI != "" {
-		if _, _, err := net.SplitHostPort(c.UI); err != nil {
-			invalid(fmt.Sprintf("ui %q: want host:port such as 127.0.0.1:8790", c.UI), "ui")
+	for _, a := range []struct{ key, v string }{{"ui", c.UI}, {"listen", c.Listen}} {
+		if a.v != "" {
+			if _, _, err := net.SplitHostPort(a.v); err != nil {
+				invalid(fmt.Sprintf("%s %q: want host:port such as 127.0.0.1:8791", a.key, a.v), a.key)
+			}
+		}
+	}
+	if c.MemoryLimit != "" {
+		if _, err := ParseSize(c.MemoryLimit); err != nil {
+			invalid(fmt.Sprintf("memory_limit: %v", err), "memory_limit")
+		}
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"toasts_kept", c.ToastsKept}, {"events_kept", c.EventsKept}} {
+		if n.v < 0 || n.v > MaxKept {
+			invalid(fmt.Sprintf("%s %d: want 1-%d, or 0 for the default", n.key, n.v, MaxKept), n.key)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"toasts_max_age", c.ToastsMaxAge}, {"events_max_age", c.EventsMaxAge}} {
+		if d.v.Duration < 0 {
+			invalid(fmt.Sprintf("%s %s: must not be negative (0 for the default)", d.key, d.v), d.key)
 		}
 	}
 	apps := make([]string, 0, len(c.Handlers))
@@ -198,8 +254,10 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 }
 
 // ApplyDefaults fills the empty fields that have a default: Data and Socket
-// from p, Display and Power "auto", LogLevel "info". Service, UI and
-// SocketGroup stay empty, since empty is their default.
+// from p, Listen, Display and Power "auto", LogLevel "info", and the
+// history bounds. Service, UI and SocketGroup stay empty, since empty is
+// their default; MemoryLimit is left to the caller, whose default depends
+// on GOMEMLIMIT.
 func (c *Config) ApplyDefaults(p Paths) {
 	fill := func(dst *string, v string) {
 		if *dst == "" {
@@ -208,9 +266,68 @@ func (c *Config) ApplyDefaults(p Paths) {
 	}
 	fill(&c.Data, p.DataDir)
 	fill(&c.Socket, p.Socket)
+	fill(&c.Listen, DefaultListen)
 	fill(&c.Display, "auto")
 	fill(&c.Power, "auto")
 	fill(&c.LogLevel, "info")
+	if c.ToastsKept == 0 {
+		c.ToastsKept = DefaultToastsKept
+	}
+	if c.ToastsMaxAge.Duration == 0 {
+		c.ToastsMaxAge.Duration = DefaultToastsMaxAge
+	}
+	if c.EventsKept == 0 {
+		c.EventsKept = DefaultEventsKept
+	}
+	if c.EventsMaxAge.Duration == 0 {
+		c.EventsMaxAge.Duration = DefaultEventsMaxAge
+	}
+}
+
+// MaxKept bounds toasts_kept and events_kept.
+const MaxKept = 1_000_000
+
+// ErrInvalidSize is returned by ParseSize.
+var ErrInvalidSize = errors.New("invalid size")
+
+// ParseSize parses a size in bytes with an optional KiB, MiB or GiB
+// suffix, e.g. "16MiB"; "off" is 0.
+func ParseSize(s string) (int64, error) {
+	v := strings.TrimSpace(s)
+	if v == "off" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%w %q: want a size such as 16MiB, or off", ErrInvalidSize, s)
+	}
+	return n * mult, nil
+}
+
+// FormatSize writes n the way ParseSize reads it, in the largest unit that
+// divides it; 0 is "off".
+func FormatSize(n int64) string {
+	switch {
+	case n <= 0:
+		return "off"
+	case n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // ParseLogLevel maps a log_level value to a slog.Level; "" is info.

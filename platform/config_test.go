@@ -96,6 +96,13 @@ func TestLoadConfigErrors(t *testing.T) {
 			want:    []string{":4: unknown key \"handlers.app.timout\""},
 		},
 		{
+			name:    "history and limits out of range",
+			body:    "listen = \"8790\"\nmemory_limit = \"lots\"\ntoasts_kept = -1\nevents_kept = 2000000\nevents_max_age = \"-1h\"\n",
+			wantErr: ErrInvalidConfig,
+			want: []string{":1: invalid configuration: listen \"8790\"", ":2: invalid configuration: memory_limit", ":3: invalid configuration: toasts_kept -1",
+				":4: invalid configuration: events_kept 2000000", ":5: invalid configuration: events_max_age -1h0m0s"},
+		},
+		{
 			name:    "unknown table reported once",
 			body:    "display = \"log\"\n[extra]\na = 1\nb = 2\n",
 			wantErr: ErrUnknownKey,
@@ -268,11 +275,14 @@ func TestApplyDefaults(t *testing.T) {
 	p := Paths{DataDir: "/d", Socket: "/s", ConfigFile: "/c"}
 	var c Config
 	c.ApplyDefaults(p)
-	want := Config{Data: "/d", Socket: "/s", Display: "auto", Power: "auto", LogLevel: "info"}
+	want := Config{Data: "/d", Socket: "/s", Listen: DefaultListen, Display: "auto", Power: "auto", LogLevel: "info",
+		ToastsKept: DefaultToastsKept, ToastsMaxAge: Duration{DefaultToastsMaxAge},
+		EventsKept: DefaultEventsKept, EventsMaxAge: Duration{DefaultEventsMaxAge}}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("ApplyDefaults on zero = %+v, want %+v", c, want)
 	}
-	set := Config{Data: "/x", Socket: "/y", Display: "log", Power: "low", LogLevel: "warn"}
+	set := Config{Data: "/x", Socket: "/y", Listen: ":1", Display: "log", Power: "low", LogLevel: "warn",
+		ToastsKept: 3, ToastsMaxAge: Duration{time.Hour}, EventsKept: 4, EventsMaxAge: Duration{time.Minute}}
 	got := set
 	got.ApplyDefaults(p)
 	if !reflect.DeepEqual(got, set) {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -72,6 +74,15 @@ var (
 	ErrRunAsUnsupported = errors.New("this service manager cannot run the service as another user")
 	ErrUnknownAction    = errors.New("unknown service action")
 	ErrNoRun            = errors.New("service has no run function")
+	// ErrUserServiceUnsupported is returned for a per-user service under
+	// System V init, which runs services as root only.
+	ErrUserServiceUnsupported = errors.New("per-user services need systemd or launchd")
+	// ErrNeedsRoot is returned when a user other than root controls a
+	// system service on Unix.
+	ErrNeedsRoot = errors.New("controlling a system service needs root")
+	// ErrNoServiceCommand is returned when System V's service(8) command,
+	// through which services are started and stopped, is missing.
+	ErrNoServiceCommand = errors.New(`the "service" command is missing`)
 	ErrAlreadyInstalled = errors.New("service already installed")
 	ErrNotInstalled     = errors.New("service not installed")
 	// ErrStopTimeout is returned by Run when run did not return within
@@ -318,6 +329,9 @@ func (s *Service) endedEarly(err error) {
 // and uninstalling also removes the /etc/rc?.d links that install made.
 // Uninstall does not stop a running service.
 func (s *Service) Control(action string) error {
+	if err := checkControl(s.Platform(), s.opts, os.Geteuid(), action, exec.LookPath); err != nil {
+		return fmt.Errorf("%s service %s: %w", action, s.opts.Name, err)
+	}
 	var err error
 	switch action {
 	case "install":
@@ -335,6 +349,28 @@ func (s *Service) Control(action string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s service %s: %w", action, s.opts.Name, err)
+	}
+	return nil
+}
+
+// checkControl refuses, before trying, what the service manager would
+// refuse with a message that does not say what to do instead. euid is -1
+// on Windows.
+func checkControl(platform string, o ServiceOptions, euid int, action string, lookPath func(string) (string, error)) error {
+	script := "/etc/init.d/" + o.Name
+	instead := "run the daemon under your own supervisor instead: herald run (in a terminal, tmux, or your session's autostart)"
+	switch {
+	case platform == platformSysV && o.User:
+		return fmt.Errorf("%w; this machine uses System V init (%s), which runs services as root only.\n"+
+			"  Install the system service as root (sudo herald install), or %s.\n"+
+			"  On a machine with systemd, herald install --user --print shows the unit", ErrUserServiceUnsupported, platform, instead)
+	case !o.User && euid > 0 && (platform == platformSysV || strings.HasPrefix(platform, "linux-") || strings.HasPrefix(platform, "darwin-")):
+		return fmt.Errorf("%w (you are uid %d).\n  Run it with sudo, install a per-user service with --user where systemd or launchd runs, or %s",
+			ErrNeedsRoot, euid, instead)
+	case platform == platformSysV && (action == "start" || action == "stop" || action == "restart"):
+		if _, err := lookPath("service"); err != nil {
+			return fmt.Errorf("%w.\n  Run the init script directly: %s %s (as root), or %s", ErrNoServiceCommand, script, action, instead)
+		}
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"time"
 )
 
 var (
@@ -110,9 +109,8 @@ func removeStaleSocket(path string) error {
 	if runtime.GOOS != "windows" && fi.Mode().Type() != fs.ModeSocket {
 		return fmt.Errorf("%s %w", path, ErrNotSocket)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		_ = c.Close()
-		return ErrSocketInUse
+	if owner, live := SocketOwner(path); live {
+		return fmt.Errorf("%w: %s", ErrSocketInUse, owner)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

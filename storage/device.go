@@ -791,3 +791,58 @@ func (s *DeviceStore) SaveHeartbeat(ctx context.Context, h Heartbeat) error {
 	}
 	return nil
 }
+
+// Pruned counts what Prune deleted.
+type Pruned struct {
+	Toasts, Events int64
+}
+
+// Prune bounds the phone's history: toasts beyond the newest toastsKept
+// or received before toastsBefore, and each app's events beyond its newest
+// eventsKept or created before eventsBefore. Counters toasts_pruned and
+// events_pruned grow by what it deletes, in the same transaction.
+func (s *DeviceStore) Prune(ctx context.Context, toastsKept int, toastsBefore time.Time, eventsKept int, eventsBefore time.Time) (Pruned, error) {
+	var p Pruned
+	if toastsKept < 1 || eventsKept < 1 {
+		return p, fmt.Errorf("storage: prune: keep %d toasts and %d events: both must be positive", toastsKept, eventsKept)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return p, fmt.Errorf("storage: prune: %w", err)
+	}
+	defer tx.Rollback()
+	// The newest rows are found through the (phone, app, id) indexes;
+	// with fewer rows than kept the subquery is NULL and only age counts.
+	res, err := tx.ExecContext(ctx, `DELETE FROM toasts WHERE phone = ?1 AND (received_at < ?2 OR id <=
+		(SELECT id FROM toasts WHERE phone = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?3))`, s.phone, toastsBefore.UnixMilli(), toastsKept)
+	if err != nil {
+		return p, fmt.Errorf("storage: prune toasts: %w", err)
+	}
+	if p.Toasts, err = res.RowsAffected(); err != nil {
+		return p, fmt.Errorf("storage: prune toasts: %w", err)
+	}
+	res, err = tx.ExecContext(ctx, `DELETE FROM events WHERE phone = ?1 AND (created_at < ?2 OR id <=
+		(SELECT e.id FROM events e WHERE e.phone = ?1 AND e.app = events.app ORDER BY e.id DESC LIMIT 1 OFFSET ?3))`,
+		s.phone, eventsBefore.UnixMilli(), eventsKept)
+	if err != nil {
+		return p, fmt.Errorf("storage: prune events: %w", err)
+	}
+	if p.Events, err = res.RowsAffected(); err != nil {
+		return p, fmt.Errorf("storage: prune events: %w", err)
+	}
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"toasts_pruned", p.Toasts}, {"events_pruned", p.Events}} {
+		if c.n == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, qCount, s.phone, c.name, c.n); err != nil {
+			return p, fmt.Errorf("storage: prune: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return p, fmt.Errorf("storage: prune: %w", err)
+	}
+	return p, nil
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -19,20 +21,58 @@ import (
 	"github.com/heraldpush/herald/platform"
 )
 
-// clientFlags adds --socket to a command's flags.
-func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
-	socket := fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
-	fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
+// clientFlags returns a client command's flags, with --socket and
+// --device; usage is the command's usage line. Resolve the socket with
+// clientSocket after parsing.
+func clientFlags(name, usage string) (*flag.FlagSet, *string) {
+	fs := cli.NewFlagSet("herald "+name, usage)
+	paths := platform.DefaultPaths(userMode())
+	socket := fs.String("socket", "", fmt.Sprintf("the daemon's local API socket (env %s; default %s, or %s with --device)",
+		platform.EnvSocket, paths.Socket, emulatorSocket(paths)))
+	fs.String("device", os.Getenv(EnvDevice), "emulated phone to talk to, with herald emulate (env "+EnvDevice+")")
 	return fs, socket
 }
 
+// EnvDevice names the emulated phone client commands talk to.
+const EnvDevice = "HERALD_DEVICE"
+
+// emulatorSocket is where `herald emulate` listens by default: beside the
+// daemon's socket, so that a phone and an emulator run side by side.
+func emulatorSocket(p platform.Paths) string {
+	return filepath.Join(filepath.Dir(p.Socket), "emulator.sock")
+}
+
+// clientSocket is the socket a client command talks to: --socket, else
+// HERALD_SOCKET, else the emulator's default socket when a device is named
+// and the daemon's otherwise.
+func clientSocket(fs *flag.FlagSet, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if s := os.Getenv(platform.EnvSocket); s != "" {
+		return s
+	}
+	paths := platform.DefaultPaths(userMode())
+	if f := fs.Lookup("device"); f != nil && f.Value.String() != "" {
+		return emulatorSocket(paths)
+	}
+	return paths.Socket
+}
+
 func cliError(stderr io.Writer, cmd string, err error) int {
+	if errors.Is(err, app.ErrDaemonUnavailable) {
+		fmt.Fprintf(stderr, "herald %s: %v\n%s", cmd, err, notRunningHint)
+		return 1
+	}
 	fmt.Fprintf(stderr, "herald %s: %v\n", cmd, err)
 	return 1
 }
+
+// notRunningHint follows the "no daemon on the socket" error.
+const notRunningHint = `  Start the daemon in another terminal with "herald run" (one phone) or "herald emulate"
+  (many), or the OS service with "herald start". If it is running with another socket,
+  pass the socket that "herald run" printed with --socket PATH or HERALD_SOCKET=PATH.
+`
 
 func timeoutCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
@@ -45,7 +85,7 @@ func printJSON(w io.Writer, v any) {
 }
 
 func openCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("open", stderr)
+	fs, socket := clientFlags("open", "herald open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json] [--socket PATH] [--device NAME]")
 	name := fs.String("channel", "", "channel name (default \"default\")")
 	toast := fs.Bool("toast", false, "bind the channel to the shell's toast")
 	tile := fs.Bool("tile", false, "bind the channel to the app's live tile")
@@ -54,12 +94,12 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 	serviceName := fs.String("service-name", "", "authenticated sender's service name (certificate CN)")
 	renew := fs.Bool("renew", false, "rotate the channel URI")
 	asJSON := fs.Bool("json", false, "print {\"app\",\"channel\",\"uri\"}")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	req := app.OpenRequest{Channel: *name, ServiceName: *serviceName, Renew: *renew}
@@ -81,7 +121,7 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	ch, err := newClient(fs, *socket).Open(ctx, pos[0], req)
+	ch, err := newClient(fs, clientSocket(fs, *socket)).Open(ctx, pos[0], req)
 	if err != nil {
 		return cliError(stderr, "open", err)
 	}
@@ -94,54 +134,54 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func closeCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("close", stderr)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	fs, socket := clientFlags("close", "herald close APP [--socket PATH] [--device NAME]")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald close APP")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if err := newClient(fs, *socket).Close(ctx, pos[0]); err != nil {
+	if err := newClient(fs, clientSocket(fs, *socket)).Close(ctx, pos[0]); err != nil {
 		return cliError(stderr, "close", err)
 	}
 	return 0
 }
 
 func pinCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("pin", stderr)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	fs, socket := clientFlags("pin", "herald pin APP TILE_ID [--socket PATH] [--device NAME]")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "usage: herald pin APP TILE_ID")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if _, err := newClient(fs, *socket).Pin(ctx, pos[0], pos[1]); err != nil {
+	if _, err := newClient(fs, clientSocket(fs, *socket)).Pin(ctx, pos[0], pos[1]); err != nil {
 		return cliError(stderr, "pin", err)
 	}
 	return 0
 }
 
 func powerCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("power", stderr)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	fs, socket := clientFlags("power", "herald power normal|low|critical|auto [--socket PATH] [--device NAME]")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald power normal|low|critical")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if err := newClient(fs, *socket).SetPower(ctx, pos[0]); err != nil {
+	if err := newClient(fs, clientSocket(fs, *socket)).SetPower(ctx, pos[0]); err != nil {
 		return cliError(stderr, "power", err)
 	}
 	return 0
@@ -163,19 +203,19 @@ type listenLine struct {
 }
 
 func listenCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("listen", stderr)
+	fs, socket := clientFlags("listen", "herald listen APP [--background] [--socket PATH] [--device NAME]")
 	background := fs.Bool("background", false, "run without being in the foreground (toasts go to the shell)")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald listen APP [--background]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stream, err := newClient(fs, *socket).Listen(ctx, pos[0], app.ListenOptions{Foreground: !*background, Reconnect: true})
+	stream, err := newClient(fs, clientSocket(fs, *socket)).Listen(ctx, pos[0], app.ListenOptions{Foreground: !*background, Reconnect: true})
 	if err != nil {
 		return cliError(stderr, "listen", err)
 	}
@@ -207,20 +247,20 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func listCmd(what string, args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags(what, stderr)
+	fs, socket := clientFlags(what, "herald "+what+" [--app APP] [--json] [--socket PATH] [--device NAME]")
 	appID := fs.String("app", "", "only this app")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintf(stderr, "usage: herald %s [--app APP] [--json]\n", what)
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
 		return 2
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	c := newClient(fs, *socket)
+	c := newClient(fs, clientSocket(fs, *socket))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	switch what {

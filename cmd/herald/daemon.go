@@ -1,17 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -24,20 +23,23 @@ import (
 )
 
 // DefaultEmbeddedListen is where the embedded notification service listens.
-// It is fixed rather than random so that channel URIs stay the same across
-// restarts of the daemon.
-const DefaultEmbeddedListen = "127.0.0.1:8790"
+const DefaultEmbeddedListen = platform.DefaultListen
+
+// DefaultEmulatorListen is where `herald emulate` starts its embedded
+// service: not DefaultEmbeddedListen, so that an emulator and a phone
+// run side by side.
+const DefaultEmulatorListen = "127.0.0.1:8792"
 
 // settings is the daemon's effective configuration: defaults, then the
 // config file, then the environment, then flags.
 type settings struct {
 	platform.Config
 	ConfigFile  string `toml:"-"`
-	Listen      string `toml:"listen"`
 	ServiceName string `toml:"-"`
-	// MemoryLimit is the Go runtime's soft memory limit in bytes; 0 leaves
-	// the runtime's own (GOMEMLIMIT, or none).
-	MemoryLimit int64 `toml:"memory_limit"`
+	// MemoryLimitBytes is memory_limit resolved: the Go runtime's soft
+	// memory limit in bytes; 0 leaves the runtime's own (GOMEMLIMIT, or
+	// none).
+	MemoryLimitBytes int64 `toml:"-"`
 }
 
 // DefaultMemoryLimit keeps the daemon under 20 MB resident after a burst
@@ -50,15 +52,14 @@ const DefaultMemoryLimit = 10 << 20
 func userMode() bool { return os.Geteuid() != 0 }
 
 // loadSettings parses the daemon's flags and resolves the configuration.
-func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag.FlagSet, error) {
+func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	paths := platform.DefaultPaths(userMode())
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP]")
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
-	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
+	listen := fs.String("listen", "", "address of the embedded notification service (default "+DefaultEmbeddedListen+")")
 	socketGroup := fs.String("socket-group", "", "group allowed to use the local API socket (default: owner only)")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
@@ -69,6 +70,9 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		err = fmt.Errorf("%w\nusage: %s", err, cli.Usage(fs))
+	}
 	if err != nil {
 		return settings{}, fs, err
 	}
@@ -99,50 +103,65 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	if set["insecure"] {
 		cfg.Insecure = *insecure
 	}
+	override("listen", &cfg.Listen, *listen)
+	override("memory-limit", &cfg.MemoryLimit, *memLimit)
 	cfg.ApplyDefaults(paths)
-	limit, err := memoryLimit(*memLimit, os.LookupEnv)
+	limit, err := memoryLimit(cfg.MemoryLimit, os.LookupEnv)
 	if err != nil {
 		return settings{}, fs, err
 	}
-	return settings{Config: cfg, ConfigFile: *configFile, Listen: *listen, ServiceName: *serviceName, MemoryLimit: limit}, fs, nil
+	// Written back resolved, so that `herald config` prints what a file
+	// needs to get the same limit.
+	cfg.MemoryLimit = platform.FormatSize(limit)
+	return settings{Config: cfg, ConfigFile: *configFile, ServiceName: *serviceName, MemoryLimitBytes: limit}, fs, nil
 }
 
-// memoryLimit resolves --memory-limit: a size with an optional KiB, MiB or
-// GiB suffix, "off" for none, or "" for the default unless GOMEMLIMIT
-// already sets one.
-func memoryLimit(flagValue string, env func(string) (string, bool)) (int64, error) {
-	v := strings.TrimSpace(flagValue)
-	if v == "" {
+// memoryLimit resolves memory_limit (or --memory-limit): a size with an
+// optional KiB, MiB or GiB suffix, "off" for none, or "" for the default
+// unless GOMEMLIMIT already sets one.
+func memoryLimit(value string, env func(string) (string, bool)) (int64, error) {
+	if strings.TrimSpace(value) == "" {
 		if _, ok := env("GOMEMLIMIT"); ok {
 			return 0, nil
 		}
 		return DefaultMemoryLimit, nil
 	}
-	if v == "off" {
-		return 0, nil
+	n, err := platform.ParseSize(value)
+	if err != nil {
+		return 0, fmt.Errorf("memory limit: %w", err)
 	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
-		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
-			v, mult = rest, u.mult
-			break
-		}
+	return n, nil
+}
+
+// settingsError reports loadSettings' error: the help after --help, else
+// the error.
+func settingsError(fs *flag.FlagSet, err error, stdout, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		cli.PrintHelp(fs, stdout)
+		return 0
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("--memory-limit %q: want a size such as 16MiB, or off", flagValue)
+	fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	return 2
+}
+
+// effectiveConfig is the configuration as `herald config` prints it, as a
+// map for `herald status --json`.
+func effectiveConfig(s settings) (map[string]any, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(s); err != nil {
+		return nil, fmt.Errorf("effective configuration: %w", err)
 	}
-	return n * mult, nil
+	m := map[string]any{}
+	if _, err := toml.NewDecoder(&b).Decode(&m); err != nil {
+		return nil, fmt.Errorf("effective configuration: %w", err)
+	}
+	return m, nil
 }
 
 func printConfig(args []string, stdout, stderr io.Writer) int {
-	s, _, err := loadSettings("config", args, stderr)
+	s, fs, err := loadSettings("config", args)
 	if err != nil {
-		fmt.Fprintf(stderr, "herald config: %v\n", err)
-		return 2
+		return settingsError(fs, err, stdout, stderr)
 	}
 	fmt.Fprintf(stdout, "# effective configuration (file: %s)\n", s.ConfigFile)
 	if err := toml.NewEncoder(stdout).Encode(s); err != nil {
@@ -153,13 +172,9 @@ func printConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {
-	s, _, err := loadSettings("run", args, stderr)
+	s, fs, err := loadSettings("run", args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "herald run: %v\n", err)
-		return 2
+		return settingsError(fs, err, stdout, stderr)
 	}
 	level, err := platform.ParseLogLevel(s.LogLevel)
 	if err != nil {
@@ -173,8 +188,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
-	if s.MemoryLimit > 0 {
-		debug.SetMemoryLimit(s.MemoryLimit)
+	if s.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(s.MemoryLimitBytes)
 	}
 	display, err := platform.NewDisplay(s.Display, log)
 	if err != nil {
@@ -216,24 +231,34 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if err := platform.EnsureDir(s.Data, 0o700); err != nil {
 		return err
 	}
+	if err := checkSocketFree(s.Socket, " (and --data DIR, --listen ADDR)"); err != nil {
+		return err
+	}
 	link, err := linkSecurity(s.Config)
 	if err != nil {
 		return err
 	}
 	serviceURL := s.Service
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
 			Server: server.Config{Logger: log.With("part", "service")}})
 		if err != nil {
-			return fmt.Errorf("embedded notification service: %w", err)
+			return listenClash(err, "embedded notification service", s.Config.Listen,
+				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Config.Listen))
 		}
 		defer svc.Close()
 		serviceURL = svc.URL()
 	}
 	phone := &ui.Single{}
 	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
+	effective, err := effectiveConfig(s)
+	if err != nil {
+		return err
+	}
 	d, err := daemon.New(daemon.Config{Service: serviceURL, Link: link, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
-		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers,
+		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
+		History: daemon.History{ToastsKept: s.ToastsKept, ToastsMaxAge: s.ToastsMaxAge.Duration,
+			EventsKept: s.EventsKept, EventsMaxAge: s.EventsMaxAge.Duration},
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})
 	if err != nil {
 		return err
@@ -243,7 +268,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if s.UI != "" {
 		url, stopUI, err := startUI(ctx, s.UI, page.Handler(), log)
 		if err != nil {
-			return err
+			return listenClash(err, "start screen", s.UI, "Give it another address with --ui ADDR (config key ui, env HERALD_UI).")
 		}
 		defer stopUI()
 		fmt.Fprintf(stdout, "herald: start screen %s\n", url)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,7 +40,7 @@ func newClient(fs *flag.FlagSet, socket string) *app.Client {
 func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("UI: listen on %s: %w", addr, err)
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("the UI has no authentication and listens beyond this machine", "addr", ln.Addr().String())
@@ -67,21 +68,22 @@ func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger)
 
 func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	paths := platform.DefaultPaths(userMode())
-	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("herald emulate", "herald emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--data DIR] [--socket PATH] [--inactive-after D] [--queue-depth N] [--daily-quota N]")
 	devices := fs.Int("devices", 1, "how many phones to run")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
-	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")
-	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791")
+	listen := fs.String("listen", DefaultEmulatorListen, "address of the embedded notification service")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793")
 	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
-	socket := fs.String("socket", app.SocketFromEnv(paths.Socket), "local API socket for every phone (pick one with --device or the "+app.DeviceHeader+" header)")
+	socket := fs.String("socket", app.SocketFromEnv(emulatorSocket(paths)), "local API socket for every phone (pick one with --device or the "+app.DeviceHeader+" header; env HERALD_SOCKET)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	// The embedded service's settings, so that testers reach 412 (device
+	// inactive), QueueFull and the daily quota without a separate service.
+	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "embedded service: how long a phone may be away before senders get 412")
+	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "embedded service: most notifications queued per phone; past it senders get QueueFull")
+	quota := fs.Int("daily-quota", server.DefaultDailyQuota, "embedded service: notifications per unauthenticated channel per UTC day before 406 (-1: none)")
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "herald emulate: unexpected argument %q\n", pos[0])
@@ -92,6 +94,30 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
 		return 2
 	}
+	switch {
+	case *inactive <= 0:
+		fmt.Fprintf(stderr, "herald emulate: --inactive-after %s must be positive\n", *inactive)
+		return 2
+	case *depth <= 0:
+		fmt.Fprintf(stderr, "herald emulate: --queue-depth %d must be positive\n", *depth)
+		return 2
+	case *quota == 0 || *quota < -1:
+		fmt.Fprintf(stderr, "herald emulate: --daily-quota %d must be positive, or -1 for none\n", *quota)
+		return 2
+	}
+	embedded := *service == ""
+	if !embedded {
+		var given []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "inactive-after" || f.Name == "queue-depth" || f.Name == "daily-quota" || f.Name == "listen" {
+				given = append(given, "--"+f.Name)
+			}
+		})
+		if len(given) > 0 {
+			fmt.Fprintf(stderr, "herald emulate: %s set the embedded service, which --service replaces; set them on that service instead\n", strings.Join(given, ", "))
+			return 2
+		}
+	}
 	log := cli.Logger(stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -100,12 +126,18 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	if err := checkSocketFree(*socket, " (and --data DIR, --listen ADDR)"); err != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+		return 1
+	}
 	serviceURL := *service
 	if serviceURL == "" {
 		svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: filepath.Join(*data, "heraldsvc.db"),
-			Server: server.Config{Logger: log.With("part", "service")}})
+			Server: server.Config{Logger: log.With("part", "service"), InactiveAfter: *inactive, QueueDepth: *depth,
+				Limits: server.Limits{DailyQuota: *quota}}})
 		if err != nil {
-			fmt.Fprintf(stderr, "herald emulate: embedded notification service: %v\n", err)
+			fmt.Fprintf(stderr, "herald emulate: %v\n", listenClash(err, "embedded notification service", *listen,
+				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR.", *listen)))
 			return 1
 		}
 		defer svc.Close()
@@ -142,7 +174,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	if page != nil {
 		url, stopUI, err := startUI(ctx, *uiAddr, page.Handler(), log)
 		if err != nil {
-			fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+			fmt.Fprintf(stderr, "herald emulate: %v\n", listenClash(err, "start screen", *uiAddr, "Give it another address with --ui ADDR."))
 			return 1
 		}
 		defer stopUI()

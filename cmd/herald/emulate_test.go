@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,27 +16,31 @@ import (
 	"github.com/heraldpush/herald/mpns"
 )
 
-// TestEmulateProcess runs `herald emulate` as a real process and drives one
-// of its phones with the CLI's --device.
-func TestEmulateProcess(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "herald")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	sock := testenv.SocketPath(t)
-	cmd := exec.Command(bin, "emulate", "--devices", "2", "--data", t.TempDir(), "--socket", sock,
-		"--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+// emulatorProc is a `herald emulate` process started by startEmulator.
+type emulatorProc struct {
+	sock, uiURL string
+	cmd         *exec.Cmd
+	exited      chan error
+	stderr      *bytes.Buffer
+}
+
+// startEmulator builds herald and runs `herald emulate` with args, on a
+// socket and ports of its own, until the test ends.
+func startEmulator(t *testing.T, args ...string) *emulatorProc {
+	t.Helper()
+	bin := heraldBinary(t)
+	e := &emulatorProc{sock: testenv.SocketPath(t), exited: make(chan error, 1), stderr: &bytes.Buffer{}}
+	e.cmd = exec.Command(bin, append([]string{"emulate", "--data", t.TempDir(), "--socket", e.sock,
+		"--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"}, args...)...)
+	stdout, _ := e.cmd.StdoutPipe()
+	e.cmd.Stderr = e.stderr
+	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { e.exited <- e.cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
+		e.cmd.Process.Kill()
+		<-e.exited
 	})
 	lines := make(chan string, 32)
 	go func() {
@@ -47,31 +50,40 @@ func TestEmulateProcess(t *testing.T) {
 		}
 		close(lines)
 	}()
-	var uiURL string
 	deadline := time.After(30 * time.Second)
-	for uiURL == "" {
+	for e.uiURL == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("herald emulate ended early:\n%s", stderr.String())
+				t.Fatalf("herald emulate ended early:\n%s", e.stderr.String())
 			}
 			if u, found := strings.CutPrefix(l, "herald emulate: start screen "); found {
-				uiURL = u
+				e.uiURL = u
 			}
 		case <-deadline:
-			t.Fatalf("no start screen line:\n%s", stderr.String())
+			t.Fatalf("no start screen line:\n%s", e.stderr.String())
 		}
 	}
 	go func() {
 		for range lines {
 		}
 	}()
+	return e
+}
 
-	cli := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(append(args, "--socket", sock), &out, &errb)
-		return code, out.String(), errb.String()
-	}
+// cli runs a herald client command against the emulator.
+func (e *emulatorProc) cli(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(append(args, "--socket", e.sock), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestEmulateProcess runs `herald emulate` as a real process and drives one
+// of its phones with the CLI's --device.
+func TestEmulateProcess(t *testing.T) {
+	e := startEmulator(t, "--devices", "2")
+	sock, uiURL, cmd, exited, stderr := e.sock, e.uiURL, e.cmd, e.exited, e.stderr
+	cli := e.cli
 	var uri string
 	testenv.Eventually(t, 20*time.Second, "a channel opened on phone-0002", func() bool {
 		code, out, _ := cli("open", "demo", "--toast", "--device", "phone-0002")
@@ -133,4 +145,101 @@ func TestEmulateProcess(t *testing.T) {
 	if _, err := os.Stat(sock); err == nil {
 		t.Errorf("socket %s left behind", sock)
 	}
+}
+
+// sendRaw posts a raw notification to uri and returns the HTTP status and
+// the MPNS notification and device statuses.
+func sendRaw(t *testing.T, uri string) (code int, notification, device string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, uri, strings.NewReader("ping"))
+	req.Header.Set(mpns.HeaderNotificationClass, "3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get(mpns.HeaderNotificationStatus), resp.Header.Get(mpns.HeaderDeviceConnectionStatus)
+}
+
+// TestEmulateServiceSettings: herald emulate hands --queue-depth,
+// --inactive-after and --daily-quota to its embedded service, so that a
+// tester reaches QueueFull, 412 and 406 with the emulator alone.
+func TestEmulateServiceSettings(t *testing.T) {
+	t.Run("queue depth and inactive", func(t *testing.T) {
+		e := startEmulator(t, "--devices", "1", "--queue-depth", "2", "--inactive-after", "1s")
+		var uri string
+		testenv.Eventually(t, 20*time.Second, "a channel", func() bool {
+			code, out, _ := e.cli("open", "demo", "--device", "phone-0001")
+			uri = strings.TrimSpace(out)
+			return code == 0 && strings.HasPrefix(uri, "http://")
+		})
+		resp, err := http.Post(e.uiURL+"api/connectivity?phone=phone-0001", "application/json", strings.NewReader(`{"online":false}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("connectivity: %d", resp.StatusCode)
+		}
+		// Until the service sees the phone go, notifications may still
+		// reach it; from then on they queue, two at most.
+		accepted := 0
+		testenv.Eventually(t, 10*time.Second, "TempDisconnected", func() bool {
+			code, n, dev := sendRaw(t, uri)
+			if code == http.StatusOK && n == mpns.StatusReceived && dev == mpns.DeviceTempDisconnected {
+				accepted++
+			}
+			return dev == mpns.DeviceTempDisconnected
+		})
+		var full bool
+		for range 3 {
+			code, n, _ := sendRaw(t, uri)
+			switch {
+			case code == http.StatusOK && n == mpns.StatusQueueFull:
+				full = true
+			case code == http.StatusOK && n == mpns.StatusReceived:
+				accepted++
+			case code == http.StatusPreconditionFailed:
+				t.Fatalf("412 before the queue filled")
+			}
+		}
+		if !full || accepted > 2 {
+			t.Fatalf("queue full %v after %d queued while away, want QueueFull after at most 2", full, accepted)
+		}
+		testenv.Eventually(t, 10*time.Second, "412 once away longer than --inactive-after", func() bool {
+			code, n, dev := sendRaw(t, uri)
+			return code == http.StatusPreconditionFailed && n == mpns.StatusDropped && dev == mpns.DeviceInactive
+		})
+	})
+	t.Run("daily quota", func(t *testing.T) {
+		e := startEmulator(t, "--devices", "1", "--daily-quota", "2")
+		var uri string
+		testenv.Eventually(t, 20*time.Second, "a channel", func() bool {
+			code, out, _ := e.cli("open", "demo", "--device", "phone-0001")
+			uri = strings.TrimSpace(out)
+			return code == 0 && strings.HasPrefix(uri, "http://")
+		})
+		for i := range 2 {
+			if code, n, _ := sendRaw(t, uri); code != http.StatusOK {
+				t.Fatalf("notification %d: %d %s", i+1, code, n)
+			}
+		}
+		if code, _, _ := sendRaw(t, uri); code != http.StatusNotAcceptable {
+			t.Fatalf("third notification with --daily-quota 2: %d, want 406", code)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--queue-depth", "0"},
+			{"--inactive-after", "-1s"},
+			{"--daily-quota", "0"},
+			{"--daily-quota", "-2"},
+			{"--service", "http://127.0.0.1:1", "--queue-depth", "5"},
+		} {
+			var out, errb bytes.Buffer
+			if code := run(append([]string{"emulate"}, args...), &out, &errb); code != 2 || errb.Len() == 0 {
+				t.Errorf("emulate %v: exit %d, stderr %q; want 2 and a reason", args, code, errb.String())
+			}
+		}
+	})
 }

@@ -17,10 +17,13 @@ The daemon:
                       run in the foreground; without --service an embedded
                       notification service listens on --listen (127.0.0.1:8790)
   run ... --ui ADDR   also serve the start-screen page on ADDR
-  emulate --devices N [--service URL] [--ui ADDR] [--data DIR] [--socket PATH]
-                      run N phones in one process; pick one in any client
-                      command with --device NAME (env HERALD_DEVICE)
-  config              print the effective configuration
+  emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--data DIR] [--socket PATH]
+          [--queue-depth N] [--inactive-after D] [--daily-quota N]
+                      run N phones in one process, beside a phone (own socket,
+                      127.0.0.1:8792, own data); pick one in any client command
+                      with --device NAME (env HERALD_DEVICE)
+  config [run flags]  print the effective configuration as a file that
+                      loads back unchanged (herald run --config FILE)
 
 The OS service (system-wide as root, per user with --user; --name NAME for
 another instance than "herald"):
@@ -31,7 +34,8 @@ another instance than "herald"):
                       whether the service is installed and running and,
                       if the daemon answers, its link state
 
-Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
+Apps and state (talk to the running daemon over --socket / HERALD_SOCKET, or
+to herald emulate's socket with --device NAME):
   open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]
                       open (or find) the app's channel and print its URI
   close APP           close the app's channel
@@ -41,6 +45,8 @@ Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
   channels|tiles|toasts [--app APP] [--json]
   pin APP TILE_ID     pin a secondary tile
   power normal|low|critical|auto
+
+herald COMMAND --help shows a command's arguments and flags.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {

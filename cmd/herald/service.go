@@ -35,6 +35,7 @@ var runFlags = []struct{ name, usage string }{
 	{"ui", "address of the start-screen page"},
 	{"display", "toast display: auto, log, dbus, macos, windows"},
 	{"log-level", "debug, info, warn or error"},
+	{"memory-limit", "soft limit on the daemon's Go memory, e.g. 16MiB, or off"},
 }
 
 // serviceFlags are the flags every service command shares.
@@ -44,9 +45,8 @@ type serviceFlags struct {
 	user *bool
 }
 
-func newServiceFlags(cmd string, stderr io.Writer) serviceFlags {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newServiceFlags(cmd, usage string) serviceFlags {
+	fs := cli.NewFlagSet("herald "+cmd, usage)
 	return serviceFlags{
 		fs:   fs,
 		name: fs.String("name", DefaultServiceName, "service name"),
@@ -95,7 +95,7 @@ func installArgs(name string, user bool, set map[string]string) ([]string, error
 
 // installCmd installs the OS service, or prints its systemd unit.
 func installCmd(args []string, stdout, stderr io.Writer) int {
-	sf := newServiceFlags("install", stderr)
+	sf := newServiceFlags("install", "herald install [--user] [--name NAME] [--print] [--run-as USER] [--log-dir DIR] [--executable PATH] [run flags]")
 	print := sf.fs.Bool("print", false, "print the systemd unit instead of installing")
 	runAs := sf.fs.String("run-as", "", "dedicated user the system service runs as (systemd)")
 	logDir := sf.fs.String("log-dir", "", "where System V and launchd write the daemon's output (default /var/log)")
@@ -104,12 +104,12 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	for _, f := range runFlags {
 		vals[f.name] = sf.fs.String(f.name, "", f.usage)
 	}
-	pos, err := cli.Parse(sf.fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintln(stderr, "usage: herald install [--user] [--name NAME] [--print] [--run-as USER] [run flags]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
 	set := map[string]string{}
@@ -156,13 +156,13 @@ func nameFlag(name string, user bool) string {
 
 // controlCmd runs uninstall, start, stop or restart.
 func controlCmd(action string, args []string, stdout, stderr io.Writer) int {
-	sf := newServiceFlags(action, stderr)
-	pos, err := cli.Parse(sf.fs, args)
-	if err != nil {
-		return 2
+	sf := newServiceFlags(action, "herald "+action+" [--user] [--name NAME]")
+	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintf(stderr, "usage: herald %s [--user] [--name NAME]\n", action)
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
 	svc, err := platform.NewService(serviceOptions(*sf.name, *sf.user), nil)
@@ -211,23 +211,25 @@ type statusReport struct {
 // the daemon answers, its link state. It exits 0 when the daemon answers,
 // 3 when it does not.
 func statusCmd(args []string, stdout, stderr io.Writer) int {
-	sf := newServiceFlags("status", stderr)
-	def := app.SocketFromEnv(platform.DefaultPaths(userMode()).Socket)
-	socket := sf.fs.String("socket", def, "the daemon's local API socket (env HERALD_SOCKET)")
-	sf.fs.String("device", os.Getenv("HERALD_DEVICE"), "emulated phone to talk to, with herald emulate (env HERALD_DEVICE)")
+	sf := newServiceFlags("status", "herald status [--user] [--name NAME] [--socket PATH] [--device NAME] [--json]")
+	paths := platform.DefaultPaths(userMode())
+	socketFlag := sf.fs.String("socket", "", fmt.Sprintf("the daemon's local API socket (env %s; default %s, or %s with --device)",
+		platform.EnvSocket, paths.Socket, emulatorSocket(paths)))
+	sf.fs.String("device", os.Getenv(EnvDevice), "emulated phone to talk to, with herald emulate (env "+EnvDevice+")")
 	asJSON := sf.fs.Bool("json", false, "print JSON")
-	pos, err := cli.Parse(sf.fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(sf.fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
-		fmt.Fprintln(stderr, "usage: herald status [--user] [--name NAME] [--socket PATH] [--json]")
+		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
+	socket := clientSocket(sf.fs, *socketFlag)
 	svcState := queryService(*sf.name, *sf.user)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := newClient(sf.fs, *socket).Status(ctx)
+	st, err := newClient(sf.fs, socket).Status(ctx)
 	if err != nil && !errors.Is(err, app.ErrDaemonUnavailable) {
 		return cliError(stderr, "status", err)
 	}
@@ -239,7 +241,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		printJSON(stdout, rep)
 	} else {
-		printStatus(stdout, svcState, *socket, answered, st)
+		printStatus(stdout, svcState, socket, answered, st)
 	}
 	if !answered {
 		return 3
@@ -248,20 +250,30 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status) {
-	line := fmt.Sprintf("service:     %s: %s", svc.Name, svc.State)
+	// The daemon comes first: it is what a user asks about, and a daemon
+	// run in a terminal has no OS service at all.
+	if !answered {
+		fmt.Fprintf(w, "daemon:      not running (no answer on %s)\n", socket)
+	}
+	line := fmt.Sprintf("os service:  %s: %s", svc.Name, svc.State)
 	if svc.Platform != "" {
 		line += " (" + svc.Platform + ")"
 	}
 	if svc.Error != "" {
 		line += "; " + svc.Error
 	}
-	fmt.Fprintln(w, line)
+	if answered && svc.State == platform.StatusNotInstalled.String() {
+		line = fmt.Sprintf("os service:  %s: not installed; the daemon runs outside the service manager (herald run)", svc.Name)
+	}
 	if !answered {
-		fmt.Fprintf(w, "daemon:      not running (no answer on %s)\n", socket)
+		fmt.Fprintln(w, line)
+		fmt.Fprint(w, notRunningHint)
 		return
 	}
 	state := orDash(st.State)
 	switch {
+	case st.State == app.StateOffline:
+		state = "offline (held by the emulator/UI; switch connectivity back on there)"
 	case st.Connected && st.Since != nil:
 		state = "connected since " + st.Since.Local().Format(time.DateTime)
 	case st.RetryAt != nil:
@@ -273,8 +285,8 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 	} else {
 		hb += " (learning)"
 	}
-	fmt.Fprintf(w, "daemon:      running (%s)\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
-		socket, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
+	fmt.Fprintf(w, "daemon:      running (%s)\n%s\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
+		socket, line, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
 		st.Wakeups.Total, st.Wakeups.Heartbeats, st.Wakeups.Reconnects, st.Wakeups.Acks,
 		st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
 	if st.LastError != "" {

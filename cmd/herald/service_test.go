@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/server"
 )
 
 // TestInstallPrint renders the systemd units `herald install` writes and
@@ -110,10 +112,42 @@ func TestStatusNothingRunning(t *testing.T) {
 	if code := run([]string{"status", "--name", name, "--socket", sock}, &out, &errb); code != 3 {
 		t.Fatalf("exit %d, want 3; stderr: %s", code, errb.String())
 	}
-	for _, w := range []string{"service:     " + name + ": not installed", "daemon:      not running (no answer on " + sock + ")"} {
+	if !strings.HasPrefix(out.String(), "daemon:      not running (no answer on "+sock+")\n") {
+		t.Errorf("output does not start with the daemon:\n%s", out.String())
+	}
+	for _, w := range []string{"os service:  " + name + ": not installed", "herald run", "HERALD_SOCKET"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, out.String())
 		}
+	}
+}
+
+// TestStatusForegroundDaemon: a daemon run in a terminal leads the status,
+// the missing OS service is explained rather than reported first, and a
+// link held down from the start screen reads as offline with no next
+// attempt.
+func TestStatusForegroundDaemon(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
+	name := "herald-test-" + randomHex(t)
+	status := func() string {
+		var out, errb bytes.Buffer
+		if code := run([]string{"status", "--name", name, "--socket", d.Socket}, &out, &errb); code != 0 {
+			t.Fatalf("exit %d; stderr: %s", code, errb.String())
+		}
+		return out.String()
+	}
+	out := status()
+	lines := strings.Split(out, "\n")
+	if !strings.HasPrefix(lines[0], "daemon:      running") ||
+		lines[1] != "os service:  "+name+": not installed; the daemon runs outside the service manager (herald run)" ||
+		!strings.HasPrefix(lines[3], "link:        connected since") {
+		t.Fatalf("status:\n%s", out)
+	}
+	d.Link().SetOffline(true)
+	out = status()
+	if !strings.Contains(out, "link:        offline (held by the emulator/UI") || strings.Contains(out, "next attempt") {
+		t.Fatalf("status held offline:\n%s", out)
 	}
 }
 

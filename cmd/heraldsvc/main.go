@@ -25,6 +25,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/cli"
 	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
 )
 
@@ -61,8 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("heraldsvc serve", strings.TrimSpace(strings.TrimPrefix(strings.SplitN(usage, "\n  heraldsvc send", 2)[0], "usage:\n  ")))
 	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on (also serves Prometheus metrics on /metrics)")
 	db := fs.String("db", "heraldsvc.db", "SQLite database file")
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
@@ -90,9 +90,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
 	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
 	debugListen := fs.String("debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: unexpected argument %q\n", pos[0])
@@ -144,6 +144,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		if platform.IsAddrInUse(err) {
+			addr, flagName := *listen, "--listen"
+			if *tlsListen != "" && strings.Contains(err.Error(), *tlsListen) {
+				addr, flagName = *tlsListen, "--tls-listen"
+			}
+			fmt.Fprintf(stderr, "  %s is in use by %s. Pass %s ADDR for another address"+
+				" (a herald run without --service has its own service on 127.0.0.1:8790: stop it, or run the phone with --service pointing here).\n",
+				addr, platform.PortOwner(addr), flagName)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "heraldsvc listening on %s (channel URIs under %s)\n", svc.Addr(), svc.URL())
@@ -181,13 +190,18 @@ Prints {"status","notification","subscription","device","message_id"}; exits 0 o
 `
 
 func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, sendUsage)
 		return 2
+	}
+	if args[0] == "--help" || args[0] == "-h" || args[0] == "-help" {
+		fmt.Fprint(stdout, sendUsage)
+		return 0
 	}
 	kind := mpns.Kind(args[0])
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // the help is sendUsage, printed below
 	delay := fs.Int("delay", 0, "delivery class: 0 (immediate), 450 or 900 seconds")
 	msgID := fs.String("message-id", "", "X-MessageID to send (default: a new UUID)")
 	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
@@ -212,6 +226,12 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	body := fs.String("body", "", "raw: payload text")
 	file := fs.String("file", "", "raw: payload file, - for stdin")
 	pos, err := cli.Parse(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, sendUsage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
