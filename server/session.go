@@ -214,11 +214,22 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		return nil
 	}
 	ctx := context.Background()
+	if hello.ID == "" {
+		if err := checkLastSeq(hello.LastSeq, 0); err != nil {
+			closeConn(conn, wire.CloseProtocol, err.Error())
+			return nil
+		}
+	}
 	dev, secret, err := s.identify(ctx, hello, source)
+	if err == nil {
+		err = checkLastSeq(hello.LastSeq, dev.NextSeq)
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, errUnauthorized):
 			closeConn(conn, wire.CloseUnauthorized, "unknown device or wrong secret")
+		case errors.Is(err, errSeqAhead):
+			closeConn(conn, wire.CloseProtocol, err.Error())
 		case errors.Is(err, errTooManyDevices):
 			// An hour: the cap does not lift by itself, and a device that
 			// keeps trying should not keep the service busy.
