@@ -36,7 +36,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 const usage = `usage:
   heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--queue-depth N]
                   [--tls-listen ADDR --tls-cert FILE --tls-key FILE --tls-client-ca FILE [--auth-url URL]]
-                  [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N]
+                  [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
@@ -80,7 +80,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&lim.ChannelBurst, "channel-burst", server.DefaultChannelBurst, "burst allowed above --channel-rate")
 	fs.Float64Var(&lim.SenderRate, "sender-rate", server.DefaultSenderRate, "notifications per second per sender address (-1: no limit)")
 	fs.IntVar(&lim.SenderBurst, "sender-burst", server.DefaultSenderBurst, "burst allowed above --sender-rate")
-	fs.IntVar(&lim.MaxInFlight, "max-in-flight", server.DefaultMaxInFlight, "notification requests handled at once; past it 503")
+	fs.IntVar(&lim.MaxInFlight, "max-in-flight", server.DefaultMaxInFlight, "notifications to existing channels handled at once; past it 503")
+	fs.IntVar(&lim.MaxBodyReadsPerSource, "max-body-reads-per-source", server.DefaultMaxBodyReadsPerSource,
+		"request bodies read at once from one sender address; past it that address gets 503")
 	fs.DurationVar(&lim.SlowStore, "slow-store", server.DefaultSlowStore, "store latency past which senders get 503 for a while")
 	fs.IntVar(&lim.MaxBodyBytes, "max-body", server.DefaultMaxBodyBytes, "largest notification body in bytes (at most 3072)")
 	fs.IntVar(&lim.MaxHeaderBytes, "max-header", server.DefaultMaxHeaderBytes, "largest notification headers in bytes")
