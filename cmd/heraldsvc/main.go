@@ -34,7 +34,7 @@ const defaultGCPercent = 50
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 const usage = `usage:
-  heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--queue-depth N]
+  heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--forget-devices-after D] [--queue-depth N]
                   [--tls-listen ADDR --tls-cert FILE --tls-key FILE --tls-client-ca FILE [--auth-url URL]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
@@ -67,6 +67,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	db := fs.String("db", "heraldsvc.db", "SQLite database file")
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
+	forget := fs.Duration("forget-devices-after", server.DefaultForgetDevicesAfter,
+		"how long a device may be away before it is deleted with its channels and queue (0: never)")
 	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "most notifications queued per device; past it senders get QueueFull")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	tlsListen := fs.String("tls-listen", "", "second address, speaking TLS, for authenticated senders (https channel URIs)")
@@ -139,7 +141,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
-		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim}})
+		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
