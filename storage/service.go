@@ -492,8 +492,8 @@ type enqueueReq struct {
 	// from in each time.
 	in, q Queued
 	opts  EnqueueOptions
-	err  error
-	done chan struct{}
+	err   error
+	done  chan struct{}
 }
 
 func (r *enqueueReq) finish(err error) {
