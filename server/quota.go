@@ -37,7 +37,8 @@ type Limits struct {
 	MaxInFlight int
 	// MaxBodyReadsPerSource bounds the request bodies being read at once
 	// from one address; past it that address gets 503, so slow bodies
-	// from one address hold only their own connections.
+	// from one address hold only their own connections. Negative: no
+	// bound.
 	MaxBodyReadsPerSource int
 	// SlowStore is the store latency past which the service sheds load:
 	// for ShedFor after a store call took longer, senders get 503.

@@ -84,7 +84,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&lim.SenderBurst, "sender-burst", server.DefaultSenderBurst, "burst allowed above --sender-rate")
 	fs.IntVar(&lim.MaxInFlight, "max-in-flight", server.DefaultMaxInFlight, "notifications to existing channels handled at once; past it 503")
 	fs.IntVar(&lim.MaxBodyReadsPerSource, "max-body-reads-per-source", server.DefaultMaxBodyReadsPerSource,
-		"request bodies read at once from one sender address; past it that address gets 503")
+		"request bodies read at once from one sender address; past it that address gets 503 (-1: no limit)")
 	fs.DurationVar(&lim.SlowStore, "slow-store", server.DefaultSlowStore, "store latency past which senders get 503 for a while")
 	fs.IntVar(&lim.MaxBodyBytes, "max-body", server.DefaultMaxBodyBytes, "largest notification body in bytes (at most 3072)")
 	fs.IntVar(&lim.MaxHeaderBytes, "max-header", server.DefaultMaxHeaderBytes, "largest notification headers in bytes")
