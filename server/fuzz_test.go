@@ -128,8 +128,12 @@ func FuzzHandler(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		res := rec.Result()
 
-		// The mux redirects unclean paths (/a/../b) before any handler.
+		// Unclean paths (/a/../b) are answered 404 before any handler,
+		// never redirected to the cleaned path.
 		clean := pathpkg.Clean(p) == p || pathpkg.Clean(p)+"/" == p
+		if !clean && (res.StatusCode != http.StatusNotFound || res.Header.Get("Location") != "") {
+			t.Fatalf("%s %s: %d Location %q, want 404 and no redirect", method, p, res.StatusCode, res.Header.Get("Location"))
+		}
 		onChannel := clean && (sel <= 3 || strings.HasPrefix(p, server.ThrottledPath) || strings.HasPrefix(p, server.UnthrottledPath))
 		if onChannel && !slices.Contains(statuses, res.StatusCode) {
 			t.Fatalf("%s %s: status %d is not an MPNS status", method, p, res.StatusCode)

@@ -50,11 +50,24 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 		closeConn(conn, wire.CloseProtocol, "first frame must be a valid hello")
 		return nil, storage.Device{}, "", ""
 	}
+	if hello.ID == "" {
+		if err := checkLastSeq(hello.LastSeq, 0); err != nil {
+			s.metrics.refused(refusedSeqAhead)
+			closeConn(conn, wire.CloseProtocol, err.Error())
+			return nil, storage.Device{}, "", ""
+		}
+	}
 	dev, secret, err := s.identify(ctx, hello, nonce, source)
+	if err == nil {
+		err = checkLastSeq(hello.LastSeq, dev.NextSeq)
+	}
 	var ref *refusal
 	switch {
 	case err == nil:
 		return hello, dev, secret, nonce
+	case errors.Is(err, errSeqAhead):
+		s.metrics.refused(refusedSeqAhead)
+		closeConn(conn, wire.CloseProtocol, err.Error())
 	case errors.As(err, &ref):
 		s.metrics.refused(ref.reason)
 		s.log.Info("device refused", "device", hello.ID, "reason", ref.reason, "source", source, "proven", ref.key != nil)
@@ -83,6 +96,7 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 const (
 	refusedVersion  = "unsupported version"
 	refusedBadHello = "bad hello"
+	refusedSeqAhead = "last_seq ahead"
 )
 
 func newRefusals(reg *prometheus.Registry) *prometheus.CounterVec {

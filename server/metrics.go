@@ -62,6 +62,7 @@ type metrics struct {
 	commitRequests prometheus.Histogram
 	commitErrors   prometheus.Counter
 	refusals       *prometheus.CounterVec // handshake.go
+	forgotten      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -101,11 +102,15 @@ func newMetrics() *metrics {
 		}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_service_store_commit_errors_total",
-			Help: "Group-commit transactions that failed (their senders were answered 503).",
+			Help: "Write transactions that failed. A failed group's requests are each tried once more alone; a sender whose request fails again is answered 503.",
+		}),
+		forgotten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_service_devices_forgotten_total",
+			Help: "Devices deleted, with their channels and queues, for being away longer than --forget-devices-after (counted at the end of each sweep).",
 		}),
 	}
 	m.reg.MustRegister(m.notifications, m.deliverLatency, m.ackLatency, m.connects, m.reconnects,
-		m.commitLatency, m.commitRequests, m.commitErrors,
+		m.commitLatency, m.commitRequests, m.commitErrors, m.forgotten,
 		// The process's own: resident memory, CPU, open files, goroutines.
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	m.refusals = newRefusals(m.reg)

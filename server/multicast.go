@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -56,11 +55,8 @@ func (s *Server) handleMulticast(w http.ResponseWriter, r *http.Request) {
 	}
 	req, o := s.readMulticast(w, r)
 	if o.Code == 0 {
-		var release func()
 		var ok bool
-		release, o, ok = s.admit(w, r, len(req.Channels))
-		if ok {
-			defer release()
+		if o, ok = s.admit(w, r, len(req.Channels)); ok {
 			o = s.multicast(w, r, req, messageID)
 		}
 	}
@@ -84,7 +80,13 @@ func (s *Server) readMulticast(w http.ResponseWriter, r *http.Request) (*Multica
 	if r.ContentLength > maxBody {
 		return nil, outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("multicast body larger than %d bytes", maxBody)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	body, err := s.readBody(r, maxBody+1)
+	if errors.Is(err, errReadsBusy) {
+		o := unavailable(err.Error())
+		o.unread = true
+		return nil, o
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -20,6 +20,10 @@ type outcome struct {
 	Subscription string // X-SubscriptionStatus
 	Device       string // X-DeviceConnectionStatus
 	Message      string // human-readable reason, sent as the body
+	// unread: answered without reading the body. The connection is
+	// closed after the answer, since net/http would otherwise first read
+	// the rest of the body, which may never come.
+	unread bool
 }
 
 func (o outcome) write(w http.ResponseWriter, messageID string) {
@@ -37,6 +41,9 @@ func (o outcome) write(w http.ResponseWriter, messageID string) {
 		h.Set(mpns.HeaderMessageID, messageID)
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if o.unread {
+		h.Set("Connection", "close")
+	}
 	w.WriteHeader(o.Code)
 	if o.Message != "" {
 		io.WriteString(w, o.Message+"\n")
@@ -54,9 +61,8 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 		outcome{Code: http.StatusMethodNotAllowed, Message: "only POST is allowed on a channel URI"}.write(w, messageID)
 		return
 	}
-	release, o, ok := s.admit(w, r, 1)
+	o, ok := s.admit(w, r, 1)
 	if ok {
-		defer release()
 		if o, ok = s.authenticate(r); ok {
 			o = s.accept(r)
 		}
@@ -93,7 +99,12 @@ func (s *Server) accept(r *http.Request) outcome {
 			Device: mpns.DeviceDisconnected, Message: "no such channel"}
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, mpns.MaxBodySize+1))
+	body, err := s.readBody(r, mpns.MaxBodySize+1)
+	if errors.Is(err, errReadsBusy) {
+		o := unavailable(err.Error())
+		o.unread = true
+		return o
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -124,6 +135,13 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 	if o, denied := s.authorize(r, ch); denied {
 		return o
 	}
+	// The slot is taken only now, for a notification to a channel that
+	// exists: work the store will do.
+	release, ok := s.guard.acquire()
+	if !ok {
+		return unavailable("too many requests in flight")
+	}
+	defer release()
 	now := s.cfg.Clock.Now()
 	conn := mpns.DeviceConnected
 	var power string

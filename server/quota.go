@@ -30,9 +30,16 @@ type Limits struct {
 	// address (each channel of a multicast counts).
 	SenderRate  float64
 	SenderBurst int
-	// MaxInFlight bounds the notification requests being handled at once;
-	// past it senders get 503 at once rather than a slow answer.
+	// MaxInFlight bounds the notifications being handled at once for
+	// channels that exist (a slot is taken once the body is read and the
+	// channel found); past it senders get 503 at once rather than a slow
+	// answer.
 	MaxInFlight int
+	// MaxBodyReadsPerSource bounds the request bodies being read at once
+	// from one address; past it that address gets 503, so slow bodies
+	// from one address hold only their own connections. Negative: no
+	// bound.
+	MaxBodyReadsPerSource int
 	// SlowStore is the store latency past which the service sheds load:
 	// for ShedFor after a store call took longer, senders get 503.
 	SlowStore time.Duration
@@ -72,6 +79,11 @@ const (
 	// Each request holds at most a 3 KB body and a store call; 1,024 at
 	// once is a few MB and more than SQLite's group commit can take.
 	DefaultMaxInFlight = 1024
+	// A body normally arrives with its headers and is read in
+	// microseconds, so even a sender fanning out over hundreds of
+	// connections rarely has more than a few being read at once; a
+	// script holding bodies back has all of them.
+	DefaultMaxBodyReadsPerSource = 64
 	// A store call normally takes milliseconds; a second means the disk
 	// is struggling, and queueing more work only makes it worse.
 	DefaultSlowStore = time.Second
@@ -109,6 +121,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	def(&l.SenderBurst, DefaultSenderBurst)
 	def(&l.MaxInFlight, DefaultMaxInFlight)
+	def(&l.MaxBodyReadsPerSource, DefaultMaxBodyReadsPerSource)
 	defDur(&l.SlowStore, DefaultSlowStore)
 	defDur(&l.ShedFor, DefaultShedFor)
 	defDur(&l.RetryAfter, DefaultRetryAfter)
@@ -127,6 +140,7 @@ type guard struct {
 	lim   Limits
 	clock clock.Clock
 	slots chan struct{}
+	reads readSlots // bodies being read, per address
 
 	mu        sync.Mutex
 	day       int64          // the UTC day the counts are for
@@ -139,6 +153,7 @@ type guard struct {
 func newGuard(l Limits, c clock.Clock) *guard {
 	return &guard{
 		lim: l, clock: c, slots: make(chan struct{}, l.MaxInFlight),
+		reads:    readSlots{max: l.MaxBodyReadsPerSource},
 		daily:    map[string]int{},
 		channels: limiterSet{rate: l.ChannelRate, burst: l.ChannelBurst},
 		senders:  limiterSet{rate: l.SenderRate, burst: l.SenderBurst},
@@ -300,35 +315,31 @@ func senderAddr(r *http.Request) string {
 }
 
 // admit applies the checks every notification request passes before its
-// body is read: header size, body size, load, sender rate and, on the
-// authenticated path, a client certificate. On success the caller must call
-// release when done.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int) (release func(), o outcome, ok bool) {
+// body is read: header size, body size, load and sender rate. It takes no
+// in-flight slot: a request holds one only for work the store will do (see
+// deliver), so requests that never finish sending, or name no channel,
+// cannot crowd out anyone else's.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int) (o outcome, ok bool) {
 	lim := s.guard.lim
 	if n := headerBytes(r); n > lim.MaxHeaderBytes {
-		return nil, outcome{Code: http.StatusBadRequest,
+		return outcome{Code: http.StatusBadRequest,
 			Message: "headers are " + strconv.Itoa(n) + " bytes; the limit is " + strconv.Itoa(lim.MaxHeaderBytes)}, false
 	}
 	if r.URL.Path != MulticastPath {
 		if r.ContentLength > int64(lim.MaxBodyBytes) {
-			return nil, outcome{Code: http.StatusBadRequest,
+			return outcome{Code: http.StatusBadRequest,
 				Message: "payload larger than " + strconv.Itoa(lim.MaxBodyBytes) + " bytes"}, false
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, int64(lim.MaxBodyBytes))
 	}
 	if s.guard.shedding() {
-		return nil, unavailable("the store is slow; shedding load"), false
-	}
-	release, ok = s.guard.acquire()
-	if !ok {
-		return nil, unavailable("too many requests in flight"), false
+		return unavailable("the store is slow; shedding load"), false
 	}
 	if !s.guard.allowSender(senderAddr(r), channels) {
-		release()
-		return nil, outcome{Code: http.StatusNotAcceptable, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionActive,
+		return outcome{Code: http.StatusNotAcceptable, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionActive,
 			Message: "more than " + strconv.FormatFloat(lim.SenderRate, 'g', -1, 64) + " notifications per second from this address"}, false
 	}
-	return release, outcome{}, true
+	return outcome{}, true
 }
 
 func unavailable(why string) outcome {

@@ -101,6 +101,12 @@ func (s *slowStore) ChannelByToken(ctx context.Context, token string) (storage.C
 	if s.slow.Load() {
 		s.clock.Advance(2 * time.Second)
 	}
+	return s.Store.ChannelByToken(ctx, token)
+}
+
+// Enqueue waits at the gate, if one is set: a request holds its in-flight
+// slot from when its channel is found until the store has answered.
+func (s *slowStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error) {
 	s.mu.Lock()
 	gate := s.gate
 	s.mu.Unlock()
@@ -109,10 +115,10 @@ func (s *slowStore) ChannelByToken(ctx context.Context, token string) (storage.C
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return storage.Channel{}, ctx.Err()
+			return storage.Queued{}, ctx.Err()
 		}
 	}
-	return s.Store.ChannelByToken(ctx, token)
+	return s.Store.Enqueue(ctx, q, opts)
 }
 
 // startWrapped serves a Server over a real loopback listener with its

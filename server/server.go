@@ -62,6 +62,14 @@ type Config struct {
 	// InactiveAfter is how long a device may be away before the service
 	// stops queueing for it and answers 412.
 	InactiveAfter time.Duration
+	// ForgetDevicesAfter is how long a device may be away before it is
+	// deleted with its channels and queue (its URIs then answer 404, and
+	// it enrols anew if it ever comes back). It must be longer than
+	// InactiveAfter. Unlike the other fields, zero (or negative) keeps
+	// devices for ever: the sweep runs on Clock, and a service embedded
+	// for one device has nothing to forget. heraldsvc serve sets
+	// DefaultForgetDevicesAfter.
+	ForgetDevicesAfter time.Duration
 	// QueueDepth bounds each device's queue; past it senders get QueueFull.
 	QueueDepth int
 	// MinHeartbeat is the shortest interval between device pings the
@@ -101,6 +109,9 @@ const (
 	// still a phone its owner expects to receive on; three days covers
 	// both, and a sender learns of anything longer through 412.
 	DefaultInactiveAfter = 72 * time.Hour
+	// A phone not seen for three months has been replaced, reset or
+	// thrown away; its channels only take up room and answer senders 412.
+	DefaultForgetDevicesAfter = 90 * 24 * time.Hour
 	// MPNS's unauthenticated quota is 500 notifications per channel per
 	// day, so one app at its full quota fits a device away for a day.
 	// Tile updates merge and do not use up the queue.
@@ -176,6 +187,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.InactiveAfter <= 0 {
 		cfg.InactiveAfter = DefaultInactiveAfter
 	}
+	if cfg.ForgetDevicesAfter > 0 && cfg.ForgetDevicesAfter <= cfg.InactiveAfter {
+		return nil, fmt.Errorf("server: devices are forgotten after %v, not longer than the %v after which they count as inactive",
+			cfg.ForgetDevicesAfter, cfg.InactiveAfter)
+	}
 	if cfg.QueueDepth <= 0 {
 		cfg.QueueDepth = DefaultQueueDepth
 	}
@@ -217,8 +232,13 @@ func New(cfg Config) (*Server, error) {
 			}
 		})
 	}
+	expirer, _ := cfg.Store.(deviceExpirer)
 	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if expirer != nil && cfg.ForgetDevicesAfter > 0 {
+		s.wg.Add(1)
+		go s.expireLoop(expirer)
+	}
 	return s, nil
 }
 
@@ -237,7 +257,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "heraldsvc: POST MPNS notifications to channel URIs; devices connect to", DevicePath)
 	})
-	return mux
+	return cleanPaths(mux)
 }
 
 // Close disconnects every device, asking each to retry later after its own

@@ -21,7 +21,16 @@ var (
 	ErrQueueFull = errors.New("storage: queue full")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("storage: closed")
+	// ErrSeqRange: a sequence number above MaxSeq, which SQLite's signed
+	// integers cannot hold with room for the next one.
+	ErrSeqRange = errors.New("storage: sequence number out of range")
 )
+
+// MaxSeq is the highest sequence number the service stores. SQLite
+// integers are signed 64-bit, database/sql refuses a uint64 at or above
+// 2^63, and next_seq must hold MaxSeq+1 without SQLite turning it into a
+// REAL.
+const MaxSeq = 1<<63 - 2
 
 // Device is a device enrolled with the service.
 type Device struct {
@@ -35,6 +44,9 @@ type Device struct {
 	// RetiredAt is when the device was retired (RetireDevice); zero if it
 	// was not.
 	RetiredAt time.Time
+	// NextSeq is the number the device's next notification gets: every
+	// number the device can have been sent is below it.
+	NextSeq uint64
 }
 
 // Channel is one app's channel on one device.
@@ -373,8 +385,6 @@ func (s *ServiceStore) failPending() {
 }
 
 func (s *ServiceStore) commitBatch(batch []writeReq) {
-	ctx := context.Background()
-	began := time.Now()
 	// Every transaction takes the lazy acks waiting, so that while
 	// notifications flow acks cost no commit of their own.
 	s.ackMu.Lock()
@@ -385,6 +395,37 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 		return
 	}
 	requests := len(batch)
+	for dev, seq := range lazy {
+		batch = append(batch, &ackReq{device: dev, seq: seq, lazy: true})
+	}
+	err := s.commitTx(batch, requests)
+	if err != nil && len(batch) > 1 {
+		// One request can fail a transaction it shares with others'
+		// work. Each is tried again in a transaction of its own, once, so
+		// whatever failed is answered alone and the rest go through; a
+		// lazy ack that fails alone is dropped, since it only spares the
+		// device a resend. Retrying the whole group, or keeping a failed
+		// ack for the next one, would let one bad request fail every
+		// transaction after it.
+		for _, r := range batch {
+			n := 1
+			if a, ok := r.(*ackReq); ok && a.lazy {
+				n = 0
+			}
+			r.finish(s.commitTx([]writeReq{r}, n))
+		}
+		return
+	}
+	for _, r := range batch {
+		r.finish(err)
+	}
+}
+
+// commitTx runs reqs in one transaction and returns its error; requests is
+// how many of them someone waits for, for OnCommit.
+func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
+	ctx := context.Background()
+	began := time.Now()
 	err := func() error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -392,17 +433,14 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 		}
 		defer tx.Rollback()
 		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}}
-		for dev, seq := range lazy {
-			batch = append(batch, &ackReq{device: dev, seq: seq, lazy: true})
-		}
-		for _, r := range batch {
+		for _, r := range reqs {
 			if a, ok := r.(*ackReq); ok {
 				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
 					g.acks[a.device] = a
 				}
 			}
 		}
-		for _, r := range batch {
+		for _, r := range reqs {
 			if err := r.apply(ctx, g); err != nil {
 				return err
 			}
@@ -412,30 +450,20 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 	if s.onCommit != nil {
 		s.onCommit(requests, time.Since(began), err)
 	}
-	if f := s.committed.Load(); err == nil && f != nil {
-		for _, r := range batch {
+	if err != nil {
+		return fmt.Errorf("storage: write: %w", err)
+	}
+	if f := s.committed.Load(); f != nil {
+		for _, r := range reqs {
 			if e, ok := r.(*enqueueReq); ok && e.err == nil {
 				(*f)(e.q)
 			}
 		}
 	}
-	if err != nil {
-		// Taken back for the next transaction, unless a newer ack for the
-		// device has come in meanwhile.
-		for dev, seq := range lazy {
-			s.ackLater(dev, seq, false)
-		}
-	}
-	if err == nil {
-		s.mu.Lock()
-		s.commits++
-		s.mu.Unlock()
-	} else {
-		err = fmt.Errorf("storage: write: %w", err)
-	}
-	for _, r := range batch {
-		r.finish(err)
-	}
+	s.mu.Lock()
+	s.commits++
+	s.mu.Unlock()
+	return nil
 }
 
 // Enqueue durably appends q to its device's queue, giving it the device's
@@ -451,7 +479,7 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 // number the device then acknowledges, losing the newer update. Merged
 // returns the replaced sequence number.
 func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
-	r := &enqueueReq{q: q, opts: opts, done: make(chan struct{})}
+	r := &enqueueReq{in: q, opts: opts, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return Queued{}, err
 	}
@@ -462,10 +490,13 @@ func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOption
 }
 
 type enqueueReq struct {
-	q    Queued
-	opts EnqueueOptions
-	err  error
-	done chan struct{}
+	// in is the notification as given; q is what apply made of it. A
+	// request may be applied twice (see commitBatch), so apply starts
+	// from in each time.
+	in, q Queued
+	opts  EnqueueOptions
+	err   error
+	done  chan struct{}
 }
 
 func (r *enqueueReq) finish(err error) {
@@ -476,7 +507,8 @@ func (r *enqueueReq) finish(err error) {
 }
 
 func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
-	q := r.q
+	q := r.in
+	r.err = nil
 	merged := false
 	if q.TileKey != "" && r.opts.Merge != nil {
 		o := Queued{DeviceID: q.DeviceID, TileKey: q.TileKey}
@@ -509,6 +541,10 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		}
 		return err
 	}
+	if q.Seq > MaxSeq {
+		r.err = fmt.Errorf("device %s: %w", q.DeviceID, ErrSeqRange)
+		return nil
+	}
 	// Everything queued is numbered above acked and below q.Seq, so the
 	// queue is counted only when that range could hold MaxDepth entries.
 	if r.opts.MaxDepth > 0 && !merged && q.Seq-1-min(acked, q.Seq-1) >= uint64(r.opts.MaxDepth) {
@@ -536,6 +572,11 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 // applied on the device. Acks share the group transaction with everything
 // else, and only a device's highest ack in a transaction is written.
 func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) error {
+	// Checked before the committer: a number SQLite cannot take would
+	// fail the transaction it shares with other devices' work.
+	if seq > MaxSeq {
+		return fmt.Errorf("storage: ack %d: %w", seq, ErrSeqRange)
+	}
 	r := &ackReq{device: deviceID, seq: seq, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return fmt.Errorf("storage: ack: %w", err)
@@ -558,18 +599,18 @@ type ackReq struct {
 // committer's next transaction, or one of its own within AckDelay. An
 // ack only spares the device a resend, which it recognises by sequence
 // number, so losing one in a crash costs bandwidth, never correctness.
+// An ack above MaxSeq is dropped (Ack reports it as ErrSeqRange).
 func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
-	s.ackLater(deviceID, seq, true)
-}
-
-func (s *ServiceStore) ackLater(deviceID string, seq uint64, kick bool) {
+	if seq > MaxSeq {
+		return
+	}
 	s.ackMu.Lock()
 	first := len(s.lazyAcks) == 0
 	if seq > s.lazyAcks[deviceID] {
 		s.lazyAcks[deviceID] = seq
 	}
 	s.ackMu.Unlock()
-	if first && kick {
+	if first {
 		select {
 		case s.ackKick <- struct{}{}:
 		default:
@@ -608,6 +649,7 @@ type execReq struct {
 }
 
 func (r *execReq) apply(ctx context.Context, g *groupTx) error {
+	r.err, r.affected = nil, 0
 	res, err := g.tx.ExecContext(ctx, r.query, r.args...)
 	if err != nil {
 		r.err = err
@@ -671,8 +713,8 @@ func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
 func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 	d := Device{ID: id}
 	var created, seen, retired int64
-	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at FROM devices WHERE id = ?`, id).
-		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq, &retired)
+	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at, next_seq FROM devices WHERE id = ?`, id).
+		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq, &retired, &d.NextSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)
 	}

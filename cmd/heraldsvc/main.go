@@ -35,9 +35,9 @@ const defaultGCPercent = 50
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 const usage = `usage:
-  heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--queue-depth N]
+  heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--forget-devices-after D] [--queue-depth N]
                   [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--auth-url URL]]]
-                  [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N]
+                  [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
@@ -67,6 +67,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	db := fs.String("db", "heraldsvc.db", "SQLite database file")
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
+	forget := fs.Duration("forget-devices-after", server.DefaultForgetDevicesAfter,
+		"how long a device may be away before it is deleted with its channels and queue (0: never)")
 	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "most notifications queued per device; past it senders get QueueFull")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	tlsListen := fs.String("tls-listen", "", "second address, speaking TLS: devices (wss://), senders, and with --tls-client-ca authenticated senders (https channel URIs)")
@@ -80,7 +82,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&lim.ChannelBurst, "channel-burst", server.DefaultChannelBurst, "burst allowed above --channel-rate")
 	fs.Float64Var(&lim.SenderRate, "sender-rate", server.DefaultSenderRate, "notifications per second per sender address (-1: no limit)")
 	fs.IntVar(&lim.SenderBurst, "sender-burst", server.DefaultSenderBurst, "burst allowed above --sender-rate")
-	fs.IntVar(&lim.MaxInFlight, "max-in-flight", server.DefaultMaxInFlight, "notification requests handled at once; past it 503")
+	fs.IntVar(&lim.MaxInFlight, "max-in-flight", server.DefaultMaxInFlight, "notifications to existing channels handled at once; past it 503")
+	fs.IntVar(&lim.MaxBodyReadsPerSource, "max-body-reads-per-source", server.DefaultMaxBodyReadsPerSource,
+		"request bodies read at once from one sender address; past it that address gets 503 (-1: no limit)")
 	fs.DurationVar(&lim.SlowStore, "slow-store", server.DefaultSlowStore, "store latency past which senders get 503 for a while")
 	fs.IntVar(&lim.MaxBodyBytes, "max-body", server.DefaultMaxBodyBytes, "largest notification body in bytes (at most 3072)")
 	fs.IntVar(&lim.MaxHeaderBytes, "max-header", server.DefaultMaxHeaderBytes, "largest notification headers in bytes")
@@ -141,7 +145,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
-		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim}})
+		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		if platform.IsAddrInUse(err) {
