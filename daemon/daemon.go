@@ -206,9 +206,6 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-// Store exposes the device database to read (tests, the UI).
-func (d *Daemon) Store() *storage.DeviceStore { return d.store }
-
 // Link exposes the link (status, tests).
 func (d *Daemon) Link() *channel.Link { return d.link }
 

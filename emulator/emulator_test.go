@@ -93,7 +93,7 @@ func TestPhonesAreSeparateDevices(t *testing.T) {
 		t.Fatalf("toast: %d %s", resp.StatusCode, resp.Header.Get(mpns.HeaderNotificationStatus))
 	}
 	testenv.Eventually(t, 5*time.Second, "toast on phone-0002", func() bool {
-		toasts, err := emu.Phone("phone-0002").Store().Toasts(ctx, "", 0)
+		toasts, err := emu.Phone("phone-0002").Toasts(ctx, "", 0)
 		return err == nil && len(toasts) == 1 && toasts[0].Text1 == "Hi"
 	})
 
@@ -170,7 +170,7 @@ func TestConnectivity(t *testing.T) {
 	}
 	p.Link().SetOffline(false)
 	testenv.Eventually(t, 5*time.Second, "queued toast delivered after reconnect", func() bool {
-		toasts, err := p.Store().Toasts(ctx, "", 0)
+		toasts, err := p.Toasts(ctx, "", 0)
 		return err == nil && len(toasts) == 1 && toasts[0].Text1 == "queued"
 	})
 	resp = send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "live"}).XML())

@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/storage"
+)
+
+// The daemon's reads for the local API, the UI and the emulator. They
+// answer in app types, the public contract; the storage records stay
+// behind the daemon.
+
+// Channel returns app's channel, or ErrNotOpened.
+func (d *Daemon) Channel(ctx context.Context, appID string) (app.Channel, error) {
+	ch, err := d.channel(ctx, appID)
+	if err != nil {
+		return app.Channel{}, err
+	}
+	return toAppChannel(ch), nil
+}
+
+// channel is the stored channel of app, or ErrNotOpened.
+func (d *Daemon) channel(ctx context.Context, appID string) (storage.LocalChannel, error) {
+	ch, err := d.store.Channel(ctx, appID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.LocalChannel{}, fmt.Errorf("%w: no channel for %s", ErrNotOpened, appID)
+	}
+	return ch, err
+}
+
+// Channels lists the channels of app, or of every app for "".
+func (d *Daemon) Channels(ctx context.Context, appID string) ([]app.Channel, error) {
+	chans, err := d.store.Channels(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.Channel, 0, len(chans))
+	for _, c := range chans {
+		out = append(out, toAppChannel(c))
+	}
+	return out, nil
+}
+
+// Tiles lists the live tiles of app, or of every app for "".
+func (d *Daemon) Tiles(ctx context.Context, appID string) ([]app.Tile, error) {
+	tiles, err := d.store.Tiles(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.Tile, 0, len(tiles))
+	for _, t := range tiles {
+		out = append(out, app.Tile{App: t.App, TileID: t.TileID, Template: t.Template, Fields: t.Fields, UpdatedAt: t.UpdatedAt})
+	}
+	return out, nil
+}
+
+// Toasts lists the newest limit toasts of app, or of every app for "",
+// oldest first; limit 0 lists them all.
+func (d *Daemon) Toasts(ctx context.Context, appID string, limit int) ([]app.Toast, error) {
+	toasts, err := d.store.Toasts(ctx, appID, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.Toast, 0, len(toasts))
+	for _, t := range toasts {
+		out = append(out, app.Toast{ID: t.ID, App: t.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound,
+			Silent: t.Silent, ShownBy: t.ShownBy, MessageID: t.MessageID, ReceivedAt: t.ReceivedAt})
+	}
+	return out, nil
+}
+
+// PendingEvents lists up to limit events queued for app that it has not
+// acknowledged.
+func (d *Daemon) PendingEvents(ctx context.Context, appID string, limit int) ([]app.Event, error) {
+	evs, err := d.store.Events(ctx, appID, 0, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.Event, 0, len(evs))
+	for _, e := range evs {
+		var ev app.Event
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			return nil, fmt.Errorf("daemon: event %d of %s: %w", e.ID, appID, err)
+		}
+		ev.ID = e.ID
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func toAppChannel(c storage.LocalChannel) app.Channel {
+	return app.Channel{App: c.App, Name: c.Name, ChannelID: c.ChannelID, URI: c.URI, ServiceName: c.ServiceName,
+		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
