@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/internal/defaults"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/storage"
 )
@@ -136,27 +137,13 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.DataDir == "" && cfg.DB == nil {
 		return nil, errors.New("daemon: no data directory")
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.RunningGrace <= 0 {
-		cfg.RunningGrace = DefaultRunningGrace
-	}
-	if cfg.OpenTimeout <= 0 {
-		cfg.OpenTimeout = DefaultOpenTimeout
-	}
-	if cfg.MaxChannels <= 0 {
-		cfg.MaxChannels = DefaultMaxChannels
-	}
-	if cfg.HandlerConcurrency <= 0 {
-		cfg.HandlerConcurrency = DefaultHandlerConcurrency
-	}
-	if cfg.HandlerBacklog <= 0 {
-		cfg.HandlerBacklog = DefaultHandlerBacklog
-	}
+	defaults.Set[clock.Clock](&cfg.Clock, clock.Real{})
+	defaults.Set(&cfg.Logger, slog.Default())
+	defaults.Positive(&cfg.RunningGrace, DefaultRunningGrace)
+	defaults.Positive(&cfg.OpenTimeout, DefaultOpenTimeout)
+	defaults.Positive(&cfg.MaxChannels, DefaultMaxChannels)
+	defaults.Positive(&cfg.HandlerConcurrency, DefaultHandlerConcurrency)
+	defaults.Positive(&cfg.HandlerBacklog, DefaultHandlerBacklog)
 	if cfg.Network == nil {
 		cfg.Network = channel.CurrentNetwork
 	}
