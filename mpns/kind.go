@@ -43,8 +43,13 @@ type Spec struct {
 	// power is low (every kind is dropped at critical).
 	LowPowerSuppressed bool
 
-	parse func(doc *document, n *Notification) error
+	parse  func(doc *document, n *Notification) error
+	sample func() Message
 }
+
+// Sample returns a small valid notification of the kind, for tests and
+// examples.
+func (s Spec) Sample() Message { return s.sample() }
 
 // Target is the X-WindowsPhone-Target value a sender puts on the kind
 // ("" for none).
@@ -54,15 +59,20 @@ var specs = []Spec{
 	{
 		Kind: KindToast, Targets: []string{TargetToast}, ClassBase: 2, Root: "Toast",
 		NeedsBind: true, LowPowerSuppressed: true,
-		parse: func(doc *document, n *Notification) (err error) { n.Toast, err = toastFromDocument(doc); return err },
+		parse:  func(doc *document, n *Notification) (err error) { n.Toast, err = toastFromDocument(doc); return err },
+		sample: func() Message { return &Toast{Text1: "Herald", Text2: "a sample toast"} },
 	},
 	{
 		Kind: KindTile, Targets: []string{TargetTile, "tile"}, ClassBase: 1, Root: "Tile",
 		NeedsBind: true, LowPowerSuppressed: true,
 		parse: func(doc *document, n *Notification) (err error) { n.Tile, err = tileFromDocument(doc); return err },
+		sample: func() Message {
+			return &Tile{Fields: []Field{{Name: "Title", Value: "Herald"}, {Name: "Count", Value: "1"}}}
+		},
 	},
 	{
 		Kind: KindRaw, Targets: []string{"", "raw"}, ClassBase: 3,
+		sample: func() Message { return Raw("a sample raw notification") },
 	},
 }
 

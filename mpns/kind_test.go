@@ -33,6 +33,17 @@ func TestKindSpecs(t *testing.T) {
 				t.Errorf("%s/%d: class %d parses as %s/%d, %v", s.Kind, d, class, k, gd, err)
 			}
 		}
+		m := s.Sample()
+		if m.Kind() != s.Kind {
+			t.Errorf("%s: the sample is a %s", s.Kind, m.Kind())
+		}
+		h := http.Header{HeaderNotificationClass: {itoa(s.ClassBase)}}
+		if s.Target() != "" {
+			h.Set(HeaderTarget, s.Target())
+		}
+		if n, err := ParseRequest(h, m.Payload()); err != nil || n.Kind != s.Kind {
+			t.Errorf("%s: the sample parses as %+v, %v", s.Kind, n, err)
+		}
 		if (s.Root == "") != (s.parse == nil) {
 			t.Errorf("%s: a kind with a root element needs a parser, and only then", s.Kind)
 		}
