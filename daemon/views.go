@@ -53,7 +53,7 @@ func (d *Daemon) Tiles(ctx context.Context, appID string) ([]app.Tile, error) {
 	}
 	out := make([]app.Tile, 0, len(tiles))
 	for _, t := range tiles {
-		out = append(out, app.Tile{App: t.App, TileID: t.TileID, Template: t.Template, Fields: t.Fields, UpdatedAt: t.UpdatedAt})
+		out = append(out, app.Tile(t)) // the same fields: see toAppChannel
 	}
 	return out, nil
 }
@@ -92,7 +92,7 @@ func (d *Daemon) PendingEvents(ctx context.Context, appID string, limit int) ([]
 	return out, nil
 }
 
-func toAppChannel(c storage.LocalChannel) app.Channel {
-	return app.Channel{App: c.App, Name: c.Name, ChannelID: c.ChannelID, URI: c.URI, ServiceName: c.ServiceName,
-		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
-}
+// toAppChannel converts a stored channel to the API's. The two have the
+// same fields, so the conversion is direct and a field added to one but not
+// the other stops the build.
+func toAppChannel(c storage.LocalChannel) app.Channel { return app.Channel(c) }

@@ -1,6 +1,9 @@
 package mpns
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Kind is the type of a notification.
 type Kind string
@@ -124,6 +127,23 @@ func KindNames() string {
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = string(s.Kind)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// targetNames lists the targets senders put on, for messages:
+// `"toast", "token" (tile) or absent (raw)`.
+func targetNames() string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		switch t := s.Target(); t {
+		case "":
+			names[i] = "absent (" + string(s.Kind) + ")"
+		case string(s.Kind):
+			names[i] = fmt.Sprintf("%q", t)
+		default:
+			names[i] = fmt.Sprintf("%q (%s)", t, s.Kind)
+		}
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

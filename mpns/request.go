@@ -49,7 +49,7 @@ func ParseRequest(h http.Header, body []byte) (*Notification, error) {
 	}
 	kind, ok := KindForTarget(target)
 	if !ok {
-		return nil, newError(ErrBadTarget, "%s %q is not %q, %q or absent (raw)", HeaderTarget, target, TargetToast, TargetTile)
+		return nil, newError(ErrBadTarget, "%s %q is not %s", HeaderTarget, target, targetNames())
 	}
 	spec, _ := kind.Spec()
 
