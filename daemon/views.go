@@ -27,7 +27,7 @@ func (d *Daemon) Channel(ctx context.Context, appID string) (app.Channel, error)
 func (d *Daemon) channel(ctx context.Context, appID string) (storage.LocalChannel, error) {
 	ch, err := d.store.Channel(ctx, appID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.LocalChannel{}, fmt.Errorf("%w: no channel for %s", ErrNotOpened, appID)
+		return storage.LocalChannel{}, fmt.Errorf("%w: %s", ErrNotOpened, appID)
 	}
 	return ch, err
 }
