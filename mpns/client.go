@@ -19,27 +19,6 @@ type Message interface {
 	Payload() []byte
 }
 
-// Kind is KindToast.
-func (t *Toast) Kind() Kind { return KindToast }
-
-// Payload is the toast's XML.
-func (t *Toast) Payload() []byte { return t.XML() }
-
-// Kind is KindTile.
-func (t *Tile) Kind() Kind { return KindTile }
-
-// Payload is the tile's XML.
-func (t *Tile) Payload() []byte { return t.XML() }
-
-// Raw is a raw notification's body, passed to the app unchanged.
-type Raw []byte
-
-// Kind is KindRaw.
-func (Raw) Kind() Kind { return KindRaw }
-
-// Payload is the body itself.
-func (r Raw) Payload() []byte { return r }
-
 // SendOptions are what a sender may choose beside the message.
 type SendOptions struct {
 	// Delay is the batching interval (Immediate, Within450s, Within900s).

@@ -8,19 +8,6 @@ import (
 // Kind is the type of a notification.
 type Kind string
 
-// The three notification kinds.
-const (
-	KindToast Kind = "toast"
-	KindTile  Kind = "tile"
-	KindRaw   Kind = "raw"
-)
-
-// X-WindowsPhone-Target values. Raw notifications carry no target header.
-const (
-	TargetToast = "toast"
-	TargetTile  = "token"
-)
-
 // Spec is everything that differs between notification kinds. Every layer
 // (the service's endpoint and metrics, the wire protocol, the daemon, the
 // UI and the command-line senders) reads a kind's behaviour from here, so a
@@ -58,26 +45,9 @@ func (s Spec) Sample() Message { return s.sample() }
 // ("" for none).
 func (s Spec) Target() string { return s.Targets[0] }
 
-var specs = []Spec{
-	{
-		Kind: KindToast, Targets: []string{TargetToast}, ClassBase: 2, Root: "Toast",
-		NeedsBind: true, LowPowerSuppressed: true,
-		parse:  func(doc *document, n *Notification) (err error) { n.Toast, err = toastFromDocument(doc); return err },
-		sample: func() Message { return &Toast{Text1: "Herald", Text2: "a sample toast"} },
-	},
-	{
-		Kind: KindTile, Targets: []string{TargetTile, "tile"}, ClassBase: 1, Root: "Tile",
-		NeedsBind: true, LowPowerSuppressed: true,
-		parse: func(doc *document, n *Notification) (err error) { n.Tile, err = tileFromDocument(doc); return err },
-		sample: func() Message {
-			return &Tile{Fields: []Field{{Name: "Title", Value: "Herald"}, {Name: "Count", Value: "1"}}}
-		},
-	},
-	{
-		Kind: KindRaw, Targets: []string{"", "raw"}, ClassBase: 3,
-		sample: func() Message { return Raw("a sample raw notification") },
-	},
-}
+// specs lists the kinds; each kind's Spec, payload type and Message
+// methods live in its own file.
+var specs = []Spec{toastSpec, tileSpec, rawSpec}
 
 // Kinds returns every notification kind's Spec.
 func Kinds() []Spec { return append([]Spec(nil), specs...) }

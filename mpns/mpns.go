@@ -3,7 +3,8 @@
 // response status tokens, and the toast, tile and raw payloads with their
 // parsing, validation and tile-field merging.
 //
-// Each kind's behaviour is data in one place, its Spec (kind.go), so the
+// Each kind's behaviour is data in one place, its Spec in the kind's own
+// file (toast.go, tile.go, raw.go; kind.go lists them), so the
 // notification service, the device daemon, the UI and the command-line
 // senders all agree on what a valid notification is and what it does.
 //
