@@ -44,7 +44,7 @@ type Config struct {
 	DataDir string
 	// DB, when set, is a database shared by several phones (the emulator);
 	// the daemon keeps its state under Phone and does not close DB.
-	DB    *storage.DeviceDB
+	DB    *SharedDB
 	Phone string
 	// Socket is the local API's Unix socket path; "" serves no socket (the
 	// caller may still use Handler).
@@ -129,6 +129,22 @@ type Daemon struct {
 	ln       net.Listener
 }
 
+// SharedDB is a device database several phones share (the emulator): each
+// daemon given it keeps its state under its own phone name.
+type SharedDB struct{ db *storage.DeviceDB }
+
+// OpenSharedDB opens (creating if needed) a shared device database.
+func OpenSharedDB(ctx context.Context, file string) (*SharedDB, error) {
+	db, err := storage.OpenDevice(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	return &SharedDB{db: db}, nil
+}
+
+// Close closes the database, once every daemon using it has closed.
+func (s *SharedDB) Close() error { return s.db.Close() }
+
 // New opens the device database and prepares the link; Run starts them.
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Service == "" {
@@ -157,8 +173,10 @@ func New(cfg Config) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{cfg: cfg, log: cfg.Logger, hub: newHub(), ctx: ctx, cancel: cancel}
 	d.bg = newBackground(d)
-	db := cfg.DB
-	if db == nil {
+	var db *storage.DeviceDB
+	if cfg.DB != nil {
+		db = cfg.DB.db
+	} else {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			cancel()
 			return nil, fmt.Errorf("daemon: data directory: %w", err)
