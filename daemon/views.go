@@ -35,40 +35,36 @@ func (d *Daemon) channel(ctx context.Context, appID string) (storage.LocalChanne
 // Channels lists the channels of app, or of every app for "".
 func (d *Daemon) Channels(ctx context.Context, appID string) ([]app.Channel, error) {
 	chans, err := d.store.Channels(ctx, appID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]app.Channel, 0, len(chans))
-	for _, c := range chans {
-		out = append(out, toAppChannel(c))
-	}
-	return out, nil
+	return convert(chans, err, toAppChannel)
 }
 
 // Tiles lists the live tiles of app, or of every app for "".
 func (d *Daemon) Tiles(ctx context.Context, appID string) ([]app.Tile, error) {
 	tiles, err := d.store.Tiles(ctx, appID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]app.Tile, 0, len(tiles))
-	for _, t := range tiles {
-		out = append(out, app.Tile(t)) // the same fields: see toAppChannel
-	}
-	return out, nil
+	return convert(tiles, err, func(t storage.TileRecord) app.Tile {
+		return app.Tile(t) // the same fields: see toAppChannel
+	})
 }
 
 // Toasts lists the newest limit toasts of app, or of every app for "",
 // oldest first; limit 0 lists them all.
 func (d *Daemon) Toasts(ctx context.Context, appID string, limit int) ([]app.Toast, error) {
 	toasts, err := d.store.Toasts(ctx, appID, limit)
+	return convert(toasts, err, func(t storage.ToastRecord) app.Toast {
+		return app.Toast{ID: t.ID, App: t.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound,
+			Silent: t.Silent, ShownBy: t.ShownBy, MessageID: t.MessageID, ReceivedAt: t.ReceivedAt}
+	})
+}
+
+// convert maps the records a store read returned to API types; the list is
+// never nil, so it encodes as [] when empty.
+func convert[S, T any](recs []S, err error, f func(S) T) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]app.Toast, 0, len(toasts))
-	for _, t := range toasts {
-		out = append(out, app.Toast{ID: t.ID, App: t.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound,
-			Silent: t.Silent, ShownBy: t.ShownBy, MessageID: t.MessageID, ReceivedAt: t.ReceivedAt})
+	out := make([]T, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, f(r))
 	}
 	return out, nil
 }
