@@ -168,7 +168,7 @@ func TestForegroundApp(t *testing.T) {
 	d := e.emu.Phone("phone-0001")
 	testenv.Eventually(t, 10*time.Second, "the toast taken by the app", func() bool {
 		toasts, err := d.Toasts(context.Background(), "", 0)
-		return err == nil && len(toasts) == 1 && toasts[0].ShownBy == "app"
+		return err == nil && len(toasts) == 1 && toasts[0].ShownBy == "app" && toasts[0].ID > 0 // the page orders banners by id
 	})
 	var st ui.State
 	testenv.Eventually(t, 10*time.Second, "the raw notification logged", func() bool {
