@@ -108,7 +108,7 @@ func (d *Daemon) Bind(ctx context.Context, appID string, req app.BindRequest) (a
 			return app.Channel{}, err
 		}
 	}
-	return d.rebind(ctx, appID, func(ch *storage.LocalChannel) error { return nil }, req)
+	return d.rebind(ctx, appID, nil, req)
 }
 
 // Pin pins a secondary tile of app, so tile updates for it are delivered.
@@ -131,14 +131,18 @@ func (d *Daemon) Pin(ctx context.Context, appID, tileID string) (app.Channel, er
 // errUnchanged is a rebind change saying there is nothing to store.
 var errUnchanged = errors.New("unchanged")
 
-// rebind changes app's stored channel with change, then applies req and
-// stores and sends the bindings, all under the channel lock.
+// rebind changes app's stored channel with change (when not nil), then
+// applies req and stores and sends the bindings, all under the channel
+// lock.
 func (d *Daemon) rebind(ctx context.Context, appID string, change func(*storage.LocalChannel) error, req app.BindRequest) (app.Channel, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	ch, err := d.channel(ctx, appID)
 	if err != nil {
 		return app.Channel{}, err
+	}
+	if change == nil {
+		change = func(*storage.LocalChannel) error { return nil }
 	}
 	switch err := change(&ch); {
 	case errors.Is(err, errUnchanged):
