@@ -122,7 +122,7 @@ func (c *Client) Do(req *http.Request) (Result, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return res, fmt.Errorf("mpns: sending to %s: %w", req.URL.Redacted(), err)
+		return res, fmt.Errorf("mpns: %w", err) // names the method and URI
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
