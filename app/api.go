@@ -68,6 +68,8 @@ type Tile struct {
 
 // Toast is one received toast.
 type Toast struct {
+	// ID orders the device's toasts: a later toast has a larger one.
+	ID         int64     `json:"id"`
 	App        string    `json:"app"`
 	Text1      string    `json:"text1"`
 	Text2      string    `json:"text2"`

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/heraldpush/herald/wire"
 )
 
 // Errors a caller acts on; an *Error from the daemon matches them with
@@ -385,7 +386,7 @@ func (s *Stream) Next(ctx context.Context) (Event, error) {
 				// Close ended the read; redialling would undo it.
 				return Event{}, net.ErrClosed
 			}
-			if !s.opts.Reconnect || websocket.IsCloseError(err, 4004) {
+			if !s.opts.Reconnect || websocket.IsCloseError(err, wire.CloseReplaced) {
 				return Event{}, fmt.Errorf("herald: event stream: %w", err)
 			}
 			if err := s.redial(ctx); err != nil {

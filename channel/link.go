@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/internal/defaults"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -192,33 +193,15 @@ func New(cfg Config) (*Link, error) {
 	}
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = strings.TrimRight(u.Path, "/") + "/device"
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = DefaultHeartbeat
-	}
-	if cfg.HeartbeatTimeout <= 0 {
-		cfg.HeartbeatTimeout = DefaultHeartbeatTimeout
-	}
-	if cfg.BackoffMin <= 0 {
-		cfg.BackoffMin = DefaultBackoffMin
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = DefaultBackoffMax
-	}
-	if cfg.HeartbeatCap <= 0 {
-		cfg.HeartbeatCap = DefaultHeartbeatCap
-	}
-	if cfg.HeartbeatFloor <= 0 {
-		cfg.HeartbeatFloor = min(DefaultHeartbeatFloor, cfg.Heartbeat)
-	}
-	if cfg.ReconnectJitter <= 0 {
-		cfg.ReconnectJitter = DefaultReconnectJitter
-	}
+	defaults.Set[clock.Clock](&cfg.Clock, clock.Real{})
+	defaults.Set(&cfg.Logger, slog.Default())
+	defaults.Positive(&cfg.Heartbeat, DefaultHeartbeat)
+	defaults.Positive(&cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	defaults.Positive(&cfg.BackoffMin, DefaultBackoffMin)
+	defaults.Positive(&cfg.BackoffMax, DefaultBackoffMax)
+	defaults.Positive(&cfg.HeartbeatCap, DefaultHeartbeatCap)
+	defaults.Positive(&cfg.HeartbeatFloor, min(DefaultHeartbeatFloor, cfg.Heartbeat))
+	defaults.Positive(&cfg.ReconnectJitter, DefaultReconnectJitter)
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}

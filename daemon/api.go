@@ -108,11 +108,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func toAppChannel(c storage.LocalChannel) app.Channel {
-	return app.Channel{App: c.App, Name: c.Name, ChannelID: c.ChannelID, URI: c.URI, ServiceName: c.ServiceName,
-		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
-}
-
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := d.Status(r.Context())
 	if err != nil {
@@ -179,43 +174,27 @@ func learnedIdle(l channel.Learned) string {
 }
 
 func (d *Daemon) handleChannels(w http.ResponseWriter, r *http.Request) {
-	chans, err := d.store.Channels(r.Context(), r.URL.Query().Get("app"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	out := make([]app.Channel, 0, len(chans))
-	for _, c := range chans {
-		out = append(out, toAppChannel(c))
-	}
-	writeJSON(w, http.StatusOK, out)
+	v, err := d.Channels(r.Context(), r.URL.Query().Get("app"))
+	answer(w, v, err)
 }
 
 func (d *Daemon) handleTiles(w http.ResponseWriter, r *http.Request) {
-	tiles, err := d.store.Tiles(r.Context(), r.URL.Query().Get("app"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	out := make([]app.Tile, 0, len(tiles))
-	for _, t := range tiles {
-		out = append(out, app.Tile{App: t.App, TileID: t.TileID, Template: t.Template, Fields: t.Fields, UpdatedAt: t.UpdatedAt})
-	}
-	writeJSON(w, http.StatusOK, out)
+	v, err := d.Tiles(r.Context(), r.URL.Query().Get("app"))
+	answer(w, v, err)
 }
 
 func (d *Daemon) handleToasts(w http.ResponseWriter, r *http.Request) {
-	toasts, err := d.store.Toasts(r.Context(), r.URL.Query().Get("app"), 0)
+	v, err := d.Toasts(r.Context(), r.URL.Query().Get("app"), 0)
+	answer(w, v, err)
+}
+
+// answer writes v, or the error.
+func answer[T any](w http.ResponseWriter, v T, err error) {
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	out := make([]app.Toast, 0, len(toasts))
-	for _, t := range toasts {
-		out = append(out, app.Toast{App: t.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound, Silent: t.Silent,
-			ShownBy: t.ShownBy, MessageID: t.MessageID, ReceivedAt: t.ReceivedAt})
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (d *Daemon) handlePower(w http.ResponseWriter, r *http.Request) {
@@ -231,16 +210,8 @@ func (d *Daemon) handlePower(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handleFind(w http.ResponseWriter, r *http.Request) {
-	ch, err := d.store.Channel(r.Context(), r.PathValue("app"))
-	if errors.Is(err, storage.ErrNotFound) {
-		writeError(w, http.StatusNotFound, app.CodeNotOpened, "no channel for "+r.PathValue("app"))
-		return
-	}
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toAppChannel(ch))
+	v, err := d.Channel(r.Context(), r.PathValue("app"))
+	answer(w, v, err)
 }
 
 func (d *Daemon) handleOpen(w http.ResponseWriter, r *http.Request) {
@@ -248,12 +219,8 @@ func (d *Daemon) handleOpen(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	ch, err := d.Open(r.Context(), r.PathValue("app"), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toAppChannel(ch))
+	v, err := d.Open(r.Context(), r.PathValue("app"), req)
+	answer(w, v, err)
 }
 
 func (d *Daemon) handleClose(w http.ResponseWriter, r *http.Request) {
@@ -269,12 +236,8 @@ func (d *Daemon) handleBind(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	ch, err := d.Bind(r.Context(), r.PathValue("app"), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toAppChannel(ch))
+	v, err := d.Bind(r.Context(), r.PathValue("app"), req)
+	answer(w, v, err)
 }
 
 func (d *Daemon) handlePin(w http.ResponseWriter, r *http.Request) {
@@ -282,10 +245,6 @@ func (d *Daemon) handlePin(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	ch, err := d.Pin(r.Context(), r.PathValue("app"), req.TileID)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toAppChannel(ch))
+	v, err := d.Pin(r.Context(), r.PathValue("app"), req.TileID)
+	answer(w, v, err)
 }

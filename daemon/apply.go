@@ -2,15 +2,9 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 
-	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/channel"
-	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
@@ -105,18 +99,17 @@ func (h *linkHandler) StatusChanged(connected bool) {
 
 // Apply is where every notification takes effect: in one transaction with
 // the new applied sequence number, so each happens exactly once however the
-// daemon or the service crash. Side effects outside the database (the
-// desktop's toast display, waking event streams, the observer) run after
-// the commit, and only for the notifications this call applied: a resent
-// batch must not show a toast or tell the UI twice.
+// daemon or the service crash. Each notification's applier (appliers.go)
+// works out its effects inside the transaction, where they are recorded;
+// what lies outside the database (the desktop's toast display, waking event
+// streams, the observer) follows the commit, and only for the
+// notifications this call applied: a resent batch must not show a toast or
+// tell the UI twice.
 func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 	d := h.d()
-	var show []platform.Toast
-	var changes []Change
-	woken := map[string]bool{}
+	var done []effects
 	err := d.store.Apply(ctx, d.cfg.Service, ns[len(ns)-1].Seq, d.cfg.Clock.Now(), func(tx *storage.ApplyTx, applied uint64) error {
-		show, changes = show[:0], changes[:0]
-		clear(woken)
+		done = done[:0] // a retried transaction starts again
 		for i := range ns {
 			n := &ns[i]
 			if n.Seq <= applied {
@@ -132,137 +125,43 @@ func (h *linkHandler) Apply(ctx context.Context, ns []wire.Notification) error {
 			if err != nil {
 				return err
 			}
-			t, wake, running, err := d.applyOne(tx, ch, *n)
+			eff, err := d.applyOne(tx, ch, *n)
 			if err != nil {
 				return err
 			}
-			if t != nil {
-				show = append(show, *t)
-			}
-			if wake {
-				woken[ch.App] = true
-			}
-			if d.cfg.OnChange != nil {
-				c := Change{Kind: n.Kind, App: ch.App, MessageID: n.MessageID}
-				if n.Kind == ChangeRaw {
-					c.Body, c.Running = n.Body, running
-				}
-				changes = append(changes, c)
-			}
+			done = append(done, eff)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	d.notifyApplied(ctx, changes)
-	for a := range woken {
-		d.hub.wake(a)
-	}
-	for _, t := range show {
-		if err := d.cfg.Display.Show(ctx, t); err != nil {
-			d.log.Warn("toast display failed", "app", t.App, "err", err)
-		}
-	}
+	d.afterCommit(ctx, done)
 	return nil
 }
 
-// applyOne applies one notification. It returns a toast for the shell to
-// show, whether the app has a new event, and whether the app was running.
-func (d *Daemon) applyOne(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.Notification) (*platform.Toast, bool, bool, error) {
-	running, foreground, err := tx.Running(ch.App)
-	if err != nil {
-		return nil, false, false, err
+// afterCommit carries out the effects that lie outside the database.
+func (d *Daemon) afterCommit(ctx context.Context, done []effects) {
+	if d.cfg.OnChange != nil {
+		changes := make([]Change, 0, len(done))
+		for _, e := range done {
+			changes = append(changes, e.change)
+		}
+		d.notifyApplied(ctx, changes)
 	}
-	t, wake, err := d.dispatch(tx, ch, n, running, foreground)
-	return t, wake, running, err
-}
-
-// dispatch applies n by its kind for an app in the given state.
-func (d *Daemon) dispatch(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.Notification, running, foreground bool) (*platform.Toast, bool, error) {
-	event := func(e app.Event) (bool, error) {
-		if !running {
-			return false, nil
+	woken := map[string]bool{}
+	for _, e := range done {
+		if e.wake != "" && !woken[e.wake] {
+			woken[e.wake] = true
+			d.hub.wake(e.wake)
 		}
-		e.App = ch.App
-		b, err := json.Marshal(e)
-		if err != nil {
-			return false, err
-		}
-		_, err = tx.AddEvent(ch.App, e.Type, b)
-		return err == nil, err
 	}
-	// A payload the app's shell cannot read is reported to the app, as
-	// PayloadFormatError was, and otherwise dropped.
-	badPayload := func(kind, counter string, perr error) (*platform.Toast, bool, error) {
-		d.log.Warn("notification rejected", "app", ch.App, "seq", n.Seq, "err", perr)
-		if err := tx.Count(counter, 1); err != nil {
-			return nil, false, err
+	for _, e := range done {
+		if e.show == nil {
+			continue
 		}
-		woke, err := event(app.Event{Type: app.EventError, ErrorKind: kind, MessageID: n.MessageID, Message: perr.Error()})
-		return nil, woke, err
+		if err := d.cfg.Display.Show(ctx, *e.show); err != nil {
+			d.log.Warn("toast display failed", "app", e.show.App, "err", err)
+		}
 	}
-
-	switch mpns.Kind(n.Kind) {
-	case mpns.KindRaw:
-		if !running {
-			return nil, false, d.rawNotRunning(tx, ch.App, n)
-		}
-		if err := tx.Count(CountRawDelivered, 1); err != nil {
-			return nil, false, err
-		}
-		woke, err := event(app.Event{Type: app.EventRaw, MessageID: n.MessageID, Body: n.Body})
-		return nil, woke, err
-
-	case mpns.KindToast:
-		t, err := mpns.ParseToast(n.Body)
-		if err != nil {
-			return badPayload(app.ErrorPayloadFormat, CountPayloadErrors, err)
-		}
-		rec := storage.ToastRecord{App: ch.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound, Silent: t.Silent,
-			MessageID: n.MessageID, Seq: n.Seq, ShownBy: "shell"}
-		if foreground {
-			rec.ShownBy = "app"
-		}
-		if _, err := tx.AddToast(rec); err != nil {
-			return nil, false, err
-		}
-		if foreground {
-			if err := tx.Count(CountToastsApp, 1); err != nil {
-				return nil, false, err
-			}
-			woke, err := event(app.Event{Type: app.EventToast, MessageID: n.MessageID, Text1: t.Text1, Text2: t.Text2, Param: t.Param})
-			return nil, woke, err
-		}
-		if err := tx.Count(CountToastsShell, 1); err != nil {
-			return nil, false, err
-		}
-		return &platform.Toast{App: ch.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound, Silent: t.Silent}, false, nil
-
-	case mpns.KindTile:
-		t, err := mpns.ParseTile(n.Body)
-		if err != nil {
-			return badPayload(app.ErrorPayloadFormat, CountPayloadErrors, err)
-		}
-		for _, img := range t.RemoteImages() {
-			if !mpns.ImageAllowed(img, ch.Domains) {
-				return badPayload(app.ErrorMessageBadContent, CountBadContent,
-					fmt.Errorf("image %s is not from a domain the tile is bound to (%s)", img, strings.Join(ch.Domains, ", ")))
-			}
-		}
-		rec, err := tx.Tile(ch.App, t.ID)
-		if err != nil {
-			return nil, false, err
-		}
-		state := mpns.TileState{Template: rec.Template, Fields: rec.Fields}
-		if err := state.Apply(t); err != nil {
-			return badPayload(app.ErrorMessageBadContent, CountBadContent, err)
-		}
-		rec.Template, rec.Fields = state.Template, state.Fields
-		if err := tx.PutTile(rec); err != nil {
-			return nil, false, err
-		}
-		return nil, false, tx.Count(CountTilesUpdated, 1)
-	}
-	return badPayload(app.ErrorPayloadFormat, CountPayloadErrors, fmt.Errorf("unknown notification kind %q", n.Kind))
 }

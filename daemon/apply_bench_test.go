@@ -91,7 +91,7 @@ func newApplyRig(tb testing.TB) *applyRig {
 		s.Close()
 		wg.Wait()
 	})
-	id, err := r.d.Store().Identity(context.Background(), r.service)
+	id, err := r.d.StoreForTest().Identity(context.Background(), r.service)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -158,11 +158,11 @@ type applySnapshot struct {
 
 func (r *applyRig) snapshot(tb testing.TB) applySnapshot {
 	tb.Helper()
-	c, err := r.d.Store().Counters(context.Background())
+	c, err := r.d.StoreForTest().Counters(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	id, err := r.d.Store().Identity(context.Background(), r.service)
+	id, err := r.d.StoreForTest().Identity(context.Background(), r.service)
 	if err != nil {
 		tb.Fatal(err)
 	}

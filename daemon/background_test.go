@@ -64,7 +64,7 @@ func openChannel(t *testing.T, d *testenv.Daemon, appID string) app.Channel {
 
 func counter(t *testing.T, d *testenv.Daemon, name string) int64 {
 	t.Helper()
-	c, err := d.Store().Counters(context.Background())
+	c, err := d.StoreForTest().Counters(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func counter(t *testing.T, d *testenv.Daemon, name string) int64 {
 
 func jobs(t *testing.T, d *testenv.Daemon) (pending, running int) {
 	t.Helper()
-	p, r, err := d.Store().HandlerJobs(context.Background())
+	p, r, err := d.StoreForTest().HandlerJobs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func BenchmarkBackgroundHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	ok := func() int64 {
-		c, err := d.Store().Counters(context.Background())
+		c, err := d.StoreForTest().Counters(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,19 +18,19 @@ import (
 const DefaultChannelName = "default"
 
 // Open opens app's channel, or finds it, and applies any bindings in req.
-func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (storage.LocalChannel, error) {
+func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (app.Channel, error) {
 	if !wire.ValidName(appID) {
-		return storage.LocalChannel{}, fmt.Errorf("%w: app id %q must be 1-%d characters without spaces or slashes", ErrBadRequest, appID, wire.MaxNameLength)
+		return app.Channel{}, fmt.Errorf("%w: app id %q must be 1-%d characters without spaces or slashes", ErrBadRequest, appID, wire.MaxNameLength)
 	}
 	if req.Channel == "" {
 		req.Channel = DefaultChannelName
 	}
 	if !wire.ValidName(req.Channel) || (req.ServiceName != "" && !wire.ValidName(req.ServiceName)) {
-		return storage.LocalChannel{}, fmt.Errorf("%w: channel and service names must be 1-%d characters without spaces or slashes", ErrBadRequest, wire.MaxNameLength)
+		return app.Channel{}, fmt.Errorf("%w: channel and service names must be 1-%d characters without spaces or slashes", ErrBadRequest, wire.MaxNameLength)
 	}
 	if req.Domains != nil {
 		if err := validDomains(*req.Domains); err != nil {
-			return storage.LocalChannel{}, err
+			return app.Channel{}, err
 		}
 	}
 	d.opMu.Lock()
@@ -41,16 +41,16 @@ func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (s
 	found := err == nil
 	switch {
 	case found && (ch.Name != req.Channel || ch.ServiceName != req.ServiceName):
-		return storage.LocalChannel{}, fmt.Errorf("%w: %s already has channel %q", ErrChannelExists, appID, ch.Name)
+		return app.Channel{}, fmt.Errorf("%w: %s already has channel %q", ErrChannelExists, appID, ch.Name)
 	case !found && !errors.Is(err, storage.ErrNotFound):
-		return storage.LocalChannel{}, err
+		return app.Channel{}, err
 	case !found:
 		n, err := d.store.CountChannels(ctx)
 		if err != nil {
-			return storage.LocalChannel{}, err
+			return app.Channel{}, err
 		}
 		if n >= d.cfg.MaxChannels {
-			return storage.LocalChannel{}, fmt.Errorf("%w: the device has %d channels, the most allowed", ErrQuotaExceeded, n)
+			return app.Channel{}, fmt.Errorf("%w: the device has %d channels, the most allowed", ErrQuotaExceeded, n)
 		}
 		ch = storage.LocalChannel{App: appID, Name: req.Channel, ServiceName: req.ServiceName, CreatedAt: now}
 	}
@@ -60,13 +60,13 @@ func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (s
 		id, uri, err := d.link.Register(octx, appID, req.Channel, req.ServiceName, req.Renew)
 		cancel()
 		if err != nil {
-			return storage.LocalChannel{}, openError(err)
+			return app.Channel{}, openError(err)
 		}
 		changed := found && uri != ch.URI
 		ch.ChannelID, ch.URI = id, uri
 		ch.UpdatedAt = now
 		if err := d.store.SaveChannel(ctx, ch); err != nil {
-			return storage.LocalChannel{}, err
+			return app.Channel{}, err
 		}
 		if changed {
 			d.announceURI(ctx, ch)
@@ -74,9 +74,11 @@ func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (s
 	}
 
 	if req.Toast != nil || req.Tile != nil || req.Domains != nil {
-		return d.bindLocked(ctx, ch, app.BindRequest{Toast: req.Toast, Tile: req.Tile, Domains: req.Domains})
+		if ch, err = d.bindLocked(ctx, ch, app.BindRequest{Toast: req.Toast, Tile: req.Tile, Domains: req.Domains}); err != nil {
+			return app.Channel{}, err
+		}
 	}
-	return ch, nil
+	return toAppChannel(ch), nil
 }
 
 func openError(err error) error {
@@ -100,46 +102,58 @@ func validDomains(domains []string) error {
 }
 
 // Bind changes app's shell bindings.
-func (d *Daemon) Bind(ctx context.Context, appID string, req app.BindRequest) (storage.LocalChannel, error) {
+func (d *Daemon) Bind(ctx context.Context, appID string, req app.BindRequest) (app.Channel, error) {
 	if req.Domains != nil {
 		if err := validDomains(*req.Domains); err != nil {
-			return storage.LocalChannel{}, err
+			return app.Channel{}, err
 		}
 	}
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	ch, err := d.store.Channel(ctx, appID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.LocalChannel{}, fmt.Errorf("%w: %s", ErrNotOpened, appID)
-	}
-	if err != nil {
-		return storage.LocalChannel{}, err
-	}
-	return d.bindLocked(ctx, ch, req)
+	return d.rebind(ctx, appID, nil, req)
 }
 
 // Pin pins a secondary tile of app, so tile updates for it are delivered.
-func (d *Daemon) Pin(ctx context.Context, appID, tileID string) (storage.LocalChannel, error) {
+func (d *Daemon) Pin(ctx context.Context, appID, tileID string) (app.Channel, error) {
 	if tileID == "" || len(tileID) > wire.MaxDomainLen {
-		return storage.LocalChannel{}, fmt.Errorf("%w: bad tile id", ErrBadRequest)
+		return app.Channel{}, fmt.Errorf("%w: bad tile id", ErrBadRequest)
 	}
+	return d.rebind(ctx, appID, func(ch *storage.LocalChannel) error {
+		switch {
+		case slices.Contains(ch.Pinned, tileID):
+			return errUnchanged
+		case len(ch.Pinned) >= wire.MaxPinned:
+			return fmt.Errorf("%w: at most %d pinned tiles", ErrQuotaExceeded, wire.MaxPinned)
+		}
+		ch.Pinned = append(ch.Pinned, tileID)
+		return nil
+	}, app.BindRequest{})
+}
+
+// errUnchanged is a rebind change saying there is nothing to store.
+var errUnchanged = errors.New("unchanged")
+
+// rebind changes app's stored channel with change (when not nil), then
+// applies req and stores and sends the bindings, all under the channel
+// lock.
+func (d *Daemon) rebind(ctx context.Context, appID string, change func(*storage.LocalChannel) error, req app.BindRequest) (app.Channel, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	ch, err := d.store.Channel(ctx, appID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.LocalChannel{}, fmt.Errorf("%w: %s", ErrNotOpened, appID)
-	}
+	ch, err := d.channel(ctx, appID)
 	if err != nil {
-		return storage.LocalChannel{}, err
+		return app.Channel{}, err
 	}
-	if slices.Contains(ch.Pinned, tileID) {
-		return ch, nil
+	if change == nil {
+		change = func(*storage.LocalChannel) error { return nil }
 	}
-	if len(ch.Pinned) >= wire.MaxPinned {
-		return storage.LocalChannel{}, fmt.Errorf("%w: at most %d pinned tiles", ErrQuotaExceeded, wire.MaxPinned)
+	switch err := change(&ch); {
+	case errors.Is(err, errUnchanged):
+		return toAppChannel(ch), nil
+	case err != nil:
+		return app.Channel{}, err
 	}
-	ch.Pinned = append(ch.Pinned, tileID)
-	return d.bindLocked(ctx, ch, app.BindRequest{})
+	if ch, err = d.bindLocked(ctx, ch, req); err != nil {
+		return app.Channel{}, err
+	}
+	return toAppChannel(ch), nil
 }
 
 // bindLocked stores the bindings and tells the service. If the link is
@@ -178,10 +192,7 @@ func bindFrame(ch storage.LocalChannel) wire.Bind {
 func (d *Daemon) CloseChannel(ctx context.Context, appID string) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	ch, err := d.store.Channel(ctx, appID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: %s", ErrNotOpened, appID)
-	}
+	ch, err := d.channel(ctx, appID)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/internal/defaults"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/storage"
 )
@@ -43,7 +44,7 @@ type Config struct {
 	DataDir string
 	// DB, when set, is a database shared by several phones (the emulator);
 	// the daemon keeps its state under Phone and does not close DB.
-	DB    *storage.DeviceDB
+	DB    *SharedDB
 	Phone string
 	// Socket is the local API's Unix socket path; "" serves no socket (the
 	// caller may still use Handler).
@@ -133,6 +134,22 @@ type Daemon struct {
 	ln       net.Listener
 }
 
+// SharedDB is a device database several phones share (the emulator): each
+// daemon given it keeps its state under its own phone name.
+type SharedDB struct{ db *storage.DeviceDB }
+
+// OpenSharedDB opens (creating if needed) a shared device database.
+func OpenSharedDB(ctx context.Context, file string) (*SharedDB, error) {
+	db, err := storage.OpenDevice(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	return &SharedDB{db: db}, nil
+}
+
+// Close closes the database, once every daemon using it has closed.
+func (s *SharedDB) Close() error { return s.db.Close() }
+
 // New opens the device database and prepares the link; Run starts them.
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Service == "" {
@@ -141,27 +158,13 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.DataDir == "" && cfg.DB == nil {
 		return nil, errors.New("daemon: no data directory")
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.RunningGrace <= 0 {
-		cfg.RunningGrace = DefaultRunningGrace
-	}
-	if cfg.OpenTimeout <= 0 {
-		cfg.OpenTimeout = DefaultOpenTimeout
-	}
-	if cfg.MaxChannels <= 0 {
-		cfg.MaxChannels = DefaultMaxChannels
-	}
-	if cfg.HandlerConcurrency <= 0 {
-		cfg.HandlerConcurrency = DefaultHandlerConcurrency
-	}
-	if cfg.HandlerBacklog <= 0 {
-		cfg.HandlerBacklog = DefaultHandlerBacklog
-	}
+	defaults.Set[clock.Clock](&cfg.Clock, clock.Real{})
+	defaults.Set(&cfg.Logger, slog.Default())
+	defaults.Positive(&cfg.RunningGrace, DefaultRunningGrace)
+	defaults.Positive(&cfg.OpenTimeout, DefaultOpenTimeout)
+	defaults.Positive(&cfg.MaxChannels, DefaultMaxChannels)
+	defaults.Positive(&cfg.HandlerConcurrency, DefaultHandlerConcurrency)
+	defaults.Positive(&cfg.HandlerBacklog, DefaultHandlerBacklog)
 	if cfg.Network == nil {
 		cfg.Network = channel.CurrentNetwork
 	}
@@ -176,8 +179,10 @@ func New(cfg Config) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{cfg: cfg, log: cfg.Logger, hub: newHub(), ctx: ctx, cancel: cancel}
 	d.bg = newBackground(d)
-	db := cfg.DB
-	if db == nil {
+	var db *storage.DeviceDB
+	if cfg.DB != nil {
+		db = cfg.DB.db
+	} else {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			cancel()
 			return nil, fmt.Errorf("daemon: data directory: %w", err)
@@ -211,9 +216,6 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	return d, nil
 }
-
-// Store exposes the device database to read (tests, the UI).
-func (d *Daemon) Store() *storage.DeviceStore { return d.store }
 
 // Link exposes the link (status, tests).
 func (d *Daemon) Link() *channel.Link { return d.link }

@@ -45,14 +45,14 @@ func TestHousekeeping(t *testing.T) {
 		}
 	}
 	toasts := func() int {
-		ts, err := d.Store().Toasts(ctx, "", 0)
+		ts, err := d.StoreForTest().Toasts(ctx, "", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(ts)
 	}
 	events := func(appID string) int {
-		es, err := d.Store().Events(ctx, appID, 0, 100)
+		es, err := d.StoreForTest().Events(ctx, appID, 0, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,11 +61,11 @@ func TestHousekeeping(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "5 toasts shown", func() bool { return toasts() == 5 })
 	// "gone" stopped taking its events long ago; "recent" one hour later.
 	for i := range 4 {
-		if _, err := d.Store().AddEvent(ctx, "gone", app.EventRaw, []byte(`{}`), t0.Add(time.Duration(i)*time.Minute)); err != nil {
+		if _, err := d.StoreForTest().AddEvent(ctx, "gone", app.EventRaw, []byte(`{}`), t0.Add(time.Duration(i)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := d.Store().AddEvent(ctx, "recent", app.EventRaw, []byte(`{}`), t0.Add(time.Hour)); err != nil {
+	if _, err := d.StoreForTest().AddEvent(ctx, "recent", app.EventRaw, []byte(`{}`), t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 

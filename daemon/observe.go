@@ -7,14 +7,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/wire"
 )
 
 // Change kinds passed to Config.OnChange.
 const (
-	ChangeRaw      = "raw"      // a raw notification was applied (Body set)
-	ChangeToast    = "toast"    // a toast was applied
-	ChangeTile     = "tile"     // a tile update was applied
+	// An applied notification's change has its kind: one of these or any
+	// other mpns.Kind.
+	ChangeRaw   = string(mpns.KindRaw)   // a raw notification was applied (Body set)
+	ChangeToast = string(mpns.KindToast) // a toast was applied
+	ChangeTile  = string(mpns.KindTile)  // a tile update was applied
+
 	ChangeLink     = "link"     // the link went up or down
 	ChangeChannels = "channels" // channels, bindings, pins or power changed
 	ChangeApps     = "apps"     // the foreground app changed

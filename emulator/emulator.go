@@ -22,7 +22,6 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/platform"
-	"github.com/heraldpush/herald/storage"
 )
 
 // DeviceHeader selects the phone a local API request is for; the query
@@ -69,7 +68,7 @@ const (
 // Emulator is a set of running phones.
 type Emulator struct {
 	cfg    Config
-	db     *storage.DeviceDB
+	db     *daemon.SharedDB
 	names  []string
 	phones map[string]*daemon.Daemon
 	apis   map[string]http.Handler
@@ -109,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Emulator, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
 		return nil, fmt.Errorf("emulator: data directory: %w", err)
 	}
-	db, err := storage.OpenDevice(ctx, cfg.DB)
+	db, err := daemon.OpenSharedDB(ctx, cfg.DB)
 	if err != nil {
 		return nil, err
 	}

@@ -93,7 +93,7 @@ func TestPhonesAreSeparateDevices(t *testing.T) {
 		t.Fatalf("toast: %d %s", resp.StatusCode, resp.Header.Get(mpns.HeaderNotificationStatus))
 	}
 	testenv.Eventually(t, 5*time.Second, "toast on phone-0002", func() bool {
-		toasts, err := emu.Phone("phone-0002").Store().Toasts(ctx, "", 0)
+		toasts, err := emu.Phone("phone-0002").Toasts(ctx, "", 0)
 		return err == nil && len(toasts) == 1 && toasts[0].Text1 == "Hi"
 	})
 
@@ -151,7 +151,7 @@ func TestPhonesAreSeparateDevices(t *testing.T) {
 // Dropping one phone's link makes the service report it TempDisconnected
 // and queue; bringing it back delivers what was queued.
 func TestConnectivity(t *testing.T) {
-	emu, _, _ := start(t, 2)
+	emu, svc, _ := start(t, 2)
 	ctx := context.Background()
 	p := emu.Phone("phone-0001")
 	yes := true
@@ -161,6 +161,11 @@ func TestConnectivity(t *testing.T) {
 	}
 	p.Link().SetOffline(true)
 	testenv.Eventually(t, 5*time.Second, "link down", func() bool { return !p.Link().Connected() })
+	// The service learns of the close when its read fails, a moment after
+	// the phone has let go.
+	testenv.Eventually(t, 5*time.Second, "the service to see one phone", func() bool {
+		return testenv.Scrape(t, svc.URL()+server.MetricsPath).Value("herald_service_connected_devices") == 1
+	})
 	resp := send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "queued"}).XML())
 	if got := resp.Header.Get(mpns.HeaderDeviceConnectionStatus); got != mpns.DeviceTempDisconnected {
 		t.Fatalf("device status %q, want %s", got, mpns.DeviceTempDisconnected)
@@ -170,7 +175,7 @@ func TestConnectivity(t *testing.T) {
 	}
 	p.Link().SetOffline(false)
 	testenv.Eventually(t, 5*time.Second, "queued toast delivered after reconnect", func() bool {
-		toasts, err := p.Store().Toasts(ctx, "", 0)
+		toasts, err := p.Toasts(ctx, "", 0)
 		return err == nil && len(toasts) == 1 && toasts[0].Text1 == "queued"
 	})
 	resp = send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "live"}).XML())

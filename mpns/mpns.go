@@ -3,9 +3,14 @@
 // response status tokens, and the toast, tile and raw payloads with their
 // parsing, validation and tile-field merging.
 //
-// The package is pure: it performs no I/O and keeps no global state, so the
-// notification service, the device daemon and the command-line sender can all
-// agree on what a valid notification is.
+// Each kind's behaviour is data in one place, its Spec in the kind's own
+// file (toast.go, tile.go, raw.go; kind.go lists them), so the
+// notification service, the device daemon, the UI and the command-line
+// senders all agree on what a valid notification is and what it does.
+//
+// Client is the one sender: it builds the request for a Message (*Toast,
+// *Tile or Raw), posts it and reads the answer. Apart from Client the
+// package performs no I/O and keeps no global state.
 package mpns
 
 import (
@@ -44,12 +49,6 @@ const (
 	DeviceDisconnected     = "Disconnected"
 )
 
-// X-WindowsPhone-Target values. Raw notifications carry no target header.
-const (
-	TargetToast = "toast"
-	TargetTile  = "token"
-)
-
 // MaxBodySize is MPNS's 3 KB payload limit, in bytes.
 const MaxBodySize = 3072
 
@@ -62,28 +61,6 @@ const MaxParamLength = 256
 
 // MaxMessageIDLength is the longest X-MessageID accepted, in bytes.
 const MaxMessageIDLength = 64
-
-// Kind is the type of a notification.
-type Kind string
-
-// The three notification kinds.
-const (
-	KindToast Kind = "toast"
-	KindTile  Kind = "tile"
-	KindRaw   Kind = "raw"
-)
-
-// Target returns the X-WindowsPhone-Target value a sender puts on a
-// notification of kind k ("" for raw, which carries none).
-func (k Kind) Target() string {
-	switch k {
-	case KindToast:
-		return TargetToast
-	case KindTile:
-		return TargetTile
-	}
-	return ""
-}
 
 // Delay is the batching interval a class asks for, in seconds.
 type Delay int
@@ -98,10 +75,6 @@ const (
 // Duration returns the batching interval as a time.Duration.
 func (d Delay) Duration() time.Duration { return time.Duration(d) * time.Second }
 
-// classBase is the immediate class of each kind; 10 and 20 are added for the
-// 450 s and 900 s batching intervals.
-var classBase = map[Kind]int{KindTile: 1, KindToast: 2, KindRaw: 3}
-
 // ParseClass maps an X-NotificationClass value ("1", "2", "3", "11", "12",
 // "13", "21", "22", "23") to its kind and delay: tile = 1/11/21,
 // toast = 2/12/22, raw = 3/13/23. Surrounding spaces are allowed; anything
@@ -110,20 +83,17 @@ func ParseClass(v string) (Kind, Delay, error) {
 	s := strings.TrimSpace(v)
 	if len(s) == 1 || (len(s) == 2 && (s[0] == '1' || s[0] == '2')) {
 		var delay Delay
-		digit := s[len(s)-1]
 		if len(s) == 2 {
 			delay = Within450s
 			if s[0] == '2' {
 				delay = Within900s
 			}
 		}
-		switch digit {
-		case '1':
-			return KindTile, delay, nil
-		case '2':
-			return KindToast, delay, nil
-		case '3':
-			return KindRaw, delay, nil
+		base := int(s[len(s)-1] - '0')
+		for _, k := range specs {
+			if k.ClassBase == base {
+				return k.Kind, delay, nil
+			}
 		}
 	}
 	return "", 0, newError(ErrBadClass, "%s %q is not a notification class (1-3, 11-13 or 21-23)", HeaderNotificationClass, v)
@@ -133,10 +103,11 @@ func ParseClass(v string) (Kind, Delay, error) {
 // kind and delay (KindToast, Immediate → 2). It returns 0 when the kind or
 // the delay is not one MPNS defines.
 func ClassFor(k Kind, d Delay) int {
-	base, ok := classBase[k]
+	spec, ok := k.Spec()
 	if !ok {
 		return 0
 	}
+	base := spec.ClassBase
 	switch d {
 	case Immediate:
 		return base

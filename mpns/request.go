@@ -5,13 +5,6 @@ import (
 	"strings"
 )
 
-// Targets MPNS never documented but sender libraries sent: python-mpns puts
-// "raw" on raw notifications and old PushSharp "tile" on tile ones.
-const (
-	targetRawAlias  = "raw"
-	targetTileAlias = "tile"
-)
-
 // Notification is one validated POST to a channel URI.
 type Notification struct {
 	Kind      Kind
@@ -54,17 +47,11 @@ func ParseRequest(h http.Header, body []byte) (*Notification, error) {
 	if err != nil {
 		return nil, err
 	}
-	var kind Kind
-	switch t := strings.TrimSpace(target); {
-	case t == "", strings.EqualFold(t, targetRawAlias):
-		kind = KindRaw
-	case strings.EqualFold(t, TargetToast):
-		kind = KindToast
-	case strings.EqualFold(t, TargetTile), strings.EqualFold(t, targetTileAlias):
-		kind = KindTile
-	default:
-		return nil, newError(ErrBadTarget, "%s %q is not %q, %q or absent (raw)", HeaderTarget, target, TargetToast, TargetTile)
+	kind, ok := KindForTarget(target)
+	if !ok {
+		return nil, newError(ErrBadTarget, "%s %q is not %s", HeaderTarget, target, targetNames())
 	}
+	spec, _ := kind.Spec()
 
 	delay := Immediate
 	class, _, err := headerValue(h, HeaderNotificationClass, ErrBadClass)
@@ -96,25 +83,15 @@ func ParseRequest(h http.Header, body []byte) (*Notification, error) {
 	}
 
 	n := &Notification{Kind: kind, Delay: delay, MessageID: msgID, Body: append([]byte(nil), body...)}
-	switch kind {
-	case KindToast, KindTile:
+	if spec.Root != "" {
 		doc, err := parseDocument(body)
 		if err != nil {
 			return nil, err
 		}
-		want := "Toast"
-		if kind == KindTile {
-			want = "Tile"
-		}
-		if doc.kind != want {
+		if doc.kind != spec.Root {
 			return nil, newError(ErrTargetMismatch, "body is a %s notification but %s", doc.kind, describeTarget(kind, target))
 		}
-		if kind == KindToast {
-			n.Toast, err = toastFromDocument(doc)
-		} else {
-			n.Tile, err = tileFromDocument(doc)
-		}
-		if err != nil {
+		if err := spec.parse(doc, n); err != nil {
 			return nil, err
 		}
 	}
@@ -122,8 +99,8 @@ func ParseRequest(h http.Header, body []byte) (*Notification, error) {
 }
 
 func describeTarget(k Kind, target string) string {
-	if k == KindRaw {
-		return HeaderTarget + " is absent (raw)"
+	if k.Target() == "" {
+		return HeaderTarget + " is absent (" + string(k) + ")"
 	}
 	return HeaderTarget + " is " + `"` + strings.TrimSpace(target) + `" (` + string(k) + ")"
 }

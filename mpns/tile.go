@@ -93,6 +93,28 @@ type Tile struct {
 	Fields   []Field // in document order, at most one per name
 }
 
+// KindTile is a tile update; senders mark it with X-WindowsPhone-Target
+// TargetTile.
+const (
+	KindTile   Kind = "tile"
+	TargetTile      = "token"
+)
+
+var tileSpec = Spec{
+	Kind: KindTile, Targets: []string{TargetTile, "tile"}, ClassBase: 1, Root: "Tile",
+	NeedsBind: true, LowPowerSuppressed: true,
+	parse: func(doc *document, n *Notification) (err error) { n.Tile, err = tileFromDocument(doc); return err },
+	sample: func() Message {
+		return &Tile{Fields: []Field{{Name: "Title", Value: "Herald"}, {Name: "Count", Value: "1"}}}
+	},
+}
+
+// Kind is KindTile.
+func (t *Tile) Kind() Kind { return KindTile }
+
+// Payload is the tile's XML.
+func (t *Tile) Payload() []byte { return t.XML() }
+
 // ParseTile parses and validates a tile payload: every field must belong to
 // the tile's template (ErrUnknownField) and appear at most once; Count must
 // be 0–99, BackgroundColor #AARRGGBB or #RRGGBB, and image URIs at most

@@ -12,6 +12,26 @@ type Toast struct {
 	Silent                     bool // <wp:Sound Silent="true"/>
 }
 
+// KindToast is a toast; senders mark it with X-WindowsPhone-Target
+// TargetToast.
+const (
+	KindToast   Kind = "toast"
+	TargetToast      = "toast"
+)
+
+var toastSpec = Spec{
+	Kind: KindToast, Targets: []string{TargetToast}, ClassBase: 2, Root: "Toast",
+	NeedsBind: true, LowPowerSuppressed: true,
+	parse:  func(doc *document, n *Notification) (err error) { n.Toast, err = toastFromDocument(doc); return err },
+	sample: func() Message { return &Toast{Text1: "Herald", Text2: "a sample toast"} },
+}
+
+// Kind is KindToast.
+func (t *Toast) Kind() Kind { return KindToast }
+
+// Payload is the toast's XML.
+func (t *Toast) Payload() []byte { return t.XML() }
+
 // ParseToast parses and validates a toast payload. At least one of Text1 and
 // Text2 must be non-empty; Param, when set, must start with "/" or "?" and be
 // at most MaxParamLength characters.

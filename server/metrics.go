@@ -132,7 +132,11 @@ func newMetrics() *metrics {
 		{statusNone, http.StatusServiceUnavailable},
 	}
 	m.outcomes = map[outcomeKey]prometheus.Counter{}
-	for _, kind := range []string{string(mpns.KindToast), string(mpns.KindTile), string(mpns.KindRaw), kindUnknown} {
+	kinds := []string{kindUnknown}
+	for _, s := range mpns.Kinds() {
+		kinds = append(kinds, string(s.Kind))
+	}
+	for _, kind := range kinds {
 		for _, a := range answers {
 			k := outcomeKey{kind, a.status, a.code}
 			m.outcomes[k] = m.notifications.WithLabelValues(kind, a.status, strconv.Itoa(a.code))
@@ -233,13 +237,8 @@ func (sess *session) ackedLocked(seq uint64) {
 // mpns.ParseRequest reads it, for counting requests refused before or
 // while parsing them.
 func kindLabel(h http.Header) string {
-	switch t := strings.TrimSpace(targetHeader(h)); {
-	case t == "", strings.EqualFold(t, "raw"):
-		return string(mpns.KindRaw)
-	case strings.EqualFold(t, mpns.TargetToast):
-		return string(mpns.KindToast)
-	case strings.EqualFold(t, mpns.TargetTile), strings.EqualFold(t, "tile"):
-		return string(mpns.KindTile)
+	if k, ok := mpns.KindForTarget(targetHeader(h)); ok {
+		return string(k)
 	}
 	return kindUnknown
 }

@@ -242,26 +242,30 @@ func suppressed(n *mpns.Notification, ch storage.Channel, power string) string {
 	if power == "critical" {
 		return "device power is critically low"
 	}
-	switch n.Kind {
-	case mpns.KindToast:
-		if !ch.Toast {
-			return "channel not bound to toast"
-		}
-		if power == "low" {
-			return "device power is low"
-		}
-	case mpns.KindTile:
-		if !ch.Tile {
-			return "channel not bound to tile"
-		}
-		if n.Tile.ID != "" && !slices.Contains(ch.Pinned, n.Tile.ID) {
-			return "tile not pinned"
-		}
-		if power == "low" {
-			return "device power is low"
-		}
+	spec, _ := n.Kind.Spec()
+	if spec.NeedsBind && !bound(ch, n.Kind) {
+		return "channel not bound to " + string(n.Kind)
+	}
+	// A secondary tile is shown only while pinned.
+	if n.Tile != nil && n.Tile.ID != "" && !slices.Contains(ch.Pinned, n.Tile.ID) {
+		return "tile not pinned"
+	}
+	if spec.LowPowerSuppressed && power == "low" {
+		return "device power is low"
 	}
 	return ""
+}
+
+// bound says whether ch is bound to the shell's handling of kind k; the
+// channel record keeps one binding per kind that needs one.
+func bound(ch storage.Channel, k mpns.Kind) bool {
+	switch k {
+	case mpns.KindToast:
+		return ch.Toast
+	case mpns.KindTile:
+		return ch.Tile
+	}
+	return false
 }
 
 // tokenFromPath extracts the channel token and whether the path is the

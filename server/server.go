@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/internal/defaults"
 	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
@@ -178,37 +179,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no public URL")
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.InactiveAfter <= 0 {
-		cfg.InactiveAfter = DefaultInactiveAfter
-	}
+	defaults.Set[clock.Clock](&cfg.Clock, clock.Real{})
+	defaults.Set(&cfg.Logger, slog.Default())
+	defaults.Positive(&cfg.InactiveAfter, DefaultInactiveAfter)
 	if cfg.ForgetDevicesAfter > 0 && cfg.ForgetDevicesAfter <= cfg.InactiveAfter {
 		return nil, fmt.Errorf("server: devices are forgotten after %v, not longer than the %v after which they count as inactive",
 			cfg.ForgetDevicesAfter, cfg.InactiveAfter)
 	}
-	if cfg.QueueDepth <= 0 {
-		cfg.QueueDepth = DefaultQueueDepth
-	}
-	if cfg.MinHeartbeat <= 0 {
-		cfg.MinHeartbeat = DefaultMinHeartbeat
-	}
-	if cfg.MaxIdle <= 0 {
-		cfg.MaxIdle = DefaultMaxIdle
-	}
-	if cfg.MaxChannelsPerDevice <= 0 {
-		cfg.MaxChannelsPerDevice = DefaultMaxChannelsPerDevice
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.RetrySpread <= 0 {
-		cfg.RetrySpread = DefaultRetrySpread
-	}
+	defaults.Positive(&cfg.QueueDepth, DefaultQueueDepth)
+	defaults.Positive(&cfg.MinHeartbeat, DefaultMinHeartbeat)
+	defaults.Positive(&cfg.MaxIdle, DefaultMaxIdle)
+	defaults.Positive(&cfg.MaxChannelsPerDevice, DefaultMaxChannelsPerDevice)
+	defaults.Positive(&cfg.WriteTimeout, DefaultWriteTimeout)
+	defaults.Positive(&cfg.RetrySpread, DefaultRetrySpread)
 	if cfg.Rand == nil {
 		cfg.Rand = mrand.Float64
 	}

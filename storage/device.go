@@ -20,41 +20,41 @@ type Identity struct {
 
 // LocalChannel is an app's channel as the device keeps it.
 type LocalChannel struct {
-	App         string    `json:"app"`
-	Name        string    `json:"channel"`
-	ChannelID   string    `json:"channel_id"`
-	URI         string    `json:"uri"`
-	ServiceName string    `json:"service_name,omitempty"`
-	Toast       bool      `json:"toast"`
-	Tile        bool      `json:"tile"`
-	Domains     []string  `json:"domains"`
-	Pinned      []string  `json:"pinned"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	App         string
+	Name        string
+	ChannelID   string
+	URI         string
+	ServiceName string
+	Toast       bool
+	Tile        bool
+	Domains     []string
+	Pinned      []string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // TileRecord is one live tile's stored state.
 type TileRecord struct {
-	App       string            `json:"app"`
-	TileID    string            `json:"tile_id"`
-	Template  string            `json:"template"`
-	Fields    map[string]string `json:"fields"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	App       string
+	TileID    string
+	Template  string
+	Fields    map[string]string
+	UpdatedAt time.Time
 }
 
 // ToastRecord is one received toast.
 type ToastRecord struct {
-	ID         int64     `json:"id"`
-	App        string    `json:"app"`
-	Text1      string    `json:"text1"`
-	Text2      string    `json:"text2"`
-	Param      string    `json:"param"`
-	Sound      string    `json:"sound,omitempty"`
-	Silent     bool      `json:"silent,omitempty"`
-	ShownBy    string    `json:"shown_by"`
-	MessageID  string    `json:"message_id,omitempty"`
-	Seq        uint64    `json:"seq"`
-	ReceivedAt time.Time `json:"received_at"`
+	ID         int64
+	App        string
+	Text1      string
+	Text2      string
+	Param      string
+	Sound      string
+	Silent     bool
+	ShownBy    string
+	MessageID  string
+	Seq        uint64
+	ReceivedAt time.Time
 }
 
 // Event is something waiting for a running app.

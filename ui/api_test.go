@@ -167,8 +167,8 @@ func TestForegroundApp(t *testing.T) {
 	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "in app"}).XML())
 	d := e.emu.Phone("phone-0001")
 	testenv.Eventually(t, 10*time.Second, "the toast taken by the app", func() bool {
-		toasts, err := d.Store().Toasts(context.Background(), "", 0)
-		return err == nil && len(toasts) == 1 && toasts[0].ShownBy == "app"
+		toasts, err := d.Toasts(context.Background(), "", 0)
+		return err == nil && len(toasts) == 1 && toasts[0].ShownBy == "app" && toasts[0].ID > 0 // the page orders banners by id
 	})
 	var st ui.State
 	testenv.Eventually(t, 10*time.Second, "the raw notification logged", func() bool {
@@ -182,14 +182,14 @@ func TestForegroundApp(t *testing.T) {
 	// The page plays the app and takes its events (right after each
 	// commit), so none pile up.
 	testenv.Eventually(t, 10*time.Second, "the app's events taken", func() bool {
-		evs, err := d.Store().Events(context.Background(), "demo", 0, 10)
+		evs, err := d.PendingEvents(context.Background(), "demo", 10)
 		return err == nil && len(evs) == 0
 	})
 	if status, _ := post(t, e.url+"/api/foreground?phone=phone-0001", `{"app":""}`); status != 200 {
 		t.Fatal("back to the start screen failed")
 	}
-	if running, _ := d.Store().RunningApps(context.Background(), time.Now()); len(running) != 0 {
-		t.Fatalf("still running: %v", running)
+	if st, err := d.Status(context.Background()); err != nil || len(st.Running) != 0 {
+		t.Fatalf("still running: %v %v", st.Running, err)
 	}
 }
 

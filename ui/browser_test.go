@@ -112,7 +112,7 @@ func TestStartScreen(t *testing.T) {
 
 	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Hello", Text2: "from Herald", Param: "/Inbox.xaml?id=7"}).XML())
 	testenv.Eventually(t, 10*time.Second, "toast stored", func() bool {
-		toasts, _ := e.emu.Phone("phone-0002").Store().Toasts(context.Background(), "", 0)
+		toasts, _ := e.emu.Phone("phone-0002").Toasts(context.Background(), "", 0)
 		return len(toasts) == 1
 	})
 	until(t, ctx, "the toast banner", `(() => { const b = document.querySelector("#banner");
@@ -140,7 +140,7 @@ func TestStartScreen(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#compose-send")))
 	until(t, ctx, "Suppressed in the compose panel", `document.querySelector("#result-notification").textContent === "Suppressed" &&
 		document.querySelector("#result-status").textContent === "200"`)
-	if toasts, _ := e.emu.Phone("phone-0002").Store().Toasts(context.Background(), "", 0); len(toasts) != 1 {
+	if toasts, _ := e.emu.Phone("phone-0002").Toasts(context.Background(), "", 0); len(toasts) != 1 {
 		t.Fatalf("%d toasts stored; the suppressed one must not be", len(toasts))
 	}
 }
@@ -171,13 +171,13 @@ func TestTileTemplates(t *testing.T) {
 	news := e.open(t, phone, "news", img.URL)
 	send(t, news.URI, mpns.KindTile, tile("", "", "Title", "News", "BackgroundImage", img.URL+"/news.png"))
 	testenv.Eventually(t, 10*time.Second, "the news tile applied before its binding changes", func() bool {
-		tiles, err := e.emu.Phone(phone).Store().Tiles(context.Background(), "news")
+		tiles, err := e.emu.Phone(phone).Tiles(context.Background(), "news")
 		return err == nil && len(tiles) == 1
 	})
 	e.open(t, phone, "news", "http://cdn.example.com")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		tiles, err := e.emu.Phone(phone).Store().Tiles(context.Background(), "")
+		tiles, err := e.emu.Phone(phone).Tiles(context.Background(), "")
 		if err == nil && len(tiles) == 6 {
 			break
 		}

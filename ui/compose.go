@@ -1,19 +1,16 @@
 package ui
 
 import (
-	"bytes"
-	"crypto/rand"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
-	"strconv"
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
 )
 
 func appOpenRequest(toast, tile bool, domains []string) app.OpenRequest {
@@ -50,16 +47,13 @@ type ComposeResult struct {
 	Error          string            `json:"error,omitempty"`
 }
 
-// Request builds the MPNS HTTP request for c to uri.
-func (c ComposeRequest) Request(uri string) (*http.Request, error) {
-	kind := mpns.Kind(c.Kind)
-	var payload []byte
-	switch kind {
+// Message is the notification c describes.
+func (c ComposeRequest) Message() (mpns.Message, error) {
+	switch mpns.Kind(c.Kind) {
 	case mpns.KindToast:
-		t := mpns.Toast{Text1: c.Text1, Text2: c.Text2, Param: c.Param}
-		payload = t.XML()
+		return &mpns.Toast{Text1: c.Text1, Text2: c.Text2, Param: c.Param}, nil
 	case mpns.KindTile:
-		t := mpns.Tile{ID: c.TileID, Template: c.Template}
+		t := &mpns.Tile{ID: c.TileID, Template: c.Template}
 		names := make([]string, 0, len(c.Fields))
 		for n := range c.Fields {
 			names = append(names, n)
@@ -73,29 +67,20 @@ func (c ComposeRequest) Request(uri string) (*http.Request, error) {
 		for _, n := range c.Clear {
 			t.Fields = append(t.Fields, mpns.Field{Name: n, Clear: true})
 		}
-		payload = t.XML()
+		return t, nil
 	case mpns.KindRaw:
-		payload = []byte(c.Body)
-	default:
-		return nil, fmt.Errorf("kind must be toast, tile or raw, not %q", c.Kind)
+		return mpns.Raw(c.Body), nil
 	}
-	d := mpns.Delay(c.Delay)
-	if d != mpns.Immediate && d != mpns.Within450s && d != mpns.Within900s {
-		return nil, errors.New("delay must be 0, 450 or 900")
-	}
-	req, err := http.NewRequest(http.MethodPost, uri, bytes.NewReader(payload))
+	return nil, fmt.Errorf("kind must be %s, not %q", mpns.KindNames(), c.Kind)
+}
+
+// Request builds the MPNS HTTP request for c to uri.
+func (c ComposeRequest) Request(ctx context.Context, uri string) (*http.Request, error) {
+	m, err := c.Message()
 	if err != nil {
-		return nil, fmt.Errorf("bad channel URI: %w", err)
+		return nil, err
 	}
-	// What MPNS sender libraries send.
-	req.Header.Set("Content-Type", "text/xml")
-	req.Header.Set("Accept", "application/*")
-	req.Header.Set(mpns.HeaderNotificationClass, strconv.Itoa(mpns.ClassFor(kind, d)))
-	req.Header.Set(mpns.HeaderMessageID, newUUID())
-	if t := kind.Target(); t != "" {
-		req.Header.Set(mpns.HeaderTarget, t)
-	}
-	return req, nil
+	return mpns.NewRequest(ctx, uri, m, mpns.SendOptions{Delay: mpns.Delay(c.Delay)})
 }
 
 // handleCompose sends a notification to one of the phone's channels through
@@ -106,8 +91,8 @@ func (u *UI) handleCompose(w http.ResponseWriter, r *http.Request, name string, 
 	if !decode(w, r, &c) {
 		return
 	}
-	ch, err := d.Store().Channel(r.Context(), c.App)
-	if errors.Is(err, storage.ErrNotFound) {
+	ch, err := d.Channel(r.Context(), c.App)
+	if errors.Is(err, daemon.ErrNotOpened) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%q has no channel on this phone", c.App))
 		return
 	}
@@ -115,7 +100,11 @@ func (u *UI) handleCompose(w http.ResponseWriter, r *http.Request, name string, 
 		daemonError(w, err)
 		return
 	}
-	req, err := c.Request(ch.URI)
+	req, err := c.Request(r.Context(), ch.URI)
+	if errors.Is(err, mpns.ErrBadClass) {
+		writeError(w, http.StatusBadRequest, "delay must be 0, 450 or 900")
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -127,26 +116,16 @@ func (u *UI) handleCompose(w http.ResponseWriter, r *http.Request, name string, 
 	body, _ := req.GetBody()
 	p, _ := io.ReadAll(body)
 	res.Payload = string(p)
-	resp, err := u.cfg.Client.Do(req.WithContext(r.Context()))
+	sent, err := (&mpns.Client{HTTP: u.cfg.Client}).Do(req)
 	if err != nil {
 		res.Error = err.Error()
 		u.log.Warn("compose: sending failed", "phone", name, "app", c.App, "err", err)
 		writeJSON(w, http.StatusOK, res)
 		return
 	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	res.Status, res.Body = resp.StatusCode, string(msg)
-	for k := range resp.Header {
-		res.Headers[k] = resp.Header.Get(k)
+	res.Status, res.Body = sent.Status, sent.Error
+	for k := range sent.Header {
+		res.Headers[k] = sent.Header.Get(k)
 	}
 	writeJSON(w, http.StatusOK, res)
-}
-
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -21,9 +21,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
 )
 
 //go:embed static
@@ -254,26 +254,26 @@ type Image struct {
 
 // Tile is a live tile with its images resolved.
 type Tile struct {
-	storage.TileRecord
+	app.Tile
 	Images map[string]Image `json:"images"`
 	Pinned bool             `json:"pinned"`
 }
 
 // State is everything the page shows for one phone.
 type State struct {
-	Phone      string                 `json:"phone"`
-	Connected  bool                   `json:"connected"`
-	Offline    bool                   `json:"offline"`
-	Power      string                 `json:"power"`
-	DeviceID   string                 `json:"device_id"`
-	Foreground string                 `json:"foreground"`
-	Running    []string               `json:"running"`
-	Counters   map[string]int64       `json:"counters"`
-	Channels   []storage.LocalChannel `json:"channels"`
-	Tiles      []Tile                 `json:"tiles"`
-	Toasts     []storage.ToastRecord  `json:"toasts"`
-	Raw        map[string][]RawEntry  `json:"raw"`
-	Templates  map[string][]string    `json:"templates"`
+	Phone      string                `json:"phone"`
+	Connected  bool                  `json:"connected"`
+	Offline    bool                  `json:"offline"`
+	Power      string                `json:"power"`
+	DeviceID   string                `json:"device_id"`
+	Foreground string                `json:"foreground"`
+	Running    []string              `json:"running"`
+	Counters   map[string]int64      `json:"counters"`
+	Channels   []app.Channel         `json:"channels"`
+	Tiles      []Tile                `json:"tiles"`
+	Toasts     []app.Toast           `json:"toasts"`
+	Raw        map[string][]RawEntry `json:"raw"`
+	Templates  map[string][]string   `json:"templates"`
 }
 
 // PhoneState gathers a phone's state (the page's one read).
@@ -288,21 +288,20 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 	for _, t := range []string{mpns.TemplateWP7, mpns.TemplateFlip, mpns.TemplateIconic, mpns.TemplateCycle} {
 		s.Templates[t] = mpns.TemplateFields(t)
 	}
-	store := d.Store()
-	if s.Channels, err = store.Channels(ctx, ""); err != nil {
+	if s.Channels, err = d.Channels(ctx, ""); err != nil {
 		return State{}, err
 	}
-	byApp := map[string]storage.LocalChannel{}
+	byApp := map[string]app.Channel{}
 	for _, c := range s.Channels {
 		byApp[c.App] = c
 	}
-	tiles, err := store.Tiles(ctx, "")
+	tiles, err := d.Tiles(ctx, "")
 	if err != nil {
 		return State{}, err
 	}
 	for _, t := range tiles {
 		ch := byApp[t.App]
-		tile := Tile{TileRecord: t, Images: map[string]Image{}, Pinned: t.TileID == ""}
+		tile := Tile{Tile: t, Images: map[string]Image{}, Pinned: t.TileID == ""}
 		for _, p := range ch.Pinned {
 			tile.Pinned = tile.Pinned || p == t.TileID
 		}
@@ -324,7 +323,7 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 		}
 		return a.TileID < b.TileID
 	})
-	if s.Toasts, err = store.Toasts(ctx, "", toastHistory); err != nil {
+	if s.Toasts, err = d.Toasts(ctx, "", toastHistory); err != nil {
 		return State{}, err
 	}
 	u.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/heraldpush/herald/mpns"
 )
 
 // Version is the protocol version both ends speak: the service announces
@@ -197,7 +199,7 @@ type Ack struct {
 type Notification struct {
 	Seq       uint64 `json:"seq"`
 	ChannelID string `json:"channel_id"`
-	Kind      string `json:"kind"`
+	Kind      string `json:"kind"` // an mpns.Kind
 	Class     int    `json:"class"`
 	MessageID string `json:"message_id,omitempty"`
 	Body      []byte `json:"body"`
@@ -441,9 +443,7 @@ func validateService(v any) error {
 				return fmt.Errorf("%w: notify: sequence numbers must ascend", ErrBadFrame)
 			}
 			last = n.Seq
-			switch n.Kind {
-			case "toast", "tile", "raw":
-			default:
+			if !mpns.Kind(n.Kind).Valid() {
 				return fmt.Errorf("%w: notify: unknown kind %q", ErrBadFrame, n.Kind)
 			}
 		}

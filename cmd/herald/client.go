@@ -187,21 +187,6 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// listenLine is what `herald listen` prints for each event.
-type listenLine struct {
-	Type      string `json:"type"`
-	App       string `json:"app"`
-	MessageID string `json:"message_id,omitempty"`
-	Body      []byte `json:"body,omitempty"`
-	Text1     string `json:"text1,omitempty"`
-	Text2     string `json:"text2,omitempty"`
-	Param     string `json:"param,omitempty"`
-	URI       string `json:"uri,omitempty"`
-	Connected *bool  `json:"connected,omitempty"`
-	ErrorKind string `json:"error_kind,omitempty"`
-	Message   string `json:"message,omitempty"`
-}
-
 func listenCmd(args []string, stdout, stderr io.Writer) int {
 	fs, socket := clientFlags("listen", "herald listen APP [--background] [--socket PATH] [--device NAME]")
 	background := fs.Bool("background", false, "run without being in the foreground (toasts go to the shell)")
@@ -229,15 +214,8 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			return cliError(stderr, "listen", err)
 		}
-		line := listenLine{Type: e.Type, App: e.App, MessageID: e.MessageID, Text1: e.Text1, Text2: e.Text2, Param: e.Param,
-			URI: e.URI, Connected: e.Connected, ErrorKind: e.ErrorKind, Message: e.Message}
-		if e.Type == app.EventRaw {
-			line.Body = e.Body
-			if line.Body == nil {
-				line.Body = []byte{}
-			}
-		}
-		if err := enc.Encode(line); err != nil {
+		// The line is the event as the local API defines it.
+		if err := enc.Encode(e); err != nil {
 			return 1
 		}
 		if f, ok := stdout.(*os.File); ok {

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -18,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -174,16 +171,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// sendResult is what `heraldsvc send` prints.
-type sendResult struct {
-	Status       int    `json:"status"`
-	Notification string `json:"notification"`
-	Subscription string `json:"subscription"`
-	Device       string `json:"device"`
-	MessageID    string `json:"message_id"`
-	Error        string `json:"error,omitempty"`
-}
-
 const sendUsage = `usage:
   heraldsvc send toast URI --text1 T [--text2 T] [--param /Page.xaml?k=v] [--sound PATH | --silent]
   heraldsvc send tile  URI [--id TILE_ID] [--template FlipTile|IconicTile|CycleTile] [--title T] [--count N]
@@ -245,13 +232,12 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	uri := pos[0]
 
-	var payload []byte
+	var msg mpns.Message
 	switch kind {
 	case mpns.KindToast:
-		t := mpns.Toast{Text1: *text1, Text2: *text2, Param: *param, Sound: *sound, Silent: *silent}
-		payload = t.XML()
+		msg = &mpns.Toast{Text1: *text1, Text2: *text2, Param: *param, Sound: *sound, Silent: *silent}
 	case mpns.KindTile:
-		t := mpns.Tile{ID: *tileID, Template: *template}
+		t := &mpns.Tile{ID: *tileID, Template: *template}
 		add := func(name, value string) {
 			if value != "" {
 				t.Fields = append(t.Fields, mpns.Field{Name: name, Value: value})
@@ -273,8 +259,9 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		for _, c := range clears {
 			t.Fields = append(t.Fields, mpns.Field{Name: c, Clear: true})
 		}
-		payload = t.XML()
+		msg = t
 	case mpns.KindRaw:
+		var payload []byte
 		switch {
 		case *file == "-":
 			payload, err = io.ReadAll(io.LimitReader(stdin, mpns.MaxBodySize+1))
@@ -287,62 +274,38 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "heraldsvc send: %v\n", err)
 			return 1
 		}
+		msg = mpns.Raw(payload)
 	default:
-		fmt.Fprintf(stderr, "heraldsvc send: kind must be toast, tile or raw, not %q\n", args[0])
+		fmt.Fprintf(stderr, "heraldsvc send: kind must be %s, not %q\n", mpns.KindNames(), args[0])
 		return 2
 	}
-	d := mpns.Delay(*delay)
-	if d != mpns.Immediate && d != mpns.Within450s && d != mpns.Within900s {
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	req, err := mpns.NewRequest(ctx, uri, msg, mpns.SendOptions{Delay: mpns.Delay(*delay), MessageID: *msgID})
+	switch {
+	case errors.Is(err, mpns.ErrBadClass):
 		fmt.Fprintln(stderr, "heraldsvc send: --delay must be 0, 450 or 900")
 		return 2
-	}
-	if *msgID == "" {
-		*msgID = newUUID()
-	}
-
-	req, err := http.NewRequest(http.MethodPost, uri, bytes.NewReader(payload))
-	if err != nil {
-		fmt.Fprintf(stderr, "heraldsvc send: bad URI: %v\n", err)
+	case err != nil:
+		fmt.Fprintf(stderr, "heraldsvc send: %v\n", err)
 		return 2
 	}
-	// The same headers MPNS sender libraries send.
-	req.Header.Set("Content-Type", "text/xml")
-	req.Header.Set("Accept", "application/*")
-	req.Header.Set(mpns.HeaderNotificationClass, strconv.Itoa(mpns.ClassFor(kind, d)))
-	req.Header.Set(mpns.HeaderMessageID, *msgID)
-	switch kind {
-	case mpns.KindToast:
-		req.Header.Set(mpns.HeaderTarget, "toast")
-	case mpns.KindTile:
-		req.Header.Set(mpns.HeaderTarget, "token")
-	}
-	client := &http.Client{Timeout: *timeout}
+	client := &mpns.Client{HTTP: &http.Client{Timeout: *timeout}}
 	if *certFile != "" || *caFile != "" {
 		tc, err := clientTLS(*certFile, *keyFile, *caFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "heraldsvc send: %v\n", err)
 			return 2
 		}
-		client.Transport = &http.Transport{TLSClientConfig: tc}
+		client.HTTP.Transport = &http.Transport{TLSClientConfig: tc}
 	}
-	resp, err := client.Do(req)
-	res := sendResult{MessageID: *msgID}
+	res, err := client.Do(req)
 	if err != nil {
 		res.Error = err.Error()
-	} else {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		res.Status = resp.StatusCode
-		res.Notification = resp.Header.Get(mpns.HeaderNotificationStatus)
-		res.Subscription = resp.Header.Get(mpns.HeaderSubscriptionStatus)
-		res.Device = resp.Header.Get(mpns.HeaderDeviceConnectionStatus)
-		if resp.StatusCode != http.StatusOK {
-			res.Error = strings.TrimSpace(string(msg))
-		}
 	}
 	enc := json.NewEncoder(stdout)
 	enc.Encode(res)
-	if res.Status == http.StatusOK && res.Notification == mpns.StatusReceived {
+	if res.Received() {
 		return 0
 	}
 	return 1
@@ -369,14 +332,4 @@ func clientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
-}
-
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(errors.New("no randomness"))
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

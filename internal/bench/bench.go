@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/channel"
+	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/wire"
 )
@@ -399,7 +400,7 @@ func connectOne(ctx context.Context, cfg Config, base string, i int, col *collec
 func send(ctx context.Context, cfg Config, uris []string, total int, col *collector, res *Result) {
 	tr := &http.Transport{MaxIdleConns: cfg.Senders, MaxIdleConnsPerHost: cfg.Senders, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	client := &mpns.Client{HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	jobs := make(chan int, cfg.Senders)
 	var wg sync.WaitGroup
 	var accepted, refused, failed atomic.Int64
@@ -408,10 +409,11 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 		go func() {
 			defer wg.Done()
 			for id := range jobs {
-				switch code, err := post(ctx, client, uris[id%len(uris)], id); {
+				body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
+				switch res, err := client.Send(ctx, uris[id%len(uris)], mpns.Raw(body), mpns.SendOptions{}); {
 				case err != nil:
 					failed.Add(1)
-				case code == http.StatusOK:
+				case res.Status == http.StatusOK:
 					accepted.Add(1)
 				default:
 					refused.Add(1)
@@ -445,22 +447,6 @@ pace:
 	res.Sent = int64(sent)
 	res.Accepted, res.Refused, res.Errors = accepted.Load(), refused.Load(), failed.Load()
 	res.AchievedRate = float64(res.Accepted) / res.DurationS
-}
-
-func post(ctx context.Context, client *http.Client, uri string, id int) (int, error) {
-	body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewBufferString(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("X-NotificationClass", "3")
-	req.Header.Set("Content-Type", "text/plain")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }
 
 func summarise(col *collector, res *Result) {
