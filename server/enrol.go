@@ -6,7 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -17,7 +17,7 @@ var (
 
 // identify enrols a new device or checks a returning one's secret. The
 // secret is returned only on enrolment.
-func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (storage.Device, string, error) {
+func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (store.Device, string, error) {
 	now := s.cfg.Clock.Now()
 	if h.ID == "" {
 		if s.enrolCapped(source) {
@@ -28,30 +28,30 @@ func (s *Server) identify(ctx context.Context, h *wire.Hello, source string) (st
 			defer s.enrolMu.Unlock()
 			ok, err := s.enrolAllowed(ctx, source)
 			if err != nil {
-				return storage.Device{}, "", err
+				return store.Device{}, "", err
 			}
 			if !ok {
 				s.log.Warn("enrolment refused: too many devices from one address", "source", source)
-				return storage.Device{}, "", errTooManyDevices
+				return store.Device{}, "", errTooManyDevices
 			}
 		}
 		secret := newToken(32)
-		d := storage.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
+		d := store.Device{ID: newToken(16), SecretHash: hashSecret(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
 		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
-			return storage.Device{}, "", err
+			return store.Device{}, "", err
 		}
 		s.log.Info("device enrolled", "device", d.ID, "source", source)
 		return d, secret, nil
 	}
 	d, err := s.cfg.Store.Device(ctx, h.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Device{}, "", errUnauthorized
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Device{}, "", errUnauthorized
 	}
 	if err != nil {
-		return storage.Device{}, "", err
+		return store.Device{}, "", err
 	}
 	if subtle.ConstantTimeCompare(d.SecretHash, hashSecret(h.Secret)) != 1 {
-		return storage.Device{}, "", errUnauthorized
+		return store.Device{}, "", errUnauthorized
 	}
 	return d, "", nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // Limits bounds what senders and enrolling devices may ask of the service.
@@ -190,7 +190,7 @@ func (g *guard) allowSender(addr string, n int) bool {
 // allowChannel applies the per-second limit and, for unauthenticated
 // channels, the daily quota. A notification refused by the rate limit
 // does not count against the day.
-func (g *guard) allowChannel(ch storage.Channel) (ok bool, why string) {
+func (g *guard) allowChannel(ch store.Channel) (ok bool, why string) {
 	now := g.clock.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -262,17 +262,17 @@ type timedStore struct {
 	g *guard
 }
 
-func (t *timedStore) ChannelByToken(ctx context.Context, token string) (storage.Channel, error) {
+func (t *timedStore) ChannelByToken(ctx context.Context, token string) (store.Channel, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.ChannelByToken(ctx, token)
 }
 
-func (t *timedStore) Device(ctx context.Context, id string) (storage.Device, error) {
+func (t *timedStore) Device(ctx context.Context, id string) (store.Device, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.Device(ctx, id)
 }
 
-func (t *timedStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error) {
+func (t *timedStore) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.Enqueue(ctx, q, opts)
 }
@@ -337,7 +337,7 @@ func unavailable(why string) outcome {
 
 // limitChannel applies the channel's rate limit and daily quota; base
 // carries the device connection status the 406 reports.
-func (s *Server) limitChannel(ch storage.Channel, base outcome) (outcome, bool) {
+func (s *Server) limitChannel(ch store.Channel, base outcome) (outcome, bool) {
 	ok, why := s.guard.allowChannel(ch)
 	if ok {
 		return outcome{}, false

@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/clock"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -75,9 +75,10 @@ type session struct {
 
 	// sent is the highest seq written to the device. What is above it
 	// comes from the store, never from a copy handed over by the accepting
-	// request: the store's single committer numbers and commits in order,
-	// so what the store holds is a gap-free prefix, and a merged tile
-	// update replaced in the store cannot be sent stale.
+	// request: the store promises (package store) that no lower number is
+	// committed after a higher one, so what it holds has no hole a later
+	// commit could fill, and a merged tile update replaced in the store
+	// cannot be sent stale.
 	sent      uint64
 	power     string
 	closeCode int
@@ -86,13 +87,19 @@ type session struct {
 	touched   time.Time // when last_seen was last written
 	ackWait   ackWait   // for the ack latency metric
 
+	// inbox holds what the store's committer has told of since the writer
+	// last looked (session.committed); resyncing, that the writer must
+	// read the store instead (the inbox overflowed, or the store asked).
+	inbox     []store.Queued
+	resyncing bool
+
 	// qmu guards a copy of the device's queue above sent, so the writer
 	// need not read the store for every notification: primed once it has
-	// been read from the store, then kept up by the store's committer
-	// (session.committed). Lock order: qmu, then mu.
+	// been read from the store, then kept up from the inbox. Only the
+	// writer takes it. Lock order: qmu, then mu.
 	qmu    sync.Mutex
 	primed bool
-	unsent []storage.Queued
+	unsent []store.Queued
 }
 
 func (sess *session) powerLevel() string {
