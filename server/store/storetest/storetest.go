@@ -26,6 +26,10 @@ var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // the background (AckLater); a failsafe, never what is measured.
 const wait = 10 * time.Second
 
+// Depth is the queue depth the suite bounds queues by (EnqueueOptions.
+// MaxDepth): a backend that fixes its depth when opened is opened with it.
+const Depth = 50
+
 // Run runs the contract suite against stores made by newStore.
 func Run(t *testing.T, newStore NewStore) {
 	for _, c := range []struct {
@@ -287,7 +291,7 @@ func (c *commits) told(deviceID string, seq uint64) bool {
 // device, Pending returns them in order, and the commit hook hears of
 // each, in order, before its Enqueue returns.
 func testConcurrentEnqueue(t *testing.T, s store.Store) {
-	const writers, each = 8, 25
+	const writers, each = 4, 12 // 48 per device, within Depth
 	devices := []string{"dev-a", "dev-b"}
 	for _, d := range devices {
 		mustDevice(t, s, d)
@@ -303,7 +307,7 @@ func testConcurrentEnqueue(t *testing.T, s store.Store) {
 			defer wg.Done()
 			for i := range each {
 				for _, d := range devices {
-					q, err := s.Enqueue(context.Background(), toast(d, fmt.Sprintf("w%d-%d", w, i)), store.EnqueueOptions{MaxDepth: writers * each})
+					q, err := s.Enqueue(context.Background(), toast(d, fmt.Sprintf("w%d-%d", w, i)), store.EnqueueOptions{MaxDepth: Depth})
 					if err != nil {
 						errs <- err
 						continue
@@ -389,32 +393,41 @@ func testQueueFull(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	mustDevice(t, s, "dev")
 	mustDevice(t, s, "other")
-	opts := store.EnqueueOptions{MaxDepth: 3}
-	var last store.Queued
-	for i := range 3 {
-		last = mustEnqueue(t, s, toast("dev", fmt.Sprint(i)), opts)
+	opts := store.EnqueueOptions{MaxDepth: Depth}
+	var first store.Queued
+	for i := range Depth {
+		q := mustEnqueue(t, s, toast("dev", fmt.Sprint(i)), opts)
+		if i == 0 {
+			first = q
+		}
 	}
 	if _, err := s.Enqueue(ctx, toast("dev", "over"), opts); !errors.Is(err, store.ErrQueueFull) {
 		t.Fatalf("enqueue past the depth: %v, want ErrQueueFull", err)
 	}
 	// Another device's queue is its own.
 	mustEnqueue(t, s, toast("other", "fine"), opts)
-	// A merge keeps the depth, so it is taken at full depth.
-	tile := store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "tile", Body: []byte("t"), TileKey: "k", AcceptedAt: epoch, DueAt: epoch}
-	if err := s.Ack(ctx, "dev", last.Seq-2); err != nil {
+	// An ack makes room for one.
+	if err := s.Ack(ctx, "dev", first.Seq); err != nil {
 		t.Fatal(err)
 	}
+	tile := store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "tile", Body: []byte("t"), TileKey: "k", AcceptedAt: epoch, DueAt: epoch}
 	mustEnqueue(t, s, tile, opts)
 	if _, err := s.Enqueue(ctx, tile, opts); !errors.Is(err, store.ErrQueueFull) {
 		t.Fatalf("unmergeable tile at the depth: %v, want ErrQueueFull", err)
 	}
+	// A merge keeps the depth, so it is taken at full depth.
 	tileOpts := opts
-	tileOpts.Merge = func(older store.Queued) ([]byte, bool) { return older.Body, true }
-	if _, err := s.Enqueue(ctx, tile, tileOpts); err != nil {
+	tileOpts.Merge = func(older store.Queued) ([]byte, bool) { return append(slices.Clone(older.Body), '+'), true }
+	merged, err := s.Enqueue(ctx, tile, tileOpts)
+	if err != nil {
 		t.Fatalf("merge at full depth: %v", err)
 	}
-	if n := len(pendingSeqs(t, s, "dev", 0)); n != 3 {
-		t.Fatalf("queue holds %d, want 3", n)
+	qs, err := s.Pending(ctx, "dev", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != Depth || qs[len(qs)-1].Seq != merged.Seq || string(qs[len(qs)-1].Body) != "t+" {
+		t.Fatalf("queue holds %d ending %+v, want %d ending in the merged tile", len(qs), qs[len(qs)-1], Depth)
 	}
 }
 
