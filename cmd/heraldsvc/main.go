@@ -64,7 +64,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on (also serves Prometheus metrics on /metrics)")
-	db := fs.String("db", "heraldsvc.db", "SQLite database file")
+	db := fs.String("db", "heraldsvc.db", "SQLite database file (without --store)")
+	var ns natsFlags
+	ns.register(fs)
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
 	depth := fs.Int("queue-depth", server.DefaultQueueDepth, "most notifications queued per device; past it senders get QueueFull")
@@ -106,6 +108,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "heraldsvc serve: TLS flags without --tls-listen")
 		return 2
 	}
+	if err := ns.check(); err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		return 2
+	}
 	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
@@ -134,7 +140,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
+	backend, err := ns.open(ctx, *depth, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		return 1
+	}
+	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim}})

@@ -32,6 +32,7 @@ package natsstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -254,6 +255,12 @@ func token(id string) string {
 
 var plainID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 func hash(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:16])
@@ -266,6 +273,52 @@ func unavailable(what string, err error) error {
 		return err
 	}
 	return fmt.Errorf("natsstore: %s: %w: %w", what, store.ErrUnavailable, err)
+}
+
+// attemptWait bounds one request when retrying: a stream or bucket in
+// the middle of a failover has no leader and does not answer at all.
+const attemptWait = time.Second
+
+// transient reports errors of NATS being out of reach for now (a failover,
+// a reconnect), as opposed to answers about the data.
+func transient(err error) bool {
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrConnectionReconnecting) {
+		return true
+	}
+	// A full queue is a 503 too (a store failure, to the stream).
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.Code == 503 && !isFull(err)
+}
+
+// retry runs op until it succeeds, fails for a reason other than a
+// transient one, or ctx ends. Only for reads and for writes that are safe
+// to repeat (a publish carries a message id the stream deduplicates by).
+func retry(ctx context.Context, op func(ctx context.Context) error) error {
+	backoff := 20 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptWait)
+		err := op(actx)
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// get reads a key, riding out a failover.
+func get(ctx context.Context, kv jetstream.KeyValue, key string) (e jetstream.KeyValueEntry, err error) {
+	err = retry(ctx, func(ctx context.Context) error {
+		e, err = kv.Get(ctx, key)
+		return err
+	})
+	return e, err
 }
 
 // Devices.
@@ -312,7 +365,7 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 }
 
 func (s *Store) getDevice(ctx context.Context, id string) (deviceRec, uint64, error) {
-	e, err := s.devices.Get(ctx, deviceKey(id))
+	e, err := get(ctx, s.devices, deviceKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return deviceRec{}, 0, fmt.Errorf("natsstore: device %s: %w", id, store.ErrNotFound)
 	}
@@ -451,7 +504,7 @@ func notFound(what string) error             { return fmt.Errorf("natsstore: %s:
 func (s *Store) subjectOf(dev string) string { return s.subject + token(dev) }
 
 func (s *Store) getChannel(ctx context.Context, id string) (channelRec, uint64, error) {
-	e, err := s.channels.Get(ctx, channelKey(id))
+	e, err := get(ctx, s.channels, channelKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return channelRec{}, 0, notFound("channel")
 	}
@@ -470,7 +523,7 @@ func (s *Store) lookup(ctx context.Context, key string) (channelRec, error) {
 	if err := s.check(); err != nil {
 		return channelRec{}, err
 	}
-	e, err := s.channels.Get(ctx, key)
+	e, err := get(ctx, s.channels, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return channelRec{}, notFound("channel")
 	}
@@ -794,7 +847,16 @@ func hasTile(qs []store.Queued, key string) bool {
 }
 
 func (s *Store) publish(ctx context.Context, q store.Queued, opts ...jetstream.PublishOpt) (uint64, error) {
-	ack, err := s.js.PublishMsg(ctx, s.message(q), opts...)
+	// A publish whose answer was lost in a failover is sent again under
+	// the same id, and the stream takes it once.
+	opts = append(opts, jetstream.WithMsgID(newID()))
+	msg := s.message(q)
+	var ack *jetstream.PubAck
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		ack, err = s.js.PublishMsg(ctx, msg, opts...)
+		return err
+	})
 	switch {
 	case err == nil:
 		return ack.Sequence, nil
@@ -895,7 +957,12 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 	subj := s.subjectOf(deviceID)
 	var out []store.Queued
 	for next := after + 1; next != 0; {
-		m, err := s.queue.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+		var m *jetstream.RawStreamMsg
+		err := retry(ctx, func(ctx context.Context) error {
+			var err error
+			m, err = s.queue.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+			return err
+		})
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
@@ -941,7 +1008,7 @@ func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
 		// Purge keeps what is at or above the sequence given.
 		opts = append(opts, jetstream.WithPurgeSequence(seq+1))
 	}
-	if err := s.queue.Purge(ctx, opts...); err != nil {
+	if err := retry(ctx, func(ctx context.Context) error { return s.queue.Purge(ctx, opts...) }); err != nil {
 		return unavailable("ack", err)
 	}
 	return nil
