@@ -9,12 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/server/store/natsstore"
+	"github.com/heraldpush/herald/wire"
 )
 
 // clusterNode starts a heraldsvc node on its own connection to the NATS
@@ -26,7 +29,7 @@ func clusterNode(t *testing.T, nc *natstest.Cluster, name string) *server.Servic
 	if err != nil {
 		t.Fatalf("%s: opening the store: %v", name, err)
 	}
-	return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log,
+	return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log, Presence: st,
 		// A failover makes store calls slow for a moment, and the node
 		// sheds load; briefly here, so the test sees it recover.
 		Limits: server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1, ShedFor: 500 * time.Millisecond}}})
@@ -89,11 +92,9 @@ func TestClusterPostToOtherNode(t *testing.T) {
 	}
 	want := map[string]bool{}
 	for i := range 5 {
+		// Received/Active/Connected, as a single node would answer.
 		id := fmt.Sprintf("via-a-%d", i)
-		r := toastTo(t, on(a, ch.URI), id)
-		if r.status != http.StatusOK || r.notification != "Received" || r.subscription != "Active" {
-			t.Fatalf("POST to node A: %d %s/%s (%q)", r.status, r.notification, r.subscription, r.body)
-		}
+		mustReceive(t, on(a, ch.URI), mpnsRequest{target: "toast", class: "2", messageID: id, body: toastXML("cluster", id)})
 		want[id] = true
 	}
 	mustReceive(t, ch.URI, mpnsRequest{target: "toast", class: "2", messageID: "via-b", body: toastXML("cluster", "via-b")})
@@ -168,4 +169,104 @@ func TestClusterNATSServerDiesInBurst(t *testing.T) {
 		return false
 	})
 	waitToastsOnce(t, d.Client, want)
+}
+
+// wsDevice is a device speaking the wire protocol by hand, so the test
+// chooses which node each of its connections goes to.
+type wsDevice struct {
+	id, secret string
+}
+
+func (d *wsDevice) dial(t *testing.T, svc *server.Service) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(svc.URL(), "http")+server.DevicePath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	b, _ := wire.Encode(wire.Hello{Type: wire.TypeHello, Version: wire.Version, ID: d.id, Secret: d.secret})
+	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := wire.DecodeService(data)
+	w, ok := f.(*wire.Welcome)
+	if err != nil || !ok {
+		t.Fatalf("hello answered with %s", data)
+	}
+	if d.id == "" {
+		d.id, d.secret = w.ID, w.Secret
+	}
+	return conn
+}
+
+// open registers a channel for app over conn and returns its URI.
+func (d *wsDevice) open(t *testing.T, conn *websocket.Conn, app string) string {
+	t.Helper()
+	b, _ := wire.Encode(wire.Register{Type: wire.TypeRegister, ReqID: 1, App: app, Channel: "default"})
+	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		t.Fatal(err)
+	}
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := wire.DecodeService(data)
+	r, ok := f.(*wire.Registered)
+	if err != nil || !ok || r.Code != "" {
+		t.Fatalf("register answered with %s", data)
+	}
+	return r.URI
+}
+
+// A device that connects to node C while node B still holds it takes
+// over cluster-wide: B closes its connection with 4004. Senders on any
+// node see it Connected while it is on one, TempDisconnected when on none.
+func TestClusterTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server NATS cluster")
+	}
+	nc := natstest.RunCluster(t, 3)
+	a, b, c := clusterNode(t, nc, "node-a"), clusterNode(t, nc, "node-b"), clusterNode(t, nc, "node-c")
+	d := &wsDevice{}
+	onB := d.dial(t, b)
+	uri := d.open(t, onB, "raw-app")
+	if r := post(t, on(a, uri), mpnsRequest{body: []byte("on B")}); r.status != http.StatusOK || r.device != "Connected" {
+		t.Fatalf("device on B, POST to A: %d %s/%s", r.status, r.notification, r.device)
+	}
+
+	onC := d.dial(t, c)
+	onB.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := onB.ReadMessage()
+		if err == nil {
+			continue // the notification sent while on B
+		}
+		if !websocket.IsCloseError(err, wire.CloseReplaced) {
+			t.Fatalf("B's connection ended with %v, want close %d", err, wire.CloseReplaced)
+		}
+		break
+	}
+	testenv.Eventually(t, 10*time.Second, "B lets go of the device", func() bool { return !b.Connected(d.id) })
+	for _, node := range []*server.Service{a, b} {
+		if r := post(t, on(node, uri), mpnsRequest{body: []byte("on C")}); r.status != http.StatusOK || r.device != "Connected" {
+			t.Fatalf("device on C, POST to %s: %d %s/%s", node.URL(), r.status, r.notification, r.device)
+		}
+	}
+	if !c.Connected(d.id) {
+		t.Fatal("C lost the device")
+	}
+
+	onC.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	onC.Close()
+	testenv.Eventually(t, 10*time.Second, "C notices the device left", func() bool { return !c.Connected(d.id) })
+	for _, node := range []*server.Service{a, b, c} {
+		if r := post(t, on(node, uri), mpnsRequest{body: []byte("away")}); r.status != http.StatusOK || r.device != "TempDisconnected" {
+			t.Fatalf("device away, POST to %s: %d %s/%s", node.URL(), r.status, r.notification, r.device)
+		}
+	}
 }

@@ -143,6 +143,14 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 				Message: "device inactive"}
 		}
 		conn = mpns.DeviceTempDisconnected
+		if p := s.cfg.Presence; p != nil {
+			// Connected on another node of the cluster.
+			if elsewhere, err := p.HeldElsewhere(ctx, ch.DeviceID); err != nil {
+				s.log.Warn("presence lookup failed", "device", ch.DeviceID, "err", err)
+			} else if elsewhere {
+				conn = mpns.DeviceConnected
+			}
+		}
 	}
 	base := outcome{Code: http.StatusOK, Subscription: mpns.SubscriptionActive, Device: conn}
 	if o, limited := s.limitChannel(ch, base); limited {

@@ -32,6 +32,9 @@ type Store = store.Store
 // Config configures a Server. Zero values take the defaults below.
 type Config struct {
 	Store Store
+	// Presence, for a node of a cluster, tells the nodes which one holds
+	// each device; nil for a single node.
+	Presence store.Presence
 	// PublicURL is the base of the channel URIs handed to devices, as cloud
 	// services will reach this server (e.g. http://push.example.com).
 	PublicURL string
@@ -174,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
 	s.metrics.instrument(s, cfg.Store)
 	cfg.Store.OnCommitted(s.committed)
+	if cfg.Presence != nil {
+		cfg.Presence.OnTakeover(s.takenOver)
+	}
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
 	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
@@ -279,6 +285,19 @@ func (s *Server) committed(q store.Queued) {
 	}
 	if sess := s.session(q.DeviceID); sess != nil {
 		sess.committed(q)
+	}
+}
+
+// takenOver ends the device's session here if another node took the
+// device after this session started.
+func (s *Server) takenOver(deviceID string, held uint64) {
+	if sess := s.session(deviceID); sess != nil {
+		sess.mu.Lock()
+		older := sess.held < held
+		sess.mu.Unlock()
+		if older {
+			sess.stopWith(wire.CloseReplaced, "the device connected to another node")
+		}
 	}
 }
 

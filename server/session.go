@@ -85,6 +85,7 @@ type session struct {
 	closeText string
 	lastPing  time.Time
 	touched   time.Time // when last_seen was last written
+	held      uint64    // the cluster's number for this session's Hold
 	ackWait   ackWait   // for the ack latency metric
 
 	// inbox holds what the store's committer has told of since the writer
@@ -270,6 +271,17 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		old.stopWith(wire.CloseReplaced, "another connection for this device")
 		<-old.done
 	}
+	if p := s.cfg.Presence; p != nil {
+		// Other nodes learn the device is here, and one holding it
+		// lets go.
+		held, err := p.Hold(ctx, dev.ID)
+		if err != nil {
+			sess.log.Warn("telling the cluster of the device failed", "err", err)
+		}
+		sess.mu.Lock()
+		sess.held = held
+		sess.mu.Unlock()
+	}
 	sess.touched = s.cfg.Clock.Now()
 	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
 		sess.log.Warn("recording last seen failed", "err", err)
@@ -331,10 +343,16 @@ func (sess *session) end() {
 		sess.log.Warn("recording last seen failed", "err", err)
 	}
 	s.mu.Lock()
-	if s.sessions[sess.id] == sess {
+	live := s.sessions[sess.id] == sess
+	if live {
 		delete(s.sessions, sess.id)
 	}
 	s.mu.Unlock()
+	if p := s.cfg.Presence; p != nil && live {
+		if err := p.Release(context.Background(), sess.id); err != nil {
+			sess.log.Warn("telling the cluster the device left failed", "err", err)
+		}
+	}
 	close(sess.done)
 }
 

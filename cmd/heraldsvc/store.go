@@ -63,10 +63,11 @@ func (n *natsFlags) check() error {
 // stream at start.
 const storeOpenWait = 30 * time.Second
 
-// open returns the NATS store, or nil for SQLite.
-func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (store.Store, error) {
+// open returns the NATS store and the cluster's presence, or nils for
+// SQLite on one node.
+func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (store.Store, store.Presence, error) {
 	if n.urls == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var opts []nats.Option
 	if n.creds != "" {
@@ -75,7 +76,7 @@ func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (stor
 	if n.nkey != "" {
 		o, err := nats.NkeyOptionFromSeed(n.nkey)
 		if err != nil {
-			return nil, fmt.Errorf("--nats-nkey: %w", err)
+			return nil, nil, fmt.Errorf("--nats-nkey: %w", err)
 		}
 		opts = append(opts, o)
 	}
@@ -100,8 +101,8 @@ func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (stor
 	s, err := natsstore.Open(ctx, natsstore.Options{URLs: n.urls, NATS: opts, Replicas: replicas, QueueDepth: depth,
 		Prefix: n.prefix, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("store on NATS JetStream", "servers", n.urls, "replicas", replicas, "prefix", n.prefix)
-	return s, nil
+	return s, s, nil
 }

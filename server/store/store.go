@@ -189,3 +189,24 @@ type Store interface {
 	// Close releases the store; calls after it fail with ErrClosed.
 	Close() error
 }
+
+// Presence tells the nodes of a cluster which one holds each device's
+// live session, so that a device is on one node at a time and senders on
+// any node learn whether it is connected. A single node needs none.
+type Presence interface {
+	// Hold records that this node now holds the device's session and
+	// tells the node that held it before to let go (its OnTakeover
+	// function). It returns a number that grows with every Hold of the
+	// device, cluster-wide.
+	Hold(ctx context.Context, deviceID string) (uint64, error)
+	// Release records that this node no longer holds the device's
+	// session, unless another node has taken it since.
+	Release(ctx context.Context, deviceID string) error
+	// HeldElsewhere reports whether a live node other than this one holds
+	// the device's session.
+	HeldElsewhere(ctx context.Context, deviceID string) (bool, error)
+	// OnTakeover sets the function told that another node took the
+	// device at the Hold numbered held; a session of this node from an
+	// older Hold is to end. Set it once, before the first Hold.
+	OnTakeover(f func(deviceID string, held uint64))
+}

@@ -106,6 +106,8 @@ type Store struct {
 	ackKick  chan struct{}
 	ackDelay time.Duration
 
+	presence *presence
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -153,6 +155,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.nc = nc
 	if err := s.setUp(ctx, opts); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := s.setUpPresence(ctx, opts); err != nil {
+		s.cons.Stop()
 		nc.Close()
 		return nil, err
 	}
