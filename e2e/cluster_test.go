@@ -24,15 +24,21 @@ import (
 // cluster, all nodes sharing one store.
 func clusterNode(t *testing.T, nc *natstest.Cluster, name string) *server.Service {
 	t.Helper()
+	return clusterNodeWith(t, nc, name, server.Limits{DailyQuota: -1})
+}
+
+func clusterNodeWith(t *testing.T, nc *natstest.Cluster, name string, lim server.Limits) *server.Service {
+	t.Helper()
 	log := testenv.Logger(t).With("part", name)
 	st, err := natsstore.Open(context.Background(), natsstore.Options{URLs: nc.URLs(), Replicas: 3, Logger: log})
 	if err != nil {
 		t.Fatalf("%s: opening the store: %v", name, err)
 	}
-	return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log, Presence: st,
-		// A failover makes store calls slow for a moment, and the node
-		// sheds load; briefly here, so the test sees it recover.
-		Limits: server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1, ShedFor: 500 * time.Millisecond}}})
+	// A failover makes store calls slow for a moment, and the node sheds
+	// load; briefly here, so the test sees it recover.
+	lim.ChannelRate, lim.SenderRate, lim.ShedFor = -1, -1, 500*time.Millisecond
+	return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log, Presence: st, Quota: st,
+		Limits: lim}})
 }
 
 // on rewrites a channel URI to reach another node: every node answers
@@ -267,6 +273,29 @@ func TestClusterTakeover(t *testing.T) {
 	for _, node := range []*server.Service{a, b, c} {
 		if r := post(t, on(node, uri), mpnsRequest{body: []byte("away")}); r.status != http.StatusOK || r.device != "TempDisconnected" {
 			t.Fatalf("device away, POST to %s: %d %s/%s", node.URL(), r.status, r.notification, r.device)
+		}
+	}
+}
+
+// A channel's daily quota holds across nodes: what one node took counts on
+// the other.
+func TestClusterDailyQuota(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server NATS cluster")
+	}
+	nc := natstest.RunCluster(t, 3)
+	lim := server.Limits{DailyQuota: 4}
+	a, b := clusterNodeWith(t, nc, "node-a", lim), clusterNodeWith(t, nc, "node-b", lim)
+	d := &wsDevice{}
+	uri := d.open(t, d.dial(t, a), "raw-app")
+	for i, node := range []*server.Service{a, b, a, b} {
+		if r := post(t, on(node, uri), mpnsRequest{body: []byte("raw")}); r.status != http.StatusOK {
+			t.Fatalf("notification %d: %d %s (%q)", i+1, r.status, r.notification, r.body)
+		}
+	}
+	for _, node := range []*server.Service{a, b} {
+		if r := post(t, on(node, uri), mpnsRequest{body: []byte("raw")}); r.status != http.StatusNotAcceptable {
+			t.Fatalf("past the quota on %s: %d %s (%q), want 406", node.URL(), r.status, r.notification, r.body)
 		}
 	}
 }

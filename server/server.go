@@ -35,6 +35,9 @@ type Config struct {
 	// Presence, for a node of a cluster, tells the nodes which one holds
 	// each device; nil for a single node.
 	Presence store.Presence
+	// Quota, for a node of a cluster, counts daily quotas across the
+	// nodes; nil counts them in this process.
+	Quota store.Quota
 	// PublicURL is the base of the channel URIs handed to devices, as cloud
 	// services will reach this server (e.g. http://push.example.com).
 	PublicURL string
@@ -174,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	cfg.AuthURL = strings.TrimRight(cfg.AuthURL, "/")
 	cfg.Limits = cfg.Limits.withDefaults()
 	g := newGuard(cfg.Limits, cfg.Clock)
+	g.shared, g.log = cfg.Quota, cfg.Logger
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
 	s.metrics.instrument(s, cfg.Store)
 	cfg.Store.OnCommitted(s.committed)

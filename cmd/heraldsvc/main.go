@@ -140,7 +140,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	backend, presence, err := ns.open(ctx, *depth, log)
+	backend, presence, quota, err := ns.open(ctx, *depth, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
@@ -148,7 +148,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
-		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim, Presence: presence}})
+		Server: server.Config{Logger: log, InactiveAfter: *inactive, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1

@@ -65,9 +65,9 @@ const storeOpenWait = 30 * time.Second
 
 // open returns the NATS store and the cluster's presence, or nils for
 // SQLite on one node.
-func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (store.Store, store.Presence, error) {
+func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (store.Store, store.Presence, store.Quota, error) {
 	if n.urls == "" {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	var opts []nats.Option
 	if n.creds != "" {
@@ -76,7 +76,7 @@ func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (stor
 	if n.nkey != "" {
 		o, err := nats.NkeyOptionFromSeed(n.nkey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--nats-nkey: %w", err)
+			return nil, nil, nil, fmt.Errorf("--nats-nkey: %w", err)
 		}
 		opts = append(opts, o)
 	}
@@ -101,8 +101,8 @@ func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (stor
 	s, err := natsstore.Open(ctx, natsstore.Options{URLs: n.urls, NATS: opts, Replicas: replicas, QueueDepth: depth,
 		Prefix: n.prefix, Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log.Info("store on NATS JetStream", "servers", n.urls, "replicas", replicas, "prefix", n.prefix)
-	return s, s, nil
+	return s, s, s, nil
 }

@@ -210,3 +210,13 @@ type Presence interface {
 	// older Hold is to end. Set it once, before the first Hold.
 	OnTakeover(f func(deviceID string, held uint64))
 }
+
+// Quota counts notifications per channel per UTC day across the nodes of
+// a cluster, so a daily quota holds whichever nodes the sender reaches.
+// A single node counts in memory and needs none.
+type Quota interface {
+	// Take counts one notification to the channel on day (days since
+	// 1970-01-01 UTC) unless limit have been counted already, and reports
+	// whether it counted it.
+	Take(ctx context.Context, channelID string, day int64, limit int) (bool, error)
+}

@@ -107,6 +107,7 @@ type Store struct {
 	ackDelay time.Duration
 
 	presence *presence
+	quota    jetstream.KeyValue
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -155,6 +156,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.nc = nc
 	if err := s.setUp(ctx, opts); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := s.setUpQuota(ctx, opts); err != nil {
+		s.cons.Stop()
 		nc.Close()
 		return nil, err
 	}
