@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -24,7 +24,7 @@ func (r *refusal) Error() string { return "device refused: " + r.reason }
 // identify enrols a new device or checks a returning one's proof of its
 // secret against the nonce this connection's challenge carried. The
 // secret is returned only on enrolment.
-func (s *Server) identify(ctx context.Context, h *wire.Hello, nonce, source string) (storage.Device, string, error) {
+func (s *Server) identify(ctx context.Context, h *wire.Hello, nonce, source string) (store.Device, string, error) {
 	now := s.cfg.Clock.Now()
 	if h.ID == "" {
 		if s.enrolCapped(source) {
@@ -35,39 +35,39 @@ func (s *Server) identify(ctx context.Context, h *wire.Hello, nonce, source stri
 			defer s.enrolMu.Unlock()
 			ok, err := s.enrolAllowed(ctx, source)
 			if err != nil {
-				return storage.Device{}, "", err
+				return store.Device{}, "", err
 			}
 			if !ok {
 				s.log.Warn("enrolment refused: too many devices from one address", "source", source)
-				return storage.Device{}, "", errTooManyDevices
+				return store.Device{}, "", errTooManyDevices
 			}
 		}
 		secret := newToken(32)
 		// The service keeps the device's key, SHA-256 of its secret: the
 		// secret itself never travels again, and the key is no bearer
 		// token (see wire/auth.go for what it is worth to a thief).
-		d := storage.Device{ID: newToken(16), SecretHash: wire.DeviceKey(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
+		d := store.Device{ID: newToken(16), SecretHash: wire.DeviceKey(secret), Source: source, CreatedAt: now, LastSeen: now, Power: "normal"}
 		if err := s.cfg.Store.CreateDevice(ctx, d); err != nil {
-			return storage.Device{}, "", err
+			return store.Device{}, "", err
 		}
 		s.log.Info("device enrolled", "device", d.ID, "source", source)
 		return d, secret, nil
 	}
 	d, err := s.cfg.Store.Device(ctx, h.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Device{}, "", &refusal{reason: wire.RefusedUnknown}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Device{}, "", &refusal{reason: wire.RefusedUnknown}
 	}
 	if err != nil {
-		return storage.Device{}, "", err
+		return store.Device{}, "", err
 	}
 	if !wire.ProofEqual(h.Proof, wire.HelloProof(d.SecretHash, nonce, h.Nonce, d.ID)) {
 		// Not proven to the device: whoever sent a wrong proof may not
 		// be the device, and the device could not check a proof made
 		// with a key that does not match its own.
-		return storage.Device{}, "", &refusal{reason: wire.RefusedBadProof}
+		return store.Device{}, "", &refusal{reason: wire.RefusedBadProof}
 	}
 	if !d.RetiredAt.IsZero() {
-		return storage.Device{}, "", &refusal{reason: wire.RefusedRetired, key: d.SecretHash}
+		return store.Device{}, "", &refusal{reason: wire.RefusedRetired, key: d.SecretHash}
 	}
 	return d, "", nil
 }

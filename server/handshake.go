@@ -9,7 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -17,17 +17,17 @@ import (
 // the device. It answers a device it turns away itself (close 4001, 4002
 // or 4003, with a refused frame first when the refusal can be proven) and
 // returns a nil hello.
-func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source string) (*wire.Hello, storage.Device, string, string) {
+func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source string) (*wire.Hello, store.Device, string, string) {
 	nonce := wire.NewNonce()
 	challenge, err := wire.Encode(wire.Challenge{Type: wire.TypeChallenge, Version: wire.Version, Nonce: nonce})
 	if err != nil {
 		conn.Close()
-		return nil, storage.Device{}, "", ""
+		return nil, store.Device{}, "", ""
 	}
 	conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, challenge); err != nil {
 		conn.Close()
-		return nil, storage.Device{}, "", ""
+		return nil, store.Device{}, "", ""
 	}
 	// The device must say hello promptly; closing the server cuts the
 	// wait short.
@@ -36,25 +36,25 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 	_, data, err := conn.ReadMessage()
 	if !unblock() || err != nil {
 		conn.Close()
-		return nil, storage.Device{}, "", ""
+		return nil, store.Device{}, "", ""
 	}
 	frame, err := wire.DecodeDevice(data)
 	if errors.Is(err, wire.ErrVersion) {
 		s.metrics.refused(refusedVersion)
 		closeConn(conn, wire.CloseProtocol, fmt.Sprintf("unsupported protocol version; this service speaks %d", wire.Version))
-		return nil, storage.Device{}, "", ""
+		return nil, store.Device{}, "", ""
 	}
 	hello, ok := frame.(*wire.Hello)
 	if err != nil || !ok {
 		s.metrics.refused(refusedBadHello)
 		closeConn(conn, wire.CloseProtocol, "first frame must be a valid hello")
-		return nil, storage.Device{}, "", ""
+		return nil, store.Device{}, "", ""
 	}
 	if hello.ID == "" {
 		if err := checkLastSeq(hello.LastSeq, 0); err != nil {
 			s.metrics.refused(refusedSeqAhead)
 			closeConn(conn, wire.CloseProtocol, err.Error())
-			return nil, storage.Device{}, "", ""
+			return nil, store.Device{}, "", ""
 		}
 	}
 	dev, secret, err := s.identify(ctx, hello, nonce, source)
@@ -88,7 +88,7 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 		s.log.Error("hello failed", "err", err)
 		closeConn(conn, wire.CloseRetryLater, "60")
 	}
-	return nil, storage.Device{}, "", ""
+	return nil, store.Device{}, "", ""
 }
 
 // Reasons of herald_service_device_refusals_total besides the 4003 ones

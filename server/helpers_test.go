@@ -45,13 +45,20 @@ func startService(t testing.TB, cfg server.Config) *testService {
 
 func startServiceWith(t testing.TB, cfg server.Config, opts storage.ServiceOptions) *testService {
 	t.Helper()
+	return startServiceWrapped(t, cfg, opts, func(st server.Store) server.Store { return st })
+}
+
+// startServiceWrapped is startServiceWith with the server seeing the store
+// through wrap.
+func startServiceWrapped(t testing.TB, cfg server.Config, opts storage.ServiceOptions, wrap func(server.Store) server.Store) *testService {
+	t.Helper()
 	store, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := clock.NewFake(t0)
 	hs := httptest.NewUnstartedServer(nil)
-	cfg.Store, cfg.Clock, cfg.PublicURL = store, clk, "http://"+hs.Listener.Addr().String()
+	cfg.Store, cfg.Clock, cfg.PublicURL = wrap(store), clk, "http://"+hs.Listener.Addr().String()
 	if cfg.Logger == nil {
 		cfg.Logger = testenv.Logger(t)
 	}

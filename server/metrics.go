@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // MetricsPath is where the service serves its Prometheus metrics.
@@ -146,16 +146,14 @@ func newMetrics() *metrics {
 }
 
 // instrument adds the collectors that read the server's own state when
-// scraped: the live sessions and, when the store can count it, the queue.
-func (m *metrics) instrument(s *Server, store Store) {
+// scraped: the live sessions and the queue.
+func (m *metrics) instrument(s *Server, st Store) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "herald_service_connected_devices",
 		Help: "Devices with a live websocket session.",
 	}, func() float64 { return float64(s.ConnectedCount()) }))
-	if q, ok := store.(queueLengther); ok {
-		m.reg.MustRegister(&queueCollector{store: q, log: s.log, desc: prometheus.NewDesc("herald_service_queued_notifications",
-			"Notifications accepted and not yet acknowledged by their device, across all devices.", nil, nil)})
-	}
+	m.reg.MustRegister(&queueCollector{store: st, log: s.log, desc: prometheus.NewDesc("herald_service_queued_notifications",
+		"Notifications accepted and not yet acknowledged by their device, across all devices.", nil, nil)})
 }
 
 // handler serves the registry. A failing collector (the queue count) is
@@ -183,7 +181,7 @@ func (m *metrics) notification(kind string, o outcome) {
 
 // deliveredAt observes the accept-to-deliver latency of notifications
 // about to be written to their device.
-func (m *metrics) deliveredAt(qs []storage.Queued, now time.Time) {
+func (m *metrics) deliveredAt(qs []store.Queued, now time.Time) {
 	for i := range qs {
 		m.deliverLatency.Observe(now.Sub(qs[i].AcceptedAt).Seconds())
 	}
@@ -260,14 +258,10 @@ func targetHeader(h http.Header) string {
 	return ""
 }
 
-type queueLengther interface {
-	QueueLength(ctx context.Context) (int64, error)
-}
-
 // queueCollector counts the queue when scraped, so accepting and acking
 // keep no running total.
 type queueCollector struct {
-	store queueLengther
+	store Store
 	log   *slog.Logger
 	desc  *prometheus.Desc
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // outcome is the answer to one MPNS POST.
@@ -124,7 +124,7 @@ func (s *Server) accept(r *http.Request) outcome {
 func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *mpns.Notification) outcome {
 	ctx := r.Context()
 	ch, err := s.cfg.Store.ChannelByToken(ctx, token)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ch.ServiceName != "") != authenticated) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (ch.ServiceName != "") != authenticated) {
 		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
 			Device: mpns.DeviceDisconnected, Message: "no such channel"}
 	}
@@ -161,6 +161,14 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 				Message: "device inactive"}
 		}
 		conn = mpns.DeviceTempDisconnected
+		if p := s.cfg.Presence; p != nil {
+			// Connected on another node of the cluster.
+			if elsewhere, err := p.HeldElsewhere(ctx, ch.DeviceID); err != nil {
+				s.log.Warn("presence lookup failed", "device", ch.DeviceID, "err", err)
+			} else if elsewhere {
+				conn = mpns.DeviceConnected
+			}
+		}
 	}
 	base := outcome{Code: http.StatusOK, Subscription: mpns.SubscriptionActive, Device: conn}
 	if o, limited := s.limitChannel(ch, base); limited {
@@ -172,7 +180,7 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 		return base
 	}
 
-	q := storage.Queued{
+	q := store.Queued{
 		DeviceID:   ch.DeviceID,
 		ChannelID:  ch.ID,
 		Kind:       string(n.Kind),
@@ -182,30 +190,22 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 		AcceptedAt: now,
 		DueAt:      now.Add(n.Delay.Duration()),
 	}
-	opts := storage.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
+	opts := store.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
 	if n.Tile != nil {
 		q.TileKey = ch.ID + "\x00" + n.Tile.ID
-		opts.Merge = func(older storage.Queued) ([]byte, bool) { return mergeTile(older.Body, n.Tile, ch.Domains) }
+		opts.Merge = func(older store.Queued) ([]byte, bool) { return mergeTile(older.Body, n.Tile, ch.Domains) }
 	}
 	q, err = s.cfg.Store.Enqueue(ctx, q, opts)
 	switch {
-	case errors.Is(err, storage.ErrQueueFull):
+	case errors.Is(err, store.ErrQueueFull):
 		base.Notification, base.Message = mpns.StatusQueueFull, "device queue full"
 		return base
 	case err != nil:
 		s.log.Error("enqueue failed", "device", ch.DeviceID, "err", err)
 		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
 	}
-	// A store that tells of its commits has woken the session already
-	// (session.committed). Otherwise the session is looked up again after
-	// the commit: one that started while this request was in flight may
-	// have read the queue before the commit, and one that ended meanwhile
-	// has been replaced.
-	if !s.pushed {
-		if sess := s.session(ch.DeviceID); sess != nil {
-			sess.poke()
-		}
-	}
+	// The store's commit hook has handed it to the session already
+	// (Server.committed).
 	s.log.Debug("notification accepted", slog.String("device", ch.DeviceID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
 		slog.Uint64("merged", q.Merged))
 	base.Notification = mpns.StatusReceived
@@ -238,7 +238,7 @@ func mergeTile(olderBody []byte, later *mpns.Tile, domains []string) ([]byte, bo
 }
 
 // suppressed says why the device's shell would not take n, or "".
-func suppressed(n *mpns.Notification, ch storage.Channel, power string) string {
+func suppressed(n *mpns.Notification, ch store.Channel, power string) string {
 	if power == "critical" {
 		return "device power is critically low"
 	}
@@ -258,7 +258,7 @@ func suppressed(n *mpns.Notification, ch storage.Channel, power string) string {
 
 // bound says whether ch is bound to the shell's handling of kind k; the
 // channel record keeps one binding per kind that needs one.
-func bound(ch storage.Channel, k mpns.Kind) bool {
+func bound(ch store.Channel, k mpns.Kind) bool {
 	switch k {
 	case mpns.KindToast:
 		return ch.Toast

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -20,7 +20,7 @@ const (
 
 // encodedSize is an upper bound of a notification's size in a notify frame:
 // its base64 body, its strings and the JSON around them.
-func encodedSize(q storage.Queued) int {
+func encodedSize(q store.Queued) int {
 	return (len(q.Body)+2)/3*4 + len(q.ChannelID) + len(q.Kind) + len(q.MessageID) + 96
 }
 
@@ -32,12 +32,22 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	defer sess.qmu.Unlock()
 	sess.mu.Lock()
 	sent := sess.sent
+	inbox, resync := sess.inbox, sess.resyncing
+	sess.inbox, sess.resyncing = nil, false
 	sess.mu.Unlock()
-	if !sess.primed || !sess.srv.pushed {
-		// Read under qmu: a commit landing meanwhile waits to be added
-		// until the read is in, and is then told apart by its number.
+	if sess.primed && !resync {
+		sess.unsent = mirror(sess.unsent, inbox, sent)
+		if len(sess.unsent) > maxMirrored {
+			sess.primed, sess.unsent = false, nil
+		}
+	}
+	if !sess.primed || resync {
+		// The inbox was taken before this read, so everything in it is in
+		// the read; commits told meanwhile wait in the next inbox and are
+		// told apart by their numbers.
 		read, err := sess.srv.cfg.Store.Pending(sess.ctx, sess.id, sent)
 		if err != nil {
+			sess.primed, sess.unsent = false, nil
 			return nil, time.Time{}, err
 		}
 		sess.unsent, sess.primed = read, true
@@ -69,7 +79,7 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 }
 
 // frames splits notifications, in order, into notify frames.
-func frames(unsent []storage.Queued) [][]wire.Notification {
+func frames(unsent []store.Queued) [][]wire.Notification {
 	var batches [][]wire.Notification
 	var cur []wire.Notification
 	size := 0
@@ -92,30 +102,51 @@ func frames(unsent []storage.Queued) [][]wire.Notification {
 // device holding many delayed notifications) the writer reads the store.
 const maxMirrored = 64
 
-// committed adds a notification the store has just committed to the copy
-// of the device's queue, if its session keeps one, and wakes the writer.
-// It runs on the store's committer, in sequence order for each device.
-func (sess *session) committed(q storage.Queued) {
-	sess.qmu.Lock()
-	if sess.primed {
+// committed hands a notification the store has just committed to the
+// session and wakes the writer, which adds it to its copy of the queue
+// (mirror). It runs on the store's committer, in sequence order for each
+// device, so it takes only mu, which nothing holds while waiting: never
+// qmu, which the writer holds while it reads the store.
+func (sess *session) committed(q store.Queued) {
+	sess.mu.Lock()
+	switch {
+	case sess.resyncing:
+		// The writer reads the store anyway.
+	case len(sess.inbox) < maxMirrored:
+		sess.inbox = append(sess.inbox, q)
+	default:
+		sess.inbox, sess.resyncing = nil, true
+	}
+	sess.wake = true
+	sess.mu.Unlock()
+	sess.kick()
+}
+
+// resync makes the writer read the store again rather than trust its copy,
+// for a store that may have missed telling of commits.
+func (sess *session) resync() {
+	sess.mu.Lock()
+	sess.inbox, sess.resyncing, sess.wake = nil, true, true
+	sess.mu.Unlock()
+	sess.kick()
+}
+
+// mirror adds the committed notifications to the copy of the queue above
+// sent, in order.
+func mirror(unsent, committed []store.Queued, sent uint64) []store.Queued {
+	for _, q := range committed {
 		if q.Merged != 0 {
 			// The store deleted the tile update this one replaced.
-			sess.unsent = slices.DeleteFunc(sess.unsent, func(u storage.Queued) bool { return u.Seq == q.Merged })
+			unsent = slices.DeleteFunc(unsent, func(u store.Queued) bool { return u.Seq == q.Merged })
 		}
-		sess.mu.Lock()
-		last := sess.sent
-		sess.mu.Unlock()
-		if n := len(sess.unsent); n > 0 {
-			last = sess.unsent[n-1].Seq
+		last := sent
+		if n := len(unsent); n > 0 {
+			last = unsent[n-1].Seq
 		}
 		// A number at or below last was already read from the store.
 		if q.Seq > last {
-			sess.unsent = append(sess.unsent, q)
-		}
-		if len(sess.unsent) > maxMirrored {
-			sess.primed, sess.unsent = false, nil
+			unsent = append(unsent, q)
 		}
 	}
-	sess.qmu.Unlock()
-	sess.poke()
+	return unsent
 }

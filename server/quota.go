@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // Limits bounds what senders and enrolling devices may ask of the service.
@@ -142,6 +143,11 @@ type guard struct {
 	slots chan struct{}
 	reads readSlots // bodies being read, per address
 
+	// shared, for a node of a cluster, counts the daily quota across
+	// the nodes; nil counts in daily.
+	shared store.Quota
+	log    *slog.Logger
+
 	mu        sync.Mutex
 	day       int64          // the UTC day the counts are for
 	daily     map[string]int // channel id → notifications today
@@ -205,15 +211,30 @@ func (g *guard) allowSender(addr string, n int) bool {
 // allowChannel applies the per-second limit and, for unauthenticated
 // channels, the daily quota. A notification refused by the rate limit
 // does not count against the day.
-func (g *guard) allowChannel(ch storage.Channel) (ok bool, why string) {
+func (g *guard) allowChannel(ch store.Channel) (ok bool, why string) {
 	now := g.clock.Now()
+	ok, why, counted := g.allowChannelHere(ch, now)
+	if ok && !counted {
+		// Counted by the cluster, outside the lock: it waits for the
+		// store.
+		return g.takeShared(ch, now)
+	}
+	return ok, why
+}
+
+// allowChannelHere applies what this node decides alone; counted is false
+// when the daily quota is left for the cluster to count.
+func (g *guard) allowChannelHere(ch store.Channel, now time.Time) (ok bool, why string, counted bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.lim.ChannelRate >= 0 && !g.channels.get(ch.ID, now).AllowN(now, 1) {
-		return false, "more than " + strconv.FormatFloat(g.lim.ChannelRate, 'g', -1, 64) + " notifications per second to this channel"
+		return false, "more than " + strconv.FormatFloat(g.lim.ChannelRate, 'g', -1, 64) + " notifications per second to this channel", true
 	}
 	if ch.ServiceName != "" || g.lim.DailyQuota < 0 {
-		return true, ""
+		return true, "", true
+	}
+	if g.shared != nil {
+		return true, "", false
 	}
 	if day := now.UTC().Unix() / 86400; day != g.day {
 		// A new day: every count starts again, and the map is dropped so
@@ -221,9 +242,32 @@ func (g *guard) allowChannel(ch storage.Channel) (ok bool, why string) {
 		g.day, g.daily = day, map[string]int{}
 	}
 	if g.daily[ch.ID] >= g.lim.DailyQuota {
-		return false, "daily quota of " + strconv.Itoa(g.lim.DailyQuota) + " notifications for this channel used up"
+		return false, "daily quota of " + strconv.Itoa(g.lim.DailyQuota) + " notifications for this channel used up", true
 	}
 	g.daily[ch.ID]++
+	return true, "", true
+}
+
+// sharedQuotaWait bounds counting with the cluster; past it the
+// notification is let through (and the store, as slow, sheds load).
+const sharedQuotaWait = 5 * time.Second
+
+// takeShared counts the daily quota across the cluster. A count that fails
+// lets the notification through: the quota keeps senders fair, and a
+// store that cannot count will most likely not take the notification
+// either.
+func (g *guard) takeShared(ch store.Channel, now time.Time) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedQuotaWait)
+	defer cancel()
+	defer g.observe(g.clock.Now())
+	ok, err := g.shared.Take(ctx, ch.ID, now.UTC().Unix()/86400, g.lim.DailyQuota)
+	if err != nil {
+		g.log.Warn("counting the daily quota failed", "channel", ch.ID, "err", err)
+		return true, ""
+	}
+	if !ok {
+		return false, "daily quota of " + strconv.Itoa(g.lim.DailyQuota) + " notifications for this channel used up"
+	}
 	return true, ""
 }
 
@@ -277,17 +321,17 @@ type timedStore struct {
 	g *guard
 }
 
-func (t *timedStore) ChannelByToken(ctx context.Context, token string) (storage.Channel, error) {
+func (t *timedStore) ChannelByToken(ctx context.Context, token string) (store.Channel, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.ChannelByToken(ctx, token)
 }
 
-func (t *timedStore) Device(ctx context.Context, id string) (storage.Device, error) {
+func (t *timedStore) Device(ctx context.Context, id string) (store.Device, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.Device(ctx, id)
 }
 
-func (t *timedStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error) {
+func (t *timedStore) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.Enqueue(ctx, q, opts)
 }
@@ -348,7 +392,7 @@ func unavailable(why string) outcome {
 
 // limitChannel applies the channel's rate limit and daily quota; base
 // carries the device connection status the 406 reports.
-func (s *Server) limitChannel(ch storage.Channel, base outcome) (outcome, bool) {
+func (s *Server) limitChannel(ch store.Channel, base outcome) (outcome, bool) {
 	ok, why := s.guard.allowChannel(ch)
 	if ok {
 		return outcome{}, false

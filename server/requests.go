@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -32,7 +32,7 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 			}
 			ch.Token = tok
 		}
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		n, err := s.cfg.Store.CountChannels(ctx, deviceID)
 		if err != nil {
 			return fail(wire.CodeServerError, "store unavailable")
@@ -40,7 +40,7 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 		if n >= s.cfg.MaxChannelsPerDevice {
 			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("device has %d channels, the most allowed", n))
 		}
-		ch = storage.Channel{ID: newToken(12), DeviceID: deviceID, App: f.App, Name: f.Channel, Token: newToken(24),
+		ch = store.Channel{ID: newToken(12), DeviceID: deviceID, App: f.App, Name: f.Channel, Token: newToken(24),
 			ServiceName: f.ServiceName, CreatedAt: s.cfg.Clock.Now()}
 		if err := s.cfg.Store.CreateChannel(ctx, ch); err != nil {
 			return fail(wire.CodeServerError, "creating the channel failed")
@@ -54,9 +54,9 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 
 // ownChannel loads a channel and checks it belongs to the device; another
 // device's channel is reported exactly like a missing one.
-func (s *Server) ownChannel(ctx context.Context, deviceID, channelID string) (storage.Channel, string) {
+func (s *Server) ownChannel(ctx context.Context, deviceID, channelID string) (store.Channel, string) {
 	ch, err := s.cfg.Store.Channel(ctx, channelID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && ch.DeviceID != deviceID) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ch.DeviceID != deviceID) {
 		return ch, wire.CodeNotFound
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/storage"
 )
 
@@ -21,8 +22,11 @@ type ServeConfig struct {
 	// Listen is the address to listen on, e.g. 127.0.0.1:8790 (":0" picks a
 	// free port).
 	Listen string
-	// DB is the SQLite database file.
+	// DB is the SQLite database file, unless Store is set.
 	DB string
+	// Store, if set, is the store to use instead of SQLite (a replicated
+	// one shared by several nodes); the service closes it on Close.
+	Store store.Store
 	// PublicURL is the base of channel URIs; "" uses http://<listen address>.
 	PublicURL string
 	// TLSListen, when set, is a second listener speaking TLS with the
@@ -49,12 +53,14 @@ type ServeConfig struct {
 // Service is a running notification service.
 type Service struct {
 	*Server
-	Store *storage.ServiceStore
-	http  *http.Server
-	ln    net.Listener
-	tlsLn net.Listener
-	url   string
-	done  chan struct{}
+	// Store is the SQLite store, nil when ServeConfig.Store was given.
+	Store   *storage.ServiceStore
+	backend store.Store
+	http    *http.Server
+	ln      net.Listener
+	tlsLn   net.Listener
+	url     string
+	done    chan struct{}
 }
 
 // Start opens the database, listens and serves until Close.
@@ -67,13 +73,19 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 			mm.commit(requests, took, err)
 		}
 	}
-	store, err := storage.OpenService(ctx, cfg.DB, storage.ServiceOptions{GroupCommit: !cfg.NoGroupCommit, OnCommit: onCommit})
-	if err != nil {
-		return nil, err
+	var sqlite *storage.ServiceStore
+	backend := cfg.Store
+	if backend == nil {
+		var err error
+		sqlite, err = storage.OpenService(ctx, cfg.DB, storage.ServiceOptions{GroupCommit: !cfg.NoGroupCommit, OnCommit: onCommit})
+		if err != nil {
+			return nil, err
+		}
+		backend = sqlite
 	}
 	ln, err := Listen(ctx, cfg.Listen)
 	if err != nil {
-		store.Close()
+		backend.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	sc := cfg.Server
@@ -85,7 +97,7 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		}
 		if err != nil {
 			ln.Close()
-			store.Close()
+			backend.Close()
 			return nil, fmt.Errorf("server: TLS listener: %w", err)
 		}
 		tlsLn = tls.NewListener(tlsLn, tc)
@@ -101,18 +113,18 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 	if url == "" {
 		url = "http://" + ln.Addr().String()
 	}
-	sc.Store, sc.PublicURL = store, url
+	sc.Store, sc.PublicURL = backend, url
 	srv, err := New(sc)
 	if err != nil {
 		ln.Close()
 		if tlsLn != nil {
 			tlsLn.Close()
 		}
-		store.Close()
+		backend.Close()
 		return nil, err
 	}
 	m.Store(srv.metrics)
-	s := &Service{Server: srv, Store: store, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
+	s := &Service{Server: srv, Store: sqlite, backend: backend, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
 	headerTimeout, readTimeout := cfg.ReadHeaderTimeout, cfg.ReadTimeout
 	if headerTimeout <= 0 {
 		headerTimeout = 5 * time.Second
@@ -180,7 +192,7 @@ func (s *Service) Close() error {
 	err := s.http.Shutdown(ctx)
 	<-s.done
 	s.Server.Close()
-	if cerr := s.Store.Close(); err == nil {
+	if cerr := s.backend.Close(); err == nil {
 		err = cerr
 	}
 	return err

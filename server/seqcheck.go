@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // errSeqAhead: a device reported applying a sequence number the service
@@ -21,7 +21,7 @@ func checkLastSeq(lastSeq, nextSeq uint64) error {
 	if nextSeq > 0 {
 		highest = nextSeq - 1
 	}
-	if lastSeq > highest || lastSeq > storage.MaxSeq {
+	if lastSeq > highest || lastSeq > store.MaxSeq {
 		return fmt.Errorf("last_seq %d: %w (highest %d)", lastSeq, errSeqAhead, highest)
 	}
 	return nil

@@ -22,38 +22,24 @@ import (
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/defaults"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
-// Store is what the service needs from its database.
-type Store interface {
-	CreateDevice(ctx context.Context, d storage.Device) error
-	Device(ctx context.Context, id string) (storage.Device, error)
-	CountDevicesFromSource(ctx context.Context, source string) (int, error)
-	TouchDevice(ctx context.Context, id string, seen time.Time) error
-	SetPower(ctx context.Context, id, power string) error
-	RetireDevice(ctx context.Context, id string, at time.Time) error
-
-	ChannelByToken(ctx context.Context, token string) (storage.Channel, error)
-	Channel(ctx context.Context, id string) (storage.Channel, error)
-	ChannelByApp(ctx context.Context, deviceID, app string) (storage.Channel, error)
-	CountChannels(ctx context.Context, deviceID string) (int, error)
-	CreateChannel(ctx context.Context, c storage.Channel) error
-	SetChannelToken(ctx context.Context, id, token string) error
-	SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error
-	DeleteChannel(ctx context.Context, id string) error
-
-	Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error)
-	Pending(ctx context.Context, deviceID string, after uint64) ([]storage.Queued, error)
-	Ack(ctx context.Context, deviceID string, seq uint64) error
-	// AckLater records an ack without waiting for it to be committed.
-	AckLater(deviceID string, seq uint64)
-}
+// Store is what the service needs from its database: package store's
+// contract, whose doc comment holds the ordering and durability promises
+// the sessions rely on.
+type Store = store.Store
 
 // Config configures a Server. Zero values take the defaults below.
 type Config struct {
 	Store Store
+	// Presence, for a node of a cluster, tells the nodes which one holds
+	// each device; nil for a single node.
+	Presence store.Presence
+	// Quota, for a node of a cluster, counts daily quotas across the
+	// nodes; nil counts them in this process.
+	Quota store.Quota
 	// PublicURL is the base of the channel URIs handed to devices, as cloud
 	// services will reach this server (e.g. http://push.example.com).
 	PublicURL string
@@ -157,17 +143,9 @@ type Server struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
-	// pushed is set when the store tells of each commit (see
-	// session.committed); without it sessions read the queue every time.
-	pushed bool
 	// retirements counts RetireDevice calls, so that a session started
 	// from a device read before a retirement committed is caught.
 	retirements atomic.Uint64
-}
-
-// committedNotifier is what a store offers to tell of each commit.
-type committedNotifier interface {
-	OnCommitted(func(storage.Queued))
 }
 
 // New returns a Server. Call Close to stop its sessions.
@@ -201,26 +179,20 @@ func New(cfg Config) (*Server, error) {
 	cfg.AuthURL = strings.TrimRight(cfg.AuthURL, "/")
 	cfg.Limits = cfg.Limits.withDefaults()
 	g := newGuard(cfg.Limits, cfg.Clock)
+	g.shared, g.log = cfg.Quota, cfg.Logger
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
-	// Before the store is wrapped: the queue count is a method of the
-	// store itself, not of the Store interface.
 	s.metrics.instrument(s, cfg.Store)
+	cfg.Store.OnCommitted(s.committed)
+	if cfg.Presence != nil {
+		cfg.Presence.OnTakeover(s.takenOver)
+	}
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
-	if n, ok := cfg.Store.(committedNotifier); ok {
-		s.pushed = true
-		n.OnCommitted(func(q storage.Queued) {
-			if sess := s.session(q.DeviceID); sess != nil {
-				sess.committed(q)
-			}
-		})
-	}
-	expirer, _ := cfg.Store.(deviceExpirer)
 	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if expirer != nil && cfg.ForgetDevicesAfter > 0 {
+	if cfg.ForgetDevicesAfter > 0 {
 		s.wg.Add(1)
-		go s.expireLoop(expirer)
+		go s.expireLoop(s.cfg.Store)
 	}
 	return s, nil
 }
@@ -309,13 +281,43 @@ func (s *Server) Disconnect(deviceID string) {
 	}
 }
 
+// committed is the store's commit hook. It runs on the store's committer,
+// so it only hands the notification to the device's session, if it has one
+// here, without waiting for anything the session holds.
+func (s *Server) committed(q store.Queued) {
+	if store.IsResync(q) {
+		s.mu.Lock()
+		for _, sess := range s.sessions {
+			sess.resync()
+		}
+		s.mu.Unlock()
+		return
+	}
+	if sess := s.session(q.DeviceID); sess != nil {
+		sess.committed(q)
+	}
+}
+
+// takenOver ends the device's session here if another node took the
+// device after this session started.
+func (s *Server) takenOver(deviceID string, held uint64) {
+	if sess := s.session(deviceID); sess != nil {
+		sess.mu.Lock()
+		older := sess.held < held
+		sess.mu.Unlock()
+		if older {
+			sess.stopWith(wire.CloseReplaced, "the device connected to another node")
+		}
+	}
+}
+
 func (s *Server) session(deviceID string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions[deviceID]
 }
 
-func (s *Server) channelURI(c storage.Channel) string {
+func (s *Server) channelURI(c store.Channel) string {
 	if c.ServiceName != "" {
 		return s.cfg.AuthURL + UnthrottledPath + c.Token
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/clock"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -75,24 +75,32 @@ type session struct {
 
 	// sent is the highest seq written to the device. What is above it
 	// comes from the store, never from a copy handed over by the accepting
-	// request: the store's single committer numbers and commits in order,
-	// so what the store holds is a gap-free prefix, and a merged tile
-	// update replaced in the store cannot be sent stale.
+	// request: the store promises (package store) that no lower number is
+	// committed after a higher one, so what it holds has no hole a later
+	// commit could fill, and a merged tile update replaced in the store
+	// cannot be sent stale.
 	sent      uint64
 	power     string
 	closeCode int
 	closeText string
 	lastPing  time.Time
 	touched   time.Time // when last_seen was last written
+	held      uint64    // the cluster's number for this session's Hold
 	ackWait   ackWait   // for the ack latency metric
+
+	// inbox holds what the store's committer has told of since the writer
+	// last looked (session.committed); resyncing, that the writer must
+	// read the store instead (the inbox overflowed, or the store asked).
+	inbox     []store.Queued
+	resyncing bool
 
 	// qmu guards a copy of the device's queue above sent, so the writer
 	// need not read the store for every notification: primed once it has
-	// been read from the store, then kept up by the store's committer
-	// (session.committed). Lock order: qmu, then mu.
+	// been read from the store, then kept up from the inbox. Only the
+	// writer takes it. Lock order: qmu, then mu.
 	qmu    sync.Mutex
 	primed bool
-	unsent []storage.Queued
+	unsent []store.Queued
 }
 
 func (sess *session) powerLevel() string {
@@ -245,6 +253,17 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		closeConn(conn, wire.CloseUnauthorized, wire.RefusedRetired)
 		return nil
 	}
+	if p := s.cfg.Presence; p != nil {
+		// Other nodes learn the device is here, and one holding it
+		// lets go.
+		held, err := p.Hold(ctx, dev.ID)
+		if err != nil {
+			sess.log.Warn("telling the cluster of the device failed", "err", err)
+		}
+		sess.mu.Lock()
+		sess.held = held
+		sess.mu.Unlock()
+	}
 	sess.touched = s.cfg.Clock.Now()
 	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
 		sess.log.Warn("recording last seen failed", "err", err)
@@ -309,10 +328,16 @@ func (sess *session) end() {
 		sess.log.Warn("recording last seen failed", "err", err)
 	}
 	s.mu.Lock()
-	if s.sessions[sess.id] == sess {
+	live := s.sessions[sess.id] == sess
+	if live {
 		delete(s.sessions, sess.id)
 	}
 	s.mu.Unlock()
+	if p := s.cfg.Presence; p != nil && live {
+		if err := p.Release(context.Background(), sess.id); err != nil {
+			sess.log.Warn("telling the cluster the device left failed", "err", err)
+		}
+	}
 	close(sess.done)
 }
 

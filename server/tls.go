@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // MaxURILength is MPNS's limit on a channel URI, in characters.
@@ -128,7 +128,7 @@ func (s *Server) authenticate(r *http.Request) (outcome, bool) {
 // authorize checks that the sender of a notification to an authenticated
 // channel is the service it was registered for: a valid certificate for
 // another service is 403.
-func (s *Server) authorize(r *http.Request, ch storage.Channel) (outcome, bool) {
+func (s *Server) authorize(r *http.Request, ch store.Channel) (outcome, bool) {
 	if ch.ServiceName == "" {
 		return outcome{}, false
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -17,13 +16,16 @@ import (
 	"strings"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"github.com/heraldpush/herald/server/store"
 )
 
 //go:embed migrations
 var migrations embed.FS
 
-// ErrNotFound is returned when a looked-up row does not exist.
-var ErrNotFound = errors.New("storage: not found")
+// ErrNotFound is returned when a looked-up row does not exist; it is
+// store.ErrNotFound, so the service's callers need not know the backend.
+var ErrNotFound = store.ErrNotFound
 
 // open opens a SQLite database in WAL mode with immediate transactions (so
 // two writers never deadlock upgrading a read lock) and full fsync on commit

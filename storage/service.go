@@ -11,88 +11,32 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/heraldpush/herald/server/store"
 )
 
-// Service-store sentinel errors.
+// The service's model and errors are package store's; the names here keep
+// this package's code short and mean the same values.
+type (
+	Device         = store.Device
+	Channel        = store.Channel
+	Queued         = store.Queued
+	EnqueueOptions = store.EnqueueOptions
+)
+
+// Service-store sentinel errors (package store's).
 var (
-	// ErrExists: a row with the same unique key is already there.
-	ErrExists = errors.New("storage: already exists")
-	// ErrQueueFull: the device's queue is at its bound.
-	ErrQueueFull = errors.New("storage: queue full")
-	// ErrClosed: the store has been closed.
-	ErrClosed = errors.New("storage: closed")
-	// ErrSeqRange: a sequence number above MaxSeq, which SQLite's signed
-	// integers cannot hold with room for the next one.
-	ErrSeqRange = errors.New("storage: sequence number out of range")
+	ErrExists    = store.ErrExists
+	ErrQueueFull = store.ErrQueueFull
+	ErrClosed    = store.ErrClosed
+	ErrSeqRange  = store.ErrSeqRange
 )
 
-// MaxSeq is the highest sequence number the service stores. SQLite
-// integers are signed 64-bit, database/sql refuses a uint64 at or above
-// 2^63, and next_seq must hold MaxSeq+1 without SQLite turning it into a
-// REAL.
-const MaxSeq = 1<<63 - 2
+// MaxSeq is the highest sequence number the service stores (store.MaxSeq).
+const MaxSeq = store.MaxSeq
 
-// Device is a device enrolled with the service.
-type Device struct {
-	ID         string
-	SecretHash []byte
-	Source     string // the address it enrolled from
-	CreatedAt  time.Time
-	LastSeen   time.Time
-	Power      string
-	AckedSeq   uint64
-	// RetiredAt is when the device was retired (RetireDevice); zero if it
-	// was not.
-	RetiredAt time.Time
-	// NextSeq is the number the device's next notification gets: every
-	// number the device can have been sent is below it.
-	NextSeq uint64
-}
-
-// Channel is one app's channel on one device.
-type Channel struct {
-	ID          string
-	DeviceID    string
-	App         string
-	Name        string
-	Token       string
-	ServiceName string
-	Toast       bool
-	Tile        bool
-	Domains     []string
-	Pinned      []string
-	CreatedAt   time.Time
-}
-
-// Queued is a notification the service has accepted and the device has not
-// acknowledged yet.
-type Queued struct {
-	DeviceID   string
-	Seq        uint64
-	ChannelID  string
-	Kind       string
-	Class      int
-	MessageID  string
-	Body       []byte
-	TileKey    string
-	AcceptedAt time.Time
-	DueAt      time.Time
-	// Merged is the sequence number of the queued tile update this one
-	// replaced, 0 if none (set by Enqueue).
-	Merged uint64
-}
-
-// EnqueueOptions bound what Enqueue may do.
-type EnqueueOptions struct {
-	// MaxDepth is the most notifications a device's queue may hold; 0 means
-	// no bound.
-	MaxDepth int
-	// Merge, when set for a notification with a TileKey, is offered the
-	// newest queued entry with the same key. If it returns ok, that entry
-	// is deleted and the notification is stored with the merged body under
-	// a new sequence number (see Enqueue), so the queue keeps its depth.
-	Merge func(older Queued) (merged []byte, ok bool)
-}
+// ServiceStore keeps the store.Store contract.
+var _ store.Store = (*ServiceStore)(nil)
 
 // ServiceStore is the notification service's database. Every write goes
 // through one committer goroutine on one connection: concurrent requests

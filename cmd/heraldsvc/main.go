@@ -61,7 +61,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("heraldsvc serve", strings.TrimSpace(strings.TrimPrefix(strings.SplitN(usage, "\n  heraldsvc send", 2)[0], "usage:\n  ")))
 	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on (also serves Prometheus metrics on /metrics)")
-	db := fs.String("db", "heraldsvc.db", "SQLite database file")
+	db := fs.String("db", "heraldsvc.db", "SQLite database file (without --store)")
+	var ns natsFlags
+	ns.register(fs)
 	public := fs.String("public-url", "", "base URL of channel URIs as senders reach this service (default http://LISTEN)")
 	inactive := fs.Duration("inactive-after", server.DefaultInactiveAfter, "how long a device may be away before senders get 412 and nothing is queued")
 	forget := fs.Duration("forget-devices-after", server.DefaultForgetDevicesAfter,
@@ -111,6 +113,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "heraldsvc serve: TLS flags without --tls-listen")
 		return 2
 	}
+	if err := ns.check(); err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		return 2
+	}
 	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
@@ -139,10 +145,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, PublicURL: *public,
+	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		return 1
+	}
+	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
-		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim}})
+		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		if platform.IsAddrInUse(err) {

@@ -1,0 +1,173 @@
+// Package natstest runs embedded NATS servers with JetStream for tests:
+// loopback ports picked by the OS, state in the test's temp dirs, stopped
+// when the test ends.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// readyWait bounds how long a server (or a cluster's quorum) may take to
+// come up; a failsafe, not a measurement.
+const readyWait = 30 * time.Second
+
+// Server is one embedded NATS server.
+type Server struct {
+	*server.Server
+	Opts *server.Options
+}
+
+// URL is the server's client URL.
+func (s *Server) URL() string { return s.ClientURL() }
+
+func start(t testing.TB, opts *server.Options) *Server {
+	t.Helper()
+	s := launch(t, opts)
+	s.waitReady(t)
+	return s
+}
+
+// launch starts a server without waiting for it to take clients: a
+// clustered server with JetStream is not ready until it has peers.
+func launch(t testing.TB, opts *server.Options) *Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	ns.Start()
+	s := &Server{Server: ns, Opts: opts}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) waitReady(t testing.TB) {
+	t.Helper()
+	if !s.ReadyForConnections(readyWait) {
+		t.Fatalf("nats server %s not ready", s.Opts.ServerName)
+	}
+}
+
+// Stop shuts the server down and waits for it.
+func (s *Server) Stop() {
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+func options(t testing.TB, name string) *server.Options {
+	return &server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true}
+}
+
+// Run starts a single server with JetStream.
+func Run(t testing.TB) *Server {
+	t.Helper()
+	return start(t, options(t, "single"))
+}
+
+// Cluster is n servers routed to each other, one JetStream cluster.
+type Cluster struct {
+	Servers []*Server
+}
+
+// URLs is every server's client URL, comma-separated.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, s := range c.Servers {
+		urls = append(urls, s.URL())
+	}
+	return strings.Join(urls, ",")
+}
+
+// RunCluster starts n servers and waits until JetStream has a meta leader
+// and every server is current, so that R3 streams can be created.
+func RunCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	// A clustered JetStream server needs its routes configured from the
+	// start, so the cluster ports are picked first: the OS gives free
+	// loopback ports, which are closed and handed to the servers.
+	ports := make([]int, n)
+	var routes []*url.URL
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))})
+	}
+	for i := range n {
+		o := options(t, fmt.Sprintf("n%d", i+1))
+		o.Cluster = server.ClusterOpts{Name: "herald-test", Host: "127.0.0.1", Port: ports[i]}
+		o.Routes = routes
+		c.Servers = append(c.Servers, launch(t, o))
+	}
+	for _, s := range c.Servers {
+		s.waitReady(t)
+	}
+	c.WaitReady(t)
+	return c
+}
+
+// WaitReady waits until the cluster has a meta leader and answers
+// JetStream requests.
+func (c *Cluster) WaitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(readyWait)
+	for {
+		if err := c.ready(); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("nats cluster not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) ready() error {
+	leader := false
+	for _, s := range c.Servers {
+		if s.Running() && s.JetStreamIsLeader() {
+			leader = true
+		}
+	}
+	if !leader {
+		return fmt.Errorf("no meta leader")
+	}
+	for _, s := range c.Servers {
+		if !s.Running() {
+			continue
+		}
+		if !s.JetStreamIsCurrent() {
+			return fmt.Errorf("%s not current", s.Opts.ServerName)
+		}
+		nc, err := nats.Connect(s.URL())
+		if err != nil {
+			return err
+		}
+		js, err := jetstream.New(nc)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err = js.AccountInfo(ctx)
+			cancel()
+		}
+		nc.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Opts.ServerName, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/server/store"
+)
+
+// A device's end: retired (refused for good, its key kept to prove it) or
+// deleted after being away too long.
+
+// highestGiven is the highest number the device has been given: its newest
+// queued notification's, or what it acknowledged once its queue is purged.
+func (s *Store) highestGiven(ctx context.Context, id string, acked uint64) (uint64, error) {
+	var last uint64
+	err := retry(ctx, func(ctx context.Context) error {
+		m, err := s.queue.GetLastMsgForSubject(ctx, s.subjectOf(id))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		last = m.Sequence
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("device queue", err)
+	}
+	return max(last, acked), nil
+}
+
+// RetireDevice marks the device retired, deletes its channels and empties
+// its queue. Each step is repeatable, so a retirement cut short by a
+// failover is finished by calling it again.
+func (s *Store) RetireDevice(ctx context.Context, id string, at time.Time) error {
+	if err := s.updateDevice(ctx, id, func(r *deviceRec) bool {
+		r.Retired = at.UnixMilli()
+		return true
+	}); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if err := s.deleteChannels(ctx, id); err != nil {
+		return err
+	}
+	return s.purge(ctx, id, 1<<63)
+}
+
+// deleteChannels deletes every channel of the device, tokens first.
+func (s *Store) deleteChannels(ctx context.Context, deviceID string) error {
+	l, err := s.channels.ListKeysFiltered(ctx, appFilter(deviceID))
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return unavailable("list channels", err)
+	}
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	l.Stop()
+	for _, ak := range keys {
+		e, err := get(ctx, s.channels, ak)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return unavailable("channel", err)
+		}
+		id := string(e.Value())
+		r, _, err := s.getChannel(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var drop []string
+		if err == nil {
+			drop = append(drop, tokenKey(r.Token))
+		}
+		drop = append(drop, ak, channelKey(id))
+		for _, k := range drop {
+			if err := s.channels.Delete(ctx, k); err != nil {
+				return unavailable("delete channel", err)
+			}
+		}
+	}
+	return nil
+}
+
+// ExpiredDevices returns up to limit ids of devices last seen before
+// before. It reads every device: deleting the long-gone is hourly work.
+func (s *Store) ExpiredDevices(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	l, err := s.devices.ListKeysFiltered(ctx, "d.*")
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("list devices", err)
+	}
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	l.Stop()
+	var ids []string
+	for _, k := range keys {
+		if len(ids) >= limit {
+			break
+		}
+		e, err := get(ctx, s.devices, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return ids, unavailable("device", err)
+		}
+		r, err := decodeDevice(e.Value())
+		if err != nil || r.Seen >= before.UnixMilli() {
+			continue
+		}
+		id := r.ID
+		if id == "" {
+			// Recorded before devices kept their id: the key is the id
+			// unless it had to be hashed.
+			id = strings.TrimPrefix(k, "d.")
+			if strings.HasPrefix(id, "=") {
+				continue
+			}
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// DeleteDevice deletes the device if it was still last seen before
+// seenBefore: the device's record goes first, on the revision that was
+// checked, so a device seen meanwhile is kept; then its channels, queue
+// and index.
+func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Time) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, rev, err := s.getDevice(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if r.Seen >= seenBefore.UnixMilli() {
+		return false, nil
+	}
+	err = s.devices.Delete(ctx, deviceKey(id), jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable("delete device", err)
+	}
+	s.known.Delete(id)
+	if err := s.deleteChannels(ctx, id); err != nil {
+		return true, err
+	}
+	if err := s.purge(ctx, id, 1<<63); err != nil {
+		return true, err
+	}
+	if err := s.devices.Delete(ctx, "s."+hash(r.Source)+"."+token(id)); err != nil {
+		return true, unavailable("delete device index", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,91 @@
+package natsstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/heraldpush/herald/internal/natstest"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/natsstore"
+	"github.com/heraldpush/herald/server/store/storetest"
+)
+
+// Each subtest has its own buckets and stream on the shared servers.
+func contract(t *testing.T, urls string, replicas int) {
+	var n atomic.Int64
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: urls, Replicas: replicas,
+			QueueDepth: storetest.Depth, Prefix: fmt.Sprintf("t%d", n.Add(1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestContractSingleServer(t *testing.T) {
+	contract(t, natstest.Run(t).URL(), 1)
+}
+
+func TestContractClusterR3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server cluster")
+	}
+	contract(t, natstest.RunCluster(t, 3).URLs(), 3)
+}
+
+// Concurrent takes from two stores (two nodes) never count past the
+// limit, and a new day starts again.
+func TestQuotaAcrossNodes(t *testing.T) {
+	url := natstest.Run(t).URL()
+	open := func() *natsstore.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "quota"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	nodes := []*natsstore.Store{open(), open()}
+	const limit, tries = 25, 80
+	var taken atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range tries / 8 {
+				ok, err := nodes[i%2].Take(context.Background(), "channel-1", 20500, limit)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					taken.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if taken.Load() != limit {
+		t.Fatalf("took %d, want exactly %d", taken.Load(), limit)
+	}
+	for name, c := range map[string]struct {
+		channel string
+		day     int64
+		limit   int
+		want    bool
+	}{
+		"the next day":      {"channel-1", 20501, limit, true},
+		"another channel":   {"channel-2", 20500, limit, true},
+		"a limit of zero":   {"channel-3", 20500, 0, false},
+		"an odd channel id": {"../x y\x00", 20500, 1, true},
+	} {
+		if ok, err := nodes[0].Take(context.Background(), c.channel, c.day, c.limit); err != nil || ok != c.want {
+			t.Errorf("%s: %v, %v; want %v", name, ok, err, c.want)
+		}
+	}
+}

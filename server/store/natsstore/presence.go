@@ -1,0 +1,204 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/server/store"
+)
+
+// Presence: bucket <prefix>_presence maps a device to the node holding its
+// session; bucket <prefix>_nodes holds a key per live node, refreshed every
+// nodeBeat and gone nodeTTL after its node stops, so a device held by a
+// dead node counts as held by none. A takeover is a core NATS message to
+// <prefix>.takeover.<node>, carrying the device and the Hold's number.
+
+var _ store.Presence = (*Store)(nil)
+
+const (
+	nodeBeat = 2 * time.Second
+	nodeTTL  = 6 * time.Second
+	// liveCache is how long a node's liveness, once read, is believed.
+	liveCache = time.Second
+)
+
+type presence struct {
+	node     string
+	held     jetstream.KeyValue
+	nodes    jetstream.KeyValue
+	sub      *nats.Subscription
+	takeover func(string, uint64)
+	mu       sync.Mutex
+	live     map[string]time.Time // node → when it was last seen alive
+}
+
+func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
+	p := &presence{node: newID()[:16], live: map[string]time.Time{}}
+	var err error
+	if p.held, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_presence", History: 1,
+		Storage: jetstream.FileStorage, Replicas: opts.Replicas}); err != nil {
+		return fmt.Errorf("natsstore: bucket presence: %w", err)
+	}
+	if p.nodes, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_nodes", History: 1,
+		Storage: jetstream.MemoryStorage, Replicas: opts.Replicas, TTL: nodeTTL}); err != nil {
+		return fmt.Errorf("natsstore: bucket nodes: %w", err)
+	}
+	if _, err := p.nodes.Put(ctx, p.node, nil); err != nil {
+		return fmt.Errorf("natsstore: announcing the node: %w", err)
+	}
+	p.sub, err = s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
+		dev, num, ok := strings.Cut(string(m.Data), " ")
+		n, err := strconv.ParseUint(num, 10, 64)
+		if !ok || err != nil {
+			s.log.Warn("natsstore: a malformed takeover", "data", string(m.Data))
+			return
+		}
+		s.pmu.Lock()
+		f := p.takeover
+		s.pmu.Unlock()
+		if f != nil {
+			f(dev, n)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("natsstore: takeover subscription: %w", err)
+	}
+	s.presence = p
+	s.wg.Add(1)
+	go s.beat()
+	return nil
+}
+
+func (s *Store) takeoverSubject(node string) string {
+	return strings.TrimSuffix(s.subject, "q.") + "takeover." + node
+}
+
+// beat keeps this node's key alive.
+func (s *Store) beat() {
+	defer s.wg.Done()
+	t := time.NewTicker(nodeBeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			s.presence.nodes.Delete(ctx, s.presence.node)
+			cancel()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		if _, err := s.presence.nodes.Put(ctx, s.presence.node, nil); err != nil {
+			s.log.Warn("natsstore: announcing the node", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Hold records this node as the device's and tells the previous holder.
+func (s *Store) Hold(ctx context.Context, deviceID string) (uint64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	p := s.presence
+	key := deviceKey(deviceID)
+	prev, err := get(ctx, p.held, key)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, unavailable("presence", err)
+	}
+	rev, err := p.held.Put(ctx, key, []byte(p.node))
+	if err != nil {
+		return 0, unavailable("presence", err)
+	}
+	if prev != nil && string(prev.Value()) != p.node {
+		msg := deviceID + " " + strconv.FormatUint(rev, 10)
+		if err := s.nc.Publish(s.takeoverSubject(string(prev.Value())), []byte(msg)); err != nil {
+			s.log.Warn("natsstore: telling of a takeover", "device", deviceID, "err", err)
+		}
+	}
+	return rev, nil
+}
+
+// Release forgets the device's holder if it is still this node.
+func (s *Store) Release(ctx context.Context, deviceID string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	p := s.presence
+	e, err := get(ctx, p.held, deviceKey(deviceID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return unavailable("presence", err)
+	}
+	if string(e.Value()) != p.node {
+		return nil
+	}
+	err = p.held.Delete(ctx, deviceKey(deviceID), jetstream.LastRevision(e.Revision()))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return unavailable("presence", err)
+	}
+	return nil
+}
+
+// HeldElsewhere reports whether a live node other than this one holds the
+// device.
+func (s *Store) HeldElsewhere(ctx context.Context, deviceID string) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	p := s.presence
+	e, err := get(ctx, p.held, deviceKey(deviceID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable("presence", err)
+	}
+	node := string(e.Value())
+	if node == p.node {
+		return false, nil
+	}
+	p.mu.Lock()
+	seen, ok := p.live[node]
+	p.mu.Unlock()
+	if ok && time.Since(seen) < liveCache {
+		return true, nil
+	}
+	_, err = get(ctx, p.nodes, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable("presence", err)
+	}
+	p.mu.Lock()
+	p.live[node] = time.Now()
+	if len(p.live) > 1024 {
+		clear(p.live) // nodes come and go; the cache only spares reads
+	}
+	p.mu.Unlock()
+	return true, nil
+}
+
+// OnTakeover sets the function told of takeovers by other nodes.
+func (s *Store) OnTakeover(f func(deviceID string, held uint64)) {
+	s.pmu.Lock()
+	s.presence.takeover = f
+	s.pmu.Unlock()
+}
