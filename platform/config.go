@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,7 @@ type Config struct {
 	Socket      string             `toml:"socket"`       // local API socket; "" = DefaultPaths
 	SocketGroup string             `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)
 	UI          string             `toml:"ui"`           // address of the start-screen UI, e.g. 127.0.0.1:8790; "" = off
+	UIHosts     []string           `toml:"ui_hosts"`     // host names the UI also answers to ("name" or "name:port"); the listen address and localhost always
 	Display     string             `toml:"display"`      // toast display backend: auto|log|dbus|macos|windows
 	Power       string             `toml:"power"`        // auto (from the OS) | normal | low | critical
 	LogLevel    string             `toml:"log_level"`    // debug|info|warn|error
@@ -134,6 +136,11 @@ func parseConfig(path string, data []byte) (Config, error) {
 	if c.UI != "" {
 		if _, _, err := net.SplitHostPort(c.UI); err != nil {
 			invalid(fmt.Sprintf("ui %q: want host:port such as 127.0.0.1:8790", c.UI), "ui")
+		}
+	}
+	for _, h := range c.UIHosts {
+		if err := ValidUIHost(h); err != nil {
+			invalid(err.Error(), "ui_hosts")
 		}
 	}
 	apps := make([]string, 0, len(c.Handlers))
@@ -381,4 +388,19 @@ func unquoteBasic(s string) (string, error) {
 		return "", err
 	}
 	return v.K, nil
+}
+
+// ValidUIHost checks a host name the start-screen UI may be reached by
+// (--ui-host, ui_hosts): a name or address, with an optional port; no
+// scheme or path.
+func ValidUIHost(s string) error {
+	if s == "" || len(s) > 255 || strings.ContainsAny(s, "/?#@ \t\\") {
+		return fmt.Errorf("ui host %q: want a host name such as herald.example or herald.example:8791", s)
+	}
+	if name, port, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || name == "" {
+			return fmt.Errorf("ui host %q: bad port", s)
+		}
+	}
+	return nil
 }

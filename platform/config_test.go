@@ -150,6 +150,12 @@ func TestLoadConfigErrors(t *testing.T) {
 			want:    []string{`ui "127.0.0.1"`},
 		},
 		{
+			name:    "ui host with a scheme",
+			body:    "ui_hosts = [\"herald.test\", \"http://evil.example\"]\n",
+			wantErr: ErrInvalidConfig,
+			want:    []string{`ui host "http://evil.example"`},
+		},
+		{
 			name:    "handler without command",
 			body:    "[handlers.app]\ntimeout = \"1s\"\n",
 			wantErr: ErrInvalidConfig,

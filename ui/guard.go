@@ -56,20 +56,6 @@ func newGuard(hosts []string, next http.Handler) *guard {
 	return g
 }
 
-// ValidHost reports whether s is a host name, IP address or host:port that
-// --ui-host accepts.
-func ValidHost(s string) error {
-	if s == "" || len(s) > 255 || strings.ContainsAny(s, "/?#@ \t\\") {
-		return fmt.Errorf("ui host %q: want a host name such as herald.example or herald.example:8791", s)
-	}
-	if name, port, err := net.SplitHostPort(s); err == nil {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || name == "" {
-			return fmt.Errorf("ui host %q: bad port", s)
-		}
-	}
-	return nil
-}
-
 // normalHost lower-cases a configured host and drops a final dot and IPv6
 // brackets, as splitHost does for a request's.
 func normalHost(h string) string {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/ui"
 )
 
@@ -218,13 +219,13 @@ func TestGuardHosts(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "http://herald.test", "a/b", "x:0", "x:70000", "a b"} {
-		if ui.ValidHost(bad) == nil {
-			t.Errorf("ValidHost(%q) accepted", bad)
+		if platform.ValidUIHost(bad) == nil {
+			t.Errorf("ValidUIHost(%q) accepted", bad)
 		}
 	}
 	for _, good := range []string{"herald.test", "box.lan:8080", "192.168.1.5", "[::1]:8791"} {
-		if err := ui.ValidHost(good); err != nil {
-			t.Errorf("ValidHost(%q): %v", good, err)
+		if err := platform.ValidUIHost(good); err != nil {
+			t.Errorf("ValidUIHost(%q): %v", good, err)
 		}
 	}
 }

@@ -64,6 +64,8 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
 	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	var uiHosts cli.Strings
+	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa or herald.home.arpa:8791 (repeatable; adds to ui_hosts)")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
@@ -91,6 +93,12 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	override("display", &cfg.Display, *display)
 	override("log-level", &cfg.LogLevel, *logLevel)
 	override("ui", &cfg.UI, *uiAddr)
+	for _, h := range uiHosts {
+		if err := platform.ValidUIHost(h); err != nil {
+			return settings{}, fs, fmt.Errorf("--ui-host: %w", err)
+		}
+	}
+	cfg.UIHosts = append(cfg.UIHosts, uiHosts...)
 	cfg.ApplyDefaults(paths)
 	limit, err := memoryLimit(*memLimit, os.LookupEnv)
 	if err != nil {
@@ -213,7 +221,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		serviceURL = svc.URL()
 	}
 	phone := &ui.Single{}
-	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts})
 	d, err := daemon.New(daemon.Config{Service: serviceURL, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
 		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers,
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})

@@ -26,7 +26,7 @@ func TestEmulateProcess(t *testing.T) {
 	}
 	sock := testenv.SocketPath(t)
 	cmd := exec.Command(bin, "emulate", "--devices", "2", "--data", t.TempDir(), "--socket", sock,
-		"--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0")
+		"--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0", "--ui-host", "herald.test")
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -118,6 +118,26 @@ func TestEmulateProcess(t *testing.T) {
 	r.Body.Close()
 	if len(phones) != 2 || phones[1].Name != "phone-0002" {
 		t.Fatalf("phones %+v", phones)
+	}
+
+	// The UI answers its own address and the --ui-host name, nothing else
+	// (a name rebound to 127.0.0.1 by another site's DNS).
+	for _, tt := range []struct {
+		host   string
+		status int
+	}{{"", 200}, {"herald.test", 200}, {"evil.example", 421}} {
+		req, _ := http.NewRequest(http.MethodGet, uiURL+"api/phones", nil)
+		if tt.host != "" {
+			req.Host = tt.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("UI with Host %q: %d, want %d", tt.host, resp.StatusCode, tt.status)
+		}
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
