@@ -28,7 +28,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("PATCH /v1/apps/{app}/channel/bindings", d.handleBind)
 	mux.HandleFunc("POST /v1/apps/{app}/pins", d.handlePin)
 	mux.HandleFunc("GET /v1/apps/{app}/events", d.handleEvents)
-	return d.observeAPI(mux)
+	return d.observeAPI(d.guardPeer(mux))
 }
 
 func (d *Daemon) serveAPI(ctx context.Context, ln net.Listener) {
@@ -37,6 +37,7 @@ func (d *Daemon) serveAPI(ctx context.Context, ln net.Listener) {
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       ConnContext(d.cfg.PeerCred),
 	}
 	go func() {
 		<-ctx.Done()
@@ -164,6 +165,10 @@ func (d *Daemon) handleChannels(w http.ResponseWriter, r *http.Request) {
 	out := make([]app.Channel, 0, len(chans))
 	for _, c := range chans {
 		out = append(out, toAppChannel(c))
+	}
+	if err := d.withOwners(r.Context(), out); err != nil {
+		fail(w, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

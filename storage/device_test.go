@@ -230,3 +230,36 @@ func TestDeviceFilesPrivate(t *testing.T) {
 		})
 	}
 }
+
+// The first claim of an app id wins; each phone of a database has its own
+// owners.
+func TestAppOwners(t *testing.T) {
+	d := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db"))
+	ctx := context.Background()
+	p1, p2 := d.Phone("phone-1"), d.Phone("phone-2")
+	if _, err := p1.AppOwner(ctx, "mail"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("owner before any claim: %v", err)
+	}
+	steps := []struct {
+		store *DeviceStore
+		app   string
+		uid   uint32
+		want  uint32
+	}{
+		{p1, "mail", 1001, 1001},
+		{p1, "mail", 1002, 1001},
+		{p1, "mail", 0, 1001},
+		{p2, "mail", 1002, 1002},
+		{p1, "news", 4294967294, 4294967294},
+	}
+	for _, s := range steps {
+		got, err := s.store.ClaimApp(ctx, s.app, s.uid, devT0)
+		if err != nil || got != s.want {
+			t.Fatalf("%s claimed by %d: owner %d, %v; want %d", s.app, s.uid, got, err, s.want)
+		}
+	}
+	owners, err := p1.AppOwners(ctx)
+	if err != nil || len(owners) != 2 || owners["mail"] != 1001 || owners["news"] != 4294967294 {
+		t.Fatalf("owners %v, %v", owners, err)
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -233,9 +235,9 @@ func listCmd(what string, args []string, stdout, stderr io.Writer) int {
 			printJSON(stdout, chans)
 			return 0
 		}
-		fmt.Fprintln(tw, "APP\tCHANNEL\tTOAST\tTILE\tURI")
+		fmt.Fprintln(tw, "APP\tOWNER\tCHANNEL\tTOAST\tTILE\tURI")
 		for _, ch := range chans {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\n", ch.App, ch.Name, ch.Toast, ch.Tile, ch.URI)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\n", ch.App, ownerName(ch.OwnerUID), ch.Name, ch.Toast, ch.Tile, ch.URI)
 		}
 	case "tiles":
 		tiles, err := c.Tiles(ctx, *appID)
@@ -274,6 +276,19 @@ func listCmd(what string, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// ownerName shows an app's owner as its user name, or its uid when the
+// name is unknown here.
+func ownerName(uid *uint32) string {
+	if uid == nil {
+		return "-"
+	}
+	id := strconv.FormatUint(uint64(*uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
 }
 
 func orDash(s string) string {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -93,12 +94,19 @@ func TestEmulateProcess(t *testing.T) {
 		code, out, _ := cli("toasts", "--json", "--device", "phone-0002")
 		return code == 0 && strings.Contains(out, `"text1": "Hello"`)
 	})
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args     []string
 		code     int
 		contains string
 	}{
 		{[]string{"toasts", "--json", "--device", "phone-0001"}, 0, "[]"},
+		// The app id belongs to the user whose process opened it.
+		{[]string{"channels", "--device", "phone-0002"}, 0, "demo  " + me.Username},
+		{[]string{"channels", "--json", "--device", "phone-0002"}, 0, `"owner_uid": ` + me.Uid},
 		{[]string{"channels", "--device", "phone-0001"}, 0, "APP"},
 		{[]string{"status", "--device", "phone-0009"}, 1, `unknown device "phone-0009"`},
 	}
