@@ -193,6 +193,8 @@ func TestAppOwnership(t *testing.T) {
 		{"POST", "/v1/apps/mail/pins", `{"tile_id":"/Steal.xaml"}`},
 		{"GET", "/v1/apps/mail/events", ""},
 		{"GET", "/v1/apps/mai%6C/channel", ""},
+		{"GET", "/v1/apps/x/../mail/channel", ""},
+		{"DELETE", "//v1/apps/mail/channel", ""},
 		{"PUT", "/v1/power", `{"level":"critical"}`},
 	}
 	for _, a := range attacks {
