@@ -153,7 +153,12 @@ func (d *Daemon) guardDevice(w http.ResponseWriter, r *http.Request, uid uint32,
 			fmt.Sprintf("only root or the daemon's user may change device settings; user %d may not", uid))
 		return
 	}
-	if !listPaths[r.URL.Path] {
+	filter := onlyOwned
+	switch {
+	case listPaths[r.URL.Path]:
+	case r.URL.Path == app.APIVersion+"/status":
+		filter = onlyOwnedRunning
+	default:
 		next.ServeHTTP(w, r)
 		return
 	}
@@ -166,7 +171,7 @@ func (d *Daemon) guardDevice(w http.ResponseWriter, r *http.Request, uid uint32,
 	next.ServeHTTP(rec, r)
 	body := rec.body.Bytes()
 	if rec.status == http.StatusOK {
-		if body, err = onlyOwned(body, owners, uid); err != nil {
+		if body, err = filter(body, owners, uid); err != nil {
 			fail(w, err)
 			return
 		}
@@ -197,6 +202,30 @@ func onlyOwned(body []byte, owners map[string]uint32, uid uint32) ([]byte, error
 		}
 	}
 	out, err := json.Marshal(kept)
+	return append(out, '\n'), err
+}
+
+// onlyOwnedRunning keeps, of the status's running apps, those uid owns;
+// the rest of the status is the device's (link, power, counts).
+func onlyOwnedRunning(body []byte, owners map[string]uint32, uid uint32) ([]byte, error) {
+	var st map[string]json.RawMessage
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("filtering the status: %w", err)
+	}
+	var running []string
+	if raw, ok := st["running_apps"]; ok {
+		if err := json.Unmarshal(raw, &running); err != nil {
+			return nil, fmt.Errorf("filtering the status: %w", err)
+		}
+	}
+	kept := []string{}
+	for _, a := range running {
+		if owner, ok := owners[a]; ok && owner == uid {
+			kept = append(kept, a)
+		}
+	}
+	st["running_apps"], _ = json.Marshal(kept)
+	out, err := json.Marshal(st)
 	return append(out, '\n'), err
 }
 

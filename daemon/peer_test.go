@@ -94,18 +94,18 @@ func (u *asUser) do(t *testing.T, method, path, body string) (int, string, []byt
 }
 
 // listen opens the app's event stream as the user; it returns the
-// handshake's status.
-func (u *asUser) listen(t *testing.T, appID string) int {
+// handshake's status and the stream, if it opened.
+func (u *asUser) listen(t *testing.T, appID string) (int, *websocket.Conn) {
 	t.Helper()
 	d := websocket.Dialer{NetDialContext: func(context.Context, string, string) (net.Conn, error) { return u.dial() }, HandshakeTimeout: 10 * time.Second}
 	c, resp, err := d.Dial("ws://herald/v1/apps/"+appID+"/events", nil)
 	if c != nil {
-		c.Close()
+		t.Cleanup(func() { c.Close() })
 	}
 	if resp == nil {
 		t.Fatalf("event stream: %v", err)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, c
 }
 
 func sendToast(t *testing.T, uri, text string) {
@@ -205,7 +205,7 @@ func TestAppOwnership(t *testing.T) {
 			}
 		})
 	}
-	if status := bob.listen(t, "mail"); status != http.StatusForbidden {
+	if status, _ := bob.listen(t, "mail"); status != http.StatusForbidden {
 		t.Fatalf("bob's event stream for mail: %d", status)
 	}
 	// Lists: bob sees his own app only, never alice's channel URI or toast.
@@ -239,8 +239,16 @@ func TestAppOwnership(t *testing.T) {
 	if status, _, body := alice.do(t, "GET", "/v1/toasts", ""); status != http.StatusOK || !strings.Contains(string(body), "for alice") || strings.Contains(string(body), "chat") {
 		t.Errorf("alice's toasts: %d %s", status, body)
 	}
-	if status := alice.listen(t, "mail"); status != http.StatusSwitchingProtocols {
-		t.Errorf("alice's event stream: %d", status)
+	if status, _ := alice.listen(t, "mail"); status != http.StatusSwitchingProtocols {
+		t.Fatalf("alice's event stream: %d", status)
+	}
+	// While mail runs the daemon's user sees it running, bob does not.
+	testenv.Eventually(t, 10*time.Second, "mail running", func() bool {
+		st, err := d.Client.Status(context.Background())
+		return err == nil && len(st.Running) == 1 && st.Running[0] == "mail"
+	})
+	if status, _, body := bob.do(t, "GET", "/v1/status", ""); status != http.StatusOK || strings.Contains(string(body), "mail") || !strings.Contains(string(body), `"connected":true`) {
+		t.Errorf("bob's status: %d %s", status, body)
 	}
 	// The daemon's own user (the real credentials of this process) acts
 	// for any app and sees every owner.
