@@ -26,6 +26,9 @@ type Channel struct {
 	Pinned      []string  `json:"pinned"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// OwnerUID is the Unix user the app id belongs to (in lists; absent
+	// for an app no user has claimed).
+	OwnerUID *uint32 `json:"owner_uid,omitempty"`
 }
 
 // OpenRequest opens (or finds) an app's channel: POST /v1/apps/{app}/channel.
@@ -183,6 +186,9 @@ const (
 	CodeBadRequest        = "BadRequest"
 	CodeNotFound          = "NotFound"
 	CodeInternal          = "Internal"
+	// CodeUnauthorizedAccess: the app id belongs to another Unix user, or
+	// only root or the daemon's user may make the change.
+	CodeUnauthorizedAccess = "UnauthorizedAccess"
 )
 
 // ErrorResponse is the body of every local API error.

@@ -29,7 +29,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("PATCH /v1/apps/{app}/channel/bindings", d.handleBind)
 	mux.HandleFunc("POST /v1/apps/{app}/pins", d.handlePin)
 	mux.HandleFunc("GET /v1/apps/{app}/events", d.handleEvents)
-	return d.observeAPI(mux)
+	return d.observeAPI(d.guardPeer(mux))
 }
 
 // singlePhone refuses requests that name an emulated phone: a daemon is
@@ -56,6 +56,7 @@ func (d *Daemon) serveAPI(ctx context.Context, ln net.Listener) {
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       ConnContext(d.cfg.PeerCred),
 	}
 	go func() {
 		<-ctx.Done()
@@ -175,6 +176,9 @@ func learnedIdle(l channel.Learned) string {
 
 func (d *Daemon) handleChannels(w http.ResponseWriter, r *http.Request) {
 	v, err := d.Channels(r.Context(), r.URL.Query().Get("app"))
+	if err == nil {
+		err = d.withOwners(r.Context(), v)
+	}
 	answer(w, v, err)
 }
 

@@ -53,7 +53,10 @@ type Config struct {
 	// use the local API besides the daemon's own user: the socket is then
 	// mode 0660 and group-owned. Empty means owner only (0600).
 	SocketGroup string
-	Display     ToastDisplay
+	// PeerCred tells the user at the other end of a socket connection
+	// (default SocketPeerUID); tests put other users there.
+	PeerCred PeerCred
+	Display  ToastDisplay
 	// PowerSource reports the OS's power level when no level has been set
 	// with SetPower; nil means normal.
 	PowerSource func() (platform.PowerLevel, error)

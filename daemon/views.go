@@ -88,7 +88,9 @@ func (d *Daemon) PendingEvents(ctx context.Context, appID string, limit int) ([]
 	return out, nil
 }
 
-// toAppChannel converts a stored channel to the API's. The two have the
-// same fields, so the conversion is direct and a field added to one but not
-// the other stops the build.
-func toAppChannel(c storage.LocalChannel) app.Channel { return app.Channel(c) }
+// toAppChannel converts a stored channel to the API's. The owner is not
+// the channel's but its app id's (withOwners fills it in for lists).
+func toAppChannel(c storage.LocalChannel) app.Channel {
+	return app.Channel{App: c.App, Name: c.Name, ChannelID: c.ChannelID, URI: c.URI, ServiceName: c.ServiceName,
+		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}

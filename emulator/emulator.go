@@ -57,6 +57,10 @@ type Config struct {
 	// StartTimeout is how long a phone may take to connect before the
 	// next one starts anyway (default DefaultStartTimeout).
 	StartTimeout time.Duration
+	// PeerCred tells the user at the other end of a local API connection
+	// (default daemon.SocketPeerUID); each phone binds its app ids to
+	// users as a real device does.
+	PeerCred daemon.PeerCred
 }
 
 // Start-up defaults.
@@ -244,7 +248,7 @@ func (e *Emulator) Handler() http.Handler {
 // Serve serves Handler on a Unix socket until ctx ends.
 func (e *Emulator) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+		BaseContext: func(net.Listener) context.Context { return ctx }, ConnContext: daemon.ConnContext(e.cfg.PeerCred)}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -48,19 +48,20 @@ var (
 // ApplyDefaults fills the defaults in, and `herald config` prints the result,
 // which loads back unchanged.
 type Config struct {
-	Service     string `toml:"service"`      // notification service URL; "" = start the embedded one on loopback
-	Insecure    bool   `toml:"insecure"`     // allow a plain http:// service that is not on loopback
-	ServiceCA   string `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
-	ServicePin  string `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
-	Listen      string `toml:"listen"`       // the embedded service's address (when service is ""); "" = DefaultListen
-	Data        string `toml:"data"`         // data directory; "" = DefaultPaths
-	Socket      string `toml:"socket"`       // local API socket; "" = DefaultPaths
-	SocketGroup string `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)
-	UI          string `toml:"ui"`           // address of the start-screen UI, e.g. 127.0.0.1:8791; "" = off
-	Display     string `toml:"display"`      // toast display backend: auto|log|dbus|macos|windows
-	Power       string `toml:"power"`        // auto (from the OS) | normal | low | critical
-	LogLevel    string `toml:"log_level"`    // debug|info|warn|error
-	MemoryLimit string `toml:"memory_limit"` // Go's soft memory limit, e.g. "10MiB", or "off"; see ParseSize
+	Service     string   `toml:"service"`      // notification service URL; "" = start the embedded one on loopback
+	Insecure    bool     `toml:"insecure"`     // allow a plain http:// service that is not on loopback
+	ServiceCA   string   `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
+	ServicePin  string   `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
+	Listen      string   `toml:"listen"`       // the embedded service's address (when service is ""); "" = DefaultListen
+	Data        string   `toml:"data"`         // data directory; "" = DefaultPaths
+	Socket      string   `toml:"socket"`       // local API socket; "" = DefaultPaths
+	SocketGroup string   `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)
+	UI          string   `toml:"ui"`           // address of the start-screen UI, e.g. 127.0.0.1:8791; "" = off
+	UIHosts     []string `toml:"ui_hosts"`     // host names the UI also answers to ("name" or "name:port"); the listen address and localhost always
+	Display     string   `toml:"display"`      // toast display backend: auto|log|dbus|macos|windows
+	Power       string   `toml:"power"`        // auto (from the OS) | normal | low | critical
+	LogLevel    string   `toml:"log_level"`    // debug|info|warn|error
+	MemoryLimit string   `toml:"memory_limit"` // Go's soft memory limit, e.g. "10MiB", or "off"; see ParseSize
 	// The device database's bounded history (see the defaults' reasons).
 	ToastsKept   int                `toml:"toasts_kept"`    // toasts kept per phone; 0 = DefaultToastsKept
 	ToastsMaxAge Duration           `toml:"toasts_max_age"` // toasts older than this are deleted; 0 = DefaultToastsMaxAge
@@ -195,6 +196,11 @@ func parseConfig(path string, data []byte) (Config, error) {
 			invalid(fmt.Sprintf("%s %s: must not be negative (0 for the default)", d.key, d.v), d.key)
 		}
 	}
+	for _, h := range c.UIHosts {
+		if err := ValidUIHost(h); err != nil {
+			invalid(err.Error(), "ui_hosts")
+		}
+	}
 	apps := make([]string, 0, len(c.Handlers))
 	for app := range c.Handlers {
 		apps = append(apps, app)
@@ -270,6 +276,10 @@ func (c *Config) ApplyDefaults(p Paths) {
 	fill(&c.Display, "auto")
 	fill(&c.Power, "auto")
 	fill(&c.LogLevel, "info")
+	if c.UIHosts == nil {
+		// Printed as [] by `herald config`, so the key is there to edit.
+		c.UIHosts = []string{}
+	}
 	if c.ToastsKept == 0 {
 		c.ToastsKept = DefaultToastsKept
 	}
@@ -501,4 +511,19 @@ func unquoteBasic(s string) (string, error) {
 		return "", err
 	}
 	return v.K, nil
+}
+
+// ValidUIHost checks a host name the start-screen UI may be reached by
+// (--ui-host, ui_hosts): a name or address, with an optional port; no
+// scheme or path.
+func ValidUIHost(s string) error {
+	if s == "" || len(s) > 255 || strings.ContainsAny(s, "/?#@ \t\\") {
+		return fmt.Errorf("ui host %q: want a host name such as herald.example or herald.example:8791", s)
+	}
+	if name, port, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || name == "" {
+			return fmt.Errorf("ui host %q: bad port", s)
+		}
+	}
+	return nil
 }

@@ -157,6 +157,12 @@ func TestLoadConfigErrors(t *testing.T) {
 			want:    []string{`ui "127.0.0.1"`},
 		},
 		{
+			name:    "ui host with a scheme",
+			body:    "ui_hosts = [\"herald.test\", \"http://evil.example\"]\n",
+			wantErr: ErrInvalidConfig,
+			want:    []string{`ui host "http://evil.example"`},
+		},
+		{
 			name:    "handler without command",
 			body:    "[handlers.app]\ntimeout = \"1s\"\n",
 			wantErr: ErrInvalidConfig,
@@ -275,13 +281,13 @@ func TestApplyDefaults(t *testing.T) {
 	p := Paths{DataDir: "/d", Socket: "/s", ConfigFile: "/c"}
 	var c Config
 	c.ApplyDefaults(p)
-	want := Config{Data: "/d", Socket: "/s", Listen: DefaultListen, Display: "auto", Power: "auto", LogLevel: "info",
+	want := Config{Data: "/d", Socket: "/s", Listen: DefaultListen, Display: "auto", Power: "auto", LogLevel: "info", UIHosts: []string{},
 		ToastsKept: DefaultToastsKept, ToastsMaxAge: Duration{DefaultToastsMaxAge},
 		EventsKept: DefaultEventsKept, EventsMaxAge: Duration{DefaultEventsMaxAge}}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("ApplyDefaults on zero = %+v, want %+v", c, want)
 	}
-	set := Config{Data: "/x", Socket: "/y", Listen: ":1", Display: "log", Power: "low", LogLevel: "warn",
+	set := Config{Data: "/x", Socket: "/y", Listen: ":1", Display: "log", Power: "low", LogLevel: "warn", UIHosts: []string{"h"},
 		ToastsKept: 3, ToastsMaxAge: Duration{time.Hour}, EventsKept: 4, EventsMaxAge: Duration{time.Minute}}
 	got := set
 	got.ApplyDefaults(p)

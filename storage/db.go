@@ -31,6 +31,9 @@ var ErrNotFound = store.ErrNotFound
 // two writers never deadlock upgrading a read lock) and full fsync on commit
 // (so a commit that returned survives power loss, not just a crash).
 func open(ctx context.Context, file, schema string) (*sql.DB, error) {
+	if err := createPrivate(file); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Set("_txlock", "immediate")
 	q.Set("_journal_mode", "WAL")

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -183,5 +184,82 @@ func TestApplyTxLookups(t *testing.T) {
 	}
 	if c["seen"] != 2 {
 		t.Errorf("counter seen = %d, want 2 (one per round)", c["seen"])
+	}
+}
+
+// The device database and its -wal and -shm files are 0600 even in a
+// directory others may read (a data directory prepared 0755 by hand or by
+// a package), and a database an earlier version left 0644 is tightened.
+func TestDeviceFilesPrivate(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		existing os.FileMode // 0: no file before the open
+	}{
+		{"new database", 0},
+		{"database left 0644", 0o644},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, "herald.db")
+			if tt.existing != 0 {
+				if err := os.WriteFile(file, nil, tt.existing); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(file, tt.existing)
+			}
+			d := openTestDevice(t, file)
+			// A write, so the WAL and its index exist.
+			if err := d.Phone("").SaveIdentity(context.Background(), Identity{Service: "http://svc", DeviceID: "d", Secret: "s", EnrolledAt: devT0}); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{file, file + "-wal", file + "-shm"} {
+				st, err := os.Stat(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != 0o600 {
+					t.Errorf("%s: mode %v, want 0600", filepath.Base(name), st.Mode().Perm())
+				}
+			}
+		})
+	}
+}
+
+// The first claim of an app id wins; each phone of a database has its own
+// owners.
+func TestAppOwners(t *testing.T) {
+	d := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db"))
+	ctx := context.Background()
+	p1, p2 := d.Phone("phone-1"), d.Phone("phone-2")
+	if _, err := p1.AppOwner(ctx, "mail"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("owner before any claim: %v", err)
+	}
+	steps := []struct {
+		store *DeviceStore
+		app   string
+		uid   uint32
+		want  uint32
+	}{
+		{p1, "mail", 1001, 1001},
+		{p1, "mail", 1002, 1001},
+		{p1, "mail", 0, 1001},
+		{p2, "mail", 1002, 1002},
+		{p1, "news", 4294967294, 4294967294},
+	}
+	for _, s := range steps {
+		got, err := s.store.ClaimApp(ctx, s.app, s.uid, devT0)
+		if err != nil || got != s.want {
+			t.Fatalf("%s claimed by %d: owner %d, %v; want %d", s.app, s.uid, got, err, s.want)
+		}
+	}
+	owners, err := p1.AppOwners(ctx)
+	if err != nil || len(owners) != 2 || owners["mail"] != 1001 || owners["news"] != 4294967294 {
+		t.Fatalf("owners %v, %v", owners, err)
 	}
 }

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +23,50 @@ import (
 	"github.com/heraldpush/herald/ui"
 )
 
-func post(t *testing.T, url, body string) (int, map[string]any) {
+// pages holds a session per UI base URL, as the page in a browser holds
+// its cookie and token.
+var pages sync.Map // base URL → *page
+
+type page struct {
+	client *http.Client
+	token  string
+}
+
+// pageFor starts a session with the UI at base, as the page does on load.
+func pageFor(t *testing.T, base string) *page {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if p, ok := pages.Load(base); ok {
+		return p.(*page)
+	}
+	jar, _ := cookiejar.New(nil)
+	p := &page{client: &http.Client{Jar: jar}}
+	resp, err := p.client.Get(base + ui.SessionPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Token == "" {
+		t.Fatalf("session: %d %v", resp.StatusCode, err)
+	}
+	p.token = out.Token
+	pages.Store(base, p)
+	return p
+}
+
+// post sends a change as the page does: JSON, with its session's cookie
+// and token.
+func post(t *testing.T, rawURL, body string) (int, map[string]any) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pageFor(t, u.Scheme+"://"+u.Host)
+	req, _ := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ui.TokenHeader, p.token)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +74,7 @@ func post(t *testing.T, url, body string) (int, map[string]any) {
 	b, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s: not JSON: %s", url, b)
+		t.Fatalf("%s: not JSON: %s", rawURL, b)
 	}
 	return resp.StatusCode, out
 }
@@ -119,7 +163,9 @@ func TestComposeAndControls(t *testing.T) {
 		if tt.origin != "" {
 			req.Header.Set("Origin", tt.origin)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		p := pageFor(t, e.url)
+		req.Header.Set(ui.TokenHeader, p.token)
+		resp, err := p.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ import (
 const chromium = "/usr/bin/chromium"
 
 // browser starts headless Chromium for one test.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("browser test skipped: %s is missing (apt-get install -y chromium; .ci/run installs it)", chromium)
@@ -41,6 +41,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1180, 800),
 	}
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	// The browser lives as long as the context of the first Run, which
 	// therefore has no timeout; each later step gets one.

@@ -57,6 +57,10 @@ type Config struct {
 	// Client sends the compose panel's notifications (default: 15 s
 	// timeout, the limit MPNS recommended to senders).
 	Client *http.Client
+	// Hosts are host names the page is also served under (--ui-host), as
+	// "name" (any port, e.g. behind a proxy) or "name:port". The listen
+	// address and localhost always work; any other Host is refused.
+	Hosts []string
 }
 
 // Limits of what the page keeps and shows.
@@ -150,7 +154,7 @@ func (u *UI) Handler() http.Handler {
 	mux.HandleFunc("POST /api/pin", u.phone(u.handlePin))
 	mux.HandleFunc("POST /api/compose", u.phone(u.handleCompose))
 	mux.Handle("GET "+MetricsPath, u.metricsHandler())
-	return sameOrigin(mux)
+	return newGuard(u.cfg.Hosts, sameOrigin(mux))
 }
 
 // sameOrigin refuses changes that another web page could make through the

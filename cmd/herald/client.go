@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"os/user"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -251,9 +253,9 @@ func listCmd(what string, args []string, stdout, stderr io.Writer) int {
 			printJSON(stdout, chans)
 			return 0
 		}
-		fmt.Fprintln(tw, "APP\tCHANNEL\tTOAST\tTILE\tURI")
+		fmt.Fprintln(tw, "APP\tOWNER\tCHANNEL\tTOAST\tTILE\tURI")
 		for _, ch := range chans {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\n", ch.App, ch.Name, ch.Toast, ch.Tile, ch.URI)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\n", ch.App, ownerName(ch.OwnerUID), ch.Name, ch.Toast, ch.Tile, ch.URI)
 		}
 	case "tiles":
 		tiles, err := c.Tiles(ctx, *appID)
@@ -292,6 +294,19 @@ func listCmd(what string, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// ownerName shows an app's owner as its user name, or its uid when the
+// name is unknown here.
+func ownerName(uid *uint32) string {
+	if uid == nil {
+		return "-"
+	}
+	id := strconv.FormatUint(uint64(*uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
 }
 
 func orDash(s string) string {

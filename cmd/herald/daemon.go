@@ -68,6 +68,8 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	insecure := fs.Bool("insecure", false, "allow a plain http:// service that is not on loopback (device secret proofs and notifications travel unencrypted)")
 	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https service's certificate must chain to (default: the system's roots)")
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")
+	var uiHosts cli.Strings
+	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa or herald.home.arpa:8791 (repeatable; adds to ui_hosts)")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -105,6 +107,12 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	}
 	override("listen", &cfg.Listen, *listen)
 	override("memory-limit", &cfg.MemoryLimit, *memLimit)
+	for _, h := range uiHosts {
+		if err := platform.ValidUIHost(h); err != nil {
+			return settings{}, fs, fmt.Errorf("--ui-host: %w", err)
+		}
+	}
+	cfg.UIHosts = append(cfg.UIHosts, uiHosts...)
 	cfg.ApplyDefaults(paths)
 	limit, err := memoryLimit(cfg.MemoryLimit, os.LookupEnv)
 	if err != nil {
@@ -250,7 +258,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		serviceURL = svc.URL()
 	}
 	phone := &ui.Single{}
-	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui")})
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts})
 	effective, err := effectiveConfig(s)
 	if err != nil {
 		return err

@@ -35,8 +35,9 @@ func newClient(fs *flag.FlagSet, socket string) *app.Client {
 }
 
 // startUI serves the start-screen page on addr until ctx ends. The page
-// has no authentication (it can send notifications and change the phones'
-// state), so anything but loopback gets a warning.
+// keeps other web pages out (host names, origin, session token) but has no
+// login: anyone who can reach the address can use it, so anything but
+// loopback gets a warning.
 func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -68,11 +69,13 @@ func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger)
 
 func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	paths := platform.DefaultPaths(userMode())
-	fs := cli.NewFlagSet("herald emulate", "herald emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--data DIR] [--socket PATH] [--inactive-after D] [--queue-depth N] [--daily-quota N]")
+	fs := cli.NewFlagSet("herald emulate", "herald emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--ui-host NAME]... [--data DIR] [--socket PATH] [--inactive-after D] [--queue-depth N] [--daily-quota N]")
 	devices := fs.Int("devices", 1, "how many phones to run")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
 	listen := fs.String("listen", DefaultEmulatorListen, "address of the embedded notification service")
 	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793")
+	var uiHosts cli.Strings
+	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa (repeatable)")
 	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
 	socket := fs.String("socket", app.SocketFromEnv(emulatorSocket(paths)), "local API socket for every phone (pick one with --device or the "+app.DeviceHeader+" header; env HERALD_SOCKET)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
@@ -104,6 +107,12 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	case *quota == 0 || *quota < -1:
 		fmt.Fprintf(stderr, "herald emulate: --daily-quota %d must be positive, or -1 for none\n", *quota)
 		return 2
+	}
+	for _, h := range uiHosts {
+		if err := platform.ValidUIHost(h); err != nil {
+			fmt.Fprintf(stderr, "herald emulate: --ui-host: %v\n", err)
+			return 2
+		}
 	}
 	embedded := *service == ""
 	if !embedded {
@@ -157,7 +166,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer emu.Close()
 	if *uiAddr != "" {
-		page = ui.New(ui.Config{Phones: emu, Logger: log.With("part", "ui")})
+		page = ui.New(ui.Config{Phones: emu, Logger: log.With("part", "ui"), Hosts: uiHosts})
 	}
 
 	ln, err := platform.ListenSocket(*socket, "")

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
+	"os/user"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
+	"github.com/heraldpush/herald/ui"
 )
 
 // emulatorProc is a `herald emulate` process started by startEmulator.
@@ -81,7 +84,7 @@ func (e *emulatorProc) cli(args ...string) (int, string, string) {
 // TestEmulateProcess runs `herald emulate` as a real process and drives one
 // of its phones with the CLI's --device.
 func TestEmulateProcess(t *testing.T) {
-	e := startEmulator(t, "--devices", "2")
+	e := startEmulator(t, "--devices", "2", "--ui-host", "herald.test")
 	sock, uiURL, cmd, exited, stderr := e.sock, e.uiURL, e.cmd, e.exited, e.stderr
 	cli := e.cli
 	var uri string
@@ -105,12 +108,19 @@ func TestEmulateProcess(t *testing.T) {
 		code, out, _ := cli("toasts", "--json", "--device", "phone-0002")
 		return code == 0 && strings.Contains(out, `"text1": "Hello"`)
 	})
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args     []string
 		code     int
 		contains string
 	}{
 		{[]string{"toasts", "--json", "--device", "phone-0001"}, 0, "[]"},
+		// The app id belongs to the user whose process opened it.
+		{[]string{"channels", "--device", "phone-0002"}, 0, "demo  " + me.Username},
+		{[]string{"channels", "--json", "--device", "phone-0002"}, 0, `"owner_uid": ` + me.Uid},
 		{[]string{"channels", "--device", "phone-0001"}, 0, "APP"},
 		{[]string{"status", "--device", "phone-0009"}, 1, `unknown device "phone-0009"`},
 	}
@@ -130,6 +140,26 @@ func TestEmulateProcess(t *testing.T) {
 	r.Body.Close()
 	if len(phones) != 2 || phones[1].Name != "phone-0002" {
 		t.Fatalf("phones %+v", phones)
+	}
+
+	// The UI answers its own address and the --ui-host name, nothing else
+	// (a name rebound to 127.0.0.1 by another site's DNS).
+	for _, tt := range []struct {
+		host   string
+		status int
+	}{{"", 200}, {"herald.test", 200}, {"evil.example", 421}} {
+		req, _ := http.NewRequest(http.MethodGet, uiURL+"api/phones", nil)
+		if tt.host != "" {
+			req.Host = tt.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("UI with Host %q: %d, want %d", tt.host, resp.StatusCode, tt.status)
+		}
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -173,7 +203,7 @@ func TestEmulateServiceSettings(t *testing.T) {
 			uri = strings.TrimSpace(out)
 			return code == 0 && strings.HasPrefix(uri, "http://")
 		})
-		resp, err := http.Post(e.uiURL+"api/connectivity?phone=phone-0001", "application/json", strings.NewReader(`{"online":false}`))
+		resp, err := uiPost(t, e.uiURL, "api/connectivity?phone=phone-0001", `{"online":false}`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,4 +272,26 @@ func TestEmulateServiceSettings(t *testing.T) {
 			}
 		}
 	})
+}
+
+// uiPost sends a change to the start screen as its page does: with the
+// cookie and token of a session it starts first.
+func uiPost(t *testing.T, base, path, body string) (*http.Response, error) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(base + strings.TrimPrefix(ui.SessionPath, "/"))
+	if err != nil {
+		return nil, err
+	}
+	var session struct{ Token string }
+	err = json.NewDecoder(resp.Body).Decode(&session)
+	resp.Body.Close()
+	if err != nil || session.Token == "" {
+		t.Fatalf("UI session: %d %v", resp.StatusCode, err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ui.TokenHeader, session.Token)
+	return client.Do(req)
 }

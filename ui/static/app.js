@@ -31,13 +31,40 @@ function q(path) {
   return path + (path.includes("?") ? "&" : "?") + "phone=" + encodeURIComponent(phone);
 }
 
-async function api(method, path, body) {
+// The session token every change carries: the server hands it only to a
+// page of its own origin, so another site's page cannot act through the
+// browser. A restarted server no longer knows it; the page asks again.
+let token = null;
+let sessionReq = null; // one request for the token at a time, so two never race for the cookie
+function session() {
+  if (!sessionReq) {
+    sessionReq = (async () => {
+      const resp = await fetch("/api/session", { credentials: "same-origin" });
+      const data = await resp.json().catch(() => ({}));
+      if (!resp.ok) throw new Error(data.error || resp.statusText);
+      token = data.token;
+    })().finally(() => { sessionReq = null; });
+  }
+  return sessionReq;
+}
+
+async function api(method, path, body, retried) {
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  if (method !== "GET") {
+    if (!token) await session();
+    headers["X-Herald-Token"] = token;
+  }
   const resp = await fetch(q(path), {
     method,
-    headers: body ? { "Content-Type": "application/json" } : {},
+    headers,
+    credentials: "same-origin",
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await resp.json().catch(() => ({}));
+  if (resp.status === 403 && data.code === "session" && !retried) {
+    token = null;
+    return api(method, path, body, true);
+  }
   if (!resp.ok) throw new Error(data.error || resp.statusText);
   return data;
 }
@@ -398,6 +425,7 @@ $("#compose").addEventListener("submit", async (e) => {
 // ---- start ----
 
 (async function start() {
+  session().catch(() => {}); // ready before the first change; api() asks again if it failed
   await loadPhones();
   const want = new URL(location.href).searchParams.get("phone");
   const names = phones.map((p) => p.name);
