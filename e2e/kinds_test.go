@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -101,7 +102,9 @@ func TestEveryKindThroughEveryLayer(t *testing.T) {
 			body, _ := json.Marshal(ui.ComposeRequest{App: "bound", Kind: string(spec.Kind)})
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, page.URL+"/api/compose", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			client, token := uiSession(t, page.URL)
+			req.Header.Set(ui.TokenHeader, token)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,4 +122,22 @@ func TestEveryKindThroughEveryLayer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// uiSession starts a session with the start screen at base as its page
+// does, and returns a client holding its cookie and the token to send.
+func uiSession(t *testing.T, base string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(base + ui.SessionPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var session struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&session); err != nil || session.Token == "" {
+		t.Fatalf("UI session: %d %v", resp.StatusCode, err)
+	}
+	return client, session.Token
 }
