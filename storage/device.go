@@ -415,6 +415,29 @@ func (s *DeviceStore) AddEvent(ctx context.Context, app, typ string, data []byte
 	return addEvent(ctx, s.db, s.phone, app, typ, data, now)
 }
 
+// ReplaceEvent queues an event for app that supersedes every event of the
+// same type still waiting for it: a state (where the link stands) rather
+// than a happening, so an app reconnecting after a while gets the current
+// state once, not each state it missed.
+func (s *DeviceStore) ReplaceEvent(ctx context.Context, app, typ string, data []byte, now time.Time) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("storage: replace event: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE phone = ? AND app = ? AND type = ?`, s.phone, app, typ); err != nil {
+		return 0, fmt.Errorf("storage: replace event: %w", err)
+	}
+	id, err := addEvent(ctx, tx, s.phone, app, typ, data, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("storage: replace event: %w", err)
+	}
+	return id, nil
+}
+
 func addEvent(ctx context.Context, q queryer, phone, app, typ string, data []byte, now time.Time) (int64, error) {
 	res, err := q.ExecContext(ctx, qAddEvent, phone, app, typ, string(data), now.UnixMilli())
 	if err != nil {

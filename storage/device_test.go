@@ -185,3 +185,36 @@ func TestApplyTxLookups(t *testing.T) {
 		t.Errorf("counter seen = %d, want 2 (one per round)", c["seen"])
 	}
 }
+
+// TestReplaceEvent: a state event supersedes the app's waiting events of
+// its type only, and leaves other apps and other types alone.
+func TestReplaceEvent(t *testing.T) {
+	ctx := context.Background()
+	s := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db")).Phone("")
+	add := func(app, typ, data string) int64 {
+		t.Helper()
+		id, err := s.AddEvent(ctx, app, typ, []byte(data), devT0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	add("a", "connection", "down")
+	raw := add("a", "raw", "r1")
+	add("a", "connection", "up")
+	other := add("b", "connection", "b-up")
+	newest, err := s.ReplaceEvent(ctx, "a", "connection", []byte("up again"), devT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Events(ctx, "a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != raw || got[1].ID != newest || string(got[1].Data) != "up again" {
+		t.Fatalf("a's events %+v, want the raw one and the replacement", got)
+	}
+	if got, _ := s.Events(ctx, "b", 0, 10); len(got) != 1 || got[0].ID != other {
+		t.Fatalf("b's events %+v, want its own untouched", got)
+	}
+}
