@@ -130,4 +130,3 @@ func countOf(lines []string, want string) int {
 	}
 	return n
 }
-
