@@ -135,9 +135,11 @@ const (
 )
 
 // Event is one frame of an app's event stream
-// (GET /v1/apps/{app}/events, a websocket). The app acknowledges events
-// with {"ack": id}; unacknowledged events are sent again when it
-// reconnects with ?after=<last id it processed>.
+// (GET /v1/apps/{app}/events: a websocket, or Server-Sent Events with
+// Accept: text/event-stream). The app acknowledges events with
+// {"ack": id}; unacknowledged events are sent again when it reconnects
+// with ?after=<last id it processed> (or Last-Event-ID). Ids come from one
+// sequence for the whole device: increasing within an app, with gaps.
 type Event struct {
 	ID        int64  `json:"id"`
 	Type      string `json:"type"`

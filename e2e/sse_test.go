@@ -259,6 +259,19 @@ func TestSSEStream(t *testing.T) {
 	if e := s.nextOf(t, app.EventRaw); e.MessageID != "raw-2" {
 		t.Fatalf("after Last-Event-ID got %+v, want raw-2", e)
 	}
+
+	// The largest event docs/local-api.md promises: a full raw payload is
+	// one data line of under 5 KiB.
+	big := strings.Repeat("\xff", 3072)
+	bigID := strings.Repeat("m", 64)
+	mustReceive(t, ch.URI, mpnsRequest{class: "3", messageID: bigID, body: []byte(big)})
+	e := s.next(t)
+	for strings.Contains(e.data, `"connection"`) {
+		e = s.next(t)
+	}
+	if !strings.Contains(e.data, bigID) || len(e.data) >= 5<<10 {
+		t.Fatalf("largest raw event is %d bytes of JSON, want under 5 KiB (%.80s…)", len(e.data), e.data)
+	}
 }
 
 // TestSSEStopAndReplace: DELETE on the stream stops the app at once (the
