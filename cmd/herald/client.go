@@ -165,12 +165,13 @@ type listenLine struct {
 func listenCmd(args []string, stdout, stderr io.Writer) int {
 	fs, socket := clientFlags("listen", stderr)
 	background := fs.Bool("background", false, "run without being in the foreground (toasts go to the shell)")
+	text := fs.Bool("text", false, `print raw bodies that are UTF-8 as "text" instead of base64 "body"`)
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald listen APP [--background]")
+		fmt.Fprintln(stderr, "usage: herald listen APP [--background] [--text]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -197,7 +198,11 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 				line.Body = []byte{}
 			}
 		}
-		if err := enc.Encode(line); err != nil {
+		var out any = line
+		if t, ok := rawText(e); ok && *text {
+			out = t
+		}
+		if err := enc.Encode(out); err != nil {
 			return 1
 		}
 		if f, ok := stdout.(*os.File); ok {

@@ -35,7 +35,7 @@ Apps and state (talk to the running daemon over --socket / HERALD_SOCKET):
   open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]
                       open (or find) the app's channel and print its URI
   close APP           close the app's channel
-  listen APP [--background]
+  listen APP [--background] [--text]
                       act as the running app: print each raw notification and
                       foreground toast as a JSON line
   channels|tiles|toasts [--app APP] [--json]
