@@ -37,13 +37,12 @@ const (
 // Error codes carried in Result.Code and Registered.Code. They mirror the
 // exceptions HttpNotificationChannel raised, so the daemon can pass them on.
 const (
-	CodeOK              = ""
-	CodeQuotaExceeded   = "QuotaExceeded"
-	CodeNotFound        = "NotFound"
-	CodeBadRequest      = "BadRequest"
-	CodeUnauthorized    = "Unauthorized"
-	CodeServerError     = "ServerUnavailable"
-	CodeAlreadyEnrolled = "AlreadyEnrolled"
+	CodeOK            = ""
+	CodeQuotaExceeded = "QuotaExceeded"
+	CodeNotFound      = "NotFound"
+	CodeBadRequest    = "BadRequest"
+	CodeUnauthorized  = "Unauthorized"
+	CodeServerError   = "ServerUnavailable"
 )
 
 // Websocket close codes the service uses (4000–4999 is the private range).
