@@ -192,7 +192,7 @@ func (d *Daemon) handleToasts(w http.ResponseWriter, r *http.Request) {
 	out := make([]app.Toast, 0, len(toasts))
 	for _, t := range toasts {
 		out = append(out, app.Toast{App: t.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound, Silent: t.Silent,
-			ShownBy: t.ShownBy, MessageID: t.MessageID, ReceivedAt: t.ReceivedAt})
+			ShownBy: t.ShownBy, MessageID: t.MessageID, SentAt: t.SentAt, ReceivedAt: t.ReceivedAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

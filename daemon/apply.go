@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/channel"
@@ -205,8 +206,25 @@ func (d *Daemon) dispatch(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.N
 
 	switch mpns.Kind(n.Kind) {
 	case mpns.KindRaw:
+		// The raw log keeps what arrived and where it went, for the
+		// start screen and test tools.
+		logRaw := func(outcome string) error {
+			return tx.AddRaw(storage.RawRecord{App: ch.App, MessageID: n.MessageID, Body: n.Body, Outcome: outcome, Seq: n.Seq,
+				SentAt: acceptedAt(n)})
+		}
 		if !running {
-			return nil, false, d.rawNotRunning(tx, ch.App, n)
+			queued, err := d.rawNotRunning(tx, ch.App, n)
+			if err != nil {
+				return nil, false, err
+			}
+			outcome := storage.RawDropped
+			if queued {
+				outcome = storage.RawToHandler
+			}
+			return nil, false, logRaw(outcome)
+		}
+		if err := logRaw(storage.RawToApp); err != nil {
+			return nil, false, err
 		}
 		if err := tx.Count(CountRawDelivered, 1); err != nil {
 			return nil, false, err
@@ -220,7 +238,7 @@ func (d *Daemon) dispatch(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.N
 			return badPayload(app.ErrorPayloadFormat, CountPayloadErrors, err)
 		}
 		rec := storage.ToastRecord{App: ch.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound, Silent: t.Silent,
-			MessageID: n.MessageID, Seq: n.Seq, ShownBy: "shell"}
+			MessageID: n.MessageID, Seq: n.Seq, ShownBy: "shell", SentAt: acceptedAt(n)}
 		if foreground {
 			rec.ShownBy = "app"
 		}
@@ -265,4 +283,13 @@ func (d *Daemon) dispatch(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.N
 		return nil, false, tx.Count(CountTilesUpdated, 1)
 	}
 	return badPayload(app.ErrorPayloadFormat, CountPayloadErrors, fmt.Errorf("unknown notification kind %q", n.Kind))
+}
+
+// acceptedAt is when the service accepted n's POST, zero when it did not
+// say.
+func acceptedAt(n wire.Notification) time.Time {
+	if n.AcceptedAt <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n.AcceptedAt)
 }

@@ -240,8 +240,14 @@ func TestSSEStream(t *testing.T) {
 	}
 	// In the foreground the app took the toast, not the shell.
 	waitToasts(t, d.Client, "demo", "toast-1")
-	if ts, _ := d.Client.Toasts(context.Background(), "demo"); ts[0].ShownBy != "app" {
-		t.Fatalf("toast shown by %q, want app", ts[0].ShownBy)
+	ts, err := d.Client.Toasts(context.Background(), "demo")
+	if err != nil || ts[0].ShownBy != "app" {
+		t.Fatalf("toast shown by %q (%v), want app", ts[0].ShownBy, err)
+	}
+	// The phone knows when the sender's POST was accepted, as well as
+	// when the toast arrived.
+	if ts[0].SentAt.IsZero() || ts[0].SentAt.After(ts[0].ReceivedAt) {
+		t.Fatalf("toast sent at %v, received at %v", ts[0].SentAt, ts[0].ReceivedAt)
 	}
 
 	// Acknowledge the raw one only, and reconnect as an EventSource does.

@@ -159,6 +159,10 @@ type Notification struct {
 	Class     int    `json:"class"`
 	MessageID string `json:"message_id,omitempty"`
 	Body      []byte `json:"body"`
+	// AcceptedAt is when the service accepted the sender's POST, in unix
+	// milliseconds (0: not said), so the phone can show when a
+	// notification was sent as well as when it arrived.
+	AcceptedAt int64 `json:"accepted_at,omitempty"`
 }
 
 // Notify carries notifications in ascending sequence order.
