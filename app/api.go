@@ -76,9 +76,7 @@ type Toast struct {
 	Silent     bool      `json:"silent,omitempty"`
 	ShownBy    string    `json:"shown_by"` // "shell" or "app"
 	MessageID  string    `json:"message_id,omitempty"`
-	// SentAt is when the notification service accepted the sender's POST
-	// (absent when not known); ReceivedAt when the phone got the toast.
-	SentAt     time.Time `json:"sent_at,omitzero"`
+	SentAt     time.Time `json:"sent_at,omitzero"` // when the service accepted the sender's POST; zero if not known
 	ReceivedAt time.Time `json:"received_at"`
 }
 

@@ -19,7 +19,7 @@ func TestFrames(t *testing.T) {
 		for i := range qs {
 			qs[i] = storage.Queued{Seq: uint64(len(after) + i + 1), ChannelID: "channel-id-0123456789", Kind: "toast", Class: 2,
 				MessageID: fmt.Sprintf("%036d", i), Body: bytes.Repeat([]byte{0xff}, bodySize),
-				AcceptedAt: time.UnixMilli(1<<62 / 1000)}
+				AcceptedAt: time.UnixMilli(1 << 62 / 1000)}
 		}
 		return append(after, qs...)
 	}

@@ -54,9 +54,7 @@ type ToastRecord struct {
 	ShownBy    string    `json:"shown_by"`
 	MessageID  string    `json:"message_id,omitempty"`
 	Seq        uint64    `json:"seq"`
-	// SentAt is when the service accepted the sender's POST, zero when
-	// not known; ReceivedAt when the phone applied the toast.
-	SentAt     time.Time `json:"sent_at,omitzero"`
+	SentAt     time.Time `json:"sent_at,omitzero"` // when the service accepted the sender's POST; zero if not known
 	ReceivedAt time.Time `json:"received_at"`
 }
 
@@ -571,7 +569,7 @@ const (
 	qCount           = `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`
 	qAddToast        = `INSERT INTO toasts (phone, app, text1, text2, param, sound, silent, shown_by, message_id, seq, sent_at, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qAddRaw = `INSERT INTO raw_log (phone, app, message_id, body, outcome, seq, sent_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	qAddRaw   = `INSERT INTO raw_log (phone, app, message_id, body, outcome, seq, sent_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qAddEvent = `INSERT INTO events (phone, app, type, data, created_at) VALUES (?, ?, ?, ?, ?)`
 	qTile     = `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE phone = ? AND app = ? AND tile_id = ?`
 	qPutTile  = `INSERT INTO tiles (phone, app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)

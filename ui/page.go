@@ -107,4 +107,3 @@ func (u *UI) handleIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(page)
 }
-
