@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"net"
 	"os/exec"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/internal/testenv"
 )
 
@@ -129,4 +132,69 @@ func countOf(lines []string, want string) int {
 		}
 	}
 	return n
+}
+
+// TestEmulatorScript runs examples/emulator-script against a real
+// `herald emulate --ui`: the script drives phone-0002 through the start
+// screen's HTTP API only, and the phone's own local API then shows what it
+// did, while phone-0001 is untouched.
+func TestEmulatorScript(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skipf("the script needs curl: %v", err)
+	}
+	herald, _ := buildBinaries(t, t.TempDir())
+	socket := testenv.SocketPath(t)
+	uiAddr := freeLoopbackAddr(t)
+	env := childEnv("HERALD_SOCKET=" + socket)
+	emu := startProc(t, env, herald, "emulate", "--devices", "2", "--listen", "127.0.0.1:0", "--ui", uiAddr,
+		"--data", t.TempDir(), "--socket", socket)
+	testenv.Eventually(t, 20*time.Second, "both phones connected on the start screen", func() bool {
+		var phones []struct{ Connected bool }
+		resp, err := senderClient.Get("http://" + uiAddr + "/api/phones")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&phones) == nil && len(phones) == 2 && phones[0].Connected && phones[1].Connected
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sh, "../examples/emulator-script/drive-phone.sh", "phone-0002", "scripted")
+	cmd.Env = childEnv("HERALD_UI=http://" + uiAddr)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the script failed: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, want := range []string{"toast Received Connected", "toast at low power Suppressed *", "toast while away Received TempDisconnected",
+		"raw taken by the app", "secondary tile updated", "ok"} {
+		prefix, isPrefix := strings.CutSuffix(want, "*")
+		if !slices.ContainsFunc(lines, func(l string) bool { return l == want || isPrefix && strings.HasPrefix(l, prefix) }) {
+			t.Errorf("the script did not print %q:\n%s", want, out)
+		}
+	}
+
+	// What the phone itself says, through its local API.
+	c := app.NewClient(socket).WithDevice("phone-0002")
+	var toasts []app.Toast
+	testenv.Eventually(t, 10*time.Second, "the toast held while away delivered", func() bool {
+		toasts, err = c.Toasts(context.Background(), "scripted")
+		return err == nil && len(toasts) == 2
+	})
+	if toasts[0].Text1 != "Hello" || toasts[1].Text1 != "Later" || toasts[1].SentAt.IsZero() || !toasts[1].SentAt.Before(toasts[1].ReceivedAt) {
+		t.Fatalf("phone-0002's toasts %+v, want Hello then Later (sent while away, delivered after)", toasts)
+	}
+	tiles, err := c.Tiles(context.Background(), "scripted")
+	if err != nil || len(tiles) != 1 || tiles[0].TileID != "/Item.xaml?id=1" || tiles[0].Fields["Count"] != "3" {
+		t.Fatalf("phone-0002's tiles %+v (%v)", tiles, err)
+	}
+	if chans, err := app.NewClient(socket).WithDevice("phone-0001").Channels(context.Background(), ""); err != nil || len(chans) != 0 {
+		t.Fatalf("phone-0001 was touched: %+v (%v)", chans, err)
+	}
+	emu.stop(t)
 }
