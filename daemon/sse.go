@@ -34,7 +34,9 @@ func wantsEventStream(r *http.Request) bool {
 func (d *Daemon) serveSSE(w http.ResponseWriter, r *http.Request, appID string, after int64, foreground bool) {
 	rc := http.NewResponseController(w)
 	sink := &sseSink{w: w, rc: rc}
+	started := false
 	ready := func() {
+		started = true
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
@@ -56,6 +58,10 @@ func (d *Daemon) serveSSE(w http.ResponseWriter, r *http.Request, appID string, 
 		}()
 	}
 	d.runStream(appID, sink, after, foreground, ready, startReader, nil)
+	if !started {
+		// The app could not be marked running (the database failed).
+		writeError(w, http.StatusInternalServerError, app.CodeInternal, "the event stream could not start; see the daemon's log")
+	}
 }
 
 // sseSink writes events as Server-Sent Events: "id" is the event's id (an
