@@ -73,7 +73,7 @@ type sseSink struct {
 	rc *http.ResponseController
 }
 
-func (s *sseSink) send(id int64, _ string, b []byte) error {
+func (s *sseSink) send(id int64, b []byte) error {
 	s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	// The JSON has no newlines (encoding/json escapes them in strings), so
 	// it is one data line.

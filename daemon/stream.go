@@ -60,8 +60,8 @@ func (h *hub) detach(s *appStream) {
 // eventSink is how an app's stream reaches it: a websocket, or a
 // Server-Sent Events response for apps without a websocket library.
 type eventSink interface {
-	// send writes one event; id and typ are the event's.
-	send(id int64, typ string, b []byte) error
+	// send writes one event: its id and its JSON.
+	send(id int64, b []byte) error
 	// finish ends the stream, saying why where the transport can.
 	finish(code int, text string)
 }
@@ -307,7 +307,7 @@ func (s *appStream) writeLoop(d *Daemon, after int64) {
 			}
 			ev.ID = e.ID
 			b, _ := json.Marshal(ev)
-			if err := s.sink.send(e.ID, ev.Type, b); err != nil {
+			if err := s.sink.send(e.ID, b); err != nil {
 				s.cancel()
 				return
 			}
@@ -334,7 +334,7 @@ func (s *appStream) writeLoop(d *Daemon, after int64) {
 // wsSink is an event stream on a websocket: one JSON text frame per event.
 type wsSink struct{ conn *websocket.Conn }
 
-func (w *wsSink) send(_ int64, _ string, b []byte) error {
+func (w *wsSink) send(_ int64, b []byte) error {
 	w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	return w.conn.WriteMessage(websocket.TextMessage, b)
 }
