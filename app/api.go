@@ -81,8 +81,29 @@ type Toast struct {
 	Silent     bool      `json:"silent,omitempty"`
 	ShownBy    string    `json:"shown_by"` // "shell" or "app"
 	MessageID  string    `json:"message_id,omitempty"`
+	SentAt     time.Time `json:"sent_at,omitzero"` // when the service accepted the sender's POST; zero if not known
 	ReceivedAt time.Time `json:"received_at"`
 }
+
+// Raw is a raw notification the phone received, as its raw log keeps it.
+type Raw struct {
+	ID        int64  `json:"id"`
+	App       string `json:"app"`
+	MessageID string `json:"message_id,omitempty"`
+	Body      []byte `json:"body"`
+	// Outcome is where it went: RawToApp, RawToHandler or RawDropped.
+	Outcome    string    `json:"outcome"`
+	Seq        uint64    `json:"seq"`
+	SentAt     time.Time `json:"sent_at,omitzero"` // when the service accepted the sender's POST; zero if not known
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Where a raw notification went (Raw.Outcome).
+const (
+	RawToApp     = "app"     // the running app took it
+	RawToHandler = "handler" // queued for the app's background handler
+	RawDropped   = "dropped" // the app was not running: dropped, as MPNS did
+)
 
 // Status is the daemon's state: GET /v1/status.
 type Status struct {
@@ -149,9 +170,11 @@ const (
 )
 
 // Event is one frame of an app's event stream
-// (GET /v1/apps/{app}/events, a websocket). The app acknowledges events
-// with {"ack": id}; unacknowledged events are sent again when it
-// reconnects with ?after=<last id it processed>.
+// (GET /v1/apps/{app}/events: a websocket, or Server-Sent Events with
+// Accept: text/event-stream). The app acknowledges events with
+// {"ack": id}; unacknowledged events are sent again when it reconnects
+// with ?after=<last id it processed> (or Last-Event-ID). Ids come from one
+// sequence for the whole device: increasing within an app, with gaps.
 type Event struct {
 	ID        int64  `json:"id"`
 	Type      string `json:"type"`

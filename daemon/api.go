@@ -29,6 +29,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("PATCH /v1/apps/{app}/channel/bindings", d.handleBind)
 	mux.HandleFunc("POST /v1/apps/{app}/pins", d.handlePin)
 	mux.HandleFunc("GET /v1/apps/{app}/events", d.handleEvents)
+	mux.HandleFunc("DELETE /v1/apps/{app}/events", d.handleStopEvents)
+	mux.HandleFunc("POST /v1/apps/{app}/events/ack", d.handleAck)
 	return d.observeAPI(d.guardPeer(mux))
 }
 

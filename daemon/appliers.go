@@ -20,6 +20,7 @@ type effects struct {
 	count string               // the counter to add one to
 	toast *storage.ToastRecord // for the toast history
 	tile  *storage.TileRecord  // the tile's new state
+	raw   *storage.RawRecord   // for the raw log
 	event *app.Event           // for the app's event stream, when it is running
 	show  *platform.Toast      // for the shell's display
 
@@ -87,6 +88,11 @@ func record(a notice, eff *effects) error {
 			return err
 		}
 	}
+	if eff.raw != nil {
+		if err := tx.AddRaw(*eff.raw); err != nil {
+			return err
+		}
+	}
 	if eff.event != nil && a.running {
 		e := *eff.event
 		e.App = a.ch.App
@@ -114,10 +120,20 @@ func (d *Daemon) rejected(a notice, kind, counter string, perr error) effects {
 // applyRaw passes the body to the running app; for an app that is not
 // running it is dropped, as MPNS did, or queued for the app's background
 // handler.
+//
+// The raw log keeps what arrived and where it went, for the start screen
+// and test tools.
 func applyRaw(d *Daemon, a notice) (effects, error) {
-	eff := effects{change: Change{Body: a.n.Body, Running: a.running}}
+	eff := effects{change: Change{Body: a.n.Body, Running: a.running},
+		raw: &storage.RawRecord{App: a.ch.App, MessageID: a.n.MessageID, Body: a.n.Body, Outcome: storage.RawToApp,
+			Seq: a.n.Seq, SentAt: acceptedAt(a.n)}}
 	if !a.running {
-		return eff, d.rawNotRunning(a.tx, a.ch.App, a.n)
+		queued, err := d.rawNotRunning(a.tx, a.ch.App, a.n)
+		eff.raw.Outcome = storage.RawDropped
+		if queued {
+			eff.raw.Outcome = storage.RawToHandler
+		}
+		return eff, err
 	}
 	eff.count = CountRawDelivered
 	eff.event = &app.Event{Type: app.EventRaw, MessageID: a.n.MessageID, Body: a.n.Body}
@@ -132,7 +148,7 @@ func applyToast(d *Daemon, a notice) (effects, error) {
 		return d.rejected(a, app.ErrorPayloadFormat, CountPayloadErrors, err), nil
 	}
 	rec := storage.ToastRecord{App: a.ch.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound, Silent: t.Silent,
-		MessageID: a.n.MessageID, Seq: a.n.Seq, ShownBy: "shell"}
+		MessageID: a.n.MessageID, Seq: a.n.Seq, ShownBy: "shell", SentAt: acceptedAt(a.n)}
 	if a.foreground {
 		rec.ShownBy = "app"
 		return effects{count: CountToastsApp, toast: &rec,

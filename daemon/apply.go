@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/storage"
@@ -164,4 +165,13 @@ func (d *Daemon) afterCommit(ctx context.Context, done []effects) {
 			d.log.Warn("toast display failed", "app", e.show.App, "err", err)
 		}
 	}
+}
+
+// acceptedAt is when the service accepted n's POST, zero when it did not
+// say.
+func acceptedAt(n wire.Notification) time.Time {
+	if n.AcceptedAt <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n.AcceptedAt)
 }

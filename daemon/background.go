@@ -69,28 +69,28 @@ const (
 // rawNotRunning is apply's answer to a raw notification for an app that is
 // not running: a job for the app's background handler, queued in the apply
 // transaction, or a drop.
-func (d *Daemon) rawNotRunning(tx *storage.ApplyTx, appID string, n wire.Notification) error {
+func (d *Daemon) rawNotRunning(tx *storage.ApplyTx, appID string, n wire.Notification) (queued bool, err error) {
 	if _, ok := d.cfg.Handlers[appID]; !ok {
-		return tx.Count(CountRawDropped, 1)
+		return false, tx.Count(CountRawDropped, 1)
 	}
 	backlog, err := tx.HandlerBacklog(appID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if backlog >= d.cfg.HandlerBacklog {
 		d.log.Warn("background handler backlog full; raw notification dropped", "app", appID, "message_id", n.MessageID, "backlog", backlog)
-		return tx.Count(CountHandlerOverflow, 1)
+		return false, tx.Count(CountHandlerOverflow, 1)
 	}
 	if err := tx.AddHandlerJob(appID, n.MessageID, n.Seq, n.Body); err != nil {
-		return err
+		return false, err
 	}
 	if err := tx.Count(CountHandlerQueued, 1); err != nil {
-		return err
+		return false, err
 	}
 	// The runner claims jobs in a write transaction, which waits for this
 	// one to commit, so kicking it before the commit cannot miss the job.
 	d.bg.kick()
-	return nil
+	return true, nil
 }
 
 // background runs queued handler jobs, at most HandlerConcurrency at once.

@@ -274,7 +274,13 @@ func (d *Daemon) appEvent(ctx context.Context, appID string, e app.Event) {
 	if err != nil {
 		return
 	}
-	if _, err := d.store.AddEvent(ctx, appID, e.Type, b, d.cfg.Clock.Now()); err != nil {
+	add := d.store.AddEvent
+	if e.Type == app.EventStatus {
+		// Only where the link stands now matters: a reconnecting app
+		// gets one connection event, not every state it missed.
+		add = d.store.ReplaceEvent
+	}
+	if _, err := add(ctx, appID, e.Type, b, d.cfg.Clock.Now()); err != nil {
 		d.log.Warn("queueing app event failed", "app", appID, "err", err)
 		return
 	}

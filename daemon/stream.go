@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,11 +57,20 @@ func (h *hub) detach(s *appStream) {
 	h.mu.Unlock()
 }
 
-// appStream is one app's event stream: a websocket over the local socket.
-// The write loop sends stored events in order; the read loop takes acks.
+// eventSink is how an app's stream reaches it: a websocket, or a
+// Server-Sent Events response for apps without a websocket library.
+type eventSink interface {
+	// send writes one event: its id and its JSON.
+	send(id int64, b []byte) error
+	// finish ends the stream, saying why where the transport can.
+	finish(code int, text string)
+}
+
+// appStream is one app's event stream. The write loop sends stored events
+// in order; acks arrive on the websocket or by POST.
 type appStream struct {
 	app    string
-	conn   *websocket.Conn
+	sink   eventSink
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,6 +89,16 @@ func (s *appStream) replaced() {
 	s.cancel()
 }
 
+// stop ends the stream as an app's clean close does: the app is no longer
+// running at once.
+func (s *appStream) stop() {
+	s.mu.Lock()
+	s.cleanClose = true
+	s.closeCode, s.closeText = websocket.CloseNormalClosure, "the app stopped"
+	s.mu.Unlock()
+	s.cancel()
+}
+
 var localUpgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
 	WriteBufferSize: 4096,
@@ -88,7 +109,12 @@ var localUpgrader = websocket.Upgrader{
 // streamEventBatch bounds how many events one wakeup reads.
 const streamEventBatch = 64
 
-// handleEvents serves GET /v1/apps/{app}/events. While it is open the app
+// streamWriteTimeout bounds one event's write: an app that stops reading
+// loses its stream, not the daemon's goroutine.
+const streamWriteTimeout = 10 * time.Second
+
+// handleEvents serves GET /v1/apps/{app}/events: a websocket, or with
+// Accept: text/event-stream Server-Sent Events. While it is open the app
 // counts as running (and, with ?foreground=1, in the foreground).
 func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	appID := r.PathValue("app")
@@ -96,22 +122,85 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, app.CodeBadRequest, "bad app id")
 		return
 	}
+	sse := wantsEventStream(r)
+	after, err := streamAfter(r, sse)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, app.CodeBadRequest, err.Error())
+		return
+	}
+	if !sse && !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest, app.CodeBadRequest,
+			"the event stream is a websocket, or Server-Sent Events with Accept: text/event-stream")
+		return
+	}
 	if !d.beginStream() {
 		writeError(w, http.StatusServiceUnavailable, app.CodeServerUnavailable, "the daemon is shutting down")
 		return
 	}
 	defer d.streams.Done()
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	foreground := r.URL.Query().Get("foreground") == "1" || r.URL.Query().Get("foreground") == "true"
+	if sse {
+		d.serveSSE(w, r, appID, after, foreground)
+		return
+	}
 	conn, err := localUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(4096)
-	ctx, cancel := context.WithCancel(d.ctx)
-	s := &appStream{app: appID, conn: conn, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	defer close(s.done)
 	defer conn.Close()
+	conn.SetReadLimit(4096)
+	ws := &wsSink{conn: conn}
+	var wg sync.WaitGroup
+	d.runStream(appID, ws, after, foreground, nil, func(s *appStream) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.cancel()
+			s.readLoop(d, conn)
+		}()
+	}, func() {
+		// The writer has sent its close frame. Let the reader take what
+		// the app sent before its answering close, so an ack that was in
+		// flight (an app closing its stream and at once opening another,
+		// which replaces this one) is recorded and its events are not
+		// sent again.
+		wait := time.Second
+		if d.ctx.Err() != nil {
+			wait = 0 // the daemon is stopping
+		}
+		conn.SetReadDeadline(time.Now().Add(wait))
+		wg.Wait()
+		conn.Close()
+	})
+}
+
+// streamAfter is the last event the app handled: ?after=ID, or for
+// Server-Sent Events the Last-Event-ID an EventSource sends when it
+// reconnects.
+func streamAfter(r *http.Request, sse bool) (int64, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" && sse {
+		v = strings.TrimSpace(r.Header.Get("Last-Event-ID"))
+	}
+	if v == "" {
+		return 0, nil
+	}
+	after, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || after < 0 {
+		return 0, fmt.Errorf("bad event id %q: want the id of the last event handled, a number ≥ 0", v)
+	}
+	return after, nil
+}
+
+// runStream runs an app's event stream on sink until it ends: it makes the
+// app running, starts the transport's reader, writes events, and records
+// how the app left. ready runs once the app counts as running, before any
+// event is written; drain runs after the writer ends.
+func (d *Daemon) runStream(appID string, sink eventSink, after int64, foreground bool, ready func(), startReader func(*appStream), drain func()) {
+	ctx, cancel := context.WithCancel(d.ctx)
+	defer cancel()
+	s := &appStream{app: appID, sink: sink, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	defer close(s.done)
 	d.hub.attach(s)
 	defer d.hub.detach(s)
 
@@ -127,31 +216,22 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 			d.log.Warn("acking events failed", "app", appID, "err", err)
 		}
 	}
+	if ready != nil {
+		ready()
+	}
 	d.log.Info("app running", "app", appID, "foreground", foreground)
 	// Tell the app where the link stands, as ConnectionStatusChanged did.
 	connected := d.link.Connected()
 	d.appEvent(d.ctx, appID, app.Event{Type: app.EventStatus, Connected: &connected})
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		s.readLoop(d)
-	}()
+	if startReader != nil {
+		startReader(s)
+	}
 	s.writeLoop(d, after)
 	cancel()
-	// The writer has sent its close frame. Let the reader take what the
-	// app sent before its answering close, so an ack that was in flight
-	// (an app closing its stream and at once opening another, which
-	// replaces this one) is recorded and its events are not sent again.
-	wait := time.Second
-	if d.ctx.Err() != nil {
-		wait = 0 // the daemon is stopping
+	if drain != nil {
+		drain()
 	}
-	conn.SetReadDeadline(time.Now().Add(wait))
-	wg.Wait()
-	conn.Close()
 
 	s.mu.Lock()
 	clean := s.cleanClose
@@ -172,9 +252,9 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	d.log.Info("app event stream ended", "app", appID, "clean", clean)
 }
 
-func (s *appStream) readLoop(d *Daemon) {
+func (s *appStream) readLoop(d *Daemon, conn *websocket.Conn) {
 	for {
-		_, data, err := s.conn.ReadMessage()
+		_, data, err := conn.ReadMessage()
 		if err != nil {
 			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
 				s.mu.Lock()
@@ -200,6 +280,10 @@ func (s *appStream) readLoop(d *Daemon) {
 
 func (s *appStream) writeLoop(d *Daemon, after int64) {
 	last := after
+	// The connection state this stream last told the app: a connection
+	// event that says the same again is skipped, so the app hears of each
+	// change once (the stream's opening event can race the link's own).
+	var told *bool
 	for {
 		events, err := d.store.Events(s.ctx, s.app, last, streamEventBatch)
 		if err != nil {
@@ -209,18 +293,24 @@ func (s *appStream) writeLoop(d *Daemon, after int64) {
 			break
 		}
 		for _, e := range events {
+			last = e.ID
 			var ev app.Event
 			if err := json.Unmarshal(e.Data, &ev); err != nil {
 				continue
 			}
+			if ev.Type == app.EventStatus && ev.Connected != nil {
+				if told != nil && *told == *ev.Connected {
+					continue
+				}
+				c := *ev.Connected
+				told = &c
+			}
 			ev.ID = e.ID
 			b, _ := json.Marshal(ev)
-			s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := s.sink.send(e.ID, b); err != nil {
 				s.cancel()
 				return
 			}
-			last = e.ID
 		}
 		if len(events) == streamEventBatch {
 			continue
@@ -238,7 +328,19 @@ func (s *appStream) writeLoop(d *Daemon, after int64) {
 	if code == 0 {
 		code = websocket.CloseGoingAway
 	}
-	s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	s.sink.finish(code, text)
+}
+
+// wsSink is an event stream on a websocket: one JSON text frame per event.
+type wsSink struct{ conn *websocket.Conn }
+
+func (w *wsSink) send(_ int64, b []byte) error {
+	w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return w.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+func (w *wsSink) finish(code int, text string) {
+	w.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 }
 
 // beginStream registers an event stream so Close can wait for it: the

@@ -52,7 +52,17 @@ func (d *Daemon) Toasts(ctx context.Context, appID string, limit int) ([]app.Toa
 	toasts, err := d.store.Toasts(ctx, appID, limit)
 	return convert(toasts, err, func(t storage.ToastRecord) app.Toast {
 		return app.Toast{ID: t.ID, App: t.App, Text1: t.Text1, Text2: t.Text2, Param: t.Param, Sound: t.Sound,
-			Silent: t.Silent, ShownBy: t.ShownBy, MessageID: t.MessageID, ReceivedAt: t.ReceivedAt}
+			Silent: t.Silent, ShownBy: t.ShownBy, MessageID: t.MessageID, SentAt: t.SentAt, ReceivedAt: t.ReceivedAt}
+	})
+}
+
+// RawLog lists the newest raw notifications of app, or of every app for
+// "", oldest first: the phone keeps storage.RawLogPerApp per app.
+func (d *Daemon) RawLog(ctx context.Context, appID string) ([]app.Raw, error) {
+	recs, err := d.store.RawLog(ctx, appID)
+	return convert(recs, err, func(r storage.RawRecord) app.Raw {
+		return app.Raw{ID: r.ID, App: r.App, MessageID: r.MessageID, Body: r.Body, Outcome: r.Outcome, Seq: r.Seq,
+			SentAt: r.SentAt, ReceivedAt: r.ReceivedAt}
 	})
 }
 

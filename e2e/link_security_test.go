@@ -262,7 +262,11 @@ func TestProvenRefusalReEnrols(t *testing.T) {
 		return err == nil && now.URI != "" && now.URI != old.URI
 	})
 	expired(old.URI)
-	mustReceive(t, now.URI, mpnsRequest{target: "toast", class: "2", messageID: "to-new", body: toastXML("new", "uri")})
+	// The daemon binds the new channel just after registering it: until
+	// the bind lands a toast is Suppressed (and not shown).
+	testenv.Eventually(t, 10*time.Second, "the new channel bound", func() bool {
+		return post(t, now.URI, mpnsRequest{target: "toast", class: "2", messageID: "to-new", body: toastXML("new", "uri")}).received()
+	})
 	waitToasts(t, c, "demo", "to-new")
 	dev, err := svc.Store.Device(context.Background(), oldID)
 	if err != nil || dev.RetiredAt.IsZero() {

@@ -237,7 +237,7 @@ func (e *Emulator) Handler() http.Handler {
 		if !ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusNotFound)
-			json.NewEncoder(w).Encode(app.ErrorResponse{Code: app.CodeBadRequest,
+			json.NewEncoder(w).Encode(app.ErrorResponse{Code: app.CodeNotFound,
 				Message: fmt.Sprintf("%v %q (phones are %s … %s)", ErrUnknownDevice, name, e.names[0], e.names[len(e.names)-1])})
 			return
 		}

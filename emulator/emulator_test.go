@@ -133,8 +133,8 @@ func TestPhonesAreSeparateDevices(t *testing.T) {
 			chans, err := c.Channels(ctx, "")
 			if tt.wantErr {
 				var ae *app.Error
-				if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
-					t.Fatalf("err = %v, want a 404", err)
+				if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || ae.Code != app.CodeNotFound {
+					t.Fatalf("err = %v, want a 404 NotFound", err)
 				}
 				return
 			}

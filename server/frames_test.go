@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/storage"
@@ -17,7 +18,8 @@ func TestFrames(t *testing.T) {
 		qs := make([]storage.Queued, n)
 		for i := range qs {
 			qs[i] = storage.Queued{Seq: uint64(len(after) + i + 1), ChannelID: "channel-id-0123456789", Kind: "toast", Class: 2,
-				MessageID: fmt.Sprintf("%036d", i), Body: bytes.Repeat([]byte{0xff}, bodySize)}
+				MessageID: fmt.Sprintf("%036d", i), Body: bytes.Repeat([]byte{0xff}, bodySize),
+				AcceptedAt: time.UnixMilli(1 << 62 / 1000)}
 		}
 		return append(after, qs...)
 	}

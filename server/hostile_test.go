@@ -198,6 +198,35 @@ func TestHostileInput(t *testing.T) {
 				t.Fatalf("close code %d, want %d", code, websocket.CloseMessageTooBig)
 			}
 		}},
+		// docs/protocol.md: a frame that breaks the field rules is not
+		// answered BadRequest; it closes the connection.
+		{"hello sent twice", func(t *testing.T) {
+			code := wsClose(t, func(ws *websocket.Conn) {
+				hello(ws)
+				ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","version":1,"last_seq":0}`))
+			})
+			if code != wire.CloseProtocol {
+				t.Fatalf("close code %d, want %d", code, wire.CloseProtocol)
+			}
+		}},
+		{"register with a bad app name", func(t *testing.T) {
+			code := wsClose(t, func(ws *websocket.Conn) {
+				hello(ws)
+				ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"register","req":1,"app":"my app","channel":"default"}`))
+			})
+			if code != wire.CloseProtocol {
+				t.Fatalf("close code %d, want %d", code, wire.CloseProtocol)
+			}
+		}},
+		{"state with a bad power level", func(t *testing.T) {
+			code := wsClose(t, func(ws *websocket.Conn) {
+				hello(ws)
+				ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"state","req":1,"power":"turbo"}`))
+			})
+			if code != wire.CloseProtocol {
+				t.Fatalf("close code %d, want %d", code, wire.CloseProtocol)
+			}
+		}},
 		{"ack beyond what was sent", func(t *testing.T) {
 			code := wsClose(t, func(ws *websocket.Conn) {
 				hello(ws)

@@ -19,9 +19,10 @@ const (
 )
 
 // encodedSize is an upper bound of a notification's size in a notify frame:
-// its base64 body, its strings and the JSON around them.
+// its base64 body, its strings and the JSON around them (the field names,
+// numbers up to 20 digits and the accepted_at time).
 func encodedSize(q store.Queued) int {
-	return (len(q.Body)+2)/3*4 + len(q.ChannelID) + len(q.Kind) + len(q.MessageID) + 96
+	return (len(q.Body)+2)/3*4 + len(q.ChannelID) + len(q.Kind) + len(q.MessageID) + 128
 }
 
 // due takes the notifications to send now. Nothing is sent until one is
@@ -84,13 +85,17 @@ func frames(unsent []store.Queued) [][]wire.Notification {
 	var cur []wire.Notification
 	size := 0
 	for _, q := range unsent {
-		n := encodedSize(q)
-		if len(cur) == maxBatch || len(cur) > 0 && size+n > frameBudget {
+		qs := encodedSize(q)
+		if len(cur) == maxBatch || len(cur) > 0 && size+qs > frameBudget {
 			batches = append(batches, cur)
 			cur, size = nil, 0
 		}
-		cur = append(cur, wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body})
-		size += n
+		n := wire.Notification{Seq: q.Seq, ChannelID: q.ChannelID, Kind: q.Kind, Class: q.Class, MessageID: q.MessageID, Body: q.Body}
+		if !q.AcceptedAt.IsZero() {
+			n.AcceptedAt = q.AcceptedAt.UnixMilli()
+		}
+		cur = append(cur, n)
+		size += qs
 	}
 	if len(cur) > 0 {
 		batches = append(batches, cur)

@@ -54,8 +54,32 @@ type ToastRecord struct {
 	ShownBy    string
 	MessageID  string
 	Seq        uint64
+	SentAt     time.Time // when the service accepted the sender's POST; zero if not known
 	ReceivedAt time.Time
 }
+
+// Raw notification outcomes in the raw log; the local API's app.Raw
+// uses the same words.
+const (
+	RawToApp     = "app"     // the running app took it
+	RawToHandler = "handler" // queued for the app's background handler
+	RawDropped   = "dropped" // the app was not running: dropped, as MPNS did
+)
+
+// RawRecord is one raw notification the phone received.
+type RawRecord struct {
+	ID         int64
+	App        string
+	MessageID  string
+	Body       []byte
+	Outcome    string // RawToApp, RawToHandler or RawDropped
+	Seq        uint64
+	SentAt     time.Time // when the service accepted the sender's POST; zero if not known
+	ReceivedAt time.Time
+}
+
+// RawLogPerApp is how many raw notifications the raw log keeps per app.
+const RawLogPerApp = 50
 
 // Event is something waiting for a running app.
 type Event struct {
@@ -91,7 +115,7 @@ const deviceCacheKiB = 512
 
 // applyQueries are the statements the apply path runs for every batch,
 // prepared once at open.
-var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile}
+var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile, qAddRaw}
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
@@ -362,7 +386,7 @@ func (s *DeviceStore) Toasts(ctx context.Context, app string, limit int) ([]Toas
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at FROM
+	rows, err := s.db.QueryContext(ctx, `SELECT id, app, text1, text2, param, sound, silent, shown_by, message_id, seq, sent_at, received_at FROM
 		(SELECT * FROM toasts WHERE phone = ? AND (? = '' OR app = ?) ORDER BY id DESC LIMIT ?) ORDER BY id`, s.phone, app, app, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: toasts: %w", err)
@@ -371,14 +395,44 @@ func (s *DeviceStore) Toasts(ctx context.Context, app string, limit int) ([]Toas
 	out := []ToastRecord{}
 	for rows.Next() {
 		var t ToastRecord
-		var received int64
-		if err := rows.Scan(&t.ID, &t.App, &t.Text1, &t.Text2, &t.Param, &t.Sound, &t.Silent, &t.ShownBy, &t.MessageID, &t.Seq, &received); err != nil {
+		var sent, received int64
+		if err := rows.Scan(&t.ID, &t.App, &t.Text1, &t.Text2, &t.Param, &t.Sound, &t.Silent, &t.ShownBy, &t.MessageID, &t.Seq, &sent, &received); err != nil {
 			return nil, fmt.Errorf("storage: toasts: %w", err)
 		}
-		t.ReceivedAt = time.UnixMilli(received)
+		t.SentAt, t.ReceivedAt = unixMilliOrZero(sent), time.UnixMilli(received)
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// RawLog returns the newest raw notifications of each app (of one app when
+// app is not empty), at most RawLogPerApp each, oldest first.
+func (s *DeviceStore) RawLog(ctx context.Context, app string) ([]RawRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, app, message_id, body, outcome, seq, sent_at, received_at FROM
+		(SELECT *, ROW_NUMBER() OVER (PARTITION BY app ORDER BY id DESC) AS n FROM raw_log WHERE phone = ? AND (? = '' OR app = ?))
+		WHERE n <= ? ORDER BY id`, s.phone, app, app, RawLogPerApp)
+	if err != nil {
+		return nil, fmt.Errorf("storage: raw log: %w", err)
+	}
+	defer rows.Close()
+	out := []RawRecord{}
+	for rows.Next() {
+		var r RawRecord
+		var sent, received int64
+		if err := rows.Scan(&r.ID, &r.App, &r.MessageID, &r.Body, &r.Outcome, &r.Seq, &sent, &received); err != nil {
+			return nil, fmt.Errorf("storage: raw log: %w", err)
+		}
+		r.SentAt, r.ReceivedAt = unixMilliOrZero(sent), time.UnixMilli(received)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func unixMilliOrZero(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // Events returns up to limit of app's events after id, oldest first.
@@ -413,6 +467,29 @@ func (s *DeviceStore) AckEvents(ctx context.Context, app string, id int64) error
 // connection status).
 func (s *DeviceStore) AddEvent(ctx context.Context, app, typ string, data []byte, now time.Time) (int64, error) {
 	return addEvent(ctx, s.db, s.phone, app, typ, data, now)
+}
+
+// ReplaceEvent queues an event for app that supersedes every event of the
+// same type still waiting for it: a state (where the link stands) rather
+// than a happening, so an app reconnecting after a while gets the current
+// state once, not each state it missed.
+func (s *DeviceStore) ReplaceEvent(ctx context.Context, app, typ string, data []byte, now time.Time) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("storage: replace event: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE phone = ? AND app = ? AND type = ?`, s.phone, app, typ); err != nil {
+		return 0, fmt.Errorf("storage: replace event: %w", err)
+	}
+	id, err := addEvent(ctx, tx, s.phone, app, typ, data, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("storage: replace event: %w", err)
+	}
+	return id, nil
 }
 
 func addEvent(ctx context.Context, q queryer, phone, app, typ string, data []byte, now time.Time) (int64, error) {
@@ -491,8 +568,9 @@ const (
 	qChannelByID     = `SELECT ` + localChannelColumns + ` FROM channels WHERE phone = ? AND ` + channelByIDWhere
 	qRunning         = `SELECT running_until, foreground FROM apps WHERE phone = ? AND app = ?`
 	qCount           = `INSERT INTO counters (phone, name, value) VALUES (?, ?, ?) ON CONFLICT (phone, name) DO UPDATE SET value = value + excluded.value`
-	qAddToast        = `INSERT INTO toasts (phone, app, text1, text2, param, sound, silent, shown_by, message_id, seq, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAddToast        = `INSERT INTO toasts (phone, app, text1, text2, param, sound, silent, shown_by, message_id, seq, sent_at, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAddRaw   = `INSERT INTO raw_log (phone, app, message_id, body, outcome, seq, sent_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qAddEvent = `INSERT INTO events (phone, app, type, data, created_at) VALUES (?, ?, ?, ?, ?)`
 	qTile     = `SELECT app, tile_id, template, fields, updated_at FROM tiles WHERE phone = ? AND app = ? AND tile_id = ?`
 	qPutTile  = `INSERT INTO tiles (phone, app, tile_id, template, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -664,11 +742,42 @@ func (a *ApplyTx) PutTile(t TileRecord) error {
 
 // AddToast records a toast.
 func (a *ApplyTx) AddToast(t ToastRecord) (int64, error) {
-	res, err := a.tx.ExecContext(a.ctx, qAddToast, a.phone, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq, a.now.UnixMilli())
+	res, err := a.tx.ExecContext(a.ctx, qAddToast, a.phone, t.App, t.Text1, t.Text2, t.Param, t.Sound, t.Silent, t.ShownBy, t.MessageID, t.Seq,
+		milliOrZero(t.SentAt), a.now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("storage: add toast: %w", err)
 	}
 	return res.LastInsertId()
+}
+
+// rawLogPruneEvery: the raw log is trimmed to RawLogPerApp per app on
+// every this many inserts, not on each, to keep the apply path to one
+// insert per raw notification; in between an app may hold this many more.
+const rawLogPruneEvery = 32
+
+// AddRaw records a raw notification in the raw log.
+func (a *ApplyTx) AddRaw(r RawRecord) error {
+	res, err := a.tx.ExecContext(a.ctx, qAddRaw, a.phone, r.App, r.MessageID, r.Body, r.Outcome, r.Seq, milliOrZero(r.SentAt), a.now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storage: add raw: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil || id%rawLogPruneEvery != 0 {
+		return nil
+	}
+	if _, err := a.tx.ExecContext(a.ctx, `DELETE FROM raw_log WHERE id IN (SELECT id FROM
+		(SELECT id, ROW_NUMBER() OVER (PARTITION BY app ORDER BY id DESC) AS n FROM raw_log WHERE phone = ?) WHERE n > ?)`,
+		a.phone, RawLogPerApp); err != nil {
+		return fmt.Errorf("storage: trim raw log: %w", err)
+	}
+	return nil
+}
+
+func milliOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // AddEvent queues an event for a running app.

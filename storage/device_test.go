@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -261,5 +262,92 @@ func TestAppOwners(t *testing.T) {
 	owners, err := p1.AppOwners(ctx)
 	if err != nil || len(owners) != 2 || owners["mail"] != 1001 || owners["news"] != 4294967294 {
 		t.Fatalf("owners %v, %v", owners, err)
+	}
+}
+
+// TestReplaceEvent: a state event supersedes the app's waiting events of
+// its type only, and leaves other apps and other types alone.
+func TestReplaceEvent(t *testing.T) {
+	ctx := context.Background()
+	s := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db")).Phone("")
+	add := func(app, typ, data string) int64 {
+		t.Helper()
+		id, err := s.AddEvent(ctx, app, typ, []byte(data), devT0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	add("a", "connection", "down")
+	raw := add("a", "raw", "r1")
+	add("a", "connection", "up")
+	other := add("b", "connection", "b-up")
+	newest, err := s.ReplaceEvent(ctx, "a", "connection", []byte("up again"), devT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Events(ctx, "a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != raw || got[1].ID != newest || string(got[1].Data) != "up again" {
+		t.Fatalf("a's events %+v, want the raw one and the replacement", got)
+	}
+	if got, _ := s.Events(ctx, "b", 0, 10); len(got) != 1 || got[0].ID != other {
+		t.Fatalf("b's events %+v, want its own untouched", got)
+	}
+}
+
+// TestRawLog: the raw log keeps each app's newest RawLogPerApp raw
+// notifications, oldest first, with their outcome and times, and trims
+// itself however long the phone runs.
+func TestRawLog(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db"))
+	s := db.Phone("")
+	if err := s.SaveIdentity(ctx, Identity{Service: "svc", DeviceID: "d", Secret: "s", EnrolledAt: devT0}); err != nil {
+		t.Fatal(err)
+	}
+	const many = RawLogPerApp*3 + 7
+	sent := devT0.Add(-time.Minute)
+	for i := 1; i <= many; i++ {
+		err := s.Apply(ctx, "svc", uint64(i), devT0, func(tx *ApplyTx, _ uint64) error {
+			outcome := RawToApp
+			if i%2 == 0 {
+				outcome = RawDropped
+			}
+			if err := tx.AddRaw(RawRecord{App: "a", MessageID: fmt.Sprint(i), Body: []byte{byte(i)}, Outcome: outcome, Seq: uint64(i), SentAt: sent}); err != nil {
+				return err
+			}
+			if i == 1 {
+				return tx.AddRaw(RawRecord{App: "b", MessageID: "b1", Body: []byte("x"), Outcome: RawToHandler, Seq: 1})
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RawLog(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != RawLogPerApp || got[0].MessageID != fmt.Sprint(many-RawLogPerApp+1) || got[len(got)-1].MessageID != fmt.Sprint(many) {
+		t.Fatalf("a's raw log: %d entries from %s to %s, want the newest %d", len(got), got[0].MessageID, got[len(got)-1].MessageID, RawLogPerApp)
+	}
+	last := got[len(got)-1]
+	if !last.SentAt.Equal(sent) || !last.ReceivedAt.Equal(devT0) || last.Outcome != RawToApp || last.Body[0] != byte(many) {
+		t.Fatalf("newest entry %+v", last)
+	}
+	// The other app's one entry survives the first app's flood.
+	if b, _ := s.RawLog(ctx, "b"); len(b) != 1 || b[0].Outcome != RawToHandler || !b[0].SentAt.IsZero() {
+		t.Fatalf("b's raw log %+v", b)
+	}
+	var rows int
+	if err := db.db.QueryRowContext(ctx, `SELECT count(*) FROM raw_log`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows > 1+RawLogPerApp+rawLogPruneEvery {
+		t.Fatalf("%d rows kept, want at most %d", rows, 1+RawLogPerApp+rawLogPruneEvery)
 	}
 }

@@ -146,8 +146,23 @@ func TestComposeAndControls(t *testing.T) {
 			t.Fatalf("%s: %s", s.name, msg)
 		}
 	}
-	if status, _ := post(t, api+"power?phone=phone-9", `{"level":"low"}`); status != http.StatusNotFound {
-		t.Fatalf("unknown phone: %d", status)
+	// Phones are named by ?phone= or ?device= (the CLI's word); an
+	// unknown one is the local API's 404 NotFound.
+	for _, tt := range []struct {
+		name, query string
+		status      int
+		code        string
+	}{
+		{"device", "?device=phone-0001", http.StatusOK, ""},
+		{"both agreeing", "?phone=phone-0001&device=phone-0001", http.StatusOK, ""},
+		{"both disagreeing", "?phone=phone-0001&device=phone-0002", http.StatusBadRequest, app.CodeBadRequest},
+		{"unknown phone", "?phone=phone-9", http.StatusNotFound, app.CodeNotFound},
+		{"unknown device", "?device=phone-9", http.StatusNotFound, app.CodeNotFound},
+	} {
+		status, out := post(t, api+"power"+tt.query, `{"level":"normal"}`)
+		if status != tt.status || (tt.code != "" && (out["code"] != tt.code || out["message"] == "")) {
+			t.Errorf("%s: %d %v, want %d %s", tt.name, status, out, tt.status, tt.code)
+		}
 	}
 	// What another web page could make the developer's browser send.
 	for _, tt := range []struct {

@@ -292,3 +292,95 @@ func imageServer(t *testing.T) *imgServer {
 }
 
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+// TestFirstPaint: the page shows the phone as it is in the very first
+// paint, from what its database holds — tiles, toasts with when they were
+// sent and delivered, and raw notifications received before the page was
+// opened — and a toast banner hides neither the status bar nor the first
+// tile.
+func TestFirstPaint(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 2)
+	const phone = "phone-0002"
+	ch := e.open(t, phone, "demo")
+	send(t, ch.URI, mpns.KindTile, tile("", "", "Title", "Inbox", "Count", "5"))
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Earlier", Text2: "before the page"}).XML())
+	send(t, ch.URI, mpns.KindRaw, []byte(`{"before":"page"}`))
+	testenv.Eventually(t, 10*time.Second, "the tile, toast and raw notification applied", func() bool {
+		st, err := e.emu.Phone(phone).Status(context.Background())
+		return err == nil && st.Counters["tiles_updated"] == 1 && st.Counters["toasts_shell"] == 1 && st.Counters["raw_dropped"] == 1
+	})
+
+	// Navigate returns once the page has loaded: no polling, no waiting
+	// for a fetch. ?device= names the phone as the CLI does.
+	run(t, ctx, chromedp.Navigate(e.url+"/?device="+phone))
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	shot, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rect, err := eval[[]float64](ctx, `(() => { const r = document.querySelector('.tile[data-app="demo"]')?.getBoundingClientRect();
+		return r ? [r.left, r.top, r.width, r.height, window.devicePixelRatio] : [] })()`)
+	if err != nil || len(rect) != 5 {
+		t.Fatalf("no tile in the page right after load (%v)", err)
+	}
+	if n := tileBlue(t, shot, rect); n < 0.5 {
+		t.Fatalf("the screenshot right after load shows the tile's colour over %.0f%% of its place, want most of it", n*100)
+	}
+	checks := []struct{ what, js string }{
+		{"phone-0002 picked", `document.querySelector("#phone-picker").value === "phone-0002" && document.body.dataset.phone === "phone-0002"`},
+		{"the tile", `document.querySelector('.tile[data-app="demo"] .count')?.textContent === "5"`},
+		{"the toast with when it was sent and delivered", `(() => { const li = document.querySelector("#toasts li");
+			return li && li.querySelector("b").textContent === "Earlier" && li.querySelector(".times .sent") !== null &&
+				li.querySelector(".times .delivered") !== null })()`},
+		{"the raw notification from before the page opened", `(() => { const li = document.querySelector('.raw-app[data-app="demo"] li');
+			return li && li.dataset.outcome === "dropped" && li.querySelector("code").textContent === '{"before":"page"}' &&
+				li.querySelector(".times .sent") !== null })()`},
+	}
+	for _, c := range checks {
+		if ok, err := eval[bool](ctx, c.js); err != nil || !ok {
+			html, _ := eval[string](ctx, `document.querySelector("#phone").outerHTML + document.querySelector("#toasts").outerHTML + document.querySelector("#raw").outerHTML`)
+			t.Fatalf("right after load the page lacks %s (%v):\n%.3000s", c.what, err, html)
+		}
+	}
+
+	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Now", Text2: "a banner"}).XML())
+	until(t, ctx, "the toast banner", `!document.querySelector("#banner").classList.contains("hidden")`)
+	overlap, err := eval[string](ctx, `(() => {
+		const r = (sel) => document.querySelector(sel).getBoundingClientRect();
+		const b = r("#banner"), s = r(".statusbar"), t = r('.tile[data-app="demo"]');
+		const hits = (x) => b.left < x.right && x.left < b.right && b.top < x.bottom && x.top < b.bottom;
+		return (hits(s) ? "status bar " : "") + (hits(t) ? "first tile" : "") })()`)
+	if err != nil || overlap != "" {
+		t.Fatalf("the toast banner covers the %s (%v)", overlap, err)
+	}
+}
+
+// tileBlue is the share of the tile's place in a screenshot painted in the
+// tiles' accent colour.
+func tileBlue(t *testing.T, shot []byte, rect []float64) float64 {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale := rect[4]
+	x0, y0 := int(rect[0]*scale), int(rect[1]*scale)
+	x1, y1 := int((rect[0]+rect[2])*scale), int((rect[1]+rect[3])*scale)
+	var blue, all int
+	for y := y0; y < y1; y++ {
+		for x := x0; x < x1; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			all++
+			if r>>8 < 0x40 && g>>8 > 0x80 && g>>8 < 0xc0 && b>>8 > 0xc0 {
+				blue++
+			}
+		}
+	}
+	if all == 0 {
+		return 0
+	}
+	return float64(blue) / float64(all)
+}

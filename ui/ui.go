@@ -65,7 +65,6 @@ type Config struct {
 
 // Limits of what the page keeps and shows.
 const (
-	rawLogSize   = 50
 	toastHistory = 30
 	maxSSE       = 64
 )
@@ -76,8 +75,7 @@ type UI struct {
 	log *slog.Logger
 
 	mu   sync.Mutex
-	raw  map[string]map[string][]RawEntry // phone → app → newest last
-	subs map[chan Event]string            // SSE subscriber → phone it watches
+	subs map[chan Event]string // SSE subscriber → phone it watches
 }
 
 // Event is what the page hears over server-sent events.
@@ -87,14 +85,20 @@ type Event struct {
 	App   string `json:"app,omitempty"`
 }
 
-// RawEntry is one raw notification in an app's log.
+// RawEntry is one raw notification in an app's log, as the phone's
+// database keeps it.
 type RawEntry struct {
+	// At is when the phone received it; SentAt when the service accepted
+	// the sender's POST (absent when not known).
 	At        time.Time `json:"at"`
+	SentAt    time.Time `json:"sent_at,omitzero"`
 	MessageID string    `json:"message_id,omitempty"`
 	Body      string    `json:"body"`
 	// Delivered is false when the app was not running and the phone
-	// dropped it, as MPNS did.
-	Delivered bool `json:"delivered"`
+	// dropped it, as MPNS did, or queued it for its background handler;
+	// Outcome says which: app, handler or dropped.
+	Delivered bool   `json:"delivered"`
+	Outcome   string `json:"outcome"`
 }
 
 // New returns the UI.
@@ -105,7 +109,7 @@ func New(cfg Config) *UI {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 15 * time.Second}
 	}
-	return &UI{cfg: cfg, log: cfg.Logger, raw: map[string]map[string][]RawEntry{}, subs: map[chan Event]string{}}
+	return &UI{cfg: cfg, log: cfg.Logger, subs: map[chan Event]string{}}
 }
 
 // Notify passes a phone's change to the pages watching it. It never blocks:
@@ -114,18 +118,6 @@ func New(cfg Config) *UI {
 func (u *UI) Notify(phone string, c daemon.Change) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if c.Kind == daemon.ChangeRaw {
-		apps := u.raw[phone]
-		if apps == nil {
-			apps = map[string][]RawEntry{}
-			u.raw[phone] = apps
-		}
-		log := append(apps[c.App], RawEntry{At: c.At, MessageID: c.MessageID, Body: string(c.Body), Delivered: c.Running})
-		if len(log) > rawLogSize {
-			log = log[len(log)-rawLogSize:]
-		}
-		apps[c.App] = log
-	}
 	ev := Event{Phone: phone, Kind: c.Kind, App: c.App}
 	for ch, p := range u.subs {
 		if p != phone {
@@ -144,6 +136,7 @@ func (u *UI) Handler() http.Handler {
 	sub, _ := fs.Sub(static, "static")
 	files := http.FileServerFS(sub)
 	mux.Handle("GET /", files)
+	mux.HandleFunc("GET /{$}", u.handleIndex)
 	mux.HandleFunc("GET /api/phones", u.handlePhones)
 	mux.HandleFunc("GET /api/state", u.phone(u.handleState))
 	mux.HandleFunc("GET /api/events", u.phone(u.handleEvents))
@@ -178,19 +171,6 @@ func sameOrigin(h http.Handler) http.Handler {
 }
 
 type phoneHandler func(w http.ResponseWriter, r *http.Request, name string, d *daemon.Daemon)
-
-// phone resolves ?phone= to a phone; an unknown one is a 404.
-func (u *UI) phone(h phoneHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		name := r.URL.Query().Get("phone")
-		d := u.cfg.Phones.Phone(name)
-		if d == nil {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no phone %q", name))
-			return
-		}
-		h(w, r, name, d)
-	}
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -330,11 +310,9 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 	if s.Toasts, err = d.Toasts(ctx, "", toastHistory); err != nil {
 		return State{}, err
 	}
-	u.mu.Lock()
-	for a, log := range u.raw[name] {
-		s.Raw[a] = append([]RawEntry(nil), log...)
+	if s.Raw, err = rawPanel(ctx, d); err != nil {
+		return State{}, err
 	}
-	u.mu.Unlock()
 	return s, nil
 }
 

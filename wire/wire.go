@@ -43,13 +43,12 @@ const (
 // Error codes carried in Result.Code and Registered.Code. They mirror the
 // exceptions HttpNotificationChannel raised, so the daemon can pass them on.
 const (
-	CodeOK              = ""
-	CodeQuotaExceeded   = "QuotaExceeded"
-	CodeNotFound        = "NotFound"
-	CodeBadRequest      = "BadRequest"
-	CodeUnauthorized    = "Unauthorized"
-	CodeServerError     = "ServerUnavailable"
-	CodeAlreadyEnrolled = "AlreadyEnrolled"
+	CodeOK            = ""
+	CodeQuotaExceeded = "QuotaExceeded"
+	CodeNotFound      = "NotFound"
+	CodeBadRequest    = "BadRequest"
+	CodeUnauthorized  = "Unauthorized"
+	CodeServerError   = "ServerUnavailable"
 )
 
 // Websocket close codes the service uses (4000–4999 is the private range).
@@ -203,6 +202,10 @@ type Notification struct {
 	Class     int    `json:"class"`
 	MessageID string `json:"message_id,omitempty"`
 	Body      []byte `json:"body"`
+	// AcceptedAt is when the service accepted the sender's POST, in unix
+	// milliseconds (0: not said), so the phone can show when a
+	// notification was sent as well as when it arrived.
+	AcceptedAt int64 `json:"accepted_at,omitempty"`
 }
 
 // Notify carries notifications in ascending sequence order.

@@ -190,8 +190,9 @@ func powerCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func listenCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("listen", "herald listen APP [--background] [--socket PATH] [--device NAME]")
+	fs, socket := clientFlags("listen", "herald listen APP [--background] [--text] [--socket PATH] [--device NAME]")
 	background := fs.Bool("background", false, "run without being in the foreground (toasts go to the shell)")
+	text := fs.Bool("text", false, `print raw bodies that are UTF-8 as "text" instead of base64 "body"`)
 	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -217,7 +218,11 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 			return cliError(stderr, "listen", err)
 		}
 		// The line is the event as the local API defines it.
-		if err := enc.Encode(e); err != nil {
+		var out any = e
+		if t, ok := rawText(e); ok && *text {
+			out = t
+		}
+		if err := enc.Encode(out); err != nil {
 			return 1
 		}
 		if f, ok := stdout.(*os.File); ok {

@@ -39,7 +39,7 @@ to herald emulate's socket with --device NAME):
   open APP [--channel NAME] [--toast] [--tile] [--domain URL]... [--renew] [--json]
                       open (or find) the app's channel and print its URI
   close APP           close the app's channel
-  listen APP [--background]
+  listen APP [--background] [--text]
                       act as the running app: print each raw notification and
                       foreground toast as a JSON line
   channels|tiles|toasts [--app APP] [--json]

@@ -90,11 +90,17 @@ function renderPicker() {
   }
 }
 
-function selectPhone(name) {
+// selectPhone shows the named phone; initial is its state when the server
+// inlined it into the page, painted at once without waiting for a fetch.
+function selectPhone(name, initial) {
   if (name === phone) return;
   phone = name;
   state = null;
   lastToastId = null;
+  if (initial) {
+    state = normalize(initial);
+    render(true);
+  }
   const u = new URL(location.href);
   u.searchParams.set("phone", name);
   history.replaceState(null, "", u);
@@ -103,7 +109,7 @@ function selectPhone(name) {
   events.onopen = () => { $("#live").textContent = "live"; refresh(); };
   events.onerror = () => { $("#live").textContent = "reconnecting…"; };
   events.onmessage = () => scheduleRefresh();
-  refresh();
+  if (!initial) refresh();
 }
 
 let refreshTimer = null;
@@ -309,11 +315,21 @@ function renderToasts(s, first) {
   list.replaceChildren(...toasts.map((t) =>
     h("li", { "data-id": t.id },
       h("b", {}, t.text1), " ", t.text2,
-      h("span", { class: "small" }, ` — ${t.app}, ${t.shown_by === "app" ? "taken by the app (foreground)" : "shown by the shell"}, ${new Date(t.received_at).toLocaleTimeString()}`),
+      h("span", { class: "small" }, ` — ${t.app}, ${t.shown_by === "app" ? "taken by the app (foreground)" : "shown by the shell"}, `),
+      times(t.sent_at, t.received_at),
       t.param ? h("code", {}, " " + t.param) : null)));
   const newest = toasts[0];
   if (newest && !first && (lastToastId === null || newest.id > lastToastId) && newest.shown_by === "shell") showBanner(newest);
   if (newest) lastToastId = Math.max(lastToastId || 0, newest.id);
+}
+
+// times shows when a notification was sent (the service accepted the
+// sender's POST) and when the phone got it.
+function time(v) { return new Date(v).toLocaleTimeString(); }
+function times(sent, delivered) {
+  return h("span", { class: "small times" },
+    sent ? h("span", { class: "sent", title: sent }, "sent " + time(sent) + " · ") : null,
+    h("span", { class: "delivered", title: delivered }, "delivered " + time(delivered)));
 }
 
 function showBanner(t) {
@@ -339,13 +355,21 @@ $("#banner").addEventListener("click", () => {
   setTimeout(() => d.classList.add("hidden"), 6000);
 });
 
+const rawOutcome = {
+  app: "taken by the running app",
+  handler: "queued for its background handler",
+  dropped: "dropped: app not running",
+};
+
 function renderRaw(s) {
   const apps = Object.keys(s.raw || {}).sort();
   $("#raw").replaceChildren(...(apps.length ? apps.map((a) =>
     h("div", { class: "raw-app", "data-app": a }, h("h4", {}, a),
       h("ol", { class: "history" }, s.raw[a].slice().reverse().map((r) =>
-        h("li", { class: r.delivered ? "" : "dropped" },
-          h("code", {}, r.body), h("span", { class: "small" }, ` ${new Date(r.at).toLocaleTimeString()} ${r.delivered ? "delivered" : "dropped: app not running"}`))))))
+        h("li", { class: r.delivered ? "" : "dropped", "data-outcome": r.outcome, "data-message-id": r.message_id || "" },
+          h("code", {}, r.body), " ",
+          h("span", { class: "small outcome" }, rawOutcome[r.outcome] || r.outcome), " ",
+          times(r.sent_at, r.at))))))
     : [h("p", { class: "small" }, "None yet. Raw notifications reach only a running app: pick it as the foreground app.")]));
 }
 
@@ -424,10 +448,21 @@ $("#compose").addEventListener("submit", async (e) => {
 
 // ---- start ----
 
+// The server inlines the phones and the phone's state into the page, so the
+// first paint shows the phone as it is; without them the page asks.
 (async function start() {
   session().catch(() => {}); // ready before the first change; api() asks again if it failed
+  const inlined = document.getElementById("initial-state");
+  if (inlined) {
+    const init = JSON.parse(inlined.textContent);
+    phones = init.phones;
+    selectPhone(init.phone, init.state);
+    renderPicker();
+    return;
+  }
   await loadPhones();
-  const want = new URL(location.href).searchParams.get("phone");
+  const params = new URL(location.href).searchParams;
+  const want = params.has("phone") ? params.get("phone") : params.get("device");
   const names = phones.map((p) => p.name);
   selectPhone(want !== null && names.includes(want) ? want : names[0]);
   renderPicker();
