@@ -34,7 +34,7 @@ func (p *proc) waitLine(t *testing.T, want string) string {
 	t.Helper()
 	prefix, isPrefix := strings.CutSuffix(want, "*")
 	var got string
-	testenv.Eventually(t, 15*time.Second, "the line "+want+" from "+p.name, func() bool {
+	testenv.Eventually(t, 60*time.Second, "the line "+want+" from "+p.name, func() bool {
 		for {
 			l, ok := p.stdout.line(p.next)
 			if !ok {
@@ -152,7 +152,7 @@ func TestEmulatorScript(t *testing.T) {
 	env := childEnv("HERALD_SOCKET=" + socket)
 	emu := startProc(t, env, herald, "emulate", "--devices", "2", "--listen", "127.0.0.1:0", "--ui", uiAddr,
 		"--data", t.TempDir(), "--socket", socket)
-	testenv.Eventually(t, 20*time.Second, "both phones connected on the start screen", func() bool {
+	testenv.Eventually(t, 60*time.Second, "both phones connected on the start screen", func() bool {
 		var phones []struct{ Connected bool }
 		resp, err := senderClient.Get("http://" + uiAddr + "/api/phones")
 		if err != nil {
@@ -182,7 +182,7 @@ func TestEmulatorScript(t *testing.T) {
 	// What the phone itself says, through its local API.
 	c := app.NewClient(socket).WithDevice("phone-0002")
 	var toasts []app.Toast
-	testenv.Eventually(t, 10*time.Second, "the toast held while away delivered", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the toast held while away delivered", func() bool {
 		toasts, err = c.Toasts(context.Background(), "scripted")
 		return err == nil && len(toasts) == 2
 	})

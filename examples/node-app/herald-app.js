@@ -58,6 +58,7 @@ function request(method, p, body) {
         }
         resolve(text ? JSON.parse(text) : null);
       });
+      res.on('error', reject);
     });
     req.on('error', reject);
     req.end(data || undefined);
@@ -133,9 +134,16 @@ function listen() {
             lastId = ev.id;
             await request('POST', `/v1/apps/${app}/events/ack`, { ack: ev.id });
           });
+          // Handled when the stream ends; marked here so that an ack
+          // failing while the daemon restarts never goes unhandled.
+          chain.catch(() => {});
         }
       });
-      res.on('end', () => chain.then(resolve, reject));
+      // A stream the daemon closes ends; one whose socket is reset (the
+      // daemon restarting) only closes. Either way, wait for the acks.
+      const finish = () => chain.then(resolve, reject);
+      res.on('end', finish);
+      res.on('close', finish);
       res.on('error', reject);
     });
     req.on('error', reject);
