@@ -107,6 +107,7 @@ type Store struct {
 	ackDelay time.Duration
 
 	presence *presence
+	cache    *channelCache
 	quota    jetstream.KeyValue
 
 	stop      chan struct{}
@@ -156,6 +157,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.nc = nc
 	if err := s.setUp(ctx, opts); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := s.watchChannels(ctx); err != nil {
+		s.cons.Stop()
 		nc.Close()
 		return nil, err
 	}
@@ -230,6 +236,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.stop)
+		s.cache.w.Stop()
 		s.wg.Wait()
 		s.cons.Stop()
 		s.nc.Drain()
@@ -549,6 +556,12 @@ func (s *Store) lookup(ctx context.Context, key string) (channelRec, error) {
 
 // ChannelByToken finds the channel a URI token names.
 func (s *Store) ChannelByToken(ctx context.Context, tok string) (store.Channel, error) {
+	if err := s.check(); err != nil {
+		return store.Channel{}, err
+	}
+	if r, ok := s.cache.byTok(tok); ok {
+		return r.channel(), nil
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	r, err := s.lookup(ctx, tokenKey(tok))
@@ -645,13 +658,14 @@ func (s *Store) updateChannel(ctx context.Context, id string, change func(*chann
 		old = r
 		change(&r)
 		b, _ := json.Marshal(r)
-		_, err = s.channels.Update(ctx, channelKey(id), b, rev)
+		nrev, err := s.channels.Update(ctx, channelKey(id), b, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		if err != nil {
 			return channelRec{}, unavailable("update channel", err)
 		}
+		s.cache.written(channelKey(id), nrev)
 		return old, nil
 	}
 }
@@ -704,10 +718,12 @@ func (s *Store) DeleteChannel(ctx context.Context, id string) error {
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	r, _, err := s.getChannel(ctx, id)
+	r, rev, err := s.getChannel(ctx, id)
 	if err != nil {
 		return err
 	}
+	// The deletion's revision is above the channel's.
+	s.cache.written(channelKey(id), rev+1)
 	for _, k := range []string{tokenKey(r.Token), appKey(r.DeviceID, r.App), channelKey(id)} {
 		if err := s.channels.Delete(ctx, k); err != nil {
 			return unavailable("delete channel", err)
@@ -786,6 +802,12 @@ func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
 func isFull(err error) bool {
 	var ae *jetstream.APIError
 	return errors.As(err, &ae) && strings.Contains(ae.Description, "maximum messages per subject")
+}
+
+// seqGone reports a deletion of a message that is no longer there.
+func seqGone(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeMessageNotFound || strings.Contains(err.Error(), "not found")
 }
 
 func isWrongLast(err error) bool {
@@ -914,8 +936,10 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 		}
 		last := queued[len(queued)-1].Seq
 		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+		replaced := false
 		if errors.Is(err, store.ErrQueueFull) {
 			seq, err = s.replaceAtDepth(ctx, m, *older, queued)
+			replaced = err == nil
 		}
 		if isWrongLast(err) {
 			continue
@@ -923,7 +947,12 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 		if err != nil {
 			return store.Queued{}, err
 		}
-		if err := s.queue.DeleteMsg(ctx, older.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if replaced {
+			m.Seq = seq
+			return m, nil
+		}
+		// Acked meanwhile is as good as deleted.
+		if err := s.queue.DeleteMsg(ctx, older.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
 			s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", older.Seq, "err", err)
 		}
 		m.Seq = seq
