@@ -11,10 +11,11 @@ import (
 
 // channelCache is every channel as this node last heard of it, kept by a
 // watch on the channels bucket, so that finding a channel by token (on
-// every notification's path) is answered from memory. A token it does not
-// know is looked up in the bucket: a channel created on another node a
-// moment ago may not have reached the watch yet. A rotated or deleted
-// token may still be answered for as long as the watch lags (milliseconds).
+// every notification's path) takes one read of the bucket, not two: the
+// cache names the channel, and the channel is read fresh (its bindings
+// may have changed on another node a moment ago, and the watch lags). A
+// token the cache does not know is looked up through the bucket's index:
+// a channel created on another node may not have reached the watch yet.
 type channelCache struct {
 	mu      sync.RWMutex
 	byKey   map[string]channelRec // c.<channel> → channel

@@ -559,12 +559,17 @@ func (s *Store) ChannelByToken(ctx context.Context, tok string) (store.Channel, 
 	if err := s.check(); err != nil {
 		return store.Channel{}, err
 	}
-	if r, ok := s.cache.byTok(tok); ok {
-		return r.channel(), nil
-	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	r, err := s.lookup(ctx, tokenKey(tok))
+	var r channelRec
+	var err error
+	if cached, ok := s.cache.byTok(tok); ok {
+		// The token's channel is known; the channel itself is read
+		// fresh, since another node may have changed it a moment ago.
+		r, _, err = s.getChannel(ctx, cached.ID)
+	} else {
+		r, err = s.lookup(ctx, tokenKey(tok))
+	}
 	if err != nil {
 		return store.Channel{}, err
 	}
