@@ -74,7 +74,10 @@ type Handler interface {
 
 // Config configures a Link.
 type Config struct {
-	// Service is the notification service's base URL (http or https).
+	// Service is the notification service's base URL (http or https), or
+	// several, comma-separated (the nodes of a cluster): after each
+	// attempt or connection that fails, the link tries the next, after
+	// its jittered backoff.
 	Service string
 	Handler Handler
 	Clock   clock.Clock
@@ -125,7 +128,10 @@ const (
 type Link struct {
 	cfg Config
 	log *slog.Logger
-	url string
+	// urls are the services' websocket URLs; next is the one to dial
+	// next (Run's goroutine alone moves it).
+	urls []string
+	next int
 
 	mu        sync.Mutex
 	conn      *conn         // nil while down
@@ -173,12 +179,10 @@ func New(cfg Config) (*Link, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("channel: no handler")
 	}
-	u, err := url.Parse(cfg.Service)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("channel: service URL %q must be http(s)://host[:port]", cfg.Service)
+	urls, err := deviceURLs(cfg.Service)
+	if err != nil {
+		return nil, err
 	}
-	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
-	u.Path = strings.TrimRight(u.Path, "/") + "/device"
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
@@ -215,11 +219,28 @@ func New(cfg Config) (*Link, error) {
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
-	l := &Link{cfg: cfg, log: cfg.Logger, url: u.String(), up: make(chan struct{}), waiters: map[uint64]chan any{},
+	l := &Link{cfg: cfg, log: cfg.Logger, urls: urls, up: make(chan struct{}), waiters: map[uint64]chan any{},
 		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
 		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
 	l.mem, _ = cfg.Handler.(NetworkMemory)
 	return l, nil
+}
+
+// deviceURLs turns the comma-separated service URLs into their device
+// endpoints.
+func deviceURLs(services string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(services, ",") {
+		s = strings.TrimSpace(s)
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("channel: service URL %q must be http(s)://host[:port]", s)
+		}
+		u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+		u.Path = strings.TrimRight(u.Path, "/") + "/device"
+		out = append(out, u.String())
+	}
+	return out, nil
 }
 
 // Stats returns a snapshot of the link's state.
@@ -364,9 +385,16 @@ func (l *Link) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		// The next attempt goes to the next service: a node that failed
+		// or asked to be left alone may stay so, and any node serves.
+		l.next = (l.next + 1) % len(l.urls)
 		now := clk.Now()
 		if now.Sub(start) >= healthyAfter {
 			bo.Reset()
+		}
+		if len(l.urls) > 1 {
+			// Asked of this node alone; the next is another.
+			retryAfter = 0
 		}
 		delay := max(bo.Next(), retryAfter)
 		notBefore := now.Add(retryAfter)
@@ -429,7 +457,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	l.wake(wakeReconnect)
-	ws, resp, err := dialer.DialContext(dctx, l.url, nil)
+	ws, resp, err := dialer.DialContext(dctx, l.urls[l.next], nil)
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {

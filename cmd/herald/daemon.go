@@ -55,7 +55,7 @@ func loadSettings(name string, args []string, stderr io.Writer) (settings, *flag
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
-	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
+	service := fs.String("service", "", "notification service URL, or several comma-separated (a cluster's nodes) (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
 	listen := fs.String("listen", DefaultEmbeddedListen, "address of the embedded notification service")

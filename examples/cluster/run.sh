@@ -49,5 +49,5 @@ for i in 1 2 3; do
 	pids="$pids $pid"
 	echo "heraldsvc node $i: http://127.0.0.1:879$i (log $data/heraldsvc$i.log)"
 done
-echo "devices: herald run --service http://127.0.0.1:8791 (or any node; senders may post to any node)"
+echo "devices: herald run --service http://127.0.0.1:8791,http://127.0.0.1:8792,http://127.0.0.1:8793"
 wait
