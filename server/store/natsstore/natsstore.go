@@ -108,7 +108,8 @@ type Store struct {
 
 	presence *presence
 	cache    *channelCache
-	quota    jetstream.KeyValue
+	// quotaSubject is the daily counters' subject prefix.
+	quotaSubject string
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
