@@ -108,8 +108,7 @@ type Store struct {
 
 	presence *presence
 	cache    *channelCache
-	// quotaSubject is the daily counters' subject prefix.
-	quotaSubject string
+	quota    jetstream.KeyValue
 
 	stop      chan struct{}
 	wg        sync.WaitGroup

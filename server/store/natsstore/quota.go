@@ -2,12 +2,11 @@ package natsstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/server/store"
@@ -15,57 +14,62 @@ import (
 
 var _ store.Quota = (*Store)(nil)
 
-// quotaKeep is how long a day's counts are kept; a day's subject is never
-// counted on again once the day is over.
+// quotaKeep is how long a day's counts are kept: the bucket forgets an
+// entry this long after its last count, and a day's key is never used
+// again once the day is over.
 const quotaKeep = 48 * time.Hour
 
-// The daily quota is a JetStream counter per channel and day: subject
-// <prefix>.quota.<day>.<channel> on a stream that allows counters. One
-// publish adds one and answers the new total, so counting costs one
-// replicated write, and two nodes counting at once get different totals:
-// only those within the limit pass.
 func (s *Store) setUpQuota(ctx context.Context, opts Options) error {
-	st, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     strings.ToUpper(opts.Prefix) + "_QUOTA",
-		Subjects: []string{opts.Prefix + ".quota.>"},
-		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
-		AllowMsgCounter: true, AllowDirect: true, MaxAge: quotaKeep,
-	})
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_quota", History: 1,
+		Storage: jetstream.FileStorage, Replicas: opts.Replicas, TTL: quotaKeep})
 	if err != nil {
-		return fmt.Errorf("natsstore: quota stream: %w", err)
+		return fmt.Errorf("natsstore: bucket quota: %w", err)
 	}
-	s.quotaSubject = st.CachedInfo().Config.Subjects[0]
-	s.quotaSubject = strings.TrimSuffix(s.quotaSubject, ">")
+	s.quota = kv
 	return nil
 }
 
-// Take adds one to the channel's count for the day and reports whether the
-// new total is within limit.
+// Take counts one notification with compare-and-set, so two nodes counting
+// at once never both take the last one.
 func (s *Store) Take(ctx context.Context, channelID string, day int64, limit int) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	if limit <= 0 {
-		return false, nil
-	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	m := nats.NewMsg(s.quotaSubject + strconv.FormatInt(day, 10) + "." + token(channelID))
-	m.Header.Set("Nats-Incr", "1")
-	// Sent again under the same id if its answer is lost, and counted once.
-	id := newID()
-	var ack *jetstream.PubAck
-	err := retry(ctx, func(ctx context.Context) error {
-		var err error
-		ack, err = s.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
-		return err
-	})
-	if err != nil {
-		return false, unavailable("quota", err)
+	key := strconv.FormatInt(day, 10) + "." + token(channelID)
+	for {
+		e, err := get(ctx, s.quota, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if limit <= 0 {
+				return false, nil
+			}
+			_, err = s.quota.Create(ctx, key, []byte("1"))
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			if err != nil {
+				return false, unavailable("quota", err)
+			}
+			return true, nil
+		}
+		if err != nil {
+			return false, unavailable("quota", err)
+		}
+		n, err := strconv.Atoi(string(e.Value()))
+		if err != nil {
+			return false, fmt.Errorf("natsstore: quota %s: %w", key, err)
+		}
+		if n >= limit {
+			return false, nil
+		}
+		_, err = s.quota.Update(ctx, key, []byte(strconv.Itoa(n+1)), e.Revision())
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return false, unavailable("quota", err)
+		}
+		return true, nil
 	}
-	n, err := strconv.ParseInt(ack.Value, 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("natsstore: quota count %q: %w", ack.Value, err)
-	}
-	return n <= int64(limit), nil
 }
