@@ -35,19 +35,23 @@ store=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
 
 # A node fails to start until the NATS servers have elected a JetStream
 # leader (a few seconds after they start); it is started again until it
-# stays up.
+# answers on its port.
 for i in 1 2 3; do
+	url=http://127.0.0.1:879$i
 	tries=0
-	while :; do
-		"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" >"$data/heraldsvc$i.log" 2>&1 &
-		pid=$!
-		sleep 2
-		if kill -0 "$pid" 2>/dev/null; then break; fi
+	"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" >"$data/heraldsvc$i.log" 2>&1 &
+	pid=$!
+	until curl -fs "$url/" >/dev/null 2>&1; do
 		tries=$((tries + 1))
-		if [ "$tries" -ge 15 ]; then echo "heraldsvc node $i does not start; see $data/heraldsvc$i.log" >&2; exit 1; fi
+		if [ "$tries" -ge 120 ]; then echo "heraldsvc node $i does not start; see $data/heraldsvc$i.log" >&2; exit 1; fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" >"$data/heraldsvc$i.log" 2>&1 &
+			pid=$!
+		fi
+		sleep 0.5
 	done
 	pids="$pids $pid"
-	echo "heraldsvc node $i: http://127.0.0.1:879$i (log $data/heraldsvc$i.log)"
+	echo "heraldsvc node $i: $url (log $data/heraldsvc$i.log)"
 done
 echo "devices: herald run --service http://127.0.0.1:8791,http://127.0.0.1:8792,http://127.0.0.1:8793"
 wait
