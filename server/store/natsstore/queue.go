@@ -330,16 +330,21 @@ func (s *Store) Ack(ctx context.Context, deviceID string, seq uint64) error {
 }
 
 func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
-	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(s.subjectOf(deviceID))}
-	if seq < 1<<63 {
-		// Purge keeps what is at or above the sequence given.
-		opts = append(opts, jetstream.WithPurgeSequence(seq+1))
+	if seq >= 1<<63 {
+		// No stream sequence gets there; an ack that claims to is
+		// wrong, and must not empty the queue.
+		return fmt.Errorf("natsstore: ack %d: %w", seq, errAckRange)
 	}
+	// Purge keeps what is at or above the sequence given.
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(s.subjectOf(deviceID)), jetstream.WithPurgeSequence(seq + 1)}
 	if err := retry(ctx, func(ctx context.Context) error { return s.queue.Purge(ctx, opts...) }); err != nil {
 		return unavailable("ack", err)
 	}
 	return nil
 }
+
+// errAckRange is an ack beyond any number the stream can give.
+var errAckRange = errors.New("sequence out of range")
 
 // AckLater is Ack applied within AckDelay by the flusher.
 func (s *Store) AckLater(deviceID string, seq uint64) {
