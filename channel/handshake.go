@@ -53,14 +53,14 @@ func (l *Link) handshake(ctx context.Context, c *conn, id Identity, lastSeq uint
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) && ce.Code == wire.CloseUnauthorized {
 			// A bare close code: anyone in the path can send one.
-			return nil, l.refused(ctx, id, ce.Text, l.verified || l.cfg.TrustRefusals)
+			return nil, l.refused(ctx, id, ce.Text, l.verified() || l.cfg.TrustRefusals)
 		}
 		return nil, fmt.Errorf("welcome: %w", err)
 	}
 	switch f := frame.(type) {
 	case *wire.Refused:
 		proven := key != nil && wire.ProofEqual(f.Proof, wire.RefusedProof(key, challenge.Nonce, hello.Nonce, id.ID, f.Reason))
-		return nil, l.refused(ctx, id, f.Reason, proven || l.verified || l.cfg.TrustRefusals)
+		return nil, l.refused(ctx, id, f.Reason, proven || l.verified() || l.cfg.TrustRefusals)
 	case *wire.Welcome:
 		if id.ID == "" {
 			if f.Secret == "" {

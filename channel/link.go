@@ -77,7 +77,10 @@ type Handler interface {
 
 // Config configures a Link.
 type Config struct {
-	// Service is the notification service's base URL (http or https).
+	// Service is the notification service's base URL (http or https), or
+	// several, comma-separated (the nodes of a cluster): after each
+	// attempt or connection that fails, the link tries the next, after
+	// its jittered backoff.
 	Service string
 	Handler Handler
 	Clock   clock.Clock
@@ -136,10 +139,10 @@ const (
 type Link struct {
 	cfg Config
 	log *slog.Logger
-	url string
-	// verified: the connection is TLS, verified against the configured
-	// roots (and pin), so what arrives on it comes from the service.
-	verified bool
+	// urls are the services' websocket URLs; next is the one to dial
+	// next (Run's goroutine alone moves it).
+	urls []string
+	next int
 
 	mu        sync.Mutex
 	conn      *conn         // nil while down
@@ -187,12 +190,10 @@ func New(cfg Config) (*Link, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("channel: no handler")
 	}
-	u, err := url.Parse(cfg.Service)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("channel: service URL %q must be http(s)://host[:port]", cfg.Service)
+	urls, err := deviceURLs(cfg.Service)
+	if err != nil {
+		return nil, err
 	}
-	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
-	u.Path = strings.TrimRight(u.Path, "/") + "/device"
 	defaults.Set[clock.Clock](&cfg.Clock, clock.Real{})
 	defaults.Set(&cfg.Logger, slog.Default())
 	defaults.Positive(&cfg.Heartbeat, DefaultHeartbeat)
@@ -211,11 +212,33 @@ func New(cfg Config) (*Link, error) {
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
-	l := &Link{cfg: cfg, log: cfg.Logger, url: u.String(), verified: u.Scheme == "wss", up: make(chan struct{}), waiters: map[uint64]chan any{},
+	l := &Link{cfg: cfg, log: cfg.Logger, urls: urls, up: make(chan struct{}), waiters: map[uint64]chan any{},
 		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
 		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
 	l.mem, _ = cfg.Handler.(NetworkMemory)
 	return l, nil
+}
+
+// verified reports whether the connection being made is TLS, verified
+// against the configured roots (and pin), so that what arrives on it comes
+// from the service. Only Run's goroutine calls it, as only it moves next.
+func (l *Link) verified() bool { return strings.HasPrefix(l.urls[l.next], "wss://") }
+
+// deviceURLs turns the comma-separated service URLs into their device
+// endpoints.
+func deviceURLs(services string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(services, ",") {
+		s = strings.TrimSpace(s)
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("channel: service URL %q must be http(s)://host[:port]", s)
+		}
+		u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+		u.Path = strings.TrimRight(u.Path, "/") + "/device"
+		out = append(out, u.String())
+	}
+	return out, nil
 }
 
 // Stats returns a snapshot of the link's state.
@@ -360,9 +383,16 @@ func (l *Link) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		// The next attempt goes to the next service: a node that failed
+		// or asked to be left alone may stay so, and any node serves.
+		l.next = (l.next + 1) % len(l.urls)
 		now := clk.Now()
 		if now.Sub(start) >= healthyAfter {
 			bo.Reset()
+		}
+		if len(l.urls) > 1 {
+			// Asked of this node alone; the next is another.
+			retryAfter = 0
 		}
 		delay := max(bo.Next(), retryAfter)
 		notBefore := now.Add(retryAfter)
@@ -426,7 +456,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	l.wake(wakeReconnect)
-	ws, resp, err := dialer.DialContext(dctx, l.url, nil)
+	ws, resp, err := dialer.DialContext(dctx, l.urls[l.next], nil)
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {

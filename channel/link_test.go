@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -357,4 +358,40 @@ func (h *memHandler) identity() channel.Identity {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.id
+}
+
+// TestSeveralServices: with several comma-separated service URLs, a link
+// whose service is gone moves to the next after its backoff, and keeps
+// its identity there (the nodes of a cluster share the store).
+func TestSeveralServices(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	svc := testenv.Service(t, "", server.ServeConfig{Server: server.Config{Clock: fc}})
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneURL := "http://" + gone.Addr().String()
+	gone.Close() // nothing listens there now: every dial is refused
+
+	if _, err := channel.New(channel.Config{Service: svc.URL() + ",ftp://x", Handler: newMemHandler("n")}); err == nil {
+		t.Fatal("a bad URL among good ones was accepted")
+	}
+	h := newMemHandler("test-net")
+	link, err := channel.New(channel.Config{Service: goneURL + ", " + svc.URL(), Handler: h, Clock: fc, BackoffMin: time.Second,
+		Rand: func() float64 { return 0.5 }, Logger: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); link.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, testTimeout, "first service refused", func() bool {
+		return link.Stats().State == channel.StateWaiting && len(fc.Pending()) > 0
+	})
+	fc.Advance(link.Stats().RetryAt.Sub(fc.Now()))
+	testenv.Eventually(t, testTimeout, "connected to the second service", func() bool { return link.Stats().Connected })
+	if svc.ConnectedCount() != 1 {
+		t.Fatalf("%d devices on the second service, want 1", svc.ConnectedCount())
+	}
 }

@@ -313,3 +313,42 @@ func TestClusterDailyQuota(t *testing.T) {
 		}
 	}
 }
+
+// A node goes away in the middle of a stream of notifications: its device
+// moves to the next node of its --service list, and every notification
+// answered Received is shown once.
+func TestClusterNodeDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server NATS cluster")
+	}
+	nc := natstest.RunCluster(t, 3)
+	a, b, c := clusterNode(t, nc, "node-a"), clusterNode(t, nc, "node-b"), clusterNode(t, nc, "node-c")
+	d := testenv.StartDaemon(t, daemon.Config{Service: b.URL() + "," + c.URL()})
+	yes := true
+	ch, err := d.Client.Open(ctxFor(t, 10*time.Second), "demo", app.OpenRequest{Toast: &yes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	send := func(id string) {
+		r := toastTo(t, on(a, ch.URI), id)
+		if r.status != http.StatusOK || r.notification != "Received" {
+			t.Fatalf("POST %s: %d %s (%q)", id, r.status, r.notification, r.body)
+		}
+		want[id] = true
+	}
+	for i := range 10 {
+		send(fmt.Sprintf("before-%d", i))
+	}
+	if b.ConnectedCount() != 1 {
+		t.Fatal("the device is not on node B")
+	}
+	stopped := time.Now()
+	b.Close()
+	for i := range 10 {
+		send(fmt.Sprintf("after-%d", i))
+	}
+	testenv.Eventually(t, 30*time.Second, "the device on node C", func() bool { return c.ConnectedCount() == 1 })
+	t.Logf("device back on node C %v after node B stopped", time.Since(stopped).Round(time.Millisecond))
+	waitToastsOnce(t, d.Client, want)
+}

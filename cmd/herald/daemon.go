@@ -56,7 +56,7 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	paths := platform.DefaultPaths(userMode())
 	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP]")
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
-	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
+	service := fs.String("service", "", "notification service URL, or several comma-separated (a cluster's nodes) (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
 	listen := fs.String("listen", "", "address of the embedded notification service (default "+DefaultEmbeddedListen+")")

@@ -25,27 +25,38 @@ func linkSecurity(c platform.Config) (channel.Config, error) {
 		}
 		return channel.Config{TrustRefusals: true}, nil
 	}
-	u, err := url.Parse(c.Service)
-	if err != nil {
-		return channel.Config{}, fmt.Errorf("service %q: %w", c.Service, err)
+	// Several comma-separated services are the nodes of a cluster: each
+	// must pass on its own, and TLS settings need every one to be https.
+	var cfg channel.Config
+	schemes := map[string]bool{}
+	for _, one := range strings.Split(c.Service, ",") {
+		one = strings.TrimSpace(one)
+		u, err := url.Parse(one)
+		if err != nil {
+			return channel.Config{}, fmt.Errorf("service %q: %w", one, err)
+		}
+		schemes[u.Scheme] = true
+		switch u.Scheme {
+		case "https":
+		case "http":
+			if !c.Insecure && !isLoopback(u.Hostname()) {
+				return channel.Config{}, fmt.Errorf("service %q: %w (use https, or --insecure / insecure = true to accept it)", one, errInsecureService)
+			}
+		default:
+			return channel.Config{}, fmt.Errorf("service %q: want http(s)://host[:port]", one)
+		}
 	}
-	switch u.Scheme {
-	case "https":
+	if schemes["http"] && (c.ServiceCA != "" || c.ServicePin != "") {
+		return channel.Config{}, fmt.Errorf("service %q: service_ca and service_pin need an https service", c.Service)
+	}
+	if schemes["https"] {
 		tc, err := channel.LoadClientTLS(c.ServiceCA, c.ServicePin)
 		if err != nil {
 			return channel.Config{}, err
 		}
-		return channel.Config{TLS: tc}, nil
-	case "http":
-		if c.ServiceCA != "" || c.ServicePin != "" {
-			return channel.Config{}, fmt.Errorf("service %q: service_ca and service_pin need an https service", c.Service)
-		}
-		if !c.Insecure && !isLoopback(u.Hostname()) {
-			return channel.Config{}, fmt.Errorf("service %q: %w (use https, or --insecure / insecure = true to accept it)", c.Service, errInsecureService)
-		}
-		return channel.Config{}, nil
+		cfg.TLS = tc
 	}
-	return channel.Config{}, fmt.Errorf("service %q: want http(s)://host[:port]", c.Service)
+	return cfg, nil
 }
 
 // isLoopback reports whether host names this machine's loopback.

@@ -14,6 +14,7 @@ import (
 	_ "net/http/pprof" // served on --pprof, for profiling an in-process service
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (at most 10m)")
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle time after connecting, before measuring memory")
 	fs.StringVar(&cfg.Service, "service", "", "base URL of a running heraldsvc on loopback (default: start one in-process)")
+	postTo := fs.String("post-to", "", "base URLs of other nodes of the --service's cluster, comma-separated: notifications are posted there, devices stay on --service")
 	fs.IntVar(&cfg.ServicePID, "service-pid", 0, "process id of the --service, for its RSS and CPU")
 	fs.StringVar(&cfg.ServiceBinary, "heraldsvc", "", "start this heraldsvc executable as the service, in its own process (default: in-process)")
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for the in-process service's database (default: a temporary one)")
@@ -63,6 +65,17 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Rate < 0 || cfg.Rate > 1_000_000 {
 		return fmt.Errorf("--rate %v: want 0 to 1000000", cfg.Rate)
+	}
+	if *postTo != "" {
+		if cfg.Service == "" {
+			return fmt.Errorf("--post-to needs --service")
+		}
+		for _, u := range strings.Split(*postTo, ",") {
+			if err := bench.CheckLoopback(u); err != nil {
+				return err
+			}
+			cfg.PostTo = append(cfg.PostTo, u)
+		}
 	}
 	if cfg.Service != "" {
 		if err := bench.CheckLoopback(cfg.Service); err != nil {

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,10 @@ type Config struct {
 	Senders int
 	// Connectors is how many devices connect at once.
 	Connectors int
+	// PostTo, if set, are base URLs of other nodes of a cluster: each
+	// notification is posted to one of them (round-robin) at its channel
+	// URI's path, so that sender and device are on different nodes.
+	PostTo []string
 	// Drain is how long to wait after the last POST for deliveries.
 	Drain  time.Duration
 	Logger *slog.Logger
@@ -410,7 +415,7 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 			defer wg.Done()
 			for id := range jobs {
 				body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				switch res, err := client.Send(ctx, uris[id%len(uris)], mpns.Raw(body), mpns.SendOptions{}); {
+				switch res, err := client.Send(ctx, target(cfg.PostTo, uris[id%len(uris)], id), mpns.Raw(body), mpns.SendOptions{}); {
 				case err != nil:
 					failed.Add(1)
 				case res.Status == http.StatusOK:
@@ -447,6 +452,19 @@ pace:
 	res.Sent = int64(sent)
 	res.Accepted, res.Refused, res.Errors = accepted.Load(), refused.Load(), failed.Load()
 	res.AchievedRate = float64(res.Accepted) / res.DurationS
+}
+
+// target is the URI to post notification id to: the channel URI, or its
+// path on one of the other nodes.
+func target(nodes []string, uri string, id int) string {
+	if len(nodes) == 0 {
+		return uri
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return uri
+	}
+	return strings.TrimRight(nodes[id%len(nodes)], "/") + u.Path
 }
 
 func summarise(col *collector, res *Result) {

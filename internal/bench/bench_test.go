@@ -78,3 +78,20 @@ func TestRunRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestTargetOtherNode(t *testing.T) {
+	for _, c := range []struct {
+		nodes []string
+		id    int
+		want  string
+	}{
+		{nil, 3, "http://127.0.0.1:8790/throttledthirdparty/01.00/tok"},
+		{[]string{"http://127.0.0.1:8791"}, 3, "http://127.0.0.1:8791/throttledthirdparty/01.00/tok"},
+		{[]string{"http://127.0.0.1:8791/", "http://127.0.0.1:8792"}, 3, "http://127.0.0.1:8792/throttledthirdparty/01.00/tok"},
+		{[]string{"http://127.0.0.1:8791/", "http://127.0.0.1:8792"}, 4, "http://127.0.0.1:8791/throttledthirdparty/01.00/tok"},
+	} {
+		if got := target(c.nodes, "http://127.0.0.1:8790/throttledthirdparty/01.00/tok", c.id); got != c.want {
+			t.Errorf("target(%v, %d) = %s, want %s", c.nodes, c.id, got, c.want)
+		}
+	}
+}

@@ -50,7 +50,7 @@ func (s *Store) RetireDevice(ctx context.Context, id string, at time.Time) error
 	if err := s.deleteChannels(ctx, id); err != nil {
 		return err
 	}
-	return s.purge(ctx, id, 1<<63)
+	return s.purgeAll(ctx, id)
 }
 
 // deleteChannels deletes every channel of the device, tokens first.
@@ -175,11 +175,22 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 	if err := s.deleteChannels(ctx, id); err != nil {
 		return true, err
 	}
-	if err := s.purge(ctx, id, 1<<63); err != nil {
+	if err := s.purgeAll(ctx, id); err != nil {
 		return true, err
 	}
 	if err := s.devices.Delete(ctx, "s."+hash(r.Source)+"."+token(id)); err != nil {
 		return true, unavailable("delete device index", err)
 	}
 	return true, nil
+}
+
+// purgeAll empties the device's queue.
+func (s *Store) purgeAll(ctx context.Context, deviceID string) error {
+	err := retry(ctx, func(ctx context.Context) error {
+		return s.queue.Purge(ctx, jetstream.WithPurgeSubject(s.subjectOf(deviceID)))
+	})
+	if err != nil {
+		return unavailable("empty queue", err)
+	}
+	return nil
 }

@@ -89,3 +89,31 @@ func TestQuotaAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// An ack beyond any sequence the stream can give is refused and leaves
+// the queue as it was.
+func TestAckOutOfRange(t *testing.T) {
+	ctx := context.Background()
+	s, err := natsstore.Open(ctx, natsstore.Options{URLs: natstest.Run(t).URL(), Prefix: "ackrange"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateDevice(ctx, store.Device{ID: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enqueue(ctx, store.Queued{DeviceID: "dev", Kind: "raw", Body: []byte("x")}, store.EnqueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{1 << 63, 1<<64 - 1} {
+		if err := s.Ack(ctx, "dev", seq); err == nil {
+			t.Errorf("ack %d accepted", seq)
+		}
+	}
+	if qs, err := s.Pending(ctx, "dev", 0); err != nil || len(qs) != 1 {
+		t.Fatalf("after out-of-range acks: %d queued, %v; want 1", len(qs), err)
+	}
+	if d, err := s.Device(ctx, "dev"); err != nil || d.AckedSeq != 0 {
+		t.Fatalf("acked seq %d, %v; want 0", d.AckedSeq, err)
+	}
+}

@@ -132,8 +132,15 @@ func testDevices(t *testing.T, s store.Store) {
 		!got.CreatedAt.Equal(epoch) || !got.LastSeen.Equal(epoch) || got.AckedSeq != 0 {
 		t.Fatalf("device = %+v, want %+v", got, want)
 	}
-	if _, err := s.Device(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("unknown device: %v, want ErrNotFound", err)
+	// Ids come from devices' hellos: none may name another key, subject
+	// or row.
+	for _, id := range []string{"nobody", "", "dev-a.x", "*", ">", "dev-*", "d.dev-a", "dev-a\x00", "../dev-a", "dev a", string(make([]byte, 500))} {
+		if _, err := s.Device(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown device %q: %v, want ErrNotFound", id, err)
+		}
+		if qs, err := s.Pending(ctx, id, 0); err != nil || len(qs) != 0 {
+			t.Fatalf("pending of unknown device %q: %v, %v", id, qs, err)
+		}
 	}
 	seen := epoch.Add(90 * time.Minute)
 	if err := s.TouchDevice(ctx, "dev-a", seen); err != nil {

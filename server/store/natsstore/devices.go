@@ -1,0 +1,175 @@
+package natsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/server/store"
+)
+
+// Devices: d.<device> in the devices bucket, s.<hash of address>.<device>
+// indexing them by the address they enrolled from.
+
+type deviceRec struct {
+	ID         string `json:"id,omitempty"`
+	SecretHash []byte `json:"h"`
+	Source     string `json:"s"`
+	Created    int64  `json:"c"`
+	Seen       int64  `json:"l"`
+	Power      string `json:"p"`
+	Acked      uint64 `json:"a,omitempty"`
+	Retired    int64  `json:"r,omitempty"`
+}
+
+func decodeDevice(b []byte) (deviceRec, error) {
+	var r deviceRec
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+func (r deviceRec) device(id string) store.Device {
+	d := store.Device{ID: id, SecretHash: r.SecretHash, Source: r.Source, CreatedAt: time.UnixMilli(r.Created),
+		LastSeen: time.UnixMilli(r.Seen), Power: r.Power, AckedSeq: r.Acked}
+	if r.Retired != 0 {
+		d.RetiredAt = time.UnixMilli(r.Retired)
+	}
+	return d
+}
+
+func deviceKey(id string) string { return "d." + token(id) }
+
+// CreateDevice enrols a device.
+func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	power := d.Power
+	if power == "" {
+		power = "normal"
+	}
+	b, _ := json.Marshal(deviceRec{ID: d.ID, SecretHash: d.SecretHash, Source: d.Source, Created: d.CreatedAt.UnixMilli(), Seen: d.LastSeen.UnixMilli(), Power: power})
+	if _, err := s.devices.Create(ctx, deviceKey(d.ID), b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("natsstore: device %s: %w", d.ID, store.ErrExists)
+		}
+		return unavailable("create device", err)
+	}
+	s.known.Store(d.ID, struct{}{})
+	if _, err := s.devices.Put(ctx, "s."+hash(d.Source)+"."+token(d.ID), nil); err != nil {
+		return unavailable("index device", err)
+	}
+	return nil
+}
+
+func (s *Store) getDevice(ctx context.Context, id string) (deviceRec, uint64, error) {
+	e, err := get(ctx, s.devices, deviceKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return deviceRec{}, 0, fmt.Errorf("natsstore: device %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return deviceRec{}, 0, unavailable("device", err)
+	}
+	var r deviceRec
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return deviceRec{}, 0, fmt.Errorf("natsstore: device %s: %w", id, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// Device looks a device up by id.
+func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
+	if err := s.check(); err != nil {
+		return store.Device{}, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, _, err := s.getDevice(ctx, id)
+	if err != nil {
+		return store.Device{}, err
+	}
+	s.known.Store(id, struct{}{})
+	d := r.device(id)
+	highest, err := s.highestGiven(ctx, id, r.Acked)
+	if err != nil {
+		return store.Device{}, err
+	}
+	d.NextSeq = highest + 1
+	return d, nil
+}
+
+// updateDevice changes a device with compare-and-set, retrying when
+// another node changed it meanwhile. change returns false for no change.
+func (s *Store) updateDevice(ctx context.Context, id string, change func(*deviceRec) bool) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	for {
+		r, rev, err := s.getDevice(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !change(&r) {
+			return nil
+		}
+		b, _ := json.Marshal(r)
+		_, err = s.devices.Update(ctx, deviceKey(id), b, rev)
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return unavailable("update device", err)
+		}
+		return nil
+	}
+}
+
+// CountDevicesFromSource counts devices enrolled from one address.
+func (s *Store) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
+	return s.countKeys(ctx, s.devices, "s."+hash(source)+".*")
+}
+
+func (s *Store) countKeys(ctx context.Context, kv jetstream.KeyValue, filter string) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	l, err := kv.ListKeysFiltered(ctx, filter)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("count", err)
+	}
+	defer l.Stop()
+	n := 0
+	for range l.Keys() {
+		n++
+	}
+	return n, nil
+}
+
+// TouchDevice records when the device was last connected.
+func (s *Store) TouchDevice(ctx context.Context, id string, seen time.Time) error {
+	return s.updateDevice(ctx, id, func(r *deviceRec) bool {
+		r.Seen = seen.UnixMilli()
+		return true
+	})
+}
+
+// SetPower records the device's power level.
+func (s *Store) SetPower(ctx context.Context, id, power string) error {
+	return s.updateDevice(ctx, id, func(r *deviceRec) bool {
+		r.Power = power
+		return true
+	})
+}

@@ -1,0 +1,488 @@
+package natsstore
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/server/store"
+)
+
+// The queue: a subject per device on one stream, and the ordered
+// consumer that tells this node of every commit.
+
+// Headers of a queued notification.
+const (
+	hDevice   = "Herald-Device"
+	hChannel  = "Herald-Channel"
+	hKind     = "Herald-Kind"
+	hClass    = "Herald-Class"
+	hMessage  = "Herald-Message-Id"
+	hTile     = "Herald-Tile-Key"
+	hAccepted = "Herald-Accepted"
+	hDue      = "Herald-Due"
+	hMerged   = "Herald-Merged"
+)
+
+func (s *Store) message(q store.Queued) *nats.Msg {
+	m := nats.NewMsg(s.subjectOf(q.DeviceID))
+	m.Data = q.Body
+	h := m.Header
+	h.Set(hDevice, q.DeviceID)
+	h.Set(hChannel, q.ChannelID)
+	h.Set(hKind, q.Kind)
+	h.Set(hClass, strconv.Itoa(q.Class))
+	if q.MessageID != "" {
+		h.Set(hMessage, q.MessageID)
+	}
+	if q.TileKey != "" {
+		// Header values end at a line break; a tile key holds a NUL.
+		h.Set(hTile, hex.EncodeToString([]byte(q.TileKey)))
+	}
+	h.Set(hAccepted, strconv.FormatInt(q.AcceptedAt.UnixMilli(), 10))
+	h.Set(hDue, strconv.FormatInt(q.DueAt.UnixMilli(), 10))
+	if q.Merged != 0 {
+		h.Set(hMerged, strconv.FormatUint(q.Merged, 10))
+	}
+	return m
+}
+
+func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
+	q := store.Queued{Seq: seq, DeviceID: h.Get(hDevice), ChannelID: h.Get(hChannel), Kind: h.Get(hKind), MessageID: h.Get(hMessage), Body: data}
+	var err error
+	num := func(name string) int64 {
+		n, perr := strconv.ParseInt(h.Get(name), 10, 64)
+		if perr != nil && err == nil {
+			err = fmt.Errorf("natsstore: message %d: header %s: %w", seq, name, perr)
+		}
+		return n
+	}
+	q.Class = int(num(hClass))
+	q.AcceptedAt, q.DueAt = time.UnixMilli(num(hAccepted)), time.UnixMilli(num(hDue))
+	if v := h.Get(hMerged); v != "" {
+		q.Merged, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if v := h.Get(hTile); v != "" {
+		k, herr := hex.DecodeString(v)
+		if herr != nil && err == nil {
+			err = fmt.Errorf("natsstore: message %d: tile key: %w", seq, herr)
+		}
+		q.TileKey = string(k)
+	}
+	if q.DeviceID == "" && err == nil {
+		err = fmt.Errorf("natsstore: message %d: no device", seq)
+	}
+	return q, err
+}
+
+// isFull reports a publish refused by MaxMsgsPerSubject.
+func isFull(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && strings.Contains(ae.Description, "maximum messages per subject")
+}
+
+// seqGone reports a deletion of a message that is no longer there.
+func seqGone(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeMessageNotFound || strings.Contains(err.Error(), "not found")
+}
+
+func isWrongLast(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+func (s *Store) knownDevice(ctx context.Context, id string) error {
+	if _, ok := s.known.Load(id); ok {
+		return nil
+	}
+	if _, _, err := s.getDevice(ctx, id); err != nil {
+		return err
+	}
+	s.known.Store(id, struct{}{})
+	return nil
+}
+
+// maxMergeTries bounds how often a tile merge starts again after another
+// enqueue for the device slipped in; past it the update queues unmerged.
+const maxMergeTries = 8
+
+// Enqueue publishes q to its device's subject and returns once the stream
+// has acknowledged it (on a quorum of its replicas) and this node's
+// consumer has told the hook of it.
+func (s *Store) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
+	if err := s.check(); err != nil {
+		return store.Queued{}, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if err := s.knownDevice(ctx, q.DeviceID); err != nil {
+		return store.Queued{}, err
+	}
+	if opts.MaxDepth > 0 && opts.MaxDepth < s.depth {
+		// A bound below the stream's own is checked before publishing,
+		// which concurrent enqueues may overshoot by a few.
+		pending, err := s.Pending(ctx, q.DeviceID, 0)
+		if err != nil {
+			return store.Queued{}, err
+		}
+		if len(pending) >= opts.MaxDepth && !(q.TileKey != "" && opts.Merge != nil && hasTile(pending, q.TileKey)) {
+			return store.Queued{}, store.ErrQueueFull
+		}
+	}
+	var (
+		seq uint64
+		err error
+	)
+	if q.TileKey != "" && opts.Merge != nil {
+		q, err = s.mergeEnqueue(ctx, q, opts)
+		seq = q.Seq
+	} else {
+		seq, err = s.publish(ctx, q)
+	}
+	if err != nil {
+		return store.Queued{}, err
+	}
+	q.Seq = seq
+	s.waitPassed(ctx, seq)
+	return q, nil
+}
+
+func hasTile(qs []store.Queued, key string) bool {
+	for _, q := range qs {
+		if q.TileKey == key {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) publish(ctx context.Context, q store.Queued, opts ...jetstream.PublishOpt) (uint64, error) {
+	// A publish whose answer was lost in a failover is sent again under
+	// the same id, and the stream takes it once.
+	opts = append(opts, jetstream.WithMsgID(newID()))
+	msg := s.message(q)
+	var ack *jetstream.PubAck
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		ack, err = s.js.PublishMsg(ctx, msg, opts...)
+		return err
+	})
+	switch {
+	case err == nil:
+		return ack.Sequence, nil
+	case isFull(err):
+		return 0, store.ErrQueueFull
+	case isWrongLast(err):
+		return 0, err
+	default:
+		return 0, unavailable("enqueue", err)
+	}
+}
+
+// mergeEnqueue merges a tile update into the newest queued one for the
+// same tile. The merged update is published only if the device's subject
+// has not changed since it was read, then the older one is deleted; a
+// crash between the two leaves both, which the device applies in order to
+// the same end.
+func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
+	for range maxMergeTries {
+		queued, err := s.Pending(ctx, q.DeviceID, 0)
+		if err != nil {
+			return store.Queued{}, err
+		}
+		var older *store.Queued
+		for i := len(queued) - 1; i >= 0; i-- {
+			if queued[i].TileKey == q.TileKey {
+				older = &queued[i]
+				break
+			}
+		}
+		if older == nil {
+			break
+		}
+		body, ok := opts.Merge(*older)
+		if !ok {
+			break
+		}
+		m := q
+		m.Body, m.Merged = body, older.Seq
+		if older.DueAt.Before(m.DueAt) {
+			m.DueAt = older.DueAt
+		}
+		last := queued[len(queued)-1].Seq
+		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+		replaced := false
+		if errors.Is(err, store.ErrQueueFull) {
+			seq, err = s.replaceAtDepth(ctx, m, *older, queued)
+			replaced = err == nil
+		}
+		if isWrongLast(err) {
+			continue
+		}
+		if err != nil {
+			return store.Queued{}, err
+		}
+		if replaced {
+			m.Seq = seq
+			return m, nil
+		}
+		// Acked meanwhile is as good as deleted.
+		if err := s.queue.DeleteMsg(ctx, older.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
+			s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", older.Seq, "err", err)
+		}
+		m.Seq = seq
+		return m, nil
+	}
+	seq, err := s.publish(ctx, q)
+	q.Seq = seq
+	return q, err
+}
+
+// replaceAtDepth makes room for a merged update in a full queue by
+// deleting the one it replaces first. If another enqueue takes the room
+// meanwhile, the older update is put back under a new number (the merge
+// is then tried again, with it).
+func (s *Store) replaceAtDepth(ctx context.Context, m, older store.Queued, queued []store.Queued) (uint64, error) {
+	if err := s.queue.DeleteMsg(ctx, older.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, unavailable("merge", err)
+	}
+	var last uint64
+	for _, e := range queued {
+		if e.Seq != older.Seq {
+			last = e.Seq
+		}
+	}
+	seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+	if err == nil {
+		return seq, nil
+	}
+	older.Merged = 0
+	if _, perr := s.publish(ctx, older); perr != nil {
+		s.log.Error("natsstore: a tile update taken out for a merge could not be put back", "device", older.DeviceID,
+			"seq", older.Seq, "err", perr)
+	}
+	return 0, err
+}
+
+// Pending reads the device's subject above after from the stream's leader.
+func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]store.Queued, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	subj := s.subjectOf(deviceID)
+	var out []store.Queued
+	for next := after + 1; next != 0; {
+		var m *jetstream.RawStreamMsg
+		err := retry(ctx, func(ctx context.Context) error {
+			var err error
+			m, err = s.queue.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+			return err
+		})
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, unavailable("pending", err)
+		}
+		q, err := decode(m.Sequence, m.Header, m.Data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+		next = m.Sequence + 1
+	}
+	return out, nil
+}
+
+// Ack purges the device's subject up to seq and records seq on the device.
+func (s *Store) Ack(ctx context.Context, deviceID string, seq uint64) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if seq > store.MaxSeq {
+		return fmt.Errorf("natsstore: ack %d: %w", seq, store.ErrSeqRange)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if err := s.purge(ctx, deviceID, seq); err != nil {
+		return err
+	}
+	err := s.updateDevice(ctx, deviceID, func(r *deviceRec) bool {
+		if seq <= r.Acked {
+			return false
+		}
+		r.Acked = seq
+		return true
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
+	if seq > store.MaxSeq {
+		// No stream sequence gets there; an ack that claims to is
+		// wrong, and must not empty the queue.
+		return fmt.Errorf("natsstore: ack %d: %w", seq, store.ErrSeqRange)
+	}
+	// Purge keeps what is at or above the sequence given.
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(s.subjectOf(deviceID)), jetstream.WithPurgeSequence(seq + 1)}
+	if err := retry(ctx, func(ctx context.Context) error { return s.queue.Purge(ctx, opts...) }); err != nil {
+		return unavailable("ack", err)
+	}
+	return nil
+}
+
+// AckLater is Ack applied within AckDelay by the flusher.
+func (s *Store) AckLater(deviceID string, seq uint64) {
+	if seq > store.MaxSeq {
+		return
+	}
+	s.ackMu.Lock()
+	first := len(s.lazy) == 0
+	if seq > s.lazy[deviceID] {
+		s.lazy[deviceID] = seq
+	}
+	s.ackMu.Unlock()
+	if first {
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Store) flusher() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ackKick:
+		case <-s.stop:
+			s.flush()
+			return
+		}
+		select {
+		case <-time.After(s.ackDelay):
+		case <-s.stop:
+		}
+		s.flush()
+	}
+}
+
+func (s *Store) flush() {
+	s.ackMu.Lock()
+	acks := s.lazy
+	s.lazy = map[string]uint64{}
+	s.ackMu.Unlock()
+	for dev, seq := range acks {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		// Through the unexported path: Ack refuses once closing.
+		err := s.purge(ctx, dev, seq)
+		if err == nil {
+			err = s.updateDeviceUnchecked(ctx, dev, seq)
+		}
+		cancel()
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("natsstore: applying an ack", "device", dev, "seq", seq, "err", err)
+		}
+	}
+}
+
+func (s *Store) updateDeviceUnchecked(ctx context.Context, id string, seq uint64) error {
+	for {
+		r, rev, err := s.getDevice(ctx, id)
+		if err != nil || seq <= r.Acked {
+			return err
+		}
+		r.Acked = seq
+		b, _ := json.Marshal(r)
+		_, err = s.devices.Update(ctx, deviceKey(id), b, rev)
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		return err
+	}
+}
+
+// OnCommitted sets the hook the consumer tells of every commit.
+func (s *Store) OnCommitted(f func(store.Queued)) { s.hook.Store(&f) }
+
+func (s *Store) tell(q store.Queued) {
+	if f := s.hook.Load(); f != nil {
+		(*f)(q)
+	}
+}
+
+// consumed is the ordered consumer's handler: one goroutine, stream order.
+func (s *Store) consumed(m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		s.log.Warn("natsstore: a queue message without metadata", "err", err)
+		return
+	}
+	q, err := decode(md.Sequence.Stream, m.Headers(), m.Data())
+	if err != nil {
+		s.log.Warn("natsstore: an undecodable queue message", "err", err)
+	} else {
+		s.tell(q)
+	}
+	s.pmu.Lock()
+	if md.Sequence.Stream > s.passed {
+		s.passed = md.Sequence.Stream
+		close(s.moved)
+		s.moved = make(chan struct{})
+	}
+	s.pmu.Unlock()
+}
+
+// passWait bounds how long Enqueue waits for the consumer: the
+// notification is durable already, and a message purged by an ack before
+// the consumer reached it is never handed over.
+const passWait = 2 * time.Second
+
+func (s *Store) waitPassed(ctx context.Context, seq uint64) {
+	timeout := time.NewTimer(passWait)
+	defer timeout.Stop()
+	for {
+		s.pmu.Lock()
+		passed, moved := s.passed, s.moved
+		s.pmu.Unlock()
+		if passed >= seq {
+			return
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			return
+		}
+	}
+}
+
+// QueueLength counts the messages in the stream.
+func (s *Store) QueueLength(ctx context.Context) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	info, err := s.queue.Info(ctx)
+	if err != nil {
+		return 0, unavailable("queue length", err)
+	}
+	return int64(info.State.Msgs), nil
+}
