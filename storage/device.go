@@ -591,6 +591,7 @@ type ApplyTx struct {
 	// once, however many notifications it has for it.
 	channels map[string]channelLookup
 	apps     map[string]appState
+	ups      map[string]unifiedPushLookup
 	// counts are the batch's counter increments, written once each just
 	// before the commit rather than once per notification.
 	counts []counterDelta
