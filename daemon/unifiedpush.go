@@ -357,6 +357,13 @@ func (u *unifiedPush) owns(sender dbus.Sender, service string) bool {
 	return owner == string(sender)
 }
 
+// unixUser is the Unix user of the connection sender, as the bus knows it.
+func (u *unifiedPush) unixUser(sender dbus.Sender) (uint32, error) {
+	var uid uint32
+	err := u.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, string(sender)).Store(&uid)
+	return uid, err
+}
+
 // regError is a refused registration: the reason Register answers.
 type regError struct {
 	reason string
@@ -399,6 +406,20 @@ func (u *unifiedPush) register(sender dbus.Sender, version int, service, token, 
 		Description: description, VAPID: vapid, Version: version, CreatedAt: u.d.cfg.Clock.Now()}
 	if err == nil {
 		r.CreatedAt = old.CreatedAt
+	}
+	// The app id belongs to the caller's Unix user, as one opened over
+	// the local API does (peer.go), so that no other user of a shared
+	// socket can close or rebind the channel behind the app's back.
+	uid, err := u.unixUser(sender)
+	if err != nil {
+		return bad(upInternalError, "the bus does not say who the caller is: %w", err)
+	}
+	owner, err := u.d.store.ClaimApp(ctx, r.App, uid, u.d.cfg.Clock.Now())
+	switch {
+	case err != nil:
+		return bad(upInternalError, "%w", err)
+	case owner != uid && !trusted(uid):
+		return bad(upUnauthorized, "app id %s belongs to user %d, the caller is user %d", r.App, owner, uid)
 	}
 	ch, err := u.d.Open(ctx, r.App, app.OpenRequest{Channel: UnifiedPushChannel, VAPIDKey: vapid})
 	switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -336,7 +337,12 @@ func TestUnifiedPushRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(chans) != 1 {
-		t.Errorf("channels = %d, want the owner's one: %+v", len(chans), chans)
+		t.Fatalf("channels = %d, want the owner's one: %+v", len(chans), chans)
+	}
+	// The registration's app id belongs to the registering process's
+	// user, so the local API refuses it to other users.
+	if uid, err := d.StoreForTest().AppOwner(context.Background(), chans[0].App); err != nil || uid != uint32(os.Getuid()) {
+		t.Errorf("owner of %s = %d %v, want %d", chans[0].App, uid, err, os.Getuid())
 	}
 	select {
 	case c := <-other.calls:
