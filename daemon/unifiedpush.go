@@ -189,13 +189,21 @@ func (d *Daemon) startUnifiedPush() *unifiedPush {
 			return nil
 		}
 	}
-	reply, err := conn.RequestName(UnifiedPushBusName, dbus.NameFlagDoNotQueue)
-	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+	// Queued rather than refused when another process holds the name (a
+	// daemon that is still stopping): the bus hands it over when that
+	// process leaves.
+	reply, err := conn.RequestName(UnifiedPushBusName, 0)
+	switch {
+	case err != nil:
 		conn.Close()
-		d.log.Warn("UnifiedPush distributor off: the bus name is taken or refused", "name", UnifiedPushBusName, "bus", bus, "err", err)
+		d.log.Warn("UnifiedPush distributor off: the bus refused the name", "name", UnifiedPushBusName, "bus", bus, "err", err)
 		return nil
+	case reply == dbus.RequestNameReplyInQueue:
+		d.log.Warn("UnifiedPush distributor waiting: another process owns the name; it passes here when that one leaves",
+			"name", UnifiedPushBusName, "bus", bus)
+	default:
+		d.log.Info("UnifiedPush distributor on the bus", "name", UnifiedPushBusName, "bus", bus)
 	}
-	d.log.Info("UnifiedPush distributor on the bus", "name", UnifiedPushBusName, "bus", bus)
 	return u
 }
 

@@ -247,8 +247,21 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	}
 	testenv.Eventually(t, 10*time.Second, "four acks", func() bool { return counter(t, d, daemon.CountUnifiedPushDelivered) == 4 })
 
+	// A message for an app that has left the bus waits for it, across a
+	// daemon restart.
+	if _, err := app2.conn.ReleaseName("org.example.Two"); err != nil {
+		t.Fatal(err)
+	}
+	if code := post(t, ep2.endpoint, messageID(5), []byte("while away")); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	testenv.Eventually(t, 10*time.Second, "the message queued", func() bool { return counter(t, d, daemon.CountUnifiedPushQueued) == 5 })
+
 	// Registrations outlive the daemon and are announced again.
 	d.Stop()
+	if reply, err := app2.conn.RequestName("org.example.Two", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("owning the name again: %v %v", reply, err)
+	}
 	d = testenv.StartDaemon(t, cfg)
 	if again := app1.next("NewEndpoint"); again.token != "token-one" || again.endpoint != ep1.endpoint {
 		t.Errorf("after restart v1 NewEndpoint = %+v, want %s", again, ep1.endpoint)
@@ -256,12 +269,17 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	if again := app2.next("NewEndpoint"); again.token != "token-two" || again.endpoint != ep2.endpoint {
 		t.Errorf("after restart v2 NewEndpoint = %+v, want %s", again, ep2.endpoint)
 	}
-	if code := post(t, ep1.endpoint, messageID(5), []byte("after restart")); code != http.StatusOK {
+	if m := app2.next("Message"); string(m.msg) != "while away" || m.id != messageID(5) {
+		t.Errorf("after restart the waiting message is %q %s", m.msg, m.id)
+	}
+	if code := post(t, ep1.endpoint, messageID(6), []byte("after restart")); code != http.StatusOK {
 		t.Fatalf("POST after restart: %d", code)
 	}
 	if m := app1.next("Message"); string(m.msg) != "after restart" {
 		t.Errorf("after restart Message %q", m.msg)
 	}
+
+	testenv.Eventually(t, 10*time.Second, "the acks", func() bool { return counter(t, d, daemon.CountUnifiedPushDelivered) == 6 })
 
 	// Unregister closes the channel: the endpoint is gone.
 	if err := app1.distributor().Call("org.unifiedpush.Distributor1.Unregister", 0, "token-one").Err; err != nil {
@@ -270,7 +288,7 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	if u := app1.next("Unregistered"); u.token != "token-one" {
 		t.Errorf("Unregistered(%q)", u.token)
 	}
-	if code := post(t, ep1.endpoint, messageID(6), []byte("late")); code != http.StatusNotFound {
+	if code := post(t, ep1.endpoint, messageID(7), []byte("late")); code != http.StatusNotFound {
 		t.Errorf("POST to an unregistered endpoint: %d, want 404", code)
 	}
 	var out map[string]dbus.Variant
