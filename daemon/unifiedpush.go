@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -134,6 +136,18 @@ func validBusName(s string) bool {
 		}
 	}
 	return true
+}
+
+// validVAPIDKey reports whether k is an application server key as RFC
+// 8292 and the Push API write it: an uncompressed P-256 point (65 bytes) in
+// base64url, padded or not.
+func validVAPIDKey(k string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(k, "="))
+	if err != nil || len(b) != 65 {
+		return false
+	}
+	_, err = ecdh.P256().NewPublicKey(b)
+	return err == nil
 }
 
 // dialBus connects to the configured bus; a nil connection with no error
@@ -397,6 +411,8 @@ func (u *unifiedPush) register(sender dbus.Sender, version int, service, token, 
 		return bad(upInternalError, "description longer than %d bytes", maxUnifiedPushDescription)
 	case len(vapid) > maxUnifiedPushVAPID:
 		return bad(upInternalError, "vapid key longer than %d bytes", maxUnifiedPushVAPID)
+	case vapid != "" && !validVAPIDKey(vapid):
+		return bad(upInternalError, "vapid is not a P-256 public key in uncompressed form, base64url-encoded")
 	case !u.owns(sender, service):
 		return bad(upUnauthorized, "caller %s does not own %s", sender, service)
 	}

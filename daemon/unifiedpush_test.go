@@ -343,9 +343,18 @@ func TestUnifiedPushRefusals(t *testing.T) {
 			}
 		})
 	}
-	// Through Distributor2 too.
-	if res, reason := other.register2("org.example.Owner", "stolen2", ""); res != "REGISTRATION_FAILED" || reason != "UNAUTHORIZED" {
-		t.Errorf("v2 Register for another's name = %s %s", res, reason)
+	// Through Distributor2 too, and its VAPID key must be a P-256 point.
+	for _, tt := range []struct{ service, token, vapid, wantReason string }{
+		{"org.example.Owner", "stolen2", "", "UNAUTHORIZED"},
+		{"org.example.Other", "v2", "not base64!", "INTERNAL_ERROR"},
+		{"org.example.Other", "v2", "BAAA", "INTERNAL_ERROR"},
+		// 65 bytes, 0x04 and zeros: not on the curve.
+		{"org.example.Other", "v2", "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "INTERNAL_ERROR"},
+		{"org.example.Other", "v2", strings.Repeat("B", 300), "INTERNAL_ERROR"},
+	} {
+		if res, reason := other.register2(tt.service, tt.token, tt.vapid); res != "REGISTRATION_FAILED" || reason != tt.wantReason {
+			t.Errorf("v2 Register(%s, %s, vapid %.20q) = %s %s, want %s", tt.service, tt.token, tt.vapid, res, reason, tt.wantReason)
+		}
 	}
 	if err := other.distributor().Call("org.unifiedpush.Distributor1.Unregister", 0, "mine").Err; err == nil {
 		t.Error("another app unregistered a token not its own")
