@@ -273,31 +273,37 @@ func (u *unifiedPush) announceAll(ctx context.Context) {
 	}
 }
 
-// deliver sends the outbox's messages in order. An app that does not
-// answer keeps its messages for the next pass; the others go on. It
-// reports whether any failed.
+// deliver makes one pass over the outbox, oldest first. An app that does
+// not take a message keeps it and every later one for the next pass, so
+// each app gets its messages in order; the other apps' messages go on.
+// It reports whether any failed.
 func (u *unifiedPush) deliver(ctx context.Context) (failed bool) {
 	down := map[string]bool{}
 	regs := map[string]*storage.UnifiedPushRegistration{}
+	var after int64
 	for ctx.Err() == nil {
-		msgs, err := u.d.store.UnifiedPushOutbox(ctx, 64)
+		msgs, err := u.d.store.UnifiedPushOutbox(ctx, after, 64)
 		if err != nil {
 			u.d.log.Error("UnifiedPush: reading the outbox failed", "err", err)
 			return true
 		}
-		progress := false
+		if len(msgs) == 0 {
+			return failed
+		}
 		for _, m := range msgs {
+			after = m.ID
 			if down[m.Token] {
 				continue
 			}
 			reg, ok := regs[m.Token]
 			if !ok {
 				r, err := u.d.store.UnifiedPush(ctx, m.Token)
+				if errors.Is(err, storage.ErrNotFound) {
+					_ = u.d.store.AckUnifiedPush(ctx, m.ID, "") // unregistered meanwhile
+					continue
+				}
 				if err != nil {
-					if errors.Is(err, storage.ErrNotFound) {
-						_ = u.d.store.AckUnifiedPush(ctx, m.ID, "") // unregistered meanwhile
-						progress = true
-					}
+					down[m.Token], failed = true, true
 					continue
 				}
 				reg = &r
@@ -314,10 +320,6 @@ func (u *unifiedPush) deliver(ctx context.Context) (failed bool) {
 				u.d.log.Error("UnifiedPush: recording the ack failed", "err", err)
 				return true
 			}
-			progress = true
-		}
-		if !progress {
-			return failed
 		}
 	}
 	return failed

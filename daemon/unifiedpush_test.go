@@ -255,7 +255,16 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	if code := post(t, ep2.endpoint, messageID(5), []byte("while away")); code != http.StatusOK {
 		t.Fatalf("POST: %d", code)
 	}
-	testenv.Eventually(t, 10*time.Second, "the message queued", func() bool { return counter(t, d, daemon.CountUnifiedPushQueued) == 5 })
+	// Another app's messages do not wait behind it.
+	if code := post(t, ep1.endpoint, messageID(50), []byte("meanwhile")); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	if m := app1.next("Message"); string(m.msg) != "meanwhile" {
+		t.Errorf("while another app is away got %q", m.msg)
+	}
+	testenv.Eventually(t, 10*time.Second, "the messages queued, all but one acked", func() bool {
+		return counter(t, d, daemon.CountUnifiedPushQueued) == 6 && counter(t, d, daemon.CountUnifiedPushDelivered) == 5
+	})
 
 	// Registrations outlive the daemon and are announced again.
 	d.Stop()
@@ -279,7 +288,7 @@ func TestUnifiedPushDistributor(t *testing.T) {
 		t.Errorf("after restart Message %q", m.msg)
 	}
 
-	testenv.Eventually(t, 10*time.Second, "the acks", func() bool { return counter(t, d, daemon.CountUnifiedPushDelivered) == 6 })
+	testenv.Eventually(t, 10*time.Second, "the acks", func() bool { return counter(t, d, daemon.CountUnifiedPushDelivered) == 7 })
 
 	// Unregister closes the channel: the endpoint is gone.
 	if err := app1.distributor().Call("org.unifiedpush.Distributor1.Unregister", 0, "token-one").Err; err != nil {

@@ -100,10 +100,10 @@ func (s *DeviceStore) DeleteUnifiedPush(ctx context.Context, token string) error
 	return nil
 }
 
-// UnifiedPushOutbox lists up to limit messages not yet acknowledged, oldest
-// first.
-func (s *DeviceStore) UnifiedPushOutbox(ctx context.Context, limit int) ([]UnifiedPushMessage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, token, message_id, body, received_at FROM unifiedpush_outbox WHERE phone = ? ORDER BY id LIMIT ?`, s.phone, limit)
+// UnifiedPushOutbox lists up to limit messages not yet acknowledged with
+// ids above after, oldest first.
+func (s *DeviceStore) UnifiedPushOutbox(ctx context.Context, after int64, limit int) ([]UnifiedPushMessage, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, token, message_id, body, received_at FROM unifiedpush_outbox WHERE phone = ? AND id > ? ORDER BY id LIMIT ?`, s.phone, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: unifiedpush outbox: %w", err)
 	}

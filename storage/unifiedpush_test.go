@@ -53,12 +53,15 @@ func TestUnifiedPushOutbox(t *testing.T) {
 	if dropped != 5 {
 		t.Errorf("dropped %d, want 5", dropped)
 	}
-	msgs, err := s.UnifiedPushOutbox(ctx, 100)
+	msgs, err := s.UnifiedPushOutbox(ctx, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(msgs) != backlog+1 || msgs[0].Token != "calm" || msgs[1].MessageID != "5" || msgs[len(msgs)-1].MessageID != "14" {
 		t.Fatalf("outbox = %d messages, first %+v", len(msgs), msgs[0])
+	}
+	if page, err := s.UnifiedPushOutbox(ctx, msgs[5].ID, 3); err != nil || len(page) != 3 || page[0].ID != msgs[6].ID {
+		t.Errorf("the page after %d = %+v %v", msgs[5].ID, page, err)
 	}
 	for range 2 { // a repeated ack counts once
 		if err := s.AckUnifiedPush(ctx, msgs[0].ID, "acked"); err != nil {
@@ -74,7 +77,7 @@ func TestUnifiedPushOutbox(t *testing.T) {
 	if _, err := s.UnifiedPush(ctx, "flood"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleted registration: %v", err)
 	}
-	if msgs, _ := s.UnifiedPushOutbox(ctx, 100); len(msgs) != 0 {
+	if msgs, _ := s.UnifiedPushOutbox(ctx, 0, 100); len(msgs) != 0 {
 		t.Errorf("outbox after deleting = %d messages", len(msgs))
 	}
 	regs, err := s.UnifiedPushes(ctx)
