@@ -11,6 +11,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
@@ -290,6 +291,32 @@ func TestUnifiedPushDistributor(t *testing.T) {
 
 	testenv.Eventually(t, 10*time.Second, "the acks", func() bool { return counter(t, d, daemon.CountUnifiedPushDelivered) == 7 })
 
+	// A channel given a new URI announces it to its app.
+	chans, err := d.Client.Channels(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app1ID string
+	for _, ch := range chans {
+		if ch.URI == ep1.endpoint {
+			app1ID = ch.App
+		}
+	}
+	if !strings.HasPrefix(app1ID, "org.example.One~") || len(chans) != 2 {
+		t.Fatalf("channels %+v: want two, one of org.example.One with %s", chans, ep1.endpoint)
+	}
+	renewed, err := d.Client.Open(context.Background(), app1ID, app.OpenRequest{Channel: daemon.UnifiedPushChannel, Renew: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.URI == ep1.endpoint {
+		t.Fatalf("renewing kept the URI %s", renewed.URI)
+	}
+	if again := app1.next("NewEndpoint"); again.token != "token-one" || again.endpoint != renewed.URI {
+		t.Errorf("after renewal NewEndpoint = %+v, want %s", again, renewed.URI)
+	}
+	ep1.endpoint = renewed.URI
+
 	// Unregister closes the channel: the endpoint is gone.
 	if err := app1.distributor().Call("org.unifiedpush.Distributor1.Unregister", 0, "token-one").Err; err != nil {
 		t.Fatal(err)
@@ -308,7 +335,7 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	if u := app2.next("Unregistered"); u.token != "token-two" {
 		t.Errorf("Unregistered(%q)", u.token)
 	}
-	chans, err := d.Client.Channels(context.Background(), "")
+	chans, err = d.Client.Channels(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
