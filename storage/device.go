@@ -115,7 +115,8 @@ const deviceCacheKiB = 512
 
 // applyQueries are the statements the apply path runs for every batch,
 // prepared once at open.
-var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile, qAddRaw}
+var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile, qAddRaw,
+	qUnifiedPushByApp, qAddUnifiedPush, qTrimUnifiedPush}
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
