@@ -264,9 +264,14 @@ func (u *unifiedPush) announceAll(ctx context.Context) {
 		return
 	}
 	for _, r := range regs {
-		ch, err := u.d.store.Channel(ctx, r.App)
+		// Open finds the channel, or opens it again if it was closed
+		// over the local API: the app is still registered and expects
+		// its endpoint to work.
+		ch, err := u.d.Open(ctx, r.App, app.OpenRequest{Channel: UnifiedPushChannel, VAPIDKey: r.VAPID})
 		if err != nil {
-			u.d.log.Warn("UnifiedPush: registration without a channel", "service", r.Service, "err", err)
+			if ctx.Err() == nil {
+				u.d.log.Warn("UnifiedPush: the registration's channel cannot be opened", "service", r.Service, "err", err)
+			}
 			continue
 		}
 		u.newEndpoint(ctx, r, ch.URI)

@@ -267,15 +267,25 @@ func TestUnifiedPushDistributor(t *testing.T) {
 		return counter(t, d, daemon.CountUnifiedPushQueued) == 6 && counter(t, d, daemon.CountUnifiedPushDelivered) == 5
 	})
 
-	// Registrations outlive the daemon and are announced again.
+	// Registrations outlive the daemon and are announced again; one
+	// whose channel was closed over the local API gets a new one.
+	app1ID := appOf(t, d, ep1.endpoint)
+	if err := d.Client.Close(context.Background(), app1ID); err != nil {
+		t.Fatal(err)
+	}
 	d.Stop()
 	if reply, err := app2.conn.RequestName("org.example.Two", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("owning the name again: %v %v", reply, err)
 	}
 	d = testenv.StartDaemon(t, cfg)
-	if again := app1.next("NewEndpoint"); again.token != "token-one" || again.endpoint != ep1.endpoint {
-		t.Errorf("after restart v1 NewEndpoint = %+v, want %s", again, ep1.endpoint)
+	again := app1.next("NewEndpoint")
+	if again.token != "token-one" || again.endpoint == ep1.endpoint || !strings.HasPrefix(again.endpoint, svc.URL()) {
+		t.Errorf("after restart v1 NewEndpoint = %+v, want a new URI in place of the closed %s", again, ep1.endpoint)
 	}
+	if code := post(t, ep1.endpoint, messageID(51), []byte("old")); code != http.StatusNotFound {
+		t.Errorf("POST to the closed channel's URI: %d, want 404", code)
+	}
+	ep1.endpoint = again.endpoint
 	if again := app2.next("NewEndpoint"); again.token != "token-two" || again.endpoint != ep2.endpoint {
 		t.Errorf("after restart v2 NewEndpoint = %+v, want %s", again, ep2.endpoint)
 	}
@@ -292,18 +302,8 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the acks", func() bool { return counter(t, d, daemon.CountUnifiedPushDelivered) == 7 })
 
 	// A channel given a new URI announces it to its app.
-	chans, err := d.Client.Channels(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var app1ID string
-	for _, ch := range chans {
-		if ch.URI == ep1.endpoint {
-			app1ID = ch.App
-		}
-	}
-	if !strings.HasPrefix(app1ID, "org.example.One~") || len(chans) != 2 {
-		t.Fatalf("channels %+v: want two, one of org.example.One with %s", chans, ep1.endpoint)
+	if got := appOf(t, d, ep1.endpoint); got != app1ID {
+		t.Fatalf("the reopened channel is %s's, want %s", got, app1ID)
 	}
 	renewed, err := d.Client.Open(context.Background(), app1ID, app.OpenRequest{Channel: daemon.UnifiedPushChannel, Renew: true})
 	if err != nil {
@@ -335,13 +335,32 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	if u := app2.next("Unregistered"); u.token != "token-two" {
 		t.Errorf("Unregistered(%q)", u.token)
 	}
-	chans, err = d.Client.Channels(context.Background(), "")
+	chans, err := d.Client.Channels(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(chans) != 0 {
 		t.Errorf("channels left after unregistering: %+v", chans)
 	}
+}
+
+// appOf is the app id whose channel has uri.
+func appOf(t *testing.T, d *testenv.Daemon, uri string) string {
+	t.Helper()
+	chans, err := d.Client.Channels(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chans {
+		if ch.URI == uri {
+			if !strings.Contains(ch.App, "~") || ch.Name != daemon.UnifiedPushChannel {
+				t.Fatalf("channel %+v is not a UnifiedPush registration's", ch)
+			}
+			return ch.App
+		}
+	}
+	t.Fatalf("no channel has URI %s: %+v", uri, chans)
+	return ""
 }
 
 // TestUnifiedPushRefusals: an app registers only for a name it owns, a
