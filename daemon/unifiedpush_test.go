@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/wire"
 )
 
 // upCall is one call the distributor made to a test connector.
@@ -431,6 +433,28 @@ func TestUnifiedPushRefusals(t *testing.T) {
 		t.Errorf("a refused app was called: %+v", c)
 	default:
 	}
+	// A toast or tile for a UnifiedPush app's channel is a payload error,
+	// not a Message; a raw one (here with no X-MessageID) is a Message
+	// whose id is its sequence number.
+	st, err := d.Client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := st.AppliedSeq
+	h := daemon.LinkHandler(d.Daemon)
+	for _, kind := range []mpns.Kind{mpns.KindToast, mpns.KindTile, mpns.KindRaw} {
+		seq++
+		if err := h.Apply(context.Background(), []wire.Notification{{Seq: seq, ChannelID: chans[0].ChannelID, Kind: string(kind), Body: []byte(kind)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := owner.next("Message"); string(m.msg) != string(mpns.KindRaw) || m.id != strconv.FormatUint(seq, 10) {
+		t.Errorf("Message %q id %q, want the raw one with id %d", m.msg, m.id, seq)
+	}
+	if n := counter(t, d, daemon.CountPayloadErrors); n != 2 {
+		t.Errorf("payload_errors = %d, want 2", n)
+	}
+
 	// The owner's registration still works.
 	if res, _ := owner.register1("org.example.Owner", "mine"); res != "REGISTRATION_SUCCEEDED" {
 		t.Errorf("owner's Register after the attacks = %s", res)
