@@ -23,6 +23,7 @@ type effects struct {
 	raw   *storage.RawRecord   // for the raw log
 	event *app.Event           // for the app's event stream, when it is running
 	show  *platform.Toast      // for the shell's display
+	push  bool                 // a message joined the UnifiedPush outbox
 
 	wake   string // set by record: the app with a new event
 	change Change // Kind, App and MessageID set by applyOne
@@ -35,6 +36,8 @@ type notice struct {
 	ch                  storage.LocalChannel
 	n                   wire.Notification
 	running, foreground bool
+	// up is the UnifiedPush registration the channel belongs to, if any.
+	up *storage.UnifiedPushRegistration
 }
 
 // applier works out the effects of one notification of its kind. It may
@@ -56,8 +59,18 @@ func (d *Daemon) applyOne(tx *storage.ApplyTx, ch storage.LocalChannel, n wire.N
 		return effects{}, err
 	}
 	a := notice{tx: tx, ch: ch, n: n, running: running, foreground: foreground}
+	apply, ok := appliers[mpns.Kind(n.Kind)]
+	reg, isUP, err := tx.UnifiedPushByApp(ch.App)
+	if err != nil {
+		return effects{}, err
+	}
+	if isUP {
+		// A UnifiedPush app's channel has one delivery path, whatever
+		// the kind: its connector on D-Bus.
+		a.up, apply, ok = &reg, applyUnifiedPush, true
+	}
 	var eff effects
-	if apply, ok := appliers[mpns.Kind(n.Kind)]; ok {
+	if ok {
 		eff, err = apply(d, a)
 	} else {
 		eff = d.rejected(a, app.ErrorPayloadFormat, CountPayloadErrors, fmt.Errorf("unknown notification kind %q", n.Kind))
@@ -181,4 +194,26 @@ func applyTile(d *Daemon, a notice) (effects, error) {
 	}
 	rec.Template, rec.Fields = state.Template, state.Fields
 	return effects{count: CountTilesUpdated, tile: &rec}, nil
+}
+
+// applyUnifiedPush queues the body for the app's UnifiedPush connector;
+// the distributor calls Message after the commit and deletes the message
+// once the app took it, so it arrives at least once. Toasts and tiles have
+// no meaning to a UnifiedPush app: they are rejected.
+func applyUnifiedPush(d *Daemon, a notice) (effects, error) {
+	if k := mpns.Kind(a.n.Kind); k == mpns.KindToast || k == mpns.KindTile {
+		return d.rejected(a, app.ErrorPayloadFormat, CountPayloadErrors,
+			fmt.Errorf("%s notification for a UnifiedPush app", k)), nil
+	}
+	_, dropped, err := a.tx.AddUnifiedPush(a.up.Token, upMessageID(a.n.MessageID, a.n.Seq), a.n.Body, MaxUnifiedPushBacklog)
+	if err != nil {
+		return effects{}, err
+	}
+	if dropped > 0 {
+		d.log.Warn("UnifiedPush: backlog full, oldest messages dropped", "service", a.up.Service, "dropped", dropped)
+		if err := a.tx.Count(CountUnifiedPushDropped, dropped); err != nil {
+			return effects{}, err
+		}
+	}
+	return effects{count: CountUnifiedPushQueued, push: true, change: Change{Body: a.n.Body, Running: a.running}}, nil
 }

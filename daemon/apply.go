@@ -20,6 +20,11 @@ const (
 	CountUnknownChannel = "dropped_unknown_channel"
 	CountPayloadErrors  = "payload_errors"
 	CountBadContent     = "bad_content"
+	// UnifiedPush messages: queued for an app's connector, taken by it
+	// (acked), and dropped from a full backlog.
+	CountUnifiedPushQueued    = "unifiedpush_queued"
+	CountUnifiedPushDelivered = "unifiedpush_delivered"
+	CountUnifiedPushDropped   = "unifiedpush_dropped"
 )
 
 // linkHandler is the daemon as the link sees it.
@@ -149,6 +154,12 @@ func (d *Daemon) afterCommit(ctx context.Context, done []effects) {
 			changes = append(changes, e.change)
 		}
 		d.notifyApplied(ctx, changes)
+	}
+	for _, e := range done {
+		if e.push && d.up != nil {
+			d.up.wake()
+			break
+		}
 	}
 	woken := map[string]bool{}
 	for _, e := range done {

@@ -261,6 +261,9 @@ func (d *Daemon) uriChanged(ctx context.Context, channelID, uri string) {
 func (d *Daemon) announceURI(ctx context.Context, ch storage.LocalChannel) {
 	d.log.Info("channel URI changed", "app", ch.App, "uri", ch.URI)
 	d.appEvent(ctx, ch.App, app.Event{Type: app.EventURI, URI: ch.URI})
+	if d.up != nil {
+		d.up.uriChanged(ctx, ch.App, ch.URI)
+	}
 }
 
 // appEvent queues an event for app if it is running.

@@ -95,6 +95,10 @@ type Config struct {
 	Effective map[string]any
 	// History bounds the device database's toasts and app events.
 	History History
+	// UnifiedPushBus is where the UnifiedPush distributor serves apps:
+	// UnifiedPushSession, UnifiedPushSystem, a D-Bus address, or ""/
+	// UnifiedPushOff for none.
+	UnifiedPushBus string
 	// OnChange, when set, is called after a change to the phone's state
 	// commits (see observe.go); it must not block.
 	OnChange func(Change)
@@ -121,6 +125,7 @@ type Daemon struct {
 	hub   *hub
 	bg    *background
 	obs   observer
+	up    *unifiedPush // nil while the distributor is off
 
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.
@@ -230,9 +235,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.runWG.Done()
 	stop := context.AfterFunc(ctx, d.cancel)
 	defer stop()
+	// Before anything that could read it: the distributor is set once.
+	d.up = d.startUnifiedPush()
 	if d.cfg.Socket != "" {
 		ln, err := platform.ListenSocket(d.cfg.Socket, d.cfg.SocketGroup)
 		if err != nil {
+			if d.up != nil {
+				d.up.conn.Close()
+			}
 			d.cancel()
 			return fmt.Errorf("daemon: %w", err)
 		}
@@ -249,6 +259,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer d.wg.Done()
 		d.bg.run(d.ctx)
 	}()
+	if d.up != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.up.run(d.ctx)
+		}()
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

@@ -62,6 +62,7 @@ type Config struct {
 	Power       string   `toml:"power"`        // auto (from the OS) | normal | low | critical
 	LogLevel    string   `toml:"log_level"`    // debug|info|warn|error
 	MemoryLimit string   `toml:"memory_limit"` // Go's soft memory limit, e.g. "10MiB", or "off"; see ParseSize
+	UnifiedPush string   `toml:"unifiedpush"`  // the D-Bus bus of the UnifiedPush distributor: session|system|off, or a bus address; "" = session for a user, system for root
 	// The device database's bounded history (see the defaults' reasons).
 	ToastsKept   int                `toml:"toasts_kept"`    // toasts kept per phone; 0 = DefaultToastsKept
 	ToastsMaxAge Duration           `toml:"toasts_max_age"` // toasts older than this are deleted; 0 = DefaultToastsMaxAge
@@ -123,7 +124,20 @@ var (
 	DisplayNames = []string{"auto", "log", "dbus", "macos", "windows"}
 	PowerModes   = []string{"auto", "normal", "low", "critical"}
 	LogLevels    = []string{"debug", "info", "warn", "error"}
+	// UnifiedPushBuses are unifiedpush's named values; a D-Bus address
+	// such as unix:path=/run/user/1000/bus is accepted too.
+	UnifiedPushBuses = []string{"session", "system", "off"}
 )
+
+// ValidUnifiedPushBus reports whether v is a unifiedpush value: a named
+// bus, or a D-Bus address (transport:key=value,...).
+func ValidUnifiedPushBus(v string) bool {
+	if slices.Contains(UnifiedPushBuses, v) {
+		return true
+	}
+	transport, rest, ok := strings.Cut(v, ":")
+	return ok && transport != "" && strings.Contains(rest, "=") && len(v) <= 1024
+}
 
 // LoadConfig reads the configuration file at path. A missing file is not an
 // error: it returns the zero Config. Unknown keys are an error naming the
@@ -163,6 +177,9 @@ func parseConfig(path string, data []byte) (Config, error) {
 	oneOf("display", c.Display, DisplayNames)
 	oneOf("power", c.Power, PowerModes)
 	oneOf("log_level", c.LogLevel, LogLevels)
+	if c.UnifiedPush != "" && !ValidUnifiedPushBus(c.UnifiedPush) {
+		invalid(fmt.Sprintf("unifiedpush %q: want session, system, off or a D-Bus address such as unix:path=/run/user/1000/bus", c.UnifiedPush), "unifiedpush")
+	}
 	if c.Service != "" {
 		if u, err := url.Parse(c.Service); err != nil || u.Scheme == "" || u.Host == "" {
 			invalid(fmt.Sprintf("service %q: want an absolute URL such as http://127.0.0.1:8080", c.Service), "service")

@@ -115,7 +115,8 @@ const deviceCacheKiB = 512
 
 // applyQueries are the statements the apply path runs for every batch,
 // prepared once at open.
-var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile, qAddRaw}
+var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCount, qAddToast, qAddEvent, qTile, qPutTile, qAddRaw,
+	qUnifiedPushByApp, qAddUnifiedPush, qTrimUnifiedPush}
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
@@ -591,6 +592,7 @@ type ApplyTx struct {
 	// once, however many notifications it has for it.
 	channels map[string]channelLookup
 	apps     map[string]appState
+	ups      map[string]unifiedPushLookup
 	// counts are the batch's counter increments, written once each just
 	// before the commit rather than once per notification.
 	counts []counterDelta

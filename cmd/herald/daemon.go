@@ -54,7 +54,7 @@ func userMode() bool { return os.Geteuid() != 0 }
 // loadSettings parses the daemon's flags and resolves the configuration.
 func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	paths := platform.DefaultPaths(userMode())
-	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP]")
+	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP] [--unifiedpush BUS]")
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
 	service := fs.String("service", "", "notification service URL, or several comma-separated (a cluster's nodes) (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
@@ -70,6 +70,7 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")
 	var uiHosts cli.Strings
 	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa or herald.home.arpa:8791 (repeatable; adds to ui_hosts)")
+	unifiedPush := fs.String("unifiedpush", "", "D-Bus bus of the UnifiedPush distributor: session, system, off, or a bus address (default session, or system as root)")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -107,6 +108,10 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	}
 	override("listen", &cfg.Listen, *listen)
 	override("memory-limit", &cfg.MemoryLimit, *memLimit)
+	override("unifiedpush", &cfg.UnifiedPush, *unifiedPush)
+	if cfg.UnifiedPush != "" && !platform.ValidUnifiedPushBus(cfg.UnifiedPush) {
+		return settings{}, fs, fmt.Errorf("--unifiedpush %q: want session, system, off or a D-Bus address", cfg.UnifiedPush)
+	}
 	for _, h := range uiHosts {
 		if err := platform.ValidUIHost(h); err != nil {
 			return settings{}, fs, fmt.Errorf("--ui-host: %w", err)
@@ -114,6 +119,14 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	}
 	cfg.UIHosts = append(cfg.UIHosts, uiHosts...)
 	cfg.ApplyDefaults(paths)
+	if cfg.UnifiedPush == "" {
+		// A user's daemon serves the user's desktop apps; a system
+		// service has only the system bus.
+		cfg.UnifiedPush = daemon.UnifiedPushSession
+		if !userMode() {
+			cfg.UnifiedPush = daemon.UnifiedPushSystem
+		}
+	}
 	limit, err := memoryLimit(cfg.MemoryLimit, os.LookupEnv)
 	if err != nil {
 		return settings{}, fs, err
@@ -264,7 +277,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		return err
 	}
 	d, err := daemon.New(daemon.Config{Service: serviceURL, Link: link, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
-		Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
+		UnifiedPushBus: s.UnifiedPush, Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
 		History: daemon.History{ToastsKept: s.ToastsKept, ToastsMaxAge: s.ToastsMaxAge.Duration,
 			EventsKept: s.EventsKept, EventsMaxAge: s.EventsMaxAge.Duration},
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})

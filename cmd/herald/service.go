@@ -36,6 +36,7 @@ var runFlags = []struct{ name, usage string }{
 	{"display", "toast display: auto, log, dbus, macos, windows"},
 	{"log-level", "debug, info, warn or error"},
 	{"memory-limit", "soft limit on the daemon's Go memory, e.g. 16MiB, or off"},
+	{"unifiedpush", "D-Bus bus of the UnifiedPush distributor: session, system, off, or a bus address"},
 }
 
 // serviceFlags are the flags every service command shares.
