@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -321,9 +322,17 @@ type timedStore struct {
 	g *guard
 }
 
+// ChannelByToken times only lookups that find a channel (or fail): a made-up
+// URI is nobody's notification, and anyone can send millions of them from
+// many addresses, so if they counted, a flood of them that slowed the disk
+// would have every sender answered 503.
 func (t *timedStore) ChannelByToken(ctx context.Context, token string) (store.Channel, error) {
-	defer t.g.observe(t.g.clock.Now())
-	return t.Store.ChannelByToken(ctx, token)
+	start := t.g.clock.Now()
+	ch, err := t.Store.ChannelByToken(ctx, token)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.g.observe(start)
+	}
+	return ch, err
 }
 
 func (t *timedStore) Device(ctx context.Context, id string) (store.Device, error) {
