@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -358,13 +359,34 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// senderAddr is the address a request came from, without its port.
+// senderAddr is the source a request came from, as sourceOf keys it.
 func senderAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return sourceOf(r.RemoteAddr)
+}
+
+// sourceOf is the key the per-address limits (sender rate, body reads,
+// devices enrolled) count a peer under: its IPv4 address, or the /64 its
+// IPv6 address is in ("2001:db8::/64"). A single IPv6 host is usually
+// given a whole /64 and can send from any address in it, so keying on the
+// exact address would give it 2^64 budgets. IPv6 loopback stays "::1".
+func sourceOf(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = remoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is4() || ip.IsLoopback() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return host
+	}
+	return p.String()
 }
 
 // admit applies the checks every notification request passes before its
