@@ -36,9 +36,13 @@ func TestSenderRateByIPv6Prefix(t *testing.T) {
 		{"[2001:db8::dead:beef:1]:1000", http.StatusNotAcceptable},
 		{"[2001:db8:0:1::1]:1000", http.StatusNotFound},
 	}
+	answered := map[int]int{}
 	for _, tt := range tests {
-		if got := send(tt.remote); got != tt.want {
+		got := send(tt.remote)
+		if got != tt.want {
 			t.Errorf("from %s: %d, want %d", tt.remote, got, tt.want)
 		}
+		answered[got]++
 	}
+	t.Logf("sender rate 1/s, burst 2, from 3 addresses of 2001:db8::/64 and 1 of 2001:db8:0:1::/64: %d requests, answered %v (406: the /64's budget spent)", len(tests), answered)
 }
