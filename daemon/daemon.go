@@ -222,6 +222,11 @@ func New(cfg Config) (*Daemon, error) {
 	if err := d.store.CapRunning(ctx, cfg.Clock.Now().Add(cfg.RunningGrace)); err != nil {
 		return fail(err)
 	}
+	// Events queued before this start may have been sent by an earlier
+	// process; the app may ack or resume after any of them.
+	if d.hub.before, err = d.store.LastEventID(ctx); err != nil {
+		return fail(err)
+	}
 	return d, nil
 }
 

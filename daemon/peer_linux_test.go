@@ -116,4 +116,5 @@ func TestAppOwnershipOtherUser(t *testing.T) {
 	if owners["games"] != strconv.Itoa(otherUID) || owners["mail"] != "0" {
 		t.Fatalf("owners %v", owners)
 	}
+	t.Logf("user %d, a real process on the group-shared socket: root's mail answered %d, its own games %d; owners %v", otherUID, got["mail"], got["games"], owners)
 }

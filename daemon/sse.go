@@ -115,6 +115,10 @@ func (d *Daemon) handleAck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, app.CodeBadRequest, `expected {"ack": <event id>}, an id > 0`)
 		return
 	}
+	if err := d.hub.checkAck(appID, req.Ack); err != nil {
+		writeError(w, http.StatusBadRequest, app.CodeBadRequest, err.Error())
+		return
+	}
 	if err := d.store.AckEvents(r.Context(), appID, req.Ack); err != nil {
 		fail(w, err)
 		return

@@ -17,13 +17,42 @@ import (
 	"github.com/heraldpush/herald/wire"
 )
 
-// hub wakes an app's event stream when the app has new events.
+// hub wakes an app's event stream when the app has new events, and knows
+// how far each app has been sent its events.
 type hub struct {
 	mu      sync.Mutex
 	streams map[string]*appStream
+	// before is the highest event id when the daemon started: an earlier
+	// process may have sent any of those. sent is, per app, the highest
+	// event id a stream of this process has handed it.
+	before int64
+	sent   map[string]int64
 }
 
-func newHub() *hub { return &hub{streams: map[string]*appStream{}} }
+func newHub() *hub { return &hub{streams: map[string]*appStream{}, sent: map[string]int64{}} }
+
+// markSent records that appID has been sent its events up to id.
+func (h *hub) markSent(appID string, id int64) {
+	h.mu.Lock()
+	if id > h.sent[appID] {
+		h.sent[appID] = id
+	}
+	h.mu.Unlock()
+}
+
+// errAckUnsent: an ack or resume point names an event the app was never
+// sent; taking it would delete the app's own events before it saw them.
+var errAckUnsent = errors.New("event id beyond the last event sent to this app")
+
+// checkAck reports whether appID may acknowledge (or resume after) id.
+func (h *hub) checkAck(appID string, id int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if id <= h.before || id <= h.sent[appID] {
+		return nil
+	}
+	return fmt.Errorf("%w (%d)", errAckUnsent, max(h.before, h.sent[appID]))
+}
 
 func (h *hub) wake(appID string) {
 	h.mu.Lock()
@@ -124,6 +153,9 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	sse := wantsEventStream(r)
 	after, err := streamAfter(r, sse)
+	if err == nil {
+		err = d.hub.checkAck(appID, after)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, app.CodeBadRequest, err.Error())
 		return
@@ -270,6 +302,12 @@ func (s *appStream) readLoop(d *Daemon, conn *websocket.Conn) {
 			s.mu.Unlock()
 			return
 		}
+		if err := d.hub.checkAck(s.app, ack.Ack); err != nil {
+			s.mu.Lock()
+			s.closeCode, s.closeText = websocket.ClosePolicyViolation, err.Error()
+			s.mu.Unlock()
+			return
+		}
 		// The daemon's context, not the stream's: an ack read while the
 		// stream is being replaced still counts.
 		if err := d.store.AckEvents(d.ctx, s.app, ack.Ack); err != nil && !errors.Is(err, context.Canceled) {
@@ -294,6 +332,9 @@ func (s *appStream) writeLoop(d *Daemon, after int64) {
 		}
 		for _, e := range events {
 			last = e.ID
+			// Marked before the write: an app may ack an event as soon as
+			// it reads it, before send returns.
+			d.hub.markSent(s.app, e.ID)
 			var ev app.Event
 			if err := json.Unmarshal(e.Data, &ev); err != nil {
 				continue

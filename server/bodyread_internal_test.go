@@ -34,3 +34,24 @@ func TestReadSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceOf: IPv4 peers are counted by address, IPv6 peers by their
+// /64, so a host that owns a /64 cannot take a fresh budget per address.
+func TestSourceOf(t *testing.T) {
+	tests := []struct{ remote, want string }{
+		{"127.0.0.1:5000", "127.0.0.1"},
+		{"192.0.2.7:1", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:1", "192.0.2.7"},
+		{"[::1]:80", "::1"},
+		{"[2001:db8::1]:443", "2001:db8::/64"},
+		{"[2001:db8::ffff:1:2:3]:443", "2001:db8::/64"},
+		{"[2001:db8:0:1::1]:443", "2001:db8:0:1::/64"},
+		{"[fe80::1%eth0]:443", "fe80::/64"},
+		{"pipe", "pipe"},
+	}
+	for _, tt := range tests {
+		if got := sourceOf(tt.remote); got != tt.want {
+			t.Errorf("sourceOf(%q) = %q, want %q", tt.remote, got, tt.want)
+		}
+	}
+}

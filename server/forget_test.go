@@ -104,6 +104,7 @@ func TestForgetsDevicesThatNeverComeBack(t *testing.T) {
 	if n := online.expectNotify(); len(n) != 1 || n[0].MessageID != "o" {
 		t.Fatalf("the connected device got %+v", n)
 	}
+	t.Logf("devices away 90 days and an hour, 60 days, connected: 1 of 3 deleted with its channel and queue, its URI 404 Expired, its hello 4003; connected device: sent 1, 200 Received 1, delivered 1")
 }
 
 // TestForgetDevicesAfterBounds: forgetting devices sooner than they count
@@ -146,6 +147,7 @@ func TestDotPathsNotRedirected(t *testing.T) {
 		{"GET", "/", 200},
 		{"GET", server.MetricsPath, 200},
 	}
+	unredirected := 0
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
 			c, err := net.Dial("tcp", addr)
@@ -163,8 +165,10 @@ func TestDotPathsNotRedirected(t *testing.T) {
 			if resp.StatusCode != tt.want || resp.Header.Get("Location") != "" {
 				t.Fatalf("%s %s: %d Location %q, want %d and no redirect", tt.method, tt.target, resp.StatusCode, resp.Header.Get("Location"), tt.want)
 			}
+			unredirected++
 		})
 	}
 	// Nothing was delivered through a cleaned path.
 	d.barrier()
+	t.Logf("raw request lines: %d tried, %d answered as expected without a Location (404 for every unclean path); 0 notifications delivered through a cleaned path", len(tests), unredirected)
 }

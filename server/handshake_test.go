@@ -115,6 +115,7 @@ func TestHelloValidated(t *testing.T) {
 		{"power unknown, proven", proven("turbo"), "valid hello"},
 		{"not a hello", asJSON(map[string]any{"type": "ack", "seq": 1}), "valid hello"},
 	}
+	refused, served := 0, 0
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			devices := countDevices(t, e)
@@ -129,9 +130,13 @@ func TestHelloValidated(t *testing.T) {
 			if err != nil || d.Power != "normal" {
 				t.Fatalf("victim's stored power %q (%v) after a refused hello, want normal", d.Power, err)
 			}
+			refused++
 			checkServed(t, victim, vch.URI)
+			served++
 		})
 	}
+	t.Logf("hellos no daemon sends: %d tried, %d closed 4002, 0 devices created, stored power unchanged; legitimate sender and device: sent %d, 200 Received %d, delivered %d",
+		len(tests), refused, served, served, served)
 	m := testenv.Scrape(t, base+server.MetricsPath)
 	for reason, want := range map[string]float64{"unsupported version": 3, "bad hello": 5, wire.RefusedBadProof: 0} {
 		if got := m.Value("herald_service_device_refusals_total", "reason", reason); got != want {

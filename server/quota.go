@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -321,9 +323,17 @@ type timedStore struct {
 	g *guard
 }
 
+// ChannelByToken times only lookups that find a channel (or fail): a made-up
+// URI is nobody's notification, and anyone can send millions of them from
+// many addresses, so if they counted, a flood of them that slowed the disk
+// would have every sender answered 503.
 func (t *timedStore) ChannelByToken(ctx context.Context, token string) (store.Channel, error) {
-	defer t.g.observe(t.g.clock.Now())
-	return t.Store.ChannelByToken(ctx, token)
+	start := t.g.clock.Now()
+	ch, err := t.Store.ChannelByToken(ctx, token)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.g.observe(start)
+	}
+	return ch, err
 }
 
 func (t *timedStore) Device(ctx context.Context, id string) (store.Device, error) {
@@ -349,13 +359,34 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// senderAddr is the address a request came from, without its port.
+// senderAddr is the source a request came from, as sourceOf keys it.
 func senderAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return sourceOf(r.RemoteAddr)
+}
+
+// sourceOf is the key the per-address limits (sender rate, body reads,
+// devices enrolled) count a peer under: its IPv4 address, or the /64 its
+// IPv6 address is in ("2001:db8::/64"). A single IPv6 host is usually
+// given a whole /64 and can send from any address in it, so keying on the
+// exact address would give it 2^64 budgets. IPv6 loopback stays "::1".
+func sourceOf(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = remoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is4() || ip.IsLoopback() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return host
+	}
+	return p.String()
 }
 
 // admit applies the checks every notification request passes before its

@@ -94,7 +94,7 @@ func TestSequenceAttack(t *testing.T) {
 			for range sent {
 				checkServed(t, victim, vch.URI)
 			}
-			t.Logf("after the attack: sent %d, answered 200 Received %d, delivered %d", sent, sent, sent)
+			t.Logf("%s: closed %d; after the attack: sent %d, answered 200 Received %d, delivered %d; a new device enrolled", tt.name, wire.CloseProtocol, sent, sent, sent)
 			// New devices still enrol (the committer answers them).
 			newcomer := mustDial(t, base)
 			newcomer.open("app", "")
@@ -130,7 +130,8 @@ func TestAckAboveSent(t *testing.T) {
 	if n := d.nextNotification(); n.Seq != 1 {
 		t.Fatalf("got %+v", n)
 	}
-	for _, seq := range []uint64{2, math.MaxInt64, math.MaxUint64} {
+	acks := []uint64{2, math.MaxInt64, math.MaxUint64}
+	for _, seq := range acks {
 		d.ws.Close()
 		var err error
 		d, err = dial(t, base, d.id, d.secret)
@@ -146,4 +147,6 @@ func TestAckAboveSent(t *testing.T) {
 		}
 		checkServed(t, victim, vch.URI)
 	}
+	t.Logf("acks above what was sent: %d connections, each closed %d, notification 1 resent on each; legitimate sender and device: sent %d, 200 Received %d, delivered %d",
+		len(acks), wire.CloseProtocol, len(acks), len(acks), len(acks))
 }

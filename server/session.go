@@ -166,7 +166,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		tcp.SetKeepAlive(false)
 	}
 	conn.SetReadLimit(wire.MaxFrameSize)
-	source, _, _ := net.SplitHostPort(r.RemoteAddr)
+	source := sourceOf(r.RemoteAddr)
 	s.mu.Lock()
 	if s.closed {
 		after := s.retryDelayLocked()

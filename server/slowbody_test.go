@@ -117,3 +117,78 @@ func TestSlowBodiesFromOneAddress(t *testing.T) {
 		t.Fatalf("device got %+v", n)
 	}
 }
+
+// TestSlowBodiesFromManyAddresses spreads slow bodies over 20 loopback
+// addresses, each under its own bound, so none is refused: every one is
+// held reading. They still hold no in-flight slot (there are more of them
+// than slots), so a sender on another address, and one on an attacking
+// address with reads to spare, are answered 200 Received and their device
+// gets every notification.
+func TestSlowBodiesFromManyAddresses(t *testing.T) {
+	const (
+		addresses   = 20
+		perAddress  = 30 // under DefaultMaxBodyReadsPerSource
+		maxInFlight = 64 // fewer than the slow connections
+	)
+	svc := startPlain(t, withDB(t, server.ServeConfig{
+		ReadTimeout: time.Minute,
+		Server:      server.Config{Limits: server.Limits{MaxInFlight: maxInFlight}},
+	}))
+	addr := svc.Addr().String()
+	victim := mustDial(t, svc.URL())
+	vch := victim.open("victim", "")
+	victim.bind(vch.ChannelID, true, false)
+
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		wg.Wait()
+	})
+	for a := range addresses {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", 1+a))}}
+		for i := range perAddress {
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatalf("address %d, connection %d: %v", a, i, err)
+			}
+			conns = append(conns, c)
+			fmt.Fprintf(c, "POST %sbogus%d-%d HTTP/1.1\r\nHost: %s\r\nX-NotificationClass: 3\r\nContent-Length: 3000\r\n\r\n", server.ThrottledPath, a, i, addr)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+					resp.Body.Close()
+					answered.Add(1)
+				}
+			}()
+		}
+	}
+	// Legitimate senders, one on an address of its own and one on an
+	// attacking address, while the slow connections hang.
+	senders := []string{"127.0.0.2", "127.0.1.1"}
+	const sent = 10
+	received := map[string]int{}
+	for _, ip := range senders {
+		c := fromAddr(ip)
+		for i := range sent {
+			id := fmt.Sprintf("%s-%d", ip, i)
+			r := postMPNS(t, c, http.MethodPost, vch.URI, mpnsHeaders("toast", "2", id), toastXML)
+			if statusOf(r) != "200 Received" {
+				t.Fatalf("sender %s, notification %d during the attack: %s (%s) %v", ip, i, statusOf(r), r.body, r.network)
+			}
+			received[ip]++
+			if n := victim.nextNotification(); n.MessageID != id {
+				t.Fatalf("device got %+v, want %s", n, id)
+			}
+		}
+	}
+	if n := answered.Load(); n != 0 {
+		t.Fatalf("%d slow connections answered; each address is under its bound, so none should be", n)
+	}
+	t.Logf("slow connections %d from %d addresses: %d held reading, %d answered; legitimate senders (127.0.0.2, and 127.0.1.1 among the attackers): sent %d, 200 Received %d, delivered %d",
+		addresses*perAddress, addresses, addresses*perAddress-int(answered.Load()), answered.Load(), 2*sent, received["127.0.0.2"]+received["127.0.1.1"], received["127.0.0.2"]+received["127.0.1.1"])
+}

@@ -69,9 +69,12 @@ func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger)
 
 func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	paths := platform.DefaultPaths(userMode())
-	fs := cli.NewFlagSet("herald emulate", "herald emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--ui-host NAME]... [--data DIR] [--socket PATH] [--inactive-after D] [--queue-depth N] [--daily-quota N]")
+	fs := cli.NewFlagSet("herald emulate", "herald emulate --devices N [--service URL [--service-ca F] [--service-pin P] [--insecure]] [--listen ADDR] [--ui ADDR] [--ui-host NAME]... [--data DIR] [--socket PATH] [--inactive-after D] [--queue-depth N] [--daily-quota N]")
 	devices := fs.Int("devices", 1, "how many phones to run")
 	service := fs.String("service", "", "notification service URL (default: start an embedded one)")
+	insecure := fs.Bool("insecure", false, "allow a plain http:// --service that is not on loopback (device secret proofs and notifications travel unencrypted)")
+	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https --service's certificate must chain to (default: the system's roots)")
+	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the --service's certificate or public key, or of one in its chain")
 	listen := fs.String("listen", DefaultEmulatorListen, "address of the embedded notification service")
 	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793")
 	var uiHosts cli.Strings
@@ -127,6 +130,13 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	// The phones reach the service as herald run does, checked before
+	// anything starts.
+	link, err := linkSecurity(platform.Config{Service: *service, ServiceCA: *serviceCA, ServicePin: *servicePin, Insecure: *insecure})
+	if err != nil {
+		fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+		return 2
+	}
 	log := cli.Logger(stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -155,7 +165,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 
 	var page *ui.UI
 	emu, err := emulator.New(ctx, emulator.Config{Devices: *devices, Service: serviceURL, DB: filepath.Join(*data, "emulator.db"),
-		Logger: log, OnChange: func(phone string, c daemon.Change) {
+		Logger: log, Link: link, OnChange: func(phone string, c daemon.Change) {
 			if page != nil {
 				page.Notify(phone, c)
 			}

@@ -90,3 +90,37 @@ func TestRunRefusesInsecureService(t *testing.T) {
 		t.Fatalf("with insecure = true: exit %d, stderr %q; want 2 for the pin", code, errb.String())
 	}
 }
+
+// TestEmulateRefusesInsecureService: herald emulate --service follows
+// herald run's rule: a plain http service off loopback is refused (exit 2,
+// before anything is created) unless --insecure; --service-ca and
+// --service-pin need an https service, and a CA file that is not there is
+// refused before anything starts.
+func TestEmulateRefusesInsecureService(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plain http off loopback", []string{"--service", "http://192.0.2.7:8790"}, "not on loopback"},
+		{"by name", []string{"--service", "http://push.example.com"}, "not on loopback"},
+		{"loopback-looking name", []string{"--service", "http://127.0.0.1.evil.example"}, "not on loopback"},
+		{"pin on plain http", []string{"--service", "http://192.0.2.7:8790", "--insecure", "--service-pin", "abc"}, "need an https service"},
+		{"CA on loopback http", []string{"--service", "http://127.0.0.1:8790", "--service-ca", "ca.pem"}, "need an https service"},
+		{"CA without a service", []string{"--service-ca", "ca.pem"}, "need an https service"},
+		{"missing CA file", []string{"--service", "https://push.example.com", "--service-ca", "/nonexistent/ca.pem"}, "ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"emulate", "--data", dir, "--socket", filepath.Join(t.TempDir(), "s")}, tt.args...)
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the emulator started anyway: data directory %v", err)
+			}
+		})
+	}
+}
