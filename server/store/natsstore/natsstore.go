@@ -75,6 +75,9 @@ type Options struct {
 	// (default 5 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Now is the clock message expiry is read against (default
+	// time.Now): the service passes its own.
+	Now func() time.Time
 }
 
 // Store is a store.Store on NATS JetStream.
@@ -88,6 +91,7 @@ type Store struct {
 	depth    int
 	timeout  time.Duration
 	log      *slog.Logger
+	nowFunc  func() time.Time
 
 	// known holds devices seen to exist (DeleteDevice forgets them), so
 	// enqueueing need not look the device up every time.
@@ -142,7 +146,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
 		moved: make(chan struct{}), lazy: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay,
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), nowFunc: opts.Now}
 	// The hook may be set after the consumer starts; until then commits
 	// are only counted.
 	nopts := append([]nats.Option{nats.Name("heraldsvc"), nats.MaxReconnects(-1),
@@ -202,6 +206,9 @@ func (s *Store) setUp(ctx context.Context, opts Options) error {
 		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
 		MaxMsgsPerSubject: int64(opts.QueueDepth),
+		// A Web Push message carries its TTL (Nats-TTL), so JetStream
+		// deletes it when it expires.
+		AllowMsgTTL: true,
 		// Reads go to the leader, which has every acknowledged publish: a
 		// replica answering a direct get may lag behind the commits the
 		// hook has told of.
@@ -509,11 +516,12 @@ type channelRec struct {
 	Domains     []string `json:"dom,omitempty"`
 	Pinned      []string `json:"pin,omitempty"`
 	Created     int64    `json:"c"`
+	VAPIDKey    string   `json:"v,omitempty"`
 }
 
 func recOf(c store.Channel) channelRec {
 	return channelRec{ID: c.ID, DeviceID: c.DeviceID, App: c.App, Name: c.Name, Token: c.Token, ServiceName: c.ServiceName,
-		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, Created: c.CreatedAt.UnixMilli()}
+		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, Created: c.CreatedAt.UnixMilli(), VAPIDKey: c.VAPIDKey}
 }
 
 func (r channelRec) channel() store.Channel {
@@ -524,7 +532,8 @@ func (r channelRec) channel() store.Channel {
 		return v
 	}
 	return store.Channel{ID: r.ID, DeviceID: r.DeviceID, App: r.App, Name: r.Name, Token: r.Token, ServiceName: r.ServiceName,
-		Toast: r.Toast, Tile: r.Tile, Domains: nonNil(r.Domains), Pinned: nonNil(r.Pinned), CreatedAt: time.UnixMilli(r.Created)}
+		Toast: r.Toast, Tile: r.Tile, Domains: nonNil(r.Domains), Pinned: nonNil(r.Pinned), CreatedAt: time.UnixMilli(r.Created),
+		VAPIDKey: r.VAPIDKey}
 }
 
 func channelKey(id string) string            { return "c." + token(id) }
@@ -747,6 +756,7 @@ const (
 	hAccepted = "Herald-Accepted"
 	hDue      = "Herald-Due"
 	hMerged   = "Herald-Merged"
+	hExpires  = "Herald-Expires"
 )
 
 func (s *Store) message(q store.Queued) *nats.Msg {
@@ -769,7 +779,28 @@ func (s *Store) message(q store.Queued) *nats.Msg {
 	if q.Merged != 0 {
 		h.Set(hMerged, strconv.FormatUint(q.Merged, 10))
 	}
+	if !q.ExpiresAt.IsZero() {
+		h.Set(hExpires, strconv.FormatInt(q.ExpiresAt.UnixMilli(), 10))
+		// JetStream counts TTLs in whole seconds on its own clock; a
+		// second more keeps it from deleting before Pending stops
+		// returning the message.
+		secs := int64(q.ExpiresAt.Sub(s.now())/time.Second) + 1
+		h.Set(jetstream.MsgTTLHeader, strconv.FormatInt(max(secs, 1), 10))
+	}
 	return m
+}
+
+func (s *Store) now() time.Time {
+	if s.nowFunc != nil {
+		return s.nowFunc()
+	}
+	return time.Now()
+}
+
+// DeleteExpired deletes nothing itself: every message with an expiry
+// carries it as its JetStream TTL, and the stream deletes it then.
+func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
+	return 0, s.check()
 }
 
 func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
@@ -786,6 +817,9 @@ func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
 	q.AcceptedAt, q.DueAt = time.UnixMilli(num(hAccepted)), time.UnixMilli(num(hDue))
 	if v := h.Get(hMerged); v != "" {
 		q.Merged, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if v := h.Get(hExpires); v != "" {
+		q.ExpiresAt = time.UnixMilli(num(hExpires))
 	}
 	if v := h.Get(hTile); v != "" {
 		k, herr := hex.DecodeString(v)
@@ -986,6 +1020,7 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	subj := s.subjectOf(deviceID)
+	now := s.now()
 	var out []store.Queued
 	for next := after + 1; next != 0; {
 		var m *jetstream.RawStreamMsg
@@ -1004,7 +1039,9 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, q)
+		if q.ExpiresAt.IsZero() || q.ExpiresAt.After(now) {
+			out = append(out, q)
+		}
 		next = m.Sequence + 1
 	}
 	return out, nil
