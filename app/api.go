@@ -36,6 +36,7 @@ type Channel struct {
 type OpenRequest struct {
 	Channel     string    `json:"channel,omitempty"` // default "default"
 	ServiceName string    `json:"service_name,omitempty"`
+	VAPIDKey    string    `json:"vapid_key,omitempty"`
 	Renew       bool      `json:"renew,omitempty"`
 	Toast       *bool     `json:"toast,omitempty"`
 	Tile        *bool     `json:"tile,omitempty"`
