@@ -194,6 +194,8 @@ func New(cfg Config) (*Server, error) {
 		s.wg.Add(1)
 		go s.expireLoop(s.cfg.Store)
 	}
+	s.wg.Add(1)
+	go s.expireMessagesLoop()
 	return s, nil
 }
 

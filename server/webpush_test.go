@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
@@ -23,6 +24,7 @@ import (
 	webpushgo "github.com/SherClockHolmes/webpush-go"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/wire"
@@ -385,5 +387,35 @@ func TestWebPushRates(t *testing.T) {
 	}
 	if codes[0] != 201 || codes[1] != 201 || codes[2] != 429 || codes[4] != 429 {
 		t.Fatalf("codes %v: want 201 201 then 429 (queue full, then the rate)", codes)
+	}
+}
+
+// Expired messages are deleted from the store by the service's sweep, so
+// they stop counting toward the queue; live ones stay.
+func TestWebPushExpiredDeleted(t *testing.T) {
+	ts := startService(t, server.Config{})
+	d := ts.enrol()
+	_, uri := d.register("app", false, false)
+	d.disconnect()
+	for _, ttl := range []string{"30", "3600"} {
+		if res := wpPost(t, uri, wpHeader("Ttl", ttl), []byte("m"+ttl)); res.StatusCode != 201 {
+			t.Fatalf("TTL %s: %d", ttl, res.StatusCode)
+		}
+	}
+	length := func() int64 {
+		n, err := ts.store.QueueLength(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := length(); n != 2 {
+		t.Fatalf("queue length %d, want 2", n)
+	}
+	ts.clk.Advance(2 * time.Minute)
+	testenv.Eventually(t, frameWait, "the expired message deleted", func() bool { return length() == 1 })
+	d.connect(0)
+	if ns := d.expectNotify(); len(ns) != 1 || string(ns[0].Body) != "m3600" {
+		t.Fatalf("after the sweep: %+v", ns)
 	}
 }
