@@ -3,17 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -29,88 +21,6 @@ import (
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/wire"
 )
-
-// subscriber is a Web Push app's keys (RFC 8291): what a browser or a
-// UnifiedPush app hands its application server with the endpoint.
-type subscriber struct {
-	priv *ecdh.PrivateKey
-	auth []byte
-}
-
-func newSubscriber(t *testing.T) *subscriber {
-	t.Helper()
-	priv, err := ecdh.P256().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := make([]byte, 16)
-	rand.Read(auth)
-	return &subscriber{priv: priv, auth: auth}
-}
-
-func (s *subscriber) subscription(endpoint string) *webpushgo.Subscription {
-	return &webpushgo.Subscription{Endpoint: endpoint, Keys: webpushgo.Keys{
-		P256dh: base64.RawURLEncoding.EncodeToString(s.priv.PublicKey().Bytes()),
-		Auth:   base64.RawURLEncoding.EncodeToString(s.auth)}}
-}
-
-// decrypt undoes RFC 8291's aes128gcm encryption, as the app does.
-func (s *subscriber) decrypt(body []byte) ([]byte, error) {
-	if len(body) < 21 {
-		return nil, errors.New("short body")
-	}
-	salt, rs, idlen := body[:16], binary.BigEndian.Uint32(body[16:20]), int(body[20])
-	if idlen != 65 || len(body) < 21+idlen || rs < 18 {
-		return nil, errors.New("bad header")
-	}
-	asPub, err := ecdh.P256().NewPublicKey(body[21 : 21+idlen])
-	if err != nil {
-		return nil, err
-	}
-	shared, err := s.priv.ECDH(asPub)
-	if err != nil {
-		return nil, err
-	}
-	prkKey, err := hkdf.Extract(sha256.New, shared, s.auth)
-	if err != nil {
-		return nil, err
-	}
-	info := "WebPush: info\x00" + string(s.priv.PublicKey().Bytes()) + string(asPub.Bytes())
-	ikm, err := hkdf.Expand(sha256.New, prkKey, info, 32)
-	if err != nil {
-		return nil, err
-	}
-	prk, err := hkdf.Extract(sha256.New, ikm, salt)
-	if err != nil {
-		return nil, err
-	}
-	cek, err := hkdf.Expand(sha256.New, prk, "Content-Encoding: aes128gcm\x00", 16)
-	if err != nil {
-		return nil, err
-	}
-	nonce, err := hkdf.Expand(sha256.New, prk, "Content-Encoding: nonce\x00", 12)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(cek)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := gcm.Open(nil, nonce, body[21+idlen:], nil)
-	if err != nil {
-		return nil, err
-	}
-	// The last record ends in 0x02 and zero padding (RFC 8188 §2).
-	plain = bytes.TrimRight(plain, "\x00")
-	if len(plain) == 0 || plain[len(plain)-1] != 2 {
-		return nil, errors.New("bad padding delimiter")
-	}
-	return plain[:len(plain)-1], nil
-}
 
 // registerVAPID opens a channel restricted to an application server key.
 func (d *testDevice) registerVAPID(app, key string) (channelID, uri string) {
@@ -150,9 +60,9 @@ func TestWebPushGoSenderEndToEnd(t *testing.T) {
 	d := ts.enrol()
 	priv, pub, _ := vapidKeys(t)
 	_, uri := d.registerVAPID("chat", pub)
-	sub := newSubscriber(t)
+	sub := testenv.NewSubscriber(t)
 	for _, plain := range []string{"hello from a Go sender", strings.Repeat("x", 3000)} {
-		res, err := webpushgo.SendNotification([]byte(plain), sub.subscription(uri), &webpushgo.Options{
+		res, err := webpushgo.SendNotification([]byte(plain), webpushSubscription(sub, uri), &webpushgo.Options{
 			Subscriber: "mailto:ops@example.org", VAPIDPublicKey: pub, VAPIDPrivateKey: priv, TTL: 3600,
 			VapidExpiration: now.Add(12 * time.Hour)})
 		if err != nil {
@@ -169,7 +79,7 @@ func TestWebPushGoSenderEndToEnd(t *testing.T) {
 			ns[0].MessageID != strings.TrimPrefix(res.Header.Get("Location"), uri+server.MessagesSegment) {
 			t.Fatalf("notified %+v", ns)
 		}
-		got, err := sub.decrypt(ns[0].Body)
+		got, err := sub.Decrypt(ns[0].Body)
 		if err != nil || string(got) != plain {
 			t.Fatalf("decrypted %q, %v; want %q", got, err, plain)
 		}
@@ -418,4 +328,8 @@ func TestWebPushExpiredDeleted(t *testing.T) {
 	if ns := d.expectNotify(); len(ns) != 1 || string(ns[0].Body) != "m3600" {
 		t.Fatalf("after the sweep: %+v", ns)
 	}
+}
+
+func webpushSubscription(s *testenv.Subscriber, endpoint string) *webpushgo.Subscription {
+	return &webpushgo.Subscription{Endpoint: endpoint, Keys: webpushgo.Keys{P256dh: s.P256dh(), Auth: s.Auth()}}
 }

@@ -29,9 +29,9 @@ func FuzzVAPID(f *testing.F) {
 	})
 }
 
-// FuzzRequest: any TTL, Topic and Urgency header is accepted within the
+// FuzzWebPushRequest: any TTL, Topic and Urgency header is accepted within the
 // rules or refused as a bad request.
-func FuzzRequest(f *testing.F) {
+func FuzzWebPushRequest(f *testing.F) {
 	f.Add("60", "topic", "normal", []byte("x"))
 	f.Add("-1", "a/b", "urgent", []byte{})
 	f.Add("99999999999", "", "low, high", []byte("y"))
