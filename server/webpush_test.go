@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -332,4 +333,45 @@ func TestWebPushExpiredDeleted(t *testing.T) {
 
 func webpushSubscription(s *testenv.Subscriber, endpoint string) *webpushgo.Subscription {
 	return &webpushgo.Subscription{Endpoint: endpoint, Keys: webpushgo.Keys{P256dh: s.P256dh(), Auth: s.Auth()}}
+}
+
+// A flood from one address is answered 429 while a sender from another
+// address is still served.
+func TestWebPushFloodFromOneAddress(t *testing.T) {
+	ts := startService(t, server.Config{Limits: server.Limits{SenderRate: 1, SenderBurst: 5, ChannelRate: -1, DailyQuota: -1}})
+	d := ts.enrol()
+	_, uri := d.register("app", false, false)
+	from := func(ip string) *http.Client {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	}
+	flooder, other := from("127.0.0.1"), from("127.0.0.2")
+	postFrom := func(c *http.Client) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, uri, strings.NewReader("m"))
+		req.Header = wpHeader("Ttl", "60")
+		res, err := c.Do(req)
+		if err != nil {
+			t.Skipf("no second loopback address here: %v", err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	limited := 0
+	for i := 0; i < 50; i++ {
+		if res := postFrom(flooder); res.StatusCode == http.StatusTooManyRequests {
+			limited++
+			if res.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		} else if res.StatusCode != http.StatusCreated {
+			t.Fatalf("flooder got %d", res.StatusCode)
+		}
+	}
+	if limited < 40 {
+		t.Fatalf("only %d of 50 flood requests limited", limited)
+	}
+	if res := postFrom(other); res.StatusCode != http.StatusCreated {
+		t.Fatalf("the other sender got %d during the flood", res.StatusCode)
+	}
 }
