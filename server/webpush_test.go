@@ -375,3 +375,46 @@ func TestWebPushFloodFromOneAddress(t *testing.T) {
 		t.Fatalf("the other sender got %d during the flood", res.StatusCode)
 	}
 }
+
+// A device away longer than --inactive-after still gets its Web Push
+// messages stored (MPNS would answer 412): 201, delivered when it returns.
+func TestWebPushInactiveDeviceStored(t *testing.T) {
+	ts := startService(t, server.Config{InactiveAfter: time.Hour})
+	d := ts.enrol()
+	_, uri := d.register("app", false, false)
+	d.disconnect()
+	ts.clk.Advance(2 * time.Hour)
+	if res := wpPost(t, uri, wpHeader("Ttl", "86400"), []byte("kept")); res.StatusCode != http.StatusCreated {
+		t.Fatalf("to an inactive device: %d", res.StatusCode)
+	}
+	if res := wpPost(t, uri, http.Header{}, []byte("mpns")); res.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("MPNS to the same device: %d, want 412", res.StatusCode)
+	}
+	d.connect(0)
+	if ns := d.expectNotify(); len(ns) != 1 || string(ns[0].Body) != "kept" {
+		t.Fatalf("on return: %+v", ns)
+	}
+}
+
+// The audience a token must name is the service's public origin, not the
+// request's Host: a sender forging Host to match a token made for another
+// origin is refused.
+func TestWebPushVAPIDForgedHost(t *testing.T) {
+	ts := startService(t, server.Config{})
+	d := ts.enrol()
+	_, pub, key := vapidKeys(t)
+	_, uri := d.registerVAPID("app", pub)
+	auth := sign(t, key, pub, jwt.SigningMethodES256, jwt.MapClaims{"aud": "https://evil.example", "exp": ts.clk.Now().Add(time.Hour).Unix()})
+	req, _ := http.NewRequest(http.MethodPost, uri, strings.NewReader("m"))
+	req.Header = wpHeader("Ttl", "60")
+	req.Header.Set("Authorization", auth)
+	req.Host = "evil.example"
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("forged Host: %d, want 403", res.StatusCode)
+	}
+}
