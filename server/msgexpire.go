@@ -12,6 +12,21 @@ const expireMessagesEvery = time.Minute
 // work is not held up by a long one.
 const expireMessagesPage = 1024
 
+// startExpiringMessages starts expireMessagesLoop, once, when the first
+// message with an expiry is queued: a service that only ever takes MPNS
+// has nothing to sweep and runs no timer for it.
+func (s *Server) startExpiringMessages() {
+	s.sweepOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return
+		}
+		s.wg.Add(1)
+		go s.expireMessagesLoop()
+	})
+}
+
 // expireMessagesLoop deletes expired messages every expireMessagesEvery
 // until the server closes.
 func (s *Server) expireMessagesLoop() {

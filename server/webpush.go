@@ -175,6 +175,7 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) webPushAnswer {
 		q.TileKey = ch.ID + "\x00topic\x00" + m.Topic
 		opts.Merge = func(store.Queued) ([]byte, bool) { return m.Body, true }
 	}
+	s.startExpiringMessages()
 	q, err = s.cfg.Store.Enqueue(ctx, q, opts)
 	switch {
 	case errors.Is(err, store.ErrQueueFull):
