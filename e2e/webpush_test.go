@@ -152,3 +152,45 @@ func TestWebPushRealSenders(t *testing.T) {
 		t.Fatalf("unsigned message to a restricted channel: %d %v", res.StatusCode, res.Header)
 	}
 }
+
+// A restricted channel outlives a daemon restart: the daemon kept its key,
+// re-registers with it, and the app opening it again with the same key
+// gets the same URI, still restricted; another key is refused.
+func TestWebPushRestrictedChannelSurvivesRestart(t *testing.T) {
+	svc, pki := webPushService(t)
+	data := t.TempDir()
+	cfg := daemon.Config{Service: "http://" + svc.Addr().String(), DataDir: data}
+	d := testenv.StartDaemon(t, cfg)
+	_, pub, err := webpushgo.GenerateVAPIDKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, 60*time.Second)
+	before, err := d.Client.Open(ctx, "chat", app.OpenRequest{VAPIDKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Stop()
+	d = testenv.StartDaemon(t, cfg)
+	after, err := d.Client.Open(ctx, "chat", app.OpenRequest{VAPIDKey: pub})
+	if err != nil || after.URI != before.URI {
+		t.Fatalf("reopened after a restart: %+v, %v; want URI %s", after, err, before.URI)
+	}
+	_, otherPub, _ := webpushgo.GenerateVAPIDKeys()
+	if _, err := d.Client.Open(ctx, "chat", app.OpenRequest{VAPIDKey: otherPub}); err == nil {
+		t.Fatal("the channel was reopened with another key")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.CA)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	req, _ := http.NewRequest(http.MethodPost, after.URI, strings.NewReader("unsigned"))
+	req.Header.Set("TTL", "60")
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned message after the restart: %d", res.StatusCode)
+	}
+}
