@@ -194,3 +194,27 @@ func TestWebPushRestrictedChannelSurvivesRestart(t *testing.T) {
 		t.Fatalf("unsigned message after the restart: %d", res.StatusCode)
 	}
 }
+
+// A Web Push message to an app that is not running (and has no background
+// handler) is dropped and counted, as raw is.
+func TestWebPushToAppNotRunning(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
+	ctx := ctxFor(t, 30*time.Second)
+	ch, err := d.Client.Open(ctx, "sleeper", app.OpenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, ch.URI, strings.NewReader("never seen"))
+	req.Header.Set("TTL", "60")
+	req.Header.Set("Content-Encoding", "aes128gcm")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("answer %d", res.StatusCode)
+	}
+	waitCounter(t, d.Client, daemon.CountRawDropped, 1)
+}
