@@ -153,11 +153,14 @@ type Wakeups struct {
 
 // Event types on an app's event stream.
 const (
-	EventRaw    = "raw"        // a raw notification (HttpNotificationReceived)
-	EventToast  = "toast"      // a toast while in the foreground (ShellToastNotificationReceived)
-	EventURI    = "uri"        // the channel's URI changed (ChannelUriUpdated)
-	EventStatus = "connection" // the device's link went up or down (ConnectionStatusChanged)
-	EventError  = "error"      // something went wrong (ErrorOccurred)
+	EventRaw = "raw" // a raw notification (HttpNotificationReceived)
+	// EventWebPush is a Web Push message: Body is the RFC 8291
+	// ciphertext exactly as the sender posted it, for the app to decrypt.
+	EventWebPush = "webpush"
+	EventToast   = "toast"      // a toast while in the foreground (ShellToastNotificationReceived)
+	EventURI     = "uri"        // the channel's URI changed (ChannelUriUpdated)
+	EventStatus  = "connection" // the device's link went up or down (ConnectionStatusChanged)
+	EventError   = "error"      // something went wrong (ErrorOccurred)
 )
 
 // Error kinds, as ChannelErrorType named them.

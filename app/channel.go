@@ -24,6 +24,9 @@ type Handlers struct {
 	ErrorOccurred func(ChannelError)
 	// HTTPNotificationReceived: a raw notification (HttpNotificationReceived).
 	HTTPNotificationReceived func(RawNotification)
+	// WebPushReceived: a Web Push message, its body still encrypted
+	// (RFC 8291 aes128gcm) for the app's own keys.
+	WebPushReceived func(RawNotification)
 	// ShellToastNotificationReceived: a toast that arrived while the app was
 	// in the foreground, so the shell did not show it.
 	ShellToastNotificationReceived func(ToastNotification)
@@ -187,6 +190,10 @@ func (ch *NotificationChannel) dispatch(ctx context.Context, s *Stream) {
 		case EventRaw:
 			if h.HTTPNotificationReceived != nil {
 				h.HTTPNotificationReceived(RawNotification{MessageID: e.MessageID, Body: e.Body})
+			}
+		case EventWebPush:
+			if h.WebPushReceived != nil {
+				h.WebPushReceived(RawNotification{MessageID: e.MessageID, Body: e.Body})
 			}
 		case EventToast:
 			if h.ShellToastNotificationReceived != nil {

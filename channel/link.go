@@ -537,8 +537,15 @@ func (l *Link) request(ctx context.Context, build func(req uint64) any) (any, er
 
 // Register opens (or finds) the app's channel and returns its id and URI.
 func (l *Link) Register(ctx context.Context, app, name, serviceName string, renew bool) (channelID, uri string, err error) {
+	return l.RegisterChannel(ctx, wire.Register{App: app, Channel: name, ServiceName: serviceName, Renew: renew})
+}
+
+// RegisterChannel is Register with every field of the register frame
+// (Type and ReqID are filled in): a Web Push channel's VAPIDKey.
+func (l *Link) RegisterChannel(ctx context.Context, f wire.Register) (channelID, uri string, err error) {
 	v, err := l.request(ctx, func(req uint64) any {
-		return wire.Register{Type: wire.TypeRegister, ReqID: req, App: app, Channel: name, ServiceName: serviceName, Renew: renew}
+		f.Type, f.ReqID = wire.TypeRegister, req
+		return f
 	})
 	if err != nil {
 		return "", "", err

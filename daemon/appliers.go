@@ -47,9 +47,10 @@ type applier func(d *Daemon, a notice) (effects, error)
 // appliers holds one applier for each kind mpns defines; a test checks
 // that none is missing.
 var appliers = map[mpns.Kind]applier{
-	mpns.KindRaw:   applyRaw,
-	mpns.KindToast: applyToast,
-	mpns.KindTile:  applyTile,
+	mpns.KindRaw:     applyRaw,
+	mpns.KindToast:   applyToast,
+	mpns.KindTile:    applyTile,
+	mpns.KindWebPush: applyWebPush,
 }
 
 // applyOne applies one notification and records its effects.
@@ -151,6 +152,18 @@ func applyRaw(d *Daemon, a notice) (effects, error) {
 	eff.count = CountRawDelivered
 	eff.event = &app.Event{Type: app.EventRaw, MessageID: a.n.MessageID, Body: a.n.Body}
 	return eff, nil
+}
+
+// applyWebPush passes a Web Push message to the running app as it passes a
+// raw notification: opaque bytes, byte for byte, dropped or queued for the
+// background handler when the app is not running. Only the event's type
+// differs, so the app knows the body is ciphertext for its own keys.
+func applyWebPush(d *Daemon, a notice) (effects, error) {
+	eff, err := applyRaw(d, a)
+	if eff.event != nil {
+		eff.event.Type = app.EventWebPush
+	}
+	return eff, err
 }
 
 // applyToast keeps the toast in the history and shows it: through the

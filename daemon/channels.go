@@ -11,6 +11,7 @@ import (
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/webpush"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -33,6 +34,13 @@ func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (a
 			return app.Channel{}, err
 		}
 	}
+	if req.VAPIDKey != "" {
+		key, err := webpush.NormalizeKey(req.VAPIDKey)
+		if err != nil {
+			return app.Channel{}, fmt.Errorf("%w: vapid_key: %w", ErrBadRequest, err)
+		}
+		req.VAPIDKey = key
+	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	now := d.cfg.Clock.Now()
@@ -40,7 +48,7 @@ func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (a
 	ch, err := d.store.Channel(ctx, appID)
 	found := err == nil
 	switch {
-	case found && (ch.Name != req.Channel || ch.ServiceName != req.ServiceName):
+	case found && (ch.Name != req.Channel || ch.ServiceName != req.ServiceName || ch.VAPIDKey != req.VAPIDKey):
 		return app.Channel{}, fmt.Errorf("%w: %s already has channel %q", ErrChannelExists, appID, ch.Name)
 	case !found && !errors.Is(err, storage.ErrNotFound):
 		return app.Channel{}, err
@@ -52,12 +60,13 @@ func (d *Daemon) Open(ctx context.Context, appID string, req app.OpenRequest) (a
 		if n >= d.cfg.MaxChannels {
 			return app.Channel{}, fmt.Errorf("%w: the device has %d channels, the most allowed", ErrQuotaExceeded, n)
 		}
-		ch = storage.LocalChannel{App: appID, Name: req.Channel, ServiceName: req.ServiceName, CreatedAt: now}
+		ch = storage.LocalChannel{App: appID, Name: req.Channel, ServiceName: req.ServiceName, VAPIDKey: req.VAPIDKey, CreatedAt: now}
 	}
 
 	if !found || req.Renew {
 		octx, cancel := context.WithTimeout(ctx, d.cfg.OpenTimeout)
-		id, uri, err := d.link.Register(octx, appID, req.Channel, req.ServiceName, req.Renew)
+		id, uri, err := d.link.RegisterChannel(octx, wire.Register{App: appID, Channel: req.Channel, ServiceName: req.ServiceName,
+			VAPIDKey: req.VAPIDKey, Renew: req.Renew})
 		cancel()
 		if err != nil {
 			return app.Channel{}, openError(err)
@@ -220,7 +229,8 @@ func (d *Daemon) resync(ctx context.Context) {
 	}
 	for _, ch := range chans {
 		rctx, cancel := context.WithTimeout(ctx, d.cfg.OpenTimeout)
-		id, uri, err := d.link.Register(rctx, ch.App, ch.Name, ch.ServiceName, false)
+		id, uri, err := d.link.RegisterChannel(rctx, wire.Register{App: ch.App, Channel: ch.Name, ServiceName: ch.ServiceName,
+			VAPIDKey: ch.VAPIDKey})
 		if err == nil && (id != ch.ChannelID || uri != ch.URI) {
 			ch.ChannelID, ch.URI, ch.UpdatedAt = id, uri, d.cfg.Clock.Now()
 			if err = d.store.SaveChannel(ctx, ch); err == nil {

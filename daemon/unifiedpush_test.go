@@ -3,7 +3,12 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +16,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
@@ -165,6 +171,35 @@ func post(t *testing.T, uri, messageID string, body []byte) int {
 	return resp.StatusCode
 }
 
+// postWebPush sends body to an endpoint as a Web Push sender would, signed
+// with the application server key key (public part pub), and returns the
+// status. The service never decrypts, so the body need not be ciphertext.
+func postWebPush(t *testing.T, uri string, key *ecdsa.PrivateKey, pub string, body []byte) int {
+	t.Helper()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"aud": u.Scheme + "://" + u.Host,
+		"exp": time.Now().Add(time.Hour).Unix(), "sub": "mailto:test@example.com"}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, uri, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("TTL", "60")
+	req.Header.Set("Content-Encoding", "aes128gcm")
+	req.Header.Set("Authorization", "vapid t="+tok+", k="+pub)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestUnifiedPushDistributor runs the daemon as a UnifiedPush distributor
 // on a real session bus, with one app on Connector1 and one on
 // Connector2, through registration, messages (posted to the endpoint on a
@@ -196,8 +231,7 @@ func TestUnifiedPushDistributor(t *testing.T) {
 	if ep1.token != "token-one" || !strings.HasPrefix(ep1.endpoint, svc.URL()) {
 		t.Fatalf("v1 NewEndpoint = %+v, want token-one and a URI of %s", ep1, svc.URL())
 	}
-	vapid := "BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U"
-	if res, reason := app2.register2("org.example.Two", "token-two", vapid); res != "REGISTRATION_SUCCEEDED" {
+	if res, reason := app2.register2("org.example.Two", "token-two", ""); res != "REGISTRATION_SUCCEEDED" {
 		t.Fatalf("v2 Register = %s %s", res, reason)
 	}
 	ep2 := app2.next("NewEndpoint")
@@ -335,6 +369,40 @@ func TestUnifiedPushDistributor(t *testing.T) {
 		t.Fatal(err)
 	}
 	if u := app2.next("Unregistered"); u.token != "token-two" {
+		t.Errorf("Unregistered(%q)", u.token)
+	}
+
+	// An app that gives an application server key (v2's vapid) gets a
+	// channel that takes only Web Push POSTs signed with it.
+	serverKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := serverKey.PublicKey.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vapid := base64.RawURLEncoding.EncodeToString(pub.Bytes())
+	if res, reason := app2.register2("org.example.Two", "token-vapid", vapid); res != "REGISTRATION_SUCCEEDED" {
+		t.Fatalf("v2 Register with vapid = %s %s", res, reason)
+	}
+	epv := app2.next("NewEndpoint")
+	if code := post(t, epv.endpoint, messageID(9), []byte("unsigned")); code != http.StatusForbidden {
+		t.Fatalf("MPNS POST to a vapid channel: %d, want 403", code)
+	}
+	signed := []byte{0xde, 0xad, 0xbe, 0xef}
+	if code := postWebPush(t, epv.endpoint, serverKey, vapid, signed); code != http.StatusCreated {
+		t.Fatalf("signed Web Push POST to a vapid channel: %d, want 201", code)
+	}
+	m = app2.next("Message")
+	if m.token != "token-vapid" || !bytes.Equal(m.msg, signed) || m.id == "" {
+		t.Errorf("vapid Message = token %q id %q body %x", m.token, m.id, m.msg)
+	}
+	if err := app2.distributor().Call("org.unifiedpush.Distributor2.Unregister", 0,
+		map[string]dbus.Variant{"token": dbus.MakeVariant("token-vapid")}).Store(&out); err != nil {
+		t.Fatal(err)
+	}
+	if u := app2.next("Unregistered"); u.token != "token-vapid" {
 		t.Errorf("Unregistered(%q)", u.token)
 	}
 	chans, err := d.Client.Channels(context.Background(), "")

@@ -43,11 +43,20 @@ func (s Spec) Sample() Message { return s.sample() }
 
 // Target is the X-WindowsPhone-Target value a sender puts on the kind
 // ("" for none).
-func (s Spec) Target() string { return s.Targets[0] }
+func (s Spec) Target() string {
+	if len(s.Targets) == 0 {
+		return ""
+	}
+	return s.Targets[0]
+}
+
+// MPNS says whether an MPNS request can select the kind: Web Push
+// messages arrive by another protocol and have no target or class.
+func (s Spec) MPNS() bool { return len(s.Targets) > 0 }
 
 // specs lists the kinds; each kind's Spec, payload type and Message
 // methods live in its own file.
-var specs = []Spec{toastSpec, tileSpec, rawSpec}
+var specs = []Spec{toastSpec, tileSpec, rawSpec, webPushSpec}
 
 // Kinds returns every notification kind's Spec.
 func Kinds() []Spec { return append([]Spec(nil), specs...) }
@@ -92,11 +101,14 @@ func KindForTarget(target string) (k Kind, ok bool) {
 	return "", false
 }
 
-// KindNames lists the kinds for messages: "toast, tile or raw".
+// KindNames lists the kinds an MPNS sender sends, for messages: "toast,
+// tile or raw".
 func KindNames() string {
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = string(s.Kind)
+	var names []string
+	for _, s := range specs {
+		if s.MPNS() {
+			names = append(names, string(s.Kind))
+		}
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
@@ -104,15 +116,18 @@ func KindNames() string {
 // targetNames lists the targets senders put on, for messages:
 // `"toast", "token" (tile) or absent (raw)`.
 func targetNames() string {
-	names := make([]string, len(specs))
-	for i, s := range specs {
+	var names []string
+	for _, s := range specs {
+		if !s.MPNS() {
+			continue
+		}
 		switch t := s.Target(); t {
 		case "":
-			names[i] = "absent (" + string(s.Kind) + ")"
+			names = append(names, "absent ("+string(s.Kind)+")")
 		case string(s.Kind):
-			names[i] = fmt.Sprintf("%q", t)
+			names = append(names, fmt.Sprintf("%q", t))
 		default:
-			names[i] = fmt.Sprintf("%q (%s)", t, s.Kind)
+			names = append(names, fmt.Sprintf("%q (%s)", t, s.Kind))
 		}
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]

@@ -13,6 +13,9 @@ import (
 func TestKindSpecs(t *testing.T) {
 	seenBase := map[int]Kind{}
 	for _, s := range Kinds() {
+		if !s.MPNS() {
+			continue
+		}
 		if other, dup := seenBase[s.ClassBase]; dup {
 			t.Fatalf("%s and %s share class %d", s.Kind, other, s.ClassBase)
 		}
@@ -56,7 +59,7 @@ func TestKindSpecs(t *testing.T) {
 	}
 	for _, s := range Kinds() {
 		for _, o := range Kinds() {
-			if s.Kind == o.Kind {
+			if s.Kind == o.Kind || !s.MPNS() || !o.MPNS() {
 				continue
 			}
 			h := http.Header{HeaderNotificationClass: {itoa(o.ClassBase)}}
@@ -71,3 +74,29 @@ func TestKindSpecs(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A kind that arrives by Web Push has no class and no target: no MPNS
+// request selects it, and the MPNS client refuses to send it.
+func TestWebPushKindIsNotMPNS(t *testing.T) {
+	s, ok := KindWebPush.Spec()
+	if !ok || s.MPNS() || s.Target() != "" {
+		t.Fatalf("webpush spec = %+v, %v", s, ok)
+	}
+	if c := ClassFor(KindWebPush, Immediate); c != 0 {
+		t.Fatalf("webpush has class %d", c)
+	}
+	if k, _, err := ParseClass("0"); err == nil {
+		t.Fatalf("class 0 selects %s", k)
+	}
+	for _, target := range []string{"", "webpush", "raw", "toast", "token"} {
+		if k, _ := KindForTarget(target); k == KindWebPush {
+			t.Fatalf("target %q selects webpush", target)
+		}
+	}
+	if _, err := NewRequest(t.Context(), "http://127.0.0.1/x", WebPush("x"), SendOptions{}); !errors.Is(err, ErrBadClass) {
+		t.Fatalf("the MPNS client built a webpush request: %v", err)
+	}
+	if got := KindNames(); got != "toast, tile or raw" {
+		t.Fatalf("KindNames() = %q", got)
+	}
+}

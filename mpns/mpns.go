@@ -91,7 +91,7 @@ func ParseClass(v string) (Kind, Delay, error) {
 		}
 		base := int(s[len(s)-1] - '0')
 		for _, k := range specs {
-			if k.ClassBase == base {
+			if k.MPNS() && k.ClassBase == base {
 				return k.Kind, delay, nil
 			}
 		}
@@ -104,7 +104,7 @@ func ParseClass(v string) (Kind, Delay, error) {
 // the delay is not one MPNS defines.
 func ClassFor(k Kind, d Delay) int {
 	spec, ok := k.Spec()
-	if !ok {
+	if !ok || !spec.MPNS() {
 		return 0
 	}
 	base := spec.ClassBase

@@ -52,11 +52,14 @@ func startServiceWith(t testing.TB, cfg server.Config, opts storage.ServiceOptio
 // through wrap.
 func startServiceWrapped(t testing.TB, cfg server.Config, opts storage.ServiceOptions, wrap func(server.Store) server.Store) *testService {
 	t.Helper()
+	clk := clock.NewFake(t0)
+	if opts.Now == nil {
+		opts.Now = clk.Now
+	}
 	store, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewFake(t0)
 	hs := httptest.NewUnstartedServer(nil)
 	cfg.Store, cfg.Clock, cfg.PublicURL = wrap(store), clk, "http://"+hs.Listener.Addr().String()
 	if cfg.Logger == nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/webpush"
 )
 
 // outcome is the answer to one MPNS POST.
@@ -59,6 +60,10 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		outcome{Code: http.StatusMethodNotAllowed, Message: "only POST is allowed on a channel URI"}.write(w, messageID)
+		return
+	}
+	if webpush.IsWebPush(r.Header) {
+		s.handleWebPush(w, r)
 		return
 	}
 	o, ok := s.admit(w, r, 1)
@@ -134,6 +139,11 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 	}
 	if o, denied := s.authorize(r, ch); denied {
 		return o
+	}
+	if ch.VAPIDKey != "" {
+		// Restricted to one application server's signed Web Push
+		// messages (RFC 8292 §4): an MPNS POST carries no signature.
+		return outcome{Code: http.StatusForbidden, Message: "this channel takes only Web Push messages signed with its application server key"}
 	}
 	// The slot is taken only now, for a notification to a channel that
 	// exists: work the store will do.

@@ -53,6 +53,9 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 		}
 		sess.unsent, sess.primed = read, true
 	}
+	// A Web Push message whose TTL ended while it waited in the copy is
+	// never sent (RFC 8030 §5.2); the store hides it from reads already.
+	sess.unsent = slices.DeleteFunc(sess.unsent, func(q store.Queued) bool { return expired(q, now) })
 	unsent := sess.unsent
 	if len(unsent) == 0 {
 		return nil, time.Time{}, nil
@@ -77,6 +80,11 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	sess.wroteLocked(sess.sent, at)
 	sess.mu.Unlock()
 	return batches, time.Time{}, nil
+}
+
+// expired says whether q's TTL has ended at now.
+func expired(q store.Queued, now time.Time) bool {
+	return !q.ExpiresAt.IsZero() && !q.ExpiresAt.After(now)
 }
 
 // frames splits notifications, in order, into notify frames.

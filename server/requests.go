@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/webpush"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -19,10 +20,20 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 	if f.ServiceName != "" && s.cfg.AuthURL == "" {
 		return fail(wire.CodeBadRequest, "this service has no TLS listener for authenticated senders")
 	}
+	var key string
+	if f.VAPIDKey != "" {
+		if f.ServiceName != "" {
+			return fail(wire.CodeBadRequest, "a channel is for certificate-authenticated MPNS senders or for one Web Push application server, not both")
+		}
+		var err error
+		if key, err = webpush.NormalizeKey(f.VAPIDKey); err != nil {
+			return fail(wire.CodeBadRequest, err.Error())
+		}
+	}
 	ch, err := s.cfg.Store.ChannelByApp(ctx, deviceID, f.App)
 	switch {
 	case err == nil:
-		if ch.Name != f.Channel || ch.ServiceName != f.ServiceName {
+		if ch.Name != f.Channel || ch.ServiceName != f.ServiceName || ch.VAPIDKey != key {
 			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("app %s already has channel %q", f.App, ch.Name))
 		}
 		if f.Renew {
@@ -41,7 +52,7 @@ func (s *Server) register(ctx context.Context, deviceID string, f *wire.Register
 			return fail(wire.CodeQuotaExceeded, fmt.Sprintf("device has %d channels, the most allowed", n))
 		}
 		ch = store.Channel{ID: newToken(12), DeviceID: deviceID, App: f.App, Name: f.Channel, Token: newToken(24),
-			ServiceName: f.ServiceName, CreatedAt: s.cfg.Clock.Now()}
+			ServiceName: f.ServiceName, VAPIDKey: key, CreatedAt: s.cfg.Clock.Now()}
 		if err := s.cfg.Store.CreateChannel(ctx, ch); err != nil {
 			return fail(wire.CodeServerError, "creating the channel failed")
 		}

@@ -138,6 +138,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
+	// sweepOnce starts the expired-message sweep (startExpiringMessages).
+	sweepOnce sync.Once
 	// wg counts device connections from upgrade to the end of their
 	// session; closing cancels ctx, which ends those still saying hello.
 	wg     sync.WaitGroup

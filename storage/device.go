@@ -25,12 +25,15 @@ type LocalChannel struct {
 	ChannelID   string
 	URI         string
 	ServiceName string
-	Toast       bool
-	Tile        bool
-	Domains     []string
-	Pinned      []string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// VAPIDKey is the Web Push application server key the channel is
+	// restricted to ("" for none).
+	VAPIDKey  string
+	Toast     bool
+	Tile      bool
+	Domains   []string
+	Pinned    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TileRecord is one live tile's stored state.
@@ -246,13 +249,13 @@ func (s *DeviceStore) SaveIdentity(ctx context.Context, id Identity) error {
 	return tx.Commit()
 }
 
-const localChannelColumns = `app, name, channel_id, uri, service_name, toast, tile, domains, pinned, created_at, updated_at`
+const localChannelColumns = `app, name, channel_id, uri, service_name, toast, tile, domains, pinned, created_at, updated_at, vapid_key`
 
 func scanLocalChannel(row interface{ Scan(...any) error }) (LocalChannel, error) {
 	var c LocalChannel
 	var domains, pinned string
 	var created, updated int64
-	if err := row.Scan(&c.App, &c.Name, &c.ChannelID, &c.URI, &c.ServiceName, &c.Toast, &c.Tile, &domains, &pinned, &created, &updated); err != nil {
+	if err := row.Scan(&c.App, &c.Name, &c.ChannelID, &c.URI, &c.ServiceName, &c.Toast, &c.Tile, &domains, &pinned, &created, &updated, &c.VAPIDKey); err != nil {
 		return LocalChannel{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
@@ -319,12 +322,12 @@ func (s *DeviceStore) CountChannels(ctx context.Context) (int, error) {
 
 // SaveChannel inserts or replaces app's channel.
 func (s *DeviceStore) SaveChannel(ctx context.Context, c LocalChannel) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (phone, `+localChannelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO channels (phone, `+localChannelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (phone, app) DO UPDATE SET name = excluded.name, channel_id = excluded.channel_id, uri = excluded.uri,
-			service_name = excluded.service_name, toast = excluded.toast, tile = excluded.tile, domains = excluded.domains,
+			service_name = excluded.service_name, vapid_key = excluded.vapid_key, toast = excluded.toast, tile = excluded.tile, domains = excluded.domains,
 			pinned = excluded.pinned, updated_at = excluded.updated_at`,
 		s.phone, c.App, c.Name, c.ChannelID, c.URI, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned),
-		c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
+		c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli(), c.VAPIDKey)
 	if err != nil {
 		return fmt.Errorf("storage: save channel: %w", err)
 	}

@@ -72,6 +72,7 @@ type ServiceStore struct {
 	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
 	onCommit func(int, time.Duration, error)
+	nowFunc  func() time.Time
 	// committed, if set, is told of every notification once durable.
 	committed atomic.Pointer[func(Queued)]
 	// commits counts transactions, for measuring group commit.
@@ -97,6 +98,9 @@ type ServiceOptions struct {
 	// durable commit, and its error. It runs on the committer, so it must
 	// be quick (a metrics observation).
 	OnCommit func(requests int, took time.Duration, err error)
+	// Now is the clock message expiry is read against (default
+	// time.Now): the service passes its own.
+	Now func() time.Time
 }
 
 // OpenService opens (creating if needed) the service database at file.
@@ -121,7 +125,7 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	}
 	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
 		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels),
-		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay}
+		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay, nowFunc: opts.Now}
 	if s.ackDelay <= 0 {
 		s.ackDelay = 100 * time.Millisecond
 	}
@@ -151,8 +155,8 @@ func (s *ServiceStore) prepare(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
-		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`); err != nil {
+	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, expires_at
+		FROM queue WHERE device_id = ? AND seq > ? AND (expires_at = 0 OR expires_at > ?) ORDER BY seq`); err != nil {
 		return err
 	}
 	s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`)
@@ -206,8 +210,8 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.nextSeq, `SELECT next_seq, acked_seq FROM devices WHERE id = ?`},
 		{&w.bumpSeq, `UPDATE devices SET next_seq = ? + 1 WHERE id = ?`},
 		{&w.depth, `SELECT count(*) FROM queue WHERE device_id = ?`},
-		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.older, `SELECT seq, channel_id, kind, class, message_id, body, accepted_at, due_at
 			FROM queue WHERE device_id = ? AND tile_key = ? ORDER BY seq DESC LIMIT 1`},
 		{&w.remove, `DELETE FROM queue WHERE device_id = ? AND seq = ?`},
@@ -505,7 +509,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		return err
 	}
 	if _, err := g.st(ctx, g.stmt.insert).ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
-		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli()); err != nil {
+		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt)); err != nil {
 		return err
 	}
 	r.q = q
@@ -622,7 +626,7 @@ func (s *ServiceStore) exec(ctx context.Context, query string, args ...any) (int
 
 // Pending returns the device's queued notifications above seq, in order.
 func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error) {
-	rows, err := s.pending.QueryContext(ctx, deviceID, after)
+	rows, err := s.pending.QueryContext(ctx, deviceID, after, s.now().UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("storage: pending: %w", err)
 	}
@@ -630,14 +634,43 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 	var out []Queued
 	for rows.Next() {
 		q := Queued{DeviceID: deviceID}
-		var acc, due int64
-		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due); err != nil {
+		var acc, due, exp int64
+		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due, &exp); err != nil {
 			return nil, fmt.Errorf("storage: pending: %w", err)
 		}
 		q.AcceptedAt, q.DueAt = time.UnixMilli(acc), time.UnixMilli(due)
+		if exp != 0 {
+			q.ExpiresAt = time.UnixMilli(exp)
+		}
 		out = append(out, q)
 	}
 	return out, rows.Err()
+}
+
+// DeleteExpired deletes up to limit queued messages whose expiry is past
+// and returns how many it deleted.
+func (s *ServiceStore) DeleteExpired(ctx context.Context, limit int) (int, error) {
+	n, err := s.exec(ctx, `DELETE FROM queue WHERE (device_id, seq) IN
+		(SELECT device_id, seq FROM queue WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)`, s.now().UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("storage: delete expired: %w", err)
+	}
+	return int(n), nil
+}
+
+func (s *ServiceStore) now() time.Time {
+	if s.nowFunc != nil {
+		return s.nowFunc()
+	}
+	return time.Now()
+}
+
+// expiryMillis is an expiry as stored: 0 for none.
+func expiryMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // CreateDevice enrols a device.
@@ -697,13 +730,13 @@ func (s *ServiceStore) SetPower(ctx context.Context, id, power string) error {
 	return nil
 }
 
-const channelColumns = `id, device_id, app, name, token, service_name, toast, tile, domains, pinned, created_at`
+const channelColumns = `id, device_id, app, name, token, service_name, toast, tile, domains, pinned, created_at, vapid_key`
 
 func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
 	var c Channel
 	var domains, pinned string
 	var created int64
-	if err := row.Scan(&c.ID, &c.DeviceID, &c.App, &c.Name, &c.Token, &c.ServiceName, &c.Toast, &c.Tile, &domains, &pinned, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.DeviceID, &c.App, &c.Name, &c.Token, &c.ServiceName, &c.Toast, &c.Tile, &domains, &pinned, &created, &c.VAPIDKey); err != nil {
 		return Channel{}, err
 	}
 	c.CreatedAt = time.UnixMilli(created)
@@ -765,8 +798,8 @@ func (s *ServiceStore) CountChannels(ctx context.Context, deviceID string) (int,
 
 // CreateChannel stores a new channel.
 func (s *ServiceStore) CreateChannel(ctx context.Context, c Channel) error {
-	_, err := s.exec(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.DeviceID, c.App, c.Name, c.Token, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned), c.CreatedAt.UnixMilli())
+	_, err := s.exec(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.DeviceID, c.App, c.Name, c.Token, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned), c.CreatedAt.UnixMilli(), c.VAPIDKey)
 	if isUnique(err) {
 		return fmt.Errorf("storage: channel %s/%s: %w", c.DeviceID, c.App, ErrExists)
 	}

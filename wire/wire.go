@@ -141,7 +141,15 @@ type Register struct {
 	Channel     string `json:"channel"`
 	ServiceName string `json:"service_name,omitempty"`
 	Renew       bool   `json:"renew,omitempty"`
+	// VAPIDKey restricts the channel to Web Push messages signed with
+	// this application server key (RFC 8292 §4): base64url of the
+	// uncompressed P-256 point.
+	VAPIDKey string `json:"vapid_key,omitempty"`
 }
+
+// MaxVAPIDKeyLength bounds Register.VAPIDKey: a 65-byte key is 87
+// base64url characters, 88 padded.
+const MaxVAPIDKeyLength = 88
 
 // Registered answers Register.
 type Registered struct {
@@ -381,6 +389,9 @@ func validateDevice(v any) error {
 		}
 		if f.ServiceName != "" && !validName(f.ServiceName) {
 			return bad("register: bad service name")
+		}
+		if len(f.VAPIDKey) > MaxVAPIDKeyLength {
+			return bad("register: vapid key longer than %d characters", MaxVAPIDKeyLength)
 		}
 	case *Unregister:
 		if f.ChannelID == "" || len(f.ChannelID) > MaxIDLength {

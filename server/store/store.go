@@ -102,6 +102,10 @@ type Channel struct {
 	Domains     []string
 	Pinned      []string
 	CreatedAt   time.Time
+	// VAPIDKey restricts the channel to Web Push senders that sign with
+	// this application server key (RFC 8292 §4; unpadded base64url of the
+	// uncompressed P-256 point); "" leaves it open.
+	VAPIDKey string
 }
 
 // Queued is a notification the service has accepted and the device has not
@@ -120,6 +124,10 @@ type Queued struct {
 	// Merged is the sequence number of the queued tile update this one
 	// replaced, 0 if none (set by Enqueue).
 	Merged uint64
+	// ExpiresAt is when a Web Push message's TTL ends; zero for never.
+	// Pending never returns a message at or past its expiry, and
+	// DeleteExpired deletes it.
+	ExpiresAt time.Time
 }
 
 // Resync is what a backend passes to the OnCommitted function when it may
@@ -199,7 +207,8 @@ type Store interface {
 	// apply the older update twice, which leaves a tile in the same state.
 	Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error)
 	// Pending returns the device's queued notifications numbered above
-	// after, in order.
+	// after, in order, leaving out those whose ExpiresAt has come (by the
+	// backend's clock, which the service sets to its own).
 	Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error)
 	// Ack durably deletes the device's notifications up to seq and
 	// records seq as acknowledged.
@@ -209,6 +218,9 @@ type Store interface {
 	// OnCommitted sets the function told of every commit (see the package
 	// comment). Set it once, before the first Enqueue.
 	OnCommitted(f func(Queued))
+	// DeleteExpired deletes up to limit queued notifications whose
+	// ExpiresAt has come, across all devices, and returns how many.
+	DeleteExpired(ctx context.Context, limit int) (int, error)
 	// QueueLength counts the notifications queued across all devices.
 	QueueLength(ctx context.Context) (int64, error)
 

@@ -27,11 +27,12 @@ type channelRec struct {
 	Domains     []string `json:"dom,omitempty"`
 	Pinned      []string `json:"pin,omitempty"`
 	Created     int64    `json:"c"`
+	VAPIDKey    string   `json:"v,omitempty"`
 }
 
 func recOf(c store.Channel) channelRec {
 	return channelRec{ID: c.ID, DeviceID: c.DeviceID, App: c.App, Name: c.Name, Token: c.Token, ServiceName: c.ServiceName,
-		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, Created: c.CreatedAt.UnixMilli()}
+		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, Created: c.CreatedAt.UnixMilli(), VAPIDKey: c.VAPIDKey}
 }
 
 func (r channelRec) channel() store.Channel {
@@ -42,7 +43,8 @@ func (r channelRec) channel() store.Channel {
 		return v
 	}
 	return store.Channel{ID: r.ID, DeviceID: r.DeviceID, App: r.App, Name: r.Name, Token: r.Token, ServiceName: r.ServiceName,
-		Toast: r.Toast, Tile: r.Tile, Domains: nonNil(r.Domains), Pinned: nonNil(r.Pinned), CreatedAt: time.UnixMilli(r.Created)}
+		Toast: r.Toast, Tile: r.Tile, Domains: nonNil(r.Domains), Pinned: nonNil(r.Pinned), CreatedAt: time.UnixMilli(r.Created),
+		VAPIDKey: r.VAPIDKey}
 }
 
 func channelKey(id string) string            { return "c." + token(id) }

@@ -73,6 +73,9 @@ type Options struct {
 	// (default 5 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Now is the clock message expiry is read against (default
+	// time.Now): the service passes its own.
+	Now func() time.Time
 }
 
 // Store is a store.Store on NATS JetStream.
@@ -86,6 +89,7 @@ type Store struct {
 	depth    int
 	timeout  time.Duration
 	log      *slog.Logger
+	nowFunc  func() time.Time
 
 	// known holds devices seen to exist (DeleteDevice forgets them), so
 	// enqueueing need not look the device up every time.
@@ -141,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
 		moved: make(chan struct{}), lazy: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay,
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), nowFunc: opts.Now}
 	// The hook may be set after the consumer starts; until then commits
 	// are only counted.
 	nopts := append([]nats.Option{nats.Name("heraldsvc"), nats.MaxReconnects(-1),
@@ -206,6 +210,9 @@ func (s *Store) setUp(ctx context.Context, opts Options) error {
 		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
 		MaxMsgsPerSubject: int64(opts.QueueDepth),
+		// A Web Push message carries its TTL (Nats-TTL), so JetStream
+		// deletes it when it expires.
+		AllowMsgTTL: true,
 		// Reads go to the leader, which has every acknowledged publish: a
 		// replica answering a direct get may lag behind the commits the
 		// hook has told of.

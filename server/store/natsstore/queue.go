@@ -30,6 +30,7 @@ const (
 	hAccepted = "Herald-Accepted"
 	hDue      = "Herald-Due"
 	hMerged   = "Herald-Merged"
+	hExpires  = "Herald-Expires"
 )
 
 func (s *Store) message(q store.Queued) *nats.Msg {
@@ -52,7 +53,28 @@ func (s *Store) message(q store.Queued) *nats.Msg {
 	if q.Merged != 0 {
 		h.Set(hMerged, strconv.FormatUint(q.Merged, 10))
 	}
+	if !q.ExpiresAt.IsZero() {
+		h.Set(hExpires, strconv.FormatInt(q.ExpiresAt.UnixMilli(), 10))
+		// JetStream counts TTLs in whole seconds on its own clock; a
+		// second more keeps it from deleting before Pending stops
+		// returning the message.
+		secs := int64(q.ExpiresAt.Sub(s.now())/time.Second) + 1
+		h.Set(jetstream.MsgTTLHeader, strconv.FormatInt(max(secs, 1), 10))
+	}
 	return m
+}
+
+func (s *Store) now() time.Time {
+	if s.nowFunc != nil {
+		return s.nowFunc()
+	}
+	return time.Now()
+}
+
+// DeleteExpired deletes nothing itself: every message with an expiry
+// carries it as its JetStream TTL, and the stream deletes it then.
+func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
+	return 0, s.check()
 }
 
 func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
@@ -69,6 +91,9 @@ func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
 	q.AcceptedAt, q.DueAt = time.UnixMilli(num(hAccepted)), time.UnixMilli(num(hDue))
 	if v := h.Get(hMerged); v != "" {
 		q.Merged, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if v := h.Get(hExpires); v != "" {
+		q.ExpiresAt = time.UnixMilli(num(hExpires))
 	}
 	if v := h.Get(hTile); v != "" {
 		k, herr := hex.DecodeString(v)
@@ -282,6 +307,7 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	subj := s.subjectOf(deviceID)
+	now := s.now()
 	var out []store.Queued
 	for next := after + 1; next != 0; {
 		var m *jetstream.RawStreamMsg
@@ -300,7 +326,9 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, q)
+		if q.ExpiresAt.IsZero() || q.ExpiresAt.After(now) {
+			out = append(out, q)
+		}
 		next = m.Sequence + 1
 	}
 	return out, nil

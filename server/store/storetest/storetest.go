@@ -51,6 +51,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"AckOutOfRange", testAckOutOfRange},
 		{"RetireDevice", testRetire},
 		{"ExpireDevices", testExpire},
+		{"MessageExpiry", testMessageExpiry},
+		{"TopicReplacesWhole", testTopicReplace},
+		{"ChannelVAPIDKey", testChannelVAPIDKey},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t)
@@ -683,5 +686,94 @@ func testExpire(t *testing.T, s store.Store) {
 	}
 	if ok, err := s.DeleteDevice(ctx, "nobody", cutoff); err != nil || ok {
 		t.Fatalf("deleting an unknown device: %v, %v", ok, err)
+	}
+}
+
+// A message whose ExpiresAt has come is never returned by Pending, and
+// DeleteExpired leaves the live ones. The backends read expiry against
+// the real clock here, so the times are an hour either side of it.
+func testMessageExpiry(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustDevice(t, s, "dev")
+	now := time.Now()
+	wp := func(body string, exp time.Time) store.Queued {
+		return store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "webpush", Body: []byte(body), AcceptedAt: now.Add(-2 * time.Hour),
+			DueAt: now.Add(-2 * time.Hour), ExpiresAt: exp}
+	}
+	gone := mustEnqueue(t, s, wp("gone", now.Add(-time.Hour)), store.EnqueueOptions{})
+	live := mustEnqueue(t, s, wp("live", now.Add(time.Hour)), store.EnqueueOptions{})
+	forever := mustEnqueue(t, s, toast("dev", "no expiry"), store.EnqueueOptions{})
+	qs, err := s.Pending(ctx, "dev", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 2 || qs[0].Seq != live.Seq || qs[1].Seq != forever.Seq {
+		t.Fatalf("pending = %+v; want %d and %d, not the expired %d", qs, live.Seq, forever.Seq, gone.Seq)
+	}
+	if !qs[0].ExpiresAt.Equal(now.Add(time.Hour).Truncate(time.Millisecond)) || !qs[1].ExpiresAt.IsZero() {
+		t.Fatalf("expiries read back as %v and %v", qs[0].ExpiresAt, qs[1].ExpiresAt)
+	}
+	if _, err := s.DeleteExpired(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if p := pendingSeqs(t, s, "dev", 0); len(p) != 2 || p[0] != live.Seq || p[1] != forever.Seq {
+		t.Fatalf("pending after DeleteExpired: %v", p)
+	}
+}
+
+// A Web Push message with a topic replaces the queued one with the same
+// topic whole, under a new number, through the merge path; another topic
+// or channel queues beside it.
+func testTopicReplace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustDevice(t, s, "dev")
+	c := watch(s)
+	exp := time.Now().Add(time.Hour)
+	wp := func(key, id, body string) store.Queued {
+		return store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "webpush", MessageID: id, Body: []byte(body), TileKey: key,
+			AcceptedAt: epoch, DueAt: epoch, ExpiresAt: exp}
+	}
+	replace := func(store.Queued) ([]byte, bool) { return nil, false }
+	first := mustEnqueue(t, s, wp("ch\x00t\x00news", "m1", "old"), store.EnqueueOptions{Merge: replace})
+	other := mustEnqueue(t, s, wp("ch\x00t\x00sport", "m2", "sport"), store.EnqueueOptions{Merge: replace})
+	newer := wp("ch\x00t\x00news", "m3", "new")
+	second := mustEnqueue(t, s, newer, store.EnqueueOptions{Merge: func(older store.Queued) ([]byte, bool) {
+		return newer.Body, string(older.Body) == "old" && older.MessageID == "m1"
+	}})
+	if second.Merged != first.Seq || second.Seq <= other.Seq || second.MessageID != "m3" {
+		t.Fatalf("replacement %+v: want Merged %d, a number above %d and the new id", second, first.Seq, other.Seq)
+	}
+	qs, err := s.Pending(ctx, "dev", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 2 || qs[0].Seq != other.Seq || qs[1].Seq != second.Seq || string(qs[1].Body) != "new" || qs[1].MessageID != "m3" ||
+		!qs[1].ExpiresAt.Equal(exp.Truncate(time.Millisecond)) {
+		t.Fatalf("pending after the replacement: %+v", qs)
+	}
+	if !c.told("dev", second.Seq) {
+		t.Fatal("the hook was not told of the replacement")
+	}
+}
+
+// A channel's application server key is kept and read back by every
+// lookup.
+func testChannelVAPIDKey(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustDevice(t, s, "dev")
+	c := store.Channel{ID: "chv", DeviceID: "dev", App: "app", Name: "default", Token: "tokv", VAPIDKey: "BKey", CreatedAt: epoch,
+		Domains: []string{}, Pinned: []string{}}
+	if err := s.CreateChannel(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for name, get := range map[string]func() (store.Channel, error){
+		"Channel":        func() (store.Channel, error) { return s.Channel(ctx, "chv") },
+		"ChannelByToken": func() (store.Channel, error) { return s.ChannelByToken(ctx, "tokv") },
+		"ChannelByApp":   func() (store.Channel, error) { return s.ChannelByApp(ctx, "dev", "app") },
+	} {
+		got, err := get()
+		if err != nil || got.VAPIDKey != "BKey" {
+			t.Errorf("%s: %+v, %v", name, got, err)
+		}
 	}
 }
