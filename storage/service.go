@@ -77,6 +77,7 @@ type ServiceStore struct {
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
 	commits uint64
+	now     func() time.Time
 }
 
 // ServiceOptions tune the service store.
@@ -97,6 +98,9 @@ type ServiceOptions struct {
 	// durable commit, and its error. It runs on the committer, so it must
 	// be quick (a metrics observation).
 	OnCommit func(requests int, took time.Duration, err error)
+	// Now, if set, is the time outcomes are recorded and forgotten by
+	// (default time.Now), so that tests can move it.
+	Now func() time.Time
 }
 
 // OpenService opens (creating if needed) the service database at file.
@@ -121,7 +125,10 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	}
 	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
 		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels),
-		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay}
+		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.ackDelay <= 0 {
 		s.ackDelay = 100 * time.Millisecond
 	}
@@ -151,7 +158,7 @@ func (s *ServiceStore) prepare(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at
+	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, urgency
 		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`); err != nil {
 		return err
 	}
@@ -194,6 +201,7 @@ func (s *ServiceStore) Commits() uint64 {
 // connection.
 type writeStmts struct {
 	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
+	delivered, forget                                                    *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -206,8 +214,8 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.nextSeq, `SELECT next_seq, acked_seq FROM devices WHERE id = ?`},
 		{&w.bumpSeq, `UPDATE devices SET next_seq = ? + 1 WHERE id = ?`},
 		{&w.depth, `SELECT count(*) FROM queue WHERE device_id = ?`},
-		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, urgency)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.older, `SELECT seq, channel_id, kind, class, message_id, body, accepted_at, due_at
 			FROM queue WHERE device_id = ? AND tile_key = ? ORDER BY seq DESC LIMIT 1`},
 		{&w.remove, `DELETE FROM queue WHERE device_id = ? AND seq = ?`},
@@ -217,6 +225,13 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// what the device has applied would make it skip new
 		// notifications as already seen.
 		{&w.ackDevice, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`},
+		// Only the notifications a sender named, and within the bound
+		// per channel (store.MaxOutcomesPerChannel).
+		{&w.delivered, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
+			SELECT q.channel_id, q.message_id, 'delivered', ? FROM queue q
+			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''
+			AND (SELECT count(*) FROM message_outcomes o WHERE o.channel_id = q.channel_id) < ?`},
+		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -228,7 +243,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.delivered, w.forget} {
 		if st != nil {
 			st.Close()
 		}
@@ -251,6 +266,10 @@ type groupTx struct {
 	// acks maps a device to the highest ack in the batch, so a device
 	// acknowledging many times between commits costs one delete.
 	acks map[string]*ackReq
+	// now is the transaction's time for outcomes; forgot is set once
+	// outcomes past their retention have been deleted in it.
+	now    time.Time
+	forgot bool
 }
 
 // st binds a prepared statement to the transaction. The writer pool has
@@ -376,7 +395,7 @@ func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
 			return err
 		}
 		defer tx.Rollback()
-		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}}
+		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now()}
 		for _, r := range reqs {
 			if a, ok := r.(*ackReq); ok {
 				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
@@ -399,8 +418,10 @@ func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
 	}
 	if f := s.committed.Load(); f != nil {
 		for _, r := range reqs {
-			if e, ok := r.(*enqueueReq); ok && e.err == nil {
-				(*f)(e.q)
+			if e, ok := r.(interface{ stored() (Queued, bool) }); ok {
+				if q, ok := e.stored(); ok {
+					(*f)(q)
+				}
 			}
 		}
 	}
@@ -442,6 +463,8 @@ type enqueueReq struct {
 	err   error
 	done  chan struct{}
 }
+
+func (r *enqueueReq) stored() (Queued, bool) { return r.q, r.err == nil }
 
 func (r *enqueueReq) finish(err error) {
 	if err != nil {
@@ -505,7 +528,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		return err
 	}
 	if _, err := g.st(ctx, g.stmt.insert).ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
-		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli()); err != nil {
+		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), q.Urgency); err != nil {
 		return err
 	}
 	r.q = q
@@ -565,6 +588,11 @@ func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
 func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 	if g.acks[r.device] != r {
 		return nil // a higher ack for the device is in this transaction
+	}
+	// Delivered is recorded in the transaction that deletes, so a
+	// sender never finds a notification neither queued nor delivered.
+	if err := g.delivered(ctx, r.device, r.seq); err != nil {
+		return err
 	}
 	if _, err := g.st(ctx, g.stmt.ackDelete).ExecContext(ctx, r.device, r.seq); err != nil {
 		return err
@@ -631,7 +659,7 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 	for rows.Next() {
 		q := Queued{DeviceID: deviceID}
 		var acc, due int64
-		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due); err != nil {
+		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due, &q.Urgency); err != nil {
 			return nil, fmt.Errorf("storage: pending: %w", err)
 		}
 		q.AcceptedAt, q.DueAt = time.UnixMilli(acc), time.UnixMilli(due)

@@ -118,8 +118,12 @@ type Queued struct {
 	AcceptedAt time.Time
 	DueAt      time.Time
 	// Merged is the sequence number of the queued tile update this one
-	// replaced, 0 if none (set by Enqueue).
+	// replaced, 0 if none (set by Enqueue), or the number a held
+	// notification had before Requeue moved it.
 	Merged uint64
+	// Urgency is an mpns.Urgency (0: normal); a device whose minimum is
+	// above it is not sent it (see messages.go).
+	Urgency int
 }
 
 // Resync is what a backend passes to the OnCommitted function when it may
@@ -211,6 +215,8 @@ type Store interface {
 	OnCommitted(f func(Queued))
 	// QueueLength counts the notifications queued across all devices.
 	QueueLength(ctx context.Context) (int64, error)
+	// Messages: senders' view of their notifications, and held ones.
+	Messages
 
 	// Close releases the store; calls after it fail with ErrClosed.
 	Close() error

@@ -108,6 +108,7 @@ type Store struct {
 
 	presence *presence
 	quota    jetstream.KeyValue
+	outcomes jetstream.KeyValue
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -160,6 +161,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.setUpQuota(ctx, opts); err != nil {
+		s.cons.Stop()
+		nc.Close()
+		return nil, err
+	}
+	if err := s.setUpOutcomes(ctx, opts); err != nil {
 		s.cons.Stop()
 		nc.Close()
 		return nil, err
@@ -747,6 +753,7 @@ const (
 	hAccepted = "Herald-Accepted"
 	hDue      = "Herald-Due"
 	hMerged   = "Herald-Merged"
+	hUrgency  = "Herald-Urgency"
 )
 
 func (s *Store) message(q store.Queued) *nats.Msg {
@@ -769,6 +776,9 @@ func (s *Store) message(q store.Queued) *nats.Msg {
 	if q.Merged != 0 {
 		h.Set(hMerged, strconv.FormatUint(q.Merged, 10))
 	}
+	if q.Urgency != 0 {
+		h.Set(hUrgency, strconv.Itoa(q.Urgency))
+	}
 	return m
 }
 
@@ -786,6 +796,9 @@ func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
 	q.AcceptedAt, q.DueAt = time.UnixMilli(num(hAccepted)), time.UnixMilli(num(hDue))
 	if v := h.Get(hMerged); v != "" {
 		q.Merged, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if h.Get(hUrgency) != "" {
+		q.Urgency = int(num(hUrgency))
 	}
 	if v := h.Get(hTile); v != "" {
 		k, herr := hex.DecodeString(v)
@@ -1037,6 +1050,9 @@ func (s *Store) Ack(ctx context.Context, deviceID string, seq uint64) error {
 }
 
 func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
+	if err := s.deliveredUpTo(ctx, deviceID, seq); err != nil {
+		return err
+	}
 	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(s.subjectOf(deviceID))}
 	if seq < 1<<63 {
 		// Purge keeps what is at or above the sequence given.

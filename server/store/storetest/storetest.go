@@ -51,6 +51,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"AckOutOfRange", testAckOutOfRange},
 		{"RetireDevice", testRetire},
 		{"ExpireDevices", testExpire},
+		{"MessageStatus", testMessageStatus},
+		{"CancelMessage", testCancelMessage},
+		{"Requeue", testRequeue},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t)
