@@ -55,6 +55,9 @@ func (o outcome) write(w http.ResponseWriter, messageID string) {
 func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 	// X-MessageID is echoed whatever the outcome, as MPNS did; it is only
 	// read here, and validated with the rest of the request below.
+	if s.handleMessage(w, r) {
+		return
+	}
 	messageID := echoedMessageID(r)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -189,6 +192,9 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 		Body:       n.Body,
 		AcceptedAt: now,
 		DueAt:      now.Add(n.Delay.Duration()),
+		// MPNS has its own power rules (suppressed above), so the
+		// device's minimum urgency never holds an MPNS notification.
+		Urgency: int(mpns.UrgencyHigh),
 	}
 	opts := store.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
 	if n.Tile != nil {

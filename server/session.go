@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
@@ -81,6 +82,7 @@ type session struct {
 	// cannot be sent stale.
 	sent      uint64
 	power     string
+	urgency   mpns.Urgency // the device's minimum: lower ones are held
 	closeCode int
 	closeText string
 	lastPing  time.Time
@@ -220,8 +222,9 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		log:   s.log.With("device", dev.ID),
 		done:  make(chan struct{}),
 		kickc: make(chan struct{}, 1),
-		sent:  hello.LastSeq,
-		power: dev.Power,
+		sent:    hello.LastSeq,
+		power:   dev.Power,
+		urgency: wire.MinUrgency(hello.Urgency),
 	}
 	if hello.Power != "" {
 		sess.power = hello.Power
@@ -500,6 +503,7 @@ func (sess *session) handle(frame any) error {
 		sess.mu.Lock()
 		sess.power = f.Power
 		sess.mu.Unlock()
+		sess.setUrgency(wire.MinUrgency(f.Urgency))
 		res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
 		if err := store.SetPower(ctx, sess.id, f.Power); err != nil {
 			res.Code, res.Message = wire.CodeServerError, "saving power level failed"

@@ -57,11 +57,11 @@ func (s *ServiceStore) MessageStatus(ctx context.Context, deviceID, channelID, m
 
 // CancelMessage deletes the channel's queued notifications carrying
 // messageID and remembers them as cancelled.
-func (s *ServiceStore) CancelMessage(ctx context.Context, deviceID, channelID, messageID string, at time.Time) error {
+func (s *ServiceStore) CancelMessage(ctx context.Context, deviceID, channelID, messageID string) error {
 	if messageID == "" {
 		return fmt.Errorf("storage: cancel: %w", ErrNotFound)
 	}
-	r := &cancelReq{device: deviceID, channel: channelID, message: messageID, at: at, done: make(chan struct{})}
+	r := &cancelReq{device: deviceID, channel: channelID, message: messageID, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return fmt.Errorf("storage: cancel: %w", err)
 	}
@@ -73,7 +73,6 @@ func (s *ServiceStore) CancelMessage(ctx context.Context, deviceID, channelID, m
 
 type cancelReq struct {
 	device, channel, message string
-	at                       time.Time
 	err                      error
 	done                     chan struct{}
 }
@@ -92,7 +91,7 @@ func (r *cancelReq) apply(ctx context.Context, g *groupTx) error {
 	// but not remembered.
 	_, err = g.tx.ExecContext(ctx, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
 		SELECT ?, ?, 'cancelled', ? WHERE (SELECT count(*) FROM message_outcomes WHERE channel_id = ?) < ?`,
-		r.channel, r.message, r.at.UnixMilli(), r.channel, store.MaxOutcomesPerChannel)
+		r.channel, r.message, g.now.UnixMilli(), r.channel, store.MaxOutcomesPerChannel)
 	return err
 }
 

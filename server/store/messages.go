@@ -57,9 +57,9 @@ type Messages interface {
 	// id it deletes, in the same step.
 	MessageStatus(ctx context.Context, deviceID, channelID, messageID string) (MessageStatus, error)
 	// CancelMessage deletes the channel's queued notifications carrying
-	// messageID and remembers them as cancelled at the time given;
-	// ErrNotFound if none is queued.
-	CancelMessage(ctx context.Context, deviceID, channelID, messageID string, at time.Time) error
+	// messageID and remembers them as cancelled, at the store's own time
+	// (by which it forgets outcomes); ErrNotFound if none is queued.
+	CancelMessage(ctx context.Context, deviceID, channelID, messageID string) error
 	// Requeue moves a queued notification to a new number above every
 	// number the device has been given, so that a session may send later
 	// notifications past one the device holds back (a device acknowledges

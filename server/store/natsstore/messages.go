@@ -121,7 +121,7 @@ func (s *Store) MessageStatus(ctx context.Context, deviceID, channelID, messageI
 }
 
 // CancelMessage deletes the named notifications from the device's subject.
-func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageID string, at time.Time) error {
+func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageID string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageI
 	if deleted == 0 {
 		return notFound("message")
 	}
-	return s.remember(ctx, channelID, messageID, store.MessageCancelled, at)
+	return s.remember(ctx, channelID, messageID, store.MessageCancelled, time.Now())
 }
 
 // Requeue publishes a copy of the notification under a new number, then
