@@ -222,10 +222,10 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		log:   s.log.With("device", dev.ID),
 		done:  make(chan struct{}),
 		kickc: make(chan struct{}, 1),
-		sent:    hello.LastSeq,
-		power:   dev.Power,
-		urgency: wire.MinUrgency(hello.Urgency),
+		sent:  hello.LastSeq,
+		power: dev.Power,
 	}
+	sess.urgency = wire.MinUrgency(hello.Urgency)
 	if hello.Power != "" {
 		sess.power = hello.Power
 		if err := s.cfg.Store.SetPower(ctx, dev.ID, hello.Power); err != nil {
