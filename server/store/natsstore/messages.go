@@ -181,18 +181,27 @@ func (s *Store) Requeue(ctx context.Context, deviceID string, seq uint64) (store
 	}
 	q.Merged = seq
 	n, err := s.publish(ctx, q)
+	deleted := false
 	if errors.Is(err, store.ErrQueueFull) {
-		// At the depth the original makes room for its copy.
+		// At the depth the original makes room for its copy; a crash
+		// before the copy is published loses it, as a cancel would.
 		if err := s.queue.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return store.Queued{}, unavailable("requeue", err)
 		}
-		n, err = s.publish(ctx, q)
+		deleted = true
+		if n, err = s.publish(ctx, q); err != nil {
+			// Another enqueue took the room meanwhile: the stream's own
+			// bound is above the service's depth, so this is rare.
+			s.log.Error("natsstore: a notification taken out to move could not be put back", "device", deviceID, "seq", seq, "err", err)
+		}
 	}
 	if err != nil {
 		return store.Queued{}, err
 	}
-	if err := s.queue.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		s.log.Warn("natsstore: deleting a requeued notification", "device", deviceID, "seq", seq, "err", err)
+	if !deleted {
+		if err := s.queue.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			s.log.Warn("natsstore: deleting a requeued notification", "device", deviceID, "seq", seq, "err", err)
+		}
 	}
 	q.Seq = n
 	s.waitPassed(ctx, n)

@@ -151,4 +151,16 @@ func testRequeue(t *testing.T, s store.Store) {
 	if err != nil || d.NextSeq <= moved.Seq {
 		t.Fatalf("NextSeq %d after a requeue to %d (%v)", d.NextSeq, moved.Seq, err)
 	}
+	// A full queue still moves: the move keeps its depth.
+	for len(pendingSeqs(t, s, "dev", 0)) < Depth {
+		mustEnqueue(t, s, named("dev", "ch", "filler", 0), opts)
+	}
+	again, err := s.Requeue(ctx, "dev", moved.Seq)
+	if err != nil {
+		t.Fatalf("requeue in a full queue: %v", err)
+	}
+	p := pendingSeqs(t, s, "dev", 0)
+	if len(p) != Depth || p[len(p)-1] != again.Seq || slices.Contains(p, moved.Seq) {
+		t.Fatalf("after a requeue at the depth: %d queued, last %d; want %d, last %d", len(p), p[len(p)-1], Depth, again.Seq)
+	}
 }
