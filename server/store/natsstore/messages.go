@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,7 +15,8 @@ import (
 
 // Outcomes of named notifications live in the bucket <prefix>_outcomes
 // under o.<channel>.<hash of message id>, forgotten by the bucket's TTL
-// (store.OutcomeRetention).
+// (store.OutcomeRetention); n.<day>.<channel> counts a channel's outcomes
+// of a UTC day, so that it is remembered for at most MaxOutcomes a day.
 
 func (s *Store) setUpOutcomes(ctx context.Context, opts Options) error {
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_outcomes", History: 1,
@@ -22,7 +24,7 @@ func (s *Store) setUpOutcomes(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("natsstore: bucket outcomes: %w", err)
 	}
-	s.outcomes = kv
+	s.outcomes, s.maxOutcomes = kv, opts.MaxOutcomes
 	return nil
 }
 
@@ -43,13 +45,52 @@ func (s *Store) remember(ctx context.Context, channelID, messageID string, state
 	return nil
 }
 
+// allowOutcomes takes room for up to k outcomes of the channel in its
+// count for the day (compare-and-set, so nodes counting at once never pass
+// the bound together) and returns how many it took.
+func (s *Store) allowOutcomes(ctx context.Context, channelID string, k int) (int, error) {
+	key := "n." + strconv.FormatInt(time.Now().UTC().Unix()/86400, 10) + "." + token(channelID)
+	for {
+		e, err := get(ctx, s.outcomes, key)
+		n := 0
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return 0, unavailable("outcome count", err)
+		default:
+			if n, err = strconv.Atoi(string(e.Value())); err != nil {
+				return 0, fmt.Errorf("natsstore: outcome count %s: %w", key, err)
+			}
+		}
+		take := min(k, s.maxOutcomes-n)
+		if take <= 0 {
+			return 0, nil
+		}
+		val := []byte(strconv.Itoa(n + take))
+		if e == nil {
+			_, err = s.outcomes.Create(ctx, key, val)
+		} else {
+			_, err = s.outcomes.Update(ctx, key, val, e.Revision())
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return 0, unavailable("outcome count", err)
+		}
+		return take, nil
+	}
+}
+
 // deliveredUpTo records the device's named notifications up to seq as
-// delivered. It runs before the purge that deletes them: a crash between
-// the two leaves them queued and recorded, and a status reads the queue
-// first.
+// delivered, within each channel's bound. It runs before the purge that
+// deletes them: a crash between the two leaves them queued and recorded,
+// and a status reads the queue first.
 func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) error {
 	subj := s.subjectOf(deviceID)
 	now := time.Now()
+	byChannel := map[string][]string{}
+	var order []string
 	for next := uint64(1); next <= seq; {
 		var m *jetstream.RawStreamMsg
 		err := retry(ctx, func(ctx context.Context) error {
@@ -58,17 +99,31 @@ func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) 
 			return err
 		})
 		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && m.Sequence > seq) {
-			return nil
+			break
 		}
 		if err != nil {
 			return unavailable("ack", err)
 		}
 		if id := m.Header.Get(hMessage); id != "" {
-			if err := s.remember(ctx, m.Header.Get(hChannel), id, store.MessageDelivered, now); err != nil {
+			ch := m.Header.Get(hChannel)
+			if _, ok := byChannel[ch]; !ok {
+				order = append(order, ch)
+			}
+			byChannel[ch] = append(byChannel[ch], id)
+		}
+		next = m.Sequence + 1
+	}
+	for _, ch := range order {
+		ids := byChannel[ch]
+		n, err := s.allowOutcomes(ctx, ch, len(ids))
+		if err != nil {
+			return err
+		}
+		for _, id := range ids[:n] {
+			if err := s.remember(ctx, ch, id, store.MessageDelivered, now); err != nil {
 				return err
 			}
 		}
-		next = m.Sequence + 1
 	}
 	return nil
 }
@@ -147,6 +202,9 @@ func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageI
 	}
 	if deleted == 0 {
 		return notFound("message")
+	}
+	if n, err := s.allowOutcomes(ctx, channelID, 1); err != nil || n == 0 {
+		return err // cancelled, past the bound not remembered
 	}
 	return s.remember(ctx, channelID, messageID, store.MessageCancelled, time.Now())
 }

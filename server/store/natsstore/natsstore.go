@@ -75,6 +75,10 @@ type Options struct {
 	// (default 5 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
+
+	// MaxOutcomes bounds the outcomes remembered for one channel per UTC
+	// day (default store.MaxOutcomesPerChannel).
+	MaxOutcomes int
 }
 
 // Store is a store.Store on NATS JetStream.
@@ -109,6 +113,8 @@ type Store struct {
 	presence *presence
 	quota    jetstream.KeyValue
 	outcomes jetstream.KeyValue
+	// maxOutcomes is Options.MaxOutcomes.
+	maxOutcomes int
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -137,6 +143,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
+	}
+	if opts.MaxOutcomes <= 0 {
+		opts.MaxOutcomes = store.MaxOutcomesPerChannel
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
