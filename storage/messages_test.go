@@ -113,3 +113,37 @@ func TestOutcomesBoundedPerChannel(t *testing.T) {
 		t.Fatalf("another channel: %+v, %v; want delivered", st, err)
 	}
 }
+
+// BenchmarkAckNamed measures an enqueue and its ack, with and without a
+// message id: the difference is the cost of remembering the outcome in the
+// ack's transaction.
+func BenchmarkAckNamed(b *testing.B) {
+	for _, named := range []bool{false, true} {
+		b.Run(fmt.Sprintf("named=%v", named), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := storage.OpenService(ctx, filepath.Join(b.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h")}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				id := ""
+				if named {
+					id = fmt.Sprint(i)
+				}
+				q, err := s.Enqueue(ctx, store.Queued{DeviceID: "dev", ChannelID: fmt.Sprint(i % 50), Kind: "raw", MessageID: id, Body: []byte("x")},
+					store.EnqueueOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Ack(ctx, "dev", q.Seq); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
