@@ -53,11 +53,11 @@ func (o outcome) write(w http.ResponseWriter, messageID string) {
 // handleNotification is the channel URI endpoint: one POST, one
 // notification, answered with MPNS's status code and headers.
 func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
+	if s.handleMessage(w, r) {
+		return // a message resource under the channel URI (messages.go)
+	}
 	// X-MessageID is echoed whatever the outcome, as MPNS did; it is only
 	// read here, and validated with the rest of the request below.
-	if s.handleMessage(w, r) {
-		return
-	}
 	messageID := echoedMessageID(r)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
