@@ -140,17 +140,27 @@ func (s *Server) readMatrix(w http.ResponseWriter, r *http.Request) (req *Matrix
 	case err != nil:
 		return nil, nil, http.StatusBadRequest, "reading body: " + err.Error()
 	}
-	req = &MatrixRequest{}
+	req, err = parseMatrix(body)
+	if err != nil {
+		return nil, nil, http.StatusBadRequest, err.Error()
+	}
+	return req, body, 0, ""
+}
+
+// parseMatrix reads a homeserver's notification: JSON naming 1 to
+// MaxMatrixDevices devices.
+func parseMatrix(body []byte) (*MatrixRequest, error) {
+	req := &MatrixRequest{}
 	if err := json.Unmarshal(body, req); err != nil {
-		return nil, nil, http.StatusBadRequest, "not a Matrix push notification: " + err.Error()
+		return nil, fmt.Errorf("not a Matrix push notification: %w", err)
 	}
 	switch n := len(req.Notification.Devices); {
 	case n == 0:
-		return nil, nil, http.StatusBadRequest, "notification.devices is empty"
+		return nil, errors.New("notification.devices is empty")
 	case n > MaxMatrixDevices:
-		return nil, nil, http.StatusBadRequest, fmt.Sprintf("%d devices; the limit is %d", n, MaxMatrixDevices)
+		return nil, fmt.Errorf("%d devices; the limit is %d", n, MaxMatrixDevices)
 	}
-	return req, body, 0, ""
+	return req, nil
 }
 
 // matrixToken is the channel token of a pushkey that is a channel URI of
