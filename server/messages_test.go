@@ -225,3 +225,40 @@ func TestUrgencyHeldBehindLowBattery(t *testing.T) {
 		return askStatus(t, http.MethodGet, server.MessageURI(uri, "advert")).Status == "delivered"
 	})
 }
+
+// An authenticated channel's message resources ask for the certificate of
+// the channel's own service, as its URI does.
+func TestMessageResourceOfAuthenticatedChannel(t *testing.T) {
+	e := startEnv(t, server.ServeConfig{})
+	d := mustDial(t, e.svc.URL())
+	ch := d.open("bank", "contoso")
+	r := postMPNS(t, e.pki.client(t, "contoso"), http.MethodPost, ch.URI, mpnsHeaders("", "3", "pay-1"), "raw")
+	if r.code != 200 {
+		t.Fatalf("post: %d %s", r.code, r.body)
+	}
+	res := server.MessageURI(ch.URI, "pay-1")
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		code   int
+	}{
+		{"no certificate", e.pki.client(t, ""), http.StatusUnauthorized},
+		{"another service", e.pki.client(t, "fabrikam"), http.StatusForbidden},
+		{"the channel's service", e.pki.client(t, "contoso"), http.StatusOK},
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodDelete} {
+			if method == http.MethodDelete && c.code == http.StatusOK {
+				continue
+			}
+			got := postMPNS(t, c.client, method, res, nil, "")
+			if got.network != nil || got.code != c.code {
+				t.Errorf("%s %s: %d %s %v, want %d", c.name, method, got.code, got.body, got.network, c.code)
+			}
+		}
+	}
+	// Nobody without the certificate cancelled it.
+	if got := postMPNS(t, e.pki.client(t, "contoso"), http.MethodGet, res, nil, ""); !strings.Contains(got.body, `"queued"`) &&
+		!strings.Contains(got.body, `"delivered"`) {
+		t.Fatalf("after the refused requests: %d %s", got.code, got.body)
+	}
+}
