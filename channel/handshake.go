@@ -39,6 +39,7 @@ func (l *Link) handshake(ctx context.Context, c *conn, id Identity, lastSeq uint
 		return nil, fmt.Errorf("%w: challenge: got %T", wire.ErrBadFrame, frame)
 	}
 	hello := wire.Hello{Type: wire.TypeHello, Version: wire.Version, LastSeq: lastSeq, Power: power}
+	hello.Urgency = l.minUrgency(ctx)
 	var key []byte
 	if id.ID != "" {
 		key = wire.DeviceKey(id.Secret)

@@ -358,7 +358,7 @@ func (d *Daemon) SetPower(ctx context.Context, level string) error {
 	if d.link.Connected() {
 		pctx, cancel := context.WithTimeout(ctx, d.cfg.OpenTimeout)
 		defer cancel()
-		if err := d.link.SetPower(pctx, level); err != nil {
+		if err := d.link.SetState(pctx, level, d.minUrgency(ctx, level)); err != nil {
 			d.log.Warn("reporting power level failed; the next hello carries it", "err", err)
 		}
 	}

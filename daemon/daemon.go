@@ -65,6 +65,9 @@ type Config struct {
 	// Link tunes the connection (heartbeat, backoff, dialer); Service,
 	// Handler, Clock and Logger are filled in.
 	Link channel.Config
+	// Supply reports whether the device is on external power and on
+	// Wi-Fi, for its minimum urgency (urgency.go); nil means both.
+	Supply func() (onPower, onWiFi bool)
 	// RunningGrace is how long an app whose event stream broke still
 	// counts as running, so that a daemon restart or a brief hiccup does
 	// not make it miss raw notifications.

@@ -54,6 +54,9 @@ func (o outcome) write(w http.ResponseWriter, messageID string) {
 // handleNotification is the channel URI endpoint: one POST, one
 // notification, answered with MPNS's status code and headers.
 func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
+	if s.handleMessage(w, r) {
+		return // a message resource under the channel URI (messages.go)
+	}
 	// X-MessageID is echoed whatever the outcome, as MPNS did; it is only
 	// read here, and validated with the rest of the request below.
 	messageID := echoedMessageID(r)
@@ -199,6 +202,9 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 		Body:       n.Body,
 		AcceptedAt: now,
 		DueAt:      now.Add(n.Delay.Duration()),
+		// MPNS has its own power rules (suppressed above), so the
+		// device's minimum urgency never holds an MPNS notification.
+		Urgency: int(mpns.UrgencyHigh),
 	}
 	opts := store.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
 	if n.Tile != nil {

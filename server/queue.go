@@ -56,7 +56,8 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	// A Web Push message whose TTL ended while it waited in the copy is
 	// never sent (RFC 8030 §5.2); the store hides it from reads already.
 	sess.unsent = slices.DeleteFunc(sess.unsent, func(q store.Queued) bool { return expired(q, now) })
-	unsent := sess.unsent
+	// Held messages (urgency.go) wait for a lower minimum, not a time.
+	unsent, held := split(sess.unsent, sess.minimumUrgency())
 	if len(unsent) == 0 {
 		return nil, time.Time{}, nil
 	}
@@ -69,8 +70,17 @@ func (sess *session) due(now time.Time) (batches [][]wire.Notification, next tim
 	if earliest.After(now) {
 		return nil, earliest, nil
 	}
+	left, moved, err := sess.moveHeld(unsent, held)
+	if err != nil {
+		sess.primed, sess.unsent = false, nil
+		return nil, time.Time{}, err
+	}
 	batches = frames(unsent)
-	sess.unsent = nil
+	sess.unsent = left
+	if moved {
+		// The moved ones come back through the inbox's next read.
+		sess.primed, sess.unsent = false, nil
+	}
 	// Only the writer moves sent, and before writing: an ack that races
 	// the write is for a seq the device can only have if it was written.
 	at := sess.srv.cfg.Clock.Now()

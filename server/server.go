@@ -206,6 +206,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
 	mux.HandleFunc(DevicePath, s.handleDevice)
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
+	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
 	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {

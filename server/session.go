@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/clock"
+	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
@@ -81,6 +82,7 @@ type session struct {
 	// cannot be sent stale.
 	sent      uint64
 	power     string
+	urgency   mpns.Urgency // the device's minimum: lower ones are held
 	closeCode int
 	closeText string
 	lastPing  time.Time
@@ -223,6 +225,7 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		sent:  hello.LastSeq,
 		power: dev.Power,
 	}
+	sess.urgency = wire.MinUrgency(hello.Urgency)
 	if hello.Power != "" {
 		sess.power = hello.Power
 		if err := s.cfg.Store.SetPower(ctx, dev.ID, hello.Power); err != nil {
@@ -500,6 +503,7 @@ func (sess *session) handle(frame any) error {
 		sess.mu.Lock()
 		sess.power = f.Power
 		sess.mu.Unlock()
+		sess.setUrgency(wire.MinUrgency(f.Urgency))
 		res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
 		if err := store.SetPower(ctx, sess.id, f.Power); err != nil {
 			res.Code, res.Message = wire.CodeServerError, "saving power level failed"

@@ -16,10 +16,6 @@ import (
 	"github.com/heraldpush/herald/webpush"
 )
 
-// MessagesSegment follows a channel URI in a Web Push message's resource:
-// <channel URI>/messages/<message id> (RFC 8030 §5, the Location of a 201).
-const MessagesSegment = "/messages/"
-
 // webPushAnswer is the answer to one Web Push POST.
 type webPushAnswer struct {
 	code       int
@@ -147,7 +143,7 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) webPushAnswer {
 	}
 
 	id := newToken(16)
-	a := webPushAnswer{code: http.StatusCreated, location: s.channelURI(ch) + MessagesSegment + id, ttl: webpush.KeptTTL(m.TTL)}
+	a := webPushAnswer{code: http.StatusCreated, location: MessageURI(s.channelURI(ch), id), ttl: webpush.KeptTTL(m.TTL)}
 	if m.TTL == 0 && !s.connected(r, ch.DeviceID) {
 		// Now or never (RFC 8030 §5.2): the device is away, so never.
 		s.log.Debug("web push message with TTL 0 dropped: device away", "device", ch.DeviceID)
@@ -162,6 +158,11 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) webPushAnswer {
 		AcceptedAt: now,
 		DueAt:      now,
 		ExpiresAt:  webpush.Expiry(now, m.TTL),
+	}
+	// Parsed already; a device whose minimum urgency is above it is not
+	// sent it until the minimum drops or it expires (urgency.go).
+	if u, ok := mpns.ParseUrgency(m.Urgency); ok {
+		q.Urgency = int(u)
 	}
 	if m.TTL == 0 {
 		// Written to the connected session at once; a device that drops

@@ -98,8 +98,9 @@ type ServiceOptions struct {
 	// durable commit, and its error. It runs on the committer, so it must
 	// be quick (a metrics observation).
 	OnCommit func(requests int, took time.Duration, err error)
-	// Now is the clock message expiry is read against (default
-	// time.Now): the service passes its own.
+	// Now is the clock message expiry is read against and outcomes are
+	// recorded and forgotten by (default time.Now): the service passes its
+	// own, and tests move it.
 	Now func() time.Time
 }
 
@@ -155,7 +156,7 @@ func (s *ServiceStore) prepare(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, expires_at
+	if s.pending, err = s.rd.PrepareContext(ctx, `SELECT seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, expires_at, urgency
 		FROM queue WHERE device_id = ? AND seq > ? AND (expires_at = 0 OR expires_at > ?) ORDER BY seq`); err != nil {
 		return err
 	}
@@ -198,6 +199,7 @@ func (s *ServiceStore) Commits() uint64 {
 // connection.
 type writeStmts struct {
 	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
+	delivered, forget                                                    *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -210,8 +212,8 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.nextSeq, `SELECT next_seq, acked_seq FROM devices WHERE id = ?`},
 		{&w.bumpSeq, `UPDATE devices SET next_seq = ? + 1 WHERE id = ?`},
 		{&w.depth, `SELECT count(*) FROM queue WHERE device_id = ?`},
-		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insert, `INSERT INTO queue (device_id, seq, channel_id, kind, class, message_id, body, tile_key, accepted_at, due_at, expires_at, urgency)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.older, `SELECT seq, channel_id, kind, class, message_id, body, accepted_at, due_at
 			FROM queue WHERE device_id = ? AND tile_key = ? ORDER BY seq DESC LIMIT 1`},
 		{&w.remove, `DELETE FROM queue WHERE device_id = ? AND seq = ?`},
@@ -221,6 +223,13 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// what the device has applied would make it skip new
 		// notifications as already seen.
 		{&w.ackDevice, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`},
+		// Only the notifications a sender named, and within the bound
+		// per channel (store.MaxOutcomesPerChannel).
+		{&w.delivered, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
+			SELECT q.channel_id, q.message_id, 'delivered', ? FROM queue q
+			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''
+			AND (SELECT count(*) FROM message_outcomes o WHERE o.channel_id = q.channel_id) < ?`},
+		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -232,7 +241,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.delivered, w.forget} {
 		if st != nil {
 			st.Close()
 		}
@@ -255,6 +264,10 @@ type groupTx struct {
 	// acks maps a device to the highest ack in the batch, so a device
 	// acknowledging many times between commits costs one delete.
 	acks map[string]*ackReq
+	// now is the transaction's time for outcomes; forgot is set once
+	// outcomes past their retention have been deleted in it.
+	now    time.Time
+	forgot bool
 }
 
 // st binds a prepared statement to the transaction. The writer pool has
@@ -380,7 +393,7 @@ func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
 			return err
 		}
 		defer tx.Rollback()
-		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}}
+		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now()}
 		for _, r := range reqs {
 			if a, ok := r.(*ackReq); ok {
 				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
@@ -403,8 +416,10 @@ func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
 	}
 	if f := s.committed.Load(); f != nil {
 		for _, r := range reqs {
-			if e, ok := r.(*enqueueReq); ok && e.err == nil {
-				(*f)(e.q)
+			if e, ok := r.(interface{ stored() (Queued, bool) }); ok {
+				if q, ok := e.stored(); ok {
+					(*f)(q)
+				}
 			}
 		}
 	}
@@ -446,6 +461,8 @@ type enqueueReq struct {
 	err   error
 	done  chan struct{}
 }
+
+func (r *enqueueReq) stored() (Queued, bool) { return r.q, r.err == nil }
 
 func (r *enqueueReq) finish(err error) {
 	if err != nil {
@@ -509,7 +526,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		return err
 	}
 	if _, err := g.st(ctx, g.stmt.insert).ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
-		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt)); err != nil {
+		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
 	r.q = q
@@ -569,6 +586,11 @@ func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
 func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 	if g.acks[r.device] != r {
 		return nil // a higher ack for the device is in this transaction
+	}
+	// Delivered is recorded in the transaction that deletes, so a
+	// sender never finds a notification neither queued nor delivered.
+	if err := g.delivered(ctx, r.device, r.seq); err != nil {
+		return err
 	}
 	if _, err := g.st(ctx, g.stmt.ackDelete).ExecContext(ctx, r.device, r.seq); err != nil {
 		return err
@@ -635,7 +657,7 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 	for rows.Next() {
 		q := Queued{DeviceID: deviceID}
 		var acc, due, exp int64
-		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due, &exp); err != nil {
+		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due, &exp, &q.Urgency); err != nil {
 			return nil, fmt.Errorf("storage: pending: %w", err)
 		}
 		q.AcceptedAt, q.DueAt = time.UnixMilli(acc), time.UnixMilli(due)

@@ -97,6 +97,9 @@ type Hello struct {
 	Proof   string `json:"proof,omitempty"`
 	LastSeq uint64 `json:"last_seq"`
 	Power   string `json:"power,omitempty"`
+	// Urgency is the least urgent Web Push message the device takes now
+	// (very-low, low, normal, high; "" takes everything): see State.
+	Urgency string `json:"urgency,omitempty"`
 }
 
 // Welcome answers Hello. Secret is only set on enrolment; Proof only for an
@@ -180,11 +183,15 @@ type Bind struct {
 	Pinned    []string `json:"pinned,omitempty"`
 }
 
-// State reports the device's power level ("normal", "low", "critical").
+// State reports the device's power level ("normal", "low", "critical")
+// and the minimum urgency (mpns.Urgency's names) it derives from its power
+// and network: the service holds back queued messages below it until it
+// drops. "" takes everything, as a device that predates urgency does.
 type State struct {
-	Type  string `json:"type"`
-	ReqID uint64 `json:"req"`
-	Power string `json:"power"`
+	Type    string `json:"type"`
+	ReqID   uint64 `json:"req"`
+	Power   string `json:"power"`
+	Urgency string `json:"urgency,omitempty"`
 }
 
 // Result answers Unregister, Bind and State.
@@ -383,6 +390,9 @@ func validateDevice(v any) error {
 		if f.Power != "" && !validPower(f.Power) {
 			return bad("hello: power must be normal, low or critical")
 		}
+		if !validUrgency(f.Urgency) {
+			return bad("hello: urgency must be very-low, low, normal or high")
+		}
 	case *Register:
 		if !validName(f.App) || !validName(f.Channel) {
 			return bad("register: app and channel must be 1-%d printable characters without spaces or slashes", MaxNameLength)
@@ -418,8 +428,25 @@ func validateDevice(v any) error {
 		if !validPower(f.Power) {
 			return bad("state: power must be normal, low or critical")
 		}
+		if !validUrgency(f.Urgency) {
+			return bad("state: urgency must be very-low, low, normal or high")
+		}
 	}
 	return nil
+}
+
+func validUrgency(u string) bool {
+	_, ok := mpns.ParseUrgency(u)
+	return u == "" || ok
+}
+
+// MinUrgency is the minimum urgency a hello or state frame reports; a
+// frame without one takes everything.
+func MinUrgency(u string) mpns.Urgency {
+	if v, ok := mpns.ParseUrgency(u); ok {
+		return v
+	}
+	return mpns.UrgencyVeryLow
 }
 
 func validPower(p string) bool {

@@ -122,12 +122,16 @@ type Queued struct {
 	AcceptedAt time.Time
 	DueAt      time.Time
 	// Merged is the sequence number of the queued tile update this one
-	// replaced, 0 if none (set by Enqueue).
+	// replaced, 0 if none (set by Enqueue), or the number a held
+	// notification had before Requeue moved it.
 	Merged uint64
 	// ExpiresAt is when a Web Push message's TTL ends; zero for never.
 	// Pending never returns a message at or past its expiry, and
 	// DeleteExpired deletes it.
 	ExpiresAt time.Time
+	// Urgency is an mpns.Urgency (0: normal); a device whose minimum is
+	// above it is not sent it (see messages.go).
+	Urgency int
 }
 
 // Resync is what a backend passes to the OnCommitted function when it may
@@ -223,6 +227,8 @@ type Store interface {
 	DeleteExpired(ctx context.Context, limit int) (int, error)
 	// QueueLength counts the notifications queued across all devices.
 	QueueLength(ctx context.Context) (int64, error)
+	// Messages: senders' view of their notifications, and held ones.
+	Messages
 
 	// Close releases the store; calls after it fail with ErrClosed.
 	Close() error

@@ -76,6 +76,10 @@ type Options struct {
 	// Now is the clock message expiry is read against (default
 	// time.Now): the service passes its own.
 	Now func() time.Time
+
+	// MaxOutcomes bounds the outcomes remembered for one channel per UTC
+	// day (default store.MaxOutcomesPerChannel).
+	MaxOutcomes int
 }
 
 // Store is a store.Store on NATS JetStream.
@@ -111,6 +115,9 @@ type Store struct {
 	presence *presence
 	cache    *channelCache
 	quota    jetstream.KeyValue
+	outcomes jetstream.KeyValue
+	// maxOutcomes is Options.MaxOutcomes.
+	maxOutcomes int
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -140,6 +147,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
+	if opts.MaxOutcomes <= 0 {
+		opts.MaxOutcomes = store.MaxOutcomesPerChannel
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -168,6 +178,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.setUpQuota(ctx, opts); err != nil {
+		s.cons.Stop()
+		nc.Close()
+		return nil, err
+	}
+	if err := s.setUpOutcomes(ctx, opts); err != nil {
 		s.cons.Stop()
 		nc.Close()
 		return nil, err

@@ -31,6 +31,7 @@ const (
 	hDue      = "Herald-Due"
 	hMerged   = "Herald-Merged"
 	hExpires  = "Herald-Expires"
+	hUrgency  = "Herald-Urgency"
 )
 
 func (s *Store) message(q store.Queued) *nats.Msg {
@@ -52,6 +53,9 @@ func (s *Store) message(q store.Queued) *nats.Msg {
 	h.Set(hDue, strconv.FormatInt(q.DueAt.UnixMilli(), 10))
 	if q.Merged != 0 {
 		h.Set(hMerged, strconv.FormatUint(q.Merged, 10))
+	}
+	if q.Urgency != 0 {
+		h.Set(hUrgency, strconv.Itoa(q.Urgency))
 	}
 	if !q.ExpiresAt.IsZero() {
 		h.Set(hExpires, strconv.FormatInt(q.ExpiresAt.UnixMilli(), 10))
@@ -91,6 +95,9 @@ func decode(seq uint64, h nats.Header, data []byte) (store.Queued, error) {
 	q.AcceptedAt, q.DueAt = time.UnixMilli(num(hAccepted)), time.UnixMilli(num(hDue))
 	if v := h.Get(hMerged); v != "" {
 		q.Merged, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if h.Get(hUrgency) != "" {
+		q.Urgency = int(num(hUrgency))
 	}
 	if v := h.Get(hExpires); v != "" {
 		q.ExpiresAt = time.UnixMilli(num(hExpires))
@@ -365,6 +372,9 @@ func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
 		// No stream sequence gets there; an ack that claims to is
 		// wrong, and must not empty the queue.
 		return fmt.Errorf("natsstore: ack %d: %w", seq, store.ErrSeqRange)
+	}
+	if err := s.deliveredUpTo(ctx, deviceID, seq); err != nil {
+		return err
 	}
 	// Purge keeps what is at or above the sequence given.
 	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(s.subjectOf(deviceID)), jetstream.WithPurgeSequence(seq + 1)}

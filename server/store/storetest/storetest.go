@@ -54,6 +54,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MessageExpiry", testMessageExpiry},
 		{"TopicReplacesWhole", testTopicReplace},
 		{"ChannelVAPIDKey", testChannelVAPIDKey},
+		{"MessageStatus", testMessageStatus},
+		{"CancelMessage", testCancelMessage},
+		{"Requeue", testRequeue},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t)

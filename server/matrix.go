@@ -1,0 +1,182 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/heraldpush/herald/mpns"
+)
+
+// MatrixNotifyPath is the Matrix push gateway (Matrix Push Gateway API,
+// /_matrix/push/v1/notify) that a UnifiedPush app such as NeoChat finds at
+// its endpoint's origin: GET says this service is one, POST forwards a
+// homeserver's notification to the channels its pushkeys name.
+const MatrixNotifyPath = "/_matrix/push/v1/notify"
+
+// MaxMatrixDevices bounds the devices (pushkeys) one gateway request may
+// name: a homeserver sends one per pusher, and each costs a delivery.
+const MaxMatrixDevices = 16
+
+// MatrixRequest is the part of a homeserver's notification the gateway
+// reads; the body is forwarded whole, as the app's message.
+type MatrixRequest struct {
+	Notification struct {
+		EventID string `json:"event_id"`
+		Devices []struct {
+			PushKey string `json:"pushkey"`
+		} `json:"devices"`
+	} `json:"notification"`
+}
+
+// MatrixResponse lists the pushkeys the homeserver should stop using.
+type MatrixResponse struct {
+	Rejected []string `json:"rejected"`
+}
+
+// matrixDiscovery is what UnifiedPush apps look for (NeoChat uses push
+// only when it is there).
+const matrixDiscovery = `{"unifiedpush":{"gateway":"matrix"}}` + "\n"
+
+func (s *Server) handleMatrix(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		w.Header().Set("Content-Type", "application/json")
+		rd := strings.NewReader(matrixDiscovery)
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			rd.WriteTo(w)
+		}
+		return
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		matrixError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "GET or POST "+MatrixNotifyPath)
+		return
+	}
+	req, body, code, msg := s.readMatrix(w, r)
+	if code != 0 {
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", s.retryAfter())
+		}
+		if code == http.StatusNotAcceptable {
+			code = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", "1")
+		}
+		matrixError(w, code, "M_BAD_JSON", msg)
+		return
+	}
+	// The forwarded notification is raw until a Web Push kind exists:
+	// opaque bytes for the app, which is what a UnifiedPush app gets.
+	n := &mpns.Notification{Kind: mpns.KindRaw, Delay: mpns.Immediate, Body: body}
+	if validMessageID(req.Notification.EventID) {
+		// The event id names it, so its status can be asked for.
+		n.MessageID = req.Notification.EventID
+	}
+	resp := MatrixResponse{Rejected: []string{}}
+	seen := map[string]bool{}
+	failed, unavailableAll := 0, true
+	for _, d := range req.Notification.Devices {
+		key := d.PushKey
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		token, ok := s.matrixToken(key)
+		if !ok {
+			resp.Rejected = append(resp.Rejected, key)
+			unavailableAll = false
+			continue
+		}
+		o := s.deliver(r, token, false, n)
+		s.metrics.notification(string(n.Kind), o)
+		switch o.Code {
+		case http.StatusNotFound:
+			resp.Rejected = append(resp.Rejected, key)
+			unavailableAll = false
+		case http.StatusServiceUnavailable:
+			failed++
+		default:
+			// Delivered, queued, or dropped for the device's sake (full
+			// queue, critical power, quota, inactive): the pushkey is
+			// still good, so the homeserver keeps it.
+			unavailableAll = false
+			if o.Code != http.StatusOK || o.Notification != mpns.StatusReceived {
+				s.log.Debug("matrix notification not queued", "status", o.Code, "notification", o.Notification, "reason", o.Message)
+			}
+		}
+	}
+	if failed > 0 && unavailableAll {
+		// Nothing went anywhere: the homeserver retries later.
+		w.Header().Set("Retry-After", s.retryAfter())
+		matrixError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "store unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	json.NewEncoder(w).Encode(resp)
+}
+
+// readMatrix admits, reads and checks a gateway POST; code is 0 when it is
+// fine.
+func (s *Server) readMatrix(w http.ResponseWriter, r *http.Request) (req *MatrixRequest, body []byte, code int, msg string) {
+	lim := s.guard.lim
+	if r.ContentLength > int64(lim.MaxBodyBytes) {
+		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxBodyBytes)
+	}
+	if o, ok := s.admit(w, r, 1); !ok {
+		return nil, nil, o.Code, o.Message
+	}
+	body, err := s.readBody(r, int64(lim.MaxBodyBytes)+1)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, errReadsBusy):
+		w.Header().Set("Connection", "close")
+		return nil, nil, http.StatusServiceUnavailable, err.Error()
+	case errors.As(err, &tooBig) || len(body) > lim.MaxBodyBytes:
+		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxBodyBytes)
+	case err != nil:
+		return nil, nil, http.StatusBadRequest, "reading body: " + err.Error()
+	}
+	req, err = parseMatrix(body)
+	if err != nil {
+		return nil, nil, http.StatusBadRequest, err.Error()
+	}
+	return req, body, 0, ""
+}
+
+// parseMatrix reads a homeserver's notification: JSON naming 1 to
+// MaxMatrixDevices devices.
+func parseMatrix(body []byte) (*MatrixRequest, error) {
+	req := &MatrixRequest{}
+	if err := json.Unmarshal(body, req); err != nil {
+		return nil, fmt.Errorf("not a Matrix push notification: %w", err)
+	}
+	switch n := len(req.Notification.Devices); {
+	case n == 0:
+		return nil, errors.New("notification.devices is empty")
+	case n > MaxMatrixDevices:
+		return nil, fmt.Errorf("%d devices; the limit is %d", n, MaxMatrixDevices)
+	}
+	return req, nil
+}
+
+// matrixToken is the channel token of a pushkey that is a channel URI of
+// this service. Authenticated channels take only their own service, so a
+// homeserver cannot reach them.
+func (s *Server) matrixToken(pushkey string) (string, bool) {
+	base := s.cfg.PublicURL + ThrottledPath
+	if len(pushkey) > MaxURILength || !strings.HasPrefix(pushkey, base) {
+		return "", false
+	}
+	token, authenticated := tokenFromPath(ThrottledPath + strings.TrimPrefix(pushkey, base))
+	return token, token != "" && !authenticated
+}
+
+func matrixError(w http.ResponseWriter, code int, errcode, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"errcode": errcode, "error": msg})
+}

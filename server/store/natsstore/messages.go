@@ -1,0 +1,267 @@
+package natsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/server/store"
+)
+
+// Outcomes of named notifications live in the bucket <prefix>_outcomes
+// under o.<channel>.<hash of message id>, forgotten by the bucket's TTL
+// (store.OutcomeRetention); n.<day>.<channel> counts a channel's outcomes
+// of a UTC day, so that it is remembered for at most MaxOutcomes a day.
+
+func (s *Store) setUpOutcomes(ctx context.Context, opts Options) error {
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_outcomes", History: 1,
+		Storage: jetstream.FileStorage, Replicas: opts.Replicas, TTL: store.OutcomeRetention})
+	if err != nil {
+		return fmt.Errorf("natsstore: bucket outcomes: %w", err)
+	}
+	s.outcomes, s.maxOutcomes = kv, opts.MaxOutcomes
+	return nil
+}
+
+type outcomeRec struct {
+	State store.MessageState `json:"s"`
+	At    int64              `json:"a"`
+}
+
+func outcomeKey(channelID, messageID string) string {
+	return "o." + token(channelID) + "." + hash(messageID)
+}
+
+func (s *Store) remember(ctx context.Context, channelID, messageID string, state store.MessageState, at time.Time) error {
+	b, _ := json.Marshal(outcomeRec{State: state, At: at.UnixMilli()})
+	if _, err := s.outcomes.Put(ctx, outcomeKey(channelID, messageID), b); err != nil {
+		return unavailable("remember outcome", err)
+	}
+	return nil
+}
+
+// allowOutcomes takes room for up to k outcomes of the channel in its
+// count for the day (compare-and-set, so nodes counting at once never pass
+// the bound together) and returns how many it took.
+func (s *Store) allowOutcomes(ctx context.Context, channelID string, k int) (int, error) {
+	key := "n." + strconv.FormatInt(time.Now().UTC().Unix()/86400, 10) + "." + token(channelID)
+	for {
+		e, err := get(ctx, s.outcomes, key)
+		n := 0
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return 0, unavailable("outcome count", err)
+		default:
+			if n, err = strconv.Atoi(string(e.Value())); err != nil {
+				return 0, fmt.Errorf("natsstore: outcome count %s: %w", key, err)
+			}
+		}
+		take := min(k, s.maxOutcomes-n)
+		if take <= 0 {
+			return 0, nil
+		}
+		val := []byte(strconv.Itoa(n + take))
+		if e == nil {
+			_, err = s.outcomes.Create(ctx, key, val)
+		} else {
+			_, err = s.outcomes.Update(ctx, key, val, e.Revision())
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return 0, unavailable("outcome count", err)
+		}
+		return take, nil
+	}
+}
+
+// deliveredUpTo records the device's named notifications up to seq as
+// delivered, within each channel's bound. It runs before the purge that
+// deletes them: a crash between the two leaves them queued and recorded,
+// and a status reads the queue first.
+func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) error {
+	subj := s.subjectOf(deviceID)
+	now := time.Now()
+	byChannel := map[string][]string{}
+	var order []string
+	for next := uint64(1); next <= seq; {
+		var m *jetstream.RawStreamMsg
+		err := retry(ctx, func(ctx context.Context) error {
+			var err error
+			m, err = s.queue.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+			return err
+		})
+		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && m.Sequence > seq) {
+			break
+		}
+		if err != nil {
+			return unavailable("ack", err)
+		}
+		if id := m.Header.Get(hMessage); id != "" {
+			ch := m.Header.Get(hChannel)
+			if _, ok := byChannel[ch]; !ok {
+				order = append(order, ch)
+			}
+			byChannel[ch] = append(byChannel[ch], id)
+		}
+		next = m.Sequence + 1
+	}
+	for _, ch := range order {
+		ids := byChannel[ch]
+		n, err := s.allowOutcomes(ctx, ch, len(ids))
+		if err != nil {
+			return err
+		}
+		for _, id := range ids[:n] {
+			if err := s.remember(ctx, ch, id, store.MessageDelivered, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// named returns the channel's queued notifications carrying messageID.
+func (s *Store) named(ctx context.Context, deviceID, channelID, messageID string) ([]store.Queued, error) {
+	qs, err := s.Pending(ctx, deviceID, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Queued
+	for _, q := range qs {
+		if q.ChannelID == channelID && q.MessageID == messageID {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// MessageStatus reads the device's queue, then the outcomes.
+func (s *Store) MessageStatus(ctx context.Context, deviceID, channelID, messageID string) (store.MessageStatus, error) {
+	if err := s.check(); err != nil {
+		return store.MessageStatus{}, err
+	}
+	if messageID == "" {
+		return store.MessageStatus{}, notFound("message")
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	qs, err := s.named(ctx, deviceID, channelID, messageID)
+	if err != nil {
+		return store.MessageStatus{}, err
+	}
+	if n := len(qs); n > 0 {
+		q := qs[n-1]
+		return store.MessageStatus{State: store.MessageQueued, At: q.AcceptedAt, Seq: q.Seq, Urgency: q.Urgency}, nil
+	}
+	e, err := get(ctx, s.outcomes, outcomeKey(channelID, messageID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return store.MessageStatus{}, notFound("message")
+	}
+	if err != nil {
+		return store.MessageStatus{}, unavailable("message status", err)
+	}
+	var r outcomeRec
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return store.MessageStatus{}, fmt.Errorf("natsstore: outcome: %w", err)
+	}
+	return store.MessageStatus{State: r.State, At: time.UnixMilli(r.At)}, nil
+}
+
+// CancelMessage deletes the named notifications from the device's subject.
+func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageID string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if messageID == "" {
+		return notFound("message")
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	qs, err := s.named(ctx, deviceID, channelID, messageID)
+	if err != nil {
+		return err
+	}
+	deleted := 0
+	for _, q := range qs {
+		err := s.queue.DeleteMsg(ctx, q.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // acknowledged or cancelled meanwhile
+		}
+		if err != nil {
+			return unavailable("cancel", err)
+		}
+		deleted++
+	}
+	if deleted == 0 {
+		return notFound("message")
+	}
+	if n, err := s.allowOutcomes(ctx, channelID, 1); err != nil || n == 0 {
+		return err // cancelled, past the bound not remembered
+	}
+	return s.remember(ctx, channelID, messageID, store.MessageCancelled, time.Now())
+}
+
+// Requeue publishes a copy of the notification under a new number, then
+// deletes the original; a crash between the two leaves both, and the
+// device, which skips nothing by number, is sent it twice at worst.
+func (s *Store) Requeue(ctx context.Context, deviceID string, seq uint64) (store.Queued, error) {
+	if err := s.check(); err != nil {
+		return store.Queued{}, err
+	}
+	if seq > store.MaxSeq {
+		return store.Queued{}, fmt.Errorf("natsstore: requeue %d: %w", seq, store.ErrSeqRange)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	var m *jetstream.RawStreamMsg
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		m, err = s.queue.GetMsg(ctx, seq)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && m.Subject != s.subjectOf(deviceID)) {
+		return store.Queued{}, notFound("queued notification")
+	}
+	if err != nil {
+		return store.Queued{}, unavailable("requeue", err)
+	}
+	q, err := decode(m.Sequence, m.Header, m.Data)
+	if err != nil {
+		return store.Queued{}, err
+	}
+	q.Merged = seq
+	n, err := s.publish(ctx, q)
+	deleted := false
+	if errors.Is(err, store.ErrQueueFull) {
+		// At the depth the original makes room for its copy; a crash
+		// before the copy is published loses it, as a cancel would.
+		if err := s.queue.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return store.Queued{}, unavailable("requeue", err)
+		}
+		deleted = true
+		if n, err = s.publish(ctx, q); err != nil {
+			// Another enqueue took the room meanwhile: the stream's own
+			// bound is above the service's depth, so this is rare.
+			s.log.Error("natsstore: a notification taken out to move could not be put back", "device", deviceID, "seq", seq, "err", err)
+		}
+	}
+	if err != nil {
+		return store.Queued{}, err
+	}
+	if !deleted {
+		if err := s.queue.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			s.log.Warn("natsstore: deleting a requeued notification", "device", deviceID, "seq", seq, "err", err)
+		}
+	}
+	q.Seq = n
+	s.waitPassed(ctx, n)
+	return q, nil
+}

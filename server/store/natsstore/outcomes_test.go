@@ -1,0 +1,83 @@
+package natsstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/internal/natstest"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/natsstore"
+)
+
+// One channel makes the cluster remember at most MaxOutcomes outcomes a
+// day, counted across nodes; another channel keeps its own room.
+func TestOutcomesBoundedPerChannel(t *testing.T) {
+	url := natstest.Run(t).URL()
+	const bound = 6
+	open := func() *natsstore.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "outcomes", MaxOutcomes: bound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	nodes := []*natsstore.Store{open(), open()}
+	ctx := context.Background()
+	now := time.Now()
+	for _, d := range []string{"dev-a", "dev-b"} {
+		if err := nodes[0].CreateDevice(ctx, store.Device{ID: d, SecretHash: []byte("h"), CreatedAt: now, LastSeen: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue := func(dev, ch, id string) uint64 {
+		t.Helper()
+		q, err := nodes[0].Enqueue(ctx, store.Queued{DeviceID: dev, ChannelID: ch, Kind: "raw", MessageID: id, Body: []byte("x")}, store.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Seq
+	}
+	// Two devices' acks for the same channel id on two nodes at once.
+	var tops [2]uint64
+	for i := range 2 * bound {
+		tops[i%2] = enqueue([]string{"dev-a", "dev-b"}[i%2], "flood", fmt.Sprint(i))
+	}
+	var wg sync.WaitGroup
+	for i, dev := range []string{"dev-a", "dev-b"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := nodes[i].Ack(ctx, dev, tops[i]); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	remembered := 0
+	for i := range 2 * bound {
+		dev := []string{"dev-a", "dev-b"}[i%2]
+		st, err := nodes[1].MessageStatus(ctx, dev, "flood", fmt.Sprint(i))
+		switch {
+		case err == nil && st.State == store.MessageDelivered:
+			remembered++
+		case errors.Is(err, store.ErrNotFound):
+		default:
+			t.Fatalf("status of %d: %+v, %v", i, st, err)
+		}
+	}
+	if remembered != bound {
+		t.Fatalf("%d outcomes remembered for one channel, want the bound %d", remembered, bound)
+	}
+	top := enqueue("dev-a", "quiet", "q")
+	if err := nodes[0].Ack(ctx, "dev-a", top); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := nodes[0].MessageStatus(ctx, "dev-a", "quiet", "q"); err != nil || st.State != store.MessageDelivered {
+		t.Fatalf("another channel: %+v, %v; want delivered", st, err)
+	}
+}
