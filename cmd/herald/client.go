@@ -73,8 +73,7 @@ func cliError(stderr io.Writer, cmd string, err error) int {
 // notRunningHint follows the "no daemon on the socket" error.
 const notRunningHint = `  Start the daemon in another terminal with "herald run" (one phone) or "herald emulate"
   (many; --device NAME talks to its socket), or the OS service with "herald start". If it
-  is running with another socket,
-  pass the socket that "herald run" printed with --socket PATH or HERALD_SOCKET=PATH.
+  runs with another socket, pass the socket it printed with --socket PATH or HERALD_SOCKET=PATH.
 `
 
 func timeoutCtx() (context.Context, context.CancelFunc) {
