@@ -254,17 +254,24 @@ func (d *Daemon) withOwners(ctx context.Context, chans []app.Channel) error {
 	return nil
 }
 
-// rawConn reaches the file descriptor of a Unix socket connection.
-func rawConn(c net.Conn) (interface {
-	Control(func(fd uintptr)) error
-}, error) {
+// peerUIDFrom runs uid, the OS's query for a socket peer's user, on the
+// file descriptor of c, a Unix socket connection.
+func peerUIDFrom(c net.Conn, uid func(fd int) (uint32, error)) (uint32, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return nil, fmt.Errorf("daemon: peer credentials: %T is not a Unix socket", c)
+		return 0, fmt.Errorf("daemon: peer credentials: %T is not a Unix socket", c)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("daemon: peer credentials: %w", err)
+		return 0, fmt.Errorf("daemon: peer credentials: %w", err)
 	}
-	return raw, nil
+	var id uint32
+	var uerr error
+	if err := raw.Control(func(fd uintptr) { id, uerr = uid(int(fd)) }); err != nil {
+		return 0, fmt.Errorf("daemon: peer credentials: %w", err)
+	}
+	if uerr != nil {
+		return 0, fmt.Errorf("daemon: peer credentials: %w", uerr)
+	}
+	return id, nil
 }

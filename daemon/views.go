@@ -102,5 +102,14 @@ func (d *Daemon) PendingEvents(ctx context.Context, appID string, limit int) ([]
 // the channel's but its app id's (withOwners fills it in for lists).
 func toAppChannel(c storage.LocalChannel) app.Channel {
 	return app.Channel{App: c.App, Name: c.Name, ChannelID: c.ChannelID, URI: c.URI, ServiceName: c.ServiceName,
-		Toast: c.Toast, Tile: c.Tile, Domains: c.Domains, Pinned: c.Pinned, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+		Toast: c.Toast, Tile: c.Tile, Domains: orEmpty(c.Domains), Pinned: orEmpty(c.Pinned), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
+
+// orEmpty keeps a list a JSON array when it has nothing in it: a channel
+// just opened has nil lists, one read back from the database empty ones.
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

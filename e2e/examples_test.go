@@ -165,7 +165,7 @@ func TestEmulatorScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sh, "../examples/emulator-script/drive-phone.sh", "phone-0002", "scripted")
-	cmd.Env = childEnv("HERALD_UI=http://" + uiAddr)
+	cmd.Env = childEnv("HERALD_UI_URL=http://" + uiAddr)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the script failed: %v\n%s", err, out)

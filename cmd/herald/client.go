@@ -72,8 +72,8 @@ func cliError(stderr io.Writer, cmd string, err error) int {
 
 // notRunningHint follows the "no daemon on the socket" error.
 const notRunningHint = `  Start the daemon in another terminal with "herald run" (one phone) or "herald emulate"
-  (many), or the OS service with "herald start". If it is running with another socket,
-  pass the socket that "herald run" printed with --socket PATH or HERALD_SOCKET=PATH.
+  (many; --device NAME talks to its socket), or the OS service with "herald start". If it
+  runs with another socket, pass the socket it printed with --socket PATH or HERALD_SOCKET=PATH.
 `
 
 func timeoutCtx() (context.Context, context.CancelFunc) {
@@ -96,13 +96,9 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 	serviceName := fs.String("service-name", "", "authenticated sender's service name (certificate CN)")
 	renew := fs.Bool("renew", false, "rotate the channel URI")
 	asJSON := fs.Bool("json", false, "print {\"app\",\"channel\",\"uri\"}")
-	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	pos, code, ok := parseClientArgs(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
-		return 2
 	}
 	req := app.OpenRequest{Channel: *name, ServiceName: *serviceName, Renew: *renew}
 	// Only the bindings asked for are changed; opening again without
@@ -136,70 +132,61 @@ func openCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func closeCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("close", "herald close APP [--socket PATH] [--device NAME]")
-	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
-		return 2
-	}
-	ctx, cancel := timeoutCtx()
-	defer cancel()
-	if err := newClient(fs, clientSocket(fs, *socket)).Close(ctx, pos[0]); err != nil {
-		return cliError(stderr, "close", err)
-	}
-	return 0
+	return simpleCmd("close", "herald close APP [--socket PATH] [--device NAME]", 1, args, stdout, stderr,
+		func(ctx context.Context, c *app.Client, pos []string) error { return c.Close(ctx, pos[0]) })
 }
 
 func pinCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("pin", "herald pin APP TILE_ID [--socket PATH] [--device NAME]")
-	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	return simpleCmd("pin", "herald pin APP TILE_ID [--socket PATH] [--device NAME]", 2, args, stdout, stderr,
+		func(ctx context.Context, c *app.Client, pos []string) error {
+			_, err := c.Pin(ctx, pos[0], pos[1])
+			return err
+		})
+}
+
+func powerCmd(args []string, stdout, stderr io.Writer) int {
+	return simpleCmd("power", "herald power normal|low|critical|auto [--socket PATH] [--device NAME]", 1, args, stdout, stderr,
+		func(ctx context.Context, c *app.Client, pos []string) error { return c.SetPower(ctx, pos[0]) })
+}
+
+// simpleCmd runs a client command that has no flags of its own, takes n
+// arguments and makes one call that prints nothing.
+func simpleCmd(name, usage string, n int, args []string, stdout, stderr io.Writer,
+	call func(context.Context, *app.Client, []string) error) int {
+	fs, socket := clientFlags(name, usage)
+	pos, code, ok := parseClientArgs(fs, args, n, stdout, stderr)
 	if !ok {
 		return code
 	}
-	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
-		return 2
-	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()
-	if _, err := newClient(fs, clientSocket(fs, *socket)).Pin(ctx, pos[0], pos[1]); err != nil {
-		return cliError(stderr, "pin", err)
+	if err := call(ctx, newClient(fs, clientSocket(fs, *socket)), pos); err != nil {
+		return cliError(stderr, name, err)
 	}
 	return 0
 }
 
-func powerCmd(args []string, stdout, stderr io.Writer) int {
-	fs, socket := clientFlags("power", "herald power normal|low|critical|auto [--socket PATH] [--device NAME]")
+// parseClientArgs parses a client command's flags and checks that it got
+// n arguments; otherwise it prints the usage line and returns exit code 2.
+func parseClientArgs(fs *flag.FlagSet, args []string, n int, stdout, stderr io.Writer) ([]string, int, bool) {
 	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
 	if !ok {
-		return code
+		return nil, code, false
 	}
-	if len(pos) != 1 {
+	if len(pos) != n {
 		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
-		return 2
+		return nil, 2, false
 	}
-	ctx, cancel := timeoutCtx()
-	defer cancel()
-	if err := newClient(fs, clientSocket(fs, *socket)).SetPower(ctx, pos[0]); err != nil {
-		return cliError(stderr, "power", err)
-	}
-	return 0
+	return pos, 0, true
 }
 
 func listenCmd(args []string, stdout, stderr io.Writer) int {
 	fs, socket := clientFlags("listen", "herald listen APP [--background] [--text] [--socket PATH] [--device NAME]")
 	background := fs.Bool("background", false, "run without being in the foreground (toasts go to the shell)")
 	text := fs.Bool("text", false, `print raw bodies that are UTF-8 as "text" instead of base64 "body"`)
-	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	pos, code, ok := parseClientArgs(fs, args, 1, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
-		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -235,13 +222,9 @@ func listCmd(what string, args []string, stdout, stderr io.Writer) int {
 	fs, socket := clientFlags(what, "herald "+what+" [--app APP] [--json] [--socket PATH] [--device NAME]")
 	appID := fs.String("app", "", "only this app")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	_, code, ok := parseClientArgs(fs, args, 0, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if len(pos) != 0 {
-		fmt.Fprintln(stderr, "usage: "+cli.Usage(fs))
-		return 2
 	}
 	ctx, cancel := timeoutCtx()
 	defer cancel()

@@ -264,7 +264,7 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 		line += "; " + svc.Error
 	}
 	if answered && svc.State == platform.StatusNotInstalled.String() {
-		line = fmt.Sprintf("os service:  %s: not installed; the daemon runs outside the service manager (herald run)", svc.Name)
+		line = fmt.Sprintf("os service:  %s: not installed; the daemon runs outside the service manager (herald run or herald emulate)", svc.Name)
 	}
 	if !answered {
 		fmt.Fprintln(w, line)

@@ -140,7 +140,7 @@ func TestStatusForegroundDaemon(t *testing.T) {
 	out := status()
 	lines := strings.Split(out, "\n")
 	if !strings.HasPrefix(lines[0], "daemon:      running") ||
-		lines[1] != "os service:  "+name+": not installed; the daemon runs outside the service manager (herald run)" ||
+		lines[1] != "os service:  "+name+": not installed; the daemon runs outside the service manager (herald run or herald emulate)" ||
 		!strings.HasPrefix(lines[3], "link:        connected since") {
 		t.Fatalf("status:\n%s", out)
 	}

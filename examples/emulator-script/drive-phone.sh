@@ -5,14 +5,15 @@
 # app in the foreground to take a raw notification, pins a secondary tile
 # and updates it. Needs only curl.
 #
-#   herald emulate --devices 2 --ui 127.0.0.1:8791 &
+#   herald emulate --devices 2 --ui 127.0.0.1:8793 &
 #   examples/emulator-script/drive-phone.sh phone-0002
 #
-# HERALD_UI is the start screen's address (default http://127.0.0.1:8791).
+# HERALD_UI_URL is the start screen's URL (default http://127.0.0.1:8793, the
+# address the README gives herald emulate --ui).
 # Prints one line per step; exits 1 at the first step that fails.
 set -eu
 
-UI=${HERALD_UI:-http://127.0.0.1:8791}
+UI=${HERALD_UI_URL:-http://127.0.0.1:8793}
 PHONE=${1:-phone-0001}
 APP=${2:-scripted}
 
