@@ -31,12 +31,16 @@ func (s *ServiceStore) MessageStatus(ctx context.Context, deviceID, channelID, m
 		return store.MessageStatus{}, fmt.Errorf("storage: message status: %w", ErrNotFound)
 	}
 	st := store.MessageStatus{State: store.MessageQueued}
-	var at int64
-	err := s.rd.QueryRowContext(ctx, `SELECT seq, accepted_at, urgency FROM queue
+	var at, exp int64
+	err := s.rd.QueryRowContext(ctx, `SELECT seq, accepted_at, urgency, expires_at FROM queue
 		WHERE device_id = ? AND channel_id = ? AND message_id = ? ORDER BY seq DESC LIMIT 1`, deviceID, channelID, messageID).
-		Scan(&st.Seq, &at, &st.Urgency)
+		Scan(&st.Seq, &at, &st.Urgency, &exp)
 	if err == nil {
 		st.At = time.UnixMilli(at)
+		if exp != 0 && exp <= s.now().UnixMilli() {
+			// Past its TTL and never to be sent, though not swept yet.
+			st = store.MessageStatus{State: store.MessageExpired, At: time.UnixMilli(exp)}
+		}
 		return st, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {

@@ -672,8 +672,16 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 // DeleteExpired deletes up to limit queued messages whose expiry is past
 // and returns how many it deleted.
 func (s *ServiceStore) DeleteExpired(ctx context.Context, limit int) (int, error) {
+	now := s.now().UnixMilli()
+	// What a sender named is remembered as expired first, so its message
+	// resource says so (an ack landing in between says delivered instead).
+	if _, err := s.exec(ctx, `INSERT OR IGNORE INTO message_outcomes (channel_id, message_id, state, at)
+		SELECT channel_id, message_id, ?, expires_at FROM queue
+		WHERE expires_at > 0 AND expires_at <= ? AND message_id != '' LIMIT ?`, store.MessageExpired, now, limit); err != nil {
+		return 0, fmt.Errorf("storage: delete expired: %w", err)
+	}
 	n, err := s.exec(ctx, `DELETE FROM queue WHERE (device_id, seq) IN
-		(SELECT device_id, seq FROM queue WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)`, s.now().UnixMilli(), limit)
+		(SELECT device_id, seq FROM queue WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)`, now, limit)
 	if err != nil {
 		return 0, fmt.Errorf("storage: delete expired: %w", err)
 	}

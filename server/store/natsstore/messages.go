@@ -159,6 +159,12 @@ func (s *Store) MessageStatus(ctx context.Context, deviceID, channelID, messageI
 	}
 	if n := len(qs); n > 0 {
 		q := qs[n-1]
+		if !q.ExpiresAt.IsZero() && !q.ExpiresAt.After(s.now()) {
+			// Past its TTL: never sent, and the stream deletes it soon.
+			// Once it has, the message is unknown: JetStream's own expiry
+			// leaves no outcome behind.
+			return store.MessageStatus{State: store.MessageExpired, At: q.ExpiresAt}, nil
+		}
 		return store.MessageStatus{State: store.MessageQueued, At: q.AcceptedAt, Seq: q.Seq, Urgency: q.Urgency}, nil
 	}
 	e, err := get(ctx, s.outcomes, outcomeKey(channelID, messageID))

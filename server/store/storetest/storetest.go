@@ -706,6 +706,19 @@ func testMessageExpiry(t *testing.T, s store.Store) {
 	gone := mustEnqueue(t, s, wp("gone", now.Add(-time.Hour)), store.EnqueueOptions{})
 	live := mustEnqueue(t, s, wp("live", now.Add(time.Hour)), store.EnqueueOptions{})
 	forever := mustEnqueue(t, s, toast("dev", "no expiry"), store.EnqueueOptions{})
+	named := wp("named", now.Add(-time.Minute))
+	named.MessageID = "late"
+	mustEnqueue(t, s, named, store.EnqueueOptions{})
+	// A message past its TTL is never reported queued: expired, or
+	// unknown once a backend's own expiry has removed it.
+	notQueued := func(when string) {
+		t.Helper()
+		st, err := s.MessageStatus(ctx, "dev", "ch", "late")
+		if (err == nil && st.State != store.MessageExpired) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+			t.Fatalf("%s: status of an expired message %+v, %v; want expired or not found", when, st, err)
+		}
+	}
+	notQueued("before the sweep")
 	qs, err := s.Pending(ctx, "dev", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -722,6 +735,7 @@ func testMessageExpiry(t *testing.T, s store.Store) {
 	if p := pendingSeqs(t, s, "dev", 0); len(p) != 2 || p[0] != live.Seq || p[1] != forever.Seq {
 		t.Fatalf("pending after DeleteExpired: %v", p)
 	}
+	notQueued("after the sweep")
 }
 
 // A Web Push message with a topic replaces the queued one with the same
