@@ -262,3 +262,39 @@ func TestMessageResourceOfAuthenticatedChannel(t *testing.T) {
 		t.Fatalf("after the refused requests: %d %s", got.code, got.body)
 	}
 }
+
+// A Web Push POST's Urgency header is what the service holds by: a low
+// one waits behind a device that takes normal and above (on battery, off
+// Wi-Fi), its Location says held, and it goes once the device's minimum
+// drops.
+func TestWebPushUrgencyHeaderHeld(t *testing.T) {
+	ts := startService(t, server.Config{})
+	d := ts.enrol()
+	_, uri := d.register("app", false, false)
+	d.req++
+	d.send(wire.State{Type: wire.TypeState, ReqID: d.req, Power: "normal", Urgency: "normal"})
+	d.expectResult()
+	res := wpPost(t, uri, wpHeader("TTL", "600", "Urgency", "low"), []byte("advert"))
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("Web Push POST: %d", res.StatusCode)
+	}
+	loc := res.Header.Get("Location")
+	if got := askStatus(t, http.MethodGet, loc); got.Status != "queued" || !got.Held || got.Urgency != "low" {
+		t.Fatalf("status of a low-urgency message on low battery: %+v", got)
+	}
+	d.req++
+	d.send(wire.State{Type: wire.TypeState, ReqID: d.req, Power: "normal", Urgency: "very-low"})
+	var got []wire.Notification
+	for len(got) == 0 {
+		switch f := d.next().(type) {
+		case *wire.Notify:
+			got = f.Notifications
+		case *wire.Result:
+		default:
+			t.Fatalf("unexpected frame %T", f)
+		}
+	}
+	if len(got) != 1 || string(got[0].Body) != "advert" || got[0].Kind != string(mpns.KindWebPush) {
+		t.Fatalf("after power returned: %+v", got)
+	}
+}
