@@ -93,7 +93,10 @@ func (s *Server) handleMatrix(w http.ResponseWriter, r *http.Request) {
 		o := s.deliver(r, token, false, n)
 		s.metrics.notification(string(n.Kind), o)
 		switch o.Code {
-		case http.StatusNotFound:
+		case http.StatusNotFound, http.StatusForbidden:
+			// Gone, or a channel that takes only its application
+			// server's signed Web Push: either way nothing this gateway
+			// sends will ever arrive, so the homeserver drops the key.
 			resp.Rejected = append(resp.Rejected, key)
 			unavailableAll = false
 		case http.StatusServiceUnavailable:

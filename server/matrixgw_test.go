@@ -74,6 +74,8 @@ func TestMatrixGatewayForwards(t *testing.T) {
 	ts := startService(t, server.Config{})
 	d := ts.enrol()
 	_, uri := d.register("org.kde.neochat", false, false)
+	_, pub, _ := vapidKeys(t)
+	_, restricted := d.registerVAPID("org.kde.tokodon", pub)
 	goneID, gone := d.register("old", false, false)
 	d.req++
 	d.send(wire.Unregister{Type: wire.TypeUnregister, ReqID: d.req, ChannelID: goneID})
@@ -83,12 +85,12 @@ func TestMatrixGatewayForwards(t *testing.T) {
 	forged := strings.Replace(uri, "127.0.0.1", "evil.example", 1)
 	madeUp := ts.http.URL + server.ThrottledPath + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	authPath := strings.Replace(uri, server.ThrottledPath, server.UnthrottledPath, 1)
-	body := matrixBody("$event1:example.org", uri, gone, forged, madeUp, authPath, "not a url", uri)
+	body := matrixBody("$event1:example.org", uri, gone, forged, madeUp, authPath, "not a url", restricted, uri)
 	code, rejected, raw := matrixPost(t, url, body)
 	if code != 200 {
 		t.Fatalf("gateway answered %d: %s", code, raw)
 	}
-	want := []string{gone, forged, madeUp, authPath, "not a url"}
+	want := []string{gone, forged, madeUp, authPath, "not a url", restricted}
 	if !slices.Equal(rejected, want) {
 		t.Fatalf("rejected %q, want %q", rejected, want)
 	}
