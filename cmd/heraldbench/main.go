@@ -50,6 +50,7 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Sources, "sources", 8, "loopback source addresses for devices (127.0.0.2 onwards)")
 	fs.IntVar(&cfg.Senders, "senders", 64, "HTTP requests in flight at once")
 	fs.IntVar(&cfg.Connectors, "connectors", 32, "devices connecting at once")
+	fs.BoolVar(&cfg.Reconnect, "reconnect", false, "once connected, drop every device and connect them again, timing the hellos")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last request")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
