@@ -49,8 +49,8 @@ type ServiceStore struct {
 	stmt writeStmts
 	// pending and byToken are the notification path's reads, prepared
 	// once on the read pool.
-	pending, byToken *sql.Stmt
-	channels         *channelCache
+	pending, byToken, device *sql.Stmt
+	channels                 *channelCache
 
 	writes    chan writeReq
 	stop      chan struct{}
@@ -66,8 +66,11 @@ type ServiceStore struct {
 	// the committer's next transaction takes them.
 	ackMu    sync.Mutex
 	lazyAcks map[string]uint64
-	ackKick  chan struct{} // cap 1: the first lazy ack since a commit
-	ackDelay time.Duration
+	// lazyTouches holds last-seen times given to TouchLater, latest per
+	// device, the same way (under ackMu, flushed with the acks).
+	lazyTouches map[string]int64
+	ackKick     chan struct{} // cap 1: the first lazy ack since a commit
+	ackDelay    time.Duration
 
 	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
@@ -121,7 +124,7 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	}
 	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
 		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels),
-		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay}
+		lazyAcks: map[string]uint64{}, lazyTouches: map[string]int64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay}
 	if s.ackDelay <= 0 {
 		s.ackDelay = 100 * time.Millisecond
 	}
@@ -155,7 +158,11 @@ func (s *ServiceStore) prepare(ctx context.Context) error {
 		FROM queue WHERE device_id = ? AND seq > ? ORDER BY seq`); err != nil {
 		return err
 	}
-	s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`)
+	if s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`); err != nil {
+		return err
+	}
+	// Every hello reads its device: prepared once, not per hello.
+	s.device, err = s.rd.PrepareContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at, next_seq FROM devices WHERE id = ?`)
 	return err
 }
 
@@ -172,6 +179,7 @@ func (s *ServiceStore) Close() error {
 		s.stmt.close()
 		s.pending.Close()
 		s.byToken.Close()
+		s.device.Close()
 		err = errors.Join(s.rd.Close(), s.db.Close())
 	})
 	return err
@@ -193,7 +201,7 @@ func (s *ServiceStore) Commits() uint64 {
 // writeStmts are the committer's statements, prepared once on the writer
 // connection.
 type writeStmts struct {
-	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
+	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice, touch *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -217,6 +225,9 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// what the device has applied would make it skip new
 		// notifications as already seen.
 		{&w.ackDevice, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`},
+		// A lazy touch may land after a later TouchDevice of the same
+		// device (its session ended at once): the later time stays.
+		{&w.touch, `UPDATE devices SET last_seen = max(last_seen, ?) WHERE id = ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -228,7 +239,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch} {
 		if st != nil {
 			st.Close()
 		}
@@ -332,15 +343,26 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 	// Every transaction takes the lazy acks waiting, so that while
 	// notifications flow acks cost no commit of their own.
 	s.ackMu.Lock()
-	lazy := s.lazyAcks
-	s.lazyAcks = map[string]uint64{}
+	// An empty map is kept rather than made anew for every commit, so it
+	// stays the writers' alone.
+	var lazy map[string]uint64
+	var touches map[string]int64
+	if len(s.lazyAcks) > 0 {
+		lazy, s.lazyAcks = s.lazyAcks, map[string]uint64{}
+	}
+	if len(s.lazyTouches) > 0 {
+		touches, s.lazyTouches = s.lazyTouches, map[string]int64{}
+	}
 	s.ackMu.Unlock()
-	if len(batch) == 0 && len(lazy) == 0 {
+	if len(batch) == 0 && len(lazy) == 0 && len(touches) == 0 {
 		return
 	}
 	requests := len(batch)
 	for dev, seq := range lazy {
 		batch = append(batch, &ackReq{device: dev, seq: seq, lazy: true})
+	}
+	for dev, ms := range touches {
+		batch = append(batch, &touchReq{device: dev, ms: ms})
 	}
 	err := s.commitTx(batch, requests)
 	if err != nil && len(batch) > 1 {
@@ -354,6 +376,9 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 		for _, r := range batch {
 			n := 1
 			if a, ok := r.(*ackReq); ok && a.lazy {
+				n = 0
+			}
+			if _, ok := r.(*touchReq); ok {
 				n = 0
 			}
 			r.finish(s.commitTx([]writeReq{r}, n))
@@ -549,7 +574,7 @@ func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
 		return
 	}
 	s.ackMu.Lock()
-	first := len(s.lazyAcks) == 0
+	first := len(s.lazyAcks) == 0 && len(s.lazyTouches) == 0
 	if seq > s.lazyAcks[deviceID] {
 		s.lazyAcks[deviceID] = seq
 	}
@@ -580,6 +605,39 @@ func (r *ackReq) finish(err error) {
 	r.err = err
 	close(r.done)
 }
+
+// TouchLater is TouchDevice for a caller that need not wait: the time
+// rides in the committer's next transaction, or one of its own within
+// AckDelay, and never moves last_seen back. A crash may lose it; the
+// device's next connection or disconnection writes it again.
+func (s *ServiceStore) TouchLater(id string, seen time.Time) {
+	ms := seen.UnixMilli()
+	s.ackMu.Lock()
+	first := len(s.lazyAcks) == 0 && len(s.lazyTouches) == 0
+	if ms > s.lazyTouches[id] {
+		s.lazyTouches[id] = ms
+	}
+	s.ackMu.Unlock()
+	if first {
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// touchReq is a lazy touch in the group transaction; nobody waits for it.
+type touchReq struct {
+	device string
+	ms     int64
+}
+
+func (r *touchReq) apply(ctx context.Context, g *groupTx) error {
+	_, err := g.st(ctx, g.stmt.touch).ExecContext(ctx, r.ms, r.device)
+	return err
+}
+
+func (r *touchReq) finish(error) {}
 
 // execReq is a single statement run in the group transaction. Its own
 // failure (a constraint, say) is its caller's error, not the
@@ -657,7 +715,7 @@ func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
 func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 	d := Device{ID: id}
 	var created, seen, retired int64
-	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at, next_seq FROM devices WHERE id = ?`, id).
+	err := s.device.QueryRowContext(ctx, id).
 		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq, &retired, &d.NextSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)
