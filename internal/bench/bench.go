@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/heraldpush/herald/channel"
@@ -67,6 +68,13 @@ type Config struct {
 	// its proof, its queue), as when a node takes another's devices,
 	// rather than the enrolments of the first connection.
 	Reconnect bool
+	// Failover are other nodes of the Service's cluster, after it in
+	// every device's list of service URLs. With Kill, once connected the
+	// ServicePID process is killed (SIGKILL) and the time until every
+	// device is back on one of them is measured; notifications then go
+	// to them.
+	Failover []string
+	Kill     bool
 	// Drain is how long to wait after the last POST for deliveries.
 	Drain  time.Duration
 	Logger *slog.Logger
@@ -90,6 +98,11 @@ type Result struct {
 	// Devices over it.
 	ReconnectS float64 `json:"reconnect_s,omitempty"`
 	HellosPerS float64 `json:"hellos_per_s,omitempty"`
+	// HelloCPUUs is the service's CPU time per hello in the Reconnect
+	// phase, in microseconds: steadier than the rate on a shared machine.
+	HelloCPUUs float64 `json:"hello_cpu_us,omitempty"`
+	// FailoverS is how long after the kill every device was up again.
+	FailoverS  float64 `json:"failover_s,omitempty"`
 	Sent       int64   `json:"sent"`
 	Accepted   int64   `json:"accepted"`
 	Refused    int64   `json:"refused"`
@@ -152,6 +165,10 @@ type device struct {
 	seq uint64
 	up  chan struct{}
 	one sync.Once
+	// back is closed when the link is up again after going down.
+	back     chan struct{}
+	wentDown bool
+	backOnce sync.Once
 }
 
 func (d *device) Session(context.Context) (channel.Identity, uint64, string, error) {
@@ -194,14 +211,23 @@ func (d *device) Apply(_ context.Context, ns []wire.Notification) error {
 func (d *device) again() *device {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &device{col: d.col, id: d.id, seq: d.seq, up: make(chan struct{})}
+	return &device{col: d.col, id: d.id, seq: d.seq, up: make(chan struct{}), back: make(chan struct{})}
 }
 
 func (d *device) URIChanged(string, string) {}
 func (d *device) Expired(string)            {}
 func (d *device) StatusChanged(up bool) {
+	d.mu.Lock()
+	down := d.wentDown
+	if !up {
+		d.wentDown = true
+	}
+	d.mu.Unlock()
 	if up {
 		d.one.Do(func() { close(d.up) })
+		if down {
+			d.backOnce.Do(func() { close(d.back) })
+		}
 	}
 }
 
@@ -315,8 +341,16 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 	}
 	res.ConnectS = time.Since(start).Seconds()
 	if cfg.Reconnect {
-		if err := fleet.reconnect(lctx, cfg, base, &wg, res); err != nil {
+		if err := fleet.reconnect(lctx, cfg, base, pid, &wg, res); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.Kill {
+		if err := fleet.failover(ctx, pid, res); err != nil {
+			return nil, err
+		}
+		if len(cfg.PostTo) == 0 {
+			cfg.PostTo = cfg.Failover
 		}
 	}
 	uris := fleet.uris
@@ -380,7 +414,7 @@ type running struct {
 func connect(ctx context.Context, cfg Config, base string, col *collector, wg *sync.WaitGroup) (*fleet, error) {
 	f := &fleet{uris: make([]string, cfg.Devices), devs: make([]*device, cfg.Devices), links: make([]*running, cfg.Devices)}
 	err := parallel(ctx, cfg.Devices, cfg.Connectors, func(i int) error {
-		d := &device{col: col, up: make(chan struct{})}
+		d := &device{col: col, up: make(chan struct{}), back: make(chan struct{})}
 		l, r, err := startLink(ctx, cfg, base, i, d, wg)
 		if err != nil {
 			return err
@@ -397,7 +431,7 @@ func connect(ctx context.Context, cfg Config, base string, col *collector, wg *s
 // reconnect stops every link, waits until the service has let go of
 // them all, then starts them again, Connectors at a time, each as the
 // device it was, and times it until every device is welcomed.
-func (f *fleet) reconnect(ctx context.Context, cfg Config, base string, wg *sync.WaitGroup, res *Result) error {
+func (f *fleet) reconnect(ctx context.Context, cfg Config, base string, pid int, wg *sync.WaitGroup, res *Result) error {
 	for _, r := range f.links {
 		r.cancel()
 	}
@@ -424,7 +458,7 @@ func (f *fleet) reconnect(ctx context.Context, cfg Config, base string, wg *sync
 			return ctx.Err()
 		}
 	}
-	start := time.Now()
+	start, cpu := time.Now(), sample(pid)
 	err := parallel(ctx, cfg.Devices, cfg.Connectors, func(i int) error {
 		d := f.devs[i].again()
 		_, r, err := startLink(ctx, cfg, base, i, d, wg)
@@ -446,6 +480,31 @@ func (f *fleet) reconnect(ctx context.Context, cfg Config, base string, wg *sync
 	}
 	res.ReconnectS = time.Since(start).Seconds()
 	res.HellosPerS = float64(cfg.Devices) / res.ReconnectS
+	res.HelloCPUUs = 1e6 * (sample(pid).CPUSecs - cpu.CPUSecs) / float64(cfg.Devices)
+	return nil
+}
+
+// failover kills the service process and waits until every device is up
+// again on another node.
+func (f *fleet) failover(ctx context.Context, pid int, res *Result) error {
+	if pid <= 0 {
+		return errors.New("bench: --kill needs the service's process")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("bench: killing the service: %w", err)
+	}
+	killed := time.Now()
+	timeout := time.After(5 * time.Minute)
+	for i, d := range f.devs {
+		select {
+		case <-d.back:
+		case <-timeout:
+			return fmt.Errorf("bench: device %d not back 5 minutes after the kill", i)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	res.FailoverS = time.Since(killed).Seconds()
 	return nil
 }
 
@@ -495,7 +554,11 @@ feed:
 func startLink(ctx context.Context, cfg Config, base string, i int, d *device, wg *sync.WaitGroup) (*channel.Link, *running, error) {
 	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%cfg.Sources))}
 	dialer := &net.Dialer{LocalAddr: src, Timeout: 20 * time.Second, KeepAlive: -1}
-	l, err := channel.New(channel.Config{Service: base, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
+	service := base
+	if len(cfg.Failover) > 0 {
+		service += "," + strings.Join(cfg.Failover, ",")
+	}
+	l, err := channel.New(channel.Config{Service: service, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
 		Heartbeat: channel.DefaultHeartbeatCap})
 	if err != nil {
 		return nil, nil, err
