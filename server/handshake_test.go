@@ -402,3 +402,39 @@ func TestRetiredWhileIdentifying(t *testing.T) {
 		t.Fatalf("retired device's URI answered %d", r.code)
 	}
 }
+
+// A hello records when the device was seen and acknowledges what it says
+// it applied without waiting for a commit: both land in the store soon
+// after, last-seen never moving back behind the session's end.
+func TestHelloTouchAndAckLand(t *testing.T) {
+	ts := startService(t, server.Config{})
+	ctx := context.Background()
+	d := ts.enrol()
+	_, uri := d.register("app", true, false)
+	for i := range 3 {
+		wantStatus(t, post(t, uri, "", "", fmt.Sprintf("m%d", i), []byte("raw")), http.StatusOK, "Received", "Connected")
+	}
+	got := d.collect(3)
+	d.disconnect()
+	ended, err := ts.store.Device(ctx, d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ts.clk.Advance(2 * time.Hour)
+	back := ts.clk.Now()
+	d.connect(got[2].Seq)
+	testenv.Eventually(t, frameWait, "the hello's last-seen and ack in the store", func() bool {
+		dev, err := ts.store.Device(ctx, d.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dev.LastSeen.Before(ended.LastSeen) {
+			t.Fatalf("last seen moved back from %v to %v", ended.LastSeen, dev.LastSeen)
+		}
+		return dev.LastSeen.Equal(back.Truncate(time.Millisecond)) && dev.AckedSeq == got[2].Seq
+	})
+	if q, err := ts.store.Pending(ctx, d.id, 0); err != nil || len(q) != 0 {
+		t.Fatalf("queue after the hello's ack: %v, %v", q, err)
+	}
+}

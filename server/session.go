@@ -226,7 +226,9 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		power: dev.Power,
 	}
 	sess.urgency = wire.MinUrgency(hello.Urgency)
-	if hello.Power != "" {
+	// Most hellos repeat the level the store has: writing it again would
+	// cost each of them a commit.
+	if hello.Power != "" && hello.Power != dev.Power {
 		sess.power = hello.Power
 		if err := s.cfg.Store.SetPower(ctx, dev.ID, hello.Power); err != nil {
 			sess.log.Warn("saving power level failed", "err", err)
@@ -267,15 +269,19 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		sess.held = held
 		sess.mu.Unlock()
 	}
+	// Neither the touch nor the hello's ack is waited for: each would
+	// cost every hello a commit, and a node taking over another's devices
+	// takes thousands at once. Nothing depends on them being durable
+	// before the welcome: while the session lives its device counts as
+	// connected whatever last_seen says, and its end writes last_seen
+	// durably; the writer sends only what is above the hello's last_seq,
+	// so the queue's copy of what the device has applied is only trimmed
+	// by the ack (a crash that loses it costs a resend the device skips by
+	// number).
 	sess.touched = s.cfg.Clock.Now()
-	if err := s.cfg.Store.TouchDevice(ctx, dev.ID, sess.touched); err != nil {
-		sess.log.Warn("recording last seen failed", "err", err)
-	}
-	// What the device has applied is acknowledged by its hello.
+	s.cfg.Store.TouchLater(dev.ID, sess.touched)
 	if hello.LastSeq > 0 {
-		if err := s.cfg.Store.Ack(ctx, dev.ID, hello.LastSeq); err != nil {
-			sess.log.Warn("ack from hello failed", "err", err)
-		}
+		s.cfg.Store.AckLater(dev.ID, hello.LastSeq)
 	}
 
 	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,

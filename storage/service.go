@@ -49,8 +49,8 @@ type ServiceStore struct {
 	stmt writeStmts
 	// pending and byToken are the notification path's reads, prepared
 	// once on the read pool.
-	pending, byToken *sql.Stmt
-	channels         *channelCache
+	pending, byToken, device *sql.Stmt
+	channels                 *channelCache
 
 	writes    chan writeReq
 	stop      chan struct{}
@@ -66,8 +66,11 @@ type ServiceStore struct {
 	// the committer's next transaction takes them.
 	ackMu    sync.Mutex
 	lazyAcks map[string]uint64
-	ackKick  chan struct{} // cap 1: the first lazy ack since a commit
-	ackDelay time.Duration
+	// lazyTouches holds last-seen times given to TouchLater, latest per
+	// device, the same way (under ackMu, flushed with the acks).
+	lazyTouches map[string]int64
+	ackKick     chan struct{} // cap 1: the first lazy ack since a commit
+	ackDelay    time.Duration
 
 	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
@@ -126,7 +129,7 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	}
 	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
 		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels),
-		lazyAcks: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay, nowFunc: opts.Now}
+		lazyAcks: map[string]uint64{}, lazyTouches: map[string]int64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay, nowFunc: opts.Now}
 	if s.ackDelay <= 0 {
 		s.ackDelay = 100 * time.Millisecond
 	}
@@ -160,7 +163,11 @@ func (s *ServiceStore) prepare(ctx context.Context) error {
 		FROM queue WHERE device_id = ? AND seq > ? AND (expires_at = 0 OR expires_at > ?) ORDER BY seq`); err != nil {
 		return err
 	}
-	s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`)
+	if s.byToken, err = s.rd.PrepareContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE token = ?`); err != nil {
+		return err
+	}
+	// Every hello reads its device: prepared once, not per hello.
+	s.device, err = s.rd.PrepareContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at, next_seq FROM devices WHERE id = ?`)
 	return err
 }
 
@@ -177,6 +184,7 @@ func (s *ServiceStore) Close() error {
 		s.stmt.close()
 		s.pending.Close()
 		s.byToken.Close()
+		s.device.Close()
 		err = errors.Join(s.rd.Close(), s.db.Close())
 	})
 	return err
@@ -198,8 +206,8 @@ func (s *ServiceStore) Commits() uint64 {
 // writeStmts are the committer's statements, prepared once on the writer
 // connection.
 type writeStmts struct {
-	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice *sql.Stmt
-	delivered, forget                                                    *sql.Stmt
+	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice, touch *sql.Stmt
+	delivered, forget                                                           *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -230,6 +238,9 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''
 			AND (SELECT count(*) FROM message_outcomes o WHERE o.channel_id = q.channel_id) < ?`},
 		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
+		// A lazy touch may land after a later TouchDevice of the same
+		// device (its session ended at once): the later time stays.
+		{&w.touch, `UPDATE devices SET last_seen = max(last_seen, ?) WHERE id = ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -241,7 +252,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.delivered, w.forget} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.forget} {
 		if st != nil {
 			st.Close()
 		}
@@ -349,15 +360,26 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 	// Every transaction takes the lazy acks waiting, so that while
 	// notifications flow acks cost no commit of their own.
 	s.ackMu.Lock()
-	lazy := s.lazyAcks
-	s.lazyAcks = map[string]uint64{}
+	// An empty map is kept rather than made anew for every commit, so it
+	// stays the writers' alone.
+	var lazy map[string]uint64
+	var touches map[string]int64
+	if len(s.lazyAcks) > 0 {
+		lazy, s.lazyAcks = s.lazyAcks, map[string]uint64{}
+	}
+	if len(s.lazyTouches) > 0 {
+		touches, s.lazyTouches = s.lazyTouches, map[string]int64{}
+	}
 	s.ackMu.Unlock()
-	if len(batch) == 0 && len(lazy) == 0 {
+	if len(batch) == 0 && len(lazy) == 0 && len(touches) == 0 {
 		return
 	}
 	requests := len(batch)
 	for dev, seq := range lazy {
 		batch = append(batch, &ackReq{device: dev, seq: seq, lazy: true})
+	}
+	for dev, ms := range touches {
+		batch = append(batch, &touchReq{device: dev, ms: ms})
 	}
 	err := s.commitTx(batch, requests)
 	if err != nil && len(batch) > 1 {
@@ -371,6 +393,9 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 		for _, r := range batch {
 			n := 1
 			if a, ok := r.(*ackReq); ok && a.lazy {
+				n = 0
+			}
+			if _, ok := r.(*touchReq); ok {
 				n = 0
 			}
 			r.finish(s.commitTx([]writeReq{r}, n))
@@ -570,7 +595,7 @@ func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
 		return
 	}
 	s.ackMu.Lock()
-	first := len(s.lazyAcks) == 0
+	first := len(s.lazyAcks) == 0 && len(s.lazyTouches) == 0
 	if seq > s.lazyAcks[deviceID] {
 		s.lazyAcks[deviceID] = seq
 	}
@@ -606,6 +631,39 @@ func (r *ackReq) finish(err error) {
 	r.err = err
 	close(r.done)
 }
+
+// TouchLater is TouchDevice for a caller that need not wait: the time
+// rides in the committer's next transaction, or one of its own within
+// AckDelay, and never moves last_seen back. A crash may lose it; the
+// device's next connection or disconnection writes it again.
+func (s *ServiceStore) TouchLater(id string, seen time.Time) {
+	ms := seen.UnixMilli()
+	s.ackMu.Lock()
+	first := len(s.lazyAcks) == 0 && len(s.lazyTouches) == 0
+	if ms > s.lazyTouches[id] {
+		s.lazyTouches[id] = ms
+	}
+	s.ackMu.Unlock()
+	if first {
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// touchReq is a lazy touch in the group transaction; nobody waits for it.
+type touchReq struct {
+	device string
+	ms     int64
+}
+
+func (r *touchReq) apply(ctx context.Context, g *groupTx) error {
+	_, err := g.st(ctx, g.stmt.touch).ExecContext(ctx, r.ms, r.device)
+	return err
+}
+
+func (r *touchReq) finish(error) {}
 
 // execReq is a single statement run in the group transaction. Its own
 // failure (a constraint, say) is its caller's error, not the
@@ -720,7 +778,7 @@ func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
 func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 	d := Device{ID: id}
 	var created, seen, retired int64
-	err := s.rd.QueryRowContext(ctx, `SELECT secret_hash, source, created_at, last_seen, power, acked_seq, retired_at, next_seq FROM devices WHERE id = ?`, id).
+	err := s.device.QueryRowContext(ctx, id).
 		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq, &retired, &d.NextSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)

@@ -50,6 +50,9 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Sources, "sources", 8, "loopback source addresses for devices (127.0.0.2 onwards)")
 	fs.IntVar(&cfg.Senders, "senders", 64, "HTTP requests in flight at once")
 	fs.IntVar(&cfg.Connectors, "connectors", 32, "devices connecting at once")
+	fs.BoolVar(&cfg.Reconnect, "reconnect", false, "once connected, drop every device and connect them again, timing the hellos")
+	failover := fs.String("failover", "", "other nodes of the --service's cluster, comma-separated: devices move to them when it fails")
+	fs.BoolVar(&cfg.Kill, "kill", false, "once connected, SIGKILL the --service-pid process and time until every device is back on a --failover node")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last request")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
@@ -76,6 +79,20 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 			}
 			cfg.PostTo = append(cfg.PostTo, u)
 		}
+	}
+	if *failover != "" {
+		if cfg.Service == "" {
+			return fmt.Errorf("--failover needs --service")
+		}
+		for _, u := range strings.Split(*failover, ",") {
+			if err := bench.CheckLoopback(u); err != nil {
+				return err
+			}
+			cfg.Failover = append(cfg.Failover, u)
+		}
+	}
+	if cfg.Kill && (cfg.ServicePID <= 0 || len(cfg.Failover) == 0) {
+		return fmt.Errorf("--kill needs --service-pid and --failover")
 	}
 	if cfg.Service != "" {
 		if err := bench.CheckLoopback(cfg.Service); err != nil {

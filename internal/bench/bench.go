@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/heraldpush/herald/channel"
@@ -62,6 +63,18 @@ type Config struct {
 	// notification is posted to one of them (round-robin) at its channel
 	// URI's path, so that sender and device are on different nodes.
 	PostTo []string
+	// Reconnect, once the devices are connected, drops every link and
+	// connects them all again: hellos of known devices (a device read,
+	// its proof, its queue), as when a node takes another's devices,
+	// rather than the enrolments of the first connection.
+	Reconnect bool
+	// Failover are other nodes of the Service's cluster, after it in
+	// every device's list of service URLs. With Kill, once connected the
+	// ServicePID process is killed (SIGKILL) and the time until every
+	// device is back on one of them is measured; notifications then go
+	// to them.
+	Failover []string
+	Kill     bool
 	// Drain is how long to wait after the last POST for deliveries.
 	Drain  time.Duration
 	Logger *slog.Logger
@@ -75,11 +88,21 @@ type Sample struct {
 
 // Result is what a run measured.
 type Result struct {
-	Devices    int     `json:"devices"`
-	InProcess  bool    `json:"in_process"`
-	Rate       float64 `json:"rate"`
-	DurationS  float64 `json:"duration_s"`
-	ConnectS   float64 `json:"connect_s"`
+	Devices   int     `json:"devices"`
+	InProcess bool    `json:"in_process"`
+	Rate      float64 `json:"rate"`
+	DurationS float64 `json:"duration_s"`
+	ConnectS  float64 `json:"connect_s"`
+	// ReconnectS is how long the Reconnect phase took, from the first
+	// hello's dial until every device was welcomed; HellosPerS is
+	// Devices over it.
+	ReconnectS float64 `json:"reconnect_s,omitempty"`
+	HellosPerS float64 `json:"hellos_per_s,omitempty"`
+	// HelloCPUUs is the service's CPU time per hello in the Reconnect
+	// phase, in microseconds: steadier than the rate on a shared machine.
+	HelloCPUUs float64 `json:"hello_cpu_us,omitempty"`
+	// FailoverS is how long after the kill every device was up again.
+	FailoverS  float64 `json:"failover_s,omitempty"`
 	Sent       int64   `json:"sent"`
 	Accepted   int64   `json:"accepted"`
 	Refused    int64   `json:"refused"`
@@ -142,6 +165,10 @@ type device struct {
 	seq uint64
 	up  chan struct{}
 	one sync.Once
+	// back is closed when the link is up again after going down.
+	back     chan struct{}
+	wentDown bool
+	backOnce sync.Once
 }
 
 func (d *device) Session(context.Context) (channel.Identity, uint64, string, error) {
@@ -180,11 +207,27 @@ func (d *device) Apply(_ context.Context, ns []wire.Notification) error {
 	return nil
 }
 
+// again is a fresh handler for the same device, for a new link.
+func (d *device) again() *device {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &device{col: d.col, id: d.id, seq: d.seq, up: make(chan struct{}), back: make(chan struct{})}
+}
+
 func (d *device) URIChanged(string, string) {}
 func (d *device) Expired(string)            {}
 func (d *device) StatusChanged(up bool) {
+	d.mu.Lock()
+	down := d.wentDown
+	if !up {
+		d.wentDown = true
+	}
+	d.mu.Unlock()
 	if up {
 		d.one.Do(func() { close(d.up) })
+		if down {
+			d.backOnce.Do(func() { close(d.back) })
+		}
 	}
 }
 
@@ -292,11 +335,25 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		wg.Wait()
 	}()
 	start := time.Now()
-	uris, err := connect(lctx, cfg, base, col, &wg)
+	fleet, err := connect(lctx, cfg, base, col, &wg)
 	if err != nil {
 		return nil, err
 	}
 	res.ConnectS = time.Since(start).Seconds()
+	if cfg.Reconnect {
+		if err := fleet.reconnect(lctx, cfg, base, pid, &wg, res); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Kill {
+		if err := fleet.failover(ctx, pid, res); err != nil {
+			return nil, err
+		}
+		if len(cfg.PostTo) == 0 {
+			cfg.PostTo = cfg.Failover
+		}
+	}
+	uris := fleet.uris
 	if cfg.Hold > 0 {
 		select {
 		case <-time.After(cfg.Hold):
@@ -339,33 +396,145 @@ func Unlimited() server.Limits {
 		MaxInFlight: 1 << 16, SlowStore: time.Hour}
 }
 
+// fleet is the connected devices: their channel URIs, handlers and links.
+type fleet struct {
+	uris  []string
+	devs  []*device
+	links []*running
+}
+
+// running is one device's link running on a goroutine of its own.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
 // connect starts one link per device, Connectors at a time, and opens a
-// channel on each; it returns the channel URIs.
-func connect(ctx context.Context, cfg Config, base string, col *collector, wg *sync.WaitGroup) ([]string, error) {
-	uris := make([]string, cfg.Devices)
+// channel on each.
+func connect(ctx context.Context, cfg Config, base string, col *collector, wg *sync.WaitGroup) (*fleet, error) {
+	f := &fleet{uris: make([]string, cfg.Devices), devs: make([]*device, cfg.Devices), links: make([]*running, cfg.Devices)}
+	err := parallel(ctx, cfg.Devices, cfg.Connectors, func(i int) error {
+		d := &device{col: col, up: make(chan struct{}), back: make(chan struct{})}
+		l, r, err := startLink(ctx, cfg, base, i, d, wg)
+		if err != nil {
+			return err
+		}
+		f.devs[i], f.links[i] = d, r
+		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		_, f.uris[i], err = l.Register(rctx, "bench", "main", "", false)
+		return err
+	})
+	return f, err
+}
+
+// reconnect stops every link, waits until the service has let go of
+// them all, then starts them again, Connectors at a time, each as the
+// device it was, and times it until every device is welcomed.
+func (f *fleet) reconnect(ctx context.Context, cfg Config, base string, pid int, wg *sync.WaitGroup, res *Result) error {
+	for _, r := range f.links {
+		r.cancel()
+	}
+	for _, r := range f.links {
+		<-r.done
+	}
+	// Hellos are what is measured, not the takeover of sessions the
+	// service has not yet seen end.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m, err := ScrapeService(ctx, base)
+		if err != nil {
+			return err
+		}
+		if m[MetricConnected] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %v devices still connected a minute after their links stopped", m[MetricConnected])
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	start, cpu := time.Now(), sample(pid)
+	err := parallel(ctx, cfg.Devices, cfg.Connectors, func(i int) error {
+		d := f.devs[i].again()
+		_, r, err := startLink(ctx, cfg, base, i, d, wg)
+		if err != nil {
+			return err
+		}
+		f.devs[i], f.links[i] = d, r
+		select {
+		case <-d.up:
+			return nil
+		case <-time.After(60 * time.Second):
+			return errors.New("not welcomed again within a minute")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	res.ReconnectS = time.Since(start).Seconds()
+	res.HellosPerS = float64(cfg.Devices) / res.ReconnectS
+	res.HelloCPUUs = 1e6 * (sample(pid).CPUSecs - cpu.CPUSecs) / float64(cfg.Devices)
+	return nil
+}
+
+// failover kills the service process and waits until every device is up
+// again on another node.
+func (f *fleet) failover(ctx context.Context, pid int, res *Result) error {
+	if pid <= 0 {
+		return errors.New("bench: --kill needs the service's process")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("bench: killing the service: %w", err)
+	}
+	killed := time.Now()
+	timeout := time.After(5 * time.Minute)
+	for i, d := range f.devs {
+		select {
+		case <-d.back:
+		case <-timeout:
+			return fmt.Errorf("bench: device %d not back 5 minutes after the kill", i)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	res.FailoverS = time.Since(killed).Seconds()
+	return nil
+}
+
+// parallel runs do(0..n-1), workers at a time, and returns the first
+// error (the rest are not started).
+func parallel(ctx context.Context, n, workers int, do func(int) error) error {
 	jobs := make(chan int)
-	errc := make(chan error, cfg.Connectors)
+	errc := make(chan error, workers)
 	var cw sync.WaitGroup
-	for range cfg.Connectors {
+	for range workers {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
 			for i := range jobs {
-				uri, err := connectOne(ctx, cfg, base, i, col, wg)
-				if err != nil {
+				if err := do(i); err != nil {
 					errc <- fmt.Errorf("bench: device %d: %w", i, err)
 					return
 				}
-				uris[i] = uri
 			}
 		}()
 	}
 	var err error
 feed:
-	for i := range cfg.Devices {
+	for i := range n {
 		select {
 		case jobs <- i:
 		case err = <-errc:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
 			break feed
 		}
 	}
@@ -377,27 +546,32 @@ feed:
 		default:
 		}
 	}
-	return uris, err
+	return err
 }
 
-func connectOne(ctx context.Context, cfg Config, base string, i int, col *collector, wg *sync.WaitGroup) (string, error) {
-	d := &device{col: col, up: make(chan struct{})}
+// startLink runs device i's link to base on its own goroutine, from
+// source address i%Sources.
+func startLink(ctx context.Context, cfg Config, base string, i int, d *device, wg *sync.WaitGroup) (*channel.Link, *running, error) {
 	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%cfg.Sources))}
 	dialer := &net.Dialer{LocalAddr: src, Timeout: 20 * time.Second, KeepAlive: -1}
-	l, err := channel.New(channel.Config{Service: base, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
+	service := base
+	if len(cfg.Failover) > 0 {
+		service += "," + strings.Join(cfg.Failover, ",")
+	}
+	l, err := channel.New(channel.Config{Service: service, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
 		Heartbeat: channel.DefaultHeartbeatCap})
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
+	lctx, cancel := context.WithCancel(ctx)
+	r := &running{cancel: cancel, done: make(chan struct{})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		l.Run(ctx)
+		defer close(r.done)
+		l.Run(lctx)
 	}()
-	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	_, uri, err := l.Register(rctx, "bench", "main", "", false)
-	return uri, err
+	return l, r, nil
 }
 
 // send posts total raw notifications at cfg.Rate, spread round-robin over

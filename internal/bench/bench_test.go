@@ -33,6 +33,25 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunReconnect drops and reconnects the whole fleet before sending:
+// every device is welcomed again as itself (not enrolled anew, or its
+// channel would be gone and the notifications lost), and the hellos are
+// timed.
+func TestRunReconnect(t *testing.T) {
+	res, err := Run(context.Background(), Config{Devices: 20, Rate: 100, Duration: time.Second, Reconnect: true,
+		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ReconnectS <= 0 || res.HellosPerS <= 0 {
+		t.Fatalf("reconnect not timed: %v s, %v hellos/s", res.ReconnectS, res.HellosPerS)
+	}
+	if res.Accepted != res.Sent || res.Delivered != res.Accepted || res.Lost != 0 || res.Duplicated != 0 {
+		t.Fatalf("after reconnecting: sent %d accepted %d delivered %d lost %d dup %d",
+			res.Sent, res.Accepted, res.Delivered, res.Lost, res.Duplicated)
+	}
+}
+
 func TestCheckLoopback(t *testing.T) {
 	tests := []struct {
 		url     string

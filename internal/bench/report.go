@@ -16,6 +16,12 @@ func WriteTable(w io.Writer, r *Result) error {
 	}
 	row("service", "%s", where)
 	row("devices", "%d (connected in %.1f s)", r.Devices, r.ConnectS)
+	if r.ReconnectS > 0 {
+		row("reconnected", "%d in %.2f s (%.0f hellos/s, service CPU %.0f µs a hello)", r.Devices, r.ReconnectS, r.HellosPerS, r.HelloCPUUs)
+	}
+	if r.FailoverS > 0 {
+		row("service killed", "every device back on another node in %.2f s", r.FailoverS)
+	}
 	row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
 	if m := r.ServiceMetrics; m != nil {
 		deliver := "nothing delivered"

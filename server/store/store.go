@@ -167,6 +167,12 @@ type Store interface {
 	CountDevicesFromSource(ctx context.Context, source string) (int, error)
 	// TouchDevice records when the device was last connected.
 	TouchDevice(ctx context.Context, id string, seen time.Time) error
+	// TouchLater is TouchDevice without waiting for it to be durable,
+	// applied within moments (as AckLater): a crash may lose it. It never
+	// moves last-seen back, so a later TouchDevice of the same device
+	// stays whichever lands first. For a connecting device, whose
+	// session's end writes last-seen durably again.
+	TouchLater(id string, seen time.Time)
 	// SetPower records the device's power level.
 	SetPower(ctx context.Context, id, power string) error
 	// RetireDevice refuses a device for good: its channels are deleted

@@ -112,6 +112,12 @@ func (s *Store) updateDevice(ctx context.Context, id string, change func(*device
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	return s.changeDevice(ctx, id, change)
+}
+
+// changeDevice is updateDevice for the flusher, which also runs while
+// the store closes.
+func (s *Store) changeDevice(ctx context.Context, id string, change func(*deviceRec) bool) error {
 	for {
 		r, rev, err := s.getDevice(ctx, id)
 		if err != nil {

@@ -109,6 +109,7 @@ type Store struct {
 
 	ackMu    sync.Mutex
 	lazy     map[string]uint64
+	touches  map[string]int64 // TouchLater's, latest per device, under ackMu
 	ackKick  chan struct{}
 	ackDelay time.Duration
 
@@ -154,7 +155,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
-		moved: make(chan struct{}), lazy: map[string]uint64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay,
+		moved: make(chan struct{}), lazy: map[string]uint64{}, touches: map[string]int64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay,
 		stop: make(chan struct{}), nowFunc: opts.Now}
 	// The hook may be set after the consumer starts; until then commits
 	// are only counted.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -390,7 +391,7 @@ func (s *Store) AckLater(deviceID string, seq uint64) {
 		return
 	}
 	s.ackMu.Lock()
-	first := len(s.lazy) == 0
+	first := len(s.lazy) == 0 && len(s.touches) == 0
 	if seq > s.lazy[deviceID] {
 		s.lazy[deviceID] = seq
 	}
@@ -422,9 +423,10 @@ func (s *Store) flusher() {
 
 func (s *Store) flush() {
 	s.ackMu.Lock()
-	acks := s.lazy
-	s.lazy = map[string]uint64{}
+	acks, touches := s.lazy, s.touches
+	s.lazy, s.touches = map[string]uint64{}, map[string]int64{}
 	s.ackMu.Unlock()
+	s.flushTouches(touches)
 	for dev, seq := range acks {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		// Through the unexported path: Ack refuses once closing.
@@ -437,6 +439,63 @@ func (s *Store) flush() {
 			s.log.Warn("natsstore: applying an ack", "device", dev, "seq", seq, "err", err)
 		}
 	}
+}
+
+// TouchLater is TouchDevice applied within AckDelay by the flusher; it
+// never moves last-seen back.
+func (s *Store) TouchLater(id string, seen time.Time) {
+	ms := seen.UnixMilli()
+	s.ackMu.Lock()
+	first := len(s.lazy) == 0 && len(s.touches) == 0
+	if ms > s.touches[id] {
+		s.touches[id] = ms
+	}
+	s.ackMu.Unlock()
+	if first {
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// touchWorkers bounds the round trips the flusher has in flight for lazy
+// touches: a node taking thousands of devices at once must not wait for
+// them one after another.
+const touchWorkers = 16
+
+func (s *Store) flushTouches(touches map[string]int64) {
+	if len(touches) == 0 {
+		return
+	}
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for range min(touchWorkers, len(touches)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				ms := touches[id]
+				ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+				err := s.changeDevice(ctx, id, func(r *deviceRec) bool {
+					if r.Seen >= ms {
+						return false
+					}
+					r.Seen = ms
+					return true
+				})
+				cancel()
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					s.log.Warn("natsstore: recording last seen", "device", id, "err", err)
+				}
+			}
+		}()
+	}
+	for id := range touches {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
 }
 
 func (s *Store) updateDeviceUnchecked(ctx context.Context, id string, seq uint64) error {

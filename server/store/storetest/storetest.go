@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"TileMergeTakesNewNumber", testTileMerge},
 		{"QueueFullAtDepth", testQueueFull},
 		{"AckAndAckLater", testAck},
+		{"TouchLater", testTouchLater},
 		{"PendingAfter", testPendingAfter},
 		{"QueueLength", testQueueLength},
 		{"NextSeqAboveEveryNumberGiven", testNextSeq},
@@ -792,5 +793,50 @@ func testChannelVAPIDKey(t *testing.T, s store.Store) {
 		if err != nil || got.VAPIDKey != "BKey" {
 			t.Errorf("%s: %+v, %v", name, got, err)
 		}
+	}
+}
+
+// testTouchLater: a lazy touch lands, a later durable touch is never moved
+// back by an earlier lazy one, and an unknown device harms nobody.
+func testTouchLater(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustDevice(t, s, "dev")
+	mustDevice(t, s, "other")
+	lastSeen := func(id string) time.Time {
+		t.Helper()
+		d, err := s.Device(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.LastSeen
+	}
+	waitSeen := func(id string, want time.Time) {
+		t.Helper()
+		deadline := time.Now().Add(wait)
+		for !lastSeen(id).Equal(want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s last seen %v, want %v", id, lastSeen(id), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	s.TouchLater("nobody", epoch.Add(time.Hour))
+	s.TouchLater("dev", epoch.Add(time.Hour))
+	s.TouchLater("dev", epoch.Add(30*time.Minute)) // older: the later stays
+	waitSeen("dev", epoch.Add(time.Hour))
+
+	// A session that ends at once: its durable touch is later than the
+	// lazy one from its hello, which must not move it back.
+	if err := s.TouchDevice(ctx, "dev", epoch.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.TouchLater("dev", epoch.Add(2*time.Hour))
+	s.TouchLater("other", epoch.Add(2*time.Hour))
+	waitSeen("other", epoch.Add(2*time.Hour)) // given after dev's, so flushed with or after it
+	if got := lastSeen("dev"); !got.Equal(epoch.Add(3 * time.Hour)) {
+		t.Fatalf("an earlier lazy touch moved last seen back to %v", got)
+	}
+	if _, err := s.Device(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a touch for an unknown device made one: %v", err)
 	}
 }
