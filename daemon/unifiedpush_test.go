@@ -20,6 +20,7 @@ import (
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/dbustest"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
@@ -205,7 +206,7 @@ func postWebPush(t *testing.T, uri string, key *ecdsa.PrivateKey, pub string, bo
 // Connector2, through registration, messages (posted to the endpoint on a
 // real service), a daemon restart and unregistration.
 func TestUnifiedPushDistributor(t *testing.T) {
-	bus := testenv.SessionBus(t)
+	bus := dbustest.SessionBus(t)
 	svc := testenv.Service(t, "", server.ServeConfig{})
 	dataDir := t.TempDir()
 	cfg := daemon.Config{Service: svc.URL(), DataDir: dataDir, UnifiedPushBus: bus}
@@ -437,7 +438,7 @@ func appOf(t *testing.T, d *testenv.Daemon, uri string) string {
 // token cannot be taken over by another app nor unregistered by it, and
 // malformed registrations are refused, each without harm to the daemon.
 func TestUnifiedPushRefusals(t *testing.T) {
-	bus := testenv.SessionBus(t)
+	bus := dbustest.SessionBus(t)
 	svc := testenv.Service(t, "", server.ServeConfig{})
 	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL(), UnifiedPushBus: bus})
 	owner := newConnector(t, bus, "org.example.Owner", 1)

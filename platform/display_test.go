@@ -1,7 +1,6 @@
 package platform
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/heraldpush/herald/internal/dbustest"
 )
 
 func TestNewDisplayNames(t *testing.T) {
@@ -80,64 +78,6 @@ func TestLogDisplay(t *testing.T) {
 	}
 }
 
-// startSessionBus runs a private dbus-daemon for the test and returns its
-// address. Its configuration has no service directories, so nothing is
-// activated behind the test's back.
-func startSessionBus(t *testing.T) string {
-	t.Helper()
-	exe, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("dbus-daemon not found (Debian package dbus): skipping the D-Bus display test")
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "session.conf")
-	err = os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=`+filepath.Join(dir, "bus")+`</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "--config-file="+conf, "--nofork", "--print-address=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dbus-daemon: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		addr <- strings.TrimSpace(line)
-	}()
-	select {
-	case a := <-addr:
-		if a == "" {
-			t.Fatalf("dbus-daemon printed no address; stderr:\n%s", stderr.String())
-		}
-		return a
-	case <-time.After(10 * time.Second):
-		t.Fatalf("dbus-daemon did not start; stderr:\n%s", stderr.String())
-	}
-	return ""
-}
-
 type notifyCall struct {
 	AppName  string
 	Replaces uint32
@@ -184,7 +124,7 @@ func serveNotifications(t *testing.T, addr string) *fakeNotifications {
 }
 
 func TestDBusDisplay(t *testing.T) {
-	addr := startSessionBus(t)
+	addr := dbustest.SessionBus(t)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -1,4 +1,5 @@
-package testenv
+// Package dbustest runs a private D-Bus bus for tests.
+package dbustest
 
 import (
 	"bufio"
