@@ -169,18 +169,19 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 			return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
 		}
 		power = dev.Power
-		if now.Sub(dev.LastSeen) > s.cfg.InactiveAfter {
-			return outcome{Code: http.StatusPreconditionFailed, Notification: mpns.StatusDropped, Device: mpns.DeviceInactive,
-				Message: "device inactive"}
-		}
 		conn = mpns.DeviceTempDisconnected
 		if p := s.cfg.Presence; p != nil {
-			// Connected on another node of the cluster.
+			// Connected on another node of the cluster, whose session
+			// refreshes last-seen only now and then: never inactive.
 			if elsewhere, err := p.HeldElsewhere(ctx, ch.DeviceID); err != nil {
 				s.log.Warn("presence lookup failed", "device", ch.DeviceID, "err", err)
 			} else if elsewhere {
 				conn = mpns.DeviceConnected
 			}
+		}
+		if conn != mpns.DeviceConnected && now.Sub(dev.LastSeen) > s.cfg.InactiveAfter {
+			return outcome{Code: http.StatusPreconditionFailed, Notification: mpns.StatusDropped, Device: mpns.DeviceInactive,
+				Message: "device inactive"}
 		}
 	}
 	base := outcome{Code: http.StatusOK, Subscription: mpns.SubscriptionActive, Device: conn}
