@@ -1,18 +1,15 @@
 package channel
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/heraldpush/herald/internal/netroute"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +18,7 @@ import (
 // networks both using 192.168.1.1 still differ there). Without a default
 // route it returns "offline".
 func CurrentNetwork(ctx context.Context) (string, error) {
-	iface, gw, err := defaultRoute("/proc/net/route")
+	iface, gw, err := netroute.Default("/proc/net/route")
 	if err != nil {
 		return "", err
 	}
@@ -33,38 +30,6 @@ func CurrentNetwork(ctx context.Context) (string, error) {
 		id += " (" + mac + ")"
 	}
 	return id, nil
-}
-
-// defaultRoute reads the IPv4 default route with the lowest metric.
-func defaultRoute(file string) (iface, gateway string, err error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", "", fmt.Errorf("channel: reading routes: %w", err)
-	}
-	defer f.Close()
-	best := -1
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-		if len(fields) < 8 || fields[1] != "00000000" || fields[7] != "00000000" {
-			continue
-		}
-		metric, err := strconv.Atoi(fields[6])
-		if err != nil || (best >= 0 && metric >= best) {
-			continue
-		}
-		raw, err := hex.DecodeString(fields[2])
-		if err != nil || len(raw) != 4 {
-			continue
-		}
-		// The kernel prints the address in host byte order.
-		ip := make(net.IP, 4)
-		binary.BigEndian.PutUint32(ip, binary.LittleEndian.Uint32(raw))
-		best, iface, gateway = metric, fields[0], ip.String()
-	}
-	return iface, gateway, sc.Err()
 }
 
 func arpAddr(file, ip string) string {

@@ -1,14 +1,14 @@
 package platform
 
 import (
-	"bufio"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
+
+	"github.com/heraldpush/herald/internal/netroute"
 )
 
 // What the device runs on decides the least urgent Web Push message it
@@ -78,7 +78,7 @@ func (n Network) OnWiFi() bool {
 	if net == "" {
 		net = "/sys/class/net"
 	}
-	iface, err := defaultInterface(route)
+	iface, _, err := netroute.Default(route)
 	if err != nil {
 		return true
 	}
@@ -93,30 +93,4 @@ func (n Network) OnWiFi() bool {
 		}
 	}
 	return false
-}
-
-// defaultInterface reads the IPv4 default route with the lowest metric
-// from a /proc/net/route table.
-func defaultInterface(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	best, iface := -1, ""
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-		if len(fields) < 8 || fields[1] != "00000000" || fields[7] != "00000000" {
-			continue
-		}
-		metric, err := strconv.Atoi(fields[6])
-		if err != nil || (best >= 0 && metric >= best) {
-			continue
-		}
-		best, iface = metric, fields[0]
-	}
-	return iface, sc.Err()
 }
