@@ -145,3 +145,52 @@ func TestMatrixGatewayRefuses(t *testing.T) {
 		t.Fatalf("the device got %q first", n[0].MessageID)
 	}
 }
+
+// One homeserver flooding the gateway from 127.0.0.1 is answered 429 with
+// Retry-After once past the sender rate; another on 127.0.0.2 is still
+// forwarded, and so is a notification whose event_id is far too long to
+// name a message (it is delivered unnamed).
+func TestMatrixGatewayFlood(t *testing.T) {
+	ts := startService(t, server.Config{Limits: server.Limits{SenderRate: 1, SenderBurst: 5, ChannelRate: -1, DailyQuota: -1}})
+	d := ts.enrol()
+	_, uri := d.register("org.kde.neochat", false, false)
+	url := ts.http.URL + server.MatrixNotifyPath
+	postFrom := func(c *http.Client, body []byte) *http.Response {
+		t.Helper()
+		res, err := c.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Skipf("no second loopback address here: %v", err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	flooder, other := fromAddr("127.0.0.1"), fromAddr("127.0.0.2")
+	limited, forwarded := 0, 0
+	for i := range 200 {
+		switch res := postFrom(flooder, matrixBody(fmt.Sprintf("$flood%d:example.org", i), uri)); res.StatusCode {
+		case http.StatusTooManyRequests:
+			limited++
+			if res.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		case http.StatusOK:
+			forwarded++
+		default:
+			t.Fatalf("flooder got %d", res.StatusCode)
+		}
+	}
+	if limited < 190 {
+		t.Fatalf("only %d of 200 flood requests limited", limited)
+	}
+	// An event_id 40 times the longest message id, within the body bound.
+	body := matrixBody("$"+strings.Repeat("e", 2500)+":example.org", uri)
+	if res := postFrom(other, body); res.StatusCode != http.StatusOK {
+		t.Fatalf("the other homeserver got %d during the flood", res.StatusCode)
+	}
+	got := d.collect(forwarded + 1)
+	if last := got[len(got)-1]; !bytes.Equal(last.Body, body) || last.MessageID != "" {
+		t.Fatalf("the other homeserver's notification arrived as %q named %q", last.Body, last.MessageID)
+	}
+	t.Logf("matrix flood: 200 from one address, %d answered 429, %d forwarded; the other homeserver: 1 sent, 1 delivered", limited, forwarded)
+}

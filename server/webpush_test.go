@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"encoding/base64"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -341,11 +340,7 @@ func TestWebPushFloodFromOneAddress(t *testing.T) {
 	ts := startService(t, server.Config{Limits: server.Limits{SenderRate: 1, SenderBurst: 5, ChannelRate: -1, DailyQuota: -1}})
 	d := ts.enrol()
 	_, uri := d.register("app", false, false)
-	from := func(ip string) *http.Client {
-		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		return &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-	}
-	flooder, other := from("127.0.0.1"), from("127.0.0.2")
+	flooder, other := fromAddr("127.0.0.1"), fromAddr("127.0.0.2")
 	postFrom := func(c *http.Client) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, uri, strings.NewReader("m"))
 		req.Header = wpHeader("Ttl", "60")
