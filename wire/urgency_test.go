@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/heraldpush/herald/mpns"
@@ -23,6 +24,9 @@ func TestUrgencyInFrames(t *testing.T) {
 		{`{"type":"state","req":1,"power":"normal","urgency":7}`, false, 0},
 		{`{"type":"hello","version":2,"last_seq":0,"urgency":"low"}`, true, mpns.UrgencyLow},
 		{`{"type":"hello","version":2,"last_seq":0,"urgency":"none"}`, false, 0},
+		// A value 1,000 times too long, and one that is empty.
+		{`{"type":"state","req":1,"power":"normal","urgency":"` + strings.Repeat("low", 1000) + `"}`, false, 0},
+		{`{"type":"hello","version":2,"last_seq":0,"urgency":""}`, true, mpns.UrgencyVeryLow},
 	} {
 		f, err := DecodeDevice([]byte(c.frame))
 		if (err == nil) != c.ok {
