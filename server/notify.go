@@ -163,7 +163,7 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 	if sess := s.session(ch.DeviceID); sess != nil {
 		power = sess.powerLevel()
 	} else {
-		dev, err := s.cfg.Store.Device(ctx, ch.DeviceID)
+		dev, err := s.cfg.Store.DeviceStatus(ctx, ch.DeviceID)
 		if err != nil {
 			s.log.Error("device lookup failed", "device", ch.DeviceID, "err", err)
 			return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}

@@ -341,6 +341,11 @@ func (t *timedStore) Device(ctx context.Context, id string) (store.Device, error
 	return t.Store.Device(ctx, id)
 }
 
+func (t *timedStore) DeviceStatus(ctx context.Context, id string) (store.Device, error) {
+	defer t.g.observe(t.g.clock.Now())
+	return t.Store.DeviceStatus(ctx, id)
+}
+
 func (t *timedStore) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
 	defer t.g.observe(t.g.clock.Now())
 	return t.Store.Enqueue(ctx, q, opts)

@@ -793,6 +793,14 @@ func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 	return d, nil
 }
 
+// DeviceStatus is Device without NextSeq: one database has no copy that
+// could lag.
+func (s *ServiceStore) DeviceStatus(ctx context.Context, id string) (Device, error) {
+	d, err := s.Device(ctx, id)
+	d.NextSeq = 0
+	return d, err
+}
+
 // CountDevicesFromSource counts devices enrolled from one address.
 func (s *ServiceStore) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
 	var n int

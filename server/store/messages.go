@@ -16,7 +16,8 @@ const OutcomeRetention = 24 * time.Hour
 // MaxOutcomesPerChannel bounds the outcomes a store remembers for one
 // channel at a time, whatever its quota (an authenticated channel has
 // none): past it, notifications still leave the queue but their outcome
-// is not remembered, and their status is unknown.
+// is not remembered, and their status is unknown. A cluster's nodes count
+// it each on their own, so it bounds each node's share.
 const MaxOutcomesPerChannel = 1000
 
 // MessageState is what became of a notification a sender named with a

@@ -77,7 +77,8 @@ type Device struct {
 	CreatedAt  time.Time
 	LastSeen   time.Time
 	Power      string
-	// AckedSeq is the highest number the device has acknowledged.
+	// AckedSeq is the highest number the device has acknowledged through
+	// Ack (a backend may leave AckLater's out).
 	AckedSeq uint64
 	// NextSeq is above every number the device has been given, so a
 	// device reporting a number at or above it is lying (or restored from
@@ -163,6 +164,11 @@ type Store interface {
 	CreateDevice(ctx context.Context, d Device) error
 	// Device looks a device up by id; ErrNotFound if there is none.
 	Device(ctx context.Context, id string) (Device, error)
+	// DeviceStatus is Device for the notification path, which needs only
+	// the device's power and last-seen: a replicated backend may answer
+	// from a copy that lags other nodes' writes by moments (never this
+	// store's own), and NextSeq is left zero.
+	DeviceStatus(ctx context.Context, id string) (Device, error)
 	// CountDevicesFromSource counts devices enrolled from one address.
 	CountDevicesFromSource(ctx context.Context, source string) (int, error)
 	// TouchDevice records when the device was last connected.

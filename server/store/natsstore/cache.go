@@ -5,22 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // channelCache is every channel as this node last heard of it, kept by a
 // watch on the channels bucket, so that finding a channel by token (on
-// every notification's path) takes one read of the bucket, not two: the
-// cache names the channel, and the channel is read fresh (its bindings
-// may have changed on another node a moment ago, and the watch lags). A
-// token the cache does not know is looked up through the bucket's index:
-// a channel created on another node may not have reached the watch yet.
+// every notification's path) reads memory. As with watched, the cache
+// answers only for a channel it learned of at least copyTrust ago; a
+// channel changed since is read from the bucket, and a token the cache
+// does not know is looked up through the bucket's index (a channel
+// created on another node may not have reached the watch yet).
 type channelCache struct {
 	mu      sync.RWMutex
 	byKey   map[string]channelRec // c.<channel> → channel
 	byToken map[string]string     // token → c.<channel>
 	revs    map[string]uint64     // c.<channel> → revision of byKey's entry
+	learned map[string]time.Time  // c.<channel> → when byKey's entry came
 	// floor holds, for a channel this node has just written, the
 	// revision the watch must reach before the cache answers for it
 	// again, so this node never reads back less than it wrote.
@@ -29,12 +31,13 @@ type channelCache struct {
 }
 
 func (s *Store) watchChannels(ctx context.Context) error {
-	w, err := s.channels.Watch(ctx, "c.*")
+	// Open's context ends when Open returns; the watch must not.
+	w, err := s.channels.Watch(context.WithoutCancel(ctx), "c.*")
 	if err != nil {
 		return fmt.Errorf("natsstore: watching channels: %w", err)
 	}
 	c := &channelCache{byKey: map[string]channelRec{}, byToken: map[string]string{}, revs: map[string]uint64{},
-		floor: map[string]uint64{}, w: w}
+		learned: map[string]time.Time{}, floor: map[string]uint64{}, w: w}
 	s.cache = c
 	s.wg.Add(1)
 	go func() {
@@ -69,6 +72,7 @@ func (c *channelCache) apply(e jetstream.KeyValueEntry) {
 	c.byKey[e.Key()] = r
 	c.byToken[r.Token] = e.Key()
 	c.revs[e.Key()] = e.Revision()
+	c.learned[e.Key()] = time.Now()
 }
 
 func (c *channelCache) dropLocked(key string) {
@@ -76,6 +80,7 @@ func (c *channelCache) dropLocked(key string) {
 		delete(c.byToken, old.Token)
 		delete(c.byKey, key)
 		delete(c.revs, key)
+		delete(c.learned, key)
 	}
 }
 
@@ -93,9 +98,15 @@ func (c *channelCache) written(key string, rev uint64) {
 	}
 }
 
-func (c *channelCache) byTok(tok string) (channelRec, bool) {
+// byTok finds a channel by token: ok when the cache knows it, trusted
+// when it learned of it at least copyTrust ago.
+func (c *channelCache) byTok(tok string) (r channelRec, ok, trusted bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	r, ok := c.byKey[c.byToken[tok]]
-	return r, ok && r.Token == tok
+	key := c.byToken[tok]
+	r, ok = c.byKey[key]
+	if !ok || r.Token != tok {
+		return channelRec{}, false, false
+	}
+	return r, true, time.Since(c.learned[key]) >= copyTrust
 }

@@ -94,11 +94,15 @@ func (s *Store) ChannelByToken(ctx context.Context, tok string) (store.Channel, 
 	defer cancel()
 	var r channelRec
 	var err error
-	if cached, ok := s.cache.byTok(tok); ok {
-		// The token's channel is known; the channel itself is read
-		// fresh, since another node may have changed it a moment ago.
+	switch cached, ok, trusted := s.cache.byTok(tok); {
+	case trusted:
+		r = cached
+	case ok:
+		// Changed a moment ago: the watch may not have brought the
+		// latest change yet (a binding just before the first
+		// notification), so the channel is read.
 		r, _, err = s.getChannel(ctx, cached.ID)
-	} else {
+	default:
 		r, err = s.lookup(ctx, tokenKey(tok))
 	}
 	if err != nil {

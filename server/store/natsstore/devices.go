@@ -55,12 +55,14 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		power = "normal"
 	}
 	b, _ := json.Marshal(deviceRec{ID: d.ID, SecretHash: d.SecretHash, Source: d.Source, Created: d.CreatedAt.UnixMilli(), Seen: d.LastSeen.UnixMilli(), Power: power})
-	if _, err := s.devices.Create(ctx, deviceKey(d.ID), b); err != nil {
+	rev, err := s.devices.Create(ctx, deviceKey(d.ID), b)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("natsstore: device %s: %w", d.ID, store.ErrExists)
 		}
 		return unavailable("create device", err)
 	}
+	s.devCache.written(deviceKey(d.ID), rev)
 	s.known.Store(d.ID, struct{}{})
 	if _, err := s.devices.Put(ctx, "s."+hash(d.Source)+"."+token(d.ID), nil); err != nil {
 		return unavailable("index device", err)
@@ -104,6 +106,26 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 	return d, nil
 }
 
+// DeviceStatus answers from this node's watched copy of the devices
+// bucket, which a write by another node reaches within moments; a device
+// the copy does not know (or that this node has just written) is read
+// from the bucket.
+func (s *Store) DeviceStatus(ctx context.Context, id string) (store.Device, error) {
+	if err := s.check(); err != nil {
+		return store.Device{}, err
+	}
+	if r, ok := s.devCache.get(deviceKey(id)); ok {
+		return r.device(id), nil
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, _, err := s.getDevice(ctx, id)
+	if err != nil {
+		return store.Device{}, err
+	}
+	return r.device(id), nil
+}
+
 // updateDevice changes a device with compare-and-set, retrying when
 // another node changed it meanwhile. change returns false for no change.
 func (s *Store) updateDevice(ctx context.Context, id string, change func(*deviceRec) bool) error {
@@ -127,13 +149,14 @@ func (s *Store) changeDevice(ctx context.Context, id string, change func(*device
 			return nil
 		}
 		b, _ := json.Marshal(r)
-		_, err = s.devices.Update(ctx, deviceKey(id), b, rev)
+		rev, err = s.devices.Update(ctx, deviceKey(id), b, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		if err != nil {
 			return unavailable("update device", err)
 		}
+		s.devCache.written(deviceKey(id), rev)
 		return nil
 	}
 }

@@ -14,13 +14,20 @@ import (
 // A device's end: retired (refused for good, its key kept to prove it) or
 // deleted after being away too long.
 
-// highestGiven is the highest number the device has been given: its newest
-// queued notification's, or what it acknowledged once its queue is purged.
+// highestGiven is at least the highest number the device has been
+// given: its newest queued notification's or, once acks have purged its
+// subject, the stream's last number (a lazy ack purges without recording
+// itself on the device, so the device's acked number may lag).
 func (s *Store) highestGiven(ctx context.Context, id string, acked uint64) (uint64, error) {
 	var last uint64
 	err := retry(ctx, func(ctx context.Context) error {
 		m, err := s.queue.GetLastMsgForSubject(ctx, s.subjectOf(id))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			info, err := s.queue.Info(ctx)
+			if err != nil {
+				return err
+			}
+			last = info.State.LastSeq
 			return nil
 		}
 		if err != nil {
@@ -76,12 +83,14 @@ func (s *Store) deleteChannels(ctx context.Context, deviceID string) error {
 			return unavailable("channel", err)
 		}
 		id := string(e.Value())
-		r, _, err := s.getChannel(ctx, id)
+		r, rev, err := s.getChannel(ctx, id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		var drop []string
 		if err == nil {
+			// Never answered from the cache again, here.
+			s.cache.written(channelKey(id), rev+1)
 			drop = append(drop, tokenKey(r.Token))
 		}
 		drop = append(drop, ak, channelKey(id))
@@ -171,6 +180,7 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 	if err != nil {
 		return false, unavailable("delete device", err)
 	}
+	s.devCache.deleted(deviceKey(id), rev)
 	s.known.Delete(id)
 	if err := s.deleteChannels(ctx, id); err != nil {
 		return true, err

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,8 +14,8 @@ import (
 
 // Outcomes of named notifications live in the bucket <prefix>_outcomes
 // under o.<channel>.<hash of message id>, forgotten by the bucket's TTL
-// (store.OutcomeRetention); n.<day>.<channel> counts a channel's outcomes
-// of a UTC day, so that it is remembered for at most MaxOutcomes a day.
+// (store.OutcomeRetention); each node remembers at most MaxOutcomes of a
+// channel a UTC day (allowOutcomes).
 
 func (s *Store) setUpOutcomes(ctx context.Context, opts Options) error {
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_outcomes", History: 1,
@@ -45,41 +44,25 @@ func (s *Store) remember(ctx context.Context, channelID, messageID string, state
 	return nil
 }
 
-// allowOutcomes takes room for up to k outcomes of the channel in its
-// count for the day (compare-and-set, so nodes counting at once never pass
-// the bound together) and returns how many it took.
-func (s *Store) allowOutcomes(ctx context.Context, channelID string, k int) (int, error) {
-	key := "n." + strconv.FormatInt(time.Now().UTC().Unix()/86400, 10) + "." + token(channelID)
-	for {
-		e, err := get(ctx, s.outcomes, key)
-		n := 0
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return 0, unavailable("outcome count", err)
-		default:
-			if n, err = strconv.Atoi(string(e.Value())); err != nil {
-				return 0, fmt.Errorf("natsstore: outcome count %s: %w", key, err)
-			}
-		}
-		take := min(k, s.maxOutcomes-n)
-		if take <= 0 {
-			return 0, nil
-		}
-		val := []byte(strconv.Itoa(n + take))
-		if e == nil {
-			_, err = s.outcomes.Create(ctx, key, val)
-		} else {
-			_, err = s.outcomes.Update(ctx, key, val, e.Revision())
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		}
-		if err != nil {
-			return 0, unavailable("outcome count", err)
-		}
-		return take, nil
+// allowOutcomes takes room for up to k outcomes of the channel in this
+// node's count for the UTC day and returns how many it took. The count is
+// the node's own, like the per-address rates: one shared by the nodes
+// cost a read and a compare-and-set of a replicated key at every
+// acknowledgement, and what it bounds (a sender filling the bucket) is
+// still bounded, at MaxOutcomes per node.
+func (s *Store) allowOutcomes(_ context.Context, channelID string, k int) (int, error) {
+	day := s.now().UTC().Unix() / 86400
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if day != s.outDay || s.outCount == nil {
+		s.outDay, s.outCount = day, map[string]int{}
 	}
+	take := min(k, s.maxOutcomes-s.outCount[channelID])
+	if take <= 0 {
+		return 0, nil
+	}
+	s.outCount[channelID] += take
+	return take, nil
 }
 
 // deliveredUpTo records the device's named notifications up to seq as
@@ -110,6 +93,9 @@ func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) 
 				order = append(order, ch)
 			}
 			byChannel[ch] = append(byChannel[ch], id)
+		}
+		if m.Sequence == seq {
+			break // nothing more up to seq: spares a read per ack
 		}
 		next = m.Sequence + 1
 	}

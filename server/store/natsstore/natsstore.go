@@ -115,10 +115,17 @@ type Store struct {
 
 	presence *presence
 	cache    *channelCache
+	// devCache is the devices bucket's d.* keys as this node last heard.
+	devCache *watched[deviceRec]
 	quota    jetstream.KeyValue
 	outcomes jetstream.KeyValue
 	// maxOutcomes is Options.MaxOutcomes.
 	maxOutcomes int
+	// outCount counts outcomes remembered per channel on the UTC day
+	// outDay, under outMu.
+	outMu    sync.Mutex
+	outDay   int64
+	outCount map[string]int
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -174,6 +181,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.watchChannels(ctx); err != nil {
+		s.cons.Stop()
+		nc.Close()
+		return nil, err
+	}
+	if s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice); err != nil {
 		s.cons.Stop()
 		nc.Close()
 		return nil, err

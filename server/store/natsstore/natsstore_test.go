@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/heraldpush/herald/server/store"
@@ -115,5 +116,86 @@ func TestAckOutOfRange(t *testing.T) {
 	}
 	if d, err := s.Device(ctx, "dev"); err != nil || d.AckedSeq != 0 {
 		t.Fatalf("acked seq %d, %v; want 0", d.AckedSeq, err)
+	}
+}
+
+// What one node writes reaches the other nodes' watched copies, which
+// answer the notification path without asking NATS.
+func TestCopiesFollowOtherNodes(t *testing.T) {
+	t.Run("single server", func(t *testing.T) { testCopies(t, natstest.Run(t).URL(), 1) })
+	t.Run("cluster R3", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts a 3-server cluster")
+		}
+		testCopies(t, natstest.RunCluster(t, 3).URLs(), 3)
+	})
+}
+
+func testCopies(t *testing.T, url string, replicas int) {
+	open := func() *natsstore.Store {
+		// As heraldsvc opens it: the context ends when Open returns.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s, err := natsstore.Open(ctx, natsstore.Options{URLs: url, Prefix: "copies", Replicas: replicas})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	now := time.Now()
+	if err := a.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: now, LastSeen: now, Power: "normal"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateChannel(ctx, store.Channel{ID: "ch", DeviceID: "dev", App: "app", Name: "default", Token: "tok", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Hold(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ch, dev, held := natsstore.Copies(b, "tok", "dev")
+		if ch && dev && held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node b's copies after 10 s: channel %v, device %v, held %v", ch, dev, held)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if held, err := b.HeldElsewhere(ctx, "dev"); err != nil || !held {
+		t.Fatalf("b: held elsewhere = %v, %v; want true", held, err)
+	}
+	// A channel bound on one node, then posted to on another at once
+	// (what an app and its cloud service do): the copy, which may not
+	// have the binding yet, does not answer for a channel changed a
+	// moment ago. (With replicas, a read may still meet a replica a
+	// moment behind; one server has none.)
+	if err := a.SetBindings(ctx, "ch", true, false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if replicas == 1 {
+		if ch, err := b.ChannelByToken(ctx, "tok"); err != nil || !ch.Toast {
+			t.Fatalf("b right after a's bind: toast %v, %v; want bound", ch.Toast, err)
+		}
+	}
+	if err := a.SetPower(ctx, "dev", "low"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		d, err := b.DeviceStatus(ctx, "dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Power == "low" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never saw the power change: %q", d.Power)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

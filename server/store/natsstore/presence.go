@@ -36,8 +36,10 @@ type presence struct {
 	nodes    jetstream.KeyValue
 	sub      *nats.Subscription
 	takeover func(string, uint64)
-	mu       sync.Mutex
-	live     map[string]time.Time // node → when it was last seen alive
+	// copy is the held bucket as this node last heard of it.
+	copy *watched[string]
+	mu   sync.Mutex
+	live map[string]time.Time // node → when it was last seen alive
 }
 
 func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
@@ -53,6 +55,9 @@ func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
 	}
 	if _, err := p.nodes.Put(ctx, p.node, nil); err != nil {
 		return fmt.Errorf("natsstore: announcing the node: %w", err)
+	}
+	if p.copy, err = watch(ctx, s, p.held, ">", func(b []byte) (string, error) { return string(b), nil }); err != nil {
+		return err
 	}
 	p.sub, err = s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
 		dev, num, ok := strings.Cut(string(m.Data), " ")
@@ -120,6 +125,7 @@ func (s *Store) Hold(ctx context.Context, deviceID string) (uint64, error) {
 	if err != nil {
 		return 0, unavailable("presence", err)
 	}
+	p.copy.written(key, rev)
 	if prev != nil && string(prev.Value()) != p.node {
 		msg := deviceID + " " + strconv.FormatUint(rev, 10)
 		if err := s.nc.Publish(s.takeoverSubject(string(prev.Value())), []byte(msg)); err != nil {
@@ -151,11 +157,16 @@ func (s *Store) Release(ctx context.Context, deviceID string) error {
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return unavailable("presence", err)
 	}
+	if err == nil {
+		p.copy.deleted(deviceKey(deviceID), e.Revision())
+	}
 	return nil
 }
 
 // HeldElsewhere reports whether a live node other than this one holds the
-// device.
+// device. It answers from this node's watched copy of the held bucket
+// (reading the bucket for an entry changed a moment ago): a device that
+// connected a moment ago may still read as held by none.
 func (s *Store) HeldElsewhere(ctx context.Context, deviceID string) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
@@ -163,15 +174,19 @@ func (s *Store) HeldElsewhere(ctx context.Context, deviceID string) (bool, error
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	p := s.presence
-	e, err := get(ctx, p.held, deviceKey(deviceID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+	key := deviceKey(deviceID)
+	node, known := p.copy.get(key)
+	if !known && (p.copy.waiting(key) || p.copy.held(key)) {
+		e, err := get(ctx, p.held, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, unavailable("presence", err)
+		}
+		node, known = string(e.Value()), true
 	}
-	if err != nil {
-		return false, unavailable("presence", err)
-	}
-	node := string(e.Value())
-	if node == p.node {
+	if !known || node == p.node {
 		return false, nil
 	}
 	p.mu.Lock()
@@ -180,7 +195,7 @@ func (s *Store) HeldElsewhere(ctx context.Context, deviceID string) (bool, error
 	if ok && time.Since(seen) < liveCache {
 		return true, nil
 	}
-	_, err = get(ctx, p.nodes, node)
+	_, err := get(ctx, p.nodes, node)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}

@@ -3,7 +3,6 @@ package natsstore
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -429,11 +428,10 @@ func (s *Store) flush() {
 	s.flushTouches(touches)
 	for dev, seq := range acks {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		// Through the unexported path: Ack refuses once closing.
+		// Through the unexported path: Ack refuses once closing. The
+		// device's acked number is left alone: a write more per ack,
+		// and highestGiven does without it.
 		err := s.purge(ctx, dev, seq)
-		if err == nil {
-			err = s.updateDeviceUnchecked(ctx, dev, seq)
-		}
 		cancel()
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("natsstore: applying an ack", "device", dev, "seq", seq, "err", err)
@@ -496,22 +494,6 @@ func (s *Store) flushTouches(touches map[string]int64) {
 	}
 	close(ids)
 	wg.Wait()
-}
-
-func (s *Store) updateDeviceUnchecked(ctx context.Context, id string, seq uint64) error {
-	for {
-		r, rev, err := s.getDevice(ctx, id)
-		if err != nil || seq <= r.Acked {
-			return err
-		}
-		r.Acked = seq
-		b, _ := json.Marshal(r)
-		_, err = s.devices.Update(ctx, deviceKey(id), b, rev)
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		}
-		return err
-	}
 }
 
 // OnCommitted sets the hook the consumer tells of every commit.

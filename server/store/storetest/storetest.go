@@ -163,6 +163,22 @@ func testDevices(t *testing.T, s store.Store) {
 	if !got.LastSeen.Equal(seen) || got.Power != "low" {
 		t.Fatalf("after touch and power: last seen %v power %q", got.LastSeen, got.Power)
 	}
+	// The notification path's read sees this store's own writes at once.
+	st, err := s.DeviceStatus(ctx, "dev-a")
+	if err != nil || !st.LastSeen.Equal(seen) || st.Power != "low" || st.Source != want.Source || !st.CreatedAt.Equal(epoch) {
+		t.Fatalf("DeviceStatus after touch and power = %+v, %v", st, err)
+	}
+	if err := s.SetPower(ctx, "dev-a", "critical"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.DeviceStatus(ctx, "dev-a"); err != nil || st.Power != "critical" {
+		t.Fatalf("DeviceStatus right after SetPower: %q, %v; want critical", st.Power, err)
+	}
+	for _, id := range []string{"nobody", "", "*", ">", "d.dev-a"} {
+		if _, err := s.DeviceStatus(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("DeviceStatus of unknown device %q: %v, want ErrNotFound", id, err)
+		}
+	}
 	if n, err := s.CountDevicesFromSource(ctx, "192.0.2.1"); err != nil || n != 2 {
 		t.Fatalf("devices from 192.0.2.1: %d, %v; want 2", n, err)
 	}
@@ -578,6 +594,20 @@ func testNextSeq(t *testing.T, s store.Store) {
 	if d, err = s.Device(ctx, "dev"); err != nil || d.NextSeq <= last {
 		t.Fatalf("after acking %d: NextSeq %d, err %v; want above it", last, d.NextSeq, err)
 	}
+	// A lazy ack that empties the queue keeps the bound too: a device
+	// must never be told it claims a number it was given.
+	last = mustEnqueue(t, s, toast("dev", "lazy"), store.EnqueueOptions{}).Seq
+	s.AckLater("dev", last)
+	deadline := time.Now().Add(wait)
+	for len(pendingSeqs(t, s, "dev", 0)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("AckLater(%d) never applied", last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d, err = s.Device(ctx, "dev"); err != nil || d.NextSeq <= last {
+		t.Fatalf("after a lazy ack of %d: NextSeq %d, err %v; want above it", last, d.NextSeq, err)
+	}
 }
 
 // testAckOutOfRange: an ack above MaxSeq is refused with ErrSeqRange and
@@ -678,6 +708,9 @@ func testExpire(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Device(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted device: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceStatus(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted device's status: %v, want ErrNotFound", err)
 	}
 	if _, err := s.ChannelByToken(ctx, "otok"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted device's channel: %v, want ErrNotFound", err)

@@ -1,0 +1,151 @@
+package natsstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// watched is this node's copy of some keys of a bucket, kept by a watch,
+// so that the notification path reads memory instead of asking NATS. The
+// watch lags the bucket by moments, so the copy answers only for a key it
+// learned of at least copyTrust ago: a key written again since would have
+// reached it by then, and a key changed a moment ago (a channel bound
+// just before its first notification) is read from the bucket. A key this
+// node wrote is never read back older than it wrote it (written).
+type watched[T any] struct {
+	mu   sync.RWMutex
+	vals map[string]T
+	revs map[string]uint64
+	// learned is when the copy took each key's value.
+	learned map[string]time.Time
+	// floor holds, for a key this node has just written, the revision the
+	// watch must reach before the copy answers for it again.
+	floor  map[string]uint64
+	decode func([]byte) (T, error)
+	w      jetstream.KeyWatcher
+}
+
+// watch starts a copy of the keys matching filter; the copy stops when
+// the store closes. ctx bounds only starting it: a watch ends with the
+// context it was made with, and Open's ends when Open returns.
+func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter string, decode func([]byte) (T, error)) (*watched[T], error) {
+	w, err := kv.Watch(context.WithoutCancel(ctx), filter)
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: watching %s: %w", filter, err)
+	}
+	c := &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
+		decode: decode, w: w}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil { // nil marks the end of what the bucket held when the watch began
+					c.apply(e)
+				}
+			case <-s.stop:
+				w.Stop()
+				return
+			}
+		}
+	}()
+	return c, nil
+}
+
+func (c *watched[T]) apply(e jetstream.KeyValueEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := e.Key()
+	if f, ok := c.floor[key]; ok {
+		if e.Revision() < f {
+			return
+		}
+		delete(c.floor, key)
+	}
+	c.dropLocked(key)
+	if e.Operation() != jetstream.KeyValuePut {
+		return
+	}
+	v, err := c.decode(e.Value())
+	if err != nil {
+		return // read from the bucket, which reports the error
+	}
+	c.vals[key], c.revs[key], c.learned[key] = v, e.Revision(), time.Now()
+}
+
+func (c *watched[T]) dropLocked(key string) {
+	delete(c.vals, key)
+	delete(c.revs, key)
+	delete(c.learned, key)
+}
+
+// copyTrust is how long the copy must have held a key's value before it
+// answers for it: far above the watch's lag (milliseconds), and far below
+// how often a channel or device changes.
+const copyTrust = 2 * time.Second
+
+// get answers from the copy: known is false when the copy holds nothing
+// for the key, learned of it less than copyTrust ago, or holds less than
+// this node wrote.
+func (c *watched[T]) get(key string) (v T, known bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if _, waiting := c.floor[key]; waiting {
+		return v, false
+	}
+	if time.Since(c.learned[key]) < copyTrust {
+		return v, false
+	}
+	v, known = c.vals[key]
+	return v, known
+}
+
+// held reports whether the copy holds a value for the key, however new.
+func (c *watched[T]) held(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.vals[key]
+	return ok
+}
+
+// waiting reports whether this node wrote the key at a revision the watch
+// has not brought yet.
+func (c *watched[T]) waiting(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.floor[key]
+	return ok
+}
+
+// written tells the copy this node wrote key at revision rev: until the
+// watch brings that revision, get answers unknown.
+func (c *watched[T]) written(key string, rev uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revs[key] >= rev {
+		return
+	}
+	c.dropLocked(key)
+	if rev > c.floor[key] {
+		c.floor[key] = rev
+	}
+}
+
+// deleted tells the copy this node deleted key, whose last revision was
+// rev: until the watch brings the deletion, get answers unknown.
+func (c *watched[T]) deleted(key string, rev uint64) { c.written(key, rev+1) }
+
+// len is how many keys the copy holds.
+func (c *watched[T]) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.vals)
+}
