@@ -78,9 +78,11 @@ type Handler interface {
 // Config configures a Link.
 type Config struct {
 	// Service is the notification service's base URL (http or https), or
-	// several, comma-separated (the nodes of a cluster): after each
-	// attempt or connection that fails, the link tries the next, after
-	// its jittered backoff.
+	// several, comma-separated (the nodes of a cluster): the link tries
+	// the first first, and after each attempt or connection that fails
+	// the next, after its jittered backoff; the order after the first is
+	// the link's own (drawn with Rand), so that a failed node's devices
+	// spread over the rest.
 	Service string
 	Handler Handler
 	Clock   clock.Clock
@@ -212,11 +214,24 @@ func New(cfg Config) (*Link, error) {
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
+	spread(urls, cfg.Rand)
 	l := &Link{cfg: cfg, log: cfg.Logger, urls: urls, up: make(chan struct{}), waiters: map[uint64]chan any{},
 		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
 		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
 	l.mem, _ = cfg.Handler.(NetworkMemory)
 	return l, nil
+}
+
+// spread shuffles every URL but the first: the first is where a device
+// goes first, and the order of the rest is each device's own, so that the
+// devices of a node that fails spread over the others instead of all
+// moving to the one listed after it.
+func spread(urls []string, rnd func() float64) {
+	rest := urls[min(1, len(urls)):]
+	for i := len(rest) - 1; i > 0; i-- {
+		j := min(int(rnd()*float64(i+1)), i)
+		rest[i], rest[j] = rest[j], rest[i]
+	}
 }
 
 // verified reports whether the connection being made is TLS, verified

@@ -403,9 +403,11 @@ func TestRetiredWhileIdentifying(t *testing.T) {
 	}
 }
 
-// A hello records when the device was seen and acknowledges what it says
-// it applied without waiting for a commit: both land in the store soon
-// after, last-seen never moving back behind the session's end.
+// A hello records when the device was seen (when last-seen is older than
+// the session's refresh period) and acknowledges what it says it applied
+// without waiting for a commit: both land in the store soon after,
+// last-seen never moving back behind the session's end. A device back a
+// moment after its session ended costs no last-seen write.
 func TestHelloTouchAndAckLand(t *testing.T) {
 	ts := startService(t, server.Config{})
 	ctx := context.Background()
@@ -421,7 +423,7 @@ func TestHelloTouchAndAckLand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ts.clk.Advance(2 * time.Hour)
+	ts.clk.Advance(server.DefaultInactiveAfter/8 + time.Hour)
 	back := ts.clk.Now()
 	d.connect(got[2].Seq)
 	testenv.Eventually(t, frameWait, "the hello's last-seen and ack in the store", func() bool {
@@ -437,4 +439,27 @@ func TestHelloTouchAndAckLand(t *testing.T) {
 	if q, err := ts.store.Pending(ctx, d.id, 0); err != nil || len(q) != 0 {
 		t.Fatalf("queue after the hello's ack: %v, %v", q, err)
 	}
+
+	// Back a minute after the session's end: last-seen stays the end's,
+	// which is what the hello would have written, to the minute.
+	wantStatus(t, post(t, uri, "", "", "m3", []byte("raw")), http.StatusOK, "Received", "Connected")
+	last := d.collect(1)
+	d.disconnect()
+	testenv.Eventually(t, frameWait, "the session's end", func() bool { return !ts.srv.Connected(d.id) })
+	ended, err = ts.store.Device(ctx, d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.clk.Advance(time.Minute)
+	d.connect(last[0].Seq)
+	testenv.Eventually(t, frameWait, "the second hello's ack in the store", func() bool {
+		dev, err := ts.store.Device(ctx, d.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !dev.LastSeen.Equal(ended.LastSeen) {
+			t.Fatalf("last seen %v, want the session's end %v", dev.LastSeen, ended.LastSeen)
+		}
+		return dev.AckedSeq == last[0].Seq
+	})
 }

@@ -278,8 +278,15 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// so the queue's copy of what the device has applied is only trimmed
 	// by the ack (a crash that loses it costs a resend the device skips by
 	// number).
+	// A last_seen fresher than the session's own refresh period (touch)
+	// is left as it is: a node taking back its devices after a restart
+	// finds them all seen a moment ago, at their sessions' ends.
 	sess.touched = s.cfg.Clock.Now()
-	s.cfg.Store.TouchLater(dev.ID, sess.touched)
+	if sess.touched.Sub(dev.LastSeen) >= s.cfg.InactiveAfter/8 {
+		s.cfg.Store.TouchLater(dev.ID, sess.touched)
+	} else {
+		sess.touched = dev.LastSeen
+	}
 	if hello.LastSeq > 0 {
 		s.cfg.Store.AckLater(dev.ID, hello.LastSeq)
 	}

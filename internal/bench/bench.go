@@ -102,14 +102,17 @@ type Result struct {
 	// phase, in microseconds: steadier than the rate on a shared machine.
 	HelloCPUUs float64 `json:"hello_cpu_us,omitempty"`
 	// FailoverS is how long after the kill every device was up again.
-	FailoverS  float64 `json:"failover_s,omitempty"`
-	Sent       int64   `json:"sent"`
-	Accepted   int64   `json:"accepted"`
-	Refused    int64   `json:"refused"`
-	Errors     int64   `json:"errors"`
-	Delivered  int64   `json:"delivered"`
-	Lost       int64   `json:"lost"`
-	Duplicated int64   `json:"duplicated"`
+	FailoverS float64 `json:"failover_s,omitempty"`
+	// FailoverQuantilesS is when half, 90% and 99% of the devices were
+	// back, in seconds after the kill.
+	FailoverQuantilesS []float64 `json:"failover_quantiles_s,omitempty"`
+	Sent               int64     `json:"sent"`
+	Accepted           int64     `json:"accepted"`
+	Refused            int64     `json:"refused"`
+	Errors             int64     `json:"errors"`
+	Delivered          int64     `json:"delivered"`
+	Lost               int64     `json:"lost"`
+	Duplicated         int64     `json:"duplicated"`
 	// AchievedRate is accepted notifications per second of the send phase.
 	AchievedRate float64 `json:"achieved_rate"`
 	LatencyMs    struct {
@@ -165,8 +168,10 @@ type device struct {
 	seq uint64
 	up  chan struct{}
 	one sync.Once
-	// back is closed when the link is up again after going down.
+	// back is closed when the link is up again after going down, at
+	// backAt.
 	back     chan struct{}
+	backAt   time.Time
 	wentDown bool
 	backOnce sync.Once
 }
@@ -226,7 +231,12 @@ func (d *device) StatusChanged(up bool) {
 	if up {
 		d.one.Do(func() { close(d.up) })
 		if down {
-			d.backOnce.Do(func() { close(d.back) })
+			d.backOnce.Do(func() {
+				d.mu.Lock()
+				d.backAt = time.Now()
+				d.mu.Unlock()
+				close(d.back)
+			})
 		}
 	}
 }
@@ -505,6 +515,18 @@ func (f *fleet) failover(ctx context.Context, pid int, res *Result) error {
 		}
 	}
 	res.FailoverS = time.Since(killed).Seconds()
+	// How the fleet came back: the last device alone may wait out a
+	// backoff the rest did not.
+	took := make([]float64, len(f.devs))
+	for i, d := range f.devs {
+		d.mu.Lock()
+		took[i] = d.backAt.Sub(killed).Seconds()
+		d.mu.Unlock()
+	}
+	slices.Sort(took)
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		res.FailoverQuantilesS = append(res.FailoverQuantilesS, took[int(q*float64(len(took)-1))])
+	}
 	return nil
 }
 

@@ -21,6 +21,9 @@ func WriteTable(w io.Writer, r *Result) error {
 	}
 	if r.FailoverS > 0 {
 		row("service killed", "every device back on another node in %.2f s", r.FailoverS)
+		if q := r.FailoverQuantilesS; len(q) == 3 {
+			row("back after the kill", "50%% in %.2f s, 90%% in %.2f s, 99%% in %.2f s", q[0], q[1], q[2])
+		}
 	}
 	row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
 	if m := r.ServiceMetrics; m != nil {

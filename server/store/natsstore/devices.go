@@ -92,13 +92,19 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	r, _, err := s.getDevice(ctx, id)
-	if err != nil {
-		return store.Device{}, err
+	// The watched copy answers as the bucket would (a hello's device is
+	// rarely one changed in the last moments, and one changed then is
+	// read); what it cannot say is NextSeq, below.
+	r, ok := s.devCache.get(deviceKey(id))
+	if !ok {
+		var err error
+		if r, _, err = s.getDevice(ctx, id); err != nil {
+			return store.Device{}, err
+		}
 	}
 	s.known.Store(id, struct{}{})
 	d := r.device(id)
-	highest, err := s.highestGiven(ctx, id, r.Acked)
+	highest, err := s.highestGiven(ctx, r.Acked)
 	if err != nil {
 		return store.Device{}, err
 	}

@@ -14,32 +14,33 @@ import (
 // A device's end: retired (refused for good, its key kept to prove it) or
 // deleted after being away too long.
 
-// highestGiven is at least the highest number the device has been
-// given: its newest queued notification's or, once acks have purged its
-// subject, the stream's last number (a lazy ack purges without recording
-// itself on the device, so the device's acked number may lag).
-func (s *Store) highestGiven(ctx context.Context, id string, acked uint64) (uint64, error) {
+// highestGiven is at least the highest number the device has been given:
+// the stream's last number, read after the call began (a lazy ack purges
+// without recording itself on the device, so neither the device's subject
+// nor its acked number need hold it). A device may so claim any number
+// the stream has given anyone, which can only skip its own queue.
+func (s *Store) highestGiven(ctx context.Context, acked uint64) (uint64, error) {
+	last, err := s.lastSeq.get(ctx)
+	if err != nil {
+		return 0, unavailable("stream state", err)
+	}
+	return max(last, acked), nil
+}
+
+// streamLast reads the stream's last number from its leader.
+func (s *Store) streamLast(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
 	var last uint64
 	err := retry(ctx, func(ctx context.Context) error {
-		m, err := s.queue.GetLastMsgForSubject(ctx, s.subjectOf(id))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			info, err := s.queue.Info(ctx)
-			if err != nil {
-				return err
-			}
-			last = info.State.LastSeq
-			return nil
-		}
+		info, err := s.queue.Info(ctx)
 		if err != nil {
 			return err
 		}
-		last = m.Sequence
+		last = info.State.LastSeq
 		return nil
 	})
-	if err != nil {
-		return 0, unavailable("device queue", err)
-	}
-	return max(last, acked), nil
+	return last, err
 }
 
 // RetireDevice marks the device retired, deletes its channels and empties

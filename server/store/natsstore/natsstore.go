@@ -117,6 +117,8 @@ type Store struct {
 	cache    *channelCache
 	// devCache is the devices bucket's d.* keys as this node last heard.
 	devCache *watched[deviceRec]
+	// lastSeq reads the stream's last number for every hello at once.
+	lastSeq  fresh[uint64]
 	quota    jetstream.KeyValue
 	outcomes jetstream.KeyValue
 	// maxOutcomes is Options.MaxOutcomes.
@@ -176,6 +178,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("natsstore: connect %s: %w", opts.URLs, err)
 	}
 	s.nc = nc
+	s.lastSeq.read = s.streamLast
 	if err := s.setUp(ctx, opts); err != nil {
 		nc.Close()
 		return nil, err

@@ -199,3 +199,84 @@ func testCopies(t *testing.T, url string, replicas int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Hold tells the node that held the device before, whether this node's
+// copy of the held bucket has caught up or not; Release lets go only of
+// what this node still holds.
+func TestHoldTellsThePreviousHolder(t *testing.T) {
+	url := natstest.Run(t).URL()
+	open := func() (*natsstore.Store, chan uint64) {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "hold"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		told := make(chan uint64, 8)
+		s.OnTakeover(func(dev string, held uint64) {
+			if dev == "dev" {
+				told <- held
+			}
+		})
+		return s, told
+	}
+	a, toldA := open()
+	b, toldB := open()
+	ctx := context.Background()
+	told := func(ch chan uint64, want uint64, who string) {
+		t.Helper()
+		select {
+		case got := <-ch:
+			if got != want {
+				t.Fatalf("%s told of the Hold numbered %d, want %d", who, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s never told of the takeover", who)
+		}
+	}
+	waitCopy := func(s *natsstore.Store) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for _, _, held := natsstore.Copies(s, "", "dev"); !held; _, _, held = natsstore.Copies(s, "", "dev") {
+			if time.Now().After(deadline) {
+				t.Fatal("the copy never saw the hold")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, err := a.Hold(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	// b at once, before its copy may know of a's hold.
+	rb, err := b.Hold(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	told(toldA, rb, "a")
+	// a again, once its copy knows of b's hold: the compare-and-set path.
+	waitCopy(a)
+	ra, err := a.Hold(ctx, "dev")
+	if err != nil || ra <= rb {
+		t.Fatalf("a's second hold: %d, %v; want above %d", ra, err, rb)
+	}
+	told(toldB, ra, "b")
+	// b lets go of what it no longer holds: a still holds it.
+	if err := b.Release(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := b.HeldElsewhere(ctx, "dev"); err != nil || !held {
+		t.Fatalf("after b's stale release: held elsewhere %v, %v; want a still holding", held, err)
+	}
+	waitCopy(a)
+	if err := a.Release(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	// Held again after a release: nobody to tell.
+	if _, err := b.Hold(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-toldA:
+		t.Fatalf("a told of a takeover (%d) after it let go", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

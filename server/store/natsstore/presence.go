@@ -117,18 +117,29 @@ func (s *Store) Hold(ctx context.Context, deviceID string) (uint64, error) {
 	defer cancel()
 	p := s.presence
 	key := deviceKey(deviceID)
-	prev, err := get(ctx, p.held, key)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, unavailable("presence", err)
+	// The copy names the holder to tell, and a compare-and-set against
+	// its revision proves it still was: one round trip where a read and
+	// a write took two. A copy that lags falls back to both.
+	prev, rev, _ := p.copy.entry(key)
+	rev, err := p.held.Update(ctx, key, []byte(p.node), rev)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		prev = ""
+		e, gerr := get(ctx, p.held, key)
+		if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return 0, unavailable("presence", gerr)
+		}
+		if e != nil {
+			prev = string(e.Value())
+		}
+		rev, err = p.held.Put(ctx, key, []byte(p.node))
 	}
-	rev, err := p.held.Put(ctx, key, []byte(p.node))
 	if err != nil {
 		return 0, unavailable("presence", err)
 	}
 	p.copy.written(key, rev)
-	if prev != nil && string(prev.Value()) != p.node {
+	if prev != "" && prev != p.node {
 		msg := deviceID + " " + strconv.FormatUint(rev, 10)
-		if err := s.nc.Publish(s.takeoverSubject(string(prev.Value())), []byte(msg)); err != nil {
+		if err := s.nc.Publish(s.takeoverSubject(prev), []byte(msg)); err != nil {
 			s.log.Warn("natsstore: telling of a takeover", "device", deviceID, "err", err)
 		}
 	}
@@ -143,7 +154,21 @@ func (s *Store) Release(ctx context.Context, deviceID string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	p := s.presence
-	e, err := get(ctx, p.held, deviceKey(deviceID))
+	key := deviceKey(deviceID)
+	// A deletion conditional on the copy's revision spares the read when
+	// the copy is up to date, as it is unless the device came a moment
+	// ago.
+	if node, rev, _ := p.copy.entry(key); node == p.node {
+		err := p.held.Delete(ctx, key, jetstream.LastRevision(rev))
+		if err == nil {
+			p.copy.deleted(key, rev)
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return unavailable("presence", err)
+		}
+	}
+	e, err := get(ctx, p.held, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
@@ -153,12 +178,12 @@ func (s *Store) Release(ctx context.Context, deviceID string) error {
 	if string(e.Value()) != p.node {
 		return nil
 	}
-	err = p.held.Delete(ctx, deviceKey(deviceID), jetstream.LastRevision(e.Revision()))
+	err = p.held.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return unavailable("presence", err)
 	}
 	if err == nil {
-		p.copy.deleted(deviceKey(deviceID), e.Revision())
+		p.copy.deleted(key, e.Revision())
 	}
 	return nil
 }

@@ -72,6 +72,7 @@ func (c *watched[T]) apply(e jetstream.KeyValueEntry) {
 	}
 	c.dropLocked(key)
 	if e.Operation() != jetstream.KeyValuePut {
+		c.revs[key] = e.Revision() // the deletion's, for a compare-and-set
 		return
 	}
 	v, err := c.decode(e.Value())
@@ -106,6 +107,16 @@ func (c *watched[T]) get(key string) (v T, known bool) {
 	}
 	v, known = c.vals[key]
 	return v, known
+}
+
+// entry is the copy's value and revision for the key, however new, for a
+// compare-and-set (which the bucket checks): ok with a zero value for a
+// deleted key, rev zero for a key the copy never saw.
+func (c *watched[T]) entry(key string) (v T, rev uint64, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok = c.vals[key]
+	return v, c.revs[key], ok
 }
 
 // held reports whether the copy holds a value for the key, however new.
