@@ -16,6 +16,8 @@ type fresh[T any] struct {
 	busy   bool          // a read is in flight
 	landed chan struct{} // closed when the read in flight lands
 	next   *flight[T]    // the read that starts after it, if anyone waits
+	// waiting counts callers waiting for another's read (for tests).
+	waiting int
 }
 
 type flight[T any] struct {
@@ -35,21 +37,33 @@ func (f *fresh[T]) get(ctx context.Context) (T, error) {
 			return f.lead(ctx, fl)
 		}
 		landed := f.landed
+		f.waiting++
 		f.mu.Unlock()
-		select {
-		case <-fl.done:
-			return fl.val, fl.err
-		default:
-		}
-		select {
-		case <-fl.done:
-			return fl.val, fl.err
-		case <-landed:
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		}
+		v, done, err := f.wait(ctx, fl, landed)
 		f.mu.Lock()
+		f.waiting--
+		if done {
+			f.mu.Unlock()
+			return v, err
+		}
+	}
+}
+
+// wait waits for fl, or for the read in flight to land (done false: fl may
+// now be the caller's to lead).
+func (f *fresh[T]) wait(ctx context.Context, fl *flight[T], landed chan struct{}) (v T, done bool, err error) {
+	select {
+	case <-fl.done:
+		return fl.val, true, fl.err
+	default:
+	}
+	select {
+	case <-fl.done:
+		return fl.val, true, fl.err
+	case <-landed:
+		return v, false, nil
+	case <-ctx.Done():
+		return v, true, ctx.Err()
 	}
 }
 

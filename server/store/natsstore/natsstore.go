@@ -183,30 +183,28 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		nc.Close()
 		return nil, err
 	}
-	if err := s.watchChannels(ctx); err != nil {
-		s.cons.Stop()
-		nc.Close()
-		return nil, err
-	}
-	if s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice); err != nil {
-		s.cons.Stop()
-		nc.Close()
-		return nil, err
-	}
-	if err := s.setUpQuota(ctx, opts); err != nil {
-		s.cons.Stop()
-		nc.Close()
-		return nil, err
-	}
-	if err := s.setUpOutcomes(ctx, opts); err != nil {
-		s.cons.Stop()
-		nc.Close()
-		return nil, err
-	}
-	if err := s.setUpPresence(ctx, opts); err != nil {
-		s.cons.Stop()
-		nc.Close()
-		return nil, err
+	// Past setUp, a step that fails stops what the steps before it
+	// started: the consumer, the watches and their goroutines.
+	for _, step := range []func() error{
+		func() error { return s.watchChannels(ctx) },
+		func() (err error) {
+			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice)
+			return err
+		},
+		func() error { return s.setUpQuota(ctx, opts) },
+		func() error { return s.setUpOutcomes(ctx, opts) },
+		func() error { return s.setUpPresence(ctx, opts) },
+	} {
+		if err := step(); err != nil {
+			close(s.stop)
+			if s.cache != nil {
+				s.cache.w.Stop()
+			}
+			s.wg.Wait()
+			s.cons.Stop()
+			nc.Close()
+			return nil, err
+		}
 	}
 	s.wg.Add(1)
 	go s.flusher()
