@@ -188,7 +188,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	for _, step := range []func() error{
 		func() error { return s.watchChannels(ctx) },
 		func() (err error) {
-			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice)
+			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice, nil)
 			return err
 		},
 		func() error { return s.setUpQuota(ctx, opts) },
@@ -197,9 +197,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	} {
 		if err := step(); err != nil {
 			close(s.stop)
-			if s.cache != nil {
-				s.cache.w.Stop()
-			}
 			s.wg.Wait()
 			s.cons.Stop()
 			nc.Close()
@@ -270,7 +267,6 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.stop)
-		s.cache.w.Stop()
 		s.wg.Wait()
 		s.cons.Stop()
 		s.nc.Drain()

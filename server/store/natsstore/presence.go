@@ -56,7 +56,7 @@ func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
 	if _, err := p.nodes.Put(ctx, p.node, nil); err != nil {
 		return fmt.Errorf("natsstore: announcing the node: %w", err)
 	}
-	if p.copy, err = watch(ctx, s, p.held, ">", func(b []byte) (string, error) { return string(b), nil }); err != nil {
+	if p.copy, err = watch(ctx, s, p.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil); err != nil {
 		return err
 	}
 	p.sub, err = s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {

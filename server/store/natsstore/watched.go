@@ -26,19 +26,23 @@ type watched[T any] struct {
 	// watch must reach before the copy answers for it again.
 	floor  map[string]uint64
 	decode func([]byte) (T, error)
-	w      jetstream.KeyWatcher
+	// changed, if set, is told of every value the copy drops or takes,
+	// under its lock (to keep an index of its own).
+	changed func(key string, old, new *T)
+	w       jetstream.KeyWatcher
 }
 
 // watch starts a copy of the keys matching filter; the copy stops when
 // the store closes. ctx bounds only starting it: a watch ends with the
 // context it was made with, and Open's ends when Open returns.
-func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter string, decode func([]byte) (T, error)) (*watched[T], error) {
+func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter string, decode func([]byte) (T, error),
+	changed func(key string, old, new *T)) (*watched[T], error) {
 	w, err := kv.Watch(context.WithoutCancel(ctx), filter)
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: watching %s: %w", filter, err)
 	}
 	c := &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
-		decode: decode, w: w}
+		decode: decode, changed: changed, w: w}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -80,9 +84,15 @@ func (c *watched[T]) apply(e jetstream.KeyValueEntry) {
 		return // read from the bucket, which reports the error
 	}
 	c.vals[key], c.revs[key], c.learned[key] = v, e.Revision(), time.Now()
+	if c.changed != nil {
+		c.changed(key, nil, &v)
+	}
 }
 
 func (c *watched[T]) dropLocked(key string) {
+	if old, ok := c.vals[key]; ok && c.changed != nil {
+		c.changed(key, &old, nil)
+	}
 	delete(c.vals, key)
 	delete(c.revs, key)
 	delete(c.learned, key)
