@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,9 +182,30 @@ func TestClusterNATSServerDiesInBurst(t *testing.T) {
 // chooses which node each of its connections goes to.
 type wsDevice struct {
 	id, secret string
+	// lastSeq is what the next hello says the device applied.
+	lastSeq uint64
 }
 
 func (d *wsDevice) dial(t *testing.T, svc *server.Service) *websocket.Conn {
+	t.Helper()
+	conn, data, err := d.hello(t, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := wire.DecodeService(data)
+	w, ok := f.(*wire.Welcome)
+	if err != nil || !ok {
+		t.Fatalf("hello answered with %s", data)
+	}
+	if d.id == "" {
+		d.id, d.secret = w.ID, w.Secret
+	}
+	return conn
+}
+
+// hello connects, says hello and returns the service's answer, or the
+// error reading it (a close).
+func (d *wsDevice) hello(t *testing.T, svc *server.Service) (*websocket.Conn, []byte, error) {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(svc.URL(), "http")+server.DevicePath, nil)
 	if err != nil {
@@ -200,7 +222,7 @@ func (d *wsDevice) dial(t *testing.T, svc *server.Service) *websocket.Conn {
 	if err != nil || !ok {
 		t.Fatalf("first frame %s, want a challenge", data)
 	}
-	hello := wire.Hello{Type: wire.TypeHello, Version: wire.Version}
+	hello := wire.Hello{Type: wire.TypeHello, Version: wire.Version, LastSeq: d.lastSeq}
 	if d.id != "" {
 		hello.ID, hello.Nonce = d.id, wire.NewNonce()
 		hello.Proof = wire.HelloProof(wire.DeviceKey(d.secret), challenge.Nonce, hello.Nonce, d.id)
@@ -210,18 +232,7 @@ func (d *wsDevice) dial(t *testing.T, svc *server.Service) *websocket.Conn {
 		t.Fatal(err)
 	}
 	_, data, err = conn.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := wire.DecodeService(data)
-	w, ok := f.(*wire.Welcome)
-	if err != nil || !ok {
-		t.Fatalf("hello answered with %s", data)
-	}
-	if d.id == "" {
-		d.id, d.secret = w.ID, w.Secret
-	}
-	return conn
+	return conn, data, err
 }
 
 // open registers a channel for app over conn and returns its URI.
@@ -351,4 +362,87 @@ func TestClusterNodeDies(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "the device on node C", func() bool { return c.ConnectedCount() == 1 })
 	t.Logf("device back on node C %v after node B stopped", time.Since(stopped).Round(time.Millisecond))
 	waitToastsOnce(t, d.Client, want)
+}
+
+// On a cluster a hello's last_seq is bounded by the highest number the
+// queue stream has given any device: above it is closed 4002; a number
+// given to another device is taken, and skips only the claimant's own
+// queue, never the other device's.
+func TestClusterLastSeqClaims(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server NATS cluster")
+	}
+	nc := natstest.RunCluster(t, 3)
+	a, b := clusterNode(t, nc, "node-a"), clusterNode(t, nc, "node-b")
+	victim, attacker := &wsDevice{}, &wsDevice{}
+	vconn := victim.dial(t, a)
+	vuri := victim.open(t, vconn, "raw-app")
+	vconn.Close()
+	testenv.Eventually(t, 10*time.Second, "the victim away", func() bool { return !a.Connected(victim.id) })
+	aconn := attacker.dial(t, b)
+	attacker.open(t, aconn, "raw-app")
+	aconn.Close()
+	testenv.Eventually(t, 10*time.Second, "the attacker away", func() bool { return !b.Connected(attacker.id) })
+
+	for i := range 3 {
+		if r := post(t, on(b, vuri), mpnsRequest{body: []byte(fmt.Sprint("v", i))}); r.status != http.StatusOK || r.notification != "Received" {
+			t.Fatalf("POST %d to the victim: %d %s", i, r.status, r.notification)
+		}
+	}
+	// The victim's numbers, as the victim will be given them.
+	vconn = victim.dial(t, a)
+	var seqs []uint64
+	vconn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(seqs) < 3 {
+		_, data, err := vconn.ReadMessage()
+		if err != nil {
+			t.Fatalf("the victim's notifications: %v", err)
+		}
+		if f, err := wire.DecodeService(data); err == nil {
+			if n, ok := f.(*wire.Notify); ok {
+				for _, x := range n.Notifications {
+					seqs = append(seqs, x.Seq)
+				}
+			}
+		}
+	}
+	vconn.Close()
+	testenv.Eventually(t, 10*time.Second, "the victim away again", func() bool { return !a.Connected(victim.id) })
+
+	// Far above anything given: refused on either node.
+	for _, node := range []*server.Service{a, b} {
+		attacker.lastSeq = seqs[2] + 1_000_000
+		_, data, err := attacker.hello(t, node)
+		if !websocket.IsCloseError(err, wire.CloseProtocol) {
+			t.Fatalf("last_seq %d on %s: answered %s, %v; want close %d", attacker.lastSeq, node.URL(), data, err, wire.CloseProtocol)
+		}
+	}
+	// The victim's own number: taken.
+	attacker.lastSeq = seqs[2]
+	aconn = attacker.dial(t, b)
+	aconn.Close()
+	testenv.Eventually(t, 10*time.Second, "the attacker away again", func() bool { return !b.Connected(attacker.id) })
+
+	// The victim, reconnecting as if it had applied nothing, still gets
+	// all three.
+	victim.lastSeq = 0
+	vconn = victim.dial(t, b)
+	var again []uint64
+	vconn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(again) < 3 {
+		_, data, err := vconn.ReadMessage()
+		if err != nil {
+			t.Fatalf("the victim's notifications after the claim: %v (got %v)", err, again)
+		}
+		if f, err := wire.DecodeService(data); err == nil {
+			if n, ok := f.(*wire.Notify); ok {
+				for _, x := range n.Notifications {
+					again = append(again, x.Seq)
+				}
+			}
+		}
+	}
+	if !slices.Equal(again, seqs) {
+		t.Fatalf("the victim was sent %v after the claim, want %v", again, seqs)
+	}
 }
