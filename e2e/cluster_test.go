@@ -391,21 +391,7 @@ func TestClusterLastSeqClaims(t *testing.T) {
 	}
 	// The victim's numbers, as the victim will be given them.
 	vconn = victim.dial(t, a)
-	var seqs []uint64
-	vconn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for len(seqs) < 3 {
-		_, data, err := vconn.ReadMessage()
-		if err != nil {
-			t.Fatalf("the victim's notifications: %v", err)
-		}
-		if f, err := wire.DecodeService(data); err == nil {
-			if n, ok := f.(*wire.Notify); ok {
-				for _, x := range n.Notifications {
-					seqs = append(seqs, x.Seq)
-				}
-			}
-		}
-	}
+	seqs := notified(t, vconn, 3)
 	vconn.Close()
 	testenv.Eventually(t, 10*time.Second, "the victim away again", func() bool { return !a.Connected(victim.id) })
 
@@ -427,22 +413,29 @@ func TestClusterLastSeqClaims(t *testing.T) {
 	// all three.
 	victim.lastSeq = 0
 	vconn = victim.dial(t, b)
-	var again []uint64
-	vconn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for len(again) < 3 {
-		_, data, err := vconn.ReadMessage()
+	if again := notified(t, vconn, 3); !slices.Equal(again, seqs) {
+		t.Fatalf("the victim was sent %v after the claim, want %v", again, seqs)
+	}
+}
+
+// notified reads conn until n notifications came and returns their
+// numbers.
+func notified(t *testing.T, conn *websocket.Conn, n int) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(seqs) < n {
+		_, data, err := conn.ReadMessage()
 		if err != nil {
-			t.Fatalf("the victim's notifications after the claim: %v (got %v)", err, again)
+			t.Fatalf("waiting for %d notifications (got %v): %v", n, seqs, err)
 		}
 		if f, err := wire.DecodeService(data); err == nil {
-			if n, ok := f.(*wire.Notify); ok {
-				for _, x := range n.Notifications {
-					again = append(again, x.Seq)
+			if batch, ok := f.(*wire.Notify); ok {
+				for _, x := range batch.Notifications {
+					seqs = append(seqs, x.Seq)
 				}
 			}
 		}
 	}
-	if !slices.Equal(again, seqs) {
-		t.Fatalf("the victim was sent %v after the claim, want %v", again, seqs)
-	}
+	return seqs
 }
