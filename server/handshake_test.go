@@ -463,3 +463,28 @@ func TestHelloTouchAndAckLand(t *testing.T) {
 		return dev.AckedSeq == last[0].Seq
 	})
 }
+
+// A last-seen in the future (another node's clock ahead, or a bad write)
+// costs no write at the hello, and never holds the session's own refresh
+// back: it comes due a refresh period after the hello, as for any device.
+func TestHelloLastSeenInTheFuture(t *testing.T) {
+	ts := startService(t, server.Config{})
+	ctx := context.Background()
+	d := ts.enrol()
+	d.disconnect()
+	future := ts.clk.Now().Add(365 * 24 * time.Hour)
+	if err := ts.store.TouchDevice(ctx, d.id, future); err != nil {
+		t.Fatal(err)
+	}
+	d.connect(0)
+	ts.clk.Advance(server.DefaultInactiveAfter/8 + time.Minute)
+	refreshed := ts.clk.Now()
+	d.send(wire.Ack{Type: wire.TypeAck, Seq: 0})
+	testenv.Eventually(t, frameWait, "the session's refresh of last-seen", func() bool {
+		dev, err := ts.store.Device(ctx, d.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dev.LastSeen.Equal(refreshed.Truncate(time.Millisecond))
+	})
+}

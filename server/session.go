@@ -277,15 +277,16 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// durably; the writer sends only what is above the hello's last_seq,
 	// so the queue's copy of what the device has applied is only trimmed
 	// by the ack (a crash that loses it costs a resend the device skips by
-	// number).
-	// A last_seen fresher than the session's own refresh period (touch)
-	// is left as it is: a node taking back its devices after a restart
-	// finds them all seen a moment ago, at their sessions' ends.
-	sess.touched = s.cfg.Clock.Now()
-	if sess.touched.Sub(dev.LastSeen) >= s.cfg.InactiveAfter/8 {
-		s.cfg.Store.TouchLater(dev.ID, sess.touched)
-	} else {
-		sess.touched = dev.LastSeen
+	// number). A last_seen fresher than the session's own refresh period
+	// (touch) is not written at all: a node taking back its devices after
+	// a restart finds them all seen a moment ago, at their sessions' ends.
+	now := s.cfg.Clock.Now()
+	sess.touched = now
+	switch {
+	case now.Sub(dev.LastSeen) >= s.cfg.InactiveAfter/8:
+		s.cfg.Store.TouchLater(dev.ID, now)
+	case dev.LastSeen.Before(now):
+		sess.touched = dev.LastSeen // the refresh comes due from there
 	}
 	if hello.LastSeq > 0 {
 		s.cfg.Store.AckLater(dev.ID, hello.LastSeq)

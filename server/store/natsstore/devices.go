@@ -63,7 +63,6 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		return unavailable("create device", err)
 	}
 	s.devCache.written(deviceKey(d.ID), rev)
-	s.known.Store(d.ID, struct{}{})
 	if _, err := s.devices.Put(ctx, "s."+hash(d.Source)+"."+token(d.ID), nil); err != nil {
 		return unavailable("index device", err)
 	}
@@ -102,7 +101,6 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 			return store.Device{}, err
 		}
 	}
-	s.known.Store(id, struct{}{})
 	d := r.device(id)
 	highest, err := s.highestGiven(ctx, r.Acked)
 	if err != nil {

@@ -182,7 +182,6 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 		return false, unavailable("delete device", err)
 	}
 	s.devCache.deleted(deviceKey(id), rev)
-	s.known.Delete(id)
 	if err := s.deleteChannels(ctx, id); err != nil {
 		return true, err
 	}

@@ -95,10 +95,6 @@ type Store struct {
 	log      *slog.Logger
 	nowFunc  func() time.Time
 
-	// known holds devices seen to exist (DeleteDevice forgets them), so
-	// enqueueing need not look the device up every time.
-	known sync.Map
-
 	hook atomic.Pointer[func(store.Queued)]
 	cons jetstream.ConsumeContext
 	// passed is the highest stream sequence the consumer has handed to

@@ -133,15 +133,15 @@ func isWrongLast(err error) bool {
 		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
+// knownDevice checks the device exists: from the watched copy, which
+// holds every device but those written in the last moments, else from
+// the bucket.
 func (s *Store) knownDevice(ctx context.Context, id string) error {
-	if _, ok := s.known.Load(id); ok {
+	if s.devCache.held(deviceKey(id)) {
 		return nil
 	}
-	if _, _, err := s.getDevice(ctx, id); err != nil {
-		return err
-	}
-	s.known.Store(id, struct{}{})
-	return nil
+	_, _, err := s.getDevice(ctx, id)
+	return err
 }
 
 // maxMergeTries bounds how often a tile merge starts again after another
