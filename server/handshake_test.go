@@ -114,6 +114,13 @@ func TestHelloValidated(t *testing.T) {
 		{"power of 60 KB, proven", proven(strings.Repeat("p", 60<<10)), "valid hello"},
 		{"power unknown, proven", proven("turbo"), "valid hello"},
 		{"not a hello", asJSON(map[string]any{"type": "ack", "seq": 1}), "valid hello"},
+		{"version 2, proven, with its secret too", func(c *wire.Challenge) []byte {
+			h := helloFor(t, c, victim.id, victim.secret, 0)
+			h.Secret = victim.secret
+			b, _ := json.Marshal(h)
+			return b
+		}, "valid hello"},
+		{"enrolling with a nonce", asJSON(map[string]any{"type": "hello", "version": wire.Version, "nonce": wire.NewNonce()}), "valid hello"},
 	}
 	refused, served := 0, 0
 	for _, tt := range tests {
@@ -138,7 +145,7 @@ func TestHelloValidated(t *testing.T) {
 	t.Logf("hellos no daemon sends: %d tried, %d closed 4002, 0 devices created, stored power unchanged; legitimate sender and device: sent %d, 200 Received %d, delivered %d",
 		len(tests), refused, served, served, served)
 	m := testenv.Scrape(t, base+server.MetricsPath)
-	for reason, want := range map[string]float64{"unsupported version": 3, "bad hello": 5, wire.RefusedBadProof: 0} {
+	for reason, want := range map[string]float64{"unsupported version": 3, "bad hello": 7, wire.RefusedBadProof: 0} {
 		if got := m.Value("herald_service_device_refusals_total", "reason", reason); got != want {
 			t.Errorf("refusals for %q: %v, want %v", reason, got, want)
 		}

@@ -58,6 +58,11 @@ func TestHelloValidation(t *testing.T) {
 		{"nonce not base64url", `{"type":"hello","version":2,"id":"d","nonce":"` + strings.Repeat("+", NonceChars) + `","proof":"` + proof + `"}`, false, false},
 		{"short proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"abc"}`, false, false},
 		{"proof without id", `{"type":"hello","version":2,"nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
+		{"version 2 with a secret and a valid proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"` + proof + `","secret":"s"}`, false, false},
+		{"enrolling with a secret", `{"type":"hello","version":2,"secret":"s"}`, false, false},
+		{"padded proof", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `","proof":"` + proof + `="}`, false, false},
+		{"padded nonce", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `=","proof":"` + proof + `"}`, false, false},
+		{"enrolling with a nonce", `{"type":"hello","version":2,"nonce":"` + nonce + `"}`, false, false},
 		{"id too long", `{"type":"hello","version":2,"id":"` + strings.Repeat("d", MaxIDLength+1) + `","nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
