@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -205,7 +206,69 @@ func queryService(name string, user bool) serviceState {
 type statusReport struct {
 	ServiceState serviceState `json:"os_service"`
 	Daemon       bool         `json:"daemon_running"`
+	// SystemDaemon is set when no daemon answered on the socket asked
+	// and the system daemon's socket exists.
+	SystemDaemon *systemDaemon `json:"system_daemon,omitempty"`
 	*app.Status
+}
+
+// systemDaemon is what a user who finds no daemon of their own learns of
+// the system one: where its socket is and whether they may use it.
+type systemDaemon struct {
+	Socket string `json:"socket"`
+	// State is "answers", "permission denied" (the socket is not the
+	// user's, and they are not in its group) or "no answer".
+	State string `json:"state"`
+}
+
+// The states of systemDaemon.
+const (
+	systemAnswers = "answers"
+	systemDenied  = "permission denied"
+	systemSilent  = "no answer"
+)
+
+// systemSocket is the system daemon's socket; tests point it elsewhere.
+var systemSocket = func() string { return platform.DefaultPaths(false).Socket }
+
+// probeSystemDaemon looks for the system daemon when none answered on
+// tried: a normal user's commands default to their own socket, so a
+// system service running is otherwise reported as "not running".
+func probeSystemDaemon(ctx context.Context, tried string) *systemDaemon {
+	sock := systemSocket()
+	if filepath.Clean(sock) == filepath.Clean(tried) {
+		return nil
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return nil
+	}
+	sd := &systemDaemon{Socket: sock, State: systemSilent}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			sd.State = systemDenied
+		}
+		return sd
+	}
+	c.Close()
+	if _, err := app.NewClient(sock).Status(ctx); err == nil {
+		sd.State = systemAnswers
+	}
+	return sd
+}
+
+// systemDaemonHint says how to reach the system daemon.
+func systemDaemonHint(sd *systemDaemon) string {
+	switch sd.State {
+	case systemAnswers:
+		return fmt.Sprintf("system daemon: answers on %s; talk to it with --socket %s or HERALD_SOCKET=%s\n", sd.Socket, sd.Socket, sd.Socket)
+	case systemDenied:
+		return fmt.Sprintf("system daemon: its socket %s is there, but you may not use it: it is only for the daemon's user\n"+
+			"  (mode 0600) unless the daemon runs with --socket-group GROUP (socket_group) and you are in GROUP:\n"+
+			"  sudo usermod -aG GROUP $USER, log in again, then --socket %s or HERALD_SOCKET=%s\n", sd.Socket, sd.Socket, sd.Socket)
+	}
+	return fmt.Sprintf("system daemon: its socket %s is there but nothing answers (a daemon that crashed, or still starting)\n", sd.Socket)
 }
 
 // statusCmd reports whether the service is installed and running and, if
@@ -235,14 +298,18 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		return cliError(stderr, "status", err)
 	}
 	answered := err == nil
+	var sd *systemDaemon
+	if !answered {
+		sd = probeSystemDaemon(ctx, socket)
+	}
 	if *asJSON {
-		rep := statusReport{ServiceState: svcState, Daemon: answered}
+		rep := statusReport{ServiceState: svcState, Daemon: answered, SystemDaemon: sd}
 		if answered {
 			rep.Status = &st
 		}
 		printJSON(stdout, rep)
 	} else {
-		printStatus(stdout, svcState, socket, answered, st)
+		printStatus(stdout, svcState, socket, answered, st, sd)
 	}
 	if !answered {
 		return 3
@@ -250,7 +317,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status) {
+func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status, sd *systemDaemon) {
 	// The daemon comes first: it is what a user asks about, and a daemon
 	// run in a terminal has no OS service at all.
 	if !answered {
@@ -268,6 +335,12 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 	}
 	if !answered {
 		fmt.Fprintln(w, line)
+		if sd != nil {
+			fmt.Fprint(w, systemDaemonHint(sd))
+			if sd.State == systemAnswers {
+				return
+			}
+		}
 		fmt.Fprint(w, notRunningHint)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,6 +107,7 @@ func TestServiceCommandErrors(t *testing.T) {
 
 // TestStatusNothingRunning: no service, no daemon.
 func TestStatusNothingRunning(t *testing.T) {
+	setSystemSocket(t, filepath.Join(t.TempDir(), "none.sock"))
 	var out, errb bytes.Buffer
 	name := "herald-test-" + randomHex(t)
 	sock := testenv.SocketPath(t)
@@ -148,6 +150,84 @@ func TestStatusForegroundDaemon(t *testing.T) {
 	out = status()
 	if !strings.Contains(out, "link:        offline (held by the emulator/UI") || strings.Contains(out, "next attempt") {
 		t.Fatalf("status held offline:\n%s", out)
+	}
+}
+
+// setSystemSocket points status at a system daemon's socket of the
+// test's own, not the machine's.
+func setSystemSocket(t *testing.T, path string) {
+	t.Helper()
+	old := systemSocket
+	systemSocket = func() string { return path }
+	t.Cleanup(func() { systemSocket = old })
+}
+
+// TestStatusNamesSystemDaemon: a user whose own socket has no daemon is
+// told where the system daemon's socket is and how to reach it, or why
+// they cannot: root may use any socket, anyone else only one that lets
+// them in (socket_group).
+func TestStatusNamesSystemDaemon(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
+	setSystemSocket(t, d.Socket)
+	mine := testenv.SocketPath(t) // nothing listens here
+	name := "herald-test-" + randomHex(t)
+	status := func(args ...string) (string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(append([]string{"status", "--name", name, "--socket", mine}, args...), &out, &errb)
+		if errb.Len() > 0 {
+			t.Errorf("stderr: %s", errb.String())
+		}
+		return out.String(), code
+	}
+
+	out, code := status()
+	if code != 3 || !strings.HasPrefix(out, "daemon:      not running (no answer on "+mine+")\n") ||
+		!strings.Contains(out, "system daemon: answers on "+d.Socket+"; talk to it with --socket "+d.Socket+" or HERALD_SOCKET="+d.Socket+"\n") {
+		t.Fatalf("exit %d, status:\n%s", code, out)
+	}
+	out, _ = status("--json")
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Daemon || rep.SystemDaemon == nil ||
+		*rep.SystemDaemon != (systemDaemon{Socket: d.Socket, State: systemAnswers}) {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+
+	// A socket the user may not open: mode 0 keeps out everyone but root.
+	if err := os.Chmod(d.Socket, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, code = status()
+	if os.Geteuid() == 0 {
+		if code != 3 || !strings.Contains(out, "system daemon: answers on "+d.Socket) {
+			t.Fatalf("root, socket mode 0: exit %d, status:\n%s", code, out)
+		}
+	} else {
+		for _, w := range []string{"system daemon: its socket " + d.Socket + " is there, but you may not use it", "--socket-group GROUP", "usermod -aG GROUP", "herald run"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("uid %d, socket mode 0: status lacks %q:\n%s", os.Geteuid(), w, out)
+			}
+		}
+	}
+
+	// A socket left behind by a daemon that is gone.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	setSystemSocket(t, stale)
+	if out, code = status(); code != 3 || !strings.Contains(out, "system daemon: its socket "+stale+" is there but nothing answers") || !strings.Contains(out, "herald run") {
+		t.Fatalf("stale socket: exit %d, status:\n%s", code, out)
+	}
+
+	// The system socket itself, asked for and silent, is not suggested.
+	setSystemSocket(t, mine)
+	if out, _ = status(); strings.Contains(out, "system daemon") {
+		t.Fatalf("the socket tried suggested as the system one:\n%s", out)
 	}
 }
 
