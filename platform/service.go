@@ -329,6 +329,13 @@ func (s *Service) endedEarly(err error) {
 // and uninstalling also removes the /etc/rc?.d links that install made.
 // Uninstall does not stop a running service.
 func (s *Service) Control(action string) error {
+	// An action that does not exist is the caller's mistake whoever runs
+	// it, so it is named before asking whether this user may act.
+	switch action {
+	case "install", "uninstall", "start", "stop", "restart":
+	default:
+		return fmt.Errorf("service %s: %w %q", s.opts.Name, ErrUnknownAction, action)
+	}
 	if err := checkControl(s.Platform(), s.opts, os.Geteuid(), action, exec.LookPath); err != nil {
 		return fmt.Errorf("%s service %s: %w", action, s.opts.Name, err)
 	}
@@ -344,8 +351,6 @@ func (s *Service) Control(action string) error {
 		err = s.svc.Stop()
 	case "restart":
 		err = s.svc.Restart()
-	default:
-		return fmt.Errorf("service %s: %w %q", s.opts.Name, ErrUnknownAction, action)
 	}
 	if err != nil {
 		return fmt.Errorf("%s service %s: %w", action, s.opts.Name, err)

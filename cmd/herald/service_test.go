@@ -19,6 +19,7 @@ import (
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
 )
 
@@ -82,6 +83,17 @@ func TestInstallPrint(t *testing.T) {
 // TestServiceCommandErrors checks that bad service commands fail with a
 // message rather than touching anything.
 func TestServiceCommandErrors(t *testing.T) {
+	// Uninstalling a service never installed: root's default is the
+	// system service, which is not there. A normal user's default is a
+	// per-user service, which System V init cannot have at all; elsewhere
+	// it is not there either.
+	never := "herald-test-never-installed-" + randomHex(t)
+	notThere := "not installed"
+	if svc, err := platform.NewService(serviceOptions(never, userMode()), nil); err != nil {
+		t.Fatal(err)
+	} else if userMode() && svc.Platform() == "unix-systemv" {
+		notThere = "per-user services need systemd or launchd"
+	}
 	tests := []struct {
 		args []string
 		code int
@@ -90,7 +102,7 @@ func TestServiceCommandErrors(t *testing.T) {
 		{[]string{"install", "--print", "--name", "bad name"}, 1, "invalid service name"},
 		{[]string{"install", "--print", "--user", "--run-as", "nobody"}, 1, "cannot run as another user"},
 		{[]string{"start", "extra"}, 2, "usage: herald start"},
-		{[]string{"uninstall", "--name", "herald-test-never-installed-" + randomHex(t)}, 1, "not installed"},
+		{[]string{"uninstall", "--name", never}, 1, notThere},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
