@@ -28,6 +28,11 @@ type ServiceOptions struct {
 	Arguments   []string // e.g. ["run", "--data", "/var/lib/herald"]
 	User        bool     // per-user service (systemd user unit / launchd agent)
 	RunAs       string   // dedicated system user, when given (system service only)
+	// CopyFrom, when set, is the binary install copies to Executable
+	// (atomically) before registering the service, so that the service
+	// runs a copy of its own (ServiceBinary) rather than a build that a
+	// rebuild or `git clean` may remove; uninstall removes that copy.
+	CopyFrom string
 	// LogDirectory is where System V and launchd append the daemon's
 	// standard output and error (<name>.log and <name>.err under System V);
 	// "" = the library's default, /var/log. systemd sends them to the
@@ -392,6 +397,11 @@ func (s *Service) install() error {
 	if st, err := s.Status(); err == nil && st != StatusNotInstalled {
 		return ErrAlreadyInstalled
 	}
+	if s.opts.CopyFrom != "" {
+		if err := copyBinary(s.opts.CopyFrom, s.exe); err != nil {
+			return err
+		}
+	}
 	return s.svc.Install()
 }
 
@@ -403,7 +413,12 @@ func (s *Service) uninstall() error {
 		return err
 	}
 	if s.Platform() == platformSysV {
-		return removeSysvLinks(sysvEtc, s.opts.Name)
+		if err := removeSysvLinks(sysvEtc, s.opts.Name); err != nil {
+			return err
+		}
+	}
+	if s.opts.CopyFrom != "" {
+		return removeBinary(s.exe)
 	}
 	return nil
 }

@@ -101,7 +101,7 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	print := sf.fs.Bool("print", false, "print the systemd unit instead of installing")
 	runAs := sf.fs.String("run-as", "", "dedicated user the system service runs as (systemd)")
 	logDir := sf.fs.String("log-dir", "", "where System V and launchd write the daemon's output (default /var/log)")
-	exe := sf.fs.String("executable", "", "the herald binary the service runs (default: this one)")
+	exe := sf.fs.String("executable", "", "the herald binary the service runs, used where it is (default: a copy of this one, made at install)")
 	vals := map[string]*string{}
 	for _, f := range runFlags {
 		vals[f.name] = sf.fs.String(f.name, "", f.usage)
@@ -126,12 +126,20 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := serviceOptions(*sf.name, *sf.user)
 	opts.Arguments, opts.RunAs, opts.LogDirectory, opts.Executable = runArgs, *runAs, *logDir, *exe
+	if *exe == "" {
+		if opts.Executable, opts.CopyFrom, err = ownCopy(*sf.name, *sf.user); err != nil {
+			return cliError(stderr, "install", err)
+		}
+	}
 	if *print {
 		unit, err := platform.SystemdUnit(opts)
 		if err != nil {
 			return cliError(stderr, "install", err)
 		}
 		fmt.Fprint(stdout, unit)
+		if opts.CopyFrom != "" {
+			fmt.Fprintf(stderr, "herald: install copies %s to %s, which the service runs\n", opts.CopyFrom, opts.Executable)
+		}
 		return 0
 	}
 	svc, err := platform.NewService(opts, nil)
@@ -141,8 +149,27 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	if err := svc.Control("install"); err != nil {
 		return cliError(stderr, "install", err)
 	}
-	fmt.Fprintf(stdout, "herald: installed service %s (%s); start it with: herald start%s\n", *sf.name, svc.Platform(), nameFlag(*sf.name, *sf.user))
+	if opts.CopyFrom != "" {
+		fmt.Fprintf(stdout, "herald: copied %s to %s for the service to run\n", opts.CopyFrom, opts.Executable)
+	}
+	fmt.Fprintf(stdout, "herald: installed service %s (%s) running %s; start it with: herald start%s\n",
+		*sf.name, svc.Platform(), opts.Executable, nameFlag(*sf.name, *sf.user))
 	return 0
+}
+
+// ownCopy is the binary the service runs unless --executable names one:
+// install copies this binary to the service's own path, so that a rebuild
+// or a `git clean` of the checkout it was built in does not break the
+// service.
+func ownCopy(name string, user bool) (dst, src string, err error) {
+	src, err = os.Executable()
+	if err != nil {
+		return "", "", fmt.Errorf("this binary's path: %w", err)
+	}
+	if s, err := filepath.EvalSymlinks(src); err == nil {
+		src = s
+	}
+	return platform.ServiceBinary(name, user), src, nil
 }
 
 func nameFlag(name string, user bool) string {
@@ -167,7 +194,15 @@ func controlCmd(action string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
-	svc, err := platform.NewService(serviceOptions(*sf.name, *sf.user), nil)
+	opts := serviceOptions(*sf.name, *sf.user)
+	if action == "uninstall" {
+		// Uninstalling removes the copy install made, if it made one.
+		var err error
+		if opts.Executable, opts.CopyFrom, err = ownCopy(*sf.name, *sf.user); err != nil {
+			return cliError(stderr, action, err)
+		}
+	}
+	svc, err := platform.NewService(opts, nil)
 	if err != nil {
 		return cliError(stderr, action, err)
 	}

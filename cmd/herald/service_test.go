@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -65,6 +66,13 @@ func TestInstallPrint(t *testing.T) {
 			if code := run(args, &out, &errb); code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
+			if errb.Len() != 0 {
+				t.Errorf("--executable is used where it is, yet: %s", errb.String())
+			}
+			out.Reset()
+			if code := run(args, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
 			unit := out.String()
 			for _, w := range tt.want {
 				if !strings.Contains(unit, w) {
@@ -77,6 +85,42 @@ func TestInstallPrint(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInstallPrintOwnCopy: without --executable the service runs a copy
+// of this binary at a path of its own, not the build it was installed
+// from, and --print says so.
+func TestInstallPrintOwnCopy(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := filepath.EvalSymlinks(self); err == nil {
+		self = s
+	}
+	for _, tt := range []struct {
+		user bool
+		want string
+	}{
+		{false, "/usr/local/lib/herald-x/herald"},
+		{true, filepath.Join(home, ".local", "lib", "herald-x", "herald")},
+	} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"install", "--print", "--name", "herald-x", fmt.Sprintf("--user=%v", tt.user)}, &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		if !strings.Contains(out.String(), "ExecStart="+tt.want+" run --name=herald-x ") {
+			t.Errorf("user=%v: unit does not run %s:\n%s", tt.user, tt.want, out.String())
+		}
+		if want := "herald: install copies " + self + " to " + tt.want + ", which the service runs\n"; errb.String() != want {
+			t.Errorf("user=%v: stderr %q, want %q", tt.user, errb.String(), want)
+		}
+		if _, err := os.Stat(tt.want); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--print made %s: %v", tt.want, err)
+		}
 	}
 }
 
@@ -307,7 +351,7 @@ func TestServiceSystemCycle(t *testing.T) {
 			herald("uninstall", "--user=false", "--name", name)
 		}
 		for _, p := range leftovers(t, name) {
-			os.Remove(p)
+			os.RemoveAll(p)
 		}
 		if t.Failed() {
 			for _, f := range []string{name + ".log", name + ".err"} {
@@ -318,10 +362,22 @@ func TestServiceSystemCycle(t *testing.T) {
 		}
 	})
 
-	if out, code := herald("install", "--user=false", "--name", name, "--data", data, "--socket", sock,
-		"--listen", "127.0.0.1:0", "--log-dir", logs, "--log-level", "debug"); code != 0 {
+	out, code := herald("install", "--user=false", "--name", name, "--data", data, "--socket", sock,
+		"--listen", "127.0.0.1:0", "--log-dir", logs, "--log-level", "debug")
+	if code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
 	}
+	// The service runs its own copy: the build it was installed from can
+	// go (a rebuild, a git clean) and the service still starts.
+	copied := "/usr/local/lib/" + name + "/herald"
+	if !strings.Contains(out, "running "+copied) {
+		t.Fatalf("install does not say it runs %s:\n%s", copied, out)
+	}
+	moved := bin + ".moved"
+	if err := os.Rename(bin, moved); err != nil {
+		t.Fatal(err)
+	}
+	bin = moved
 	if st, code := status(); code != 3 || st.ServiceState.State != "stopped" || st.Daemon {
 		t.Fatalf("after install: exit %d, %+v", code, st)
 	}
@@ -383,7 +439,7 @@ func TestServiceSystemCycle(t *testing.T) {
 func leftovers(t *testing.T, name string) []string {
 	t.Helper()
 	var out []string
-	for _, p := range []string{"/etc/init.d/" + name, "/var/run/" + name + ".pid", "/etc/systemd/system/" + name + ".service"} {
+	for _, p := range []string{"/etc/init.d/" + name, "/var/run/" + name + ".pid", "/etc/systemd/system/" + name + ".service", "/usr/local/lib/" + name} {
 		if _, err := os.Lstat(p); err == nil {
 			out = append(out, p)
 		}
