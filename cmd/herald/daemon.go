@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -300,13 +301,43 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if s.Service == "" {
 		fmt.Fprintf(stdout, `
 Send a first toast (in another terminal; add --socket %[1]s if it is not the default):
-  URI=$(herald open demo --toast)
+  URI=$(%[2]s open demo --toast)
   curl -H 'X-WindowsPhone-Target: toast' -H 'X-NotificationClass: 2' -H 'Content-Type: text/xml' \
     --data '<?xml version="1.0" encoding="utf-8"?><wp:Notification xmlns:wp="WPNotification"><wp:Toast><wp:Text1>Hello</wp:Text1><wp:Text2>from Herald</wp:Text2></wp:Toast></wp:Notification>' \
     -i "$URI"
-  herald toasts
+  %[2]s toasts
 
-`, s.Socket)
+`, s.Socket, selfCommand(os.Executable, exec.LookPath))
 	}
 	return d.Run(ctx)
+}
+
+// selfCommand is how the user runs this binary from another terminal, for
+// the hints the daemon prints: "herald" when that is this binary on the
+// PATH (go install), "go run ./cmd/herald" when go run built it in a
+// temporary directory, and its full path otherwise.
+func selfCommand(executable func() (string, error), lookPath func(string) (string, error)) string {
+	exe, err := executable()
+	if err != nil {
+		return "herald"
+	}
+	if p, err := lookPath("herald"); err == nil && sameFile(p, exe) {
+		return "herald"
+	}
+	if strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return "go run ./cmd/herald"
+	}
+	if strings.ContainsAny(exe, " '\"$`\\") {
+		return "'" + strings.ReplaceAll(exe, "'", `'\''`) + "'"
+	}
+	return exe
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
