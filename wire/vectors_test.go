@@ -1,89 +1,19 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/heraldpush/herald/internal/protodoc"
 )
 
 // protocolPage is the device protocol's documentation, which carries the
 // known-answer vectors of the proofs.
 const protocolPage = "../docs/protocol.md"
-
-// vectorNames are the lines of the vectors block, every one required.
-var vectorNames = []string{
-	"secret", "id", "challenge_nonce", "hello_nonce", "key",
-	"hello_message", "hello_proof", "welcome_message", "welcome_proof",
-	"refused_reason", "refused_message", "refused_proof",
-}
-
-// docVectors reads the fenced block of "name: value" lines that holds the
-// known-answer vectors, and the fenced JSON block that follows it with the
-// same exchange as frames.
-func docVectors(t *testing.T) (map[string]string, []string) {
-	t.Helper()
-	f, err := os.Open(protocolPage)
-	if err != nil {
-		t.Fatalf("the protocol page: %v", err)
-	}
-	defer f.Close()
-	var blocks [][]string
-	var cur []string
-	in := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "```") {
-			if in {
-				blocks = append(blocks, cur)
-			}
-			in, cur = !in, nil
-			continue
-		}
-		if in {
-			cur = append(cur, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range blocks {
-		if len(b) == 0 || !strings.HasPrefix(b[0], "secret:") {
-			continue
-		}
-		v := map[string]string{}
-		for _, line := range b {
-			name, value, ok := strings.Cut(line, ":")
-			if !ok {
-				t.Fatalf("vectors: line %q is not name: value", line)
-			}
-			if _, dup := v[name]; dup {
-				t.Fatalf("vectors: %s twice", name)
-			}
-			v[name] = strings.TrimSpace(value)
-		}
-		for _, n := range vectorNames {
-			if v[n] == "" {
-				t.Fatalf("vectors: no %s", n)
-			}
-		}
-		if i+1 >= len(blocks) {
-			t.Fatal("vectors: no frames block after them")
-		}
-		return v, blocks[i+1]
-	}
-	t.Fatalf("%s has no vectors block (a fenced block starting with \"secret:\")", protocolPage)
-	return nil, nil
-}
 
 // TestProtocolVectors checks the known-answer vectors printed in
 // docs/protocol.md three ways: against the construction as the page
@@ -92,7 +22,10 @@ func docVectors(t *testing.T) (map[string]string, []string) {
 // refused, the service's check of the hello); and against the frames the
 // page shows, decoded as each end decodes them.
 func TestProtocolVectors(t *testing.T) {
-	v, frames := docVectors(t)
+	v, frames, err := protodoc.Read(protocolPage)
+	if err != nil {
+		t.Fatal(err)
+	}
 	unhex := func(name string) []byte {
 		t.Helper()
 		b, err := hex.DecodeString(v[name])
@@ -107,38 +40,25 @@ func TestProtocolVectors(t *testing.T) {
 	// of the secret's text; every part, the label too, is prefixed with
 	// its length as 4 bytes big-endian; nonces and id enter as sent; the
 	// proof is unpadded base64url.
-	key := sha256.Sum256([]byte(secret))
-	if !bytes.Equal(key[:], unhex("key")) {
+	key := protodoc.Key(secret)
+	if !bytes.Equal(key, unhex("key")) {
 		t.Errorf("key: the page says %s, SHA-256 of the secret's text is %x", v["key"], key)
-	}
-	message := func(parts ...string) []byte {
-		var b []byte
-		for _, p := range parts {
-			b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
-			b = append(b, p...)
-		}
-		return b
-	}
-	proof := func(m []byte) string {
-		h := hmac.New(sha256.New, key[:])
-		h.Write(m)
-		return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 	}
 	for _, c := range []struct {
 		name  string
 		parts []string
 		code  string
 	}{
-		{"hello", []string{"herald/2 hello", sn, dn, id}, HelloProof(DeviceKey(secret), sn, dn, id)},
-		{"welcome", []string{"herald/2 welcome", sn, dn, id}, WelcomeProof(DeviceKey(secret), sn, dn, id)},
-		{"refused", []string{"herald/2 refused", sn, dn, id, reason}, RefusedProof(DeviceKey(secret), sn, dn, id, reason)},
+		{"hello", []string{protodoc.LabelHello, sn, dn, id}, HelloProof(DeviceKey(secret), sn, dn, id)},
+		{"welcome", []string{protodoc.LabelWelcome, sn, dn, id}, WelcomeProof(DeviceKey(secret), sn, dn, id)},
+		{"refused", []string{protodoc.LabelRefused, sn, dn, id, reason}, RefusedProof(DeviceKey(secret), sn, dn, id, reason)},
 	} {
-		m := message(c.parts...)
+		m := protodoc.Message(c.parts[0], c.parts[1:]...)
 		if !bytes.Equal(m, unhex(c.name+"_message")) {
 			t.Errorf("%s message: the page says %s, the construction gives %x", c.name, v[c.name+"_message"], m)
 		}
 		want := v[c.name+"_proof"]
-		if got := proof(unhex(c.name + "_message")); got != want {
+		if got := protodoc.Proof(key, unhex(c.name+"_message")); got != want {
 			t.Errorf("%s proof: the page says %s, HMAC of its message is %s", c.name, want, got)
 		}
 		if c.code != want {
