@@ -418,7 +418,11 @@ func (s *Service) uninstall() error {
 		}
 	}
 	if s.opts.CopyFrom != "" {
-		return removeBinary(s.exe)
+		if err := removeBinary(s.exe); err != nil {
+			// Windows keeps a running executable: uninstalling from the
+			// service's own copy leaves it behind, and says so.
+			return fmt.Errorf("the service is uninstalled, but its copy of the binary is left: %w", err)
+		}
 	}
 	return nil
 }
