@@ -317,7 +317,7 @@ func serial() *big.Int {
 // of client is told to trust it.
 func TrustHelp(caFile string) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "Development CA %s: https clients trust the service once told to trust it:\n", caFile)
+	b.WriteString("https clients trust the service once told to trust the CA:\n")
 	fmt.Fprintf(&b, "  Node (npm web-push):      NODE_EXTRA_CA_CERTS=%s node app.js\n", caFile)
 	fmt.Fprintf(&b, "  Go, Python, OpenSSL:      SSL_CERT_FILE=%s ...   (replaces the system's roots for that command)\n", caFile)
 	fmt.Fprintf(&b, "  curl:                     curl --cacert %s ...\n", caFile)
