@@ -103,8 +103,7 @@ func TestExampleApps(t *testing.T) {
 			var client *http.Client
 			runDaemon := func() *proc {
 				d := startProc(t, env, herald, "run", "--tls", "--listen", listen, "--data", data, "--socket", socket, "--config", cfg)
-				ca := strings.TrimPrefix(d.waitLine(t, "herald: development CA *"), "herald: development CA ")
-				ca, _, _ = strings.Cut(ca, " (")
+				ca, _ := d.waitDevCA(t)
 				if client == nil {
 					client = caClient(t, ca)
 				}
