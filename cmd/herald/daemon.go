@@ -270,7 +270,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		sc := server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
 			Server: server.Config{Logger: log.With("part", "service")}}
 		if s.TLS {
-			if dev, err = embeddedTLS(&sc, &link, s.Data); err != nil {
+			if dev, err = embeddedTLS(&sc, &link, s.Data, log.With("part", "service")); err != nil {
 				return err
 			}
 		}

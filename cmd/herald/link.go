@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -91,8 +92,13 @@ func isLoopback(host string) bool {
 // address, where channel URIs point; its plain listener moves to a free
 // loopback port nothing advertises. The daemon's link trusts that CA
 // alone.
-func embeddedTLS(sc *server.ServeConfig, link *channel.Config, data string) (devtls.Files, error) {
+func embeddedTLS(sc *server.ServeConfig, link *channel.Config, data string, log *slog.Logger) (devtls.Files, error) {
+	// Certificates are wall-clock business: clients judge them by theirs.
 	dev, err := devtls.Ensure(filepath.Join(data, "tls"), time.Now())
+	if err != nil {
+		return devtls.Files{}, err
+	}
+	keeper, err := devtls.NewKeeper(dev, time.Now, log.Info)
 	if err != nil {
 		return devtls.Files{}, err
 	}
@@ -105,7 +111,7 @@ func embeddedTLS(sc *server.ServeConfig, link *channel.Config, data string) (dev
 		return devtls.Files{}, err
 	}
 	sc.TLSListen, sc.Listen, sc.TLSPublic = sc.Listen, net.JoinHostPort(host, "0"), true
-	sc.TLS = server.TLSFiles{Cert: dev.Cert, Key: dev.Key}
+	sc.TLS = server.TLSFiles{Cert: dev.Cert, Key: dev.Key, GetCertificate: keeper.GetCertificate}
 	link.TLS = tc
 	return dev, nil
 }

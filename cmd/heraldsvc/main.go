@@ -106,6 +106,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var devTLS devtls.Files
+	var getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	if *selfSigned {
 		dir, err := devTLSSetup(tlsListen, *tlsCert, *tlsKey, *tlsDir, *db)
 		if err != nil {
@@ -147,6 +148,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
+	if *selfSigned {
+		// Renewed while serving, so a service up for a year never serves
+		// an expired certificate.
+		keeper, err := devtls.NewKeeper(devTLS, time.Now, log.Info)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: --tls-self-signed: %v\n", err)
+			return 1
+		}
+		getCert = keeper.GetCertificate
+	}
 	if os.Getenv("GOGC") == "" {
 		// Go sizes the heap's growth between collections by the live heap
 		// plus every goroutine stack, and an idle device is mostly its
@@ -171,7 +182,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
-		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
+		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA, GetCertificate: getCert}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
 	if err != nil {

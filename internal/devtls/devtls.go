@@ -16,6 +16,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -27,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -324,4 +326,59 @@ func TrustHelp(caFile string) string {
 	fmt.Fprintf(&b, "  heraldsvc send:           heraldsvc send ... --ca %s\n", caFile)
 	b.WriteString("It vouches only for 127.0.0.1, ::1 and localhost.\n")
 	return b.String()
+}
+
+// Keeper serves the leaf of a directory Ensure keeps, renewing it in place
+// once less than RenewBefore of it remains, so that a daemon running for
+// longer than the leaf's life never serves an expired certificate. Its
+// GetCertificate is a tls.Config's.
+type Keeper struct {
+	dir string
+	now func() time.Time
+	log func(msg string, args ...any)
+
+	mu   sync.Mutex
+	cert *tls.Certificate
+	leaf *x509.Certificate
+}
+
+// NewKeeper loads f's leaf. now is the clock renewals are judged by; log,
+// if not nil, hears of each renewal and of a renewal that failed (the old
+// certificate is served meanwhile, and the next handshake tries again).
+func NewKeeper(f Files, now func() time.Time, log func(msg string, args ...any)) (*Keeper, error) {
+	k := &Keeper{dir: f.Dir, now: now, log: log}
+	if err := k.load(f); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Keeper) load(f Files) error {
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return fmt.Errorf("devtls: %w", err)
+	}
+	k.cert, k.leaf = &cert, f.Leaf
+	return nil
+}
+
+// GetCertificate returns the current leaf, renewed first if it is due.
+func (k *Keeper) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	if now.Add(RenewBefore).After(k.leaf.NotAfter) {
+		f, err := Ensure(k.dir, now)
+		if err == nil {
+			err = k.load(f)
+		}
+		if k.log != nil {
+			if err != nil {
+				k.log("development certificate not renewed; serving the old one", "dir", k.dir, "not_after", k.leaf.NotAfter, "err", err)
+			} else {
+				k.log("development certificate renewed", "dir", k.dir, "not_after", k.leaf.NotAfter, "new_ca", f.NewCA)
+			}
+		}
+	}
+	return k.cert, nil
 }

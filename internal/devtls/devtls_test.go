@@ -258,3 +258,58 @@ func TestServeWithLeaf(t *testing.T) {
 		t.Fatal("a client with the system's roots trusted the development certificate")
 	}
 }
+
+// A Keeper serves the leaf until it is due, then a renewed one under the
+// same CA, without a restart; a renewal that fails serves the old one and
+// says so.
+func TestKeeperRenewsInPlace(t *testing.T) {
+	dir := t.TempDir()
+	f := mustEnsure(t, dir, t0)
+	now := t0
+	var logged []string
+	k, err := NewKeeper(f, func() time.Time { return now }, func(msg string, args ...any) { logged = append(logged, msg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() string {
+		t.Helper()
+		c, err := k.GetCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool(t, f), DNSName: "localhost", CurrentTime: now}); err != nil {
+			t.Fatalf("the served leaf at %v: %v", now, err)
+		}
+		return leaf.SerialNumber.String()
+	}
+	first := serial()
+	now = f.Leaf.NotAfter.Add(-RenewBefore - time.Minute)
+	if serial() != first || len(logged) != 0 {
+		t.Fatalf("renewed before it was due: %v", logged)
+	}
+	now = f.Leaf.NotAfter.Add(-RenewBefore + time.Minute)
+	second := serial()
+	if second == first || len(logged) != 1 || logged[0] != "development certificate renewed" {
+		t.Fatalf("not renewed when due: %v", logged)
+	}
+	if serial() != second || len(logged) != 1 {
+		t.Fatalf("renewed twice: %v", logged)
+	}
+
+	// The directory broken while running: the old leaf is served, and
+	// each handshake past its due time tries again.
+	os.WriteFile(filepath.Join(dir, CAFile), []byte("garbage"), 0o644)
+	k2, err := NewKeeper(mustEnsure(t, t.TempDir(), t0), func() time.Time { return now }, func(msg string, args ...any) { logged = append(logged, msg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2.dir = dir
+	c, err := k2.GetCertificate(nil)
+	if err != nil || c == nil || logged[len(logged)-1] != "development certificate not renewed; serving the old one" {
+		t.Fatalf("a failed renewal: %v, %v, %v", c, err, logged)
+	}
+}
