@@ -53,6 +53,7 @@ type Config struct {
 	ServiceCA   string   `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
 	ServicePin  string   `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
 	Listen      string   `toml:"listen"`       // the embedded service's address (when service is ""); "" = DefaultListen
+	TLS         bool     `toml:"tls"`          // the embedded service speaks https, with a development CA kept in the data directory's tls/
 	Data        string   `toml:"data"`         // data directory; "" = DefaultPaths
 	Socket      string   `toml:"socket"`       // local API socket; "" = DefaultPaths
 	SocketGroup string   `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)

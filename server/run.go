@@ -27,8 +27,12 @@ type ServeConfig struct {
 	// Store, if set, is the store to use instead of SQLite (a replicated
 	// one shared by several nodes); the service closes it on Close.
 	Store store.Store
-	// PublicURL is the base of channel URIs; "" uses http://<listen address>.
+	// PublicURL is the base of channel URIs; "" uses http://<listen address>,
+	// or https://<TLS listen address> with TLSPublic.
 	PublicURL string
+	// TLSPublic makes channel URIs https on the TLS listener when
+	// PublicURL is "": Web Push senders speak nothing else.
+	TLSPublic bool
 	// TLSListen, when set, is a second listener speaking TLS with the
 	// certificate in TLS. It serves everything the plain listener does:
 	// devices dial wss:// there, and with TLS.ClientCA authenticated
@@ -110,7 +114,10 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		}
 	}
 	url := cfg.PublicURL
-	if url == "" {
+	switch {
+	case url == "" && cfg.TLSPublic && tlsLn != nil:
+		url = "https://" + tlsLn.Addr().String()
+	case url == "":
 		url = "http://" + ln.Addr().String()
 	}
 	sc.Store, sc.PublicURL = backend, url

@@ -47,6 +47,9 @@ func checkURIBase(public, auth string) error {
 // TLSFiles names the PEM files of the TLS listener.
 type TLSFiles struct {
 	Cert, Key string // the service's certificate chain and key
+	// GetCertificate, when set, serves what it returns instead of Cert
+	// and Key (a certificate renewed while the service runs).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClientCA names the CAs whose client certificates authenticated
 	// senders present; "" serves TLS without them: devices and
 	// unauthenticated senders only.
@@ -60,13 +63,13 @@ type TLSFiles struct {
 // MPNS's 401 instead of a failed handshake it cannot interpret; devices
 // never send one.
 func LoadTLS(f TLSFiles) (*tls.Config, *x509.CertPool, error) {
-	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("server: loading TLS certificate: %w", err)
-	}
-	tc := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: f.GetCertificate}
+	if f.GetCertificate == nil {
+		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: loading TLS certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
 	}
 	if f.ClientCA == "" {
 		return tc, nil, nil

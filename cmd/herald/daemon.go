@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/internal/devtls"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/ui"
@@ -55,12 +56,13 @@ func userMode() bool { return os.Geteuid() != 0 }
 // loadSettings parses the daemon's flags and resolves the configuration.
 func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	paths := platform.DefaultPaths(userMode())
-	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP] [--unifiedpush BUS]")
+	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--tls] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP] [--unifiedpush BUS]")
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
 	service := fs.String("service", "", "notification service URL, or several comma-separated (a cluster's nodes) (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
 	listen := fs.String("listen", "", "address of the embedded notification service (default "+DefaultEmbeddedListen+")")
+	devTLS := fs.Bool("tls", false, "the embedded service speaks https on --listen, with a development CA and certificate kept in DATA/tls (prints how to trust the CA)")
 	socketGroup := fs.String("socket-group", "", "group allowed to use the local API socket (default: owner only)")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
@@ -106,6 +108,9 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	override("service-pin", &cfg.ServicePin, *servicePin)
 	if set["insecure"] {
 		cfg.Insecure = *insecure
+	}
+	if set["tls"] {
+		cfg.TLS = *devTLS
 	}
 	override("listen", &cfg.Listen, *listen)
 	override("memory-limit", &cfg.MemoryLimit, *memLimit)
@@ -261,9 +266,16 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		return err
 	}
 	serviceURL := s.Service
+	var dev devtls.Files
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
-			Server: server.Config{Logger: log.With("part", "service")}})
+		sc := server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
+			Server: server.Config{Logger: log.With("part", "service")}}
+		if s.TLS {
+			if dev, err = embeddedTLS(&sc, &link, s.Data, log.With("part", "service")); err != nil {
+				return err
+			}
+		}
+		svc, err := server.Start(ctx, sc)
 		if err != nil {
 			return listenClash(err, "embedded notification service", s.Config.Listen,
 				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Config.Listen))
@@ -298,16 +310,23 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 
 	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)
+	if s.TLS {
+		printDevTLS(stdout, dev)
+	}
 	if s.Service == "" {
+		cacert := ""
+		if s.TLS {
+			cacert = " --cacert " + dev.CA
+		}
 		fmt.Fprintf(stdout, `
 Send a first toast (in another terminal; add --socket %[1]s if it is not the default):
   URI=$(%[2]s open demo --toast)
   curl -H 'X-WindowsPhone-Target: toast' -H 'X-NotificationClass: 2' -H 'Content-Type: text/xml' \
     --data '<?xml version="1.0" encoding="utf-8"?><wp:Notification xmlns:wp="WPNotification"><wp:Toast><wp:Text1>Hello</wp:Text1><wp:Text2>from Herald</wp:Text2></wp:Toast></wp:Notification>' \
-    -i "$URI"
+    -i%[3]s "$URI"
   %[2]s toasts
 
-`, s.Socket, selfCommand(os.Executable, exec.LookPath))
+`, s.Socket, selfCommand(os.Executable, exec.LookPath), cacert)
 	}
 	return d.Run(ctx)
 }

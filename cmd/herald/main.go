@@ -17,6 +17,8 @@ The daemon:
                       run in the foreground; without --service an embedded
                       notification service listens on --listen (127.0.0.1:8790)
   run ... --ui ADDR   also serve the start-screen page on ADDR
+  run ... --tls       the embedded service on https, with a local CA in DATA/tls
+                      (for https-only senders such as npm web-push)
   emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--data DIR] [--socket PATH]
           [--queue-depth N] [--inactive-after D] [--daily-quota N]
                       run N phones in one process, beside a phone (own socket,

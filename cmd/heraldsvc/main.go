@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/internal/devtls"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
@@ -34,6 +35,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 const usage = `usage:
   heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--forget-devices-after D] [--queue-depth N]
                   [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--auth-url URL]]]
+                  [--tls-self-signed [--tls-listen ADDR] [--tls-dir DIR]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
@@ -74,6 +76,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain of the TLS listener")
 	tlsKey := fs.String("tls-key", "", "PEM private key of the TLS listener")
 	tlsCA := fs.String("tls-client-ca", "", "PEM CA certificates that issue authenticated senders' client certificates (default: no authenticated senders)")
+	selfSigned := fs.Bool("tls-self-signed", false, "development TLS: a local CA and a certificate for 127.0.0.1, ::1 and localhost, kept in --tls-dir; TLS on --tls-listen (default "+defaultDevTLSListen+"), channel URIs https there")
+	tlsDir := fs.String("tls-dir", "", "directory of --tls-self-signed's CA and certificate (default heraldsvc-tls beside --db)")
 	authURL := fs.String("auth-url", "", "base URL of https channel URIs as senders reach the TLS listener (default https://TLS-LISTEN)")
 	var lim server.Limits
 	fs.IntVar(&lim.DailyQuota, "daily-quota", server.DefaultDailyQuota, "notifications per unauthenticated channel per UTC day before 406 (-1: none)")
@@ -99,6 +103,23 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	var devTLS devtls.Files
+	var getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	if *selfSigned {
+		dir, err := devTLSSetup(tlsListen, *tlsCert, *tlsKey, *tlsDir, *db)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+			return 2
+		}
+		if devTLS, err = devtls.Ensure(dir, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: --tls-self-signed: %v\n", err)
+			return 1
+		}
+		*tlsCert, *tlsKey = devTLS.Cert, devTLS.Key
+	} else if *tlsDir != "" {
+		fmt.Fprintln(stderr, "heraldsvc serve: --tls-dir needs --tls-self-signed")
 		return 2
 	}
 	if *tlsListen != "" && (*tlsCert == "" || *tlsKey == "") {
@@ -127,6 +148,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
+	if *selfSigned {
+		// Renewed while serving, so a service up for a year never serves
+		// an expired certificate.
+		keeper, err := devtls.NewKeeper(devTLS, time.Now, log.Info)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: --tls-self-signed: %v\n", err)
+			return 1
+		}
+		getCert = keeper.GetCertificate
+	}
 	if os.Getenv("GOGC") == "" {
 		// Go sizes the heap's growth between collections by the live heap
 		// plus every goroutine stack, and an idle device is mostly its
@@ -150,8 +181,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public,
-		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
+	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
+		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA, GetCertificate: getCert}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
 	if err != nil {
@@ -172,6 +203,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "TLS on %s; authenticated senders' https channel URIs under %s\n", a, svc.AuthURL())
 	} else if a != nil {
 		fmt.Fprintf(stdout, "TLS on %s (devices dial wss://%s%s)\n", a, a, server.DevicePath)
+	}
+	if *selfSigned {
+		printDevTLS(stdout, devTLS, "https://"+svc.TLSAddr().String())
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -319,7 +353,32 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if res.Received() {
 		return 0
 	}
+	if why := notReceived(kind, res); why != "" {
+		fmt.Fprintf(stderr, "heraldsvc send: %s\n", why)
+	}
 	return 1
+}
+
+// notReceived says why a notification the service answered was not
+// Received, and what to do, for the outcomes a sender can act on; "" for
+// others (their JSON says enough).
+func notReceived(kind mpns.Kind, res mpns.Result) string {
+	if res.Status != http.StatusOK || res.Notification != mpns.StatusSuppressed {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(res.Error, "channel not bound to"):
+		return fmt.Sprintf("Suppressed: the channel is not bound to %[1]s notifications, so the phone's shell would not show it. "+
+			"The app binds it when it opens the channel (herald open APP --%[1]s, or {\"%[1]s\": true} in POST /v1/apps/APP/channel), "+
+			"or later with PATCH /v1/apps/APP/channel/bindings {\"%[1]s\": true} (docs/local-api.md).", kind)
+	case res.Error == "tile not pinned":
+		return "Suppressed: that secondary tile is not pinned; the app pins it first (herald pin APP TILE_ID, or POST /v1/apps/APP/pins)."
+	case strings.Contains(res.Error, "power"):
+		return "Suppressed: " + res.Error + ", so the phone takes no toasts or tiles (herald power normal on the phone lifts it)."
+	case res.Error != "":
+		return "Suppressed: " + res.Error
+	}
+	return "Suppressed by the service"
 }
 
 // clientTLS is the TLS configuration of an authenticated sender.
