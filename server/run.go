@@ -83,26 +83,29 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		}
 		backend = sqlite
 	}
+	// Failed accepts are warned of and counted, and each listener keeps a
+	// descriptor to turn a connection away when the process has no other
+	// (acceptguard.go).
+	acceptErrs := newAcceptErrors()
 	ln, err := Listen(ctx, cfg.Listen)
 	if err != nil {
 		backend.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
+	ln = guardListener(ln, acceptErrs)
 	sc := cfg.Server
-	var tlsLn, tlsInner net.Listener
-	var tlsConfig *tls.Config
+	var tlsLn net.Listener
 	if cfg.TLSListen != "" {
 		tc, pool, err := LoadTLS(cfg.TLS)
 		if err == nil {
-			tlsInner, err = Listen(ctx, cfg.TLSListen)
+			tlsLn, err = Listen(ctx, cfg.TLSListen)
 		}
 		if err != nil {
 			ln.Close()
 			backend.Close()
 			return nil, fmt.Errorf("server: TLS listener: %w", err)
 		}
-		tlsConfig = tc
-		tlsLn = tls.NewListener(tlsInner, tc)
+		tlsLn = tls.NewListener(guardListener(tlsLn, acceptErrs), tc)
 		if pool != nil {
 			sc.ClientCAs = pool
 			sc.AuthURL = cfg.AuthURL
@@ -126,16 +129,8 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		return nil, err
 	}
 	m.Store(srv.metrics)
-	// Failed accepts are warned of and counted, and a descriptor is kept
-	// to turn a connection away when the process has no other
-	// (acceptguard.go).
-	acceptErrs := newAcceptErrors()
 	acceptErrs.log, acceptErrs.now = srv.log, srv.cfg.Clock.Now
 	srv.metrics.reg.MustRegister(acceptErrs.counter)
-	ln = guardListener(ln, acceptErrs)
-	if tlsInner != nil {
-		tlsLn = tls.NewListener(guardListener(tlsInner, acceptErrs), tlsConfig)
-	}
 	s := &Service{Server: srv, Store: sqlite, backend: backend, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
 	headerTimeout, readTimeout := cfg.ReadHeaderTimeout, cfg.ReadTimeout
 	if headerTimeout <= 0 {
