@@ -59,3 +59,17 @@ func TestPendingHellosSizing(t *testing.T) {
 		t.Fatalf("left %v, %d", p.n, p.count)
 	}
 }
+
+// BenchmarkPendingHellos is what the bound costs each device connection:
+// a place taken and given back, from many goroutines at once.
+func BenchmarkPendingHellos(b *testing.B) {
+	p := newPendingHellos(Limits{}.withDefaults(), 0, slog.Default())
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			release, _ := p.acquire("192.0.2.1")
+			if release != nil {
+				release()
+			}
+		}
+	})
+}
