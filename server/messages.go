@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,12 +12,15 @@ import (
 
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/webpush"
 )
 
 // MessagesSegment joins a channel URI and a message id into the message
 // resource <channel URI>/messages/<message id>: GET says what became of
 // the notification, DELETE cancels it while it is queued. Whoever holds
-// the channel URI may ask; nobody else can name the resource.
+// the channel URI may ask; nobody else can name the resource. A channel
+// restricted to an application server key answers only its vapid
+// authorization, as its POSTs do.
 const MessagesSegment = "/messages/"
 
 // MessageURI is the message resource of a notification on a channel.
@@ -119,6 +123,24 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) bool {
 	if o, denied := s.authorize(r, ch); denied {
 		answer(o.Code, messageStatus{Status: "unknown", Message: o.Message})
 		return true
+	}
+	if ch.VAPIDKey != "" {
+		// A restricted channel's messages are its application server's
+		// to follow and cancel, as only it may post them: the same
+		// vapid authorization as the POST (RFC 8292 §4).
+		err := webpush.VerifyVAPID(r.Header.Get(webpush.HeaderAuthorization), ch.VAPIDKey, s.webPushOrigin(), s.cfg.Clock.Now())
+		if n := len(r.Header.Values(webpush.HeaderAuthorization)); n > 1 {
+			err = fmt.Errorf("%w: %d Authorization headers; one is allowed", webpush.ErrVAPIDInvalid, n)
+		}
+		if err != nil {
+			code := http.StatusForbidden
+			if errors.Is(err, webpush.ErrVAPIDMissing) {
+				code = http.StatusUnauthorized
+				w.Header().Set("WWW-Authenticate", "vapid")
+			}
+			answer(code, messageStatus{Status: "unknown", Message: err.Error()})
+			return true
+		}
 	}
 	if r.Method == http.MethodDelete {
 		code, st := s.cancelMessage(ctx, ch, id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -64,6 +65,13 @@ type Limits struct {
 	// host) unless LimitLoopback is set.
 	MaxDevicesPerSource int
 	LimitLoopback       bool
+	// MaxPendingHellosPerSource and MaxPendingHellos bound the device
+	// connections that have not finished their hello, from one address
+	// and in total; past either the upgrade gets 503 (prehello.go). The
+	// total is never more than a quarter of the descriptor limit.
+	// Negative: no bound but that quarter.
+	MaxPendingHellosPerSource int
+	MaxPendingHellos          int
 }
 
 // Default limits, each with the reason for its value.
@@ -134,6 +142,13 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	def(&l.MaxMulticast, DefaultMaxMulticast)
 	def(&l.MaxDevicesPerSource, DefaultMaxDevicesPerSource)
+	def(&l.MaxPendingHellosPerSource, DefaultMaxPendingHellosPerSource)
+	def(&l.MaxPendingHellos, DefaultMaxPendingHellos)
+	for _, v := range []*int{&l.MaxPendingHellosPerSource, &l.MaxPendingHellos} {
+		if *v < 0 {
+			*v = math.MaxInt
+		}
+	}
 	return l
 }
 

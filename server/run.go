@@ -87,11 +87,16 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		}
 		backend = sqlite
 	}
+	// Failed accepts are warned of and counted, and each listener keeps a
+	// descriptor to turn a connection away when the process has no other
+	// (acceptguard.go).
+	acceptErrs := newAcceptErrors()
 	ln, err := Listen(ctx, cfg.Listen)
 	if err != nil {
 		backend.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
+	ln = guardListener(ln, acceptErrs)
 	sc := cfg.Server
 	var tlsLn net.Listener
 	if cfg.TLSListen != "" {
@@ -104,7 +109,7 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 			backend.Close()
 			return nil, fmt.Errorf("server: TLS listener: %w", err)
 		}
-		tlsLn = tls.NewListener(tlsLn, tc)
+		tlsLn = tls.NewListener(guardListener(tlsLn, acceptErrs), tc)
 		if pool != nil {
 			sc.ClientCAs = pool
 			sc.AuthURL = cfg.AuthURL
@@ -131,6 +136,8 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		return nil, err
 	}
 	m.Store(srv.metrics)
+	acceptErrs.log, acceptErrs.now = srv.log, srv.cfg.Clock.Now
+	srv.metrics.reg.MustRegister(acceptErrs.counter)
 	s := &Service{Server: srv, Store: sqlite, backend: backend, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
 	headerTimeout, readTimeout := cfg.ReadHeaderTimeout, cfg.ReadTimeout
 	if headerTimeout <= 0 {

@@ -135,6 +135,8 @@ type Server struct {
 	enrolMu sync.Mutex // serialises enrolments for the per-address cap
 	metrics *metrics
 
+	hellos *pendingHellos // device connections before their hello (prehello.go)
+
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
@@ -184,6 +186,8 @@ func New(cfg Config) (*Server, error) {
 	g.shared, g.log = cfg.Quota, cfg.Logger
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
 	s.metrics.instrument(s, cfg.Store)
+	s.hellos = newPendingHellos(cfg.Limits, nofileLimit(), cfg.Logger)
+	s.metrics.reg.MustRegister(s.hellos.waiting, s.hellos.refused)
 	cfg.Store.OnCommitted(s.committed)
 	if cfg.Presence != nil {
 		cfg.Presence.OnTakeover(s.takenOver)

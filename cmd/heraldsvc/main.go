@@ -38,6 +38,7 @@ const usage = `usage:
                   [--tls-self-signed [--tls-listen ADDR] [--tls-dir DIR]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
+                  [--max-pending-hellos-per-source N] [--max-pending-hellos N]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
 `
@@ -94,6 +95,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&lim.MaxMulticast, "max-multicast", server.DefaultMaxMulticast, "most channels in one multicast")
 	fs.IntVar(&lim.MaxDevicesPerSource, "max-devices-per-source", server.DefaultMaxDevicesPerSource, "devices enrolled from one address")
 	fs.BoolVar(&lim.LimitLoopback, "limit-loopback", false, "apply --max-devices-per-source to loopback too")
+	fs.IntVar(&lim.MaxPendingHellosPerSource, "max-pending-hellos-per-source", server.DefaultMaxPendingHellosPerSource,
+		"device connections from one address that have not said hello; past it 503 (-1: no limit)")
+	fs.IntVar(&lim.MaxPendingHellos, "max-pending-hellos", server.DefaultMaxPendingHellos,
+		"device connections in total that have not said hello; past it 503 (at most a quarter of the descriptor limit)")
 	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
 	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
 	debugListen := fs.String("debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")

@@ -403,7 +403,7 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 // run measures the service rather than its protections.
 func Unlimited() server.Limits {
 	return server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1,
-		MaxInFlight: 1 << 16, SlowStore: time.Hour}
+		MaxInFlight: 1 << 16, SlowStore: time.Hour, MaxPendingHellosPerSource: -1, MaxPendingHellos: -1}
 }
 
 // fleet is the connected devices: their channel URIs, handlers and links.
