@@ -3,6 +3,7 @@ package channel_test
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ type memHandler struct {
 	network string
 	learned map[string]channel.Learned
 	saves   int
+	// clk stamps applied notifications (nil: not recorded).
+	clk     clock.Clock
+	applied []time.Time
 }
 
 func newMemHandler(network string) *memHandler {
@@ -50,10 +54,26 @@ func (h *memHandler) Rejected(context.Context) error {
 	return nil
 }
 
-func (h *memHandler) Apply(context.Context, []wire.Notification) error { return nil }
-func (h *memHandler) URIChanged(string, string)                        {}
-func (h *memHandler) Expired(string)                                   {}
-func (h *memHandler) StatusChanged(bool)                               {}
+func (h *memHandler) Apply(_ context.Context, ns []wire.Notification) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.clk != nil {
+		for range ns {
+			h.applied = append(h.applied, h.clk.Now())
+		}
+	}
+	return nil
+}
+
+func (h *memHandler) Applied() []time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.applied)
+}
+
+func (h *memHandler) URIChanged(string, string) {}
+func (h *memHandler) Expired(string)            {}
+func (h *memHandler) StatusChanged(bool)        {}
 
 func (h *memHandler) Network(context.Context) (string, error) {
 	h.mu.Lock()
@@ -100,6 +120,7 @@ func newRig(t testing.TB, natIdle time.Duration, svcCfg server.Config, linkCfg c
 	}
 	t.Cleanup(func() { nat.Close() })
 	h := newMemHandler("test-net")
+	h.clk = fc
 	linkCfg.Service, linkCfg.Handler, linkCfg.Clock = nat.URL(), h, fc
 	linkCfg.Logger = testenv.Logger(t)
 	linkCfg.HeartbeatTimeout = testTimeout
@@ -403,5 +424,23 @@ func TestSeveralServices(t *testing.T) {
 	testenv.Eventually(t, testTimeout, "connected to the second service", func() bool { return link.Stats().Connected })
 	if svc.ConnectedCount() != 1 {
 		t.Fatalf("%d devices on the second service, want 1", svc.ConnectedCount())
+	}
+}
+
+// TestMaxIdleBoundsTheCeiling: a service that drops connections silent for
+// its max_idle keeps the heartbeat a tenth under it, whatever the NAT
+// allows.
+func TestMaxIdleBoundsTheCeiling(t *testing.T) {
+	r := newRig(t, 0, server.Config{MaxIdle: 20 * time.Minute}, channel.Config{})
+	for beats := 0; !r.link.Stats().Learned.Settled; beats++ {
+		if beats > 8 {
+			t.Fatalf("not settled: %+v", r.link.Stats().Learned)
+		}
+		if b := r.drv.Beat(); !b.Answered {
+			t.Fatalf("a heartbeat died behind a NAT that keeps flows: %+v", b)
+		}
+	}
+	if st := r.link.Stats(); st.Heartbeat != 18*time.Minute || st.Ceiling != 18*time.Minute || !st.Learned.NextProbe.IsZero() {
+		t.Fatalf("under a 20-minute max_idle: heartbeat %v, ceiling %v, next probe %v", st.Heartbeat, st.Ceiling, st.Learned.NextProbe)
 	}
 }
