@@ -69,6 +69,14 @@ func TestLearnedHeartbeatSurvivesRestart(t *testing.T) {
 			if st.Heartbeat != tt.want || st.Learned.Settled != tt.settled {
 				t.Fatalf("after restart on %s: heartbeat %v settled %v, want %v %v", tt.network, st.Heartbeat, st.Learned.Settled, tt.want, tt.settled)
 			}
+			// The next upward probe and the day's failures are remembered
+			// too, so a restart neither probes early nor forgets a cost.
+			if tt.settled && !st.Learned.Equal(learned) {
+				t.Fatalf("after restart on %s: learned %+v, was %+v", tt.network, st.Learned, learned)
+			}
+			if tt.settled && (st.Learned.NextProbe.IsZero() || st.FailedLastDay == 0) {
+				t.Fatalf("after restart on %s: next probe %v, %d failed", tt.network, st.Learned.NextProbe, st.FailedLastDay)
+			}
 			// And it holds: the first heartbeat at that interval is answered.
 			drv := &natsim.Driver{T: t, Clock: fc, NAT: nat, Link: d.Link(), Timeout: timeout}
 			if b := drv.Beat(); !b.Answered || b.Interval != tt.want {
