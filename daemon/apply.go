@@ -60,6 +60,13 @@ func (h *linkHandler) Network(ctx context.Context) (string, error) {
 	return h.d().cfg.Network(ctx)
 }
 
+func (h *linkHandler) HeartbeatCeiling(ctx context.Context, _ string) time.Duration {
+	if f := h.d().cfg.HeartbeatCeiling; f != nil {
+		return f(ctx)
+	}
+	return 0
+}
+
 func (h *linkHandler) LoadLearned(ctx context.Context, network string) (channel.Learned, bool, error) {
 	hb, err := h.d().store.Heartbeat(ctx, network)
 	if errors.Is(err, storage.ErrNotFound) {
