@@ -134,7 +134,7 @@ type Status struct {
 	HeartbeatProbing bool       `json:"heartbeat_probing,omitempty"`
 	NextProbe        *time.Time `json:"next_probe,omitempty"`
 	FailedProbes     int        `json:"failed_probes_last_day"`
-	Reconnects       int  `json:"reconnects"`
+	Reconnects       int        `json:"reconnects"`
 	// Wakeups are the link's own outbound packets over the last hour.
 	Wakeups    Wakeups          `json:"wakeups_last_hour"`
 	LastError  string           `json:"last_error,omitempty"`
