@@ -287,8 +287,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 	d, err := daemon.New(daemon.Config{Service: serviceURL, Link: link, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
 		UnifiedPushBus: s.UnifiedPush, Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
-		Supply:           func() (bool, bool) { return platform.PowerSource{}.OnPower(), platform.Network{}.OnWiFi() },
-		HeartbeatCeiling: meteredCeiling(s.Config, log),
+		Supply: func() (bool, bool) { return platform.PowerSource{}.OnPower(), platform.Network{}.OnWiFi() }, HeartbeatCeiling: meteredCeiling(s.Config, log),
 		History: daemon.History{ToastsKept: s.ToastsKept, ToastsMaxAge: s.ToastsMaxAge.Duration,
 			EventsKept: s.EventsKept, EventsMaxAge: s.EventsMaxAge.Duration},
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})
