@@ -37,6 +37,7 @@ var runFlags = []struct{ name, usage string }{
 	{"log-level", "debug, info, warn or error"},
 	{"memory-limit", "soft limit on the daemon's Go memory, e.g. 16MiB, or off"},
 	{"unifiedpush", "D-Bus bus of the UnifiedPush distributor: session, system, off, or a bus address"},
+	{"heartbeat-ceiling", "the longest heartbeat interval learned on a network, 1m to 24h"},
 }
 
 // serviceFlags are the flags every service command shares.
