@@ -128,10 +128,10 @@ func runDay(tb testing.TB, sc natScenario, warm bool, seed uint64) dayResult {
 		}
 		st := r.link.Stats()
 		sent := time.Time{}
-		if st.Heartbeat >= nat {
+		if died := due.Add(-st.Heartbeat).Add(nat); st.Heartbeat >= nat && died.Add(time.Second).Before(due) {
 			// This heartbeat will find its flow gone: the flow died
-			// nat after its last packet.
-			died := due.Add(-st.Heartbeat).Add(nat)
+			// nat after its last packet. (One that dies as its ping
+			// goes out is counted below, from the ping.)
 			r.fc.Advance(died.Add(time.Second).Sub(r.fc.Now()))
 			before := r.nat.Stats().Discarded
 			sendRaw(tb, uri)
