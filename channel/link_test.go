@@ -25,9 +25,14 @@ type memHandler struct {
 	network string
 	learned map[string]channel.Learned
 	saves   int
-	// clk stamps applied notifications (nil: not recorded).
+	// lastSeq is the highest sequence number applied, announced in the
+	// hello as a device's database would, so nothing is applied twice;
+	// clk stamps applied notifications (nil: not recorded), and onApply
+	// runs for each batch before it is acknowledged.
+	lastSeq uint64
 	clk     clock.Clock
 	applied []time.Time
+	onApply func()
 }
 
 func newMemHandler(network string) *memHandler {
@@ -37,7 +42,7 @@ func newMemHandler(network string) *memHandler {
 func (h *memHandler) Session(context.Context) (channel.Identity, uint64, string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.id, 0, h.power, nil
+	return h.id, h.lastSeq, h.power, nil
 }
 
 func (h *memHandler) Enrolled(_ context.Context, id channel.Identity) error {
@@ -57,10 +62,17 @@ func (h *memHandler) Rejected(context.Context) error {
 func (h *memHandler) Apply(_ context.Context, ns []wire.Notification) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.clk != nil {
-		for range ns {
+	for _, n := range ns {
+		if n.Seq <= h.lastSeq {
+			continue
+		}
+		h.lastSeq = n.Seq
+		if h.clk != nil {
 			h.applied = append(h.applied, h.clk.Now())
 		}
+	}
+	if h.onApply != nil {
+		h.onApply()
 	}
 	return nil
 }
