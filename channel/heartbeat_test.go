@@ -179,7 +179,7 @@ func TestAdaptiveProbesUpward(t *testing.T) {
 	wantProbes := []struct {
 		factor float64
 		hold   time.Duration
-	}{{2, 4 * time.Hour}, {1.5, 8 * time.Hour}, {1.25, 8 * time.Hour}, {2, 8 * time.Hour}}
+	}{{2, 4 * time.Hour}, {1.5, 6 * time.Hour}, {1.25, 6 * time.Hour}, {2, 6 * time.Hour}}
 	for i, w := range wantProbes {
 		m.now = m.a.NextProbe
 		d, probing := m.a.arm(m.now)
@@ -192,17 +192,17 @@ func TestAdaptiveProbesUpward(t *testing.T) {
 			t.Fatalf("after failed probe %d: %+v, want back at %v, next in %v", i, m.a.Learned, proven, w.hold)
 		}
 	}
-	// The four probes fell within a day; the search's own deaths before
-	// them are over a day old and forgotten.
-	if got := m.a.FailedSince(m.now.Add(-24 * time.Hour)); got != 4 || len(m.a.Failed) != 4 {
-		t.Fatalf("%d failures in the last day, want the 4 probes: %v", got, m.a.Failed)
+	// The four probes came 2, 6, 12 and 18 hours after settling; two of
+	// the search's three deaths before them are within the day too.
+	if got := m.a.FailedSince(settledAt.Add(time.Nanosecond)); got != 4 || len(m.a.Failed) != 6 {
+		t.Fatalf("%d failures since settling, want the 4 probes: %v", got, m.a.Failed)
 	}
 	// The NAT became kinder: the next probe survives, and the link climbs
-	// to the ceiling through proven intervals.
+	// to the ceiling through proven intervals, doubling at once.
 	m.nat = func(time.Time) time.Duration { return 3 * time.Hour }
 	m.now = m.a.NextProbe
 	climbed := []time.Duration{}
-	for m.pings = 0; !m.a.Settled || m.a.Probe != 0 || len(climbed) == 0; {
+	for len(climbed) == 0 || m.a.Probe != 0 || !m.a.NextProbe.IsZero() {
 		d, ok := m.beat()
 		if !ok {
 			t.Fatalf("a beat died behind a 3h NAT: %v", d)
@@ -212,8 +212,11 @@ func TestAdaptiveProbesUpward(t *testing.T) {
 			t.Fatalf("not at the ceiling after %v", climbed)
 		}
 	}
-	if m.a.Interval != DefaultHeartbeatCeiling || !m.a.NextProbe.IsZero() || m.a.Hold != DefaultProbeHold {
-		t.Fatalf("after climbing %v: %+v", climbed, m.a.Learned)
+	// After four failures the rung is back at 1.5×.
+	first := time.Duration(float64(proven) * 1.5)
+	if want := []time.Duration{first, 2 * first, DefaultHeartbeatCeiling}; !slices.Equal(climbed, want) ||
+		m.a.Interval != DefaultHeartbeatCeiling || !m.a.Settled || m.a.Hold != DefaultProbeHold {
+		t.Fatalf("climbed %v, want %v: %+v", climbed, want, m.a.Learned)
 	}
 }
 
