@@ -298,7 +298,7 @@ func BenchmarkNATScenarios(b *testing.B) {
 				b.ReportMetric(d.worstDelay.Seconds(), "worst-delay-s")
 				b.ReportMetric(float64(d.failed)/d.hours*24, "failed/day")
 				b.ReportMetric(d.final.Seconds(), "final-interval-s")
-				if sc.changeTo < sc.nat {
+				if sc.changeAfter > 0 && sc.changeTo < sc.nat {
 					b.ReportMetric(d.backAfterNotice.Minutes(), "working-after-min")
 				}
 				if sc.changeAfter > 0 {
