@@ -157,6 +157,11 @@ func (a *adaptive) reset() {
 // succeeded: the proven interval is used and the probe comes again.
 func (a *adaptive) load(l Learned, now time.Time) {
 	a.Learned = l.clone()
+	// What is read back may be damaged: keep it within the policy.
+	a.Good, a.Bad = max(a.Good, 0), max(a.Bad, 0)
+	if limit := now.Add(a.maxHold); a.NextProbe.After(limit) {
+		a.NextProbe = limit // never a probe put off for ever
+	}
 	if a.Hold <= 0 {
 		a.Hold = a.hold
 	}

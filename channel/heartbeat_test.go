@@ -355,3 +355,24 @@ func TestWakeLogSlidesOverAnHour(t *testing.T) {
 		t.Fatalf("at 120m: %+v", got)
 	}
 }
+
+// TestAdaptiveLoadsDamage: a remembered state read back damaged (negative
+// bounds, a probe put off for years, an absurd hold or rung) is brought
+// within the policy, so the link still probes and never panics.
+func TestAdaptiveLoadsDamage(t *testing.T) {
+	a := newAdaptive(DefaultHeartbeat, DefaultHeartbeatFloor, DefaultHeartbeatCeiling, DefaultHeartbeatPrecision)
+	a.load(Learned{Interval: 20 * time.Minute, Good: 20 * time.Minute, Bad: -time.Hour, Settled: true,
+		NextProbe: t0.AddDate(50, 0, 0), Hold: 1 << 62, Rung: -7}, t0)
+	if a.Bad != 0 || a.Hold != MaxProbeHold || a.Rung < 0 || a.Rung >= len(probeRungs) {
+		t.Fatalf("loaded %+v", a.Learned)
+	}
+	// Bad was damaged to nothing: the search climbs on (nothing known to
+	// die), and once settled again it probes within the hold.
+	if a.Settled {
+		t.Fatalf("settled with nothing known to die below the ceiling: %+v", a.Learned)
+	}
+	a.load(Learned{Interval: 20 * time.Minute, Good: 20 * time.Minute, Bad: 21 * time.Minute, Settled: true, NextProbe: t0.AddDate(50, 0, 0)}, t0)
+	if !a.NextProbe.Equal(t0.Add(MaxProbeHold)) {
+		t.Fatalf("a probe put off for 50 years: next at %v", a.NextProbe)
+	}
+}

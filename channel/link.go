@@ -532,17 +532,23 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 		return c.retryAfter(err), err
 	}
 	l.mu.Lock()
-	l.hb.setFloor(time.Duration(welcome.MinHeartbeat)*time.Second, l.cfg.Clock.Now())
+	l.hb.setFloor(welcomeSeconds(welcome.MinHeartbeat), l.cfg.Clock.Now())
 	// The service drops a connection silent for max_idle: a heartbeat
 	// must come well before it (a tenth of it to spare).
 	l.svcCeiling = 0
-	if welcome.MaxIdle > 0 {
-		maxIdle := time.Duration(welcome.MaxIdle) * time.Second
+	if maxIdle := welcomeSeconds(welcome.MaxIdle); maxIdle > 0 {
 		l.svcCeiling = maxIdle - maxIdle/10
 	}
 	l.setCeiling()
 	l.mu.Unlock()
 	return c.serve(ctx)
+}
+
+// welcomeSeconds reads a welcome's count of seconds, bounded to a week so
+// that a service's absurd value neither overflows nor pins the heartbeat
+// to its floor (0 for none or a negative one).
+func welcomeSeconds(n int) time.Duration {
+	return time.Duration(min(max(n, 0), 7*24*3600)) * time.Second
 }
 
 // parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
