@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -25,6 +26,8 @@ type natScenario struct {
 	loss        float64
 	// days with loss are run with the seeds 1 to days, and summed.
 	days int
+	// span is how long a run lasts (0: a day).
+	span time.Duration
 }
 
 var natScenarios = []natScenario{
@@ -59,6 +62,8 @@ type dayResult struct {
 	settledAt, backAfterNotice time.Duration
 	// beforeChange: wakeups per hour until the NAT changed.
 	beforeChange float64
+	// perDay: wakeups per hour of each whole day of the span.
+	perDay []float64
 }
 
 func (d dayResult) changeString() string {
@@ -131,7 +136,14 @@ func runDay(tb testing.TB, sc natScenario, warm bool, seed uint64) dayResult {
 	nat, changed := sc.nat, false
 	settled := st0.Heartbeat
 	var lastDeath, lastNotice time.Time
-	for r.fc.Now().Sub(start) < 24*time.Hour {
+	span := cmp.Or(sc.span, 24*time.Hour)
+	dayStart, dayWakes := start, st0.Pings+st0.Reconnects
+	for r.fc.Now().Sub(start) < span {
+		if now := r.fc.Now(); now.Sub(dayStart) >= 24*time.Hour {
+			st := r.link.Stats()
+			res.perDay = append(res.perDay, float64(st.Pings+st.Reconnects-dayWakes)/now.Sub(dayStart).Hours())
+			dayStart, dayWakes = now, st.Pings+st.Reconnects
+		}
 		due := r.drv.Next()
 		if sc.changeAfter > 0 && !changed && due.Sub(start) > sc.changeAfter {
 			at := start.Add(sc.changeAfter)
@@ -277,6 +289,21 @@ func TestNATScenarios(t *testing.T) {
 				check(t, d.lost > 0, "no heartbeat lost in %d days: the scenario tests nothing", sc.days)
 			}
 		})
+	}
+}
+
+// TestNATWeek runs the 30-minute NAT, the tightest budget, for a week on
+// a known network: every day keeps it, not only the first.
+func TestNATWeek(t *testing.T) {
+	d := runScenario(t, natScenario{name: "30m-week", nat: 30 * time.Minute, span: 7 * 24 * time.Hour}, true)
+	t.Logf("%v; per day %.3f", d, d.perDay)
+	if len(d.perDay) < 6 {
+		t.Fatalf("%d whole days in a week", len(d.perDay))
+	}
+	for i, w := range d.perDay {
+		if w > 2.1 {
+			t.Errorf("day %d: %.3f wakeups/h, target 2.1", i+1, w)
+		}
 	}
 }
 
