@@ -82,7 +82,8 @@ func (n NetworkCost) Metered(ctx context.Context) (bool, string) {
 }
 
 // networkManager reads NetworkManager's Metered property; ok is false when
-// it cannot be read.
+// it cannot be read. It never starts NetworkManager (no auto-start) and
+// gives up after 2 s: it runs before every connection attempt.
 func (n NetworkCost) networkManager(ctx context.Context) (uint32, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -99,7 +100,7 @@ func (n NetworkCost) networkManager(ctx context.Context) (uint32, bool) {
 	defer conn.Close()
 	var v dbus.Variant
 	err = conn.Object("org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager").
-		CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.NetworkManager", "Metered").Store(&v)
+		CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", dbus.FlagNoAutoStart, "org.freedesktop.NetworkManager", "Metered").Store(&v)
 	if err != nil {
 		return 0, false
 	}
