@@ -200,8 +200,15 @@ func (c *conn) writeLoop() error {
 	defer c.ws.Close()
 	l := c.l
 	clk := l.cfg.Clock
-	idle := clk.NewTimer(l.interval())
+	// armed is the idle time the heartbeat timer counts (and so the one
+	// its ping tests).
+	armed := l.arm()
+	idle := clk.NewTimer(armed)
 	defer idle.Stop()
+	rearm := func() {
+		armed = l.arm()
+		idle.Reset(armed)
+	}
 	var waiting clock.Timer // armed while a ping is unanswered
 	var waitingC <-chan time.Time
 	var probe time.Duration // the idle time the unanswered ping tests
@@ -222,14 +229,14 @@ func (c *conn) writeLoop() error {
 				return fmt.Errorf("write: %w", err)
 			}
 			if waiting == nil {
-				idle.Reset(l.interval())
+				rearm()
 			}
 		case <-c.activity:
 			if waiting == nil {
-				idle.Reset(l.interval())
+				rearm()
 			}
 		case <-idle.C():
-			probe = l.interval()
+			probe = armed
 			l.mu.Lock()
 			l.stats.Pings++
 			l.wakes.add(clk.Now(), wakeHeartbeat)
@@ -249,7 +256,7 @@ func (c *conn) writeLoop() error {
 			waiting.Stop()
 			waiting, waitingC = nil, nil
 			l.probed(probe, true)
-			idle.Reset(l.interval())
+			rearm()
 		case <-waitingC:
 			waiting, waitingC = nil, nil
 			l.probed(probe, false)

@@ -247,7 +247,7 @@ func TestReconnectStorm(t *testing.T) {
 		h.id = ids[i]
 		l, err := channel.New(channel.Config{Service: url, Handler: h, Clock: fc,
 			Logger:    quiet,
-			Heartbeat: channel.DefaultHeartbeatCap, BackoffMin: time.Second, BackoffMax: time.Minute})
+			Heartbeat: channel.MeteredHeartbeatCeiling, BackoffMin: time.Second, BackoffMax: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

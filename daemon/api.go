@@ -125,10 +125,14 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 	ls := d.link.Stats()
 	st := app.Status{Service: d.cfg.Service, State: ls.State, Connected: ls.Connected, Heartbeat: ls.Heartbeat.String(), Reconnects: ls.Reconnects, LastError: ls.LastError,
 		Network: ls.Network, LearnedIdle: learnedIdle(ls.Learned), HeartbeatSettled: ls.Learned.Settled,
+		HeartbeatCeiling: ls.Ceiling.String(), HeartbeatProbing: ls.Learned.Probe != 0, FailedProbes: ls.FailedLastDay,
 		Wakeups: app.Wakeups{Heartbeats: ls.Wakeups.Heartbeats, Reconnects: ls.Wakeups.Reconnects, Acks: ls.Wakeups.Acks, Total: ls.Wakeups.Total()}}
 	if ls.Connected {
 		since := ls.Since
 		st.Since = &since
+	}
+	if next := ls.Learned.NextProbe; !next.IsZero() && ls.Learned.Settled && ls.Learned.Probe == 0 {
+		st.NextProbe = &next
 	}
 	switch {
 	case d.link.Offline():

@@ -89,6 +89,10 @@ type Config struct {
 	// Network names the network the device is on, for remembering its
 	// learned heartbeat; nil uses channel.CurrentNetwork.
 	Network func(ctx context.Context) (string, error)
+	// HeartbeatCeiling returns the heartbeat ceiling on the network the
+	// device is on now (lower on a metered one); 0 or nil keeps
+	// Link.HeartbeatCeiling.
+	HeartbeatCeiling func(ctx context.Context) time.Duration
 	// NoNetworkWatch turns off reconnecting when the OS reports a network
 	// coming up. Phones sharing a DB (the emulator) never watch: they are
 	// simulated, and the host's network is not theirs.

@@ -106,9 +106,10 @@ const (
 	// Devices learn their network's idle timeout and ping just under it;
 	// below a minute a heartbeat costs more radio time than it can save.
 	DefaultMinHeartbeat = 60 * time.Second
-	// The device's heartbeat cap is 28 minutes; two missed heartbeats
-	// (plus slack) mean it is gone.
-	DefaultMaxIdle = 60 * time.Minute
+	// A device's heartbeat may reach its ceiling, about two hours (see
+	// docs/power.md), and keeps it under a tenth less than this; two
+	// missed heartbeats (plus slack) mean it is gone.
+	DefaultMaxIdle = 4 * time.Hour
 	// MPNS allowed 30 channels per device.
 	DefaultMaxChannelsPerDevice = 30
 	// A write that does not finish in 10 s is to a dead or stuck peer.

@@ -258,6 +258,18 @@ type State struct {
 	Toasts     []app.Toast           `json:"toasts"`
 	Raw        map[string][]RawEntry `json:"raw"`
 	Templates  map[string][]string   `json:"templates"`
+	// Heartbeat is the link's learned interval on this network, its next
+	// upward probe and the day's failed probes (docs/power.md).
+	Heartbeat Heartbeat `json:"heartbeat"`
+}
+
+// Heartbeat is the part of app.Status the page shows about the heartbeat.
+type Heartbeat struct {
+	Interval     string     `json:"interval"`
+	Settled      bool       `json:"settled"`
+	Ceiling      string     `json:"ceiling,omitempty"`
+	NextProbe    *time.Time `json:"next_probe,omitempty"`
+	FailedProbes int        `json:"failed_probes_last_day"`
 }
 
 // PhoneState gathers a phone's state (the page's one read).
@@ -268,7 +280,9 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 	}
 	s := State{Phone: name, Connected: st.Connected, Offline: d.Link().Offline(), Power: st.Power, DeviceID: st.DeviceID,
 		Foreground: d.Foreground(), Running: st.Running, Counters: st.Counters, Raw: map[string][]RawEntry{}, Tiles: []Tile{},
-		Templates: map[string][]string{}}
+		Templates: map[string][]string{},
+		Heartbeat: Heartbeat{Interval: st.Heartbeat, Settled: st.HeartbeatSettled, Ceiling: st.HeartbeatCeiling,
+			NextProbe: st.NextProbe, FailedProbes: st.FailedProbes}}
 	for _, t := range []string{mpns.TemplateWP7, mpns.TemplateFlip, mpns.TemplateIconic, mpns.TemplateCycle} {
 		s.Templates[t] = mpns.TemplateFields(t)
 	}

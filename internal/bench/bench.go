@@ -581,7 +581,7 @@ func startLink(ctx context.Context, cfg Config, base string, i int, d *device, w
 		service += "," + strings.Join(cfg.Failover, ",")
 	}
 	l, err := channel.New(channel.Config{Service: service, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
-		Heartbeat: channel.DefaultHeartbeatCap})
+		Heartbeat: channel.MeteredHeartbeatCeiling})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -47,6 +47,14 @@ func (d *Driver) Idle() time.Time {
 	return d.armed(true)
 }
 
+// Next waits until the link is up with its heartbeat as its only timer
+// and returns when that heartbeat is due (the clock may have moved since
+// the last traffic).
+func (d *Driver) Next() time.Time {
+	d.T.Helper()
+	return d.armed(false)
+}
+
 // armed waits for the link to be up with one timer; strict: due exactly
 // one interval from now (the link has just seen traffic).
 func (d *Driver) armed(strict bool) time.Time {

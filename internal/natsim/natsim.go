@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -28,6 +29,8 @@ type Stats struct {
 	UpPackets, DownPackets int64
 	// Discarded counts reads that arrived on a dropped flow.
 	Discarded int64
+	// Lost counts packets lost to SetLoss (each black-holed its flow).
+	Lost int
 }
 
 // NAT is a running simulated NAT.
@@ -38,6 +41,8 @@ type NAT struct {
 
 	mu    sync.Mutex
 	idle  time.Duration
+	loss  float64
+	rng   *rand.Rand
 	flows map[*flow]struct{}
 	stats Stats
 	// seen is closed and replaced whenever a read is forwarded or discarded,
@@ -80,6 +85,17 @@ func (n *NAT) URL() string { return "http://" + n.Addr() }
 func (n *NAT) SetIdle(d time.Duration) {
 	n.mu.Lock()
 	n.idle = d
+	n.mu.Unlock()
+}
+
+// SetLoss makes the NAT lose, with probability p, each packet from the
+// client that ends an idle spell (a heartbeat's ping, not a handshake's or
+// an answer's), as a passing radio fade does: the flow is black-holed from
+// then on, which the client cannot tell from an idle timeout. The draws
+// come from a PCG seeded with seed, so a run is repeatable.
+func (n *NAT) SetLoss(p float64, seed uint64) {
+	n.mu.Lock()
+	n.loss, n.rng = p, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	n.mu.Unlock()
 }
 
@@ -188,6 +204,10 @@ func (n *NAT) pump(f *flow, src, dst net.Conn, up bool) {
 			if !f.dropped && n.idle > 0 && now.Sub(f.last) >= n.idle {
 				f.dropped = true
 				n.stats.Dropped++
+			}
+			if !f.dropped && up && n.loss > 0 && now.After(f.last) && n.rng.Float64() < n.loss {
+				f.dropped = true
+				n.stats.Lost++
 			}
 			forward := !f.dropped
 			if forward {
