@@ -14,6 +14,8 @@ var deviceSeeds = []string{
 	`{"type":"hello","version":1,"id":"dev","secret":"s3cret","last_seq":42,"power":"low"}`,
 	`{"type":"hello","version":2,"power":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`,
 	`{"type":"hello","version":2,"id":"dev","nonce":"short","proof":"short"}`,
+	`{"type":"hello","version":2,"heartbeat":240}`,
+	`{"type":"hello","version":2,"heartbeat":-5}`,
 	`{"type":"register","req":1,"app":"news","channel":"main"}`,
 	`{"type":"register","req":2,"app":"bank","channel":"main","service_name":"contoso","renew":true}`,
 	`{"type":"unregister","req":3,"channel_id":"ch1"}`,

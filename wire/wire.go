@@ -100,7 +100,15 @@ type Hello struct {
 	// Urgency is the least urgent Web Push message the device takes now
 	// (very-low, low, normal, high; "" takes everything): see State.
 	Urgency string `json:"urgency,omitempty"`
+	// Heartbeat is the interval, in seconds, after which the device pings
+	// a silent link (0: not said). The service bounds how long what it
+	// wrote may stay unacknowledged by it: past one heartbeat the device
+	// itself has found a dead link and let go of the connection.
+	Heartbeat int `json:"heartbeat,omitempty"`
 }
+
+// MaxHeartbeat bounds Hello.Heartbeat: a day, far past any NAT's patience.
+const MaxHeartbeat = 24 * 60 * 60
 
 // Welcome answers Hello. Secret is only set on enrolment; Proof only for an
 // enrolled device (WelcomeProof), so the device knows the service that
@@ -392,6 +400,9 @@ func validateDevice(v any) error {
 		}
 		if !validUrgency(f.Urgency) {
 			return bad("hello: urgency must be very-low, low, normal or high")
+		}
+		if f.Heartbeat < 0 || f.Heartbeat > MaxHeartbeat {
+			return bad("hello: heartbeat must be 0-%d seconds", MaxHeartbeat)
 		}
 	case *Register:
 		if !validName(f.App) || !validName(f.Channel) {
