@@ -603,10 +603,14 @@ func (sess *session) writeLoop() {
 		}
 		waiting = !next.IsZero()
 		if waiting {
+			wait := next.Sub(clk.Now())
+			if wait <= 0 {
+				continue // the clock passed the deadline while writing
+			}
 			if timer == nil {
-				timer = clk.NewTimer(next.Sub(clk.Now()))
+				timer = clk.NewTimer(wait)
 			} else {
-				timer.Reset(next.Sub(clk.Now()))
+				timer.Reset(wait)
 			}
 			// Until the deadline, a kick, or the end.
 			select {
