@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/heraldpush/herald/mpns"
 )
@@ -270,6 +271,9 @@ func Encode(v any) ([]byte, error) {
 
 // DecodeDevice decodes a frame sent by a device (for the service).
 func DecodeDevice(b []byte) (any, error) {
+	if a, ok := decodeAck(b); ok {
+		return a, nil
+	}
 	t, err := peekType(b)
 	if err != nil {
 		return nil, err
@@ -298,6 +302,37 @@ func DecodeDevice(b []byte) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// ackPrefix is how an ack frame starts as this package encodes it.
+const ackPrefix = `{"type":"ack","seq":`
+
+// decodeAck decodes an ack frame exactly as Encode writes it (a device
+// sends one for every notify frame, so it is the frame the service reads
+// most) without the two passes of reflection the general decoder takes.
+// Anything else, an ack spaced or ordered otherwise included, is not
+// decoded here (ok false) and goes the general way, which accepts every
+// frame this accepts, with the same result (FuzzDecodeAck).
+func decodeAck(b []byte) (a *Ack, ok bool) {
+	if len(b) < len(ackPrefix)+2 || string(b[:len(ackPrefix)]) != ackPrefix || b[len(b)-1] != '}' {
+		return nil, false
+	}
+	digits := b[len(ackPrefix) : len(b)-1]
+	if len(digits) > 20 || len(digits) > 1 && digits[0] == '0' {
+		return nil, false
+	}
+	var n uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return nil, false // out of range: the general decoder says so
+		}
+		n = n*10 + d
+	}
+	return &Ack{Type: TypeAck, Seq: n}, true
 }
 
 // DecodeService decodes a frame sent by the service (for the device).
