@@ -59,15 +59,12 @@ type session struct {
 	srv  *Server
 	conn *websocket.Conn
 	id   string
-	log  *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the session has ended
+	quit chan struct{} // closed when the session is to end (close)
+	done chan struct{} // closed when it has ended
 
-	kickc    chan struct{} // cap 1: wakes a writer waiting for a deadline
-	writers  sync.WaitGroup
-	stopRead func() bool // unregisters the read loop's cut-off
+	kickc   chan struct{} // cap 1: wakes a writer waiting for a deadline
+	writers sync.WaitGroup
 
 	mu sync.Mutex
 	st *sessionState
@@ -90,24 +87,89 @@ type mailbox struct {
 	// stopping is set when the session is ending, so the read loop does
 	// not push its deadline past the cut-off.
 	stopping bool
-	end      *closeReason // the first reason given wins
-	holdNo   uint64       // the cluster's number for this session's Hold
+	end      *closeReason // the first reason given wins; set, quit is closed
+	// abort ends the store call the writer is waiting for, if any
+	// (queueReads).
+	abort  context.CancelFunc
+	holdNo uint64 // the cluster's number for this session's Hold
 	// power and urgency are the state's, for the accept path, which must
 	// not wait for a look at the queue (mu) to answer a sender.
 	power   string
 	urgency mpns.Urgency
 }
 
+// log is the service's logger for this device's session. Built when
+// used, since sessions seldom log and an idle device should not carry a
+// logger of its own.
+func (sess *session) log() *slog.Logger { return sess.srv.log.With("device", sess.id) }
+
 // close ends the session with the close frame (code, text); the first
 // reason given is the one sent. Any goroutine may call it, holding mu or
-// not; finish, on the read loop, does the ending.
+// not; finish, on the read loop, does the ending. The read loop's wait is
+// cut short here rather than by a context.AfterFunc, which would cost an
+// idle device its context's map of children and a done channel.
 func (sess *session) close(code int, text string) {
 	sess.box.mu.Lock()
-	if sess.box.end == nil {
-		sess.box.end = &closeReason{code, text}
+	defer sess.box.mu.Unlock()
+	if sess.box.end != nil {
+		return
+	}
+	sess.box.end = &closeReason{code, text}
+	close(sess.quit)
+	sess.box.stopping = true
+	sess.conn.SetReadDeadline(time.Now())
+	if sess.box.abort != nil {
+		sess.box.abort()
+	}
+}
+
+// ended says whether the session is ending.
+func (sess *session) ended() bool {
+	select {
+	case <-sess.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// queueReads is the store as the session's writer reads the device's
+// queue: each call ends with the server or the session, so a session's
+// end (another connection taking over, say) does not wait for a slow
+// read. The context is made per call rather than kept with the session:
+// the driver attaches to the context it is given (context.AfterFunc), and
+// a context kept for the session would keep that for as long as the
+// device stays connected.
+type queueReads struct{ sess *session }
+
+func (q queueReads) call() (context.Context, func()) {
+	sess := q.sess
+	ctx, cancel := context.WithCancel(sess.srv.ctx)
+	sess.box.mu.Lock()
+	if sess.box.end != nil {
+		cancel()
+	} else {
+		sess.box.abort = cancel
 	}
 	sess.box.mu.Unlock()
-	sess.cancel()
+	return ctx, func() {
+		sess.box.mu.Lock()
+		sess.box.abort = nil
+		sess.box.mu.Unlock()
+		cancel()
+	}
+}
+
+func (q queueReads) Pending(deviceID string, after uint64) ([]store.Queued, error) {
+	ctx, done := q.call()
+	defer done()
+	return q.sess.srv.cfg.Store.Pending(ctx, deviceID, after)
+}
+
+func (q queueReads) Requeue(deviceID string, seq uint64) (store.Queued, error) {
+	ctx, done := q.call()
+	defer done()
+	return q.sess.srv.cfg.Store.Requeue(ctx, deviceID, seq)
 }
 
 func (sess *session) closeFor(r *closeReason) { sess.close(r.code, r.text) }
@@ -265,10 +327,9 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		return nil
 	}
 	st, do := newSessionState(hello, dev, s.sessionLimits(), s.cfg.Clock.Now())
-	sctx, cancel := context.WithCancel(ctx)
 	sess := &session{
-		srv: s, conn: conn, id: dev.ID, ctx: sctx, cancel: cancel,
-		log:   s.log.With("device", dev.ID),
+		srv: s, conn: conn, id: dev.ID,
+		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		kickc: make(chan struct{}, 1),
 		st:    st,
@@ -276,7 +337,7 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	sess.box.power, sess.box.urgency = st.power, st.urgency
 	if do.savePower {
 		if err := s.cfg.Store.SetPower(ctx, dev.ID, st.power); err != nil {
-			sess.log.Warn("saving power level failed", "err", err)
+			sess.log().Warn("saving power level failed", "err", err)
 		}
 	}
 
@@ -284,7 +345,6 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	if s.closed {
 		after := s.retryDelayLocked()
 		s.mu.Unlock()
-		cancel()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
 		return nil
 	}
@@ -298,7 +358,6 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		<-old.done
 	}
 	if s.retiredSince(ctx, dev.ID, retirements) {
-		cancel()
 		sess.release()
 		closeConn(conn, wire.CloseUnauthorized, wire.RefusedRetired)
 		return nil
@@ -308,7 +367,7 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		// lets go.
 		held, err := p.Hold(ctx, dev.ID)
 		if err != nil {
-			sess.log.Warn("telling the cluster of the device failed", "err", err)
+			sess.log().Warn("telling the cluster of the device failed", "err", err)
 		}
 		sess.box.mu.Lock()
 		sess.box.holdNo = held
@@ -328,7 +387,6 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	}
 	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
-		cancel()
 		sess.release()
 		return nil
 	}
@@ -338,7 +396,7 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// The first writer's look at the store sends the backlog, in order,
 	// before anything accepted later.
 	sess.kick(true)
-	sess.log.Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
+	sess.log().Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
 	return sess
 }
 
@@ -348,8 +406,7 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 func (sess *session) finish() {
 	defer sess.srv.wg.Done()
 	defer sess.conn.Close()
-	sess.stopRead()
-	sess.cancel()
+	sess.close(websocket.CloseGoingAway, "")
 	sess.box.mu.Lock()
 	sess.box.open = false
 	sess.box.mu.Unlock()
@@ -362,7 +419,7 @@ func (sess *session) finish() {
 	}
 	closeConn(sess.conn, end.code, end.text)
 	sess.release()
-	sess.log.Info("device disconnected", "code", end.code, "reason", end.text)
+	sess.log().Info("device disconnected", "code", end.code, "reason", end.text)
 }
 
 // release records when the device was last seen, then makes the session
@@ -372,7 +429,7 @@ func (sess *session) finish() {
 func (sess *session) release() {
 	s := sess.srv
 	if err := s.cfg.Store.TouchDevice(context.Background(), sess.id, s.cfg.Clock.Now()); err != nil {
-		sess.log.Warn("recording last seen failed", "err", err)
+		sess.log().Warn("recording last seen failed", "err", err)
 	}
 	s.mu.Lock()
 	live := s.sessions[sess.id] == sess
@@ -382,16 +439,16 @@ func (sess *session) release() {
 	s.mu.Unlock()
 	if p := s.cfg.Presence; p != nil && live {
 		if err := p.Release(context.Background(), sess.id); err != nil {
-			sess.log.Warn("telling the cluster the device left failed", "err", err)
+			sess.log().Warn("telling the cluster the device left failed", "err", err)
 		}
 	}
 	close(sess.done)
 }
 
 // prepareReads sets what the read loop needs: the read deadline, kept
-// pushed out by every frame and ping; the ping handler, which answers
-// with a pong and enforces the heartbeat floor; and the cut-off when the
-// session ends.
+// pushed out by every frame and ping (and cut short by close), and the
+// ping handler, which answers with a pong and enforces the heartbeat
+// floor.
 func (sess *session) prepareReads() {
 	conn := sess.conn
 	sess.extendRead()
@@ -410,13 +467,6 @@ func (sess *session) prepareReads() {
 			return err
 		}
 		return nil
-	})
-	// Ending the session cuts the read loop's wait short.
-	sess.stopRead = context.AfterFunc(sess.ctx, func() {
-		sess.box.mu.Lock()
-		sess.box.stopping = true
-		sess.conn.SetReadDeadline(time.Now())
-		sess.box.mu.Unlock()
 	})
 }
 
@@ -448,8 +498,8 @@ func (sess *session) readLoop() {
 }
 
 func (sess *session) readEnded(err error) {
-	if sess.ctx.Err() == nil && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
-		sess.log.Debug("read ended", "err", err)
+	if !sess.ended() && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+		sess.log().Debug("read ended", "err", err)
 	}
 }
 
@@ -503,12 +553,15 @@ func (sess *session) frame(typ int, r io.Reader) bool {
 	} else if do.nudge {
 		sess.nudge()
 	}
-	return sess.ctx.Err() == nil
+	return !sess.ended()
 }
 
 // serve answers a device's request.
 func (sess *session) serve(req any) any {
-	s, ctx := sess.srv, sess.ctx
+	// The server's context, not one of the session's own (see queueReads):
+	// a request the session's end interrupts is only answered the sooner
+	// for a device that will not read the answer.
+	s, ctx := sess.srv, sess.srv.ctx
 	switch f := req.(type) {
 	case *wire.Register:
 		return s.register(ctx, sess.id, f)
@@ -531,8 +584,8 @@ func (sess *session) touch(when time.Time) {
 	if when.IsZero() {
 		return
 	}
-	if err := sess.srv.cfg.Store.TouchDevice(sess.ctx, sess.id, when); err != nil && sess.ctx.Err() == nil {
-		sess.log.Warn("recording last seen failed", "err", err)
+	if err := sess.srv.cfg.Store.TouchDevice(sess.srv.ctx, sess.id, when); err != nil && !sess.ended() {
+		sess.log().Warn("recording last seen failed", "err", err)
 	}
 }
 
@@ -551,7 +604,7 @@ func (sess *session) writeLoop() {
 	}()
 	waiting := false // the state asked to be looked at again at a deadline
 	for {
-		if sess.ctx.Err() != nil {
+		if sess.ended() {
 			sess.box.mu.Lock()
 			sess.box.writing = false
 			sess.box.mu.Unlock()
@@ -563,7 +616,7 @@ func (sess *session) writeLoop() {
 		inbox, resync := sess.box.inbox, sess.box.resync
 		sess.box.look, sess.box.inbox, sess.box.resync = false, nil, false
 		sess.box.mu.Unlock()
-		frames, next, err := sess.st.out(sess.ctx, clk.Now(), look, inbox, resync, sess.srv.cfg.Store)
+		frames, next, err := sess.st.out(clk.Now(), look, inbox, resync, queueReads{sess})
 		if err == nil && len(frames) == 0 && next.IsZero() {
 			// Nothing to do: the writer ends, unless something came in
 			// since it looked (a reply would have waited for mu).
@@ -591,12 +644,12 @@ func (sess *session) writeLoop() {
 		}
 		switch {
 		case errors.Is(err, errUnacknowledged):
-			sess.log.Info("device unreachable", "err", err)
+			sess.log().Info("device unreachable", "err", err)
 			sess.close(websocket.CloseGoingAway, "no acknowledgement")
 			continue
 		case err != nil:
-			if sess.ctx.Err() == nil {
-				sess.log.Error("reading queue failed", "err", err)
+			if !sess.ended() {
+				sess.log().Error("reading queue failed", "err", err)
 				sess.close(wire.CloseRetryLater, "30")
 			}
 			continue
@@ -616,7 +669,7 @@ func (sess *session) writeLoop() {
 			select {
 			case <-timer.C():
 			case <-sess.kickc:
-			case <-sess.ctx.Done():
+			case <-sess.quit:
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -72,9 +71,10 @@ func (s *Server) sessionLimits() sessionLimits {
 
 // queuePort is what a session reads and changes of its device's queue in
 // the store (package store's contract, whose ordering promises hold here).
+// Each call ends when the session does.
 type queuePort interface {
-	Pending(ctx context.Context, deviceID string, after uint64) ([]store.Queued, error)
-	Requeue(ctx context.Context, deviceID string, seq uint64) (store.Queued, error)
+	Pending(deviceID string, after uint64) ([]store.Queued, error)
+	Requeue(deviceID string, seq uint64) (store.Queued, error)
 }
 
 // closeReason is how a session ends: its close frame.
@@ -274,7 +274,7 @@ var errUnacknowledged = errors.New("written notifications left unacknowledged")
 // since the last look, and resync that the store must be read instead.
 // An error from the store ends the session (close 4001, "30");
 // errUnacknowledged ends it with 1001.
-func (st *sessionState) out(ctx context.Context, now time.Time, look bool, committed []store.Queued, resync bool, q queuePort) (frames []any, next time.Time, err error) {
+func (st *sessionState) out(now time.Time, look bool, committed []store.Queued, resync bool, q queuePort) (frames []any, next time.Time, err error) {
 	frames = st.replies
 	st.replies = nil
 	if !st.unackedSince.IsZero() {
@@ -287,7 +287,7 @@ func (st *sessionState) out(ctx context.Context, now time.Time, look bool, commi
 	if !look {
 		return frames, next, nil
 	}
-	batches, due, err := st.due(ctx, now, committed, resync, q)
+	batches, due, err := st.due(now, committed, resync, q)
 	if err != nil {
 		return frames, time.Time{}, err
 	}
@@ -307,7 +307,7 @@ func (st *sessionState) out(ctx context.Context, now time.Time, look bool, commi
 // due takes the notifications to send now. Nothing is sent until one is
 // due; then every unsent notification goes, so the radio wakes once. It
 // returns the next deadline among those still held.
-func (st *sessionState) due(ctx context.Context, now time.Time, committed []store.Queued, resync bool, q queuePort) (batches [][]wire.Notification, next time.Time, err error) {
+func (st *sessionState) due(now time.Time, committed []store.Queued, resync bool, q queuePort) (batches [][]wire.Notification, next time.Time, err error) {
 	if st.primed && !resync {
 		st.unsent = mirror(st.unsent, committed, st.sent)
 		if len(st.unsent) > maxMirrored {
@@ -318,7 +318,7 @@ func (st *sessionState) due(ctx context.Context, now time.Time, committed []stor
 		// What was committed before this read is in it; commits told
 		// meanwhile come with the next look and are told apart by their
 		// numbers.
-		read, err := q.Pending(ctx, st.id, st.sent)
+		read, err := q.Pending(st.id, st.sent)
 		if err != nil {
 			st.primed, st.unsent = false, nil
 			return nil, time.Time{}, err
@@ -342,7 +342,7 @@ func (st *sessionState) due(ctx context.Context, now time.Time, committed []stor
 	if earliest.After(now) {
 		return nil, earliest, nil
 	}
-	left, moved, err := st.moveHeld(ctx, ready, held, q)
+	left, moved, err := st.moveHeld(ready, held, q)
 	if err != nil {
 		st.primed, st.unsent = false, nil
 		return nil, time.Time{}, err

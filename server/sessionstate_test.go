@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -33,7 +32,7 @@ type fakeQueue struct {
 
 func newFakeQueue(lastSeq uint64) *fakeQueue { return &fakeQueue{next: lastSeq + 1} }
 
-func (f *fakeQueue) Pending(_ context.Context, _ string, after uint64) ([]store.Queued, error) {
+func (f *fakeQueue) Pending(_ string, after uint64) ([]store.Queued, error) {
 	f.reads++
 	if f.err != nil {
 		return nil, f.err
@@ -47,7 +46,7 @@ func (f *fakeQueue) Pending(_ context.Context, _ string, after uint64) ([]store.
 	return out, nil
 }
 
-func (f *fakeQueue) Requeue(_ context.Context, _ string, seq uint64) (store.Queued, error) {
+func (f *fakeQueue) Requeue(_ string, seq uint64) (store.Queued, error) {
 	if f.err != nil {
 		return store.Queued{}, f.err
 	}
@@ -88,7 +87,7 @@ func startState(t *testing.T, h wire.Hello, now time.Time) *sessionState {
 // sentSeqs steps the writer once and returns the seqs it writes.
 func sentSeqs(t *testing.T, st *sessionState, q *fakeQueue, now time.Time, committed ...store.Queued) ([]uint64, time.Time) {
 	t.Helper()
-	frames, next, err := st.out(context.Background(), now, true, committed, false, q)
+	frames, next, err := st.out(now, true, committed, false, q)
 	if err != nil {
 		t.Fatalf("out: %v", err)
 	}
@@ -321,7 +320,7 @@ func TestSessionMirror(t *testing.T) {
 		if got, _ := sentSeqs(t, st, q, st0); got != nil {
 			t.Fatalf("sent %v without being told", got)
 		}
-		frames, _, err := st.out(context.Background(), st0, true, nil, true, q)
+		frames, _, err := st.out(st0, true, nil, true, q)
 		if err != nil || len(frames) != 1 || q.reads != 2 {
 			t.Fatalf("resync: %d frames, %d reads, err %v", len(frames), q.reads, err)
 		}
@@ -330,7 +329,7 @@ func TestSessionMirror(t *testing.T) {
 		st := startState(t, wire.Hello{}, st0)
 		q := newFakeQueue(0)
 		q.err = errors.New("disk on fire")
-		if _, _, err := st.out(context.Background(), st0, true, nil, false, q); !errors.Is(err, q.err) {
+		if _, _, err := st.out(st0, true, nil, false, q); !errors.Is(err, q.err) {
 			t.Fatalf("err %v", err)
 		}
 		q.err = nil
@@ -388,7 +387,7 @@ func TestSessionUnacknowledged(t *testing.T) {
 			for range 20 { // more than one frame
 				committed = append(committed, q.add(store.Queued{DueAt: st0, Body: make([]byte, mpns.MaxBodySize)}))
 			}
-			frames, next, err := st.out(context.Background(), st0, true, committed, false, q)
+			frames, next, err := st.out(st0, true, committed, false, q)
 			if err != nil || len(frames) < 2 || !next.Equal(st0.Add(bound)) {
 				t.Fatalf("%d frames, next %v, err %v", len(frames), next, err)
 			}
@@ -401,7 +400,7 @@ func TestSessionUnacknowledged(t *testing.T) {
 					t.Fatalf("ack ended the session: %+v", do.end)
 				}
 			}
-			_, _, err = st.out(context.Background(), st0.Add(tc.at), false, nil, false, q)
+			_, _, err = st.out(st0.Add(tc.at), false, nil, false, q)
 			if errors.Is(err, errUnacknowledged) != tc.end {
 				t.Fatalf("at %v: err %v, want the end %v", tc.at, err, tc.end)
 			}
@@ -494,7 +493,7 @@ func TestSessionRequests(t *testing.T) {
 	if end := st.reply(wire.Result{}); end == nil || end.code != wire.CloseProtocol {
 		t.Fatalf("reply past the bound: %+v", end)
 	}
-	frames, _, err := st.out(context.Background(), st0, false, nil, false, newFakeQueue(0))
+	frames, _, err := st.out(st0, false, nil, false, newFakeQueue(0))
 	if err != nil || len(frames) != maxReplies {
 		t.Fatalf("%d frames written, err %v", len(frames), err)
 	}

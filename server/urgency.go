@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"slices"
 
@@ -32,7 +31,7 @@ func split(unsent []store.Queued, min int) (ready, held []store.Queued) {
 // moveHeld moves every held notification numbered below the last one to
 // send above it, and returns those left where they were; moved reports
 // that it moved some, so the copy of the queue is stale.
-func (st *sessionState) moveHeld(ctx context.Context, ready, held []store.Queued, q queuePort) (left []store.Queued, moved bool, err error) {
+func (st *sessionState) moveHeld(ready, held []store.Queued, q queuePort) (left []store.Queued, moved bool, err error) {
 	if len(held) == 0 || len(ready) == 0 {
 		return held, false, nil
 	}
@@ -41,7 +40,7 @@ func (st *sessionState) moveHeld(ctx context.Context, ready, held []store.Queued
 		if h.Seq > top {
 			continue
 		}
-		if _, err := q.Requeue(ctx, st.id, h.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if _, err := q.Requeue(st.id, h.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, false, err
 		}
 		moved = true
