@@ -12,6 +12,7 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/storage"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -123,5 +124,39 @@ func TestAcknowledgedKeepsSession(t *testing.T) {
 	}
 	if q, err := ts.store.Pending(context.Background(), d.id, 0); err != nil || len(q) != 1 {
 		t.Fatalf("queue %d, err %v", len(q), err)
+	}
+}
+
+// A session's end does not wait for its writer's read of a slow store:
+// the read is abandoned, so a device taken over or disconnected is let go
+// at once.
+func TestSessionEndAbandonsSlowRead(t *testing.T) {
+	h := &heldReads{entered: make(chan struct{}, 1)}
+	ts := startServiceWrapped(t, server.Config{}, storage.ServiceOptions{GroupCommit: true}, func(st server.Store) server.Store {
+		h.Store = st
+		return h
+	})
+	d := ts.enrol()
+	d.disconnect()
+	h.hold()
+	defer h.release()
+	d.connect(0)
+	select {
+	case <-h.entered:
+	case <-time.After(frameWait):
+		t.Fatal("the session never read its queue")
+	}
+	gone := make(chan struct{})
+	go func() {
+		ts.srv.Disconnect(d.id)
+		close(gone)
+	}()
+	select {
+	case <-gone:
+	case <-time.After(frameWait):
+		t.Fatal("the session's end waited for its read of the store")
+	}
+	if code := closeCode(t, d.conn); code != websocket.CloseGoingAway {
+		t.Fatalf("closed with %d", code)
 	}
 }
