@@ -84,10 +84,9 @@ type mailbox struct {
 	// writing is set while a writer goroutine runs; open while writers
 	// may be started (after the welcome, until the session ends).
 	writing, open bool
-	// stopping is set when the session is ending, so the read loop does
-	// not push its deadline past the cut-off.
-	stopping bool
-	end      *closeReason // the first reason given wins; set, quit is closed
+	// end is why the session ends (the first reason given wins); once it
+	// is set, quit is closed and the read loop's deadline stays cut short.
+	end *closeReason
 	// abort ends the store call the writer is waiting for, if any
 	// (queueReads).
 	abort  context.CancelFunc
@@ -116,7 +115,6 @@ func (sess *session) close(code int, text string) {
 	}
 	sess.box.end = &closeReason{code, text}
 	close(sess.quit)
-	sess.box.stopping = true
 	sess.conn.SetReadDeadline(time.Now())
 	if sess.box.abort != nil {
 		sess.box.abort()
@@ -474,7 +472,7 @@ func (sess *session) prepareReads() {
 // unless the session is ending.
 func (sess *session) extendRead() {
 	sess.box.mu.Lock()
-	if !sess.box.stopping {
+	if sess.box.end == nil {
 		sess.conn.SetReadDeadline(time.Now().Add(sess.srv.cfg.MaxIdle))
 	}
 	sess.box.mu.Unlock()
