@@ -63,6 +63,7 @@ type metrics struct {
 	commitErrors   prometheus.Counter
 	refusals       *prometheus.CounterVec // handshake.go
 	forgotten      prometheus.Counter
+	unacked        prometheus.Counter // session.go
 }
 
 func newMetrics() *metrics {
@@ -114,6 +115,7 @@ func newMetrics() *metrics {
 		// The process's own: resident memory, CPU, open files, goroutines.
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	m.refusals = newRefusals(m.reg)
+	m.unacked = newUnacked(m.reg)
 
 	answers := []struct {
 		status string

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/mpns"
@@ -643,6 +644,7 @@ func (sess *session) writeLoop() {
 		switch {
 		case errors.Is(err, errUnacknowledged):
 			sess.log().Info("device unreachable", "err", err)
+			sess.srv.metrics.unacked.Inc()
 			sess.close(websocket.CloseGoingAway, "no acknowledgement")
 			continue
 		case err != nil:
@@ -686,6 +688,15 @@ func closeConn(conn *websocket.Conn, code int, text string) {
 	msg := websocket.FormatCloseMessage(code, text)
 	conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	conn.Close()
+}
+
+func newUnacked(reg *prometheus.Registry) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_service_unacknowledged_disconnects_total",
+		Help: "Device sessions ended because notifications written to the device stayed unacknowledged past its heartbeat and 30 s: links that died silently.",
+	})
+	reg.MustRegister(c)
+	return c
 }
 
 // forget drops a cancelled notification from what the session knows of

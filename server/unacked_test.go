@@ -85,6 +85,9 @@ func TestUnacknowledgedEndsSession(t *testing.T) {
 				t.Fatalf("closed with %d, want 1001", code)
 			}
 			wantStatus(t, post(t, uri, mpns.KindToast, "", "c", toastBody("c")), 200, "Received", "TempDisconnected")
+			if got := testenv.Scrape(t, ts.http.URL+server.MetricsPath).Value("herald_service_unacknowledged_disconnects_total"); got != 1 {
+				t.Fatalf("unacknowledged disconnects %v, want 1", got)
+			}
 
 			d.connect(0)
 			got := d.collect(3)
