@@ -376,6 +376,9 @@ func TestSessionUnacknowledged(t *testing.T) {
 		{"acked late, still in time", []time.Duration{bound - time.Second}, false, 10 * bound, false},
 		{"progress restarts the bound", []time.Duration{bound - time.Second}, true, 2*bound - 2*time.Second, false},
 		{"progress then silence", []time.Duration{bound - time.Second}, true, 2*bound - time.Second, true},
+		// The same partial ack again is no progress: a device cannot keep
+		// a dead connection trusted by repeating itself.
+		{"repeated partial ack", []time.Duration{time.Second, bound - time.Second}, true, bound + time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := startState(t, wire.Hello{}, st0)
