@@ -667,3 +667,11 @@ func (l *Link) simple(ctx context.Context, build func(req uint64) any) error {
 	}
 	return nil
 }
+
+// interval is the heartbeat interval the link runs at now, which its hello
+// tells the service.
+func (l *Link) interval() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hb.Interval
+}

@@ -230,7 +230,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.cancel()
 	for _, sess := range s.sessions {
-		sess.stopWith(wire.CloseRetryLater, strconv.Itoa(s.retryDelayLocked()))
+		sess.close(wire.CloseRetryLater, strconv.Itoa(s.retryDelayLocked()))
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -284,7 +284,7 @@ func (s *Server) Disconnect(deviceID string) {
 	sess := s.sessions[deviceID]
 	s.mu.Unlock()
 	if sess != nil {
-		sess.stop(CloseGoingAway)
+		sess.close(CloseGoingAway, "")
 		<-sess.done
 	}
 }
@@ -310,12 +310,7 @@ func (s *Server) committed(q store.Queued) {
 // device after this session started.
 func (s *Server) takenOver(deviceID string, held uint64) {
 	if sess := s.session(deviceID); sess != nil {
-		sess.mu.Lock()
-		older := sess.held < held
-		sess.mu.Unlock()
-		if older {
-			sess.stopWith(wire.CloseReplaced, "the device connected to another node")
-		}
+		sess.takenOver(held)
 	}
 }
 
