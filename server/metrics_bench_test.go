@@ -7,7 +7,7 @@ import (
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 )
 
 // BenchmarkMetricsHooks measures what the metrics add to each notification
@@ -33,7 +33,7 @@ func BenchmarkMetricsHooks(b *testing.B) {
 	})
 	b.Run("deliver_latency_batch_of_12", func(b *testing.B) {
 		now := time.Now()
-		qs := make([]storage.Queued, 12)
+		qs := make([]store.Queued, 12)
 		for i := range qs {
 			qs[i].AcceptedAt = now.Add(-time.Duration(i) * time.Millisecond)
 		}

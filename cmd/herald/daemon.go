@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
@@ -261,7 +260,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 	serviceURL := s.Service
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
+		svc, err := startEmbedded(ctx, s.Data, server.ServeConfig{Listen: s.Config.Listen,
 			Server: server.Config{Logger: log.With("part", "service")}})
 		if err != nil {
 			return listenClash(err, "embedded notification service", s.Config.Listen,

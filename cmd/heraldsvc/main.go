@@ -117,6 +117,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 2
 	}
+	if ns.urls == "" && !sqliteBuilt {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", errNoSQLite)
+		return 2
+	}
 	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
@@ -145,12 +149,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
+	// The backend is chosen here: NATS JetStream with --store, else SQLite
+	// in --db. The service runs it and closes it.
 	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	if err == nil && backend == nil {
+		backend, err = openSQLite(ctx, *db, log)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public,
+	svc, err := server.NewService(ctx, server.ServeConfig{Listen: *listen, Store: backend, PublicURL: *public,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
@@ -173,9 +182,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	} else if a != nil {
 		fmt.Fprintf(stdout, "TLS on %s (devices dial wss://%s%s)\n", a, a, server.DevicePath)
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	if err := svc.Close(); err != nil {
+	stopping := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stopping()
+	// Run serves until a signal, then stops the parts in their order.
+	if err := svc.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/heraldpush/herald/server/store"
 )
 
-// NewStore returns an empty store for one subtest; the suite closes it.
+// NewStore returns an empty store for one subtest; the suite runs its
+// background work (store.Runner) and closes it.
 type NewStore func(t *testing.T) store.Store
 
 // epoch is where the suite's times start (millisecond precision, as every
@@ -60,8 +61,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Requeue", testRequeue},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() { s.Close() })
+			s := Start(t, newStore(t))
 			c.run(t, s)
 		})
 	}
