@@ -196,7 +196,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
-	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
+	// Every call is also observed for the metrics, whichever the backend.
+	s.cfg.Store = &timedStore{Store: store.Observe(cfg.Store, s.metrics.store), g: g}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
