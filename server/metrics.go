@@ -62,6 +62,7 @@ type metrics struct {
 	commitRequests prometheus.Histogram
 	commitErrors   prometheus.Counter
 	refusals       *prometheus.CounterVec // handshake.go
+	store          *storeMetrics          // storemetrics.go
 	forgotten      prometheus.Counter
 	unacked        prometheus.Counter // session.go
 }
@@ -116,6 +117,7 @@ func newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	m.refusals = newRefusals(m.reg)
 	m.unacked = newUnacked(m.reg)
+	m.store = newStoreMetrics(m.reg)
 
 	answers := []struct {
 		status string
@@ -200,7 +202,7 @@ func (m *metrics) connected(known bool) {
 	}
 }
 
-// commit is storage.ServiceOptions.OnCommit.
+// commit is told of the store's commits (store.CommitReporter).
 func (m *metrics) commit(requests int, took time.Duration, err error) {
 	if err != nil {
 		m.commitErrors.Inc()

@@ -141,8 +141,10 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
-	// sweepOnce starts the expired-message sweep (startExpiringMessages).
-	sweepOnce sync.Once
+	// expiring is closed by the first message with an expiry, which
+	// starts Run's sweep of expired messages (startExpiringMessages).
+	expiring     chan struct{}
+	expiringOnce sync.Once
 	// wg counts device connections from upgrade to the end of their
 	// session; closing cancels ctx, which ends those still saying hello.
 	wg     sync.WaitGroup
@@ -153,7 +155,8 @@ type Server struct {
 	retirements atomic.Uint64
 }
 
-// New returns a Server. Call Close to stop its sessions.
+// New returns a Server. It starts no goroutine: Run does the server's own
+// background work, and Close stops its sessions.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: no store")
@@ -185,23 +188,43 @@ func New(cfg Config) (*Server, error) {
 	cfg.Limits = cfg.Limits.withDefaults()
 	g := newGuard(cfg.Limits, cfg.Clock)
 	g.shared, g.log = cfg.Quota, cfg.Logger
-	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics(), expiring: make(chan struct{})}
 	s.metrics.instrument(s, cfg.Store)
 	s.hellos = newPendingHellos(cfg.Limits, nofileLimit(), cfg.Logger)
 	s.metrics.reg.MustRegister(s.hellos.waiting, s.hellos.refused)
 	cfg.Store.OnCommitted(s.committed)
+	if r, ok := cfg.Store.(store.CommitReporter); ok {
+		r.ReportCommits(s.metrics.commit)
+	}
 	if cfg.Presence != nil {
 		cfg.Presence.OnTakeover(s.takenOver)
 	}
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
-	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
+	// Every call is also observed for the metrics, whichever the backend.
+	s.cfg.Store = &timedStore{Store: store.Observe(cfg.Store, s.metrics.store), g: g}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if cfg.ForgetDevicesAfter > 0 {
-		s.wg.Add(1)
-		go s.expireLoop(s.cfg.Store)
-	}
 	return s, nil
+}
+
+// Run does the server's background work until ctx ends or the server is
+// closed: deleting the devices that never came back (ForgetDevicesAfter)
+// and the Web Push messages past their TTL. The sessions are the
+// connections' own, and Close ends them.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	var wg sync.WaitGroup
+	if s.cfg.ForgetDevicesAfter > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.expireLoop(ctx, s.cfg.Store) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.expireMessagesLoop(ctx) }()
+	wg.Wait()
+	return nil
 }
 
 // Handler serves both endpoints.

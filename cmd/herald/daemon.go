@@ -277,14 +277,13 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	serviceURL := s.Service
 	var dev devtls.Files
 	if serviceURL == "" {
-		sc := server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
-			Server: server.Config{Logger: log.With("part", "service")}}
+		sc := server.ServeConfig{Listen: s.Config.Listen, Server: server.Config{Logger: log.With("part", "service")}}
 		if s.TLS {
 			if dev, err = embeddedTLS(&sc, &link, s.Data, log.With("part", "service")); err != nil {
 				return err
 			}
 		}
-		svc, err := server.Start(ctx, sc)
+		svc, err := startEmbedded(ctx, s.Data, sc)
 		if err != nil {
 			return listenClash(err, "embedded notification service", s.Config.Listen,
 				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Config.Listen))

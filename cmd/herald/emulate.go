@@ -151,7 +151,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	serviceURL := *service
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: filepath.Join(*data, "heraldsvc.db"),
+		svc, err := startEmbedded(ctx, *data, server.ServeConfig{Listen: *listen,
 			Server: server.Config{Logger: log.With("part", "service"), InactiveAfter: *inactive, QueueDepth: *depth,
 				Limits: server.Limits{DailyQuota: *quota}}})
 		if err != nil {

@@ -1,8 +1,19 @@
 // Package store is the notification service's model (devices, channels and
-// the notifications queued for devices) and the Store contract every
-// backend of the service keeps: SQLite on one node (package storage), or a
-// replicated engine shared by many nodes. It has no dependencies beyond the
-// standard library, so naming the model costs a binary nothing.
+// the notifications queued for devices), the Store contract every backend
+// of the service keeps, and the machinery the backends share. Each backend
+// is a package of its own: sqlitestore (SQLite on one node) and natsstore
+// (NATS JetStream, shared by the nodes of a cluster); storetest is the
+// contract suite both pass. Package server imports only this one, and the
+// mains pick the backend. It has no dependencies beyond the standard
+// library (and the repository's clock), so naming the model costs a binary
+// nothing and needs no cgo.
+//
+// Written once here for both backends: Lazy (what AckLater and TouchLater
+// hold until applied), TokenCache (channels by URI token, for a backend
+// every change goes through), OutcomeRetention and MaxOutcomesPerChannel,
+// Observed (every call timed, for the metrics), and the Runner and
+// CommitReporter interfaces a backend's background work and commit
+// figures are reached through.
 //
 // # Ordering
 //

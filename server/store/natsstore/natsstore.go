@@ -96,18 +96,21 @@ type Store struct {
 	nowFunc  func() time.Time
 
 	hook atomic.Pointer[func(store.Queued)]
-	cons jetstream.ConsumeContext
+	// onCommit is told of every publish (ReportCommits).
+	onCommit atomic.Pointer[func(int, time.Duration, error)]
+	cons     jetstream.ConsumeContext
 	// passed is the highest stream sequence the consumer has handed to
 	// the hook; moved is closed and replaced whenever it moves.
 	pmu    sync.Mutex
 	passed uint64
 	moved  chan struct{}
 
-	ackMu    sync.Mutex
-	lazy     map[string]uint64
-	touches  map[string]int64 // TouchLater's, latest per device, under ackMu
-	ackKick  chan struct{}
+	// lazy holds AckLater's and TouchLater's until Run applies them.
+	lazy     *store.Lazy
 	ackDelay time.Duration
+	// running is set by Run; ran is closed when it has returned.
+	running atomic.Bool
+	ran     chan struct{}
 
 	presence *presence
 	cache    *channelCache
@@ -131,7 +134,13 @@ type Store struct {
 	closed    atomic.Bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.Runner         = (*Store)(nil)
+	_ store.CommitReporter = (*Store)(nil)
+	_ store.Presence       = (*Store)(nil)
+	_ store.Quota          = (*Store)(nil)
+)
 
 // Open connects to NATS and creates (or reuses) the buckets and stream.
 func Open(ctx context.Context, opts Options) (*Store, error) {
@@ -160,7 +169,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
-		moved: make(chan struct{}), lazy: map[string]uint64{}, touches: map[string]int64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay,
+		moved: make(chan struct{}), lazy: store.NewLazy(), ackDelay: opts.AckDelay, ran: make(chan struct{}),
 		stop: make(chan struct{}), nowFunc: opts.Now}
 	// The hook may be set after the consumer starts; until then commits
 	// are only counted.
@@ -199,8 +208,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.wg.Add(1)
-	go s.flusher()
 	return s, nil
 }
 
@@ -257,12 +264,17 @@ func (s *Store) setUp(ctx context.Context, opts Options) error {
 	return nil
 }
 
-// Close stops following the stream, applies the acks waiting and closes
-// the connection.
+// Close stops Run and following the stream, applies the acks waiting and
+// closes the connection.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.stop)
+		if s.running.Load() {
+			<-s.ran
+		} else if acks, touches := s.lazy.Take(); acks != nil || touches != nil {
+			s.flush(acks, touches)
+		}
 		s.wg.Wait()
 		s.cons.Stop()
 		s.nc.Drain()

@@ -204,11 +204,23 @@ func (s *Store) publish(ctx context.Context, q store.Queued, opts ...jetstream.P
 	opts = append(opts, jetstream.WithMsgID(newID()))
 	msg := s.message(q)
 	var ack *jetstream.PubAck
+	began := time.Now()
 	err := retry(ctx, func(ctx context.Context) error {
 		var err error
 		ack, err = s.js.PublishMsg(ctx, msg, opts...)
 		return err
 	})
+	if f := s.onCommit.Load(); f != nil {
+		// A full queue or a lost merge race is an answer, not a failed
+		// commit.
+		cerr := err
+		if isFull(err) || isWrongLast(err) {
+			cerr = nil
+		}
+		if cerr != nil || err == nil {
+			(*f)(1, time.Since(began), cerr)
+		}
+	}
 	switch {
 	case err == nil:
 		return ack.Sequence, nil
@@ -384,47 +396,30 @@ func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
 	return nil
 }
 
-// AckLater is Ack applied within AckDelay by the flusher.
-func (s *Store) AckLater(deviceID string, seq uint64) {
-	if seq > store.MaxSeq {
-		return
+// AckLater is Ack applied within AckDelay by Run.
+func (s *Store) AckLater(deviceID string, seq uint64) { s.lazy.Ack(deviceID, seq) }
+
+// Run applies the lazy acks and touches, AckDelay after the first one
+// waiting, until ctx ends or the store is closed; then what is left.
+func (s *Store) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("natsstore: Run called twice")
 	}
-	s.ackMu.Lock()
-	first := len(s.lazy) == 0 && len(s.touches) == 0
-	if seq > s.lazy[deviceID] {
-		s.lazy[deviceID] = seq
-	}
-	s.ackMu.Unlock()
-	if first {
+	defer close(s.ran)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Close ends Run too: this goroutine, Run's own, lasts as long as it.
+	go func() {
 		select {
-		case s.ackKick <- struct{}{}:
-		default:
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
 		}
-	}
+	}()
+	return s.lazy.Run(ctx, nil, s.ackDelay, s.flush)
 }
 
-func (s *Store) flusher() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.ackKick:
-		case <-s.stop:
-			s.flush()
-			return
-		}
-		select {
-		case <-time.After(s.ackDelay):
-		case <-s.stop:
-		}
-		s.flush()
-	}
-}
-
-func (s *Store) flush() {
-	s.ackMu.Lock()
-	acks, touches := s.lazy, s.touches
-	s.lazy, s.touches = map[string]uint64{}, map[string]int64{}
-	s.ackMu.Unlock()
+func (s *Store) flush(acks map[string]uint64, touches map[string]int64) {
 	s.flushTouches(touches)
 	for dev, seq := range acks {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
@@ -439,25 +434,11 @@ func (s *Store) flush() {
 	}
 }
 
-// TouchLater is TouchDevice applied within AckDelay by the flusher; it
-// never moves last-seen back.
-func (s *Store) TouchLater(id string, seen time.Time) {
-	ms := seen.UnixMilli()
-	s.ackMu.Lock()
-	first := len(s.lazy) == 0 && len(s.touches) == 0
-	if ms > s.touches[id] {
-		s.touches[id] = ms
-	}
-	s.ackMu.Unlock()
-	if first {
-		select {
-		case s.ackKick <- struct{}{}:
-		default:
-		}
-	}
-}
+// TouchLater is TouchDevice applied within AckDelay by Run; it never
+// moves last-seen back.
+func (s *Store) TouchLater(id string, seen time.Time) { s.lazy.Touch(id, seen) }
 
-// touchWorkers bounds the round trips the flusher has in flight for lazy
+// touchWorkers bounds the round trips Run's flush has in flight for lazy
 // touches: a node taking thousands of devices at once must not wait for
 // them one after another.
 const touchWorkers = 16
@@ -494,6 +475,13 @@ func (s *Store) flushTouches(touches map[string]int64) {
 	}
 	close(ids)
 	wg.Wait()
+}
+
+// ReportCommits sets f to be told of every publish of a notification:
+// one request, the time until a quorum of the stream's servers had it,
+// and its error.
+func (s *Store) ReportCommits(f func(requests int, took time.Duration, err error)) {
+	s.onCommit.Store(&f)
 }
 
 // OnCommitted sets the hook the consumer tells of every commit.

@@ -1,4 +1,4 @@
-package storage
+package sqlitestore
 
 import (
 	"context"
@@ -26,9 +26,9 @@ func (g *groupTx) delivered(ctx context.Context, device string, seq uint64) erro
 
 // MessageStatus reports the newest notification on the channel carrying
 // messageID: queued, or its remembered outcome.
-func (s *ServiceStore) MessageStatus(ctx context.Context, deviceID, channelID, messageID string) (store.MessageStatus, error) {
+func (s *Store) MessageStatus(ctx context.Context, deviceID, channelID, messageID string) (store.MessageStatus, error) {
 	if messageID == "" {
-		return store.MessageStatus{}, fmt.Errorf("storage: message status: %w", ErrNotFound)
+		return store.MessageStatus{}, fmt.Errorf("sqlitestore: message status: %w", ErrNotFound)
 	}
 	st := store.MessageStatus{State: store.MessageQueued}
 	var at, exp int64
@@ -44,16 +44,16 @@ func (s *ServiceStore) MessageStatus(ctx context.Context, deviceID, channelID, m
 		return st, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return store.MessageStatus{}, fmt.Errorf("storage: message status: %w", err)
+		return store.MessageStatus{}, fmt.Errorf("sqlitestore: message status: %w", err)
 	}
 	st = store.MessageStatus{}
 	err = s.rd.QueryRowContext(ctx, `SELECT state, at FROM message_outcomes WHERE channel_id = ? AND message_id = ? AND at >= ?`,
 		channelID, messageID, s.now().Add(-store.OutcomeRetention).UnixMilli()).Scan(&st.State, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.MessageStatus{}, fmt.Errorf("storage: message %s: %w", messageID, ErrNotFound)
+		return store.MessageStatus{}, fmt.Errorf("sqlitestore: message %s: %w", messageID, ErrNotFound)
 	}
 	if err != nil {
-		return store.MessageStatus{}, fmt.Errorf("storage: message status: %w", err)
+		return store.MessageStatus{}, fmt.Errorf("sqlitestore: message status: %w", err)
 	}
 	st.At = time.UnixMilli(at)
 	return st, nil
@@ -61,16 +61,16 @@ func (s *ServiceStore) MessageStatus(ctx context.Context, deviceID, channelID, m
 
 // CancelMessage deletes the channel's queued notifications carrying
 // messageID and remembers them as cancelled.
-func (s *ServiceStore) CancelMessage(ctx context.Context, deviceID, channelID, messageID string) error {
+func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageID string) error {
 	if messageID == "" {
-		return fmt.Errorf("storage: cancel: %w", ErrNotFound)
+		return fmt.Errorf("sqlitestore: cancel: %w", ErrNotFound)
 	}
 	r := &cancelReq{device: deviceID, channel: channelID, message: messageID, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
-		return fmt.Errorf("storage: cancel: %w", err)
+		return fmt.Errorf("sqlitestore: cancel: %w", err)
 	}
 	if r.err != nil {
-		return fmt.Errorf("storage: cancel: %w", r.err)
+		return fmt.Errorf("sqlitestore: cancel: %w", r.err)
 	}
 	return nil
 }
@@ -107,16 +107,16 @@ func (r *cancelReq) finish(err error) {
 }
 
 // Requeue moves a queued notification to the device's next number.
-func (s *ServiceStore) Requeue(ctx context.Context, deviceID string, seq uint64) (Queued, error) {
+func (s *Store) Requeue(ctx context.Context, deviceID string, seq uint64) (Queued, error) {
 	if seq > MaxSeq {
-		return Queued{}, fmt.Errorf("storage: requeue %d: %w", seq, ErrSeqRange)
+		return Queued{}, fmt.Errorf("sqlitestore: requeue %d: %w", seq, ErrSeqRange)
 	}
 	r := &requeueReq{device: deviceID, seq: seq, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
-		return Queued{}, fmt.Errorf("storage: requeue: %w", err)
+		return Queued{}, fmt.Errorf("sqlitestore: requeue: %w", err)
 	}
 	if r.err != nil {
-		return Queued{}, fmt.Errorf("storage: requeue: %w", r.err)
+		return Queued{}, fmt.Errorf("sqlitestore: requeue: %w", r.err)
 	}
 	return r.q, nil
 }

@@ -1,4 +1,4 @@
-package storage_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -11,17 +11,18 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/server/store"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
+	"github.com/heraldpush/herald/server/store/storetest"
 )
 
-func openAt(t *testing.T, now *atomic.Int64) *storage.ServiceStore {
+func openAt(t *testing.T, now *atomic.Int64) *sqlitestore.Store {
 	t.Helper()
-	s, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true,
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true,
 		Now: func() time.Time { return time.UnixMilli(now.Load()) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	storetest.Start(t, s)
 	if err := s.CreateDevice(context.Background(), store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: time.UnixMilli(now.Load()),
 		LastSeen: time.UnixMilli(now.Load())}); err != nil {
 		t.Fatal(err)
@@ -121,11 +122,11 @@ func BenchmarkAckNamed(b *testing.B) {
 	for _, named := range []bool{false, true} {
 		b.Run(fmt.Sprintf("named=%v", named), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := storage.OpenService(ctx, filepath.Join(b.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
+			s, err := sqlitestore.Open(ctx, filepath.Join(b.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer s.Close()
+			storetest.Start(b, s)
 			if err := s.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h")}); err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package storage
+package sqlitestore
 
 import (
 	"context"
@@ -11,16 +11,16 @@ import (
 // while its row and key stay so that the service can prove the refusal to
 // the device when it comes back. Retiring an unknown device is ErrNotFound;
 // retiring a retired one again changes nothing but the time.
-func (s *ServiceStore) RetireDevice(ctx context.Context, id string, at time.Time) error {
+func (s *Store) RetireDevice(ctx context.Context, id string, at time.Time) error {
 	r := &retireReq{id: id, at: at.UnixMilli(), done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
-		return fmt.Errorf("storage: retire device: %w", err)
+		return fmt.Errorf("sqlitestore: retire device: %w", err)
 	}
 	for _, ch := range r.channels {
-		s.channels.drop(ch)
+		s.channels.Drop(ch)
 	}
 	if r.err != nil {
-		return fmt.Errorf("storage: retire device %s: %w", id, r.err)
+		return fmt.Errorf("sqlitestore: retire device %s: %w", id, r.err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package storage_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // TestDeleteDevice deletes a device with its channels and queue, keeps one
@@ -17,10 +17,10 @@ func TestDeleteDevice(t *testing.T) {
 	s := openService(t, true)
 	for _, id := range []string{"old", "back", "new"} {
 		addDevice(t, s, id)
-		if err := s.CreateChannel(ctx, storage.Channel{ID: "ch-" + id, DeviceID: id, App: "a", Name: "n", Token: "tok-" + id, CreatedAt: t0}); err != nil {
+		if err := s.CreateChannel(ctx, sqlitestore.Channel{ID: "ch-" + id, DeviceID: id, App: "a", Name: "n", Token: "tok-" + id, CreatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Enqueue(ctx, queued(id, "m"), storage.EnqueueOptions{}); err != nil {
+		if _, err := s.Enqueue(ctx, queued(id, "m"), sqlitestore.EnqueueOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// Cached, as a sender's lookup would have left it.
@@ -50,10 +50,10 @@ func TestDeleteDevice(t *testing.T) {
 			t.Fatalf("DeleteDevice(%s) = %v %v, want %v", tt.id, ok, err, tt.deleted)
 		}
 	}
-	if _, err := s.Device(ctx, "old"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Device(ctx, "old"); !errors.Is(err, sqlitestore.ErrNotFound) {
 		t.Fatalf("old device: %v", err)
 	}
-	if _, err := s.ChannelByToken(ctx, "tok-old"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.ChannelByToken(ctx, "tok-old"); !errors.Is(err, sqlitestore.ErrNotFound) {
 		t.Fatalf("old channel by token: %v, want not found (not the cached copy)", err)
 	}
 	if p, err := s.Pending(ctx, "old", 0); err != nil || len(p) != 0 {

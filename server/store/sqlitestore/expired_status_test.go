@@ -1,4 +1,4 @@
-package storage
+package sqlitestore
 
 import (
 	"context"
@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/storetest"
 )
 
 // A named message swept past its TTL leaves an outcome behind, so its
 // message resource says expired rather than unknown.
 func TestExpiredMessageRemembered(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenService(ctx, filepath.Join(t.TempDir(), "svc.db"), ServiceOptions{GroupCommit: true})
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "svc.db"), Options{GroupCommit: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	storetest.Start(t, s)
 	now := time.Now()
 	if err := s.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: now, LastSeen: now}); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,10 @@
-package storage_test
+package sqlitestore_test
 
 import (
 	"context"
 	"testing"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 func TestQueueLength(t *testing.T) {
@@ -19,8 +19,8 @@ func TestQueueLength(t *testing.T) {
 	}{
 		{"empty", func(*testing.T) {}, 0},
 		{"three for a, two for b", func(t *testing.T) {
-			for _, q := range []storage.Queued{queued("a", "1"), queued("a", "2"), queued("a", "3"), queued("b", "1"), queued("b", "2")} {
-				if _, err := s.Enqueue(ctx, q, storage.EnqueueOptions{}); err != nil {
+			for _, q := range []sqlitestore.Queued{queued("a", "1"), queued("a", "2"), queued("a", "3"), queued("b", "1"), queued("b", "2")} {
+				if _, err := s.Enqueue(ctx, q, sqlitestore.EnqueueOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			}

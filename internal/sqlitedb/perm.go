@@ -1,4 +1,4 @@
-package storage
+package sqlitedb
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ func createPrivate(file string) error {
 	}
 	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, privateMode)
 	if err != nil {
-		return fmt.Errorf("storage: create %s: %w", file, err)
+		return fmt.Errorf("sqlitedb: create %s: %w", file, err)
 	}
 	f.Close()
 	for _, name := range []string{file, file + "-wal", file + "-shm"} {
@@ -31,11 +31,11 @@ func createPrivate(file string) error {
 			if os.IsNotExist(err) {
 				continue
 			}
-			return fmt.Errorf("storage: %w", err)
+			return fmt.Errorf("sqlitedb: %w", err)
 		}
 		if st.Mode().Perm()&0o077 != 0 {
 			if err := os.Chmod(name, st.Mode().Perm()&privateMode); err != nil {
-				return fmt.Errorf("storage: make %s private: %w", name, err)
+				return fmt.Errorf("sqlitedb: make %s private: %w", name, err)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package storage_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 func TestRetireDevice(t *testing.T) {
@@ -14,7 +14,7 @@ func TestRetireDevice(t *testing.T) {
 	s := openService(t, true)
 	addDevice(t, s, "old")
 	addDevice(t, s, "other")
-	for _, c := range []storage.Channel{
+	for _, c := range []sqlitestore.Channel{
 		{ID: "c1", DeviceID: "old", App: "a", Name: "n", Token: "tok1", CreatedAt: t0},
 		{ID: "c2", DeviceID: "old", App: "b", Name: "n", Token: "tok2", CreatedAt: t0},
 		{ID: "c3", DeviceID: "other", App: "a", Name: "n", Token: "tok3", CreatedAt: t0},
@@ -28,7 +28,7 @@ func TestRetireDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dev := range []string{"old", "old", "other"} {
-		if _, err := s.Enqueue(ctx, queued(dev, "m"), storage.EnqueueOptions{}); err != nil {
+		if _, err := s.Enqueue(ctx, queued(dev, "m"), sqlitestore.EnqueueOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -37,7 +37,7 @@ func TestRetireDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{"tok1", "tok2"} {
-		if _, err := s.ChannelByToken(ctx, tok); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := s.ChannelByToken(ctx, tok); !errors.Is(err, sqlitestore.ErrNotFound) {
 			t.Errorf("channel %s after retiring its device: %v; want ErrNotFound", tok, err)
 		}
 	}
@@ -58,7 +58,7 @@ func TestRetireDevice(t *testing.T) {
 	if d, err := s.Device(ctx, "other"); err != nil || !d.RetiredAt.IsZero() {
 		t.Errorf("another device: %+v, %v; want not retired", d, err)
 	}
-	if err := s.RetireDevice(ctx, "nobody", at); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.RetireDevice(ctx, "nobody", at); !errors.Is(err, sqlitestore.ErrNotFound) {
 		t.Errorf("retiring an unknown device: %v; want ErrNotFound", err)
 	}
 }

@@ -1,4 +1,4 @@
-package storage
+package sqlitestore
 
 import (
 	"context"
@@ -10,21 +10,22 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/heraldpush/herald/server/store/storetest"
 )
 
 var seqT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func openSeqStore(t *testing.T, file string) *ServiceStore {
+func openSeqStore(t *testing.T, file string) *Store {
 	t.Helper()
-	s, err := OpenService(context.Background(), file, ServiceOptions{GroupCommit: true})
+	s, err := Open(context.Background(), file, Options{GroupCommit: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return storetest.Start(t, s)
 }
 
-func seqDevice(t *testing.T, s *ServiceStore, id string) {
+func seqDevice(t *testing.T, s *Store, id string) {
 	t.Helper()
 	if err := s.CreateDevice(context.Background(), Device{ID: id, SecretHash: []byte("h"), CreatedAt: seqT0, LastSeen: seqT0}); err != nil {
 		t.Fatal(err)
@@ -55,10 +56,7 @@ func TestAckOutOfRange(t *testing.T) {
 			t.Fatalf("after an ack of %d: no sequence number", seq)
 		}
 	}
-	s.ackMu.Lock()
-	waiting := len(s.lazyAcks)
-	s.ackMu.Unlock()
-	if waiting != 0 {
+	if waiting := s.lazy.Len(); waiting != 0 {
 		t.Fatalf("%d out-of-range lazy acks kept", waiting)
 	}
 
@@ -100,11 +98,9 @@ func TestFailedRequestAnsweredAlone(t *testing.T) {
 	seqDevice(t, s, "b")
 	var told []Queued
 	s.OnCommitted(func(q Queued) { told = append(told, q) })
-	// Straight into the map, past AckLater's check, as a bad ack would
+	// Straight into the group, past AckLater's check, as a bad ack would
 	// have been kept by an earlier version after a failed commit.
-	s.ackMu.Lock()
-	s.lazyAcks["a"] = 1 << 63
-	s.ackMu.Unlock()
+	badAck := &ackReq{device: "a", seq: 1 << 63, lazy: true}
 
 	ea := &enqueueReq{in: seqNote("a", "a1"), done: make(chan struct{})}
 	bad := &failingReq{}
@@ -112,7 +108,7 @@ func TestFailedRequestAnsweredAlone(t *testing.T) {
 	commitsBefore := s.Commits()
 	// The committer is idle (nothing was submitted and nothing kicked),
 	// so the test may run a group on its behalf.
-	s.commitBatch([]writeReq{ea, bad, eb})
+	s.commitBatch([]writeReq{ea, bad, badAck, eb})
 
 	if ea.err != nil || ea.q.Seq != 1 || eb.err != nil || eb.q.Seq != 1 {
 		t.Fatalf("notifications: a %+v %v, b %+v %v", ea.q, ea.err, eb.q, eb.err)
@@ -129,10 +125,7 @@ func TestFailedRequestAnsweredAlone(t *testing.T) {
 			t.Fatalf("pending for %s: %+v %v", dev, p, err)
 		}
 	}
-	s.ackMu.Lock()
-	kept := len(s.lazyAcks)
-	s.ackMu.Unlock()
-	if kept != 0 {
+	if kept := s.lazy.Len(); kept != 0 {
 		t.Fatalf("the refused lazy ack was kept for the next transaction")
 	}
 	// Later transactions go through.
@@ -156,7 +149,7 @@ func TestMigrationRepairsRealSeq(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"0001_init.sql", "0002_queue_tile.sql"} {
-		body, err := fs.ReadFile(migrations, path.Join("migrations", "service", name))
+		body, err := fs.ReadFile(migrations, path.Join("migrations", name))
 		if err != nil {
 			t.Fatal(err)
 		}

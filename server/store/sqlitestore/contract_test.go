@@ -1,4 +1,4 @@
-package storage_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/server/store/storetest"
-	"github.com/heraldpush/herald/storage"
 )
 
 func TestServiceStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
+		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 		if err != nil {
 			t.Fatal(err)
 		}

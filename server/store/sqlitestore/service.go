@@ -1,4 +1,4 @@
-package storage
+package sqlitestore
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 
 	"github.com/heraldpush/herald/server/store"
 )
@@ -35,46 +33,48 @@ var (
 // MaxSeq is the highest sequence number the service stores (store.MaxSeq).
 const MaxSeq = store.MaxSeq
 
-// ServiceStore keeps the store.Store contract.
-var _ store.Store = (*ServiceStore)(nil)
+// Store keeps the store contract, and its background work runs in Run.
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.Runner         = (*Store)(nil)
+	_ store.CommitReporter = (*Store)(nil)
+)
 
-// ServiceStore is the notification service's database. Every write goes
-// through one committer goroutine on one connection: concurrent requests
-// share a transaction and its fsync (group commit), and writers queue in Go
-// rather than spin in SQLite's busy handler. Reads use a separate pool of
+// Store is the notification service's database. Every write goes through
+// one committer (Run) on one connection: concurrent requests share a
+// transaction and its fsync (group commit), and writers queue in Go rather
+// than spin in SQLite's busy handler. Reads use a separate pool of
 // connections, which WAL lets run beside the writer.
-type ServiceStore struct {
+type Store struct {
 	db   *sql.DB // the one writer connection
 	rd   *sql.DB // readers
 	stmt writeStmts
 	// pending and byToken are the notification path's reads, prepared
 	// once on the read pool.
 	pending, byToken, device *sql.Stmt
-	channels                 *channelCache
+	channels                 *store.TokenCache
 
-	writes    chan writeReq
+	writes chan writeReq
+	// stop ends Run when Close comes first; running is set by Run, ran
+	// closed when it has returned.
 	stop      chan struct{}
-	wg        sync.WaitGroup
+	running   atomic.Bool
+	ran       chan struct{}
 	closeOnce sync.Once
-	// closeMu makes handing a request to the committer and closing
+	// closeMu makes handing a request to the committer and stopping it
 	// exclusive, so no request is handed over after the committer has
 	// failed what was left and stopped.
 	closeMu sync.RWMutex
 	closed  bool
 
-	// lazyAcks holds acks given to AckLater, highest per device, until
-	// the committer's next transaction takes them.
-	ackMu    sync.Mutex
-	lazyAcks map[string]uint64
-	// lazyTouches holds last-seen times given to TouchLater, latest per
-	// device, the same way (under ackMu, flushed with the acks).
-	lazyTouches map[string]int64
-	ackKick     chan struct{} // cap 1: the first lazy ack since a commit
-	ackDelay    time.Duration
+	// lazy holds what AckLater and TouchLater were given until the
+	// committer's next transaction takes it.
+	lazy     *store.Lazy
+	ackDelay time.Duration
 
 	// maxBatch bounds how many requests share a transaction.
 	maxBatch int
-	onCommit func(int, time.Duration, error)
+	onCommit atomic.Pointer[func(int, time.Duration, error)]
 	nowFunc  func() time.Time
 	// committed, if set, is told of every notification once durable.
 	committed atomic.Pointer[func(Queued)]
@@ -83,8 +83,8 @@ type ServiceStore struct {
 	commits uint64
 }
 
-// ServiceOptions tune the service store.
-type ServiceOptions struct {
+// Options tune the service store.
+type Options struct {
 	// GroupCommit lets concurrent writes share a transaction. Off, each
 	// write commits (and fsyncs) on its own; kept for measuring the
 	// difference.
@@ -97,9 +97,7 @@ type ServiceOptions struct {
 	// in before one is committed for it alone (default 100 ms).
 	AckDelay time.Duration
 	// OnCommit, if set, is told of every group transaction the committer
-	// ends: how many requests it carried, how long it took from begin to
-	// durable commit, and its error. It runs on the committer, so it must
-	// be quick (a metrics observation).
+	// ends (see ReportCommits).
 	OnCommit func(requests int, took time.Duration, err error)
 	// Now is the clock message expiry is read against and outcomes are
 	// recorded and forgotten by (default time.Now): the service passes its
@@ -107,9 +105,10 @@ type ServiceOptions struct {
 	Now func() time.Time
 }
 
-// OpenService opens (creating if needed) the service database at file.
-func OpenService(ctx context.Context, file string, opts ServiceOptions) (*ServiceStore, error) {
-	db, err := open(ctx, file, "service")
+// Open opens (creating if needed) the service database at file. Writes
+// wait for Run, which commits them.
+func Open(ctx context.Context, file string, opts Options) (*Store, error) {
+	db, err := open(ctx, file)
 	if err != nil {
 		return nil, err
 	}
@@ -127,9 +126,12 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 		db.Close()
 		return nil, err
 	}
-	s := &ServiceStore{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}),
-		maxBatch: opts.MaxBatch, onCommit: opts.OnCommit, channels: newChannelCache(maxCachedChannels),
-		lazyAcks: map[string]uint64{}, lazyTouches: map[string]int64{}, ackKick: make(chan struct{}, 1), ackDelay: opts.AckDelay, nowFunc: opts.Now}
+	s := &Store{db: db, rd: rd, writes: make(chan writeReq, 1024), stop: make(chan struct{}), ran: make(chan struct{}),
+		maxBatch: opts.MaxBatch, channels: store.NewTokenCache(maxCachedChannels),
+		lazy: store.NewLazy(), ackDelay: opts.AckDelay, nowFunc: opts.Now}
+	if opts.OnCommit != nil {
+		s.ReportCommits(opts.OnCommit)
+	}
 	if s.ackDelay <= 0 {
 		s.ackDelay = 100 * time.Millisecond
 	}
@@ -137,7 +139,7 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 		s.stmt.close()
 		db.Close()
 		rd.Close()
-		return nil, fmt.Errorf("storage: prepare: %w", err)
+		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 	}
 	if s.maxBatch <= 0 {
 		s.maxBatch = 256
@@ -145,16 +147,22 @@ func OpenService(ctx context.Context, file string, opts ServiceOptions) (*Servic
 	if !opts.GroupCommit {
 		s.maxBatch = 1
 	}
-	s.wg.Add(1)
-	go s.committer()
 	return s, nil
+}
+
+// ReportCommits sets f to be told of every group transaction the
+// committer ends: how many requests it carried, how long it took from
+// begin to durable commit, and its error. It runs on the committer, so it
+// must be quick (a metrics observation).
+func (s *Store) ReportCommits(f func(requests int, took time.Duration, err error)) {
+	s.onCommit.Store(&f)
 }
 
 // maxCachedChannels bounds the channel cache: about 300 bytes a channel,
 // so 60 MB at most, enough for every channel of the largest node we expect.
 const maxCachedChannels = 200_000
 
-func (s *ServiceStore) prepare(ctx context.Context) error {
+func (s *Store) prepare(ctx context.Context) error {
 	if err := s.stmt.prepare(ctx, s.db); err != nil {
 		return err
 	}
@@ -171,16 +179,16 @@ func (s *ServiceStore) prepare(ctx context.Context) error {
 	return err
 }
 
-// Close stops the committer, failing writes still waiting, and closes the
-// database.
-func (s *ServiceStore) Close() error {
+// Close stops Run if it is running, fails writes still waiting, and closes
+// the database.
+func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.closeMu.Lock()
-		s.closed = true
-		s.closeMu.Unlock()
 		close(s.stop)
-		s.wg.Wait()
+		if s.running.Load() {
+			<-s.ran
+		}
+		s.shut()
 		s.stmt.close()
 		s.pending.Close()
 		s.byToken.Close()
@@ -194,10 +202,10 @@ func (s *ServiceStore) Close() error {
 // notification Enqueue stores, once its transaction is durable and before
 // its Enqueue returns: for each device in sequence order, so a reader can
 // keep a copy of the queue without reading it back. f must be quick.
-func (s *ServiceStore) OnCommitted(f func(Queued)) { s.committed.Store(&f) }
+func (s *Store) OnCommitted(f func(Queued)) { s.committed.Store(&f) }
 
 // Commits returns how many write transactions have been committed.
-func (s *ServiceStore) Commits() uint64 {
+func (s *Store) Commits() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commits
@@ -286,7 +294,7 @@ type groupTx struct {
 func (g *groupTx) st(ctx context.Context, s *sql.Stmt) *sql.Stmt { return g.tx.StmtContext(ctx, s) }
 
 // submit hands a request to the committer and waits for its outcome.
-func (s *ServiceStore) submit(ctx context.Context, r writeReq, done <-chan struct{}) error {
+func (s *Store) submit(ctx context.Context, r writeReq, done <-chan struct{}) error {
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -307,8 +315,22 @@ func (s *ServiceStore) submit(ctx context.Context, r writeReq, done <-chan struc
 	return nil
 }
 
-func (s *ServiceStore) committer() {
-	defer s.wg.Done()
+// Run is the committer: it commits every write until ctx ends or the store
+// is closed, then fails the writes still waiting, commits the lazy acks and
+// returns. Writes after that fail with ErrClosed, so the store's users
+// stop before it: the service's shutdown ends its sessions first.
+func (s *Store) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("sqlitestore: Run called twice")
+	}
+	defer close(s.ran)
+	select {
+	case <-s.stop:
+		// Closed before it ran: Close fails what is waiting.
+		return nil
+	default:
+	}
+	defer s.shut()
 	batch := make([]writeReq, 0, s.maxBatch)
 	// flush fires AckDelay after the first lazy ack that no transaction
 	// has taken yet; nil while there is none.
@@ -318,18 +340,16 @@ func (s *ServiceStore) committer() {
 		select {
 		case r := <-s.writes:
 			batch = append(batch, r)
-		case <-s.ackKick:
+		case <-s.lazy.Kicked():
 			if flush == nil {
 				flush = time.After(s.ackDelay)
 			}
 			continue
 		case <-flush:
+		case <-ctx.Done():
+			return nil
 		case <-s.stop:
-			s.failPending()
-			// Lazy acks are worth keeping: without them the device is
-			// sent again what it has already applied.
-			s.commitBatch(nil)
-			return
+			return nil
 		}
 		flush = nil
 	fill:
@@ -345,7 +365,21 @@ func (s *ServiceStore) committer() {
 	}
 }
 
-func (s *ServiceStore) failPending() {
+// shut refuses writes from now on, fails those waiting and commits the lazy
+// acks: without them the devices are sent again what they have applied.
+func (s *Store) shut() {
+	s.closeMu.Lock()
+	wasClosed := s.closed
+	s.closed = true
+	s.closeMu.Unlock()
+	if wasClosed {
+		return
+	}
+	s.failPending()
+	s.commitBatch(nil)
+}
+
+func (s *Store) failPending() {
 	for {
 		select {
 		case r := <-s.writes:
@@ -356,21 +390,10 @@ func (s *ServiceStore) failPending() {
 	}
 }
 
-func (s *ServiceStore) commitBatch(batch []writeReq) {
+func (s *Store) commitBatch(batch []writeReq) {
 	// Every transaction takes the lazy acks waiting, so that while
 	// notifications flow acks cost no commit of their own.
-	s.ackMu.Lock()
-	// An empty map is kept rather than made anew for every commit, so it
-	// stays the writers' alone.
-	var lazy map[string]uint64
-	var touches map[string]int64
-	if len(s.lazyAcks) > 0 {
-		lazy, s.lazyAcks = s.lazyAcks, map[string]uint64{}
-	}
-	if len(s.lazyTouches) > 0 {
-		touches, s.lazyTouches = s.lazyTouches, map[string]int64{}
-	}
-	s.ackMu.Unlock()
+	lazy, touches := s.lazy.Take()
 	if len(batch) == 0 && len(lazy) == 0 && len(touches) == 0 {
 		return
 	}
@@ -409,7 +432,7 @@ func (s *ServiceStore) commitBatch(batch []writeReq) {
 
 // commitTx runs reqs in one transaction and returns its error; requests is
 // how many of them someone waits for, for OnCommit.
-func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
+func (s *Store) commitTx(reqs []writeReq, requests int) error {
 	ctx := context.Background()
 	began := time.Now()
 	err := func() error {
@@ -433,11 +456,11 @@ func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
 		}
 		return tx.Commit()
 	}()
-	if s.onCommit != nil {
-		s.onCommit(requests, time.Since(began), err)
+	if f := s.onCommit.Load(); f != nil {
+		(*f)(requests, time.Since(began), err)
 	}
 	if err != nil {
-		return fmt.Errorf("storage: write: %w", err)
+		return fmt.Errorf("sqlitestore: write: %w", err)
 	}
 	if f := s.committed.Load(); f != nil {
 		for _, r := range reqs {
@@ -466,7 +489,7 @@ func (s *ServiceStore) commitTx(reqs []writeReq, requests int) error {
 // older number would instead let a session send the stale body under the
 // number the device then acknowledges, losing the newer update. Merged
 // returns the replaced sequence number.
-func (s *ServiceStore) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
+func (s *Store) Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error) {
 	r := &enqueueReq{in: q, opts: opts, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return Queued{}, err
@@ -561,18 +584,18 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 // Ack deletes the device's notifications up to seq and records seq as
 // applied on the device. Acks share the group transaction with everything
 // else, and only a device's highest ack in a transaction is written.
-func (s *ServiceStore) Ack(ctx context.Context, deviceID string, seq uint64) error {
+func (s *Store) Ack(ctx context.Context, deviceID string, seq uint64) error {
 	// Checked before the committer: a number SQLite cannot take would
 	// fail the transaction it shares with other devices' work.
 	if seq > MaxSeq {
-		return fmt.Errorf("storage: ack %d: %w", seq, ErrSeqRange)
+		return fmt.Errorf("sqlitestore: ack %d: %w", seq, ErrSeqRange)
 	}
 	r := &ackReq{device: deviceID, seq: seq, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
-		return fmt.Errorf("storage: ack: %w", err)
+		return fmt.Errorf("sqlitestore: ack: %w", err)
 	}
 	if r.err != nil {
-		return fmt.Errorf("storage: ack: %w", r.err)
+		return fmt.Errorf("sqlitestore: ack: %w", r.err)
 	}
 	return nil
 }
@@ -590,23 +613,7 @@ type ackReq struct {
 // ack only spares the device a resend, which it recognises by sequence
 // number, so losing one in a crash costs bandwidth, never correctness.
 // An ack above MaxSeq is dropped (Ack reports it as ErrSeqRange).
-func (s *ServiceStore) AckLater(deviceID string, seq uint64) {
-	if seq > MaxSeq {
-		return
-	}
-	s.ackMu.Lock()
-	first := len(s.lazyAcks) == 0 && len(s.lazyTouches) == 0
-	if seq > s.lazyAcks[deviceID] {
-		s.lazyAcks[deviceID] = seq
-	}
-	s.ackMu.Unlock()
-	if first {
-		select {
-		case s.ackKick <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) AckLater(deviceID string, seq uint64) { s.lazy.Ack(deviceID, seq) }
 
 func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 	if g.acks[r.device] != r {
@@ -636,21 +643,7 @@ func (r *ackReq) finish(err error) {
 // rides in the committer's next transaction, or one of its own within
 // AckDelay, and never moves last_seen back. A crash may lose it; the
 // device's next connection or disconnection writes it again.
-func (s *ServiceStore) TouchLater(id string, seen time.Time) {
-	ms := seen.UnixMilli()
-	s.ackMu.Lock()
-	first := len(s.lazyAcks) == 0 && len(s.lazyTouches) == 0
-	if ms > s.lazyTouches[id] {
-		s.lazyTouches[id] = ms
-	}
-	s.ackMu.Unlock()
-	if first {
-		select {
-		case s.ackKick <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) TouchLater(id string, seen time.Time) { s.lazy.Touch(id, seen) }
 
 // touchReq is a lazy touch in the group transaction; nobody waits for it.
 type touchReq struct {
@@ -696,7 +689,7 @@ func (r *execReq) finish(err error) {
 
 // exec runs one write statement through the committer and returns how many
 // rows it changed.
-func (s *ServiceStore) exec(ctx context.Context, query string, args ...any) (int64, error) {
+func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	r := &execReq{query: query, args: args, done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return 0, err
@@ -705,10 +698,10 @@ func (s *ServiceStore) exec(ctx context.Context, query string, args ...any) (int
 }
 
 // Pending returns the device's queued notifications above seq, in order.
-func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error) {
+func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error) {
 	rows, err := s.pending.QueryContext(ctx, deviceID, after, s.now().UnixMilli())
 	if err != nil {
-		return nil, fmt.Errorf("storage: pending: %w", err)
+		return nil, fmt.Errorf("sqlitestore: pending: %w", err)
 	}
 	defer rows.Close()
 	var out []Queued
@@ -716,7 +709,7 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 		q := Queued{DeviceID: deviceID}
 		var acc, due, exp int64
 		if err := rows.Scan(&q.Seq, &q.ChannelID, &q.Kind, &q.Class, &q.MessageID, &q.Body, &q.TileKey, &acc, &due, &exp, &q.Urgency); err != nil {
-			return nil, fmt.Errorf("storage: pending: %w", err)
+			return nil, fmt.Errorf("sqlitestore: pending: %w", err)
 		}
 		q.AcceptedAt, q.DueAt = time.UnixMilli(acc), time.UnixMilli(due)
 		if exp != 0 {
@@ -729,24 +722,24 @@ func (s *ServiceStore) Pending(ctx context.Context, deviceID string, after uint6
 
 // DeleteExpired deletes up to limit queued messages whose expiry is past
 // and returns how many it deleted.
-func (s *ServiceStore) DeleteExpired(ctx context.Context, limit int) (int, error) {
+func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
 	now := s.now().UnixMilli()
 	// What a sender named is remembered as expired first, so its message
 	// resource says so (an ack landing in between says delivered instead).
 	if _, err := s.exec(ctx, `INSERT OR IGNORE INTO message_outcomes (channel_id, message_id, state, at)
 		SELECT channel_id, message_id, ?, expires_at FROM queue
 		WHERE expires_at > 0 AND expires_at <= ? AND message_id != '' LIMIT ?`, store.MessageExpired, now, limit); err != nil {
-		return 0, fmt.Errorf("storage: delete expired: %w", err)
+		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
 	}
 	n, err := s.exec(ctx, `DELETE FROM queue WHERE (device_id, seq) IN
 		(SELECT device_id, seq FROM queue WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)`, now, limit)
 	if err != nil {
-		return 0, fmt.Errorf("storage: delete expired: %w", err)
+		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
 	}
 	return int(n), nil
 }
 
-func (s *ServiceStore) now() time.Time {
+func (s *Store) now() time.Time {
 	if s.nowFunc != nil {
 		return s.nowFunc()
 	}
@@ -762,29 +755,29 @@ func expiryMillis(t time.Time) int64 {
 }
 
 // CreateDevice enrols a device.
-func (s *ServiceStore) CreateDevice(ctx context.Context, d Device) error {
+func (s *Store) CreateDevice(ctx context.Context, d Device) error {
 	_, err := s.exec(ctx, `INSERT INTO devices (id, secret_hash, source, created_at, last_seen, power) VALUES (?, ?, ?, ?, ?, ?)`,
 		d.ID, d.SecretHash, d.Source, d.CreatedAt.UnixMilli(), d.LastSeen.UnixMilli(), nonEmpty(d.Power, "normal"))
 	if isUnique(err) {
-		return fmt.Errorf("storage: device %s: %w", d.ID, ErrExists)
+		return fmt.Errorf("sqlitestore: device %s: %w", d.ID, ErrExists)
 	}
 	if err != nil {
-		return fmt.Errorf("storage: create device: %w", err)
+		return fmt.Errorf("sqlitestore: create device: %w", err)
 	}
 	return nil
 }
 
 // Device looks a device up by id.
-func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
+func (s *Store) Device(ctx context.Context, id string) (Device, error) {
 	d := Device{ID: id}
 	var created, seen, retired int64
 	err := s.device.QueryRowContext(ctx, id).
 		Scan(&d.SecretHash, &d.Source, &created, &seen, &d.Power, &d.AckedSeq, &retired, &d.NextSeq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Device{}, fmt.Errorf("storage: device %s: %w", id, ErrNotFound)
+		return Device{}, fmt.Errorf("sqlitestore: device %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Device{}, fmt.Errorf("storage: device: %w", err)
+		return Device{}, fmt.Errorf("sqlitestore: device: %w", err)
 	}
 	d.CreatedAt, d.LastSeen = time.UnixMilli(created), time.UnixMilli(seen)
 	if retired != 0 {
@@ -795,33 +788,33 @@ func (s *ServiceStore) Device(ctx context.Context, id string) (Device, error) {
 
 // DeviceStatus is Device without NextSeq: one database has no copy that
 // could lag.
-func (s *ServiceStore) DeviceStatus(ctx context.Context, id string) (Device, error) {
+func (s *Store) DeviceStatus(ctx context.Context, id string) (Device, error) {
 	d, err := s.Device(ctx, id)
 	d.NextSeq = 0
 	return d, err
 }
 
 // CountDevicesFromSource counts devices enrolled from one address.
-func (s *ServiceStore) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
+func (s *Store) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
 	var n int
 	if err := s.rd.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE source = ?`, source).Scan(&n); err != nil {
-		return 0, fmt.Errorf("storage: count devices: %w", err)
+		return 0, fmt.Errorf("sqlitestore: count devices: %w", err)
 	}
 	return n, nil
 }
 
 // TouchDevice records when the device was last connected.
-func (s *ServiceStore) TouchDevice(ctx context.Context, id string, seen time.Time) error {
+func (s *Store) TouchDevice(ctx context.Context, id string, seen time.Time) error {
 	if _, err := s.exec(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`, seen.UnixMilli(), id); err != nil {
-		return fmt.Errorf("storage: touch device: %w", err)
+		return fmt.Errorf("sqlitestore: touch device: %w", err)
 	}
 	return nil
 }
 
 // SetPower records the device's power level.
-func (s *ServiceStore) SetPower(ctx context.Context, id, power string) error {
+func (s *Store) SetPower(ctx context.Context, id, power string) error {
 	if _, err := s.exec(ctx, `UPDATE devices SET power = ? WHERE id = ?`, power, id); err != nil {
-		return fmt.Errorf("storage: set power: %w", err)
+		return fmt.Errorf("sqlitestore: set power: %w", err)
 	}
 	return nil
 }
@@ -845,93 +838,93 @@ func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
 	return c, nil
 }
 
-func (s *ServiceStore) channelWhere(ctx context.Context, where string, args ...any) (Channel, error) {
+func (s *Store) channelWhere(ctx context.Context, where string, args ...any) (Channel, error) {
 	return channelResult(scanChannel(s.rd.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE `+where, args...)))
 }
 
 func channelResult(c Channel, err error) (Channel, error) {
 	if errors.Is(err, sql.ErrNoRows) {
-		return Channel{}, fmt.Errorf("storage: channel: %w", ErrNotFound)
+		return Channel{}, fmt.Errorf("sqlitestore: channel: %w", ErrNotFound)
 	}
 	if err != nil {
-		return Channel{}, fmt.Errorf("storage: channel: %w", err)
+		return Channel{}, fmt.Errorf("sqlitestore: channel: %w", err)
 	}
 	return c, nil
 }
 
 // ChannelByToken finds the channel a URI token names. It is on every
 // notification's path, so it is answered from memory when it can be.
-func (s *ServiceStore) ChannelByToken(ctx context.Context, token string) (Channel, error) {
-	if c, ok := s.channels.get(token); ok {
+func (s *Store) ChannelByToken(ctx context.Context, token string) (Channel, error) {
+	if c, ok := s.channels.Get(token); ok {
 		return c, nil
 	}
-	gen := s.channels.generation()
+	gen := s.channels.Generation()
 	c, err := channelResult(scanChannel(s.byToken.QueryRowContext(ctx, token)))
 	if err == nil {
-		s.channels.put(gen, c)
+		s.channels.Put(gen, c)
 	}
 	return c, err
 }
 
 // Channel finds a channel by id.
-func (s *ServiceStore) Channel(ctx context.Context, id string) (Channel, error) {
+func (s *Store) Channel(ctx context.Context, id string) (Channel, error) {
 	return s.channelWhere(ctx, `id = ?`, id)
 }
 
 // ChannelByApp finds the device's channel for app.
-func (s *ServiceStore) ChannelByApp(ctx context.Context, deviceID, app string) (Channel, error) {
+func (s *Store) ChannelByApp(ctx context.Context, deviceID, app string) (Channel, error) {
 	return s.channelWhere(ctx, `device_id = ? AND app = ?`, deviceID, app)
 }
 
 // CountChannels counts the device's channels.
-func (s *ServiceStore) CountChannels(ctx context.Context, deviceID string) (int, error) {
+func (s *Store) CountChannels(ctx context.Context, deviceID string) (int, error) {
 	var n int
 	if err := s.rd.QueryRowContext(ctx, `SELECT count(*) FROM channels WHERE device_id = ?`, deviceID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("storage: count channels: %w", err)
+		return 0, fmt.Errorf("sqlitestore: count channels: %w", err)
 	}
 	return n, nil
 }
 
 // CreateChannel stores a new channel.
-func (s *ServiceStore) CreateChannel(ctx context.Context, c Channel) error {
+func (s *Store) CreateChannel(ctx context.Context, c Channel) error {
 	_, err := s.exec(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.DeviceID, c.App, c.Name, c.Token, c.ServiceName, c.Toast, c.Tile, jsonList(c.Domains), jsonList(c.Pinned), c.CreatedAt.UnixMilli(), c.VAPIDKey)
 	if isUnique(err) {
-		return fmt.Errorf("storage: channel %s/%s: %w", c.DeviceID, c.App, ErrExists)
+		return fmt.Errorf("sqlitestore: channel %s/%s: %w", c.DeviceID, c.App, ErrExists)
 	}
 	if err != nil {
-		return fmt.Errorf("storage: create channel: %w", err)
+		return fmt.Errorf("sqlitestore: create channel: %w", err)
 	}
 	return nil
 }
 
 // SetChannelToken rotates a channel's URI token.
-func (s *ServiceStore) SetChannelToken(ctx context.Context, id, token string) error {
-	defer s.channels.drop(id)
+func (s *Store) SetChannelToken(ctx context.Context, id, token string) error {
+	defer s.channels.Drop(id)
 	return s.execOne(ctx, "set channel token", `UPDATE channels SET token = ? WHERE id = ?`, token, id)
 }
 
 // SetBindings replaces a channel's shell bindings.
-func (s *ServiceStore) SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error {
-	defer s.channels.drop(id)
+func (s *Store) SetBindings(ctx context.Context, id string, toast, tile bool, domains, pinned []string) error {
+	defer s.channels.Drop(id)
 	return s.execOne(ctx, "set bindings", `UPDATE channels SET toast = ?, tile = ?, domains = ?, pinned = ? WHERE id = ?`,
 		toast, tile, jsonList(domains), jsonList(pinned), id)
 }
 
 // DeleteChannel removes a channel; its URI answers 404 from then on. Its
 // queued notifications stay until acked, so sequence numbers keep no gaps.
-func (s *ServiceStore) DeleteChannel(ctx context.Context, id string) error {
-	defer s.channels.drop(id)
+func (s *Store) DeleteChannel(ctx context.Context, id string) error {
+	defer s.channels.Drop(id)
 	return s.execOne(ctx, "delete channel", `DELETE FROM channels WHERE id = ?`, id)
 }
 
-func (s *ServiceStore) execOne(ctx context.Context, what, query string, args ...any) error {
+func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
 	n, err := s.exec(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("storage: %s: %w", what, err)
+		return fmt.Errorf("sqlitestore: %s: %w", what, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("storage: %s: %w", what, ErrNotFound)
+		return fmt.Errorf("sqlitestore: %s: %w", what, ErrNotFound)
 	}
 	return nil
 }
@@ -949,9 +942,4 @@ func nonEmpty(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func isUnique(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
 }

@@ -1,4 +1,4 @@
-package storage
+package sqlitestore
 
 import (
 	"context"
@@ -8,22 +8,22 @@ import (
 
 // ExpiredDevices returns up to limit ids of devices last seen before
 // before, oldest first.
-func (s *ServiceStore) ExpiredDevices(ctx context.Context, before time.Time, limit int) ([]string, error) {
+func (s *Store) ExpiredDevices(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	rows, err := s.rd.QueryContext(ctx, `SELECT id FROM devices WHERE last_seen < ? ORDER BY last_seen LIMIT ?`, before.UnixMilli(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("storage: expired devices: %w", err)
+		return nil, fmt.Errorf("sqlitestore: expired devices: %w", err)
 	}
 	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("storage: expired devices: %w", err)
+			return nil, fmt.Errorf("sqlitestore: expired devices: %w", err)
 		}
 		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: expired devices: %w", err)
+		return nil, fmt.Errorf("sqlitestore: expired devices: %w", err)
 	}
 	return ids, nil
 }
@@ -32,16 +32,16 @@ func (s *ServiceStore) ExpiredDevices(ctx context.Context, before time.Time, lim
 // if it was last seen before seenBefore: a device that connected since it
 // was found expired is kept. It reports whether the device was deleted;
 // its channel URIs answer 404 from then on.
-func (s *ServiceStore) DeleteDevice(ctx context.Context, id string, seenBefore time.Time) (bool, error) {
+func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Time) (bool, error) {
 	r := &deleteDeviceReq{id: id, before: seenBefore.UnixMilli(), done: make(chan struct{})}
 	if err := s.submit(ctx, r, r.done); err != nil {
-		return false, fmt.Errorf("storage: delete device: %w", err)
+		return false, fmt.Errorf("sqlitestore: delete device: %w", err)
 	}
 	if r.err != nil {
-		return false, fmt.Errorf("storage: delete device: %w", r.err)
+		return false, fmt.Errorf("sqlitestore: delete device: %w", r.err)
 	}
 	for _, ch := range r.channels {
-		s.channels.drop(ch)
+		s.channels.Drop(ch)
 	}
 	return r.deleted, nil
 }

@@ -1,4 +1,4 @@
-package storage_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -11,30 +11,31 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/testenv"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
+	"github.com/heraldpush/herald/server/store/storetest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func openService(t testing.TB, group bool) *storage.ServiceStore {
+func openService(t testing.TB, group bool) *sqlitestore.Store {
 	t.Helper()
-	s, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: group})
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: group})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	storetest.Start(t, s)
 	return s
 }
 
-func addDevice(t testing.TB, s *storage.ServiceStore, id string) {
+func addDevice(t testing.TB, s *sqlitestore.Store, id string) {
 	t.Helper()
-	if err := s.CreateDevice(context.Background(), storage.Device{ID: id, SecretHash: []byte("h"), CreatedAt: t0, LastSeen: t0}); err != nil {
+	if err := s.CreateDevice(context.Background(), sqlitestore.Device{ID: id, SecretHash: []byte("h"), CreatedAt: t0, LastSeen: t0}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func queued(dev, msg string) storage.Queued {
-	return storage.Queued{DeviceID: dev, ChannelID: "ch", Kind: "raw", Class: 3, MessageID: msg, Body: []byte(msg), AcceptedAt: t0, DueAt: t0}
+func queued(dev, msg string) sqlitestore.Queued {
+	return sqlitestore.Queued{DeviceID: dev, ChannelID: "ch", Kind: "raw", Class: 3, MessageID: msg, Body: []byte(msg), AcceptedAt: t0, DueAt: t0}
 }
 
 func TestEnqueueSequenceDepthAck(t *testing.T) {
@@ -42,15 +43,15 @@ func TestEnqueueSequenceDepthAck(t *testing.T) {
 	s := openService(t, true)
 	addDevice(t, s, "d1")
 	addDevice(t, s, "d2")
-	opts := storage.EnqueueOptions{MaxDepth: 3}
+	opts := sqlitestore.EnqueueOptions{MaxDepth: 3}
 	tests := []struct {
 		dev     string
 		wantSeq uint64
 		wantErr error
 	}{
 		{"d1", 1, nil}, {"d1", 2, nil}, {"d2", 1, nil}, {"d1", 3, nil},
-		{"d1", 0, storage.ErrQueueFull}, {"d2", 2, nil},
-		{"nobody", 0, storage.ErrNotFound},
+		{"d1", 0, sqlitestore.ErrQueueFull}, {"d2", 2, nil},
+		{"nobody", 0, sqlitestore.ErrNotFound},
 	}
 	for i, tt := range tests {
 		q, err := s.Enqueue(ctx, queued(tt.dev, fmt.Sprint(i)), opts)
@@ -91,17 +92,17 @@ func TestEnqueueMerge(t *testing.T) {
 	ctx := context.Background()
 	s := openService(t, true)
 	addDevice(t, s, "d")
-	concat := func(later storage.Queued) func(storage.Queued) ([]byte, bool) {
-		return func(older storage.Queued) ([]byte, bool) {
+	concat := func(later sqlitestore.Queued) func(sqlitestore.Queued) ([]byte, bool) {
+		return func(older sqlitestore.Queued) ([]byte, bool) {
 			return append(append([]byte{}, older.Body...), later.Body...), true
 		}
 	}
-	tile := func(key, body string, due time.Duration) storage.Queued {
+	tile := func(key, body string, due time.Duration) sqlitestore.Queued {
 		q := queued("d", body)
 		q.Kind, q.TileKey, q.DueAt = "tile", key, t0.Add(due)
 		return q
 	}
-	enq := func(q storage.Queued, opts storage.EnqueueOptions) storage.Queued {
+	enq := func(q sqlitestore.Queued, opts sqlitestore.EnqueueOptions) sqlitestore.Queued {
 		t.Helper()
 		if q.TileKey != "" && opts.Merge == nil {
 			opts.Merge = concat(q)
@@ -112,15 +113,15 @@ func TestEnqueueMerge(t *testing.T) {
 		}
 		return got
 	}
-	a1 := enq(tile("A", "a1", 900*time.Second), storage.EnqueueOptions{})
-	enq(queued("d", "raw"), storage.EnqueueOptions{})
-	a2 := enq(tile("A", "a2", 0), storage.EnqueueOptions{MaxDepth: 2})
+	a1 := enq(tile("A", "a1", 900*time.Second), sqlitestore.EnqueueOptions{})
+	enq(queued("d", "raw"), sqlitestore.EnqueueOptions{})
+	a2 := enq(tile("A", "a2", 0), sqlitestore.EnqueueOptions{MaxDepth: 2})
 	if a2.Merged != a1.Seq || a2.Seq <= a1.Seq {
 		t.Fatalf("merge: %+v", a2)
 	}
-	b := enq(tile("B", "b", 0), storage.EnqueueOptions{})
+	b := enq(tile("B", "b", 0), sqlitestore.EnqueueOptions{})
 	refuse := tile("A", "a3", 0)
-	a3 := enq(refuse, storage.EnqueueOptions{Merge: func(storage.Queued) ([]byte, bool) { return nil, false }})
+	a3 := enq(refuse, sqlitestore.EnqueueOptions{Merge: func(sqlitestore.Queued) ([]byte, bool) { return nil, false }})
 	if b.Merged != 0 || a3.Merged != 0 {
 		t.Fatalf("unexpected merges: %+v %+v", b, a3)
 	}
@@ -157,7 +158,7 @@ func TestGroupCommitShares(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					q, err := s.Enqueue(context.Background(), queued("d", fmt.Sprint(i)), storage.EnqueueOptions{})
+					q, err := s.Enqueue(context.Background(), queued("d", fmt.Sprint(i)), sqlitestore.EnqueueOptions{})
 					if err != nil || q.Seq < 1 || q.Seq > n || seen[q.Seq].Swap(true) {
 						t.Errorf("enqueue %d: seq %d err %v", i, q.Seq, err)
 					}
@@ -176,7 +177,7 @@ func TestEnqueueAfterClose(t *testing.T) {
 	s := openService(t, true)
 	addDevice(t, s, "d")
 	s.Close()
-	if _, err := s.Enqueue(context.Background(), queued("d", "x"), storage.EnqueueOptions{}); !errors.Is(err, storage.ErrClosed) {
+	if _, err := s.Enqueue(context.Background(), queued("d", "x"), sqlitestore.EnqueueOptions{}); !errors.Is(err, sqlitestore.ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
@@ -203,7 +204,7 @@ func BenchmarkDurableAccepts(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := next.Add(1)
-					if _, err := s.Enqueue(context.Background(), queued(fmt.Sprint("d", i%devices), "m"), storage.EnqueueOptions{}); err != nil {
+					if _, err := s.Enqueue(context.Background(), queued(fmt.Sprint("d", i%devices), "m"), sqlitestore.EnqueueOptions{}); err != nil {
 						b.Error(err)
 						return
 					}
@@ -220,17 +221,18 @@ func BenchmarkDurableAccepts(b *testing.B) {
 func TestAckLater(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "svc.db")
-	s, err := storage.OpenService(ctx, file, storage.ServiceOptions{GroupCommit: true, AckDelay: time.Hour})
+	s, err := sqlitestore.Open(ctx, file, sqlitestore.Options{GroupCommit: true, AckDelay: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.Start(t, s)
 	addDevice(t, s, "d")
 	for i := 0; i < 4; i++ {
-		if _, err := s.Enqueue(ctx, queued("d", fmt.Sprint(i)), storage.EnqueueOptions{}); err != nil {
+		if _, err := s.Enqueue(ctx, queued("d", fmt.Sprint(i)), sqlitestore.EnqueueOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pending := func(st *storage.ServiceStore) []uint64 {
+	pending := func(st *sqlitestore.Store) []uint64 {
 		t.Helper()
 		qs, err := st.Pending(ctx, "d", 0)
 		if err != nil {
@@ -258,11 +260,11 @@ func TestAckLater(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = storage.OpenService(ctx, file, storage.ServiceOptions{GroupCommit: true, AckDelay: 10 * time.Millisecond})
+	s, err = sqlitestore.Open(ctx, file, sqlitestore.Options{GroupCommit: true, AckDelay: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	storetest.Start(t, s)
 	if got := pending(s); fmt.Sprint(got) != "[4]" {
 		t.Fatalf("after close and reopen: pending %v, want [4]", got)
 	}
