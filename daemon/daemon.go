@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/defaults"
@@ -102,6 +104,10 @@ type Config struct {
 	// UnifiedPushSession, UnifiedPushSystem, a D-Bus address, or ""/
 	// UnifiedPushOff for none.
 	UnifiedPushBus string
+	// UnifiedPushPeerUID tells the Unix user of a connection on the
+	// distributor's bus, by its unique name (default: ask the bus,
+	// GetConnectionUnixUser); tests put other users there.
+	UnifiedPushPeerUID func(bus *dbus.Conn, uniqueName string) (uint32, error)
 	// OnChange, when set, is called after a change to the phone's state
 	// commits (see observe.go); it must not block.
 	OnChange func(Change)

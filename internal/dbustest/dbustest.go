@@ -18,6 +18,20 @@ import (
 // test is skipped when dbus-daemon is not installed (Debian package dbus).
 func SessionBus(t testing.TB) string {
 	t.Helper()
+	return start(t, false)
+}
+
+// SharedBus is SessionBus that every Unix user may connect to (its socket's
+// directory is world-readable and its policy allows any user), and on which
+// any connection may own any name: a bus shared by several users, as a
+// system bus with a lax policy is.
+func SharedBus(t testing.TB) string {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, shared bool) string {
+	t.Helper()
 	exe, err := exec.LookPath("dbus-daemon")
 	if err != nil {
 		t.Skip("dbus-daemon not found (Debian package dbus)")
@@ -27,6 +41,13 @@ func SessionBus(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	users := ""
+	if shared {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		users = "\n    <allow user=\"*\"/>"
+	}
 	conf := filepath.Join(dir, "session.conf")
 	err = os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -34,7 +55,7 @@ func SessionBus(t testing.TB) string {
   <type>session</type>
   <listen>unix:path=`+filepath.Join(dir, "bus")+`</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
+  <policy context="default">`+users+`
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>

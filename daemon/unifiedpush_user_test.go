@@ -1,0 +1,180 @@
+package daemon_test
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/dbustest"
+	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/server"
+)
+
+const sharedName = "org.example.Shared"
+
+// intruder is another Unix user's process that takes an app's bus name
+// after the app left the bus, serves a Connector2 on it, and tries to
+// unregister and register the app's token.
+type intruder interface {
+	// attempts reports the D-Bus error name Unregister answered ("" for
+	// none) and Register's result and reason.
+	attempts() (unregisterErr, registerResult, registerReason string)
+	// leave releases the name and returns the methods the distributor
+	// called on the intruder's connector.
+	leave() []string
+}
+
+// testUnifiedPushWrongUser is the attack of a user who takes the bus name
+// of another user's app while that app is away: nothing of the app's
+// reaches the intruder (no Message, no NewEndpoint, also after a daemon
+// restart), its Unregister and Register are refused, and the app, back on
+// the bus, gets every message in order.
+func testUnifiedPushWrongUser(t *testing.T, bus string, cfg daemon.Config, start func(t *testing.T) intruder) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	cfg.Service, cfg.DataDir, cfg.UnifiedPushBus = svc.URL(), t.TempDir(), bus
+	d := testenv.StartDaemon(t, cfg)
+
+	owner := newConnector(t, bus, sharedName, 2)
+	if res, reason := owner.register2(sharedName, "token-a", ""); res != "REGISTRATION_SUCCEEDED" {
+		t.Fatalf("Register = %s %s", res, reason)
+	}
+	ep := owner.next("NewEndpoint").endpoint
+	if code := post(t, ep, messageID(1), []byte("one")); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	if m := owner.next("Message"); string(m.msg) != "one" {
+		t.Fatalf("Message %q", m.msg)
+	}
+
+	// The app leaves the bus; another user's process takes its name.
+	if _, err := owner.conn.ReleaseName(sharedName); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t)
+	wrong := func() int64 { return counter(t, d, daemon.CountUnifiedPushWrongUser) }
+
+	if code := post(t, ep, messageID(2), []byte("for the owner only")); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	testenv.Eventually(t, 10*time.Second, "the Message withheld", func() bool { return wrong() >= 1 })
+	unregErr, res, reason := in.attempts()
+	if unregErr != "org.unifiedpush.Error.Unauthorized" {
+		t.Errorf("the intruder's Unregister answered %q, want org.unifiedpush.Error.Unauthorized", unregErr)
+	}
+	if res != "REGISTRATION_FAILED" || reason != "UNAUTHORIZED" {
+		t.Errorf("the intruder's Register = %s %s, want REGISTRATION_FAILED UNAUTHORIZED", res, reason)
+	}
+	if code := post(t, ep, messageID(3), []byte("still open")); code != http.StatusOK {
+		t.Errorf("POST after the intruder's Unregister: %d, want 200 (the channel stays open)", code)
+	}
+
+	// A restart announces every endpoint and retries the outbox: the
+	// intruder still gets neither.
+	before := wrong()
+	d.Stop()
+	d = testenv.StartDaemon(t, cfg)
+	testenv.Eventually(t, 10*time.Second, "NewEndpoint and Message withheld after the restart", func() bool { return wrong() >= before+2 })
+	if calls := in.leave(); len(calls) != 0 {
+		t.Errorf("the intruder was called: %v", calls)
+	}
+	held := counter(t, d, daemon.CountUnifiedPushQueued) - counter(t, d, daemon.CountUnifiedPushDelivered)
+	if held != 2 {
+		t.Errorf("%d messages held for the owner, want 2", held)
+	}
+
+	// The owner is back: everything held arrives, in order, then a new one.
+	if reply, err := owner.conn.RequestName(sharedName, dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("owning the name again: %v %v", reply, err)
+	}
+	if code := post(t, ep, messageID(4), []byte("back")); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	for _, want := range []string{"for the owner only", "still open", "back"} {
+		if m := owner.next("Message"); string(m.msg) != want || m.token != "token-a" {
+			t.Errorf("the owner got %q (token %q), want %q", m.msg, m.token, want)
+		}
+	}
+	t.Logf("withheld calls and refused requests: %d; held for the owner meanwhile: %d; the owner then got all 3 in order", wrong(), held)
+}
+
+// TestUnifiedPushWrongUser runs the attack with the intruder in this
+// process, on its own bus connection, which the daemon is told runs as
+// user 65534: the bus's answer is real for every other connection. It runs
+// as any user; TestUnifiedPushWrongUserProcess is the same with a real
+// process of another user.
+func TestUnifiedPushWrongUser(t *testing.T) {
+	bus := dbustest.SessionBus(t)
+	var mu sync.Mutex
+	var other string
+	cfg := daemon.Config{UnifiedPushPeerUID: func(conn *dbus.Conn, name string) (uint32, error) {
+		mu.Lock()
+		o := other
+		mu.Unlock()
+		if name == o {
+			return otherUID, nil
+		}
+		var uid uint32
+		err := conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, name).Store(&uid)
+		return uid, err
+	}}
+	testUnifiedPushWrongUser(t, bus, cfg, func(t *testing.T) intruder {
+		conn, err := dbus.Connect(bus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		other = conn.Names()[0]
+		mu.Unlock()
+		in := &localIntruder{c: &connector{t: t, conn: conn, name: sharedName, calls: make(chan upCall, 32), failNext: make(chan struct{}, 1)}}
+		if err := conn.Export(connector2Object{in.c}, "/org/unifiedpush/Connector", "org.unifiedpush.Connector2"); err != nil {
+			t.Fatal(err)
+		}
+		if reply, err := conn.RequestName(sharedName, dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+			t.Fatalf("the intruder owning %s: %v %v", sharedName, reply, err)
+		}
+		in.unregErr = unregisterErr(in.c.distributor(), "token-a")
+		in.res, in.reason = in.c.register2(sharedName, "token-a", "")
+		return in
+	})
+}
+
+// unregisterErr calls Distributor2.Unregister and returns the D-Bus error
+// name it answered, "" for none.
+func unregisterErr(dist dbus.BusObject, token string) string {
+	var out map[string]dbus.Variant
+	err := dist.Call("org.unifiedpush.Distributor2.Unregister", 0, map[string]dbus.Variant{"token": dbus.MakeVariant(token)}).Store(&out)
+	var de dbus.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &de):
+		return de.Name
+	default:
+		return err.Error()
+	}
+}
+
+type localIntruder struct {
+	c                     *connector
+	unregErr, res, reason string
+}
+
+func (l *localIntruder) attempts() (string, string, string) { return l.unregErr, l.res, l.reason }
+
+func (l *localIntruder) leave() []string {
+	l.c.conn.Close()
+	var out []string
+	for {
+		select {
+		case c := <-l.c.calls:
+			out = append(out, c.method)
+		default:
+			return out
+		}
+	}
+}
