@@ -136,6 +136,9 @@ type Daemon struct {
 	obs   observer
 	up    *unifiedPush // nil while the distributor is off
 
+	uiMu  sync.Mutex
+	uiURL string // the start screen's address with its key (SetStartScreen)
+
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.
 	opMu sync.Mutex

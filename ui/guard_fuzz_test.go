@@ -16,7 +16,7 @@ func FuzzHostAllowed(f *testing.F) {
 		"evil.example:8791", "localhost.evil.example:8791", "127.0.0.1:1", ":8791", "[::1]", "127.0.0.1", "[", "a:b:c", "[::ffff:127.0.0.1]:8791"} {
 		f.Add(s)
 	}
-	g := newGuard([]string{"herald.test"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	g := newGuard([]string{"herald.test"}, NewKey(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8791}
 	f.Fuzz(func(t *testing.T, host string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)

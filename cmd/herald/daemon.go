@@ -271,7 +271,11 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		serviceURL = svc.URL()
 	}
 	phone := &ui.Single{}
-	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts})
+	uiKey, err := startScreenKey(s.UI, s.Data)
+	if err != nil {
+		return err
+	}
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts, Key: uiKey})
 	effective, err := effectiveConfig(s)
 	if err != nil {
 		return err
@@ -293,7 +297,8 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 			return listenClash(err, "start screen", s.UI, "Give it another address with --ui ADDR (config key ui, env HERALD_UI).")
 		}
 		defer stopUI()
-		fmt.Fprintf(stdout, "herald: start screen %s\n", url)
+		d.SetStartScreen(page.PageURL(url, ""))
+		fmt.Fprintf(stdout, "herald: start screen %s\n%s", page.PageURL(url, ""), startScreenNote)
 	}
 
 	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)

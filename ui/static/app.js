@@ -31,21 +31,57 @@ function q(path) {
   return path + (path.includes("?") ? "&" : "?") + "phone=" + encodeURIComponent(phone);
 }
 
+// The page's key arrives in the address's fragment (#key=…), which the
+// browser never sends anywhere; it is taken out of the address bar at once
+// so that it is not shown, shared or bookmarked. With it the server starts
+// a session (a cookie it signed); without one the page says how to get it.
+let key = null;
+function takeKey() {
+  const m = /^#key=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!m) return false;
+  key = m[1];
+  history.replaceState(null, "", location.pathname + location.search);
+  return true;
+}
+takeKey();
+// The address with the key pasted over the page's own changes only the
+// fragment, which loads nothing: start the session, then load the page
+// anew with it.
+window.addEventListener("hashchange", async () => {
+  if (!takeKey()) return;
+  try {
+    await session();
+    location.reload();
+  } catch {
+    // showNoKey said why
+  }
+});
+
 // The session token every change carries: the server hands it only to a
 // page of its own origin, so another site's page cannot act through the
-// browser. A restarted server no longer knows it; the page asks again.
+// browser.
 let token = null;
 let sessionReq = null; // one request for the token at a time, so two never race for the cookie
 function session() {
   if (!sessionReq) {
     sessionReq = (async () => {
-      const resp = await fetch("/api/session", { credentials: "same-origin" });
+      const headers = key ? { "X-Herald-Key": key } : {};
+      const resp = await fetch("/api/session", { credentials: "same-origin", headers });
       const data = await resp.json().catch(() => ({}));
-      if (!resp.ok) throw new Error(data.error || resp.statusText);
+      if (!resp.ok) {
+        if (resp.status === 401) showNoKey(data.error);
+        throw new Error(data.error || resp.statusText);
+      }
       token = data.token;
     })().finally(() => { sessionReq = null; });
   }
   return sessionReq;
+}
+
+function showNoKey(msg) {
+  $("#nokey-msg").textContent = msg || "This page needs its key.";
+  $("#nokey").classList.remove("hidden");
+  $("#live").textContent = "no session";
 }
 
 async function api(method, path, body, retried) {
@@ -61,8 +97,9 @@ async function api(method, path, body, retried) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await resp.json().catch(() => ({}));
-  if (resp.status === 403 && data.code === "session" && !retried) {
+  if ((resp.status === 401 || resp.status === 403) && data.code === "session" && !retried) {
     token = null;
+    await session();
     return api(method, path, body, true);
   }
   if (!resp.ok) throw new Error(data.error || resp.statusText);
@@ -73,8 +110,7 @@ async function api(method, path, body, retried) {
 
 let phones = [];
 async function loadPhones() {
-  const resp = await fetch("/api/phones");
-  phones = await resp.json();
+  phones = await api("GET", "/api/phones");
   renderPicker();
 }
 
@@ -451,14 +487,20 @@ $("#compose").addEventListener("submit", async (e) => {
 // The server inlines the phones and the phone's state into the page, so the
 // first paint shows the phone as it is; without them the page asks.
 (async function start() {
-  session().catch(() => {}); // ready before the first change; api() asks again if it failed
+  const ready = session(); // before any read: every read needs the session's cookie
   const inlined = document.getElementById("initial-state");
   if (inlined) {
+    ready.catch(() => {}); // api() asks again if it failed
     const init = JSON.parse(inlined.textContent);
     phones = init.phones;
     selectPhone(init.phone, init.state);
     renderPicker();
     return;
+  }
+  try {
+    await ready;
+  } catch {
+    return; // showNoKey said why
   }
   await loadPhones();
   const params = new URL(location.href).searchParams;
