@@ -390,3 +390,37 @@ func tileBlue(t *testing.T, shot []byte, rect []float64) float64 {
 	}
 	return float64(blue) / float64(all)
 }
+
+// TestNarrowScreen: at 420 px (a phone's browser) nothing overflows
+// sideways, the channels become cards, a channel URI wraps only after its
+// separators and never inside its token, primary tiles name their app, and
+// one phone shows no phone filter.
+func TestNarrowScreen(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 1)
+	ch := e.open(t, "phone-0001", "a-rather-long-app-name")
+	send(t, ch.URI, mpns.KindTile, tile("", "FlipTile", "BackContent", "no title"))
+	e.open(t, "phone-0001", "demo")
+
+	// A headless window is at least 500 px wide; the viewport is set
+	// narrower as a phone's is.
+	run(t, ctx, chromedp.EmulateViewport(420, 900), chromedp.Navigate(e.pageURL("/?phone=phone-0001")))
+	until(t, ctx, "the tile", `document.querySelector('.tile[data-app="a-rather-long-app-name"]') !== null`)
+	checks := []struct{ what, js string }{
+		{"a 420 px viewport", `window.innerWidth === 420`},
+		{"no sideways scrolling", `document.documentElement.scrollWidth <= window.innerWidth`},
+		{"the channels within the window", `[...document.querySelectorAll("#channels td")].every(td => td.getBoundingClientRect().right <= window.innerWidth)`},
+		{"each URI part on one line", `(() => { const segs = [...document.querySelectorAll("#channels .uri .seg")];
+			return segs.length > 0 && segs.every(s => s.getClientRects().length === 1) })()`},
+		{"the URI's token whole", `[...document.querySelectorAll("#channels .uri .seg")].some(s => s.textContent === ` + jsString(ch.URI[strings.LastIndex(ch.URI, "/")+1:]) + `)`},
+		{"the URI copied whole", `document.querySelector('#channels tr[data-app="demo"] .uri').textContent.startsWith("http://")`},
+		{"the primary tile named by its app", `document.querySelector('.tile[data-app="a-rather-long-app-name"] .tile-label').textContent === "a-rather-long-app-name"`},
+		{"no phone filter for one phone", `getComputedStyle(document.querySelector("#phone-filter")).display === "none"`},
+	}
+	for _, c := range checks {
+		if ok, err := eval[bool](ctx, c.js); err != nil || !ok {
+			w, _ := eval[string](ctx, `document.documentElement.scrollWidth + " of " + window.innerWidth`)
+			t.Errorf("at 420 px: %s fails (%v; width %s)", c.what, err, w)
+		}
+	}
+}

@@ -115,6 +115,8 @@ async function loadPhones() {
 }
 
 function renderPicker() {
+  // The filter is for the emulator's many phones; one phone needs none.
+  $("#phone-filter").classList.toggle("hidden", phones.length < 2);
   const f = $("#phone-filter").value.trim();
   const sel = $("#phone-picker");
   sel.replaceChildren();
@@ -217,9 +219,18 @@ function renderChannels(s) {
     h("tr", { "data-app": c.app },
       h("td", {}, c.app),
       h("td", {}, c.toast ? "✓" : ""),
-      h("td", {}, c.tile ? "✓" + (c.domains && c.domains.length ? " " + c.domains.join(" ") : "") : ""),
-      h("td", { class: "uri" }, c.uri),
+      h("td", { class: "bindings" }, c.tile ? "✓" + (c.domains && c.domains.length ? " " + c.domains.join(" ") : "") : ""),
+      h("td", { class: "uri", title: c.uri }, h("span", { class: "uri-text" }, breakable(c.uri))),
       h("td", {}, h("button", { type: "button", onclick: (e) => copy(c.uri, e.target) }, "Copy")))));
+}
+
+// breakable splits a URI after its separators, so the browser may wrap it
+// there and nowhere else: each part is kept whole (a token's "-" is no
+// place to break it).
+function breakable(uri) {
+  const out = [];
+  for (const part of uri.split(/(?<=[/?&=])/)) out.push(h("span", { class: "seg" }, part), h("wbr"));
+  return out;
 }
 
 async function copy(text, btn) {
@@ -314,7 +325,9 @@ function renderTile(t) {
     title: `${t.app}${t.tile_id ? " " + t.tile_id : ""} · ${tmpl}${t.pinned ? "" : " · not pinned"}`,
   },
   h("div", { class: "flipper" }, front, back),
-  t.tile_id ? h("span", { class: "tile-label" }, t.tile_id) : null,
+  // A primary tile is named by its app (its Title is the app's to set, and
+  // may be empty), a secondary one by its tile id.
+  h("span", { class: "tile-label" }, t.tile_id || t.app),
   h("button", { class: "size-btn", type: "button", title: "resize", onclick: () => cycleSize(t) }, "⤢"));
   return el;
 }
@@ -355,7 +368,11 @@ function renderToasts(s, first) {
       times(t.sent_at, t.received_at),
       t.param ? h("code", {}, " " + t.param) : null)));
   const newest = toasts[0];
-  if (newest && !first && (lastToastId === null || newest.id > lastToastId) && newest.shown_by === "shell") showBanner(newest);
+  // ?banner=last shows the newest toast's banner when the page opens, as
+  // if it had just arrived: a screenshot of a freshly loaded page (headless
+  // Chromium's --screenshot) can then show one.
+  const replay = first && lastToastId === null && new URL(location.href).searchParams.get("banner") === "last";
+  if (newest && (replay || (!first && (lastToastId === null || newest.id > lastToastId))) && newest.shown_by === "shell") showBanner(newest);
   if (newest) lastToastId = Math.max(lastToastId || 0, newest.id);
 }
 
