@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"errors"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -104,11 +105,13 @@ func testUnifiedPushWrongUser(t *testing.T, bus string, cfg daemon.Config, start
 
 // TestUnifiedPushWrongUser runs the attack with the intruder in this
 // process, on its own bus connection, which the daemon is told runs as
-// user 65534: the bus's answer is real for every other connection. It runs
-// as any user; TestUnifiedPushWrongUserProcess is the same with a real
-// process of another user.
+// another user (neither root nor the daemon's own, who are trusted): the
+// bus's answer is real for every other connection. It runs as any user;
+// TestUnifiedPushWrongUserProcess is the same with a real process of
+// another user.
 func TestUnifiedPushWrongUser(t *testing.T) {
 	bus := dbustest.SessionBus(t)
+	otherUser := uint32(os.Geteuid()) + 60001
 	var mu sync.Mutex
 	var other string
 	cfg := daemon.Config{UnifiedPushPeerUID: func(conn *dbus.Conn, name string) (uint32, error) {
@@ -116,7 +119,7 @@ func TestUnifiedPushWrongUser(t *testing.T) {
 		o := other
 		mu.Unlock()
 		if name == o {
-			return otherUID, nil
+			return otherUser, nil
 		}
 		var uid uint32
 		err := conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, name).Store(&uid)
