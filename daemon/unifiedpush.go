@@ -341,9 +341,19 @@ var errWrongUser = errors.New("the app's bus name is held by another user")
 // rather than the well-known one closes the gap between the check and the
 // call: the name may change hands, a unique name never does.
 func (u *unifiedPush) connector(ctx context.Context, r storage.UnifiedPushRegistration) (dbus.BusObject, error) {
+	bus := u.conn.BusObject()
 	var holder string
-	if err := u.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, r.Service).Store(&holder); err != nil {
-		return nil, fmt.Errorf("%s is not on the bus: %w", r.Service, err)
+	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, r.Service).Store(&holder); err != nil {
+		// An app the bus can start (a D-Bus service file) is started, as
+		// a call to its name would have started it; its process is then
+		// checked like any other.
+		var started uint32
+		if serr := bus.CallWithContext(ctx, "org.freedesktop.DBus.StartServiceByName", 0, r.Service, uint32(0)).Store(&started); serr != nil {
+			return nil, fmt.Errorf("%s is not on the bus: %w", r.Service, err)
+		}
+		if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, r.Service).Store(&holder); err != nil {
+			return nil, fmt.Errorf("%s is not on the bus: %w", r.Service, err)
+		}
 	}
 	if err := u.sameUser(ctx, dbus.Sender(holder), r); err != nil {
 		u.d.log.Warn("UnifiedPush: call withheld", "service", r.Service, "app", r.App, "holder", holder, "err", err)
