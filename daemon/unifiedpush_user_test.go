@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"errors"
+	"flag"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -181,5 +183,108 @@ func (l *localIntruder) leave() []string {
 		default:
 			return out
 		}
+	}
+}
+
+const activatedName = "org.example.Activated"
+
+// TestUnifiedPushActivatedChild is the app the bus starts for
+// TestUnifiedPushActivation (its .service file runs this test binary): it
+// takes its name, writes the first message it gets to the file named by
+// its last argument, and leaves when the test calls its Quit (leaving
+// sooner could lose its reply to Message).
+func TestUnifiedPushActivatedChild(t *testing.T) {
+	bus := os.Getenv("DBUS_STARTER_ADDRESS")
+	args := flag.Args()
+	if bus == "" || len(args) != 1 {
+		t.Skip("started by the bus for TestUnifiedPushActivation")
+	}
+	conn, err := dbus.Connect(bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &connector{t: t, conn: conn, name: activatedName, calls: make(chan upCall, 32), failNext: make(chan struct{}, 1)}
+	if err := conn.Export(connector2Object{c}, "/org/unifiedpush/Connector", "org.unifiedpush.Connector2"); err != nil {
+		t.Fatal(err)
+	}
+	quit := make(quitter)
+	if err := conn.Export(quit, "/test", "org.example.Test"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := conn.RequestName(activatedName, dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("owning %s: %v %v", activatedName, reply, err)
+	}
+	m := c.next("Message")
+	if err := os.WriteFile(args[0], m.msg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-quit:
+	case <-time.After(30 * time.Second):
+		t.Fatal("never told to quit")
+	}
+}
+
+// quitter is a D-Bus object whose Quit ends the activated child.
+type quitter chan struct{}
+
+func (q quitter) Quit() *dbus.Error {
+	close(q)
+	return nil
+}
+
+// TestUnifiedPushActivation: a message for an app that is not running but
+// that the bus can start (a D-Bus service file, as desktop apps install)
+// starts it and reaches it, after its user is checked like any other's.
+func TestUnifiedPushActivation(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	got := filepath.Join(dir, "message")
+	service := "[D-BUS Service]\nName=" + activatedName + "\nExec=" + self + " -test.run=^TestUnifiedPushActivatedChild$ -test.count=1 " + got + "\n"
+	if err := os.WriteFile(filepath.Join(dir, activatedName+".service"), []byte(service), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bus := dbustest.ActivatingBus(t, dir)
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL(), UnifiedPushBus: bus})
+
+	// The app registers while it runs, then leaves the bus.
+	app := newConnector(t, bus, activatedName, 2)
+	if res, reason := app.register2(activatedName, "token-act", ""); res != "REGISTRATION_SUCCEEDED" {
+		t.Fatalf("Register = %s %s", res, reason)
+	}
+	ep := app.next("NewEndpoint").endpoint
+	// Released (the bus answers once it is) rather than only closed, so
+	// that the name is free when the message comes.
+	if _, err := app.conn.ReleaseName(activatedName); err != nil {
+		t.Fatal(err)
+	}
+	app.conn.Close()
+
+	if code := post(t, ep, messageID(1), []byte("wake up")); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	testenv.Eventually(t, 20*time.Second, "the message taken by the started app", func() bool {
+		return counter(t, d, daemon.CountUnifiedPushDelivered) == 1
+	})
+	testenv.Eventually(t, 10*time.Second, "the started app's file", func() bool {
+		b, err := os.ReadFile(got)
+		return err == nil && string(b) == "wake up"
+	})
+	if n := counter(t, d, daemon.CountUnifiedPushWrongUser); n != 0 {
+		t.Errorf("unifiedpush_wrong_user = %d for the app's own user", n)
+	}
+	conn, err := dbus.Connect(bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// No reply wanted: the child may be gone before it could send one.
+	if err := conn.Object(activatedName, "/test").Call("org.example.Test.Quit", dbus.FlagNoReplyExpected).Err; err != nil {
+		t.Errorf("telling the started app to quit: %v", err)
 	}
 }

@@ -18,7 +18,15 @@ import (
 // test is skipped when dbus-daemon is not installed (Debian package dbus).
 func SessionBus(t testing.TB) string {
 	t.Helper()
-	return start(t, false)
+	return start(t, false, "")
+}
+
+// ActivatingBus is SessionBus with one service directory, dir: the bus
+// starts the programs its .service files name when their names are asked
+// for (D-Bus activation).
+func ActivatingBus(t testing.TB, dir string) string {
+	t.Helper()
+	return start(t, false, dir)
 }
 
 // SharedBus is SessionBus that every Unix user may connect to (its socket's
@@ -27,10 +35,10 @@ func SessionBus(t testing.TB) string {
 // system bus with a lax policy is.
 func SharedBus(t testing.TB) string {
 	t.Helper()
-	return start(t, true)
+	return start(t, true, "")
 }
 
-func start(t testing.TB, shared bool) string {
+func start(t testing.TB, shared bool, serviceDir string) string {
 	t.Helper()
 	exe, err := exec.LookPath("dbus-daemon")
 	if err != nil {
@@ -48,13 +56,17 @@ func start(t testing.TB, shared bool) string {
 		}
 		users = "\n    <allow user=\"*\"/>"
 	}
+	services := ""
+	if serviceDir != "" {
+		services = "\n  <servicedir>" + serviceDir + "</servicedir>"
+	}
 	conf := filepath.Join(dir, "session.conf")
 	err = os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
   <listen>unix:path=`+filepath.Join(dir, "bus")+`</listen>
-  <auth>EXTERNAL</auth>
+  <auth>EXTERNAL</auth>`+services+`
   <policy context="default">`+users+`
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
