@@ -64,7 +64,7 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
-	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI); the page opens with the address printed at start, key included (herald ui-url prints it again)")
 	insecure := fs.Bool("insecure", false, "allow a plain http:// service that is not on loopback (device secret proofs and notifications travel unencrypted)")
 	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https service's certificate must chain to (default: the system's roots)")
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")

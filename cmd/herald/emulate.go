@@ -94,7 +94,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https --service's certificate must chain to (default: the system's roots)")
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the --service's certificate or public key, or of one in its chain")
 	listen := fs.String("listen", DefaultEmulatorListen, "address of the embedded notification service")
-	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793; the page opens with the address printed at start, key included (herald ui-url --device NAME prints it again)")
 	var uiHosts cli.Strings
 	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa (repeatable)")
 	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
