@@ -42,24 +42,20 @@ type presence struct {
 	live map[string]time.Time // node → when it was last seen alive
 }
 
-func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
-	p := &presence{node: newID()[:16], live: map[string]time.Time{}}
-	var err error
-	if p.held, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_presence", History: 1,
-		Storage: jetstream.FileStorage, Replicas: opts.Replicas}); err != nil {
-		return fmt.Errorf("natsstore: bucket presence: %w", err)
-	}
-	if p.nodes, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_nodes", History: 1,
-		Storage: jetstream.MemoryStorage, Replicas: opts.Replicas, TTL: nodeTTL}); err != nil {
-		return fmt.Errorf("natsstore: bucket nodes: %w", err)
-	}
+// watchPresence starts the copy of the held bucket.
+func (s *Store) watchPresence(ctx context.Context) (err error) {
+	s.presence.copy, err = watch(ctx, s, s.presence.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil)
+	return err
+}
+
+// announce makes the node live to the others, hears of takeovers and
+// keeps the node's key alive.
+func (s *Store) announce(ctx context.Context) error {
+	p := s.presence
 	if _, err := p.nodes.Put(ctx, p.node, nil); err != nil {
 		return fmt.Errorf("natsstore: announcing the node: %w", err)
 	}
-	if p.copy, err = watch(ctx, s, p.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil); err != nil {
-		return err
-	}
-	p.sub, err = s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
+	sub, err := s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
 		dev, num, ok := strings.Cut(string(m.Data), " ")
 		n, err := strconv.ParseUint(num, 10, 64)
 		if !ok || err != nil {
@@ -76,7 +72,7 @@ func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("natsstore: takeover subscription: %w", err)
 	}
-	s.presence = p
+	p.sub = sub
 	s.wg.Add(1)
 	go s.beat()
 	return nil
@@ -94,7 +90,9 @@ func (s *Store) beat() {
 	for {
 		select {
 		case <-s.stop:
-			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			// Briefly: with NATS out of reach the key expires anyway, and
+			// a node should not take seconds to stop.
+			ctx, cancel := context.WithTimeout(context.Background(), attemptWait)
 			s.presence.nodes.Delete(ctx, s.presence.node)
 			cancel()
 			return
