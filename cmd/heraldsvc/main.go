@@ -145,7 +145,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	backend, presence, quota, err := ns.open(*depth, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
@@ -173,8 +173,24 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	} else if a != nil {
 		fmt.Fprintf(stdout, "TLS on %s (devices dial wss://%s%s)\n", a, a, server.DevicePath)
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
+	// A store that waits for its servers (NATS) ends the service only if
+	// it gives up: credentials refused.
+	gaveUp := make(chan error, 1)
+	if w, ok := backend.(interface{ Wait(context.Context) error }); ok {
+		go func() {
+			if err := w.Wait(ctx); err != nil && ctx.Err() == nil {
+				gaveUp <- err
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-gaveUp:
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+		svc.Close()
+		return 1
+	}
 	if err := svc.Close(); err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
