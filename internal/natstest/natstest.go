@@ -28,8 +28,14 @@ type Server struct {
 	Opts *server.Options
 }
 
-// URL is the server's client URL.
-func (s *Server) URL() string { return s.ClientURL() }
+// URL is the server's client URL, known before the server starts when
+// its port was chosen (NewCluster).
+func (s *Server) URL() string {
+	if s.Opts.Port > 0 {
+		return "nats://" + net.JoinHostPort(s.Opts.Host, strconv.Itoa(s.Opts.Port))
+	}
+	return s.ClientURL()
+}
 
 func start(t testing.TB, opts *server.Options) *Server {
 	t.Helper()
@@ -42,14 +48,33 @@ func start(t testing.TB, opts *server.Options) *Server {
 // clustered server with JetStream is not ready until it has peers.
 func launch(t testing.TB, opts *server.Options) *Server {
 	t.Helper()
-	ns, err := server.NewServer(opts)
+	s := &Server{Opts: opts}
+	s.launch(t)
+	return s
+}
+
+func (s *Server) launch(t testing.TB) {
+	t.Helper()
+	ns, err := server.NewServer(s.Opts.Clone())
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
 	ns.Start()
-	s := &Server{Server: ns, Opts: opts}
+	s.Server = ns
 	t.Cleanup(s.Stop)
-	return s
+}
+
+// Restart stops the server, if it runs, and starts it again on the same
+// ports and state directory, without waiting for it to take clients.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.Server != nil {
+		if s.Opts.Port <= 0 {
+			s.Opts.Port = s.Addr().(*net.TCPAddr).Port
+		}
+		s.Stop()
+	}
+	s.launch(t)
 }
 
 func (s *Server) waitReady(t testing.TB) {
@@ -61,6 +86,9 @@ func (s *Server) waitReady(t testing.TB) {
 
 // Stop shuts the server down and waits for it.
 func (s *Server) Stop() {
+	if s.Server == nil {
+		return // never launched
+	}
 	s.Shutdown()
 	s.WaitForShutdown()
 }
@@ -94,32 +122,53 @@ func (c *Cluster) URLs() string {
 // and every server is current, so that R3 streams can be created.
 func RunCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{}
-	// A clustered JetStream server needs its routes configured from the
-	// start, so the cluster ports are picked first: the OS gives free
-	// loopback ports, which are closed and handed to the servers.
-	ports := make([]int, n)
-	var routes []*url.URL
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))})
-	}
-	for i := range n {
-		o := options(t, fmt.Sprintf("n%d", i+1))
-		o.Cluster = server.ClusterOpts{Name: "herald-test", Host: "127.0.0.1", Port: ports[i]}
-		o.Routes = routes
-		c.Servers = append(c.Servers, launch(t, o))
-	}
+	c := NewCluster(t, n)
+	c.Launch(t)
 	for _, s := range c.Servers {
 		s.waitReady(t)
 	}
 	c.WaitReady(t)
 	return c
+}
+
+// NewCluster chooses the ports of n servers routed to each other and
+// returns them unstarted (URLs already answers): Launch starts them.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	// A clustered JetStream server needs its routes configured from the
+	// start, so the ports are picked first: the OS gives free loopback
+	// ports, which are closed and handed to the servers.
+	freePort := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	ports := make([]int, n)
+	var routes []*url.URL
+	for i := range ports {
+		ports[i] = freePort()
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))})
+	}
+	for i := range n {
+		o := options(t, fmt.Sprintf("n%d", i+1))
+		o.Port = freePort()
+		o.Cluster = server.ClusterOpts{Name: "herald-test", Host: "127.0.0.1", Port: ports[i]}
+		o.Routes = routes
+		c.Servers = append(c.Servers, &Server{Opts: o})
+	}
+	return c
+}
+
+// Launch starts every server at once, waiting for none of them.
+func (c *Cluster) Launch(t testing.TB) {
+	t.Helper()
+	for _, s := range c.Servers {
+		s.launch(t)
+	}
 }
 
 // WaitReady waits until the cluster has a meta leader and answers

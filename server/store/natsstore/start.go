@@ -36,6 +36,12 @@ const (
 	maxBackoff = 5 * time.Second
 	// dialTimeout bounds connecting to one NATS server.
 	dialTimeout = 2 * time.Second
+	// setUpWait bounds one attempt of a step (or Options.Timeout, if
+	// shorter). A request racing another node's creating the same
+	// bucket may go unanswered, and a request sent before JetStream has
+	// a leader always does: waiting longer for it only delays the next
+	// attempt, which finds what the lost one created.
+	setUpWait = 2 * time.Second
 )
 
 // step is one part of setting the store up. what names what the store
@@ -148,7 +154,7 @@ func (s *Store) setUpLoop(opts Options) {
 		s.awaiting, s.lastErr = st.what, nil
 		s.waitMu.Unlock()
 		for {
-			ctx, cancel := context.WithTimeout(s.life, s.timeout)
+			ctx, cancel := context.WithTimeout(s.life, min(s.timeout, setUpWait))
 			err := st.run(ctx)
 			cancel()
 			if err == nil {
