@@ -25,7 +25,8 @@ const readyWait = 30 * time.Second
 // Server is one embedded NATS server.
 type Server struct {
 	*server.Server
-	Opts *server.Options
+	Opts      *server.Options
+	stopAtEnd bool
 }
 
 // URL is the server's client URL, known before the server starts when
@@ -61,7 +62,14 @@ func (s *Server) launch(t testing.TB) {
 	}
 	ns.Start()
 	s.Server = ns
-	t.Cleanup(s.Stop)
+	if !s.stopAtEnd {
+		// Once, at the first launch: a restarted server is stopped when
+		// the test ends by the same cleanup, which keeps its place
+		// (before the cleanups of what was started after the cluster,
+		// such as the nodes using it).
+		s.stopAtEnd = true
+		t.Cleanup(s.Stop)
+	}
 }
 
 // Restart stops the server, if it runs, and starts it again on the same
