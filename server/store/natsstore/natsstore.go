@@ -140,6 +140,8 @@ type Store struct {
 	waitMu   sync.Mutex
 	awaiting string // what the set-up waits for, under waitMu
 	lastErr  error  // why its last attempt failed, under waitMu
+	// refused is a permissions violation NATS reported while setting up.
+	refused atomic.Pointer[error]
 
 	stop      chan struct{}
 	wg        sync.WaitGroup

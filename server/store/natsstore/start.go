@@ -164,6 +164,11 @@ func (s *Store) setUpLoop(opts Options) {
 				s.settle(store.ErrClosed)
 				return
 			}
+			// A subject the user may not use makes requests time out;
+			// the error handler heard why, and no retry mends it.
+			if v := s.refused.Swap(nil); v != nil {
+				err = *v
+			}
 			if permanent(err) {
 				err = fmt.Errorf("natsstore: %s: %w", st.what, err)
 				s.log.Error("natsstore: giving up", "err", err)
@@ -200,9 +205,10 @@ func (s *Store) setUpLoop(opts Options) {
 }
 
 // permanent reports errors that retrying cannot mend: credentials NATS
-// refuses, or files of them that cannot be read.
+// refuses, subjects it does not allow them, or files of them that cannot
+// be read.
 func permanent(err error) bool {
-	for _, p := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired,
+	for _, p := range []error{nats.ErrAuthorization, nats.ErrPermissionViolation, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired,
 		nats.ErrNkeysNotSupported, fs.ErrNotExist, fs.ErrPermission} {
 		if errors.Is(err, p) {
 			return true
@@ -238,6 +244,9 @@ func (s *Store) connect(opts Options) error {
 			// only this says why.
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				s.log.Error("natsstore: NATS refused a subject to this node's user", "err", err)
+				if !s.ready.Load() {
+					s.refused.Store(&err)
+				}
 				return
 			}
 			s.log.Warn("natsstore: NATS reported an error", "err", err)

@@ -295,3 +295,30 @@ func streamNames(t *testing.T, urls string, replicas int) []string {
 	slices.Sort(names)
 	return names
 }
+
+// A NATS user not allowed what the store needs ends the wait with the
+// subject refused, instead of timing out for ever.
+func TestStartRefusedSubject(t *testing.T) {
+	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{{Username: "herald", Password: "pw", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Deny: []string{"$JS.API.STREAM.CREATE.KV_herald_channels"}}}}}}
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err = natsstore.Open(ctx, natsstore.Options{URLs: ns.ClientURL(), NATS: []nats.Option{nats.UserInfo("herald", "pw")},
+		Logger: testenv.Logger(t)})
+	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "KV_herald_channels") {
+		t.Fatalf("Open: %v; want the permissions violation", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("a refused subject was retried until the context ended")
+	}
+}
