@@ -31,11 +31,13 @@ const (
 )
 
 type presence struct {
-	node     string
-	held     jetstream.KeyValue
-	nodes    jetstream.KeyValue
-	sub      *nats.Subscription
-	takeover func(string, uint64)
+	node  string
+	held  jetstream.KeyValue
+	nodes jetstream.KeyValue
+	// nodesConfig makes the nodes' bucket again if it is lost.
+	nodesConfig jetstream.KeyValueConfig
+	sub         *nats.Subscription
+	takeover    func(string, uint64)
 	// copy is the held bucket as this node last heard of it.
 	copy *watched[string]
 	mu   sync.Mutex
@@ -87,6 +89,7 @@ func (s *Store) beat() {
 	defer s.wg.Done()
 	t := time.NewTicker(nodeBeat)
 	defer t.Stop()
+	failing := false // logged once an outage, not every beat
 	for {
 		select {
 		case <-s.stop:
@@ -99,11 +102,32 @@ func (s *Store) beat() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		if _, err := s.presence.nodes.Put(ctx, s.presence.node, nil); err != nil {
-			s.log.Warn("natsstore: announcing the node", "err", err)
-		}
+		err := s.announceAgain(ctx)
 		cancel()
+		switch {
+		case err != nil && !failing:
+			s.log.Warn("natsstore: announcing the node", "err", err)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("natsstore: announcing the node again")
+			failing = false
+		}
 	}
+}
+
+// announceAgain refreshes the node's key. The nodes' bucket is kept in
+// memory, so a NATS server that restarted alone has lost it (a cluster
+// keeps its definition and empties it): it is created again.
+func (s *Store) announceAgain(ctx context.Context) error {
+	p := s.presence
+	_, err := p.nodes.Put(ctx, p.node, nil)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		if _, cerr := s.js.CreateOrUpdateKeyValue(ctx, p.nodesConfig); cerr != nil {
+			return fmt.Errorf("%w (creating the bucket again: %w)", err, cerr)
+		}
+		_, err = p.nodes.Put(ctx, p.node, nil)
+	}
+	return err
 }
 
 // Hold records this node as the device's and tells the previous holder.

@@ -267,13 +267,15 @@ func (s *Store) connect(opts Options) error {
 
 // steps are what setting the store up takes, in order.
 func (s *Store) steps(opts Options) []step {
+	config := func(name string, storage jetstream.StorageType, ttl time.Duration) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{Bucket: opts.Prefix + "_" + name, History: 1, Storage: storage, Replicas: opts.Replicas, TTL: ttl}
+	}
+	p := s.presence
+	p.nodesConfig = config("nodes", jetstream.MemoryStorage, nodeTTL)
 	kv := func(name string, storage jetstream.StorageType, ttl time.Duration, dst *jetstream.KeyValue) step {
-		bucket := opts.Prefix + "_" + name
-		return step{"JetStream bucket " + bucket, func(ctx context.Context) error {
-			b, err := ensure(func() (jetstream.KeyValue, error) {
-				return s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1,
-					Storage: storage, Replicas: opts.Replicas, TTL: ttl})
-			})
+		cfg := config(name, storage, ttl)
+		return step{"JetStream bucket " + cfg.Bucket, func(ctx context.Context) error {
+			b, err := ensure(func() (jetstream.KeyValue, error) { return s.js.CreateOrUpdateKeyValue(ctx, cfg) })
 			if err != nil {
 				return fmt.Errorf("natsstore: bucket %s: %w", name, err)
 			}
@@ -282,7 +284,6 @@ func (s *Store) steps(opts Options) []step {
 		}}
 	}
 	queue := strings.ToUpper(opts.Prefix) + "_QUEUE"
-	p := s.presence
 	return []step{
 		{"NATS", func(context.Context) error { return s.connect(opts) }},
 		// Before JetStream has a meta leader its requests go unanswered;

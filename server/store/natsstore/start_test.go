@@ -322,3 +322,42 @@ func TestStartRefusedSubject(t *testing.T) {
 		t.Fatal("a refused subject was retried until the context ended")
 	}
 }
+
+// A single NATS server restarted under running stores: they become ready
+// again, and the nodes' liveness (a bucket in memory, which the restart
+// empties or loses) comes back, so a device held by one node reads as
+// held on the other.
+func TestServerRestartedUnderStores(t *testing.T) {
+	ns := natstest.Run(t)
+	url := ns.URL()
+	open := func() *natsstore.Store {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s, err := natsstore.Open(ctx, natsstore.Options{URLs: url, Prefix: "restart", Logger: testenv.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	if err := a.CreateDevice(ctx, store.Device{ID: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Hold(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	ns.Restart(t)
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats server not back")
+	}
+	testenv.Eventually(t, time.Minute, "both stores ready again", func() bool { return a.Ready() == nil && b.Ready() == nil })
+	testenv.Eventually(t, time.Minute, "the device held by a, as b sees it", func() bool {
+		held, err := b.HeldElsewhere(ctx, "dev")
+		return err == nil && held
+	})
+	if _, err := b.Enqueue(ctx, store.Queued{DeviceID: "dev", Kind: "raw", Body: []byte("x")}, store.EnqueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
