@@ -181,3 +181,46 @@ func TestClusterAllNATSRestarted(t *testing.T) {
 	want["after"] = true
 	waitToastsOnce(t, d.Client, want)
 }
+
+// The heraldsvc binary with a NATS store that is not there listens at
+// once, says on /readyz what it waits for, and stops at once on SIGTERM;
+// with credentials NATS refuses it exits 1 saying so.
+func TestBinaryNodeWaitsForNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries")
+	}
+	_, heraldsvc := buildBinaries(t, t.TempDir())
+	env := childEnv()
+	absent := "nats://" + freeLoopbackAddr(t)
+	p := startProc(t, env, heraldsvc, "serve", "--listen", "127.0.0.1:0", "--store", absent)
+	m := svcListening.FindStringSubmatch(p.readLine(t))
+	if m == nil {
+		t.Fatalf("heraldsvc did not say where it listens:\n%s", p.stderr)
+	}
+	resp, err := http.Get("http://" + m[1] + server.ReadyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var probe server.Probe
+	json.NewDecoder(resp.Body).Decode(&probe)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || probe.Service != "heraldsvc" || !strings.Contains(probe.WaitingFor, "NATS") {
+		t.Fatalf("/readyz while NATS is absent: %d %+v", resp.StatusCode, probe)
+	}
+	p.stop(t)
+	if got := strings.Count(p.stderr.String(), "waiting for the store"); got != 1 {
+		t.Errorf("logged what it waits for %d times, want once:\n%s", got, p.stderr)
+	}
+
+	ns := natstest.RunWithUser(t, "herald", "right")
+	bad := startProc(t, env, heraldsvc, "serve", "--listen", "127.0.0.1:0", "--store", ns.URL(),
+		"--nats-user", "herald", "--nats-password", "wrong")
+	select {
+	case <-bad.done:
+	case <-time.After(readyWait): // a failsafe: NATS refuses at once
+		t.Fatal("heraldsvc kept waiting with refused credentials")
+	}
+	if code := bad.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(strings.ToLower(bad.stderr.String()), "authorization violation") {
+		t.Fatalf("refused credentials: exit %d\n%s", code, bad.stderr)
+	}
+}

@@ -112,6 +112,15 @@ func Run(t testing.TB) *Server {
 	return start(t, options(t, "single"))
 }
 
+// RunWithUser starts a single server with JetStream that takes only the
+// given user and password.
+func RunWithUser(t testing.TB, user, password string) *Server {
+	t.Helper()
+	o := options(t, "single")
+	o.Username, o.Password = user, password
+	return start(t, o)
+}
+
 // Cluster is n servers routed to each other, one JetStream cluster.
 type Cluster struct {
 	Servers []*Server

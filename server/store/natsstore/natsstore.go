@@ -218,13 +218,13 @@ func (s *Store) follow(ctx context.Context) error {
 	cons, err := s.js.OrderedConsumer(ctx, s.queue.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.subject + "*"}, DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
-		return fmt.Errorf("natsstore: consumer: %w", err)
+		return fmt.Errorf("consumer: %w", err)
 	}
 	cc, err := cons.Consume(s.consumed, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		s.log.Warn("natsstore: following the queue stream", "err", err)
 	}))
 	if err != nil {
-		return fmt.Errorf("natsstore: consume: %w", err)
+		return fmt.Errorf("consume: %w", err)
 	}
 	s.cons = cc
 	return nil

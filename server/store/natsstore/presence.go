@@ -55,7 +55,7 @@ func (s *Store) watchPresence(ctx context.Context) (err error) {
 func (s *Store) announce(ctx context.Context) error {
 	p := s.presence
 	if _, err := p.nodes.Put(ctx, p.node, nil); err != nil {
-		return fmt.Errorf("natsstore: announcing the node: %w", err)
+		return err
 	}
 	sub, err := s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
 		dev, num, ok := strings.Cut(string(m.Data), " ")
@@ -72,7 +72,7 @@ func (s *Store) announce(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("natsstore: takeover subscription: %w", err)
+		return fmt.Errorf("takeover subscription: %w", err)
 	}
 	p.sub = sub
 	s.wg.Add(1)

@@ -254,12 +254,12 @@ func (s *Store) connect(opts Options) error {
 	}, opts.NATS...)
 	nc, err := nats.Connect(opts.URLs, nopts...)
 	if err != nil {
-		return fmt.Errorf("natsstore: connect: %w", err)
+		return err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("natsstore: %w", err)
+		return err
 	}
 	s.nc, s.js = nc, js
 	return nil
@@ -277,7 +277,7 @@ func (s *Store) steps(opts Options) []step {
 		return step{"JetStream bucket " + cfg.Bucket, func(ctx context.Context) error {
 			b, err := ensure(func() (jetstream.KeyValue, error) { return s.js.CreateOrUpdateKeyValue(ctx, cfg) })
 			if err != nil {
-				return fmt.Errorf("natsstore: bucket %s: %w", name, err)
+				return err
 			}
 			*dst = b
 			return nil
@@ -297,7 +297,7 @@ func (s *Store) steps(opts Options) []step {
 		{"JetStream stream " + queue, func(ctx context.Context) (err error) {
 			s.queue, err = ensure(func() (jetstream.Stream, error) { return s.js.CreateOrUpdateStream(ctx, s.queueConfig(queue, opts)) })
 			if err != nil {
-				return fmt.Errorf("natsstore: stream: %w", err)
+				return err
 			}
 			return nil
 		}},
