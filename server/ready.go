@@ -34,10 +34,9 @@ var errShuttingDown = errors.New("shutting down")
 // Ready returns nil when the node can serve senders and devices: its
 // store is usable and it is not shutting down.
 func (s *Server) Ready() error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	// Close cancels ctx as it sets closed; ctx needs no lock, and this
+	// runs for every notification.
+	if s.ctx.Err() != nil {
 		return errShuttingDown
 	}
 	if s.readiness != nil {
