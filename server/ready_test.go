@@ -151,3 +151,19 @@ func mustRequest(t *testing.T, url string, headers map[string]string, body []byt
 	}
 	return req
 }
+
+// BenchmarkReadyCheck is what every notification pays for readiness: the
+// server's shutdown flag and a store's Ready.
+func BenchmarkReadyCheck(b *testing.B) {
+	gs := &gatedStore{}
+	ts := startServiceWrapped(b, server.Config{}, storage.ServiceOptions{GroupCommit: true},
+		func(st server.Store) server.Store { gs.Store = st; return gs })
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if ts.srv.Ready() != nil {
+				b.Fatal("not ready")
+			}
+		}
+	})
+}

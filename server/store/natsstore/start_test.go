@@ -375,3 +375,21 @@ func TestServerRestartedUnderStores(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkReady is the store's part of the readiness every notification
+// checks: set up, and connected.
+func BenchmarkReady(b *testing.B) {
+	s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: natstest.Run(b).URL(), Prefix: "bench", Logger: testenv.Logger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if s.Ready() != nil {
+				b.Fatal("not ready")
+			}
+		}
+	})
+}
