@@ -30,8 +30,10 @@ import (
 // test is who may connect and what each may do.
 func exampleNATS(t *testing.T) (url, dir string) {
 	t.Helper()
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
+	for _, tool := range []string{"sh", "go"} { // the script builds nk
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s: %v", tool, err)
+		}
 	}
 	dir = t.TempDir()
 	cmd := exec.Command("sh", filepath.Join("..", "examples", "cluster", "run.sh"), "--config-only", dir)

@@ -28,6 +28,14 @@
 // feeds the commit hook in stream order; Enqueue returns once the
 // publish is acknowledged (replicated to a quorum) and this node's
 // consumer has passed it.
+//
+// # Starting
+//
+// Start returns a store at once and sets it up in the background,
+// retrying until NATS answers (start.go), so that nodes and NATS servers
+// may start in any order; Ready says what it waits for, and the service
+// answers 503 until it is nil. Open is Start and Wait, for callers that
+// need a ready store.
 package natsstore
 
 import (
