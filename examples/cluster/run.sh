@@ -119,7 +119,8 @@ fi
 # Each process in a process group of its own (job control), so that
 # Ctrl-C reaches only this script, which stops them in order; otherwise
 # the terminal would interrupt the NATS servers as soon as the nodes.
-set -m
+# (Without a terminal there is no Ctrl-C, and no job control either.)
+set -m 2>/dev/null || true
 nats_pids=""
 node_pids=""
 # The nodes first, so that none is left asking for a NATS that is gone.
