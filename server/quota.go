@@ -427,6 +427,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int) (o 
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, int64(lim.MaxBodyBytes))
 	}
+	if why := s.notReady(); why != "" {
+		return unavailable(why), false
+	}
 	if s.guard.shedding() {
 		return unavailable("the store is slow; shedding load"), false
 	}

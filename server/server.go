@@ -150,6 +150,8 @@ type Server struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
+	// readiness is the store's, when it may not be usable yet.
+	readiness store.Readiness
 	// retirements counts RetireDevice calls, so that a session started
 	// from a device read before a retirement committed is caught.
 	retirements atomic.Uint64
@@ -189,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 	g := newGuard(cfg.Limits, cfg.Clock)
 	g.shared, g.log = cfg.Quota, cfg.Logger
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics(), expiring: make(chan struct{})}
+	s.readiness, _ = cfg.Store.(store.Readiness)
 	s.metrics.instrument(s, cfg.Store)
 	s.hellos = newPendingHellos(cfg.Limits, nofileLimit(), cfg.Logger)
 	s.metrics.reg.MustRegister(s.hellos.waiting, s.hellos.refused)
@@ -236,6 +239,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
 	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))
+	mux.HandleFunc(ReadyPath, probeOnly(s.handleReady))
+	mux.HandleFunc(HealthPath, probeOnly(s.handleHealth))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -268,7 +273,8 @@ func (s *Server) retryDelayLocked() int {
 }
 
 // shed refuses a device's upgrade with 503 and a jittered Retry-After when
-// the service is shutting down or at MaxDevices. It reports whether it did.
+// the service is shutting down, at MaxDevices or not ready. It reports
+// whether it did.
 func (s *Server) shed(w http.ResponseWriter) bool {
 	s.mu.Lock()
 	refuse := s.closed || (s.cfg.MaxDevices > 0 && len(s.sessions) >= s.cfg.MaxDevices)
@@ -277,11 +283,18 @@ func (s *Server) shed(w http.ResponseWriter) bool {
 		after = s.retryDelayLocked()
 	}
 	s.mu.Unlock()
+	why := "shedding load"
 	if !refuse {
-		return false
+		// Until the store is usable a device's hello could only fail.
+		if why = s.notReady(); why == "" {
+			return false
+		}
+		s.mu.Lock()
+		after = s.retryDelayLocked()
+		s.mu.Unlock()
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(after))
-	http.Error(w, "heraldsvc: shedding load, retry later", http.StatusServiceUnavailable)
+	http.Error(w, "heraldsvc: "+why+", retry later", http.StatusServiceUnavailable)
 	return true
 }
 

@@ -80,6 +80,9 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) webPushAnswer {
 			message: "body larger than " + strconv.Itoa(webpush.MaxBodySize) + " bytes"}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, webpush.MaxBodySize)
+	if why := s.notReady(); why != "" {
+		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: why}
+	}
 	if s.guard.shedding() {
 		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: "the store is slow; shedding load"}
 	}

@@ -187,7 +187,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	// The backend is chosen here: NATS JetStream with --store, else SQLite
 	// in --db. The service runs it and closes it.
-	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	backend, presence, quota, err := ns.open(*depth, log)
 	if err == nil && backend == nil {
 		backend, err = openSQLite(ctx, *db, log)
 	}
@@ -221,10 +221,31 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if *selfSigned {
 		printDevTLS(stdout, devTLS, "https://"+svc.TLSAddr().String())
 	}
+	// A store that waits for its servers (NATS) ends the service only if
+	// it gives up: credentials refused.
+	runCtx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		if w, ok := backend.(interface{ Wait(context.Context) error }); ok {
+			if err := w.Wait(runCtx); err != nil && runCtx.Err() == nil {
+				giveUp(err)
+			}
+		}
+	}()
 	stopping := context.AfterFunc(ctx, func() { log.Info("shutting down") })
 	defer stopping()
-	// Run serves until a signal, then stops the parts in their order.
-	if err := svc.Run(ctx); err != nil {
+	// Run serves until a signal or the store gives up, then stops the
+	// parts in their order.
+	err = svc.Run(runCtx)
+	giveUp(nil)
+	<-waited
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", cause)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}

@@ -17,16 +17,6 @@ import (
 // (store.OutcomeRetention); each node remembers at most MaxOutcomes of a
 // channel a UTC day (allowOutcomes).
 
-func (s *Store) setUpOutcomes(ctx context.Context, opts Options) error {
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_outcomes", History: 1,
-		Storage: jetstream.FileStorage, Replicas: opts.Replicas, TTL: store.OutcomeRetention})
-	if err != nil {
-		return fmt.Errorf("natsstore: bucket outcomes: %w", err)
-	}
-	s.outcomes, s.maxOutcomes = kv, opts.MaxOutcomes
-	return nil
-}
-
 type outcomeRec struct {
 	State store.MessageState `json:"s"`
 	At    int64              `json:"a"`
