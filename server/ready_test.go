@@ -15,7 +15,7 @@ import (
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/server/store"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // gatedStore is a real store that says it is not ready while waiting is
@@ -52,7 +52,7 @@ func probe(t *testing.T, url string) (int, server.Probe, http.Header) {
 // answers all along. Once ready, everything is taken again.
 func TestNotReadyRefusesWithRetryAfter(t *testing.T) {
 	gs := &gatedStore{}
-	ts := startServiceWrapped(t, server.Config{}, storage.ServiceOptions{GroupCommit: true},
+	ts := startServiceWrapped(t, server.Config{}, sqlitestore.Options{GroupCommit: true},
 		func(st server.Store) server.Store { gs.Store = st; return gs })
 	base := ts.http.URL
 	d := ts.enrol()
@@ -156,7 +156,7 @@ func mustRequest(t *testing.T, url string, headers map[string]string, body []byt
 // server's shutdown flag and a store's Ready.
 func BenchmarkReadyCheck(b *testing.B) {
 	gs := &gatedStore{}
-	ts := startServiceWrapped(b, server.Config{}, storage.ServiceOptions{GroupCommit: true},
+	ts := startServiceWrapped(b, server.Config{}, sqlitestore.Options{GroupCommit: true},
 		func(st server.Store) server.Store { gs.Store = st; return gs })
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
