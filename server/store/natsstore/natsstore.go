@@ -109,6 +109,10 @@ type Store struct {
 	ackKick  chan struct{}
 	ackDelay time.Duration
 
+	// merging makes this node's tile merges into one device's queue
+	// take turns.
+	merging turns
+
 	presence *presence
 	cache    *channelCache
 	// devCache is the devices bucket's d.* keys as this node last heard.

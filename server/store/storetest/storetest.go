@@ -65,6 +65,13 @@ func Run(t *testing.T, newStore NewStore) {
 			c.run(t, s)
 		})
 	}
+	for _, c := range concurrentCases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			c.run(t, []store.Store{s})
+		})
+	}
 }
 
 func device(id string) store.Device {
