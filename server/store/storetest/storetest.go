@@ -69,7 +69,7 @@ func Run(t *testing.T, newStore NewStore) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t)
 			t.Cleanup(func() { s.Close() })
-			c.run(t, []store.Store{s})
+			testConcurrentReplace(t, []store.Store{s}, c.kind, c.queued)
 		})
 	}
 }
