@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -279,10 +280,12 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 			return store.Queued{}, err
 		}
 		if older != nil {
-			// Acked meanwhile is as good as deleted.
-			err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, older.Seq) })
-			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
-				s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", older.Seq, "err", err)
+			for _, gone := range superseded(queued, *older) {
+				// Acked meanwhile is as good as deleted.
+				err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, gone) })
+				if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
+					s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", gone, "err", err)
+				}
 			}
 		}
 		m.Seq = seq
@@ -301,6 +304,25 @@ func newestWithKey(qs []store.Queued, key string) *store.Queued {
 		}
 	}
 	return nil
+}
+
+// superseded is the entry a merge replaced and what that one had replaced
+// in turn, if still queued: a crash (or a failed delete) between
+// publishing a merge and deleting the older entry leaves both, and the
+// next merge of the key deletes the leftover with it, whose content the
+// newer entry holds.
+func superseded(queued []store.Queued, older store.Queued) []uint64 {
+	out := []uint64{older.Seq}
+	// Each entry replaced a lower number, so the walk ends.
+	for prev := older.Merged; prev != 0 && prev < out[len(out)-1]; {
+		i := slices.IndexFunc(queued, func(q store.Queued) bool { return q.Seq == prev })
+		if i < 0 || queued[i].TileKey != older.TileKey {
+			break
+		}
+		out = append(out, prev)
+		prev = queued[i].Merged
+	}
+	return out
 }
 
 // lastOf is the highest of a subject's sequences but skip, 0 if none: the
