@@ -126,3 +126,31 @@ func TestMergeBehindExpiredTail(t *testing.T) {
 		t.Fatalf("merged %+v; queued %+v and %d others: want the merge alone", merged, tiles, others)
 	}
 }
+
+// Updates of one Topic to one device from parallel senders: each settles
+// against the others (on one node they take turns), so this is the rate
+// one device's Topic can be replaced at, not the store's.
+func BenchmarkTopicReplaceOneDevice(b *testing.B) {
+	ctx := context.Background()
+	s, err := natsstore.Open(ctx, natsstore.Options{URLs: natstest.Run(b).URL(), Prefix: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateDevice(ctx, store.Device{ID: "dev"}); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			q := store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "webpush", Body: []byte("score"), TileKey: "ch\x00topic\x00score"}
+			if _, err := s.Enqueue(ctx, q, store.EnqueueOptions{Merge: func(store.Queued) ([]byte, bool) { return q.Body, true }}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if qs, err := s.Pending(ctx, "dev", 0); err != nil || len(qs) != 1 {
+		b.Fatalf("%d queued, %v; want 1", len(qs), err)
+	}
+}
