@@ -19,10 +19,11 @@
 //     is a message whose stream sequence is its number (increasing per
 //     device, not contiguous), its body the data, the rest headers.
 //     MaxMsgsPerSubject with DiscardNewPerSubject bounds each queue; an
-//     ack purges the subject up to its number; a tile merge publishes the
-//     merged update only if the subject's last sequence is still the one
-//     it read (Nats-Expected-Last-Subject-Sequence), then deletes the
-//     older entry.
+//     ack purges the subject up to its number; a tile merge or Topic
+//     replacement publishes its update (merged or, with nothing to merge
+//     into, alone) only if the subject's last sequence is still the one
+//     it read (Nats-Expected-Last-Subject-Sequence, 0 for none), else
+//     reads again and starts over, then deletes the older entry.
 //
 // Every node follows the whole stream with an ordered consumer, which
 // feeds the commit hook in stream order; Enqueue returns once the
@@ -122,6 +123,10 @@ type Store struct {
 	// running is set by Run; ran is closed when it has returned.
 	running atomic.Bool
 	ran     chan struct{}
+
+	// merging makes this node's tile merges into one device's queue
+	// take turns.
+	merging turns
 
 	presence *presence
 	cache    *channelCache
