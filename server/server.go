@@ -78,6 +78,11 @@ type Config struct {
 	RetrySpread time.Duration
 	// Rand returns a float in [0,1) for the spread; nil uses math/rand/v2.
 	Rand func() float64
+	// StoreLostAfter is how long a store that can say it is not ready
+	// (a cluster's, cut off from NATS) may stay so before the node asks
+	// its devices to retry later, each after its own delay within
+	// RetrySpread, so that they reconnect to nodes that can serve them.
+	StoreLostAfter time.Duration
 
 	// Limits bounds what senders and enrolling devices may ask of the
 	// service (quotas, rates, sizes, load); see quota.go.
@@ -118,6 +123,10 @@ const (
 	// that; ten seconds keeps the reconnect rate to a tenth of the devices
 	// a second, and each device's own jittered backoff spreads them more.
 	DefaultRetrySpread = 10 * time.Second
+	// A NATS client rides out a server's restart by reconnecting to
+	// another within a second or two; longer than three seconds, the node
+	// is cut off and its devices are better served elsewhere.
+	DefaultStoreLostAfter = 3 * time.Second
 )
 
 // URI path prefixes, as MPNS's channel URIs had them.
@@ -180,6 +189,7 @@ func New(cfg Config) (*Server, error) {
 	defaults.Positive(&cfg.MaxChannelsPerDevice, DefaultMaxChannelsPerDevice)
 	defaults.Positive(&cfg.WriteTimeout, DefaultWriteTimeout)
 	defaults.Positive(&cfg.RetrySpread, DefaultRetrySpread)
+	defaults.Positive(&cfg.StoreLostAfter, DefaultStoreLostAfter)
 	if cfg.Rand == nil {
 		cfg.Rand = mrand.Float64
 	}
@@ -226,6 +236,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.expireMessagesLoop(ctx) }()
+	if s.readiness != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.storeLossLoop(ctx) }()
+	}
 	wg.Wait()
 	return nil
 }

@@ -656,8 +656,14 @@ func (sess *session) writeLoop() {
 			continue
 		case err != nil:
 			if !sess.ended() {
-				sess.log().Error("reading queue failed", "err", err)
-				sess.close(wire.CloseRetryLater, "30")
+				// Jittered like every retry-later, so that the devices
+				// of a store that failed for all at once (every NATS
+				// server restarted) neither wait long nor return together.
+				sess.srv.mu.Lock()
+				after := sess.srv.retryDelayLocked()
+				sess.srv.mu.Unlock()
+				sess.log().Error("reading queue failed", "err", err, "retry_after", after)
+				sess.close(wire.CloseRetryLater, strconv.Itoa(after))
 			}
 			continue
 		}

@@ -272,7 +272,8 @@ var errUnacknowledged = errors.New("written notifications left unacknowledged")
 // the queue at all (something was committed, the minimum urgency dropped,
 // or a deadline came); committed is what the store's committer told of
 // since the last look, and resync that the store must be read instead.
-// An error from the store ends the session (close 4001, "30");
+// An error from the store ends the session (close 4001 with a delay
+// within RetrySpread);
 // errUnacknowledged ends it with 1001.
 func (st *sessionState) out(now time.Time, look bool, committed []store.Queued, resync bool, q queuePort) (frames []any, next time.Time, err error) {
 	frames = st.replies
