@@ -165,6 +165,9 @@ func (m *metrics) instrument(s *Server, st Store) {
 		}
 		return 1
 	}))
+	if c, ok := st.(prometheus.Collector); ok {
+		m.reg.MustRegister(c) // a cluster store's connection and copies
+	}
 	m.reg.MustRegister(&queueCollector{store: st, log: s.log, desc: prometheus.NewDesc("herald_service_queued_notifications",
 		"Notifications accepted and not yet acknowledged by their device, across all devices.", nil, nil)})
 }

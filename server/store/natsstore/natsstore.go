@@ -92,7 +92,18 @@ type Options struct {
 	// Clock times the waits between attempts to set the store up
 	// (default the system clock).
 	Clock clock.Clock
+	// PingInterval is how often the connection pings its NATS server
+	// (default 1 s); unanswered MaxPingsOut times running, the connection
+	// is stale and dropped, so a node cut off from NATS by a network that
+	// drops its packets, rather than refusing them, knows it within
+	// (MaxPingsOut+1) intervals instead of nats.go's 2 minutes × 2.
+	PingInterval time.Duration
 }
+
+// MaxPingsOut is how many pings may go unanswered before the connection
+// is dropped as stale: a server answers a ping within milliseconds, so
+// three in a row unanswered is a cut, not a busy machine.
+const MaxPingsOut = 3
 
 // Store is a store.Store on NATS JetStream.
 type Store struct {
@@ -159,6 +170,10 @@ type Store struct {
 	// refused is a permissions violation NATS reported while setting up.
 	refused atomic.Pointer[error]
 
+	// The connection's losses and reconnections, for /metrics.
+	disconnects atomic.Uint64
+	reconnects  atomic.Uint64
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -191,6 +206,9 @@ func (opts Options) withDefaults() (Options, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = time.Second
 	}
 	if opts.MaxOutcomes <= 0 {
 		opts.MaxOutcomes = store.MaxOutcomesPerChannel

@@ -225,14 +225,17 @@ func (d ctxDialer) Dial(network, address string) (net.Conn, error) {
 
 func (s *Store) connect(opts Options) error {
 	nopts := append([]nats.Option{nats.Name("heraldsvc"), nats.MaxReconnects(-1), nats.SetCustomDialer(ctxDialer{s.life}),
+		nats.PingInterval(opts.PingInterval), nats.MaxPingsOutstanding(MaxPingsOut),
 		// The consumer's restarts after a reconnect may have missed
 		// nothing, but sessions read their queues again to be sure.
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.reconnects.Add(1)
 			s.log.Info("natsstore: reconnected to NATS")
 			s.tell(store.Resync)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if !s.closed.Load() {
+				s.disconnects.Add(1)
 				s.log.Warn("natsstore: lost the connection to NATS; reconnecting", "err", err)
 			}
 		}),

@@ -29,6 +29,12 @@ type watched[T any] struct {
 	// under its lock (to keep an index of its own).
 	changed func(key string, old, new *T)
 	w       jetstream.KeyWatcher
+	// For /metrics (metrics.go): when the watch last brought an event,
+	// whether it has brought all the bucket held when it began, and, for
+	// the last event since, how long after its write it came.
+	lastEvent time.Time
+	live      bool
+	lag       time.Duration
 }
 
 // watch starts a copy of the keys matching filter; the copy stops when
@@ -51,9 +57,11 @@ func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter s
 				if !ok {
 					return
 				}
-				if e != nil { // nil marks the end of what the bucket held when the watch began
-					c.apply(e)
+				if e == nil { // the end of what the bucket held when the watch began
+					c.caughtUp()
+					continue
 				}
+				c.apply(e)
 			case <-s.stop:
 				w.Stop()
 				return
@@ -63,9 +71,22 @@ func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter s
 	return c, nil
 }
 
+func (c *watched[T]) caughtUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live, c.lastEvent = true, time.Now()
+}
+
 func (c *watched[T]) apply(e jetstream.KeyValueEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := time.Now()
+	c.lastEvent = now
+	if c.live {
+		// Written by the NATS server's clock: across hosts this includes
+		// their clocks' skew, so it is only a lower bound of zero.
+		c.lag = max(now.Sub(e.Created()), 0)
+	}
 	key := e.Key()
 	if f, ok := c.floor[key]; ok {
 		if e.Revision() < f {
@@ -168,4 +189,16 @@ func (c *watched[T]) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.vals)
+}
+
+// stats is what /metrics shows of the copy: the keys it holds, how long
+// ago its watch last brought an event (or caught up), and the lag of the
+// last event it brought since.
+func (c *watched[T]) stats() (keys int, age, lag time.Duration, live bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.lastEvent.IsZero() {
+		age = time.Since(c.lastEvent)
+	}
+	return len(c.vals), age, c.lag, c.live
 }
