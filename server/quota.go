@@ -164,6 +164,9 @@ type guard struct {
 	// the nodes; nil counts in daily.
 	shared store.Quota
 	log    *slog.Logger
+	// failovers, if the store rides out failovers, tells a call slowed
+	// by one from a call slowed by load.
+	failovers store.Failovers
 
 	mu        sync.Mutex
 	day       int64          // the UTC day the counts are for
@@ -204,7 +207,14 @@ func (g *guard) shedding() bool {
 // observe records how long a store call took.
 func (g *guard) observe(start time.Time) {
 	now := g.clock.Now()
-	if now.Sub(start) <= g.lim.SlowStore {
+	took := now.Sub(start)
+	if took <= g.lim.SlowStore {
+		return
+	}
+	if g.failovers != nil && g.failovers.FailingOver(took) {
+		// Slow because a leader was being elected, not because of load:
+		// shedding would refuse senders for ShedFor after the cluster
+		// is whole again.
 		return
 	}
 	g.mu.Lock()

@@ -200,6 +200,7 @@ func New(cfg Config) (*Server, error) {
 	cfg.Limits = cfg.Limits.withDefaults()
 	g := newGuard(cfg.Limits, cfg.Clock)
 	g.shared, g.log = cfg.Quota, cfg.Logger
+	g.failovers, _ = cfg.Store.(store.Failovers)
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics(), expiring: make(chan struct{})}
 	s.readiness, _ = cfg.Store.(store.Readiness)
 	s.metrics.instrument(s, cfg.Store)

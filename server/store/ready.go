@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // ErrNotReady: the store is still waiting for its backend (servers not up
 // yet, buckets not created); calls fail with it, wrapped with
@@ -16,4 +19,14 @@ type Readiness interface {
 	// ErrNotReady whose text names what it waits for (never an address
 	// or a credential: it is shown to anyone who asks).
 	Ready() error
+}
+
+// Failovers is implemented by a store that rides out its servers'
+// failovers by retrying (a cluster's, while a stream or bucket elects a
+// new leader), so that a call slowed by one is told apart from a call
+// slowed by load: the service sheds load for the second, not the first.
+type Failovers interface {
+	// FailingOver reports whether a call to the store met a failover (a
+	// transient error it retried) within the last d.
+	FailingOver(d time.Duration) bool
 }

@@ -70,9 +70,24 @@ func TestCutOffNodeIsNotReady(t *testing.T) {
 	}
 	want("herald_service_nats_connected", 1)
 	want("herald_service_nats_disconnects_total", 0)
+	if s.FailingOver(time.Hour) {
+		t.Fatal("failing over before any fault")
+	}
 
 	proxy.Stall()
 	cut := time.Now()
+	t.Cleanup(proxy.Heal) // so that a failure does not leave the close waiting on the cut
+	// A queue read meanwhile is retried until its deadline, and says so:
+	// its slowness is a failover's, not load's.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = s.Pending(ctx, "during-cut", 0)
+	cancel()
+	if err == nil {
+		t.Fatal("a read through a stalled connection succeeded")
+	}
+	if !s.FailingOver(time.Hour) {
+		t.Fatalf("a read retried through a cut (%v), and FailingOver is false", err)
+	}
 	testenv.Eventually(t, cutWait, "the cut noticed", func() bool { return s.Ready() != nil })
 	t.Logf("cut off noticed after %v", time.Since(cut).Round(100*time.Millisecond))
 	if err := s.Ready(); !errors.Is(err, store.ErrNotReady) {

@@ -173,6 +173,9 @@ type Store struct {
 	// The connection's losses and reconnections, for /metrics.
 	disconnects atomic.Uint64
 	reconnects  atomic.Uint64
+	// lastTransient is when a call last retried a transient error (Unix
+	// ns), for FailingOver.
+	lastTransient atomic.Int64
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -186,6 +189,7 @@ var (
 	_ store.CommitReporter = (*Store)(nil)
 	_ store.Presence       = (*Store)(nil)
 	_ store.Quota          = (*Store)(nil)
+	_ store.Failovers      = (*Store)(nil)
 )
 
 func (opts Options) withDefaults() (Options, error) {
@@ -304,10 +308,22 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = context.WithValue(ctx, failoverKey{}, &s.lastTransient)
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, s.timeout)
+}
+
+// failoverKey carries the store's lastTransient to retry, through the
+// context its calls make (ctx).
+type failoverKey struct{}
+
+// FailingOver is store.Failovers: whether a call retried a transient
+// error (a leader lost, no responders, a reconnect) within the last d.
+func (s *Store) FailingOver(d time.Duration) bool {
+	last := s.lastTransient.Load()
+	return last != 0 && time.Now().Add(-d).UnixNano() <= last
 }
 
 // token makes a device or channel id a key or subject token: ids the
@@ -367,7 +383,13 @@ func retry(ctx context.Context, op func(ctx context.Context) error) error {
 		actx, cancel := context.WithTimeout(ctx, attemptWait)
 		err := op(actx)
 		cancel()
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		if err == nil || !transient(err) {
+			return err
+		}
+		if last, ok := ctx.Value(failoverKey{}).(*atomic.Int64); ok {
+			last.Store(time.Now().UnixNano())
+		}
+		if ctx.Err() != nil {
 			return err
 		}
 		select {
