@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/natsstore"
 )
 
 // The NATS server leading the queue's stream stops, the other two keep
@@ -26,7 +29,18 @@ func TestClusterStreamLeaderLost(t *testing.T) {
 		t.Skip("starts a 3-server NATS cluster")
 	}
 	nc := natstest.RunCluster(t, 3)
-	a, b := clusterNode(t, nc, "node-a"), clusterNode(t, nc, "node-b")
+	// Shedding as configured by default (ShedFor 10 s), which is what
+	// turned a failover into 17 s of 503.
+	node := func(name string) *server.Service {
+		log := testenv.Logger(t).With("part", name)
+		st, err := natsstore.Open(context.Background(), natsstore.Options{URLs: nc.URLs(), Replicas: 3, Logger: log})
+		if err != nil {
+			t.Fatalf("%s: opening the store: %v", name, err)
+		}
+		return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log, Presence: st, Quota: st,
+			Limits: server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1}}})
+	}
+	a, b := node("node-a"), node("node-b")
 	d := testenv.StartDaemon(t, daemon.Config{Service: b.URL()})
 	yes := true
 	ch, err := d.Client.Open(ctxFor(t, 10*time.Second), "demo", app.OpenRequest{Toast: &yes})
