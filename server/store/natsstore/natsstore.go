@@ -265,6 +265,9 @@ func (s *Store) follow(ctx context.Context) error {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	cc, err := cons.Consume(s.consumed, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// The stream's leader lost: commits wait for the consumer to
+		// follow the new one, which is a failover's slowness too.
+		s.failingOver()
 		s.log.Warn("natsstore: following the queue stream", "err", err)
 	}))
 	if err != nil {
@@ -318,6 +321,9 @@ func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 // failoverKey carries the store's lastTransient to retry, through the
 // context its calls make (ctx).
 type failoverKey struct{}
+
+// failingOver notes a failover met now.
+func (s *Store) failingOver() { s.lastTransient.Store(time.Now().UnixNano()) }
 
 // FailingOver is store.Failovers: whether a call retried a transient
 // error (a leader lost, no responders, a reconnect) within the last d.

@@ -230,12 +230,14 @@ func (s *Store) connect(opts Options) error {
 		// nothing, but sessions read their queues again to be sure.
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			s.reconnects.Add(1)
+			s.failingOver()
 			s.log.Info("natsstore: reconnected to NATS")
 			s.tell(store.Resync)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if !s.closed.Load() {
 				s.disconnects.Add(1)
+				s.failingOver()
 				s.log.Warn("natsstore: lost the connection to NATS; reconnecting", "err", err)
 			}
 		}),
