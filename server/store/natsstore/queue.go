@@ -623,6 +623,9 @@ func (s *Store) waitPassed(ctx context.Context, seq uint64) {
 		case <-ctx.Done():
 			return
 		case <-timeout.C:
+			// The consumer did not follow: it is finding the stream's
+			// new leader, and the call was slowed by a failover.
+			s.failingOver()
 			return
 		}
 	}
