@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,7 +70,15 @@ func TestQueueReadFailureRetryIsJittered(t *testing.T) {
 			d.register("app", true, false)
 			d.disconnect()
 			fr.failing.Store(true)
-			d.connect(0)
+			// Not connect, which waits for the session to be registered:
+			// this one may end before the test looks.
+			conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.http.URL, "http")+server.DevicePath, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			d.conn = conn
+			d.send(helloFor(t, d.next(), d.id, d.secret, 0))
 			d.expectRetryLater(tt.want)
 		})
 	}
