@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/heraldpush/herald/mpns"
@@ -35,7 +36,7 @@ type submission struct {
 	delay     time.Duration
 	// expiry is when it stops being worth delivering, from the time it is
 	// accepted; nil: never.
-	expiry func(now time.Time) time.Time
+	expiry func(sub *submission, now time.Time) time.Time
 	// nowOrNever: delivered only to a device connected now (Web Push TTL
 	// 0); to a device that is away it is taken and dropped (refSuppressed).
 	nowOrNever bool
@@ -43,18 +44,23 @@ type submission struct {
 	// queued one with the same mergeKey (a tile, "" for the main tile; a
 	// topic), or says the two cannot merge; nil replaces nothing.
 	mergeKey string
-	merge    func(ch store.Channel, older store.Queued) ([]byte, bool)
+	merge    func(sub *submission, ch store.Channel, older store.Queued) ([]byte, bool)
 
+	// req and decoded are the request and the protocol's own reading of
+	// it, for the hooks below. The hooks are plain functions, not
+	// closures, so a submission costs no allocation but its own.
+	req     *http.Request
+	decoded any
 	// checkChannel is the protocol's own check of the channel found (its
 	// credentials, what the channel takes), before any slot is taken.
-	checkChannel func(ch store.Channel, now time.Time) error
+	checkChannel func(s *Server, sub *submission, ch store.Channel, now time.Time) error
 	// deviceState: the device's power, connection and last-seen matter
 	// (MPNS's X-DeviceConnectionStatus, its inactive devices and its
 	// power rules); without it no store call is made for the device.
 	deviceState bool
 	// suppress says why the device would not take it given its channel
 	// and power, or "".
-	suppress func(ch store.Channel, power string) string
+	suppress func(sub *submission, ch store.Channel, power string) string
 }
 
 // accepted is a submission queued for its device.
@@ -88,7 +94,7 @@ func (s *Server) accept(ctx context.Context, sub *submission) (accepted, error) 
 	}
 	now := s.cfg.Clock.Now()
 	if sub.checkChannel != nil {
-		if err := sub.checkChannel(ch, now); err != nil {
+		if err := sub.checkChannel(s, sub, ch, now); err != nil {
 			return accepted{}, err
 		}
 	}
@@ -107,15 +113,12 @@ func (s *Server) accept(ctx context.Context, sub *submission) (accepted, error) 
 			return accepted{}, err
 		}
 	}
-	if err := s.guard.allowChannel(ch); err != nil {
-		var r *senderRefusal
-		if errors.As(err, &r) {
-			r.device = device
-		}
-		return accepted{}, err
+	if ref := s.guard.allowChannel(ch); ref != nil {
+		ref.device = device
+		return accepted{}, ref
 	}
 	if sub.suppress != nil {
-		if why := sub.suppress(ch, power); why != "" {
+		if why := sub.suppress(sub, ch, power); why != "" {
 			return accepted{}, &senderRefusal{kind: refSuppressed, reason: why, device: device, messageID: sub.messageID}
 		}
 	}
@@ -136,12 +139,15 @@ func (s *Server) accept(ctx context.Context, sub *submission) (accepted, error) 
 		Urgency:    int(sub.urgency),
 	}
 	opts := store.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
-	if sub.merge != nil {
+	if merge := sub.merge; merge != nil {
 		q.TileKey = ch.ID + "\x00" + sub.mergeKey
-		opts.Merge = func(older store.Queued) ([]byte, bool) { return sub.merge(ch, older) }
+		// A copy for the closure, so that only a merging submission
+		// moves the channel to the heap.
+		ch := ch
+		opts.Merge = func(older store.Queued) ([]byte, bool) { return merge(sub, ch, older) }
 	}
 	if sub.expiry != nil {
-		q.ExpiresAt = sub.expiry(now)
+		q.ExpiresAt = sub.expiry(sub, now)
 		s.startExpiringMessages()
 	}
 	q, err = s.cfg.Store.Enqueue(ctx, q, opts)

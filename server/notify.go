@@ -153,30 +153,39 @@ func (s *Server) mpnsSubmission(r *http.Request, token string, authenticated boo
 		kind: n.Kind, class: mpns.ClassFor(n.Kind, n.Delay), messageID: n.MessageID, body: n.Body,
 		// MPNS has its own power rules (suppressed), so the device's
 		// minimum urgency never holds an MPNS notification.
-		urgency:     mpns.UrgencyHigh,
-		delay:       n.Delay.Duration(),
-		deviceState: true,
-		checkChannel: func(ch store.Channel, _ time.Time) error {
-			if err := s.authorize(r, ch); err != nil {
-				return err
-			}
-			if ch.VAPIDKey != "" {
-				// Restricted to one application server's signed Web Push
-				// messages (RFC 8292 §4): an MPNS POST carries no
-				// signature.
-				return refuse(refForbidden, "this channel takes only Web Push messages signed with its application server key")
-			}
-			return nil
-		},
-		suppress: func(ch store.Channel, power string) string { return suppressed(n, ch, power) },
+		urgency:      mpns.UrgencyHigh,
+		delay:        n.Delay.Duration(),
+		req:          r,
+		decoded:      n,
+		checkChannel: mpnsCheckChannel,
+		deviceState:  true,
+		suppress:     mpnsSuppressed,
 	}
 	if n.Tile != nil {
 		sub.mergeKey = n.Tile.ID
-		sub.merge = func(ch store.Channel, older store.Queued) ([]byte, bool) {
-			return mergeTile(older.Body, n.Tile, ch.Domains)
-		}
+		sub.merge = mpnsMergeTile
 	}
 	return sub
+}
+
+func mpnsCheckChannel(s *Server, sub *submission, ch store.Channel, _ time.Time) error {
+	if err := s.authorize(sub.req, ch); err != nil {
+		return err
+	}
+	if ch.VAPIDKey != "" {
+		// Restricted to one application server's signed Web Push
+		// messages (RFC 8292 §4): an MPNS POST carries no signature.
+		return refuse(refForbidden, "this channel takes only Web Push messages signed with its application server key")
+	}
+	return nil
+}
+
+func mpnsSuppressed(sub *submission, ch store.Channel, power string) string {
+	return suppressed(sub.decoded.(*mpns.Notification), ch, power)
+}
+
+func mpnsMergeTile(sub *submission, ch store.Channel, older store.Queued) ([]byte, bool) {
+	return mergeTile(older.Body, sub.decoded.(*mpns.Notification).Tile, ch.Domains)
 }
 
 // mergeTile merges a queued tile update with a later one to the same tile,

@@ -229,20 +229,20 @@ func (g *guard) allowSender(addr string, n int) bool {
 // channels, the daily quota: nil, or the *senderRefusal (rate limited, quota
 // used). A notification refused by the rate limit does not count against
 // the day.
-func (g *guard) allowChannel(ch store.Channel) error {
+func (g *guard) allowChannel(ch store.Channel) *senderRefusal {
 	now := g.clock.Now()
-	err, counted := g.allowChannelHere(ch, now)
-	if err == nil && !counted {
+	ref, counted := g.allowChannelHere(ch, now)
+	if ref == nil && !counted {
 		// Counted by the cluster, outside the lock: it waits for the
 		// store.
 		return g.takeShared(ch, now)
 	}
-	return err
+	return ref
 }
 
 // allowChannelHere applies what this node decides alone; counted is false
 // when the daily quota is left for the cluster to count.
-func (g *guard) allowChannelHere(ch store.Channel, now time.Time) (err error, counted bool) {
+func (g *guard) allowChannelHere(ch store.Channel, now time.Time) (ref *senderRefusal, counted bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.lim.ChannelRate >= 0 && !g.channels.get(ch.ID, now).AllowN(now, 1) {
@@ -275,7 +275,7 @@ const sharedQuotaWait = 5 * time.Second
 // lets the notification through: the quota keeps senders fair, and a
 // store that cannot count will most likely not take the notification
 // either.
-func (g *guard) takeShared(ch store.Channel, now time.Time) error {
+func (g *guard) takeShared(ch store.Channel, now time.Time) *senderRefusal {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedQuotaWait)
 	defer cancel()
 	defer g.observe(g.clock.Now())

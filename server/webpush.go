@@ -151,34 +151,14 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) (created webPus
 	}
 
 	created = webPushAnswer{code: http.StatusCreated, ttl: webpush.KeptTTL(m.TTL)}
-	id := newToken(16)
 	sub := &submission{
-		token: token, kind: mpns.KindWebPush, messageID: id, body: m.Body,
-		expiry: func(now time.Time) time.Time {
-			if m.TTL == 0 {
-				// Written to the connected session at once; a device
-				// that drops before it is written does not get it later.
-				return now.Add(zeroTTLGrace)
-			}
-			return webpush.Expiry(now, m.TTL)
-		},
+		token: token, kind: mpns.KindWebPush, messageID: newToken(16), body: m.Body,
+		expiry: webPushExpiry,
 		// Now or never (RFC 8030 §5.2): to a device that is away, never.
-		nowOrNever: m.TTL == 0,
-		checkChannel: func(ch store.Channel, now time.Time) error {
-			// Known now, and owed even to a message dropped later.
-			created.location = MessageURI(s.channelURI(ch), id)
-			if ch.VAPIDKey == "" {
-				return nil
-			}
-			err := webpush.VerifyVAPID(m.Authorization, ch.VAPIDKey, s.webPushOrigin(), now)
-			switch {
-			case errors.Is(err, webpush.ErrVAPIDMissing):
-				return refuse(refUnauthenticated, err.Error())
-			case err != nil:
-				return refuse(refForbidden, err.Error())
-			}
-			return nil
-		},
+		nowOrNever:   m.TTL == 0,
+		req:          r,
+		decoded:      m,
+		checkChannel: webPushCheckChannel,
 	}
 	// Parsed already; a device whose minimum urgency is above it is not
 	// sent it until the minimum drops or it expires (urgency.go).
@@ -189,14 +169,44 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) (created webPus
 		// The newer message replaces the queued one whole; its body is
 		// opaque, so nothing is merged.
 		sub.mergeKey = "topic\x00" + m.Topic
-		sub.merge = func(store.Channel, store.Queued) ([]byte, bool) { return m.Body, true }
+		sub.merge = func(sub *submission, _ store.Channel, _ store.Queued) ([]byte, bool) { return sub.body, true }
 	}
+	// A Web Push channel is always on the open path, named by the token
+	// it was looked up by.
+	created.location = MessageURI(s.channelURI(store.Channel{Token: token}), sub.messageID)
 	a, err := s.accept(r.Context(), sub)
 	if err != nil {
 		return created, err
 	}
 	s.log.Debug("web push message accepted", slog.Uint64("seq", a.seq), slog.Uint64("replaced", a.merged), slog.Int("ttl", created.ttl))
 	return created, nil
+}
+
+// webPushCheckChannel: a channel restricted to an application server
+// (RFC 8292 §4) takes only messages with its vapid authorization.
+func webPushCheckChannel(s *Server, sub *submission, ch store.Channel, now time.Time) error {
+	if ch.VAPIDKey == "" {
+		return nil
+	}
+	m := sub.decoded.(*webpush.Message)
+	err := webpush.VerifyVAPID(m.Authorization, ch.VAPIDKey, s.webPushOrigin(), now)
+	switch {
+	case errors.Is(err, webpush.ErrVAPIDMissing):
+		return refuse(refUnauthenticated, err.Error())
+	case err != nil:
+		return refuse(refForbidden, err.Error())
+	}
+	return nil
+}
+
+func webPushExpiry(sub *submission, now time.Time) time.Time {
+	m := sub.decoded.(*webpush.Message)
+	if m.TTL == 0 {
+		// Written to the connected session at once; a device that drops
+		// before it is written does not get it later.
+		return now.Add(zeroTTLGrace)
+	}
+	return webpush.Expiry(now, m.TTL)
 }
 
 // zeroTTLGrace is how long a TTL 0 message to a connected device stays
