@@ -99,7 +99,12 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 // echoedMessageID is the X-MessageID to echo, or "" when it is not fit to
 // go back into a header.
 func echoedMessageID(r *http.Request) string {
-	id := headerAnyCase(r.Header, mpns.HeaderMessageID)
+	var id string
+	if v := r.Header[keyMessageID]; len(v) > 0 {
+		id = v[0] // as Go's server stores it, without canonicalising again
+	} else {
+		id = headerAnyCase(r.Header, mpns.HeaderMessageID)
+	}
 	if len(id) > mpns.MaxMessageIDLength {
 		return ""
 	}
