@@ -40,16 +40,35 @@ var (
 	connClose = []string{"close"}
 )
 
+// statusValues are the X-*Status tokens as header values, shared by every
+// answer like textPlain.
+var statusValues = func() map[string][]string {
+	m := map[string][]string{}
+	for _, v := range []string{mpns.StatusReceived, mpns.StatusQueueFull, mpns.StatusSuppressed, mpns.StatusDropped,
+		mpns.SubscriptionActive, mpns.SubscriptionExpired,
+		mpns.DeviceConnected, mpns.DeviceTempDisconnected, mpns.DeviceDisconnected, mpns.DeviceInactive} {
+		m[v] = []string{v}
+	}
+	return m
+}()
+
+func statusValue(v string) []string {
+	if vs, ok := statusValues[v]; ok {
+		return vs
+	}
+	return []string{v}
+}
+
 func (o outcome) write(w http.ResponseWriter, messageID string) {
 	h := w.Header()
 	if o.Notification != "" {
-		h[keyNotificationStatus] = []string{o.Notification}
+		h[keyNotificationStatus] = statusValue(o.Notification)
 	}
 	if o.Subscription != "" {
-		h[keySubscriptionStatus] = []string{o.Subscription}
+		h[keySubscriptionStatus] = statusValue(o.Subscription)
 	}
 	if o.Device != "" {
-		h[keyDeviceStatus] = []string{o.Device}
+		h[keyDeviceStatus] = statusValue(o.Device)
 	}
 	if messageID != "" {
 		h[keyMessageID] = []string{messageID}
