@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -106,7 +107,11 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ref := asRefusal(err, s.guard.lim.RetryAfter)
 		o = writeMPNS(w, ref, messageID)
-		s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "refusal", ref.kind, "reason", ref.reason)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			// Checked first: the arguments cost allocations per refusal,
+			// and a flood is all refusals.
+			s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "refusal", ref.kind, "reason", ref.reason)
+		}
 	} else {
 		o = mpnsReceived
 		o.Device = a.device
