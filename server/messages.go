@@ -130,7 +130,7 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		s.log.Error("channel lookup failed", "err", err)
 		w.Header().Set("Retry-After", s.retryAfter())
-		answer(http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: "store unavailable"})
+		answer(http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable})
 		return true
 	}
 	if err := s.authorize(r, ch); err != nil {
@@ -182,7 +182,7 @@ func (s *Server) messageState(ctx context.Context, ch store.Channel, id string) 
 			Message: "never accepted on this channel, or its outcome was forgotten (after " + store.OutcomeRetention.String() + ")"}
 	case err != nil:
 		s.log.Error("message status failed", "channel", ch.ID, "err", err)
-		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: "store unavailable"}
+		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable}
 	}
 	out := messageStatus{Status: string(st.State), At: st.At.UTC().Format(time.RFC3339Nano)}
 	switch st.State {
@@ -238,7 +238,7 @@ func (s *Server) cancelMessage(ctx context.Context, ch store.Channel, id string)
 	}
 	if err != nil {
 		s.log.Error("cancel failed", "channel", ch.ID, "err", err)
-		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: "store unavailable"}
+		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable}
 	}
 	if sess != nil {
 		sess.unsent = slices.DeleteFunc(sess.unsent, func(q store.Queued) bool { return q.ChannelID == ch.ID && q.MessageID == id })

@@ -104,7 +104,7 @@ func asRefusal(err error, retry time.Duration) *senderRefusal {
 	if errors.As(err, &r) {
 		return r
 	}
-	return &senderRefusal{kind: refUnavailable, reason: "store unavailable", retryAfter: retry}
+	return &senderRefusal{kind: refUnavailable, reason: errStoreUnavailable, retryAfter: retry}
 }
 
 // unavailable refuses with the service's Retry-After.
