@@ -56,6 +56,13 @@ type PinRequest struct {
 	TileID string `json:"tile_id"`
 }
 
+// StartScreen is GET /v1/ui: the start screen's address, with the key
+// that opens it in its fragment. Only root and the daemon's own user get
+// it.
+type StartScreen struct {
+	URL string `json:"url"`
+}
+
 // PowerRequest sets the device's power level: PUT /v1/power.
 type PowerRequest struct {
 	Level string `json:"level"` // normal, low, critical

@@ -204,10 +204,15 @@ func (c *conn) writeLoop() error {
 	// its ping tests).
 	armed := l.arm()
 	idle := clk.NewTimer(armed)
-	defer idle.Stop()
+	l.heartbeatDue(clk.Now().Add(armed))
+	defer func() {
+		idle.Stop()
+		l.heartbeatDue(time.Time{})
+	}()
 	rearm := func() {
 		armed = l.arm()
 		idle.Reset(armed)
+		l.heartbeatDue(clk.Now().Add(armed))
 	}
 	var waiting clock.Timer // armed while a ping is unanswered
 	var waitingC <-chan time.Time
@@ -238,6 +243,7 @@ func (c *conn) writeLoop() error {
 		case <-idle.C():
 			probe = armed
 			l.mu.Lock()
+			l.stats.HeartbeatDue = time.Time{}
 			l.stats.Pings++
 			l.wakes.add(clk.Now(), wakeHeartbeat)
 			l.mu.Unlock()

@@ -181,10 +181,13 @@ type Stats struct {
 	RetryAt    time.Time // while waiting: when the next attempt is due
 	Reconnects int
 	// Heartbeat is the current interval; Learned what the link knows
-	// about this network's idle timeout.
-	Heartbeat time.Duration
-	Network   string
-	Learned   Learned
+	// about this network's idle timeout. HeartbeatDue is when the next
+	// ping goes out if the link stays idle (zero while a ping awaits its
+	// pong or the link is down).
+	Heartbeat    time.Duration
+	HeartbeatDue time.Time
+	Network      string
+	Learned      Learned
 	// Ceiling is the longest interval the link may learn on this network
 	// now; FailedLastDay the heartbeats that went unanswered on it over
 	// the last 24 hours.
@@ -666,4 +669,19 @@ func (l *Link) simple(ctx context.Context, build func(req uint64) any) error {
 		return &ServiceError{Code: r.Code, Message: r.Message}
 	}
 	return nil
+}
+
+// interval is the heartbeat interval the link runs at now, which its hello
+// tells the service.
+func (l *Link) interval() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hb.Interval
+}
+
+// heartbeatDue records when the idle link's next ping is due.
+func (l *Link) heartbeatDue(t time.Time) {
+	l.mu.Lock()
+	l.stats.HeartbeatDue = t
+	l.mu.Unlock()
 }

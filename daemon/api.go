@@ -23,6 +23,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/tiles", d.handleTiles)
 	mux.HandleFunc("GET /v1/toasts", d.handleToasts)
 	mux.HandleFunc("PUT /v1/power", d.handlePower)
+	mux.HandleFunc("GET /v1/ui", d.handleStartScreen)
 	mux.HandleFunc("GET /v1/apps/{app}/channel", d.handleFind)
 	mux.HandleFunc("POST /v1/apps/{app}/channel", d.handleOpen)
 	mux.HandleFunc("DELETE /v1/apps/{app}/channel", d.handleClose)

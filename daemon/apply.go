@@ -25,6 +25,11 @@ const (
 	CountUnifiedPushQueued    = "unifiedpush_queued"
 	CountUnifiedPushDelivered = "unifiedpush_delivered"
 	CountUnifiedPushDropped   = "unifiedpush_dropped"
+	// CountUnifiedPushWrongUser counts calls to an app's connector the
+	// distributor withheld, and Unregister requests it refused, because
+	// the process holding the app's bus name runs as another Unix user
+	// than the registration's.
+	CountUnifiedPushWrongUser = "unifiedpush_wrong_user"
 )
 
 // linkHandler is the daemon as the link sees it.

@@ -71,15 +71,21 @@ type accepted struct {
 	device    string // X-DeviceConnectionStatus; "" when not looked at
 }
 
-// readiness is the gate every submission passes first: nil while the store
+// readyGate is the gate every submission passes first: nil while the store
 // takes notifications, else the refusal senders get (unavailable, with a
-// Retry-After). A single-node store is ready once opened.
-func (s *Server) readiness() error { return nil }
+// Retry-After). A single-node store is ready once opened; a cluster's
+// once NATS answers (ready.go).
+func (s *Server) readyGate() error {
+	if why := s.notReady(); why != "" {
+		return s.unavailable(why)
+	}
+	return nil
+}
 
 // accept runs a submission through the pipeline: it is queued for its
 // device, or refused with a *senderRefusal saying why.
 func (s *Server) accept(ctx context.Context, sub *submission) (accepted, error) {
-	if err := s.readiness(); err != nil {
+	if err := s.readyGate(); err != nil {
 		return accepted{}, err
 	}
 	ch, err := s.cfg.Store.ChannelByToken(ctx, sub.token)

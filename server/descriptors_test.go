@@ -26,6 +26,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // The tests here run the service in a process of its own, this test
@@ -58,7 +59,12 @@ func runChild(nofile string) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	svc, err := server.Start(context.Background(), server.ServeConfig{Listen: "127.0.0.1:0", DB: os.Getenv(childDBEnv),
+	st, err := sqlitestore.Open(context.Background(), os.Getenv(childDBEnv), sqlitestore.Options{GroupCommit: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	svc, err := server.Start(context.Background(), server.ServeConfig{Listen: "127.0.0.1:0", Store: st,
 		Server: server.Config{Logger: log}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

@@ -88,7 +88,7 @@ func (s *Server) RetireDevice(ctx context.Context, id string) error {
 	sess := s.sessions[id]
 	s.mu.Unlock()
 	if sess != nil {
-		sess.stopWith(wire.CloseUnauthorized, wire.RefusedRetired)
+		sess.close(wire.CloseUnauthorized, wire.RefusedRetired)
 		<-sess.done
 	}
 	s.log.Info("device retired", "device", id)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -189,7 +188,7 @@ func (s *Server) messageState(ctx context.Context, ch store.Channel, id string) 
 	case store.MessageQueued:
 		out.Urgency = mpns.Urgency(st.Urgency).String()
 		if sess := s.session(ch.DeviceID); sess != nil {
-			out.Held = st.Urgency < sess.minimumUrgency()
+			out.Held = sess.heldBack(st.Urgency)
 		}
 		return http.StatusOK, out
 	case store.MessageDelivered:
@@ -203,24 +202,22 @@ func (s *Server) messageState(ctx context.Context, ch store.Channel, id string) 
 // device's ack says), 410 when it has left the queue and its outcome is
 // known, 404 when nothing is known of it.
 //
-// With the device connected here, the session's writer is held while the
-// notification is deleted (qmu), so it is either written before or never:
-// the writer's copy of the queue loses it in the same step. A device
+// With the device connected here, the session's state is held while the
+// notification is deleted (its mu, which its writer holds to take what it
+// writes), so it is either written before or never: the session's copy
+// of the queue loses it in the same step. A device
 // connected to another node of a cluster keeps its copy until its writer
 // next reads the store; a cancel that races its write there may come too
 // late, and the status then says delivered once the device acknowledges.
 func (s *Server) cancelMessage(ctx context.Context, ch store.Channel, id string) (int, messageStatus) {
 	sess := s.session(ch.DeviceID)
 	if sess != nil {
-		sess.qmu.Lock()
-		defer sess.qmu.Unlock()
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
 	}
 	st, err := s.cfg.Store.MessageStatus(ctx, ch.DeviceID, ch.ID, id)
 	if err == nil && st.State == store.MessageQueued && sess != nil {
-		sess.mu.Lock()
-		sent := sess.sent
-		sess.mu.Unlock()
-		if st.Seq <= sent {
+		if sess.st.written(st.Seq) {
 			return http.StatusConflict, messageStatus{Status: "queued", At: st.At.UTC().Format(time.RFC3339Nano),
 				Message: "already written to the device; waiting for its acknowledgement"}
 		}
@@ -241,10 +238,7 @@ func (s *Server) cancelMessage(ctx context.Context, ch store.Channel, id string)
 		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable}
 	}
 	if sess != nil {
-		sess.unsent = slices.DeleteFunc(sess.unsent, func(q store.Queued) bool { return q.ChannelID == ch.ID && q.MessageID == id })
-		sess.mu.Lock()
-		sess.inbox = slices.DeleteFunc(sess.inbox, func(q store.Queued) bool { return q.ChannelID == ch.ID && q.MessageID == id })
-		sess.mu.Unlock()
+		sess.forget(ch.ID, id)
 	}
 	return http.StatusNoContent, messageStatus{}
 }

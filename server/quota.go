@@ -428,6 +428,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int, max
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	}
+	if why := s.notReady(); why != "" {
+		return s.unavailable(why)
+	}
 	if s.guard.shedding() {
 		return s.unavailable("the store is slow; shedding load")
 	}

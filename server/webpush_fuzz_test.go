@@ -17,7 +17,8 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // Tokens of the channels the fuzzed Web Push handler knows.
@@ -36,16 +37,13 @@ const (
 // server key, anything else a channel that does not exist.
 func FuzzWebPush(f *testing.F) {
 	ctx := context.Background()
-	st, err := storage.OpenService(ctx, filepath.Join(f.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		f.Fatal(err)
-	}
+	st := testenv.SQLiteStore(f, filepath.Join(f.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 	f.Cleanup(func() { st.Close() })
-	if err := st.CreateDevice(ctx, storage.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: epoch, LastSeen: epoch}); err != nil {
+	if err := st.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: epoch, LastSeen: epoch}); err != nil {
 		f.Fatal(err)
 	}
 	_, pub, _ := vapidKeys(f)
-	for _, c := range []storage.Channel{
+	for _, c := range []store.Channel{
 		{ID: "wp", DeviceID: "dev", App: "wp", Name: "main", Token: fuzzWebPushToken, CreatedAt: epoch},
 		{ID: "vapid", DeviceID: "dev", App: "vapid", Name: "main", Token: fuzzRestrictedToken, VAPIDKey: pub, CreatedAt: epoch},
 	} {

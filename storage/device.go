@@ -123,7 +123,7 @@ var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCoun
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
-	db, err := open(ctx, file, "device")
+	db, err := open(ctx, file)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	// "name" (any port, e.g. behind a proxy) or "name:port". The listen
 	// address and localhost always work; any other Host is refused.
 	Hosts []string
+	// Key is the page's access key (see guard.go); empty makes a random
+	// one for this UI. LoadKey keeps one in a file, so sessions and the
+	// printed address outlive a restart.
+	Key string
 }
 
 // Limits of what the page keeps and shows.
@@ -109,6 +113,9 @@ func New(cfg Config) *UI {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 15 * time.Second}
 	}
+	if cfg.Key == "" {
+		cfg.Key = NewKey()
+	}
 	return &UI{cfg: cfg, log: cfg.Logger, subs: map[chan Event]string{}}
 }
 
@@ -147,7 +154,7 @@ func (u *UI) Handler() http.Handler {
 	mux.HandleFunc("POST /api/pin", u.phone(u.handlePin))
 	mux.HandleFunc("POST /api/compose", u.phone(u.handleCompose))
 	mux.Handle("GET "+MetricsPath, u.metricsHandler())
-	return newGuard(u.cfg.Hosts, sameOrigin(mux))
+	return newGuard(u.cfg.Hosts, u.cfg.Key, sameOrigin(mux))
 }
 
 // sameOrigin refuses changes that another web page could make through the

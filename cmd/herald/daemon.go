@@ -68,7 +68,7 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
-	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI); the page opens with the address printed at start, key included (herald ui-url prints it again)")
 	insecure := fs.Bool("insecure", false, "allow a plain http:// service that is not on loopback (device secret proofs and notifications travel unencrypted)")
 	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https service's certificate must chain to (default: the system's roots)")
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")
@@ -277,14 +277,13 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	serviceURL := s.Service
 	var dev devtls.Files
 	if serviceURL == "" {
-		sc := server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
-			Server: server.Config{Logger: log.With("part", "service")}}
+		sc := server.ServeConfig{Listen: s.Config.Listen, Server: server.Config{Logger: log.With("part", "service")}}
 		if s.TLS {
 			if dev, err = embeddedTLS(&sc, &link, s.Data, log.With("part", "service")); err != nil {
 				return err
 			}
 		}
-		svc, err := server.Start(ctx, sc)
+		svc, err := startEmbedded(ctx, s.Data, sc)
 		if err != nil {
 			return listenClash(err, "embedded notification service", s.Config.Listen,
 				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Config.Listen))
@@ -293,7 +292,11 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		serviceURL = svc.URL()
 	}
 	phone := &ui.Single{}
-	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts})
+	uiKey, err := startScreenKey(s.UI, s.Data)
+	if err != nil {
+		return err
+	}
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts, Key: uiKey})
 	effective, err := effectiveConfig(s)
 	if err != nil {
 		return err
@@ -315,7 +318,8 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 			return listenClash(err, "start screen", s.UI, "Give it another address with --ui ADDR (config key ui, env HERALD_UI).")
 		}
 		defer stopUI()
-		fmt.Fprintf(stdout, "herald: start screen %s\n", url)
+		d.SetStartScreen(page.PageURL(url, ""))
+		fmt.Fprintf(stdout, "herald: start screen %s\n%s", page.PageURL(url, ""), startScreenNote)
 	}
 
 	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)

@@ -143,6 +143,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 2
 	}
+	if ns.urls == "" && !sqliteBuilt {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", errNoSQLite)
+		return 2
+	}
 	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
@@ -181,12 +185,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	// The backend is chosen here: NATS JetStream with --store, else SQLite
+	// in --db. The service runs it and closes it.
+	backend, presence, quota, err := ns.open(*depth, log)
+	if err == nil && backend == nil {
+		backend, err = openSQLite(ctx, *db, log)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
+	svc, err := server.NewService(ctx, server.ServeConfig{Listen: *listen, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA, GetCertificate: getCert}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
@@ -212,9 +221,31 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if *selfSigned {
 		printDevTLS(stdout, devTLS, "https://"+svc.TLSAddr().String())
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	if err := svc.Close(); err != nil {
+	// A store that waits for its servers (NATS) ends the service only if
+	// it gives up: credentials refused.
+	runCtx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		if w, ok := backend.(interface{ Wait(context.Context) error }); ok {
+			if err := w.Wait(runCtx); err != nil && runCtx.Err() == nil {
+				giveUp(err)
+			}
+		}
+	}()
+	stopping := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stopping()
+	// Run serves until a signal or the store gives up, then stops the
+	// parts in their order.
+	err = svc.Run(runCtx)
+	giveUp(nil)
+	<-waited
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", cause)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}

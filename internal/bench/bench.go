@@ -28,6 +28,7 @@ import (
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -311,7 +312,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.ServiceNote = "its own process, started by the tool"
 			return measure(ctx, cfg, base, pid, res)
 		}
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "heraldsvc.db"),
+		st, err := sqlitestore.Open(ctx, filepath.Join(dir, "heraldsvc.db"), sqlitestore.Options{GroupCommit: true})
+		if err != nil {
+			return nil, fmt.Errorf("bench: opening the service store: %w", err)
+		}
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: "127.0.0.1:0", Store: st,
 			Server: server.Config{Logger: cfg.Logger, Limits: Unlimited()}})
 		if err != nil {
 			return nil, fmt.Errorf("bench: starting the service: %w", err)

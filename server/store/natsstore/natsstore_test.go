@@ -38,6 +38,41 @@ func TestContractClusterR3(t *testing.T) {
 	contract(t, natstest.RunCluster(t, 3).URLs(), 3)
 }
 
+// nodes opens n stores on one prefix, store i on urls[i%len(urls)]
+// alone, so that a cluster's stores each publish through their own server.
+func nodes(urls []string, replicas int) storetest.NewNodes {
+	var prefix atomic.Int64
+	return func(t *testing.T, n int) []store.Store {
+		p := fmt.Sprintf("n%d", prefix.Add(1))
+		var out []store.Store
+		for i := range n {
+			s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: urls[i%len(urls)], Replicas: replicas,
+				QueueDepth: storetest.Depth, Prefix: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+}
+
+func TestContractNodesSingleServer(t *testing.T) {
+	storetest.RunNodes(t, 3, nodes([]string{natstest.Run(t).URL()}, 1))
+}
+
+func TestContractNodesClusterR3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server cluster")
+	}
+	c := natstest.RunCluster(t, 3)
+	var urls []string
+	for _, s := range c.Servers {
+		urls = append(urls, s.URL())
+	}
+	storetest.RunNodes(t, 3, nodes(urls, 3))
+}
+
 // Concurrent takes from two stores (two nodes) never count past the
 // limit, and a new day starts again.
 func TestQuotaAcrossNodes(t *testing.T) {
