@@ -141,7 +141,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 			}
 			if check := serveChecks[fl.Name]; check != nil {
 				if want := check(v); want != "" {
-					f.Invalid(fmt.Sprintf("%s %s: want %s", k, formatValue(v), want), k)
+					f.Invalid(fmt.Sprintf("%s %s: must be %s", k, formatValue(v), want), k)
 					continue
 				}
 			}
@@ -162,7 +162,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 			return
 		}
 		if want := check(flagValue(fl)); want != "" {
-			flagErrs = append(flagErrs, fmt.Errorf("--%s %s: want %s", fl.Name, fl.Value, want))
+			flagErrs = append(flagErrs, fmt.Errorf("--%s %s: must be %s", fl.Name, fl.Value, want))
 		}
 	})
 	if f != nil {
@@ -301,7 +301,8 @@ func printServeConfig(w io.Writer, fs *flag.FlagSet, path string) error {
 }
 
 // serveChecks hold the values each flag may take, from the command line or
-// the file; a check returns what it wants, or "" for a good value. Values
+// the file; a check returns what the value must be, or "" for a good
+// value. Values
 // past these either mean nothing (a negative burst admits nothing) or
 // break the service (a negative --max-in-flight cannot size its slots).
 var serveChecks = map[string]func(v any) string{
@@ -328,7 +329,7 @@ var serveChecks = map[string]func(v any) string{
 	"max-header":                intIn(0, 1<<20, "0 for the default"),
 	"max-multicast":             intIn(0, 100_000, "0 for the default"),
 	"max-devices-per-source":    intIn(0, 1_000_000_000, "0 for the default"),
-	"store-replicas":            intIn(0, 5, "0 for the default"),
+	"store-replicas":            storeReplicas,
 }
 
 func intIn(lo, hi int, note string) func(any) string {
@@ -341,6 +342,14 @@ func intIn(lo, hi int, note string) func(any) string {
 		}
 		return fmt.Sprintf("%d-%d", lo, hi)
 	}
+}
+
+// storeReplicas words it as natsFlags.check does.
+func storeReplicas(v any) string {
+	if intIn(0, 5, "")(v) == "" {
+		return ""
+	}
+	return "1-5, or 0 for the default"
 }
 
 func nonNegative(v any) string {
