@@ -40,6 +40,8 @@ func (l *Link) handshake(ctx context.Context, c *conn, id Identity, lastSeq uint
 	}
 	hello := wire.Hello{Type: wire.TypeHello, Version: wire.Version, LastSeq: lastSeq, Power: power}
 	hello.Urgency = l.minUrgency(ctx)
+	// The service bounds how long its frames may stay unacknowledged by it.
+	hello.Heartbeat = int(l.interval() / time.Second)
 	var key []byte
 	if id.ID != "" {
 		key = wire.DeviceKey(id.Secret)

@@ -258,9 +258,18 @@ func TestEmulatorScript(t *testing.T) {
 	env := childEnv("HERALD_SOCKET=" + socket)
 	emu := startProc(t, env, herald, "emulate", "--devices", "2", "--listen", "127.0.0.1:0", "--ui", uiAddr,
 		"--data", t.TempDir(), "--socket", socket)
+	// The start screen's address with its key, as `herald ui-url` gets it.
+	var uiURL string
+	testenv.Eventually(t, 60*time.Second, "the start screen's address", func() bool {
+		uiURL, err = app.NewClient(socket).StartScreen(context.Background())
+		return err == nil
+	})
+	_, key, _ := strings.Cut(uiURL, "#key=")
 	testenv.Eventually(t, 60*time.Second, "both phones connected on the start screen", func() bool {
 		var phones []struct{ Connected bool }
-		resp, err := senderClient.Get("http://" + uiAddr + "/api/phones")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+uiAddr+"/api/phones", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := senderClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -271,7 +280,7 @@ func TestEmulatorScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sh, "../examples/emulator-script/drive-phone.sh", "phone-0002", "scripted")
-	cmd.Env = childEnv("HERALD_UI_URL=http://" + uiAddr)
+	cmd.Env = childEnv("HERALD_UI_URL=" + uiURL)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the script failed: %v\n%s", err, out)

@@ -13,9 +13,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/heraldpush/herald/app"
-	"github.com/heraldpush/herald/daemon"
-	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/wire"
 )
@@ -230,34 +227,6 @@ func TestMulticast(t *testing.T) {
 	}
 	if r := postMPNS(t, nil, http.MethodGet, e.svc.URL()+server.MulticastPath, nil, ""); r.code != 405 {
 		t.Fatalf("GET multicast: %d", r.code)
-	}
-}
-
-// TestRenewThroughTheDaemon rotates a URI the way `herald open --renew`
-// does: through the app library and a real daemon.
-func TestRenewThroughTheDaemon(t *testing.T) {
-	svc := testenv.Service(t, "", server.ServeConfig{})
-	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
-	ctx := t.Context()
-	old, err := d.Client.Open(ctx, "demo", app.OpenRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := d.Client.Open(ctx, "demo", app.OpenRequest{})
-	if err != nil || again.URI != old.URI {
-		t.Fatalf("opening again without renew: %v, %q then %q", err, old.URI, again.URI)
-	}
-	renewed, err := d.Client.Open(ctx, "demo", app.OpenRequest{Renew: true})
-	if err != nil || renewed.URI == old.URI {
-		t.Fatalf("renew: %v, %q then %q", err, old.URI, renewed.URI)
-	}
-	if r := postRaw(t, old.URI); r.code != 404 || r.header.Get("X-SubscriptionStatus") != "Expired" {
-		t.Fatalf("old URI after renew: %d %q", r.code, r.header.Get("X-SubscriptionStatus"))
-	}
-	mustPost(t, nil, renewed.URI)
-	chans, err := d.Client.Channels(ctx, "demo")
-	if err != nil || len(chans) != 1 || chans[0].URI != renewed.URI {
-		t.Fatalf("daemon's channels after renew: %+v %v", chans, err)
 	}
 }
 

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
@@ -89,7 +88,7 @@ func (s *Server) RetireDevice(ctx context.Context, id string) error {
 	sess := s.sessions[id]
 	s.mu.Unlock()
 	if sess != nil {
-		sess.stopWith(wire.CloseUnauthorized, wire.RefusedRetired)
+		sess.close(wire.CloseUnauthorized, wire.RefusedRetired)
 		<-sess.done
 	}
 	s.log.Info("device retired", "device", id)
@@ -113,6 +112,3 @@ func (s *Server) retiredSince(ctx context.Context, id string, before uint64) boo
 	}
 	return !d.RetiredAt.IsZero()
 }
-
-// helloTimeout is how long a device has to answer the challenge.
-const helloTimeout = 30 * time.Second

@@ -21,7 +21,8 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -299,7 +300,7 @@ func TestUpgradeKeepsEnrolledDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"0001_init.sql", "0002_queue_tile.sql"} {
-		b, err := os.ReadFile(filepath.Join("..", "storage", "migrations", "service", m))
+		b, err := os.ReadFile(filepath.Join("store", "sqlitestore", "migrations", m))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +321,7 @@ func TestUpgradeKeepsEnrolledDevices(t *testing.T) {
 	}
 	db.Close()
 
-	svc := testenv.Service(t, dir, server.ServeConfig{DB: file})
+	svc := testenv.Service(t, dir, server.ServeConfig{})
 	d := mustDialAs(t, svc.URL(), "old-device", secret)
 	r := d.open("mail", "")
 	if r.Code != "" || r.ChannelID != "old-ch" {
@@ -342,7 +343,7 @@ type retireOnRead struct {
 	retire func()
 }
 
-func (r *retireOnRead) Device(ctx context.Context, id string) (storage.Device, error) {
+func (r *retireOnRead) Device(ctx context.Context, id string) (store.Device, error) {
 	d, err := r.Store.Device(ctx, id)
 	r.mu.Lock()
 	retire := r.retire
@@ -361,10 +362,7 @@ func (r *retireOnRead) Device(ctx context.Context, id string) (storage.Device, e
 // its welcome, so the device can neither register a channel under the
 // retired identity nor be told it is accepted.
 func TestRetiredWhileIdentifying(t *testing.T) {
-	st, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.SQLiteStore(t, filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 	defer st.Close()
 	wrapped := &retireOnRead{Store: st}
 	hs := httptest.NewUnstartedServer(nil)

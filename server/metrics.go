@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/heraldpush/herald/wire"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/server/store"
 )
 
 // MetricsPath is where the service serves its Prometheus metrics.
@@ -62,7 +62,9 @@ type metrics struct {
 	commitRequests prometheus.Histogram
 	commitErrors   prometheus.Counter
 	refusals       *prometheus.CounterVec // handshake.go
+	store          *storeMetrics          // storemetrics.go
 	forgotten      prometheus.Counter
+	unacked        prometheus.Counter // session.go
 }
 
 func newMetrics() *metrics {
@@ -114,6 +116,8 @@ func newMetrics() *metrics {
 		// The process's own: resident memory, CPU, open files, goroutines.
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	m.refusals = newRefusals(m.reg)
+	m.unacked = newUnacked(m.reg)
+	m.store = newStoreMetrics(m.reg)
 
 	answers := []struct {
 		status string
@@ -152,6 +156,15 @@ func (m *metrics) instrument(s *Server, st Store) {
 		Name: "herald_service_connected_devices",
 		Help: "Devices with a live websocket session.",
 	}, func() float64 { return float64(s.ConnectedCount()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_service_ready",
+		Help: "1 when the node takes senders and devices (its store is usable), else 0; as " + ReadyPath + " answers.",
+	}, func() float64 {
+		if s.Ready() != nil {
+			return 0
+		}
+		return 1
+	}))
 	m.reg.MustRegister(&queueCollector{store: st, log: s.log, desc: prometheus.NewDesc("herald_service_queued_notifications",
 		"Notifications accepted and not yet acknowledged by their device, across all devices.", nil, nil)})
 }
@@ -179,11 +192,13 @@ func (m *metrics) notification(kind string, o outcome) {
 	m.notifications.WithLabelValues(kind, status, strconv.Itoa(o.Code)).Inc()
 }
 
-// deliveredAt observes the accept-to-deliver latency of notifications
+// delivered observes the accept-to-deliver latency of notifications
 // about to be written to their device.
-func (m *metrics) deliveredAt(qs []store.Queued, now time.Time) {
-	for i := range qs {
-		m.deliverLatency.Observe(now.Sub(qs[i].AcceptedAt).Seconds())
+func (m *metrics) delivered(ns []wire.Notification, now time.Time) {
+	for i := range ns {
+		if ns[i].AcceptedAt != 0 {
+			m.deliverLatency.Observe(now.Sub(time.UnixMilli(ns[i].AcceptedAt)).Seconds())
+		}
 	}
 }
 
@@ -196,7 +211,7 @@ func (m *metrics) connected(known bool) {
 	}
 }
 
-// commit is storage.ServiceOptions.OnCommit.
+// commit is told of the store's commits (store.CommitReporter).
 func (m *metrics) commit(requests int, took time.Duration, err error) {
 	if err != nil {
 		m.commitErrors.Inc()
@@ -214,21 +229,17 @@ type ackWait struct {
 	at  time.Time
 }
 
-// wroteLocked records that a notify frame up to seq is being written.
-// Called with sess.mu held.
-func (sess *session) wroteLocked(seq uint64, at time.Time) {
-	sess.ackWait = ackWait{seq: seq, at: at}
-}
+// wrote records that a notify frame up to seq is being written at.
+func (w *ackWait) wrote(seq uint64, at time.Time) { *w = ackWait{seq: seq, at: at} }
 
-// ackedLocked observes the ack latency when seq covers the latest written
-// frame. Called with sess.mu held.
-func (sess *session) ackedLocked(seq uint64) {
-	w := &sess.ackWait
+// covered reports the ack latency when an ack of seq at now covers the
+// latest written frame.
+func (w *ackWait) covered(seq uint64, now time.Time) (time.Duration, bool) {
 	if w.seq == 0 || seq < w.seq {
-		return
+		return 0, false
 	}
-	sess.srv.metrics.ackLatency.Observe(sess.srv.cfg.Clock.Now().Sub(w.at).Seconds())
 	w.seq = 0
+	return now.Sub(w.at), true
 }
 
 // kindLabel is the kind a POST asks for, read from its target as

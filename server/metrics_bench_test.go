@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/wire"
 )
 
 // BenchmarkMetricsHooks measures what the metrics add to each notification
@@ -33,24 +32,26 @@ func BenchmarkMetricsHooks(b *testing.B) {
 	})
 	b.Run("deliver_latency_batch_of_12", func(b *testing.B) {
 		now := time.Now()
-		qs := make([]storage.Queued, 12)
-		for i := range qs {
-			qs[i].AcceptedAt = now.Add(-time.Duration(i) * time.Millisecond)
+		ns := make([]wire.Notification, 12)
+		for i := range ns {
+			ns[i].AcceptedAt = now.Add(-time.Duration(i) * time.Millisecond).UnixMilli()
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			m.deliveredAt(qs, now)
+			m.delivered(ns, now)
 		}
 	})
 	b.Run("ack_wait", func(b *testing.B) {
-		srv := &Server{metrics: m, cfg: Config{Clock: clock.Real{}}}
-		sess := &session{srv: srv}
+		var w ackWait
 		b.ReportAllocs()
 		var seq uint64
+		now := time.Now()
 		for b.Loop() {
 			seq++
-			sess.wroteLocked(seq, time.Time{})
-			sess.ackedLocked(seq)
+			w.wrote(seq, now)
+			if took, ok := w.covered(seq, now); ok {
+				m.ackLatency.Observe(took.Seconds())
+			}
 		}
 	})
 }

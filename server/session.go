@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/mpns"
@@ -33,124 +35,232 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-// maxReplies bounds the answers waiting for the writer: a device that
-// sends requests faster than it reads the answers is cut off.
-const maxReplies = 64
-
-// session is one device's live connection. Its read loop, write loop and
-// keepalive are all in this file: readLoop owns reads, writeLoop owns every
-// write except the pong that gorilla sends from the read side with
-// WriteControl (which is safe to call concurrently).
+// session runs one device's connection around its sessionState, which
+// holds the rules: the runner reads frames and pings and hands them to the
+// state, writes what the state says to write, and ends the connection
+// once, in finish. The read loop, the writer and the keepalive are all in
+// this file. readLoop owns reads; writeLoop owns every write except the
+// pong, which gorilla sends from the read side with WriteControl (safe to
+// call beside the one writer).
 //
-// The writer runs only while there is something to write or a held
-// notification to wait for: most devices are idle most of the time, and a
-// parked goroutine's stack is most of what an idle device would cost. At
-// most one writer runs at a time (writing), so writes are never
-// concurrent; serveConn writes the welcome before any writer may start and
+// The writer runs only while there is something to write or a deadline to
+// wait for: most devices are idle most of the time, and a parked
+// goroutine's stack is most of what an idle device would cost. At most one
+// runs at a time (box.writing), so writes are never concurrent;
+// startSession writes the welcome before any writer may start, and finish
 // the close frame after the last one has ended.
+//
+// Two locks, in this order: mu guards st, held by whoever steps it (the
+// read loop, the writer and cancelMessage), the writer's look at the queue
+// included, which may read the store; box is the mailbox of what other
+// goroutines hand the session without waiting for that (the store's
+// committer, a takeover, whoever ends the session), and is never held
+// while taking mu or waiting for anything.
 type session struct {
 	srv  *Server
 	conn *websocket.Conn
 	id   string
-	log  *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the session has ended
+	quit chan struct{} // closed when the session is to end (close)
+	done chan struct{} // closed when it has ended
 
 	kickc   chan struct{} // cap 1: wakes a writer waiting for a deadline
 	writers sync.WaitGroup
 
 	mu sync.Mutex
-	// replies answer requests; wake says new notifications may be in the
-	// store; both are for the writer.
-	replies []any
-	wake    bool
+	st *sessionState
+
+	box mailbox
+}
+
+// mailbox is what a session is handed from outside its own goroutines.
+type mailbox struct {
+	mu sync.Mutex
+	// look says the writer is to look at the queue: something was
+	// committed (inbox), the store asked for a read of its own (resync),
+	// or the device's minimum urgency dropped.
+	look   bool
+	inbox  []store.Queued
+	resync bool
 	// writing is set while a writer goroutine runs; open while writers
 	// may be started (after the welcome, until the session ends).
 	writing, open bool
-	// stopping is set when the session is ending, so the read loop does
-	// not push its deadline past the cut-off.
-	stopping bool
-	stopRead func() bool // unregisters the cut-off
-
-	// sent is the highest seq written to the device. What is above it
-	// comes from the store, never from a copy handed over by the accepting
-	// request: the store promises (package store) that no lower number is
-	// committed after a higher one, so what it holds has no hole a later
-	// commit could fill, and a merged tile update replaced in the store
-	// cannot be sent stale.
-	sent      uint64
-	power     string
-	urgency   mpns.Urgency // the device's minimum: lower ones are held
-	closeCode int
-	closeText string
-	lastPing  time.Time
-	touched   time.Time // when last_seen was last written
-	held      uint64    // the cluster's number for this session's Hold
-	ackWait   ackWait   // for the ack latency metric
-
-	// inbox holds what the store's committer has told of since the writer
-	// last looked (session.committed); resyncing, that the writer must
-	// read the store instead (the inbox overflowed, or the store asked).
-	inbox     []store.Queued
-	resyncing bool
-
-	// qmu guards a copy of the device's queue above sent, so the writer
-	// need not read the store for every notification: primed once it has
-	// been read from the store, then kept up from the inbox. Only the
-	// writer takes it. Lock order: qmu, then mu.
-	qmu    sync.Mutex
-	primed bool
-	unsent []store.Queued
+	// end is why the session ends (the first reason given wins); once it
+	// is set, quit is closed and the read loop's deadline stays cut short.
+	end *closeReason
+	// abort ends the store call the writer is waiting for, if any
+	// (queueReads).
+	abort  context.CancelFunc
+	holdNo uint64 // the cluster's number for this session's Hold
+	// power and urgency are the state's, for the accept path, which must
+	// not wait for a look at the queue (mu) to answer a sender.
+	power   string
+	urgency mpns.Urgency
 }
 
-func (sess *session) powerLevel() string {
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	return sess.power
+// log is the service's logger for this device's session. Built when
+// used, since sessions seldom log and an idle device should not carry a
+// logger of its own.
+func (sess *session) log() *slog.Logger { return sess.srv.log.With("device", sess.id) }
+
+// close ends the session with the close frame (code, text); the first
+// reason given is the one sent. Any goroutine may call it, holding mu or
+// not; finish, on the read loop, does the ending. The read loop's wait is
+// cut short here rather than by a context.AfterFunc, which would cost an
+// idle device its context's map of children and a done channel.
+func (sess *session) close(code int, text string) {
+	sess.box.mu.Lock()
+	defer sess.box.mu.Unlock()
+	if sess.box.end != nil {
+		return
+	}
+	sess.box.end = &closeReason{code, text}
+	close(sess.quit)
+	sess.conn.SetReadDeadline(time.Now())
+	if sess.box.abort != nil {
+		sess.box.abort()
+	}
 }
 
-// poke tells the writer that new notifications may be in the store.
-func (sess *session) poke() {
-	sess.mu.Lock()
-	sess.wake = true
-	sess.mu.Unlock()
-	sess.kick()
+// ended says whether the session is ending.
+func (sess *session) ended() bool {
+	select {
+	case <-sess.quit:
+		return true
+	default:
+		return false
+	}
 }
 
-// kick starts a writer if none runs, or wakes the one waiting.
-func (sess *session) kick() {
-	sess.mu.Lock()
-	if sess.open && !sess.writing {
-		sess.writing = true
+// queueReads is the store as the session's writer reads the device's
+// queue: each call ends with the server or the session, so a session's
+// end (another connection taking over, say) does not wait for a slow
+// read. The context is made per call rather than kept with the session:
+// the driver attaches to the context it is given (context.AfterFunc), and
+// a context kept for the session would keep that for as long as the
+// device stays connected.
+type queueReads struct{ sess *session }
+
+func (q queueReads) call() (context.Context, func()) {
+	sess := q.sess
+	ctx, cancel := context.WithCancel(sess.srv.ctx)
+	sess.box.mu.Lock()
+	if sess.box.end != nil {
+		cancel()
+	} else {
+		sess.box.abort = cancel
+	}
+	sess.box.mu.Unlock()
+	return ctx, func() {
+		sess.box.mu.Lock()
+		sess.box.abort = nil
+		sess.box.mu.Unlock()
+		cancel()
+	}
+}
+
+func (q queueReads) Pending(deviceID string, after uint64) ([]store.Queued, error) {
+	ctx, done := q.call()
+	defer done()
+	return q.sess.srv.cfg.Store.Pending(ctx, deviceID, after)
+}
+
+func (q queueReads) Requeue(deviceID string, seq uint64) (store.Queued, error) {
+	ctx, done := q.call()
+	defer done()
+	return q.sess.srv.cfg.Store.Requeue(ctx, deviceID, seq)
+}
+
+func (sess *session) closeFor(r *closeReason) { sess.close(r.code, r.text) }
+
+// kick starts a writer if none runs, or wakes the one waiting; look says
+// it is to look at the queue too.
+func (sess *session) kick(look bool) {
+	sess.box.mu.Lock()
+	sess.box.look = sess.box.look || look
+	sess.startWriterLocked()
+	sess.box.mu.Unlock()
+	sess.nudge()
+}
+
+// startWriterLocked starts a writer unless one runs; box.mu is held.
+func (sess *session) startWriterLocked() {
+	if sess.box.open && !sess.box.writing {
+		sess.box.writing = true
 		sess.writers.Add(1)
 		go sess.writeLoop()
 	}
-	sess.mu.Unlock()
+}
+
+// nudge wakes a writer waiting for a deadline, if one is.
+func (sess *session) nudge() {
 	select {
 	case sess.kickc <- struct{}{}:
 	default:
 	}
 }
 
-// stop ends the session with a close frame (sent by the writer).
-func (sess *session) stop(code int) {
-	sess.mu.Lock()
-	if sess.closeCode == 0 {
-		sess.closeCode = code
+// committed hands a notification the store has just committed to the
+// session and wakes the writer, which adds it to its copy of the queue
+// (mirror). It runs on the store's committer, in sequence order for each
+// device, so it takes only the mailbox, which nothing holds while waiting.
+func (sess *session) committed(q store.Queued) {
+	sess.box.mu.Lock()
+	switch {
+	case sess.box.resync:
+		// The writer reads the store anyway.
+	case len(sess.box.inbox) < maxMirrored:
+		sess.box.inbox = append(sess.box.inbox, q)
+	default:
+		sess.box.inbox, sess.box.resync = nil, true
 	}
-	sess.mu.Unlock()
-	sess.cancel()
+	sess.box.look = true
+	sess.startWriterLocked()
+	sess.box.mu.Unlock()
+	sess.nudge()
 }
 
-func (sess *session) stopWith(code int, text string) {
-	sess.mu.Lock()
-	if sess.closeCode == 0 {
-		sess.closeCode, sess.closeText = code, text
+// resync makes the writer read the store again rather than trust its copy,
+// for a store that may have missed telling of commits.
+func (sess *session) resync() {
+	sess.box.mu.Lock()
+	sess.box.inbox, sess.box.resync, sess.box.look = nil, true, true
+	sess.startWriterLocked()
+	sess.box.mu.Unlock()
+	sess.nudge()
+}
+
+// takenOver ends the session if another node's Hold, numbered held,
+// supersedes its own.
+func (sess *session) takenOver(held uint64) {
+	sess.box.mu.Lock()
+	mine := sess.box.holdNo
+	sess.box.mu.Unlock()
+	if r := supersedes(mine, held); r != nil {
+		sess.closeFor(r)
 	}
-	sess.mu.Unlock()
-	sess.cancel()
+}
+
+func (sess *session) powerLevel() string {
+	sess.box.mu.Lock()
+	defer sess.box.mu.Unlock()
+	return sess.box.power
+}
+
+// heldBack says whether a queued notification of urgency u waits for the
+// device's minimum to drop.
+func (sess *session) heldBack(u int) bool {
+	sess.box.mu.Lock()
+	defer sess.box.mu.Unlock()
+	return u < int(sess.box.urgency)
+}
+
+// publish copies what the accept path reads from the state; the caller
+// holds mu.
+func (sess *session) publish() {
+	sess.box.mu.Lock()
+	sess.box.power, sess.box.urgency = sess.st.power, sess.st.urgency
+	sess.box.mu.Unlock()
 }
 
 // handleDevice upgrades a device's connection and runs its session.
@@ -158,8 +268,13 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	if s.shed(w) {
 		return
 	}
+	helloDone, ok := s.admitHello(w, r) // prehello.go
+	if !ok {
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		helloDone()
 		return // the upgrader has answered with an HTTP error
 	}
 	if tcp, ok := conn.NetConn().(*net.TCPConn); ok {
@@ -174,6 +289,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		after := s.retryDelayLocked()
 		s.mu.Unlock()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
+		helloDone()
 		return
 	}
 	s.wg.Add(1)
@@ -183,12 +299,13 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	// its serving goroutine: an idle device costs only what it uses.
 	go func() {
 		defer s.wg.Done()
-		s.serveConn(conn, source)
+		s.serveConn(conn, source, helloDone)
 	}()
 }
 
-func (s *Server) serveConn(conn *websocket.Conn, source string) {
+func (s *Server) serveConn(conn *websocket.Conn, source string, helloDone func()) {
 	sess := s.startSession(conn, source)
+	helloDone() // welcomed or turned away: no longer waiting for a hello
 	if sess == nil {
 		conn.Close()
 		return
@@ -215,23 +332,18 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	if hello == nil {
 		return nil
 	}
-
-	sctx, cancel := context.WithCancel(ctx)
+	st, do := newSessionState(hello, dev, s.sessionLimits(), s.cfg.Clock.Now())
 	sess := &session{
-		srv: s, conn: conn, id: dev.ID, ctx: sctx, cancel: cancel,
-		log:   s.log.With("device", dev.ID),
+		srv: s, conn: conn, id: dev.ID,
+		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		kickc: make(chan struct{}, 1),
-		sent:  hello.LastSeq,
-		power: dev.Power,
+		st:    st,
 	}
-	sess.urgency = wire.MinUrgency(hello.Urgency)
-	// Most hellos repeat the level the store has: writing it again would
-	// cost each of them a commit.
-	if hello.Power != "" && hello.Power != dev.Power {
-		sess.power = hello.Power
-		if err := s.cfg.Store.SetPower(ctx, dev.ID, hello.Power); err != nil {
-			sess.log.Warn("saving power level failed", "err", err)
+	sess.box.power, sess.box.urgency = st.power, st.urgency
+	if do.savePower {
+		if err := s.cfg.Store.SetPower(ctx, dev.ID, st.power); err != nil {
+			sess.log().Warn("saving power level failed", "err", err)
 		}
 	}
 
@@ -239,7 +351,6 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	if s.closed {
 		after := s.retryDelayLocked()
 		s.mu.Unlock()
-		cancel()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
 		return nil
 	}
@@ -249,12 +360,11 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// Counted before the welcome, so a device holding its welcome is counted.
 	s.metrics.connected(secret == "")
 	if old != nil {
-		old.stopWith(wire.CloseReplaced, "another connection for this device")
+		old.close(wire.CloseReplaced, "another connection for this device")
 		<-old.done
 	}
 	if s.retiredSince(ctx, dev.ID, retirements) {
-		cancel()
-		sess.end()
+		sess.release()
 		closeConn(conn, wire.CloseUnauthorized, wire.RefusedRetired)
 		return nil
 	}
@@ -263,33 +373,17 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		// lets go.
 		held, err := p.Hold(ctx, dev.ID)
 		if err != nil {
-			sess.log.Warn("telling the cluster of the device failed", "err", err)
+			sess.log().Warn("telling the cluster of the device failed", "err", err)
 		}
-		sess.mu.Lock()
-		sess.held = held
-		sess.mu.Unlock()
+		sess.box.mu.Lock()
+		sess.box.holdNo = held
+		sess.box.mu.Unlock()
 	}
-	// Neither the touch nor the hello's ack is waited for: each would
-	// cost every hello a commit, and a node taking over another's devices
-	// takes thousands at once. Nothing depends on them being durable
-	// before the welcome: while the session lives its device counts as
-	// connected whatever last_seen says, and its end writes last_seen
-	// durably; the writer sends only what is above the hello's last_seq,
-	// so the queue's copy of what the device has applied is only trimmed
-	// by the ack (a crash that loses it costs a resend the device skips by
-	// number). A last_seen fresher than the session's own refresh period
-	// (touch) is not written at all: a node taking back its devices after
-	// a restart finds them all seen a moment ago, at their sessions' ends.
-	now := s.cfg.Clock.Now()
-	sess.touched = now
-	switch {
-	case now.Sub(dev.LastSeen) >= s.cfg.InactiveAfter/8:
-		s.cfg.Store.TouchLater(dev.ID, now)
-	case dev.LastSeen.Before(now):
-		sess.touched = dev.LastSeen // the refresh comes due from there
+	if !do.touch.IsZero() {
+		s.cfg.Store.TouchLater(dev.ID, do.touch)
 	}
-	if hello.LastSeq > 0 {
-		s.cfg.Store.AckLater(dev.ID, hello.LastSeq)
+	if do.ack > 0 {
+		s.cfg.Store.AckLater(dev.ID, do.ack)
 	}
 
 	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
@@ -299,50 +393,49 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	}
 	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
-		cancel()
-		sess.end()
+		sess.release()
 		return nil
 	}
-	sess.mu.Lock()
-	sess.open = true
-	sess.mu.Unlock()
+	sess.box.mu.Lock()
+	sess.box.open = true
+	sess.box.mu.Unlock()
 	// The first writer's look at the store sends the backlog, in order,
 	// before anything accepted later.
-	sess.poke()
-	sess.log.Info("device connected", "last_seq", hello.LastSeq)
+	sess.kick(true)
+	sess.log().Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
 	return sess
 }
 
 // finish ends the session once its read loop has: it waits for the
-// writer and says goodbye with the close frame.
+// writer and says goodbye with the close frame. It is the one place a
+// session that started ends.
 func (sess *session) finish() {
 	defer sess.srv.wg.Done()
 	defer sess.conn.Close()
-	sess.stopRead()
-	sess.cancel()
-	sess.mu.Lock()
-	sess.open = false
-	sess.mu.Unlock()
+	sess.close(websocket.CloseGoingAway, "")
+	sess.box.mu.Lock()
+	sess.box.open = false
+	sess.box.mu.Unlock()
 	sess.writers.Wait()
-	sess.mu.Lock()
-	code, text := sess.closeCode, sess.closeText
-	sess.mu.Unlock()
-	if code == 0 {
-		code = websocket.CloseGoingAway
+	sess.box.mu.Lock()
+	end := sess.box.end
+	sess.box.mu.Unlock()
+	if end == nil {
+		end = &closeReason{websocket.CloseGoingAway, ""}
 	}
-	closeConn(sess.conn, code, text)
-	sess.end()
-	sess.log.Info("device disconnected")
+	closeConn(sess.conn, end.code, end.text)
+	sess.release()
+	sess.log().Info("device disconnected", "code", end.code, "reason", end.text)
 }
 
-// end records when the device was last seen, then makes the session no
-// longer the device's live one and marks it over. In that order: whoever
-// sees the device gone must also see its last_seen, or a sender could be
-// told 412 (or not) from a stale time.
-func (sess *session) end() {
+// release records when the device was last seen, then makes the session
+// no longer the device's live one and marks it over. In that order:
+// whoever sees the device gone must also see its last_seen, or a sender
+// could be told 412 (or not) from a stale time.
+func (sess *session) release() {
 	s := sess.srv
 	if err := s.cfg.Store.TouchDevice(context.Background(), sess.id, s.cfg.Clock.Now()); err != nil {
-		sess.log.Warn("recording last seen failed", "err", err)
+		sess.log().Warn("recording last seen failed", "err", err)
 	}
 	s.mu.Lock()
 	live := s.sessions[sess.id] == sess
@@ -352,56 +445,45 @@ func (sess *session) end() {
 	s.mu.Unlock()
 	if p := s.cfg.Presence; p != nil && live {
 		if err := p.Release(context.Background(), sess.id); err != nil {
-			sess.log.Warn("telling the cluster the device left failed", "err", err)
+			sess.log().Warn("telling the cluster the device left failed", "err", err)
 		}
 	}
 	close(sess.done)
 }
 
 // prepareReads sets what the read loop needs: the read deadline, kept
-// pushed out by every frame and ping; the ping handler, which answers
-// with a pong and enforces the heartbeat floor; and the cut-off when the
-// session ends.
+// pushed out by every frame and ping (and cut short by close), and the
+// ping handler, which answers with a pong and enforces the heartbeat
+// floor.
 func (sess *session) prepareReads() {
 	conn := sess.conn
 	sess.extendRead()
 	conn.SetPingHandler(func(data string) error {
-		now := sess.srv.cfg.Clock.Now()
 		sess.mu.Lock()
-		last := sess.lastPing
-		sess.lastPing = now
+		do := sess.st.ping(sess.srv.cfg.Clock.Now())
 		sess.mu.Unlock()
-		// A little slack, since the device's clock and ours drift apart.
-		if !last.IsZero() && now.Sub(last) < sess.srv.cfg.MinHeartbeat*9/10 {
-			sess.stopWith(websocket.ClosePolicyViolation,
-				"heartbeat more frequent than "+strconv.Itoa(int(sess.srv.cfg.MinHeartbeat/time.Second))+"s")
+		if do.end != nil {
+			sess.closeFor(do.end)
 			return nil
 		}
 		sess.extendRead()
-		sess.touch(now)
+		sess.touch(do.touch)
 		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			return err
 		}
 		return nil
 	})
-	// Ending the session cuts the read loop's wait short.
-	sess.stopRead = context.AfterFunc(sess.ctx, func() {
-		sess.mu.Lock()
-		sess.stopping = true
-		sess.conn.SetReadDeadline(time.Now())
-		sess.mu.Unlock()
-	})
 }
 
 // extendRead gives the device MaxIdle more to send its next frame or ping,
 // unless the session is ending.
 func (sess *session) extendRead() {
-	sess.mu.Lock()
-	if !sess.stopping {
+	sess.box.mu.Lock()
+	if sess.box.end == nil {
 		sess.conn.SetReadDeadline(time.Now().Add(sess.srv.cfg.MaxIdle))
 	}
-	sess.mu.Unlock()
+	sess.box.mu.Unlock()
 }
 
 // readLoop is the session's reading goroutine: it waits for each frame and
@@ -422,12 +504,13 @@ func (sess *session) readLoop() {
 }
 
 func (sess *session) readEnded(err error) {
-	if sess.ctx.Err() == nil && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
-		sess.log.Debug("read ended", "err", err)
+	if !sess.ended() && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+		sess.log().Debug("read ended", "err", err)
 	}
 }
 
-// frame reads, decodes and handles one frame; false ends the session.
+// frame reads and decodes one frame, steps the state with it and does
+// what the step says; false ends the session.
 func (sess *session) frame(typ int, r io.Reader) bool {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -436,102 +519,86 @@ func (sess *session) frame(typ int, r io.Reader) bool {
 	}
 	sess.extendRead()
 	if typ != websocket.TextMessage {
-		sess.stopWith(wire.CloseProtocol, "text frames only")
+		sess.close(wire.CloseProtocol, "text frames only")
 		return false
 	}
-	frame, err := wire.DecodeDevice(data)
+	f, err := wire.DecodeDevice(data)
 	if err != nil {
-		sess.stopWith(wire.CloseProtocol, err.Error())
+		sess.close(wire.CloseProtocol, err.Error())
 		return false
 	}
-	if err := sess.handle(frame); err != nil {
-		sess.log.Warn("frame failed", "err", err)
-		sess.stopWith(websocket.CloseInternalServerErr, "internal error")
+	sess.mu.Lock()
+	do := sess.st.frame(f, sess.srv.cfg.Clock.Now())
+	if do.published {
+		sess.publish()
+	}
+	sess.mu.Unlock()
+	if do.end != nil {
+		sess.closeFor(do.end)
 		return false
 	}
-	return sess.ctx.Err() == nil
-}
-
-// touch keeps last_seen fresh while the device stays connected. It is
-// written at connect and disconnect too, but a service killed outright never
-// writes the disconnect, and after a restart a device connected for longer
-// than InactiveAfter would be answered 412 until it reconnects.
-func (sess *session) touch(now time.Time) {
-	every := sess.srv.cfg.InactiveAfter / 8
-	sess.mu.Lock()
-	due := now.Sub(sess.touched) >= every
-	if due {
-		sess.touched = now
+	sess.touch(do.touch)
+	if do.acked {
+		sess.srv.metrics.ackLatency.Observe(do.ackLatency.Seconds())
 	}
-	sess.mu.Unlock()
-	if !due {
-		return
+	if do.ack > 0 {
+		sess.srv.cfg.Store.AckLater(sess.id, do.ack)
 	}
-	if err := sess.srv.cfg.Store.TouchDevice(sess.ctx, sess.id, now); err != nil && sess.ctx.Err() == nil {
-		sess.log.Warn("recording last seen failed", "err", err)
-	}
-}
-
-// reply queues a frame for the writer.
-func (sess *session) reply(v any) {
-	sess.mu.Lock()
-	full := len(sess.replies) >= maxReplies
-	if !full {
-		sess.replies = append(sess.replies, v)
-	}
-	sess.mu.Unlock()
-	if full {
-		sess.stopWith(wire.CloseProtocol, "too many requests waiting for answers")
-		return
-	}
-	sess.kick()
-}
-
-func (sess *session) handle(frame any) error {
-	ctx := sess.ctx
-	store := sess.srv.cfg.Store
-	switch f := frame.(type) {
-	case *wire.Hello:
-		sess.stopWith(wire.CloseProtocol, "hello sent twice")
-	case *wire.Ack:
-		sess.touch(sess.srv.cfg.Clock.Now())
+	if do.request != nil {
+		v := sess.serve(do.request)
 		sess.mu.Lock()
-		if f.Seq > sess.sent {
-			sess.mu.Unlock()
-			sess.stopWith(wire.CloseProtocol, "ack beyond what was sent")
-			return nil
+		end := sess.st.reply(v)
+		sess.mu.Unlock()
+		if end != nil {
+			sess.closeFor(end)
+			return false
 		}
-		sess.ackedLocked(f.Seq)
-		sess.mu.Unlock()
-		// Not waited for: a lost ack only means a resend the device
-		// skips by sequence number, and waiting would hold up this
-		// device's reads for a commit.
-		store.AckLater(sess.id, f.Seq)
+		sess.kick(do.wake)
+	} else if do.wake {
+		sess.kick(true)
+	} else if do.nudge {
+		sess.nudge()
+	}
+	return !sess.ended()
+}
+
+// serve answers a device's request.
+func (sess *session) serve(req any) any {
+	// The server's context, not one of the session's own (see queueReads):
+	// a request the session's end interrupts is only answered the sooner
+	// for a device that will not read the answer.
+	s, ctx := sess.srv, sess.srv.ctx
+	switch f := req.(type) {
 	case *wire.Register:
-		sess.reply(sess.srv.register(ctx, sess.id, f))
+		return s.register(ctx, sess.id, f)
 	case *wire.Unregister:
-		sess.reply(sess.srv.unregister(ctx, sess.id, f))
+		return s.unregister(ctx, sess.id, f)
 	case *wire.Bind:
-		sess.reply(sess.srv.bind(ctx, sess.id, f))
+		return s.bind(ctx, sess.id, f)
 	case *wire.State:
-		sess.mu.Lock()
-		sess.power = f.Power
-		sess.mu.Unlock()
-		sess.setUrgency(wire.MinUrgency(f.Urgency))
 		res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
-		if err := store.SetPower(ctx, sess.id, f.Power); err != nil {
+		if err := s.cfg.Store.SetPower(ctx, sess.id, f.Power); err != nil {
 			res.Code, res.Message = wire.CodeServerError, "saving power level failed"
 		}
-		sess.reply(res)
-	default:
-		return fmt.Errorf("unexpected frame %T", frame)
+		return res
 	}
-	return nil
+	panic(fmt.Sprintf("session: no answer for %T", req)) // sessionState.frame asks only for the above
 }
 
-// writeLoop writes what is waiting: replies, then notification batches
-// when they are due. It ends when nothing is left to write and nothing is
-// held for a deadline, or when the session ends; kick starts another.
+// touch writes last_seen at when, unless it is zero.
+func (sess *session) touch(when time.Time) {
+	if when.IsZero() {
+		return
+	}
+	if err := sess.srv.cfg.Store.TouchDevice(sess.srv.ctx, sess.id, when); err != nil && !sess.ended() {
+		sess.log().Warn("recording last seen failed", "err", err)
+	}
+}
+
+// writeLoop writes what the state says: answers, then notification
+// batches when they are due. It ends when nothing is left to write and
+// nothing waits for a deadline, or when the session ends; kick starts
+// another.
 func (sess *session) writeLoop() {
 	defer sess.writers.Done()
 	clk := sess.srv.cfg.Clock
@@ -541,51 +608,75 @@ func (sess *session) writeLoop() {
 			timer.Stop()
 		}
 	}()
-	var held bool // notifications wait for a deadline the timer is set for
+	waiting := false // the state asked to be looked at again at a deadline
 	for {
-		sess.mu.Lock()
-		replies, wake := sess.replies, sess.wake
-		sess.replies, sess.wake = nil, false
-		if len(replies) == 0 && !wake && !held || sess.ctx.Err() != nil {
-			sess.writing = false
-			sess.mu.Unlock()
+		if sess.ended() {
+			sess.box.mu.Lock()
+			sess.box.writing = false
+			sess.box.mu.Unlock()
 			return
 		}
+		sess.mu.Lock()
+		sess.box.mu.Lock()
+		look := sess.box.look || waiting
+		inbox, resync := sess.box.inbox, sess.box.resync
+		sess.box.look, sess.box.inbox, sess.box.resync = false, nil, false
+		sess.box.mu.Unlock()
+		frames, next, err := sess.st.out(clk.Now(), look, inbox, resync, queueReads{sess})
+		if err == nil && len(frames) == 0 && next.IsZero() {
+			// Nothing to do: the writer ends, unless something came in
+			// since it looked (a reply would have waited for mu).
+			sess.box.mu.Lock()
+			idle := !sess.box.look
+			if idle {
+				sess.box.writing = false
+			}
+			sess.box.mu.Unlock()
+			sess.mu.Unlock()
+			if idle {
+				return
+			}
+			continue
+		}
 		sess.mu.Unlock()
-		for _, v := range replies {
+		for _, v := range frames {
+			if n, ok := v.(wire.Notify); ok {
+				sess.srv.metrics.delivered(n.Notifications, clk.Now())
+			}
 			if err := sess.write(v); err != nil {
-				sess.cancel()
+				sess.close(websocket.CloseGoingAway, "")
 				break
 			}
 		}
-		if wake || held {
-			batches, next, err := sess.due(clk.Now())
-			if err != nil {
-				if sess.ctx.Err() == nil {
-					sess.log.Error("reading queue failed", "err", err)
-					sess.stopWith(wire.CloseRetryLater, "30")
-				}
-				continue
+		switch {
+		case errors.Is(err, errUnacknowledged):
+			sess.log().Info("device unreachable", "err", err)
+			sess.srv.metrics.unacked.Inc()
+			sess.close(websocket.CloseGoingAway, "no acknowledgement")
+			continue
+		case err != nil:
+			if !sess.ended() {
+				sess.log().Error("reading queue failed", "err", err)
+				sess.close(wire.CloseRetryLater, "30")
 			}
-			for _, b := range batches {
-				if err := sess.write(wire.Notify{Type: wire.TypeNotify, Notifications: b}); err != nil {
-					sess.cancel()
-					break
-				}
+			continue
+		}
+		waiting = !next.IsZero()
+		if waiting {
+			wait := next.Sub(clk.Now())
+			if wait <= 0 {
+				continue // the clock passed the deadline while writing
 			}
-			held = !next.IsZero()
-			if held {
-				if timer == nil {
-					timer = clk.NewTimer(next.Sub(clk.Now()))
-				} else {
-					timer.Reset(next.Sub(clk.Now()))
-				}
-				// Held until the deadline, a kick, or the end.
-				select {
-				case <-timer.C():
-				case <-sess.kickc:
-				case <-sess.ctx.Done():
-				}
+			if timer == nil {
+				timer = clk.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			// Until the deadline, a kick, or the end.
+			select {
+			case <-timer.C():
+			case <-sess.kickc:
+			case <-sess.quit:
 			}
 		}
 	}
@@ -604,4 +695,22 @@ func closeConn(conn *websocket.Conn, code int, text string) {
 	msg := websocket.FormatCloseMessage(code, text)
 	conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	conn.Close()
+}
+
+func newUnacked(reg *prometheus.Registry) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_service_unacknowledged_disconnects_total",
+		Help: "Device sessions ended because notifications written to the device stayed unacknowledged past its heartbeat and 30 s: links that died silently.",
+	})
+	reg.MustRegister(c)
+	return c
+}
+
+// forget drops a cancelled notification from what the session knows of
+// the queue; the caller holds mu.
+func (sess *session) forget(channelID, messageID string) {
+	sess.st.forget(channelID, messageID)
+	sess.box.mu.Lock()
+	sess.box.inbox = slices.DeleteFunc(sess.box.inbox, func(q store.Queued) bool { return q.ChannelID == channelID && q.MessageID == messageID })
+	sess.box.mu.Unlock()
 }

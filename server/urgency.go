@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server/store"
 )
 
@@ -13,26 +12,8 @@ import (
 // minimum drops or they expire. Holding cannot leave them below what the
 // session sends past them, because the device acknowledges cumulatively:
 // an ack above a held message would delete it. So a held message below the
-// last one sent is moved above it first (store.Requeue), and the writer
+// last one sent is moved above it first (store.Requeue), and the session
 // reads the store again.
-
-func (sess *session) minimumUrgency() int {
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	return int(sess.urgency)
-}
-
-// setUrgency records the device's new minimum, and wakes the writer when
-// it dropped, since held messages may now go.
-func (sess *session) setUrgency(u mpns.Urgency) {
-	sess.mu.Lock()
-	lower := u < sess.urgency
-	sess.urgency = u
-	sess.mu.Unlock()
-	if lower {
-		sess.poke()
-	}
-}
 
 // split separates the notifications the device's minimum urgency holds
 // from those it takes.
@@ -49,18 +30,17 @@ func split(unsent []store.Queued, min int) (ready, held []store.Queued) {
 
 // moveHeld moves every held notification numbered below the last one to
 // send above it, and returns those left where they were; moved reports
-// that it moved some, so the copy of the queue is stale. The caller holds
-// qmu.
-func (sess *session) moveHeld(ready, held []store.Queued) (left []store.Queued, moved bool, err error) {
+// that it moved some, so the copy of the queue is stale.
+func (st *sessionState) moveHeld(ready, held []store.Queued, q queuePort) (left []store.Queued, moved bool, err error) {
 	if len(held) == 0 || len(ready) == 0 {
 		return held, false, nil
 	}
 	top := ready[len(ready)-1].Seq
-	for _, q := range held {
-		if q.Seq > top {
+	for _, h := range held {
+		if h.Seq > top {
 			continue
 		}
-		if _, err := sess.srv.cfg.Store.Requeue(sess.ctx, sess.id, q.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if _, err := q.Requeue(st.id, h.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, false, err
 		}
 		moved = true

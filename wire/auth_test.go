@@ -64,6 +64,12 @@ func TestHelloValidation(t *testing.T) {
 		{"padded nonce", `{"type":"hello","version":2,"id":"d","nonce":"` + nonce + `=","proof":"` + proof + `"}`, false, false},
 		{"enrolling with a nonce", `{"type":"hello","version":2,"nonce":"` + nonce + `"}`, false, false},
 		{"id too long", `{"type":"hello","version":2,"id":"` + strings.Repeat("d", MaxIDLength+1) + `","nonce":"` + nonce + `","proof":"` + proof + `"}`, false, false},
+		{"heartbeat", `{"type":"hello","version":2,"heartbeat":240}`, false, true},
+		{"heartbeat a day", `{"type":"hello","version":2,"heartbeat":86400}`, false, true},
+		{"heartbeat past a day", `{"type":"hello","version":2,"heartbeat":86401}`, false, false},
+		{"heartbeat negative", `{"type":"hello","version":2,"heartbeat":-1}`, false, false},
+		{"heartbeat huge", `{"type":"hello","version":2,"heartbeat":9223372036854775807}`, false, false},
+		{"heartbeat past int64", `{"type":"hello","version":2,"heartbeat":92233720368547758070}`, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DecodeDevice([]byte(tc.frame))

@@ -111,3 +111,26 @@ func reportRate(b *testing.B, per int, unit string) {
 		b.ReportMetric(float64(b.N*per)/s, unit)
 	}
 }
+
+// BenchmarkDecodeAck measures decoding the frame the service reads most:
+// the fast path, and the general decoder it spares.
+func BenchmarkDecodeAck(b *testing.B) {
+	frame := []byte(`{"type":"ack","seq":1234567}`)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeDevice(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("general", func(b *testing.B) {
+		spaced := []byte(`{"type":"ack", "seq":1234567}`)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeDevice(spaced); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

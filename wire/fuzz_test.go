@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -14,6 +15,8 @@ var deviceSeeds = []string{
 	`{"type":"hello","version":1,"id":"dev","secret":"s3cret","last_seq":42,"power":"low"}`,
 	`{"type":"hello","version":2,"power":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`,
 	`{"type":"hello","version":2,"id":"dev","nonce":"short","proof":"short"}`,
+	`{"type":"hello","version":2,"heartbeat":240}`,
+	`{"type":"hello","version":2,"heartbeat":-5}`,
 	`{"type":"register","req":1,"app":"news","channel":"main"}`,
 	`{"type":"register","req":2,"app":"bank","channel":"main","service_name":"contoso","renew":true}`,
 	`{"type":"unregister","req":3,"channel_id":"ch1"}`,
@@ -127,4 +130,79 @@ func FuzzDecodeService(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzDecodeAck checks the ack fast path against the general decoder: a
+// frame it decodes, the general way decodes to the same ack.
+func FuzzDecodeAck(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"ack","seq":0}`,
+		`{"type":"ack","seq":42}`,
+		`{"type":"ack","seq":18446744073709551615}`,
+		`{"type":"ack","seq":18446744073709551616}`,
+		`{"type":"ack","seq":007}`,
+		`{"type":"ack","seq":-1}`,
+		`{"type":"ack","seq":1.5}`,
+		`{"type":"ack","seq":1e3}`,
+		`{"type":"ack","seq":}`,
+		`{"type":"ack","seq":"1"}`,
+		`{"type":"ack","seq":1,"seq":2}`,
+		`{"type":"ack", "seq":1}`,
+		`{"seq":1,"type":"ack"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeAck(data)
+		if !ok {
+			return
+		}
+		var slow Ack
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("fast path took %q, the general decoder refuses it: %v", data, err)
+		}
+		if slow != *fast || slow.Type != TypeAck {
+			t.Fatalf("%q: fast path %+v, general decoder %+v", data, *fast, slow)
+		}
+		if enc, err := Encode(slow); err != nil || string(enc) != string(data) {
+			t.Fatalf("%q is not how Encode writes %+v (%s)", data, slow, enc)
+		}
+	})
+}
+
+func TestDecodeAck(t *testing.T) {
+	for _, tc := range []struct {
+		frame string
+		seq   uint64
+		fast  bool // taken by the fast path
+		ok    bool // decoded at all
+	}{
+		{`{"type":"ack","seq":0}`, 0, true, true},
+		{`{"type":"ack","seq":42}`, 42, true, true},
+		{`{"type":"ack","seq":18446744073709551615}`, 1<<64 - 1, true, true},
+		{`{"type":"ack","seq":18446744073709551616}`, 0, false, false},
+		{`{"type":"ack","seq":99999999999999999999}`, 0, false, false},
+		{`{"type":"ack","seq":007}`, 0, false, false},
+		{`{"type":"ack","seq":-1}`, 0, false, false},
+		{`{"type":"ack","seq":}`, 0, false, false},
+		{`{"type":"ack","seq":"1"}`, 0, false, false},
+		{`{"type":"ack", "seq":7}`, 7, false, true},
+		{`{"seq":7,"type":"ack"}`, 7, false, true},
+	} {
+		_, fast := decodeAck([]byte(tc.frame))
+		v, err := DecodeDevice([]byte(tc.frame))
+		if fast != tc.fast || (err == nil) != tc.ok {
+			t.Errorf("%s: fast %v err %v; want fast %v ok %v", tc.frame, fast, err, tc.fast, tc.ok)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadFrame) {
+				t.Errorf("%s: err %v is not ErrBadFrame", tc.frame, err)
+			}
+			continue
+		}
+		if a, ok := v.(*Ack); !ok || a.Seq != tc.seq || a.Type != TypeAck {
+			t.Errorf("%s: decoded %#v", tc.frame, v)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/heraldpush/herald/mpns"
 )
@@ -104,7 +105,15 @@ type Hello struct {
 	// (version 1's way, which puts the secret on the wire) is refused
 	// rather than accepted with the secret silently ignored.
 	Secret string `json:"secret,omitempty"`
+	// Heartbeat is the interval, in seconds, after which the device pings
+	// a silent link (0: not said). The service bounds how long what it
+	// wrote may stay unacknowledged by it: past one heartbeat the device
+	// itself has found a dead link and let go of the connection.
+	Heartbeat int `json:"heartbeat,omitempty"`
 }
+
+// MaxHeartbeat bounds Hello.Heartbeat: a day, far past any NAT's patience.
+const MaxHeartbeat = 24 * 60 * 60
 
 // Welcome answers Hello. Secret is only set on enrolment; Proof only for an
 // enrolled device (WelcomeProof), so the device knows the service that
@@ -266,6 +275,9 @@ func Encode(v any) ([]byte, error) {
 
 // DecodeDevice decodes a frame sent by a device (for the service).
 func DecodeDevice(b []byte) (any, error) {
+	if a, ok := decodeAck(b); ok {
+		return a, nil
+	}
 	t, err := peekType(b)
 	if err != nil {
 		return nil, err
@@ -294,6 +306,37 @@ func DecodeDevice(b []byte) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// ackPrefix is how an ack frame starts as this package encodes it.
+const ackPrefix = `{"type":"ack","seq":`
+
+// decodeAck decodes an ack frame exactly as Encode writes it (a device
+// sends one for every notify frame, so it is the frame the service reads
+// most) without the two passes of reflection the general decoder takes.
+// Anything else, an ack spaced or ordered otherwise included, is not
+// decoded here (ok false) and goes the general way, which accepts every
+// frame this accepts, with the same result (FuzzDecodeAck).
+func decodeAck(b []byte) (a *Ack, ok bool) {
+	if len(b) < len(ackPrefix)+2 || string(b[:len(ackPrefix)]) != ackPrefix || b[len(b)-1] != '}' {
+		return nil, false
+	}
+	digits := b[len(ackPrefix) : len(b)-1]
+	if len(digits) > 20 || len(digits) > 1 && digits[0] == '0' {
+		return nil, false
+	}
+	var n uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return nil, false // out of range: the general decoder says so
+		}
+		n = n*10 + d
+	}
+	return &Ack{Type: TypeAck, Seq: n}, true
 }
 
 // DecodeService decodes a frame sent by the service (for the device).
@@ -399,6 +442,9 @@ func validateDevice(v any) error {
 		}
 		if !validUrgency(f.Urgency) {
 			return bad("hello: urgency must be very-low, low, normal or high")
+		}
+		if f.Heartbeat < 0 || f.Heartbeat > MaxHeartbeat {
+			return bad("hello: heartbeat must be 0-%d seconds", MaxHeartbeat)
 		}
 	case *Register:
 		if !validName(f.App) || !validName(f.Channel) {

@@ -38,6 +38,7 @@ var runFlags = []struct{ name, usage string }{
 	{"log-level", "debug, info, warn or error"},
 	{"memory-limit", "soft limit on the daemon's Go memory, e.g. 16MiB, or off"},
 	{"unifiedpush", "D-Bus bus of the UnifiedPush distributor: session, system, off, or a bus address"},
+	{"heartbeat-ceiling", "the longest heartbeat interval learned on a network, 1m to 24h"},
 }
 
 // serviceFlags are the flags every service command shares.
@@ -389,13 +390,24 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 		state = "waiting, next attempt " + st.RetryAt.Local().Format(time.DateTime)
 	}
 	hb := st.Heartbeat
-	if st.HeartbeatSettled {
+	switch {
+	case st.HeartbeatProbing:
+		hb += " (probing)"
+	case st.HeartbeatSettled:
 		hb += " (settled)"
-	} else {
+	default:
 		hb += " (learning)"
 	}
-	fmt.Fprintf(w, "daemon:      running (%s)\n%s\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
-		socket, line, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
+	if st.HeartbeatCeiling != "" {
+		hb += ", ceiling " + st.HeartbeatCeiling
+	}
+	probe := "-"
+	if st.NextProbe != nil {
+		probe = st.NextProbe.Local().Format(time.DateTime)
+	}
+	probe += fmt.Sprintf("; %d failed in 24 h", st.FailedProbes)
+	fmt.Fprintf(w, "daemon:      running (%s)\n%s\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nnext probe:  %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
+		socket, line, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), probe, st.Reconnects,
 		st.Wakeups.Total, st.Wakeups.Heartbeats, st.Wakeups.Reconnects, st.Wakeups.Acks,
 		st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
 	if st.LastError != "" {

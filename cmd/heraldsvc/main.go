@@ -38,6 +38,7 @@ const usage = `usage:
                   [--tls-self-signed [--tls-listen ADDR] [--tls-dir DIR]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
+                  [--max-pending-hellos-per-source N] [--max-pending-hellos N]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR] [--config FILE]
   heraldsvc config [serve flags]   (the effective configuration, as a file serve --config loads)
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
@@ -95,6 +96,10 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&lim.MaxMulticast, "max-multicast", server.DefaultMaxMulticast, "most channels in one multicast")
 	fs.IntVar(&lim.MaxDevicesPerSource, "max-devices-per-source", server.DefaultMaxDevicesPerSource, "devices enrolled from one address")
 	fs.BoolVar(&lim.LimitLoopback, "limit-loopback", false, "apply --max-devices-per-source to loopback too")
+	fs.IntVar(&lim.MaxPendingHellosPerSource, "max-pending-hellos-per-source", server.DefaultMaxPendingHellosPerSource,
+		"device connections from one address that have not said hello; past it 503 (-1: no limit)")
+	fs.IntVar(&lim.MaxPendingHellos, "max-pending-hellos", server.DefaultMaxPendingHellos,
+		"device connections in total that have not said hello; past it 503 (at most a quarter of the descriptor limit)")
 	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
 	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
 	debugListen := fs.String("debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
@@ -139,6 +144,10 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 2
 	}
+	if ns.urls == "" && !sqliteBuilt {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", errNoSQLite)
+		return 2
+	}
 	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
@@ -177,12 +186,17 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	// The backend is chosen here: NATS JetStream with --store, else SQLite
+	// in --db. The service runs it and closes it.
+	backend, presence, quota, err := ns.open(*depth, log)
+	if err == nil && backend == nil {
+		backend, err = openSQLite(ctx, *db, log)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
+	svc, err := server.NewService(ctx, server.ServeConfig{Listen: *listen, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
 		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA, GetCertificate: getCert}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
@@ -208,9 +222,31 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 	if *selfSigned {
 		printDevTLS(stdout, devTLS, "https://"+svc.TLSAddr().String())
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	if err := svc.Close(); err != nil {
+	// A store that waits for its servers (NATS) ends the service only if
+	// it gives up: credentials refused.
+	runCtx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		if w, ok := backend.(interface{ Wait(context.Context) error }); ok {
+			if err := w.Wait(runCtx); err != nil && runCtx.Err() == nil {
+				giveUp(err)
+			}
+		}
+	}()
+	stopping := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stopping()
+	// Run serves until a signal or the store gives up, then stops the
+	// parts in their order.
+	err = svc.Run(runCtx)
+	giveUp(nil)
+	<-waited
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", cause)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
