@@ -143,6 +143,10 @@ func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *m
 	if o, denied := s.authorize(r, ch); denied {
 		return o
 	}
+	if isBrowserChannel(ch) {
+		// A browser takes Web Push only (browser.go).
+		return outcome{Code: http.StatusForbidden, Message: "this channel is a browser's push subscription: it takes only Web Push messages"}
+	}
 	if ch.VAPIDKey != "" {
 		// Restricted to one application server's signed Web Push
 		// messages (RFC 8292 §4): an MPNS POST carries no signature.

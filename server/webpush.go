@@ -124,6 +124,11 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) webPushAnswer {
 		s.log.Error("channel lookup failed", "err", err)
 		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: "store unavailable"}
 	}
+	if isBrowserChannel(ch) && !strings.EqualFold(strings.TrimSpace(headerAnyCase(r.Header, webpush.HeaderContentEncoding)), "aes128gcm") {
+		// A browser decrypts with what the message carries, and the
+		// service keeps only the body: aesgcm's keys travel in headers.
+		return bad("a browser's subscription takes Content-Encoding aes128gcm only")
+	}
 	now := s.cfg.Clock.Now()
 	if ch.VAPIDKey != "" {
 		if err := webpush.VerifyVAPID(m.Authorization, ch.VAPIDKey, s.webPushOrigin(), now); err != nil {
