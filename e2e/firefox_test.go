@@ -7,16 +7,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	webpushgo "github.com/SherClockHolmes/webpush-go"
+	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
@@ -289,5 +293,177 @@ func TestFirefoxPush(t *testing.T) {
 	}
 	if s := receive(t, app.subscriptions, "subscription after restart"); s.Endpoint != sub.Endpoint {
 		t.Fatalf("the subscription changed across the restart: %s, then %s", sub.Endpoint, s.Endpoint)
+	}
+}
+
+// linkTap stands between Firefox and the service on the browser's
+// websocket, passing frames both ways; while dropping is set it drops
+// Firefox's acks, and cut ends the current connection as a network would.
+type linkTap struct {
+	t        *testing.T
+	service  string // the service's ws:// browser URL
+	url      string // where Firefox connects
+	dropping atomic.Bool
+	frames   chan tapFrame
+	mu       sync.Mutex
+	conns    []*websocket.Conn
+}
+
+// tapFrame is a frame that crossed the tap, and whether it was dropped.
+type tapFrame struct {
+	fromBrowser, dropped bool
+	msg                  struct {
+		MessageType string `json:"messageType"`
+		Version     string `json:"version"`
+		Updates     []struct {
+			Version string `json:"version"`
+			Code    int    `json:"code"`
+		} `json:"updates"`
+	}
+}
+
+func startTap(t *testing.T, service string) *linkTap {
+	t.Helper()
+	tap := &linkTap{t: t, service: service, frames: make(chan tapFrame, 256)}
+	up := websocket.Upgrader{Subprotocols: []string{"push-notification"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		out, _, err := websocket.DefaultDialer.Dial(tap.service, nil)
+		if err != nil {
+			in.Close()
+			return
+		}
+		tap.mu.Lock()
+		tap.conns = append(tap.conns, in, out)
+		tap.mu.Unlock()
+		go tap.pump(out, in, false)
+		tap.pump(in, out, true)
+	}))
+	t.Cleanup(func() {
+		tap.cut()
+		srv.Close()
+	})
+	tap.url = "ws" + strings.TrimPrefix(srv.URL, "http") + server.BrowserPath
+	return tap
+}
+
+func (tap *linkTap) pump(from, to *websocket.Conn, fromBrowser bool) {
+	defer from.Close()
+	defer to.Close()
+	for {
+		typ, data, err := from.ReadMessage()
+		if err != nil {
+			return
+		}
+		f := tapFrame{fromBrowser: fromBrowser}
+		json.Unmarshal(data, &f.msg)
+		f.dropped = fromBrowser && f.msg.MessageType == "ack" && tap.dropping.Load()
+		select {
+		case tap.frames <- f:
+		default:
+		}
+		if f.dropped {
+			continue
+		}
+		to.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := to.WriteMessage(typ, data); err != nil {
+			return
+		}
+	}
+}
+
+// cut ends every connection through the tap.
+func (tap *linkTap) cut() {
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	for _, c := range tap.conns {
+		c.Close()
+	}
+	tap.conns = nil
+}
+
+// await returns the first frame crossing the tap for which match holds.
+func (tap *linkTap) await(what string, match func(tapFrame) bool) tapFrame {
+	tap.t.Helper()
+	timeout := time.After(firefoxWait)
+	for {
+		select {
+		case f := <-tap.frames:
+			if match(f) {
+				return f
+			}
+		case <-timeout:
+			tap.t.Fatalf("no %s within %v", what, firefoxWait)
+		}
+	}
+}
+
+// What Firefox does with a message it is sent again under the same
+// version, which is what the service does with one written but never
+// acknowledged: it acknowledges it and does not deliver it again.
+func TestFirefoxRepeatedVersion(t *testing.T) {
+	bin, err := exec.LookPath("firefox-esr")
+	if err != nil {
+		t.Skip("firefox-esr is not installed (apt-get install firefox-esr; .ci/run installs it)")
+	}
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	tap := startTap(t, "ws"+strings.TrimPrefix(svc.URL(), "http")+server.BrowserPath)
+	priv, pub, err := webpushgo.GenerateVAPIDKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := startWebApp(t, pub)
+	home := t.TempDir()
+	profile := filepath.Join(home, "profile")
+	if err := os.MkdirAll(profile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Reconnect soon after the cut.
+	userJS := firefoxUserJS(tap.url) + "user_pref(\"dom.push.retryBaseInterval\", 500);\n"
+	if err := os.WriteFile(filepath.Join(profile, "user.js"), []byte(userJS), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startFirefox(t, bin, profile, home, app.url)
+	sub := receive(t, app.subscriptions, "subscription")
+	send := func(plain string) {
+		t.Helper()
+		res, err := webpushgo.SendNotification([]byte(plain), &sub, &webpushgo.Options{
+			Subscriber: "mailto:ops@example.org", VAPIDPublicKey: pub, VAPIDPrivateKey: priv, TTL: 3600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("posting %q: %d", plain, res.StatusCode)
+		}
+	}
+
+	tap.dropping.Store(true)
+	send("once")
+	sent := tap.await("notification", func(f tapFrame) bool { return !f.fromBrowser && f.msg.MessageType == "notification" })
+	if got := receive(t, app.pushes, "push event"); got != "once" {
+		t.Fatalf("service worker got %q", got)
+	}
+	tap.await("dropped ack", func(f tapFrame) bool { return f.dropped })
+	tap.dropping.Store(false)
+	tap.cut()
+
+	again := tap.await("the notification sent again", func(f tapFrame) bool {
+		return !f.fromBrowser && f.msg.MessageType == "notification"
+	})
+	if again.msg.Version != sent.msg.Version {
+		t.Fatalf("sent again as version %q, first as %q", again.msg.Version, sent.msg.Version)
+	}
+	ack := tap.await("ack of the repeat", func(f tapFrame) bool { return f.fromBrowser && f.msg.MessageType == "ack" })
+	if len(ack.msg.Updates) != 1 || ack.msg.Updates[0].Version != sent.msg.Version {
+		t.Fatalf("ack %+v", ack.msg)
+	}
+	t.Logf("Firefox acknowledged the repeated version %s with code %d", sent.msg.Version, ack.msg.Updates[0].Code)
+	send("marker")
+	if got := receive(t, app.pushes, "marker"); got != "marker" {
+		t.Fatalf("the repeated version was delivered again: the service worker got %q before the marker", got)
 	}
 }
