@@ -1,6 +1,12 @@
 package server
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/wire"
+)
 
 // A browser acknowledges message by message, in any order; the queue is
 // acknowledged only up to where every message written has been, and
@@ -46,5 +52,36 @@ func TestValidChannelUUID(t *testing.T) {
 		if validChannelUUID(s) != want {
 			t.Errorf("validChannelUUID(%q) = %v", s, !want)
 		}
+	}
+}
+
+// A browser's requests (register, unregister, its {} keepalive) are served
+// by the session like a device's, and, having no websocket pings, keep its
+// last_seen fresh; its acks reach the state as a device's cumulative ack.
+func TestBrowserRequestsStepTheState(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	lim := sessionLimits{minHeartbeat: time.Minute, maxIdle: time.Hour, touchEvery: 10 * time.Minute}
+	st, _ := newSessionState(&wire.Hello{}, store.Device{ID: "b", LastSeen: t0}, lim, t0)
+	var link browserLink
+	keepalive, err := link.decode([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if do := st.frame(keepalive, t0.Add(time.Minute)); do.request == nil || !do.touch.IsZero() || do.end != nil {
+		t.Fatalf("keepalive a minute in: %+v", do)
+	}
+	if do := st.frame(keepalive, t0.Add(11*time.Minute)); do.request == nil || !do.touch.Equal(t0.Add(11*time.Minute)) {
+		t.Fatalf("keepalive past the refresh period: %+v", do)
+	}
+	st.sent = 3 // the writer wrote 1..3
+	for seq := uint64(1); seq <= 3; seq++ {
+		link.wrote(seq)
+	}
+	ack, err := link.decode([]byte(`{"messageType":"ack","updates":[{"channelID":"x","version":"2","code":100},{"channelID":"x","version":"1","code":102}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if do := st.frame(ack, t0.Add(12*time.Minute)); do.ack != 2 || do.end != nil {
+		t.Fatalf("acks of 2 and 1: %+v", do)
 	}
 }
