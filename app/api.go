@@ -56,6 +56,13 @@ type PinRequest struct {
 	TileID string `json:"tile_id"`
 }
 
+// StartScreen is GET /v1/ui: the start screen's address, with the key
+// that opens it in its fragment. Only root and the daemon's own user get
+// it.
+type StartScreen struct {
+	URL string `json:"url"`
+}
+
 // PowerRequest sets the device's power level: PUT /v1/power.
 type PowerRequest struct {
 	Level string `json:"level"` // normal, low, critical
@@ -124,7 +131,17 @@ type Status struct {
 	LearnedIdle string `json:"learned_idle,omitempty"`
 	// HeartbeatSettled: the interval search on this network is over.
 	HeartbeatSettled bool `json:"heartbeat_settled"`
-	Reconnects       int  `json:"reconnects"`
+	// HeartbeatCeiling is the longest interval the link may learn on this
+	// network now; HeartbeatProbing: the interval in use is an upward
+	// probe, not yet proven; NextProbe is when a settled link next tries
+	// a longer interval (absent: not planned, as at the ceiling);
+	// FailedProbes counts the heartbeats that went unanswered on this
+	// network over the last 24 hours, each of which cost a reconnect.
+	HeartbeatCeiling string     `json:"heartbeat_ceiling,omitempty"`
+	HeartbeatProbing bool       `json:"heartbeat_probing,omitempty"`
+	NextProbe        *time.Time `json:"next_probe,omitempty"`
+	FailedProbes     int        `json:"failed_probes_last_day"`
+	Reconnects       int        `json:"reconnects"`
 	// Wakeups are the link's own outbound packets over the last hour.
 	Wakeups    Wakeups          `json:"wakeups_last_hour"`
 	LastError  string           `json:"last_error,omitempty"`

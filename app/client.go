@@ -244,6 +244,14 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
+// StartScreen returns the address of the start screen (herald run --ui),
+// with its key; only root and the daemon's own user get it.
+func (c *Client) StartScreen(ctx context.Context) (string, error) {
+	var s StartScreen
+	err := c.do(ctx, http.MethodGet, APIVersion+"/ui", nil, &s)
+	return s.URL, err
+}
+
 // SetPower sets the device's power level: normal, low or critical.
 func (c *Client) SetPower(ctx context.Context, level string) error {
 	return c.do(ctx, http.MethodPut, APIVersion+"/power", PowerRequest{Level: level}, nil)

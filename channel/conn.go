@@ -200,8 +200,20 @@ func (c *conn) writeLoop() error {
 	defer c.ws.Close()
 	l := c.l
 	clk := l.cfg.Clock
-	idle := clk.NewTimer(l.interval())
-	defer idle.Stop()
+	// armed is the idle time the heartbeat timer counts (and so the one
+	// its ping tests).
+	armed := l.arm()
+	idle := clk.NewTimer(armed)
+	l.heartbeatDue(clk.Now().Add(armed))
+	defer func() {
+		idle.Stop()
+		l.heartbeatDue(time.Time{})
+	}()
+	rearm := func() {
+		armed = l.arm()
+		idle.Reset(armed)
+		l.heartbeatDue(clk.Now().Add(armed))
+	}
 	var waiting clock.Timer // armed while a ping is unanswered
 	var waitingC <-chan time.Time
 	var probe time.Duration // the idle time the unanswered ping tests
@@ -222,15 +234,16 @@ func (c *conn) writeLoop() error {
 				return fmt.Errorf("write: %w", err)
 			}
 			if waiting == nil {
-				idle.Reset(l.interval())
+				rearm()
 			}
 		case <-c.activity:
 			if waiting == nil {
-				idle.Reset(l.interval())
+				rearm()
 			}
 		case <-idle.C():
-			probe = l.interval()
+			probe = armed
 			l.mu.Lock()
+			l.stats.HeartbeatDue = time.Time{}
 			l.stats.Pings++
 			l.wakes.add(clk.Now(), wakeHeartbeat)
 			l.mu.Unlock()
@@ -249,7 +262,7 @@ func (c *conn) writeLoop() error {
 			waiting.Stop()
 			waiting, waitingC = nil, nil
 			l.probed(probe, true)
-			idle.Reset(l.interval())
+			rearm()
 		case <-waitingC:
 			waiting, waitingC = nil, nil
 			l.probed(probe, false)

@@ -5,6 +5,7 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -89,9 +90,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Heartbeat is the interval between pings on an idle link on a network
 	// the link knows nothing about; it adapts between HeartbeatFloor (or
-	// the service's minimum, if higher) and HeartbeatCap.
-	Heartbeat                    time.Duration
-	HeartbeatFloor, HeartbeatCap time.Duration
+	// the service's minimum, if higher) and HeartbeatCeiling (or the
+	// network's, from a Handler that is a NetworkCeiling; never past the
+	// service's max_idle).
+	Heartbeat                        time.Duration
+	HeartbeatFloor, HeartbeatCeiling time.Duration
 	// HeartbeatTimeout is how long a ping may go unanswered before the link
 	// counts as dead.
 	HeartbeatTimeout time.Duration
@@ -156,8 +159,11 @@ type Link struct {
 	mem       NetworkMemory // nil: nothing is remembered across starts
 	network   string        // the network hb belongs to
 	hb        adaptive
-	wakes     wakeLog
-	off       offline
+	// netCeiling is the network's heartbeat ceiling, svcCeiling the one
+	// the service's max_idle allows (0: none).
+	netCeiling, svcCeiling time.Duration
+	wakes                  wakeLog
+	off                    offline
 }
 
 // Link states, as Stats.State reports them.
@@ -175,10 +181,18 @@ type Stats struct {
 	RetryAt    time.Time // while waiting: when the next attempt is due
 	Reconnects int
 	// Heartbeat is the current interval; Learned what the link knows
-	// about this network's idle timeout.
-	Heartbeat time.Duration
-	Network   string
-	Learned   Learned
+	// about this network's idle timeout. HeartbeatDue is when the next
+	// ping goes out if the link stays idle (zero while a ping awaits its
+	// pong or the link is down).
+	Heartbeat    time.Duration
+	HeartbeatDue time.Time
+	Network      string
+	Learned      Learned
+	// Ceiling is the longest interval the link may learn on this network
+	// now; FailedLastDay the heartbeats that went unanswered on it over
+	// the last 24 hours.
+	Ceiling       time.Duration
+	FailedLastDay int
 	// Pings and Pongs count heartbeats sent and answered; DeadLinks the
 	// heartbeats that went unanswered.
 	Pings, Pongs, DeadLinks int
@@ -202,7 +216,7 @@ func New(cfg Config) (*Link, error) {
 	defaults.Positive(&cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	defaults.Positive(&cfg.BackoffMin, DefaultBackoffMin)
 	defaults.Positive(&cfg.BackoffMax, DefaultBackoffMax)
-	defaults.Positive(&cfg.HeartbeatCap, DefaultHeartbeatCap)
+	defaults.Positive(&cfg.HeartbeatCeiling, DefaultHeartbeatCeiling)
 	defaults.Positive(&cfg.HeartbeatFloor, min(DefaultHeartbeatFloor, cfg.Heartbeat))
 	defaults.Positive(&cfg.ReconnectJitter, DefaultReconnectJitter)
 	if cfg.Rand == nil {
@@ -217,7 +231,7 @@ func New(cfg Config) (*Link, error) {
 	spread(urls, cfg.Rand)
 	l := &Link{cfg: cfg, log: cfg.Logger, urls: urls, up: make(chan struct{}), waiters: map[uint64]chan any{},
 		reconnect: make(chan bool, 1), stats: Stats{State: StateConnecting},
-		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCap, DefaultHeartbeatPrecision)}
+		hb: newAdaptive(cfg.Heartbeat, cfg.HeartbeatFloor, cfg.HeartbeatCeiling, DefaultHeartbeatPrecision)}
 	l.mem, _ = cfg.Handler.(NetworkMemory)
 	return l, nil
 }
@@ -261,8 +275,10 @@ func (l *Link) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stats
-	s.Heartbeat, s.Learned, s.Network = l.hb.Interval, l.hb.Learned, l.network
-	s.Wakeups = l.wakes.lastHour(l.cfg.Clock.Now())
+	now := l.cfg.Clock.Now()
+	s.Heartbeat, s.Learned, s.Network = l.hb.Interval, l.hb.Learned.clone(), l.network
+	s.Ceiling, s.FailedLastDay = l.hb.ceiling, l.hb.FailedSince(now.Add(-failedWindow))
+	s.Wakeups = l.wakes.lastHour(now)
 	return s
 }
 
@@ -272,11 +288,27 @@ func (l *Link) wake(k wakeKind) {
 	l.mu.Unlock()
 }
 
-// interval is the heartbeat interval to arm now.
-func (l *Link) interval() time.Duration {
+// arm returns the heartbeat interval to arm now: a settled link's upward
+// probe begins here, when its proven interval has held long enough.
+func (l *Link) arm() time.Duration {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.hb.Interval
+	d, probing := l.hb.arm(l.cfg.Clock.Now())
+	network, good := l.network, l.hb.Good
+	l.mu.Unlock()
+	if probing {
+		l.log.Info("heartbeat probe", "network", network, "interval", d, "proven", good)
+	}
+	return d
+}
+
+// setCeiling applies the lower of the network's and the service's
+// ceilings.
+func (l *Link) setCeiling() {
+	c := cmp.Or(l.netCeiling, l.cfg.HeartbeatCeiling)
+	if l.svcCeiling > 0 {
+		c = min(c, l.svcCeiling)
+	}
+	l.hb.setCeiling(c, l.cfg.Clock.Now())
 }
 
 // probed records the outcome of a heartbeat sent after idle of d, and
@@ -284,18 +316,20 @@ func (l *Link) interval() time.Duration {
 func (l *Link) probed(d time.Duration, answered bool) {
 	l.mu.Lock()
 	var changed bool
+	now := l.cfg.Clock.Now()
 	if answered {
 		l.stats.Pongs++
-		changed = l.hb.survived(d)
+		changed = l.hb.survived(d, now)
 	} else {
 		l.stats.DeadLinks++
-		changed = l.hb.died(d)
+		changed = l.hb.died(d, now)
 	}
-	learned, network := l.hb.Learned, l.network
+	learned, network := l.hb.Learned.clone(), l.network
 	l.mu.Unlock()
 	if changed {
 		l.log.Info("heartbeat adapted", "network", network, "idle", d, "answered", answered,
-			"interval", learned.Interval, "good", learned.Good, "bad", learned.Bad, "settled", learned.Settled)
+			"interval", learned.Interval, "good", learned.Good, "bad", learned.Bad, "settled", learned.Settled,
+			"next_probe", learned.NextProbe, "hold", learned.Hold)
 		if l.mem != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -317,8 +351,18 @@ func (l *Link) identifyNetwork(ctx context.Context) {
 		l.log.Warn("identifying the network failed", "err", err)
 		return
 	}
+	// Asked on every connect: a network may become metered without
+	// changing its identity.
+	var ceiling time.Duration
+	if nc, ok := l.cfg.Handler.(NetworkCeiling); ok {
+		ceiling = nc.HeartbeatCeiling(ctx, network)
+	}
 	l.mu.Lock()
 	same := network == l.network
+	l.netCeiling = max(ceiling, 0)
+	if same {
+		l.setCeiling()
+	}
 	l.mu.Unlock()
 	if same {
 		return
@@ -329,14 +373,15 @@ func (l *Link) identifyNetwork(ctx context.Context) {
 	}
 	l.mu.Lock()
 	l.network = network
+	l.setCeiling()
 	if ok && err == nil {
-		l.hb.load(learned)
+		l.hb.load(learned, l.cfg.Clock.Now())
 	} else {
 		l.hb.reset()
 	}
-	interval := l.hb.Interval
+	interval, c := l.hb.Interval, l.hb.ceiling
 	l.mu.Unlock()
-	l.log.Info("network", "network", network, "known", ok, "heartbeat", interval)
+	l.log.Info("network", "network", network, "known", ok, "heartbeat", interval, "ceiling", c)
 }
 
 // Connected reports whether the link is up.
@@ -490,9 +535,23 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 		return c.retryAfter(err), err
 	}
 	l.mu.Lock()
-	l.hb.setFloor(time.Duration(welcome.MinHeartbeat) * time.Second)
+	l.hb.setFloor(welcomeSeconds(welcome.MinHeartbeat), l.cfg.Clock.Now())
+	// The service drops a connection silent for max_idle: a heartbeat
+	// must come well before it (a tenth of it to spare).
+	l.svcCeiling = 0
+	if maxIdle := welcomeSeconds(welcome.MaxIdle); maxIdle > 0 {
+		l.svcCeiling = maxIdle - maxIdle/10
+	}
+	l.setCeiling()
 	l.mu.Unlock()
 	return c.serve(ctx)
+}
+
+// welcomeSeconds reads a welcome's count of seconds, bounded to a week so
+// that a service's absurd value neither overflows nor pins the heartbeat
+// to its floor (0 for none or a negative one).
+func welcomeSeconds(n int) time.Duration {
+	return time.Duration(min(max(n, 0), 7*24*3600)) * time.Second
 }
 
 // parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
@@ -610,4 +669,19 @@ func (l *Link) simple(ctx context.Context, build func(req uint64) any) error {
 		return &ServiceError{Code: r.Code, Message: r.Message}
 	}
 	return nil
+}
+
+// interval is the heartbeat interval the link runs at now, which its hello
+// tells the service.
+func (l *Link) interval() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hb.Interval
+}
+
+// heartbeatDue records when the idle link's next ping is due.
+func (l *Link) heartbeatDue(t time.Time) {
+	l.mu.Lock()
+	l.stats.HeartbeatDue = t
+	l.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package channel_test
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,14 @@ type memHandler struct {
 	network string
 	learned map[string]channel.Learned
 	saves   int
+	// lastSeq is the highest sequence number applied, announced in the
+	// hello as a device's database would, so nothing is applied twice;
+	// clk stamps applied notifications (nil: not recorded), and onApply
+	// runs for each batch before it is acknowledged.
+	lastSeq uint64
+	clk     clock.Clock
+	applied []time.Time
+	onApply func()
 }
 
 func newMemHandler(network string) *memHandler {
@@ -33,7 +42,7 @@ func newMemHandler(network string) *memHandler {
 func (h *memHandler) Session(context.Context) (channel.Identity, uint64, string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.id, 0, h.power, nil
+	return h.id, h.lastSeq, h.power, nil
 }
 
 func (h *memHandler) Enrolled(_ context.Context, id channel.Identity) error {
@@ -50,10 +59,33 @@ func (h *memHandler) Rejected(context.Context) error {
 	return nil
 }
 
-func (h *memHandler) Apply(context.Context, []wire.Notification) error { return nil }
-func (h *memHandler) URIChanged(string, string)                        {}
-func (h *memHandler) Expired(string)                                   {}
-func (h *memHandler) StatusChanged(bool)                               {}
+func (h *memHandler) Apply(_ context.Context, ns []wire.Notification) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range ns {
+		if n.Seq <= h.lastSeq {
+			continue
+		}
+		h.lastSeq = n.Seq
+		if h.clk != nil {
+			h.applied = append(h.applied, h.clk.Now())
+		}
+	}
+	if h.onApply != nil {
+		h.onApply()
+	}
+	return nil
+}
+
+func (h *memHandler) Applied() []time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.applied)
+}
+
+func (h *memHandler) URIChanged(string, string) {}
+func (h *memHandler) Expired(string)            {}
+func (h *memHandler) StatusChanged(bool)        {}
 
 func (h *memHandler) Network(context.Context) (string, error) {
 	h.mu.Lock()
@@ -100,6 +132,7 @@ func newRig(t testing.TB, natIdle time.Duration, svcCfg server.Config, linkCfg c
 	}
 	t.Cleanup(func() { nat.Close() })
 	h := newMemHandler("test-net")
+	h.clk = fc
 	linkCfg.Service, linkCfg.Handler, linkCfg.Clock = nat.URL(), h, fc
 	linkCfg.Logger = testenv.Logger(t)
 	linkCfg.HeartbeatTimeout = testTimeout
@@ -133,14 +166,16 @@ func TestHeartbeatConverges(t *testing.T) {
 		nat       time.Duration
 		maxProbes int
 		maxDeaths int
+		within    time.Duration
 	}{
-		{nat: 5 * time.Minute, maxProbes: 6, maxDeaths: 2},
-		{nat: 30 * time.Minute, maxProbes: 8, maxDeaths: 0},
+		{nat: 5 * time.Minute, maxProbes: 6, maxDeaths: 3, within: 30 * time.Minute},
+		{nat: 30 * time.Minute, maxProbes: 12, maxDeaths: 3, within: 5 * time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.nat.String(), func(t *testing.T) {
 			r := newRig(t, tt.nat, server.Config{}, channel.Config{})
 			probes, deaths := 0, 0
+			began := r.fc.Now()
 			for !r.link.Stats().Learned.Settled {
 				if probes++; probes > tt.maxProbes {
 					t.Fatalf("not settled after %d probes: %+v", tt.maxProbes, r.link.Stats().Learned)
@@ -153,13 +188,21 @@ func TestHeartbeatConverges(t *testing.T) {
 				t.Fatalf("%d dead links while learning, want at most %d", deaths, tt.maxDeaths)
 			}
 			settled := r.link.Stats().Heartbeat
-			if settled >= tt.nat || settled < min(tt.nat, channel.DefaultHeartbeatCap)-channel.DefaultHeartbeatPrecision {
+			if took := r.fc.Now().Sub(began); took > tt.within {
+				t.Fatalf("settled after %v, want within %v", took, tt.within)
+			}
+			if settled >= tt.nat || settled < min(tt.nat, channel.DefaultHeartbeatCeiling)-channel.DefaultHeartbeatPrecision {
 				t.Fatalf("settled at %v behind a %v NAT", settled, tt.nat)
 			}
-			// Steady state: two hours of heartbeats, all answered.
+			// Steady state until the first upward probe: heartbeats, all
+			// answered.
 			start := r.fc.Now()
 			before := r.link.Stats()
-			for r.fc.Now().Sub(start) < 2*time.Hour {
+			next := before.Learned.NextProbe
+			if next.Sub(start) > channel.DefaultProbeHold {
+				t.Fatalf("next probe at %v, %v after settling", next, next.Sub(start))
+			}
+			for r.fc.Now().Add(settled).Before(next) {
 				if b := r.drv.Beat(); !b.Answered || b.Interval != settled {
 					t.Fatalf("steady state: %+v, want answered at %v", b, settled)
 				}
@@ -171,7 +214,7 @@ func TestHeartbeatConverges(t *testing.T) {
 			r.h.mu.Lock()
 			saved := r.h.learned["test-net"]
 			r.h.mu.Unlock()
-			if saved != after.Learned {
+			if !saved.Equal(after.Learned) {
 				t.Fatalf("remembered %+v, link has %+v", saved, after.Learned)
 			}
 			perHour := float64(after.Pings-before.Pings) / r.fc.Now().Sub(start).Hours()
@@ -393,5 +436,23 @@ func TestSeveralServices(t *testing.T) {
 	testenv.Eventually(t, testTimeout, "connected to the second service", func() bool { return link.Stats().Connected })
 	if svc.ConnectedCount() != 1 {
 		t.Fatalf("%d devices on the second service, want 1", svc.ConnectedCount())
+	}
+}
+
+// TestMaxIdleBoundsTheCeiling: a service that drops connections silent for
+// its max_idle keeps the heartbeat a tenth under it, whatever the NAT
+// allows.
+func TestMaxIdleBoundsTheCeiling(t *testing.T) {
+	r := newRig(t, 0, server.Config{MaxIdle: 20 * time.Minute}, channel.Config{})
+	for beats := 0; !r.link.Stats().Learned.Settled; beats++ {
+		if beats > 8 {
+			t.Fatalf("not settled: %+v", r.link.Stats().Learned)
+		}
+		if b := r.drv.Beat(); !b.Answered {
+			t.Fatalf("a heartbeat died behind a NAT that keeps flows: %+v", b)
+		}
+	}
+	if st := r.link.Stats(); st.Heartbeat != 18*time.Minute || st.Ceiling != 18*time.Minute || !st.Learned.NextProbe.IsZero() {
+		t.Fatalf("under a 20-minute max_idle: heartbeat %v, ceiling %v, next probe %v", st.Heartbeat, st.Ceiling, st.Learned.NextProbe)
 	}
 }

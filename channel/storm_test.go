@@ -20,7 +20,8 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // stormDevices is how many devices the storm test runs: 5,000 by default
@@ -132,7 +133,7 @@ func (s *serialStore) TouchDevice(ctx context.Context, id string, seen time.Time
 	return s.Store.TouchDevice(ctx, id, seen)
 }
 
-func (s *serialStore) CreateDevice(ctx context.Context, d storage.Device) error {
+func (s *serialStore) CreateDevice(ctx context.Context, d store.Device) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.Store.CreateDevice(ctx, d)
@@ -143,7 +144,7 @@ func (s *serialStore) CreateDevice(ctx context.Context, d storage.Device) error 
 // again on the same port.
 type stormService struct {
 	*server.Server
-	store *storage.ServiceStore
+	store *sqlitestore.Store
 	http  *http.Server
 	ln    net.Listener
 	done  chan struct{}
@@ -151,10 +152,7 @@ type stormService struct {
 
 func startStormService(t testing.TB, db, addr string, cfg server.Config) *stormService {
 	t.Helper()
-	store, err := storage.OpenService(context.Background(), db, storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := testenv.SQLiteStore(t, db, sqlitestore.Options{GroupCommit: true})
 	ln, err := server.Listen(context.Background(), addr)
 	if err != nil {
 		store.Close()
@@ -247,7 +245,7 @@ func TestReconnectStorm(t *testing.T) {
 		h.id = ids[i]
 		l, err := channel.New(channel.Config{Service: url, Handler: h, Clock: fc,
 			Logger:    quiet,
-			Heartbeat: channel.DefaultHeartbeatCap, BackoffMin: time.Second, BackoffMax: time.Minute})
+			Heartbeat: channel.MeteredHeartbeatCeiling, BackoffMin: time.Second, BackoffMax: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/tiles", d.handleTiles)
 	mux.HandleFunc("GET /v1/toasts", d.handleToasts)
 	mux.HandleFunc("PUT /v1/power", d.handlePower)
+	mux.HandleFunc("GET /v1/ui", d.handleStartScreen)
 	mux.HandleFunc("GET /v1/apps/{app}/channel", d.handleFind)
 	mux.HandleFunc("POST /v1/apps/{app}/channel", d.handleOpen)
 	mux.HandleFunc("DELETE /v1/apps/{app}/channel", d.handleClose)
@@ -125,10 +126,14 @@ func (d *Daemon) Status(ctx context.Context) (app.Status, error) {
 	ls := d.link.Stats()
 	st := app.Status{Service: d.cfg.Service, State: ls.State, Connected: ls.Connected, Heartbeat: ls.Heartbeat.String(), Reconnects: ls.Reconnects, LastError: ls.LastError,
 		Network: ls.Network, LearnedIdle: learnedIdle(ls.Learned), HeartbeatSettled: ls.Learned.Settled,
+		HeartbeatCeiling: ls.Ceiling.String(), HeartbeatProbing: ls.Learned.Probe != 0, FailedProbes: ls.FailedLastDay,
 		Wakeups: app.Wakeups{Heartbeats: ls.Wakeups.Heartbeats, Reconnects: ls.Wakeups.Reconnects, Acks: ls.Wakeups.Acks, Total: ls.Wakeups.Total()}}
 	if ls.Connected {
 		since := ls.Since
 		st.Since = &since
+	}
+	if next := ls.Learned.NextProbe; !next.IsZero() && ls.Learned.Settled && ls.Learned.Probe == 0 {
+		st.NextProbe = &next
 	}
 	switch {
 	case d.link.Offline():

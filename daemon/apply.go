@@ -25,6 +25,11 @@ const (
 	CountUnifiedPushQueued    = "unifiedpush_queued"
 	CountUnifiedPushDelivered = "unifiedpush_delivered"
 	CountUnifiedPushDropped   = "unifiedpush_dropped"
+	// CountUnifiedPushWrongUser counts calls to an app's connector the
+	// distributor withheld, and Unregister requests it refused, because
+	// the process holding the app's bus name runs as another Unix user
+	// than the registration's.
+	CountUnifiedPushWrongUser = "unifiedpush_wrong_user"
 )
 
 // linkHandler is the daemon as the link sees it.
@@ -60,6 +65,13 @@ func (h *linkHandler) Network(ctx context.Context) (string, error) {
 	return h.d().cfg.Network(ctx)
 }
 
+func (h *linkHandler) HeartbeatCeiling(ctx context.Context, _ string) time.Duration {
+	if f := h.d().cfg.HeartbeatCeiling; f != nil {
+		return f(ctx)
+	}
+	return 0
+}
+
 func (h *linkHandler) LoadLearned(ctx context.Context, network string) (channel.Learned, bool, error) {
 	hb, err := h.d().store.Heartbeat(ctx, network)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -68,13 +80,14 @@ func (h *linkHandler) LoadLearned(ctx context.Context, network string) (channel.
 	if err != nil {
 		return channel.Learned{}, false, err
 	}
-	return channel.Learned{Interval: hb.Interval, Good: hb.Good, Bad: hb.Bad, Settled: hb.Settled}, true, nil
+	return channel.Learned{Interval: hb.Interval, Good: hb.Good, Bad: hb.Bad, Settled: hb.Settled,
+		NextProbe: hb.NextProbe, Hold: hb.Hold, Rung: hb.Rung, Failed: hb.Failed}, true, nil
 }
 
 func (h *linkHandler) SaveLearned(ctx context.Context, network string, l channel.Learned) error {
 	d := h.d()
 	return d.store.SaveHeartbeat(ctx, storage.Heartbeat{Network: network, Interval: l.Interval, Good: l.Good, Bad: l.Bad,
-		Settled: l.Settled, UpdatedAt: d.cfg.Clock.Now()})
+		Settled: l.Settled, NextProbe: l.NextProbe, Hold: l.Hold, Rung: l.Rung, Failed: l.Failed, UpdatedAt: d.cfg.Clock.Now()})
 }
 
 func (h *linkHandler) URIChanged(channelID, uri string) {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/defaults"
@@ -89,6 +91,10 @@ type Config struct {
 	// Network names the network the device is on, for remembering its
 	// learned heartbeat; nil uses channel.CurrentNetwork.
 	Network func(ctx context.Context) (string, error)
+	// HeartbeatCeiling returns the heartbeat ceiling on the network the
+	// device is on now (lower on a metered one); 0 or nil keeps
+	// Link.HeartbeatCeiling.
+	HeartbeatCeiling func(ctx context.Context) time.Duration
 	// NoNetworkWatch turns off reconnecting when the OS reports a network
 	// coming up. Phones sharing a DB (the emulator) never watch: they are
 	// simulated, and the host's network is not theirs.
@@ -102,6 +108,10 @@ type Config struct {
 	// UnifiedPushSession, UnifiedPushSystem, a D-Bus address, or ""/
 	// UnifiedPushOff for none.
 	UnifiedPushBus string
+	// UnifiedPushPeerUID tells the Unix user of a connection on the
+	// distributor's bus, by its unique name (default: ask the bus,
+	// GetConnectionUnixUser); tests put other users there.
+	UnifiedPushPeerUID func(bus *dbus.Conn, uniqueName string) (uint32, error)
 	// OnChange, when set, is called after a change to the phone's state
 	// commits (see observe.go); it must not block.
 	OnChange func(Change)
@@ -129,6 +139,9 @@ type Daemon struct {
 	bg    *background
 	obs   observer
 	up    *unifiedPush // nil while the distributor is off
+
+	uiMu  sync.Mutex
+	uiURL string // the start screen's address with its key (SetStartScreen)
 
 	// opMu serialises channel operations (open, close, bind, resync), so
 	// the local view and the service's never interleave half-done changes.

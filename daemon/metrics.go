@@ -28,6 +28,7 @@ type Collector struct {
 	natGood, natBad               *prometheus.Desc
 	reconnects, pings, deadLinks  *prometheus.Desc
 	wakeups, dispatch             *prometheus.Desc
+	ceiling, failedDay            *prometheus.Desc
 }
 
 // NewCollector returns a collector for phones. Every series carries the
@@ -48,6 +49,8 @@ func NewCollector(phones PhoneSet) *Collector {
 		reconnects: desc("reconnects_total", "Times the link went down or a connection attempt failed, each followed by a reconnect attempt, since the daemon started."),
 		pings:      desc("heartbeats_total", "Heartbeat pings sent since the daemon started."),
 		deadLinks:  desc("dead_links_total", "Heartbeats that went unanswered (the link was found dead) since the daemon started."),
+		ceiling:    desc("heartbeat_ceiling_seconds", "The longest heartbeat interval the link may learn on this network now (lower on a metered one, and under the service's max_idle)."),
+		failedDay:  desc("heartbeats_failed_last_day", "Heartbeats that went unanswered on this network over the last 24 hours (failed probes, each of which cost a reconnect)."),
 		wakeups:    desc("wakeups_last_hour", "The link's own outbound packets over the last hour, by cause (heartbeat, reconnect, ack).", "cause"),
 		dispatch:   desc("dispatch_total", "Notifications dispatched, by outcome: raw_delivered, raw_dropped, toasts_app, toasts_shell, tiles_updated, handler_* and errors (the daemon's stored counters, kept across restarts).", "outcome"),
 	}
@@ -60,7 +63,7 @@ var dispatchOutcomes = []string{CountRawDelivered, CountRawDropped, CountToastsA
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.heartbeat, c.settled, c.natGood, c.natBad,
-		c.reconnects, c.pings, c.deadLinks, c.wakeups, c.dispatch} {
+		c.reconnects, c.pings, c.deadLinks, c.wakeups, c.dispatch, c.ceiling, c.failedDay} {
 		ch <- d
 	}
 }
@@ -87,6 +90,8 @@ func (c *Collector) collectPhone(ctx context.Context, ch chan<- prometheus.Metri
 	gauge(c.connected, boolFloat(ls.Connected))
 	gauge(c.heartbeat, ls.Heartbeat.Seconds())
 	gauge(c.settled, boolFloat(ls.Learned.Settled))
+	gauge(c.ceiling, ls.Ceiling.Seconds())
+	gauge(c.failedDay, float64(ls.FailedLastDay))
 	if ls.Learned.Good > 0 {
 		gauge(c.natGood, ls.Learned.Good.Seconds())
 	}

@@ -28,7 +28,8 @@ const (
 )
 
 // TestPeerChild is the other user's process of TestAppOwnershipOtherUser:
-// it opens mail and games over the socket and prints the statuses.
+// it opens mail and games over the socket, asks for the start screen's
+// address, and prints the statuses.
 func TestPeerChild(t *testing.T) {
 	sock := os.Getenv(childEnv)
 	if sock == "" {
@@ -48,6 +49,13 @@ func TestPeerChild(t *testing.T) {
 		resp.Body.Close()
 		out[a] = resp.StatusCode
 	}
+	resp, err := c.Get("http://herald/v1/ui")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	out["ui"] = resp.StatusCode
 	json.NewEncoder(os.Stdout).Encode(out)
 }
 
@@ -64,6 +72,7 @@ func TestAppOwnershipOtherUser(t *testing.T) {
 	if _, err := d.Client.Open(ctx, "mail", app.OpenRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	d.SetStartScreen("http://127.0.0.1:8791/#key=secret")
 	// The other user reaches the socket (its directory is the test's,
 	// 0700) and the test binary.
 	if err := os.Chmod(filepath.Dir(d.Socket), 0o755); err != nil {
@@ -102,8 +111,8 @@ func TestAppOwnershipOtherUser(t *testing.T) {
 	if err := json.Unmarshal(line, &got); err != nil {
 		t.Fatalf("child said %q: %v", out, err)
 	}
-	if got["mail"] != http.StatusForbidden || got["games"] != http.StatusOK {
-		t.Fatalf("user %d: mail %d (want 403), games %d (want 200)", otherUID, got["mail"], got["games"])
+	if got["mail"] != http.StatusForbidden || got["games"] != http.StatusOK || got["ui"] != http.StatusForbidden {
+		t.Fatalf("user %d: mail %d (want 403), games %d (want 200), the start screen's address %d (want 403)", otherUID, got["mail"], got["games"], got["ui"])
 	}
 	chans, err := d.Client.Channels(ctx, "")
 	if err != nil {
@@ -116,5 +125,6 @@ func TestAppOwnershipOtherUser(t *testing.T) {
 	if owners["games"] != strconv.Itoa(otherUID) || owners["mail"] != "0" {
 		t.Fatalf("owners %v", owners)
 	}
-	t.Logf("user %d, a real process on the group-shared socket: root's mail answered %d, its own games %d; owners %v", otherUID, got["mail"], got["games"], owners)
+	t.Logf("user %d, a real process on the group-shared socket: root's mail answered %d, its own games %d, the start screen's address %d; owners %v",
+		otherUID, got["mail"], got["games"], got["ui"], owners)
 }

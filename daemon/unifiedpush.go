@@ -330,12 +330,72 @@ func (u *unifiedPush) deliver(ctx context.Context) (failed bool) {
 	return failed
 }
 
+// errWrongUser is an app's bus name held by a process of another Unix
+// user than the registration's: a user whose app left the bus does not
+// hand its messages, endpoint or channel to whoever takes the name next.
+var errWrongUser = errors.New("the app's bus name is held by another user")
+
+// connector returns the app's connector object, addressed by the unique
+// name of the connection that holds r.Service now, once the bus has said
+// that connection runs as the registration's user. Calling the unique name
+// rather than the well-known one closes the gap between the check and the
+// call: the name may change hands, a unique name never does.
+func (u *unifiedPush) connector(ctx context.Context, r storage.UnifiedPushRegistration) (dbus.BusObject, error) {
+	bus := u.conn.BusObject()
+	var holder string
+	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, r.Service).Store(&holder); err != nil {
+		// An app the bus can start (a D-Bus service file) is started, as
+		// a call to its name would have started it; its process is then
+		// checked like any other.
+		var started uint32
+		if serr := bus.CallWithContext(ctx, "org.freedesktop.DBus.StartServiceByName", 0, r.Service, uint32(0)).Store(&started); serr != nil {
+			return nil, fmt.Errorf("%s is not on the bus: %w", r.Service, err)
+		}
+		if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, r.Service).Store(&holder); err != nil {
+			return nil, fmt.Errorf("%s is not on the bus: %w", r.Service, err)
+		}
+	}
+	if err := u.sameUser(ctx, dbus.Sender(holder), r); err != nil {
+		u.d.log.Warn("UnifiedPush: call withheld", "service", r.Service, "app", r.App, "holder", holder, "err", err)
+		if cerr := u.d.store.AddCount(ctx, CountUnifiedPushWrongUser, 1); cerr != nil {
+			u.d.log.Error("UnifiedPush: counting failed", "err", cerr)
+		}
+		return nil, err
+	}
+	return u.conn.Object(holder, connectorPath), nil
+}
+
+// sameUser checks that the connection conn runs as the Unix user that owns
+// r's app id (or as a user trusted with every app, as on the local API).
+// Where the bus cannot tell, it refuses.
+func (u *unifiedPush) sameUser(ctx context.Context, conn dbus.Sender, r storage.UnifiedPushRegistration) error {
+	uid, err := u.unixUser(conn)
+	if err != nil {
+		return fmt.Errorf("%w: the bus does not say who %s is: %w", errWrongUser, conn, err)
+	}
+	owner, err := u.d.store.AppOwner(ctx, r.App)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		// Every registration binds its app id; one without an owner is
+		// from no version that delivered, so nobody is vouched for.
+		return fmt.Errorf("%w: app id %s has no owner; the app must register again", errWrongUser, r.App)
+	case err != nil:
+		return err
+	case owner != uid && !trusted(uid):
+		return fmt.Errorf("%w: %s runs as user %d, app id %s belongs to user %d", errWrongUser, conn, uid, r.App, owner)
+	}
+	return nil
+}
+
 // message calls the app's Message. A Connector2 reply is the app's ack; a
 // Connector1 call has no reply, so it counts as taken once sent.
 func (u *unifiedPush) message(ctx context.Context, r storage.UnifiedPushRegistration, m storage.UnifiedPushMessage) error {
 	cctx, cancel := context.WithTimeout(ctx, upCallTimeout)
 	defer cancel()
-	obj := u.conn.Object(r.Service, connectorPath)
+	obj, err := u.connector(cctx, r)
+	if err != nil {
+		return err
+	}
 	if r.Version == 2 {
 		var out map[string]dbus.Variant
 		return obj.CallWithContext(cctx, connector2+".Message", 0, map[string]dbus.Variant{
@@ -348,8 +408,13 @@ func (u *unifiedPush) message(ctx context.Context, r storage.UnifiedPushRegistra
 func (u *unifiedPush) newEndpoint(ctx context.Context, r storage.UnifiedPushRegistration, endpoint string) {
 	cctx, cancel := context.WithTimeout(ctx, upCallTimeout)
 	defer cancel()
-	obj := u.conn.Object(r.Service, connectorPath)
-	var err error
+	obj, err := u.connector(cctx, r)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, errWrongUser) {
+			u.d.log.Warn("UnifiedPush: NewEndpoint not sent", "service", r.Service, "err", err)
+		}
+		return
+	}
 	if r.Version == 2 {
 		err = obj.CallWithContext(cctx, connector2+".NewEndpoint", 0, map[string]dbus.Variant{
 			"token": dbus.MakeVariant(r.Token), "endpoint": dbus.MakeVariant(endpoint)}).Err
@@ -364,8 +429,13 @@ func (u *unifiedPush) newEndpoint(ctx context.Context, r storage.UnifiedPushRegi
 func (u *unifiedPush) unregistered(ctx context.Context, r storage.UnifiedPushRegistration) {
 	cctx, cancel := context.WithTimeout(ctx, upCallTimeout)
 	defer cancel()
-	obj := u.conn.Object(r.Service, connectorPath)
-	var err error
+	obj, err := u.connector(cctx, r)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, errWrongUser) {
+			u.d.log.Warn("UnifiedPush: Unregistered not sent", "service", r.Service, "err", err)
+		}
+		return
+	}
 	if r.Version == 2 {
 		err = obj.CallWithContext(cctx, connector2+".Unregistered", 0, map[string]dbus.Variant{"token": dbus.MakeVariant(r.Token)}).Err
 	} else {
@@ -388,6 +458,9 @@ func (u *unifiedPush) owns(sender dbus.Sender, service string) bool {
 
 // unixUser is the Unix user of the connection sender, as the bus knows it.
 func (u *unifiedPush) unixUser(sender dbus.Sender) (uint32, error) {
+	if f := u.d.cfg.UnifiedPushPeerUID; f != nil {
+		return f(u.conn, string(sender))
+	}
 	var uid uint32
 	err := u.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, string(sender)).Store(&uid)
 	return uid, err
@@ -491,6 +564,18 @@ func (u *unifiedPush) unregister(sender dbus.Sender, token string) error {
 	if !u.owns(sender, r.Service) {
 		u.d.log.Warn("UnifiedPush: unregister refused", "service", r.Service, "sender", string(sender))
 		return &regError{upUnauthorized, fmt.Errorf("caller %s does not own %s", sender, r.Service)}
+	}
+	// Owning the name is not enough: another user's process may have
+	// taken it after the app left the bus.
+	if err := u.sameUser(ctx, sender, r); err != nil {
+		u.d.log.Warn("UnifiedPush: unregister refused", "service", r.Service, "sender", string(sender), "err", err)
+		if cerr := u.d.store.AddCount(ctx, CountUnifiedPushWrongUser, 1); cerr != nil {
+			u.d.log.Error("UnifiedPush: counting failed", "err", cerr)
+		}
+		if errors.Is(err, errWrongUser) {
+			return &regError{upUnauthorized, err}
+		}
+		return err
 	}
 	if err := u.d.CloseChannel(ctx, r.App); err != nil && !errors.Is(err, ErrNotOpened) {
 		return err

@@ -37,7 +37,7 @@ type upCall struct {
 // library is: it owns its name and serves /org/unifiedpush/Connector with
 // Connector1 or Connector2.
 type connector struct {
-	t     *testing.T
+	t     testing.TB
 	conn  *dbus.Conn
 	name  string
 	calls chan upCall
@@ -46,7 +46,7 @@ type connector struct {
 	failNext chan struct{}
 }
 
-func newConnector(t *testing.T, bus, name string, version int) *connector {
+func newConnector(t testing.TB, bus, name string, version int) *connector {
 	t.Helper()
 	conn, err := dbus.Connect(bus)
 	if err != nil {

@@ -70,7 +70,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 			b.Logf("herald stderr:\n%s", stderr.String())
 		}
 	})
-	var uiURL string
+	var uiURL, uiKey string
 	testenv.Eventually(b, 15*time.Second, "herald printing its start screen's address", func() bool {
 		for i := 0; ; i++ {
 			l, ok := stdout.line(i)
@@ -78,7 +78,9 @@ func BenchmarkDaemonRSS(b *testing.B) {
 				return false
 			}
 			if u, found := strings.CutPrefix(l, "herald: start screen "); found {
-				uiURL = u
+				// http://127.0.0.1:PORT/#key=KEY
+				uiURL, uiKey, _ = strings.Cut(u, "#key=")
+				uiURL = strings.TrimSuffix(uiURL, "/")
 				return true
 			}
 		}
@@ -86,7 +88,10 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	c := app.NewClient(socket)
 	linkUp := func(up bool) {
 		b.Helper()
-		resp, err := http.Post(uiURL+"/api/connectivity", "application/json", strings.NewReader(`{"online":`+strconv.FormatBool(up)+`}`))
+		req, _ := http.NewRequest(http.MethodPost, uiURL+"/api/connectivity", strings.NewReader(`{"online":`+strconv.FormatBool(up)+`}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+uiKey)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}

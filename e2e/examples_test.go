@@ -2,16 +2,25 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	webpushgo "github.com/SherClockHolmes/webpush-go"
+
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/mpns"
 )
 
 // freeLoopbackAddr returns a loopback address nothing listens on, for a
@@ -51,18 +60,23 @@ func (p *proc) waitLine(t *testing.T, want string) string {
 }
 
 // TestExampleApps runs the Python and Node example apps against a real
-// daemon (`herald run` with its embedded service): each opens its channel
-// and prints the URI, gets a raw notification and a foreground toast sent
-// through the MPNS endpoint, keeps going across a daemon restart, and
-// prints each notification exactly once.
+// daemon (`herald run --tls`, its embedded service on https with the
+// development CA): each opens its channel for toast and tile and prints
+// the URI and its Web Push keys, gets a raw notification, a foreground
+// toast, a tile update and a Web Push message (decrypted by the app with
+// its language's library), keeps going across a daemon restart, and prints
+// each exactly once. Senders trust only the CA the daemon printed. A Web
+// Push body that is not for the app's keys is reported, not fatal.
 func TestExampleApps(t *testing.T) {
 	examples := []struct {
 		name   string
 		interp string
 		script string
+		check  []string // an interpreter command that fails without the app's library
+		deps   func(t *testing.T)
 	}{
-		{"python", "python3", "../examples/python-app/herald_app.py"},
-		{"node", "node", "../examples/node-app/herald-app.js"},
+		{"python", "python3", "../examples/python-app/herald_app.py", []string{"-c", "import cryptography"}, nil},
+		{"node", "node", "../examples/node-app/herald-app.js", nil, func(t *testing.T) { npmCI(t, "../examples/node-app") }},
 	}
 	var herald string
 	binDir := t.TempDir()
@@ -72,14 +86,27 @@ func TestExampleApps(t *testing.T) {
 			if err != nil {
 				t.Skipf("%s is not installed: %v", ex.interp, err)
 			}
+			if ex.check != nil {
+				if out, err := exec.Command(interp, ex.check...).CombinedOutput(); err != nil {
+					t.Skipf("the app's library is missing (.ci/run installs it): %v\n%s", err, out)
+				}
+			}
+			if ex.deps != nil {
+				ex.deps(t)
+			}
 			if herald == "" {
 				herald, _ = buildBinaries(t, binDir)
 			}
 			socket := testenv.SocketPath(t)
-			env := childEnv("HERALD_SOCKET=" + socket)
+			env := childEnv("HERALD_SOCKET="+socket, "XDG_STATE_HOME="+t.TempDir())
 			data, cfg, listen := t.TempDir(), daemonConfig(t), freeLoopbackAddr(t)
+			var client *http.Client
 			runDaemon := func() *proc {
-				d := startProc(t, env, herald, "run", "--listen", listen, "--data", data, "--socket", socket, "--config", cfg)
+				d := startProc(t, env, herald, "run", "--tls", "--listen", listen, "--data", data, "--socket", socket, "--config", cfg)
+				ca, _ := d.waitDevCA(t)
+				if client == nil {
+					client = caClient(t, ca)
+				}
 				waitLinkUp(t, socket)
 				return d
 			}
@@ -88,19 +115,65 @@ func TestExampleApps(t *testing.T) {
 			appID := ex.name + "-demo"
 			a := startProc(t, env, interp, ex.script, appID)
 			uri := strings.TrimPrefix(a.waitLine(t, "uri *"), "uri ")
-			if !strings.HasPrefix(uri, "http://"+listen+"/") {
-				t.Fatalf("the app printed the URI %q, want one under http://%s/", uri, listen)
+			if !strings.HasPrefix(uri, "https://"+listen+"/") {
+				t.Fatalf("the app printed the URI %q, want one under https://%s/", uri, listen)
+			}
+			keys := strings.Fields(a.waitLine(t, "webpush-keys *"))
+			if len(keys) != 3 || !strings.HasPrefix(keys[1], "p256dh=") || !strings.HasPrefix(keys[2], "auth=") {
+				t.Fatalf("the app printed its keys as %q", keys)
+			}
+			sub := &webpushgo.Subscription{Endpoint: uri, Keys: webpushgo.Keys{P256dh: strings.TrimPrefix(keys[1], "p256dh="), Auth: strings.TrimPrefix(keys[2], "auth=")}}
+			vapidPriv, vapidPub, err := webpushgo.GenerateVAPIDKeys()
+			if err != nil {
+				t.Fatal(err)
 			}
 			a.waitLine(t, "connection up")
+			mpnsSend := func(m mpns.Message, id string) {
+				t.Helper()
+				res, err := (&mpns.Client{HTTP: client}).Send(ctxFor(t, 30*time.Second), uri, m, mpns.SendOptions{MessageID: id})
+				if err != nil || !res.Received() {
+					t.Fatalf("sending %s: %+v, %v", id, res, err)
+				}
+			}
+			var wants []string
 			send := func(round string) {
 				t.Helper()
 				raw := "raw-" + round
-				mustReceive(t, uri, mpnsRequest{class: "3", messageID: raw, body: []byte("héllo " + round)})
-				a.waitLine(t, "raw "+raw+" héllo "+round)
-				mustReceive(t, uri, toastReq("toast-"+round))
-				a.waitLine(t, "toast Hello | toast-"+round+" | ")
+				mpnsSend(mpns.Raw("héllo "+round), raw)
+				wants = append(wants, a.waitLine(t, "raw "+raw+" héllo "+round))
+				mpnsSend(&mpns.Toast{Text1: "Hello", Text2: "toast-" + round}, "toast-"+round)
+				wants = append(wants, a.waitLine(t, "toast Hello | toast-"+round+" | "))
+				mpnsSend(&mpns.Tile{Fields: []mpns.Field{{Name: "Title", Value: "Inbox " + round}, {Name: "Count", Value: round}}}, "tile-"+round)
+				wants = append(wants, a.waitLine(t, "tile primary - Count="+round+" Title=Inbox "+round))
+				plain := "wp é " + round
+				res, err := webpushgo.SendNotification([]byte(plain), sub, &webpushgo.Options{HTTPClient: client,
+					Subscriber: "mailto:ops@example.org", VAPIDPublicKey: vapidPub, VAPIDPrivateKey: vapidPriv, TTL: 600})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				loc := res.Header.Get("Location")
+				if res.StatusCode != http.StatusCreated || loc == "" {
+					t.Fatalf("Web Push: %d %v", res.StatusCode, res.Header)
+				}
+				wants = append(wants, a.waitLine(t, "webpush "+path.Base(loc)+" "+plain))
 			}
 			send("1")
+
+			// Anyone may post to the URI: a body that is not for the app's
+			// keys is reported and the app goes on.
+			req, _ := http.NewRequest(http.MethodPost, uri, strings.NewReader(strings.Repeat("x", 200)))
+			req.Header.Set("TTL", "60")
+			req.Header.Set("Content-Encoding", "aes128gcm")
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				t.Fatalf("garbage Web Push: %d", res.StatusCode)
+			}
+			a.waitLine(t, "webpush "+path.Base(res.Header.Get("Location"))+" undecryptable: *")
 
 			d.stop(t)
 			d = runDaemon()
@@ -112,7 +185,7 @@ func TestExampleApps(t *testing.T) {
 			a.cmd.Process.Kill()
 			<-a.done
 			lines := strings.Split(strings.TrimSpace(a.stdout.String()), "\n")
-			for _, want := range []string{"raw raw-1 héllo 1", "raw raw-2 héllo 2", "toast Hello | toast-1 | ", "toast Hello | toast-2 | "} {
+			for _, want := range wants {
 				if n := countOf(lines, want); n != 1 {
 					t.Errorf("the app printed %q %d times, want once:\n%s", want, n, a.stdout)
 				}
@@ -121,6 +194,39 @@ func TestExampleApps(t *testing.T) {
 				t.Errorf("the URI changed or was printed again across the restart:\n%s", a.stdout)
 			}
 		})
+	}
+}
+
+// caClient is an https client that trusts only the CA in caFile.
+func caClient(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("no certificate in %s", caFile)
+	}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+}
+
+// npmCI installs the npm dependencies of dir from its lockfile unless they
+// are there (.ci/run installs them); it skips the test without npm.
+func npmCI(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err == nil {
+		return
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Skipf("npm is not installed to install %s's dependencies: %v", dir, err)
+	}
+	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 	}
 }
 
@@ -152,9 +258,18 @@ func TestEmulatorScript(t *testing.T) {
 	env := childEnv("HERALD_SOCKET=" + socket)
 	emu := startProc(t, env, herald, "emulate", "--devices", "2", "--listen", "127.0.0.1:0", "--ui", uiAddr,
 		"--data", t.TempDir(), "--socket", socket)
+	// The start screen's address with its key, as `herald ui-url` gets it.
+	var uiURL string
+	testenv.Eventually(t, 60*time.Second, "the start screen's address", func() bool {
+		uiURL, err = app.NewClient(socket).StartScreen(context.Background())
+		return err == nil
+	})
+	_, key, _ := strings.Cut(uiURL, "#key=")
 	testenv.Eventually(t, 60*time.Second, "both phones connected on the start screen", func() bool {
 		var phones []struct{ Connected bool }
-		resp, err := senderClient.Get("http://" + uiAddr + "/api/phones")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+uiAddr+"/api/phones", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := senderClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -165,7 +280,7 @@ func TestEmulatorScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sh, "../examples/emulator-script/drive-phone.sh", "phone-0002", "scripted")
-	cmd.Env = childEnv("HERALD_UI_URL=http://" + uiAddr)
+	cmd.Env = childEnv("HERALD_UI_URL=" + uiURL)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the script failed: %v\n%s", err, out)

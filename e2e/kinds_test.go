@@ -46,7 +46,8 @@ func TestEveryKindThroughEveryLayer(t *testing.T) {
 	if err := d.SetForeground(ctx, "bound"); err != nil {
 		t.Fatal(err)
 	}
-	page := httptest.NewServer(ui.New(ui.Config{Phones: ui.Single{D: d.Daemon}, Logger: testenv.Logger(t)}).Handler())
+	startScreen := ui.New(ui.Config{Phones: ui.Single{D: d.Daemon}, Logger: testenv.Logger(t)})
+	page := httptest.NewServer(startScreen.Handler())
 	defer page.Close()
 	var sender mpns.Client
 
@@ -105,7 +106,7 @@ func TestEveryKindThroughEveryLayer(t *testing.T) {
 			body, _ := json.Marshal(ui.ComposeRequest{App: "bound", Kind: string(spec.Kind)})
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, page.URL+"/api/compose", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			client, token := uiSession(t, page.URL)
+			client, token := uiSession(t, page.URL, startScreen.Key())
 			req.Header.Set(ui.TokenHeader, token)
 			resp, err := client.Do(req)
 			if err != nil {
@@ -129,11 +130,13 @@ func TestEveryKindThroughEveryLayer(t *testing.T) {
 
 // uiSession starts a session with the start screen at base as its page
 // does, and returns a client holding its cookie and the token to send.
-func uiSession(t *testing.T, base string) (*http.Client, string) {
+func uiSession(t *testing.T, base, key string) (*http.Client, string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar}
-	resp, err := client.Get(base + ui.SessionPath)
+	req, _ := http.NewRequest(http.MethodGet, base+ui.SessionPath, nil)
+	req.Header.Set(ui.KeyHeader, key)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

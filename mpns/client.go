@@ -77,7 +77,8 @@ type Result struct {
 	Subscription string `json:"subscription"`
 	Device       string `json:"device"`
 	MessageID    string `json:"message_id"`
-	// Error is the service's message when Status is not 200.
+	// Error is the service's message when the notification was not
+	// Received: a refusal's, or why a 200 was Suppressed.
 	Error string `json:"error,omitempty"`
 	// Header holds every response header.
 	Header http.Header `json:"-"`
@@ -130,7 +131,7 @@ func (c *Client) Do(req *http.Request) (Result, error) {
 	res.Notification = resp.Header.Get(HeaderNotificationStatus)
 	res.Subscription = resp.Header.Get(HeaderSubscriptionStatus)
 	res.Device = resp.Header.Get(HeaderDeviceConnectionStatus)
-	if resp.StatusCode != http.StatusOK {
+	if !res.Received() {
 		res.Error = strings.TrimSpace(string(msg))
 	}
 	return res, nil

@@ -53,6 +53,7 @@ type Config struct {
 	ServiceCA   string   `toml:"service_ca"`   // PEM CA bundle the https service's certificate must chain to; "" = the system's roots
 	ServicePin  string   `toml:"service_pin"`  // SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain
 	Listen      string   `toml:"listen"`       // the embedded service's address (when service is ""); "" = DefaultListen
+	TLS         bool     `toml:"tls"`          // the embedded service speaks https, with a development CA kept in the data directory's tls/
 	Data        string   `toml:"data"`         // data directory; "" = DefaultPaths
 	Socket      string   `toml:"socket"`       // local API socket; "" = DefaultPaths
 	SocketGroup string   `toml:"socket_group"` // group allowed to use the local API socket (mode 0660); "" = owner only (0600)
@@ -69,6 +70,10 @@ type Config struct {
 	EventsKept   int                `toml:"events_kept"`    // events kept per app for an app that does not take them; 0 = DefaultEventsKept
 	EventsMaxAge Duration           `toml:"events_max_age"` // events older than this are deleted; 0 = DefaultEventsMaxAge
 	Handlers     map[string]Handler `toml:"handlers"`       // app id → background handler for raw notifications while the app is not running
+	// The heartbeat's ceilings (docs/power.md): the longest idle interval
+	// the link may learn on a network, and on a metered or cellular one.
+	HeartbeatCeiling        Duration `toml:"heartbeat_ceiling"`         // 0 = DefaultHeartbeatCeiling
+	MeteredHeartbeatCeiling Duration `toml:"metered_heartbeat_ceiling"` // 0 = DefaultMeteredHeartbeatCeiling
 }
 
 // DefaultListen is where the embedded notification service listens. It is
@@ -92,6 +97,26 @@ const (
 	// queueing for it (412); an app away as long is treated the same.
 	DefaultEventsMaxAge = 72 * time.Hour
 )
+
+// The heartbeat's ceilings, as channel.DefaultHeartbeatCeiling and
+// channel.MeteredHeartbeatCeiling give their reasons, and their bounds: a
+// minute is the service's least heartbeat, and past a day a silent NAT
+// drop would hide a device for longer than a sender waits.
+const (
+	DefaultHeartbeatCeiling        = 118 * time.Minute
+	DefaultMeteredHeartbeatCeiling = 28 * time.Minute
+	MinHeartbeatCeiling            = time.Minute
+	MaxHeartbeatCeiling            = 24 * time.Hour
+)
+
+// ValidHeartbeatCeiling checks a heartbeat ceiling's bounds (0 is the
+// default).
+func ValidHeartbeatCeiling(d time.Duration) error {
+	if d != 0 && (d < MinHeartbeatCeiling || d > MaxHeartbeatCeiling) {
+		return fmt.Errorf("%s: want %s to %s, or 0 for the default", d, MinHeartbeatCeiling, MaxHeartbeatCeiling)
+	}
+	return nil
+}
 
 // Handler is a background handler: a command run for a raw notification
 // that arrives while its app is not running.
@@ -213,6 +238,14 @@ func parseConfig(path string, data []byte) (Config, error) {
 			invalid(fmt.Sprintf("%s %s: must not be negative (0 for the default)", d.key, d.v), d.key)
 		}
 	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"heartbeat_ceiling", c.HeartbeatCeiling}, {"metered_heartbeat_ceiling", c.MeteredHeartbeatCeiling}} {
+		if err := ValidHeartbeatCeiling(d.v.Duration); err != nil {
+			invalid(fmt.Sprintf("%s %v", d.key, err), d.key)
+		}
+	}
 	for _, h := range c.UIHosts {
 		if err := ValidUIHost(h); err != nil {
 			invalid(err.Error(), "ui_hosts")
@@ -308,6 +341,12 @@ func (c *Config) ApplyDefaults(p Paths) {
 	}
 	if c.EventsMaxAge.Duration == 0 {
 		c.EventsMaxAge.Duration = DefaultEventsMaxAge
+	}
+	if c.HeartbeatCeiling.Duration == 0 {
+		c.HeartbeatCeiling.Duration = DefaultHeartbeatCeiling
+	}
+	if c.MeteredHeartbeatCeiling.Duration == 0 {
+		c.MeteredHeartbeatCeiling.Duration = DefaultMeteredHeartbeatCeiling
 	}
 }
 

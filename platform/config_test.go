@@ -103,6 +103,12 @@ func TestLoadConfigErrors(t *testing.T) {
 				":4: invalid configuration: events_kept 2000000", ":5: invalid configuration: events_max_age -1h0m0s"},
 		},
 		{
+			name:    "heartbeat ceilings out of range",
+			body:    "display = \"log\"\nheartbeat_ceiling = \"30s\"\nmetered_heartbeat_ceiling = \"48h\"\n",
+			wantErr: ErrInvalidConfig,
+			want:    []string{":2: invalid configuration: heartbeat_ceiling 30s: want 1m0s to 24h0m0s", ":3: invalid configuration: metered_heartbeat_ceiling 48h0m0s"},
+		},
+		{
 			name:    "unknown table reported once",
 			body:    "display = \"log\"\n[extra]\na = 1\nb = 2\n",
 			wantErr: ErrUnknownKey,
@@ -283,12 +289,14 @@ func TestApplyDefaults(t *testing.T) {
 	c.ApplyDefaults(p)
 	want := Config{Data: "/d", Socket: "/s", Listen: DefaultListen, Display: "auto", Power: "auto", LogLevel: "info", UIHosts: []string{},
 		ToastsKept: DefaultToastsKept, ToastsMaxAge: Duration{DefaultToastsMaxAge},
-		EventsKept: DefaultEventsKept, EventsMaxAge: Duration{DefaultEventsMaxAge}}
+		EventsKept: DefaultEventsKept, EventsMaxAge: Duration{DefaultEventsMaxAge},
+		HeartbeatCeiling: Duration{DefaultHeartbeatCeiling}, MeteredHeartbeatCeiling: Duration{DefaultMeteredHeartbeatCeiling}}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("ApplyDefaults on zero = %+v, want %+v", c, want)
 	}
 	set := Config{Data: "/x", Socket: "/y", Listen: ":1", Display: "log", Power: "low", LogLevel: "warn", UIHosts: []string{"h"},
-		ToastsKept: 3, ToastsMaxAge: Duration{time.Hour}, EventsKept: 4, EventsMaxAge: Duration{time.Minute}}
+		ToastsKept: 3, ToastsMaxAge: Duration{time.Hour}, EventsKept: 4, EventsMaxAge: Duration{time.Minute},
+		HeartbeatCeiling: Duration{time.Hour}, MeteredHeartbeatCeiling: Duration{10 * time.Minute}}
 	got := set
 	got.ApplyDefaults(p)
 	if !reflect.DeepEqual(got, set) {

@@ -28,6 +28,11 @@ type ServiceOptions struct {
 	Arguments   []string // e.g. ["run", "--data", "/var/lib/herald"]
 	User        bool     // per-user service (systemd user unit / launchd agent)
 	RunAs       string   // dedicated system user, when given (system service only)
+	// CopyFrom, when set, is the binary install copies to Executable
+	// (atomically) before registering the service, so that the service
+	// runs a copy of its own (ServiceBinary) rather than a build that a
+	// rebuild or `git clean` may remove; uninstall removes that copy.
+	CopyFrom string
 	// LogDirectory is where System V and launchd append the daemon's
 	// standard output and error (<name>.log and <name>.err under System V);
 	// "" = the library's default, /var/log. systemd sends them to the
@@ -329,6 +334,13 @@ func (s *Service) endedEarly(err error) {
 // and uninstalling also removes the /etc/rc?.d links that install made.
 // Uninstall does not stop a running service.
 func (s *Service) Control(action string) error {
+	// An action that does not exist is the caller's mistake whoever runs
+	// it, so it is named before asking whether this user may act.
+	switch action {
+	case "install", "uninstall", "start", "stop", "restart":
+	default:
+		return fmt.Errorf("service %s: %w %q", s.opts.Name, ErrUnknownAction, action)
+	}
 	if err := checkControl(s.Platform(), s.opts, os.Geteuid(), action, exec.LookPath); err != nil {
 		return fmt.Errorf("%s service %s: %w", action, s.opts.Name, err)
 	}
@@ -344,8 +356,6 @@ func (s *Service) Control(action string) error {
 		err = s.svc.Stop()
 	case "restart":
 		err = s.svc.Restart()
-	default:
-		return fmt.Errorf("service %s: %w %q", s.opts.Name, ErrUnknownAction, action)
 	}
 	if err != nil {
 		return fmt.Errorf("%s service %s: %w", action, s.opts.Name, err)
@@ -387,6 +397,11 @@ func (s *Service) install() error {
 	if st, err := s.Status(); err == nil && st != StatusNotInstalled {
 		return ErrAlreadyInstalled
 	}
+	if s.opts.CopyFrom != "" {
+		if err := copyBinary(s.opts.CopyFrom, s.exe); err != nil {
+			return err
+		}
+	}
 	return s.svc.Install()
 }
 
@@ -398,7 +413,16 @@ func (s *Service) uninstall() error {
 		return err
 	}
 	if s.Platform() == platformSysV {
-		return removeSysvLinks(sysvEtc, s.opts.Name)
+		if err := removeSysvLinks(sysvEtc, s.opts.Name); err != nil {
+			return err
+		}
+	}
+	if s.opts.CopyFrom != "" {
+		if err := removeBinary(s.exe); err != nil {
+			// Windows keeps a running executable: uninstalling from the
+			// service's own copy leaves it behind, and says so.
+			return fmt.Errorf("the service is uninstalled, but its copy of the binary is left: %w", err)
+		}
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // BenchmarkAcceptHTTP measures durable accepts per second through the MPNS
@@ -27,7 +27,7 @@ func BenchmarkAcceptHTTP(b *testing.B) {
 			// Quotas and rates off: this measures the accept path, not a
 			// sender being refused.
 			ts := startServiceWith(b, server.Config{QueueDepth: 1 << 30,
-				Limits: server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1}}, storage.ServiceOptions{GroupCommit: mode.group})
+				Limits: server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1}}, sqlitestore.Options{GroupCommit: mode.group})
 			var uris []string
 			for i := 0; i < 16; i++ {
 				d := ts.enrol()

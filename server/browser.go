@@ -75,8 +75,14 @@ func (s *Server) handleBrowser(w http.ResponseWriter, r *http.Request) {
 	if s.shed(w) {
 		return
 	}
+	// Hello-less connections are bounded as a device's are (prehello.go).
+	helloDone, ok := s.admitHello(w, r)
+	if !ok {
+		return
+	}
 	conn, err := browserUpgrader.Upgrade(w, r, nil)
 	if err != nil {
+		helloDone()
 		return // the upgrader has answered with an HTTP error
 	}
 	conn.SetReadLimit(maxBrowserFrame)
@@ -86,6 +92,7 @@ func (s *Server) handleBrowser(w http.ResponseWriter, r *http.Request) {
 		after := s.retryDelayLocked()
 		s.mu.Unlock()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
+		helloDone()
 		return
 	}
 	s.wg.Add(1)
@@ -93,6 +100,7 @@ func (s *Server) handleBrowser(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer s.wg.Done()
 		sess := s.startBrowserSession(conn, source)
+		helloDone() // answered or turned away: no longer waiting for a hello
 		if sess == nil {
 			conn.Close()
 			return

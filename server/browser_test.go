@@ -481,3 +481,27 @@ func TestBrowserUAIDNeverLogged(t *testing.T) {
 		t.Fatalf("a log line carries the uaid:\n%s", logs.String())
 	}
 }
+
+// Browser connections that never say hello are bounded as devices' are:
+// past the places for one address the upgrade is refused with 503, and a
+// browser that says hello gives its place back.
+func TestBrowserPendingHellosBounded(t *testing.T) {
+	ts := startService(t, server.Config{Limits: server.Limits{MaxPendingHellosPerSource: 2}})
+	url := "ws" + strings.TrimPrefix(ts.http.URL, "http") + server.BrowserPath
+	silent := []*websocket.Conn{ts.dialBrowser(), ts.dialBrowser()}
+	if _, res, err := websocket.DefaultDialer.Dial(url, nil); err == nil || res == nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a third silent connection from one address: %v %v", res, err)
+	}
+	b := &testBrowser{t: t, ts: ts, conn: silent[0]}
+	b.send(browserMsg{MessageType: "hello", UseWebPush: true})
+	if r := b.next(); r.Status != 200 {
+		t.Fatalf("hello answered %+v", r)
+	}
+	testenv.Eventually(t, frameWait, "the place given back", func() bool {
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+}

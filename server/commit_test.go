@@ -10,7 +10,8 @@ import (
 
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // heldReads holds every Pending call while held is set, as a store
@@ -35,7 +36,7 @@ func (h *heldReads) release() {
 	h.mu.Unlock()
 }
 
-func (h *heldReads) Pending(ctx context.Context, deviceID string, after uint64) ([]storage.Queued, error) {
+func (h *heldReads) Pending(ctx context.Context, deviceID string, after uint64) ([]store.Queued, error) {
 	h.mu.Lock()
 	held := h.held
 	h.mu.Unlock()
@@ -56,7 +57,7 @@ func (h *heldReads) Pending(ctx context.Context, deviceID string, after uint64) 
 // still held, and the device then gets the notification once.
 func TestCommitHookDoesNotWaitForSessionRead(t *testing.T) {
 	h := &heldReads{entered: make(chan struct{}, 1)}
-	ts := startServiceWrapped(t, server.Config{}, storage.ServiceOptions{GroupCommit: true}, func(st server.Store) server.Store {
+	ts := startServiceWrapped(t, server.Config{}, sqlitestore.Options{GroupCommit: true}, func(st server.Store) server.Store {
 		h.Store = st
 		return h
 	})

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
@@ -113,6 +112,3 @@ func (s *Server) retiredSince(ctx context.Context, id string, before uint64) boo
 	}
 	return !d.RetiredAt.IsZero()
 }
-
-// helloTimeout is how long a device has to answer the challenge.
-const helloTimeout = 30 * time.Second

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/heraldpush/herald/server/store"
 )
 
 // deviceExpirer is what a store offers for deleting devices that never
@@ -22,18 +25,23 @@ func expireEvery(after time.Duration) time.Duration {
 }
 
 // expireLoop deletes, now and then every expireEvery, the devices not seen
-// for ForgetDevicesAfter. It runs until the server closes.
-func (s *Server) expireLoop(st deviceExpirer) {
-	defer s.wg.Done()
+// for ForgetDevicesAfter, until ctx ends (Run).
+func (s *Server) expireLoop(ctx context.Context, st deviceExpirer) {
 	clk := s.cfg.Clock
 	every := expireEvery(s.cfg.ForgetDevicesAfter)
 	timer := clk.NewTimer(every)
 	defer timer.Stop()
 	for {
-		n, err := s.expireDevices(s.ctx, st)
+		n, err := s.expireDevices(ctx, st)
 		s.metrics.forgotten.Add(float64(n))
 		if err != nil {
-			if s.ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, store.ErrNotReady):
+				// A cluster's node starting before its store: the next
+				// sweep will do.
+				s.log.Debug("deleting devices that never came back: the store is not ready", "err", err)
+			default:
 				s.log.Warn("deleting devices that never came back failed", "err", err, "deleted", n)
 			}
 		} else if n > 0 {
@@ -42,7 +50,7 @@ func (s *Server) expireLoop(st deviceExpirer) {
 		select {
 		case <-timer.C():
 			timer.Reset(every)
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		}
 	}

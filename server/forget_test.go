@@ -16,7 +16,8 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -58,10 +59,10 @@ func TestForgetsDevicesThatNeverComeBack(t *testing.T) {
 		return testenv.Scrape(t, metrics).Value("herald_service_devices_forgotten_total") == 1
 	})
 
-	if _, err := ts.store.Device(ctx, gone.id); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := ts.store.Device(ctx, gone.id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the device away for 90 days: %v, want not found", err)
 	}
-	if _, err := ts.store.Channel(ctx, goneCh); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := ts.store.Channel(ctx, goneCh); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("its channel: %v, want not found", err)
 	}
 	if q, err := ts.store.Pending(ctx, gone.id, 0); err != nil || len(q) != 0 {
@@ -110,12 +111,9 @@ func TestForgetsDevicesThatNeverComeBack(t *testing.T) {
 // TestForgetDevicesAfterBounds: forgetting devices sooner than they count
 // as inactive would turn 412 into 404 for devices senders are told about.
 func TestForgetDevicesAfterBounds(t *testing.T) {
-	st, err := storage.OpenService(context.Background(), t.TempDir()+"/svc.db", storage.ServiceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.SQLiteStore(t, t.TempDir()+"/svc.db", sqlitestore.Options{})
 	defer st.Close()
-	_, err = server.New(server.Config{Store: st, PublicURL: "http://push.example.com", InactiveAfter: 72 * time.Hour, ForgetDevicesAfter: 72 * time.Hour})
+	_, err := server.New(server.Config{Store: st, PublicURL: "http://push.example.com", InactiveAfter: 72 * time.Hour, ForgetDevicesAfter: 72 * time.Hour})
 	if err == nil {
 		t.Fatal("ForgetDevicesAfter equal to InactiveAfter was accepted")
 	}

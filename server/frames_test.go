@@ -7,17 +7,17 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/mpns"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
 // TestFrames checks that notify frames keep every notification, in order,
 // and never exceed what a device reads, whatever the payload sizes.
 func TestFrames(t *testing.T) {
-	queue := func(n, bodySize int, after ...storage.Queued) []storage.Queued {
-		qs := make([]storage.Queued, n)
+	queue := func(n, bodySize int, after ...store.Queued) []store.Queued {
+		qs := make([]store.Queued, n)
 		for i := range qs {
-			qs[i] = storage.Queued{Seq: uint64(len(after) + i + 1), ChannelID: "channel-id-0123456789", Kind: "toast", Class: 2,
+			qs[i] = store.Queued{Seq: uint64(len(after) + i + 1), ChannelID: "channel-id-0123456789", Kind: "toast", Class: 2,
 				MessageID: fmt.Sprintf("%036d", i), Body: bytes.Repeat([]byte{0xff}, bodySize),
 				AcceptedAt: time.UnixMilli(1 << 62 / 1000)}
 		}
@@ -25,7 +25,7 @@ func TestFrames(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		unsent     []storage.Queued
+		unsent     []store.Queued
 		wantFrames int
 	}{
 		{"one small", queue(1, 20), 1},

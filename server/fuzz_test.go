@@ -18,7 +18,8 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // Tokens of the channels the fuzzed handler knows.
@@ -37,16 +38,13 @@ const (
 // the payload unless it is JSON already), anything else the path as given.
 func FuzzHandler(f *testing.F) {
 	ctx := context.Background()
-	st, err := storage.OpenService(ctx, filepath.Join(f.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		f.Fatal(err)
-	}
+	st := testenv.SQLiteStore(f, filepath.Join(f.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 	f.Cleanup(func() { st.Close() })
 	clk := clock.NewFake(epoch)
-	if err := st.CreateDevice(ctx, storage.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: epoch, LastSeen: epoch}); err != nil {
+	if err := st.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: epoch, LastSeen: epoch}); err != nil {
 		f.Fatal(err)
 	}
-	for _, c := range []storage.Channel{
+	for _, c := range []store.Channel{
 		{ID: "raw", DeviceID: "dev", App: "raw", Name: "main", Token: fuzzRawToken, CreatedAt: epoch},
 		{ID: "toast", DeviceID: "dev", App: "toast", Name: "main", Token: fuzzToastToken, Toast: true, Tile: true, Pinned: []string{"/P.xaml"}, CreatedAt: epoch},
 		{ID: "auth", DeviceID: "dev", App: "auth", Name: "main", Token: fuzzAuthToken, ServiceName: "contoso", CreatedAt: epoch},

@@ -21,7 +21,8 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -114,6 +115,13 @@ func TestHelloValidated(t *testing.T) {
 		{"power of 60 KB, proven", proven(strings.Repeat("p", 60<<10)), "valid hello"},
 		{"power unknown, proven", proven("turbo"), "valid hello"},
 		{"not a hello", asJSON(map[string]any{"type": "ack", "seq": 1}), "valid hello"},
+		{"version 2, proven, with its secret too", func(c *wire.Challenge) []byte {
+			h := helloFor(t, c, victim.id, victim.secret, 0)
+			h.Secret = victim.secret
+			b, _ := json.Marshal(h)
+			return b
+		}, "valid hello"},
+		{"enrolling with a nonce", asJSON(map[string]any{"type": "hello", "version": wire.Version, "nonce": wire.NewNonce()}), "valid hello"},
 	}
 	refused, served := 0, 0
 	for _, tt := range tests {
@@ -138,7 +146,7 @@ func TestHelloValidated(t *testing.T) {
 	t.Logf("hellos no daemon sends: %d tried, %d closed 4002, 0 devices created, stored power unchanged; legitimate sender and device: sent %d, 200 Received %d, delivered %d",
 		len(tests), refused, served, served, served)
 	m := testenv.Scrape(t, base+server.MetricsPath)
-	for reason, want := range map[string]float64{"unsupported version": 3, "bad hello": 5, wire.RefusedBadProof: 0} {
+	for reason, want := range map[string]float64{"unsupported version": 3, "bad hello": 7, wire.RefusedBadProof: 0} {
 		if got := m.Value("herald_service_device_refusals_total", "reason", reason); got != want {
 			t.Errorf("refusals for %q: %v, want %v", reason, got, want)
 		}
@@ -292,7 +300,7 @@ func TestUpgradeKeepsEnrolledDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"0001_init.sql", "0002_queue_tile.sql"} {
-		b, err := os.ReadFile(filepath.Join("..", "storage", "migrations", "service", m))
+		b, err := os.ReadFile(filepath.Join("store", "sqlitestore", "migrations", m))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +321,7 @@ func TestUpgradeKeepsEnrolledDevices(t *testing.T) {
 	}
 	db.Close()
 
-	svc := testenv.Service(t, dir, server.ServeConfig{DB: file})
+	svc := testenv.Service(t, dir, server.ServeConfig{})
 	d := mustDialAs(t, svc.URL(), "old-device", secret)
 	r := d.open("mail", "")
 	if r.Code != "" || r.ChannelID != "old-ch" {
@@ -335,7 +343,7 @@ type retireOnRead struct {
 	retire func()
 }
 
-func (r *retireOnRead) Device(ctx context.Context, id string) (storage.Device, error) {
+func (r *retireOnRead) Device(ctx context.Context, id string) (store.Device, error) {
 	d, err := r.Store.Device(ctx, id)
 	r.mu.Lock()
 	retire := r.retire
@@ -354,10 +362,7 @@ func (r *retireOnRead) Device(ctx context.Context, id string) (storage.Device, e
 // its welcome, so the device can neither register a channel under the
 // retired identity nor be told it is accepted.
 func TestRetiredWhileIdentifying(t *testing.T) {
-	st, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.SQLiteStore(t, filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 	defer st.Close()
 	wrapped := &retireOnRead{Store: st}
 	hs := httptest.NewUnstartedServer(nil)

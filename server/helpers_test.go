@@ -17,7 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -31,7 +31,7 @@ const frameWait = 10 * time.Second
 type testService struct {
 	t     testing.TB
 	srv   *server.Server
-	store *storage.ServiceStore
+	store *sqlitestore.Store
 	http  *httptest.Server
 	clk   *clock.Fake
 }
@@ -40,26 +40,23 @@ type testService struct {
 // store, with a fake clock.
 func startService(t testing.TB, cfg server.Config) *testService {
 	t.Helper()
-	return startServiceWith(t, cfg, storage.ServiceOptions{GroupCommit: true})
+	return startServiceWith(t, cfg, sqlitestore.Options{GroupCommit: true})
 }
 
-func startServiceWith(t testing.TB, cfg server.Config, opts storage.ServiceOptions) *testService {
+func startServiceWith(t testing.TB, cfg server.Config, opts sqlitestore.Options) *testService {
 	t.Helper()
 	return startServiceWrapped(t, cfg, opts, func(st server.Store) server.Store { return st })
 }
 
 // startServiceWrapped is startServiceWith with the server seeing the store
 // through wrap.
-func startServiceWrapped(t testing.TB, cfg server.Config, opts storage.ServiceOptions, wrap func(server.Store) server.Store) *testService {
+func startServiceWrapped(t testing.TB, cfg server.Config, opts sqlitestore.Options, wrap func(server.Store) server.Store) *testService {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	if opts.Now == nil {
 		opts.Now = clk.Now
 	}
-	store, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := testenv.SQLiteStore(t, filepath.Join(t.TempDir(), "svc.db"), opts)
 	hs := httptest.NewUnstartedServer(nil)
 	cfg.Store, cfg.Clock, cfg.PublicURL = wrap(store), clk, "http://"+hs.Listener.Addr().String()
 	if cfg.Logger == nil {
@@ -71,11 +68,11 @@ func startServiceWrapped(t testing.TB, cfg server.Config, opts storage.ServiceOp
 	}
 	hs.Config.Handler = srv.Handler()
 	hs.Start()
+	runServer(t, srv)
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		srv.Close()
 		hs.Close()
-		store.Close()
 	})
 	return &testService{t: t, srv: srv, store: store, http: hs, clk: clk}
 }
@@ -312,5 +309,19 @@ func waitQueueEmpty(t *testing.T, ts *testService, deviceID string) {
 	testenv.Eventually(t, frameWait, "queue emptied by acks", func() bool {
 		q, err := ts.store.Pending(context.Background(), deviceID, 0)
 		return err == nil && len(q) == 0
+	})
+}
+
+// runServer runs srv's background work (Server.Run) until the test ends.
+func runServer(t testing.TB, srv *server.Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server Run: %v", err)
+		}
 	})
 }

@@ -62,6 +62,7 @@ type metrics struct {
 	commitRequests prometheus.Histogram
 	commitErrors   prometheus.Counter
 	refusals       *prometheus.CounterVec // handshake.go
+	store          *storeMetrics          // storemetrics.go
 	forgotten      prometheus.Counter
 	unacked        prometheus.Counter // session.go
 }
@@ -116,6 +117,7 @@ func newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	m.refusals = newRefusals(m.reg)
 	m.unacked = newUnacked(m.reg)
+	m.store = newStoreMetrics(m.reg)
 
 	answers := []struct {
 		status string
@@ -154,6 +156,15 @@ func (m *metrics) instrument(s *Server, st Store) {
 		Name: "herald_service_connected_devices",
 		Help: "Devices with a live websocket session.",
 	}, func() float64 { return float64(s.ConnectedCount()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_service_ready",
+		Help: "1 when the node takes senders and devices (its store is usable), else 0; as " + ReadyPath + " answers.",
+	}, func() float64 {
+		if s.Ready() != nil {
+			return 0
+		}
+		return 1
+	}))
 	m.reg.MustRegister(&queueCollector{store: st, log: s.log, desc: prometheus.NewDesc("herald_service_queued_notifications",
 		"Notifications accepted and not yet acknowledged by their device, across all devices.", nil, nil)})
 }
@@ -200,7 +211,7 @@ func (m *metrics) connected(known bool) {
 	}
 }
 
-// commit is storage.ServiceOptions.OnCommit.
+// commit is told of the store's commits (store.CommitReporter).
 func (m *metrics) commit(requests int, took time.Duration, err error) {
 	if err != nil {
 		m.commitErrors.Inc()

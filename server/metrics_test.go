@@ -12,6 +12,7 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // startRunService runs the whole service as heraldsvc does (server.Start:
@@ -22,7 +23,7 @@ func startRunService(t *testing.T) (*testService, *server.Service) {
 	clk := clock.NewFake(t0)
 	svc := testenv.Service(t, "", server.ServeConfig{Server: server.Config{Clock: clk, Logger: testenv.Logger(t)}})
 	// The test device only dials the URL.
-	return &testService{t: t, srv: svc.Server, store: svc.Store, http: &httptest.Server{URL: svc.URL()}, clk: clk}, svc
+	return &testService{t: t, srv: svc.Server, store: svc.Store.(*sqlitestore.Store), http: &httptest.Server{URL: svc.URL()}, clk: clk}, svc
 }
 
 // scrape reads the service's /metrics over HTTP, as Prometheus would.
@@ -113,11 +114,11 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	}
 	// Every commit was observed, and the four accepted notifications
 	// were among the writes they carried.
-	if n, sum := fams.Histogram("herald_service_store_commit_requests"); n <= 0 || sum < 4 || n != int64(svc.Store.Commits()) {
-		t.Errorf("commit requests: %d commits carrying %v, want %d commits carrying at least 4", n, sum, svc.Store.Commits())
+	if n, sum := fams.Histogram("herald_service_store_commit_requests"); n <= 0 || sum < 4 || n != int64(svc.Store.(*sqlitestore.Store).Commits()) {
+		t.Errorf("commit requests: %d commits carrying %v, want %d commits carrying at least 4", n, sum, svc.Store.(*sqlitestore.Store).Commits())
 	}
-	if n, _ := fams.Histogram("herald_service_store_commit_seconds"); n != int64(svc.Store.Commits()) {
-		t.Errorf("commit latency count %d, want %d", n, svc.Store.Commits())
+	if n, _ := fams.Histogram("herald_service_store_commit_seconds"); n != int64(svc.Store.(*sqlitestore.Store).Commits()) {
+		t.Errorf("commit latency count %d, want %d", n, svc.Store.(*sqlitestore.Store).Commits())
 	}
 	if n, _ := fams.Histogram("herald_service_ack_latency_seconds"); n != 0 {
 		t.Errorf("ack latency observed %d times before any ack", n)

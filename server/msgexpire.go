@@ -1,6 +1,9 @@
 package server
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // expireMessagesEvery is how often the service deletes Web Push messages
 // whose TTL has ended. Until then they are only hidden (Pending and the
@@ -12,40 +15,36 @@ const expireMessagesEvery = time.Minute
 // work is not held up by a long one.
 const expireMessagesPage = 1024
 
-// startExpiringMessages starts expireMessagesLoop, once, when the first
+// startExpiringMessages starts expireMessagesLoop's timer when the first
 // message with an expiry is queued: a service that only ever takes MPNS
 // has nothing to sweep and runs no timer for it.
 func (s *Server) startExpiringMessages() {
-	s.sweepOnce.Do(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			return
-		}
-		s.wg.Add(1)
-		go s.expireMessagesLoop()
-	})
+	s.expiringOnce.Do(func() { close(s.expiring) })
 }
 
-// expireMessagesLoop deletes expired messages every expireMessagesEvery
-// until the server closes.
-func (s *Server) expireMessagesLoop() {
-	defer s.wg.Done()
+// expireMessagesLoop deletes expired messages every expireMessagesEvery,
+// from the first message with an expiry until ctx ends (Run).
+func (s *Server) expireMessagesLoop(ctx context.Context) {
+	select {
+	case <-s.expiring:
+	case <-ctx.Done():
+		return
+	}
 	timer := s.cfg.Clock.NewTimer(expireMessagesEvery)
 	defer timer.Stop()
 	for {
 		select {
 		case <-timer.C():
 			timer.Reset(expireMessagesEvery)
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		}
 		total := 0
 		for {
-			n, err := s.cfg.Store.DeleteExpired(s.ctx, expireMessagesPage)
+			n, err := s.cfg.Store.DeleteExpired(ctx, expireMessagesPage)
 			total += n
 			if err != nil {
-				if s.ctx.Err() == nil {
+				if ctx.Err() == nil {
 					s.log.Warn("deleting expired messages failed", "err", err, "deleted", total)
 				}
 				break

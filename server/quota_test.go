@@ -14,7 +14,8 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 func statusOf(r answer) string {
@@ -97,7 +98,7 @@ type slowStore struct {
 	waiting atomic.Int32
 }
 
-func (s *slowStore) ChannelByToken(ctx context.Context, token string) (storage.Channel, error) {
+func (s *slowStore) ChannelByToken(ctx context.Context, token string) (store.Channel, error) {
 	if s.slow.Load() {
 		s.clock.Advance(2 * time.Second)
 	}
@@ -106,7 +107,7 @@ func (s *slowStore) ChannelByToken(ctx context.Context, token string) (storage.C
 
 // Enqueue waits at the gate, if one is set: a request holds its in-flight
 // slot from when its channel is found until the store has answered.
-func (s *slowStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.EnqueueOptions) (storage.Queued, error) {
+func (s *slowStore) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
 	s.mu.Lock()
 	gate := s.gate
 	s.mu.Unlock()
@@ -115,7 +116,7 @@ func (s *slowStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return storage.Queued{}, ctx.Err()
+			return store.Queued{}, ctx.Err()
 		}
 	}
 	return s.Store.Enqueue(ctx, q, opts)
@@ -125,10 +126,7 @@ func (s *slowStore) Enqueue(ctx context.Context, q storage.Queued, opts storage.
 // store wrapped by slowStore.
 func startWrapped(t *testing.T, limits server.Limits) (*httptest.Server, *slowStore) {
 	t.Helper()
-	st, err := storage.OpenService(context.Background(), filepath.Join(t.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.SQLiteStore(t, filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 	clk := clock.NewFake(epoch)
 	slow := &slowStore{Store: st, clock: clk}
 	hs := httptest.NewUnstartedServer(nil)

@@ -8,27 +8,28 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldpush/herald/server/store"
-	"github.com/heraldpush/herald/storage"
 )
 
-// ServeConfig describes a whole notification service: database, listener
+// ServeConfig describes a whole notification service: store, listener
 // and routing options.
 type ServeConfig struct {
 	// Listen is the address to listen on, e.g. 127.0.0.1:8790 (":0" picks a
 	// free port).
 	Listen string
-	// DB is the SQLite database file, unless Store is set.
-	DB string
-	// Store, if set, is the store to use instead of SQLite (a replicated
-	// one shared by several nodes); the service closes it on Close.
+	// Store is the service's store, opened by the caller: the mains pick
+	// the backend (server/store/sqlitestore on one node, natsstore for a
+	// cluster), so this package carries none. The service runs its
+	// background work (store.Runner) and closes it when it stops.
 	Store store.Store
-	// PublicURL is the base of channel URIs; "" uses http://<listen address>.
+	// PublicURL is the base of channel URIs; "" uses http://<listen address>,
+	// or https://<TLS listen address> with TLSPublic.
 	PublicURL string
+	// TLSPublic makes channel URIs https on the TLS listener when
+	// PublicURL is "": Web Push senders speak nothing else.
+	TLSPublic bool
 	// TLSListen, when set, is a second listener speaking TLS with the
 	// certificate in TLS. It serves everything the plain listener does:
 	// devices dial wss:// there, and with TLS.ClientCA authenticated
@@ -43,51 +44,48 @@ type ServeConfig struct {
 	// clients holding connections open (defaults 5 s and 15 s).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
-	// NoGroupCommit commits each notification in its own transaction
-	// (only for measuring what group commit buys).
-	NoGroupCommit bool
 	// Server holds the routing options; Store and PublicURL are filled in.
 	Server Config
 }
 
-// Service is a running notification service.
+// Service is a whole notification service: its listeners, its Server and
+// its store, which Run starts and stops together.
 type Service struct {
 	*Server
-	// Store is the SQLite store, nil when ServeConfig.Store was given.
-	Store   *storage.ServiceStore
-	backend store.Store
-	http    *http.Server
-	ln      net.Listener
-	tlsLn   net.Listener
-	url     string
-	done    chan struct{}
+	// Store is ServeConfig.Store.
+	Store store.Store
+	http  *http.Server
+	ln    net.Listener
+	tlsLn net.Listener
+	url   string
+
+	// Set by Start: cancel ends Run, done is closed once it has returned
+	// runErr.
+	cancel context.CancelFunc
+	done   chan struct{}
+	runErr error
 }
 
-// Start opens the database, listens and serves until Close.
-func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
-	// The server and its metrics come after the store; until then there
-	// is nothing to commit, and the observer has nowhere to report.
-	var m atomic.Pointer[metrics]
-	onCommit := func(requests int, took time.Duration, err error) {
-		if mm := m.Load(); mm != nil {
-			mm.commit(requests, took, err)
-		}
-	}
-	var sqlite *storage.ServiceStore
+// shutdownWait bounds how long stopping waits for HTTP handlers.
+const shutdownWait = 10 * time.Second
+
+// NewService listens and builds the server around cfg.Store. It starts no
+// goroutine: Run serves. If it fails, it closes cfg.Store.
+func NewService(ctx context.Context, cfg ServeConfig) (*Service, error) {
 	backend := cfg.Store
 	if backend == nil {
-		var err error
-		sqlite, err = storage.OpenService(ctx, cfg.DB, storage.ServiceOptions{GroupCommit: !cfg.NoGroupCommit, OnCommit: onCommit})
-		if err != nil {
-			return nil, err
-		}
-		backend = sqlite
+		return nil, errors.New("server: no store")
 	}
+	// Failed accepts are warned of and counted, and each listener keeps a
+	// descriptor to turn a connection away when the process has no other
+	// (acceptguard.go).
+	acceptErrs := newAcceptErrors()
 	ln, err := Listen(ctx, cfg.Listen)
 	if err != nil {
 		backend.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
+	ln = guardListener(ln, acceptErrs)
 	sc := cfg.Server
 	var tlsLn net.Listener
 	if cfg.TLSListen != "" {
@@ -100,7 +98,7 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 			backend.Close()
 			return nil, fmt.Errorf("server: TLS listener: %w", err)
 		}
-		tlsLn = tls.NewListener(tlsLn, tc)
+		tlsLn = tls.NewListener(guardListener(tlsLn, acceptErrs), tc)
 		if pool != nil {
 			sc.ClientCAs = pool
 			sc.AuthURL = cfg.AuthURL
@@ -110,7 +108,10 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		}
 	}
 	url := cfg.PublicURL
-	if url == "" {
+	switch {
+	case url == "" && cfg.TLSPublic && tlsLn != nil:
+		url = "https://" + tlsLn.Addr().String()
+	case url == "":
 		url = "http://" + ln.Addr().String()
 	}
 	sc.Store, sc.PublicURL = backend, url
@@ -123,8 +124,9 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		backend.Close()
 		return nil, err
 	}
-	m.Store(srv.metrics)
-	s := &Service{Server: srv, Store: sqlite, backend: backend, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL, done: make(chan struct{})}
+	acceptErrs.log, acceptErrs.now = srv.log, srv.cfg.Clock.Now
+	srv.metrics.reg.MustRegister(acceptErrs.counter)
+	s := &Service{Server: srv, Store: backend, ln: ln, tlsLn: tlsLn, url: srv.cfg.PublicURL}
 	headerTimeout, readTimeout := cfg.ReadHeaderTimeout, cfg.ReadTimeout
 	if headerTimeout <= 0 {
 		headerTimeout = 5 * time.Second
@@ -146,25 +148,122 @@ func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		// bad requests) go to the structured log at debug level.
 		ErrorLog: slog.NewLogLogger(srv.log.Handler(), slog.LevelDebug),
 	}
-	serve := func(l net.Listener) {
-		if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			srv.log.Error("notification service stopped", "addr", l.Addr().String(), "err", err)
+	return s, nil
+}
+
+// Start is NewService, then Run in the background until Close.
+func Start(ctx context.Context, cfg ServeConfig) (*Service, error) {
+	s, err := NewService(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.runErr = s.Run(runCtx)
+	}()
+	return s, nil
+}
+
+// Run serves until ctx ends or a part fails, then stops the parts in this
+// order, each once the one before has finished, so that nothing is left
+// writing to a part already gone:
+//
+//  1. the listeners and the HTTP handlers (at most shutdownWait);
+//  2. the device sessions, each asked to retry later, whose ends write
+//     their last-seen to the store, and the server's sweeps (Server.Run);
+//  3. the store's background work, which applies the lazy acks
+//     (store.Runner);
+//  4. the store itself.
+//
+// It returns the error of the part that failed, or nil.
+func (s *Service) Run(ctx context.Context) error {
+	log := s.Server.log
+	// The parts stop when told below, not when ctx ends.
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+
+	storeDone := make(chan error, 1)
+	if r, ok := s.Store.(store.Runner); ok {
+		go func() { storeDone <- r.Run(storeCtx) }()
+	} else {
+		close(storeDone)
+	}
+	serverDone := make(chan error, 1)
+	go func() { serverDone <- s.Server.Run(srvCtx) }()
+	listeners := []net.Listener{s.ln}
+	if s.tlsLn != nil {
+		listeners = append(listeners, s.tlsLn)
+		log.Info("TLS listening", "addr", s.tlsLn.Addr().String(), "auth_url", s.cfg.AuthURL)
+	}
+	serveDone := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() {
+			err := s.http.Serve(l)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			} else {
+				log.Error("notification service stopped", "addr", l.Addr().String(), "err", err)
+			}
+			serveDone <- err
+		}()
+	}
+	log.Info("notification service listening", "addr", s.ln.Addr().String(), "public_url", s.url)
+
+	// A part that ends with an error stops the service; a store closed
+	// under it (nil) leaves the service answering 503 until stopped.
+	var failed error
+	waiting := len(listeners)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case failed = <-serveDone:
+			waiting--
+			break wait
+		case err := <-storeDone:
+			storeDone = nil
+			if err != nil {
+				failed = fmt.Errorf("server: store: %w", err)
+				break wait
+			}
+		case err := <-serverDone:
+			serverDone = nil
+			if err != nil {
+				failed = err
+				break wait
+			}
 		}
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); serve(ln) }()
-	if tlsLn != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); serve(tlsLn) }()
-		srv.log.Info("TLS listening", "addr", tlsLn.Addr().String(), "auth_url", srv.cfg.AuthURL)
+
+	// 1. No new requests; the handlers running finish.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	err := s.http.Shutdown(sctx)
+	cancel()
+	for ; waiting > 0; waiting-- {
+		err = errors.Join(err, <-serveDone)
 	}
-	go func() {
-		wg.Wait()
-		close(s.done)
-	}()
-	srv.log.Info("notification service listening", "addr", ln.Addr().String(), "public_url", s.url)
-	return s, nil
+	// 2. The sessions end while the store still takes their writes.
+	s.Server.Close()
+	stopServer()
+	if serverDone != nil {
+		err = errors.Join(err, <-serverDone)
+	}
+	// 3. The store applies what it holds.
+	stopStore()
+	if storeDone != nil {
+		err = errors.Join(err, <-storeDone)
+	}
+	// 4.
+	err = errors.Join(err, s.Store.Close())
+	if failed != nil {
+		return errors.Join(failed, err)
+	}
+	return err
 }
 
 // URL returns the service's public base URL.
@@ -184,16 +283,19 @@ func (s *Service) TLSAddr() net.Addr {
 // AuthURL returns the base of https channel URIs ("" without TLS).
 func (s *Service) AuthURL() string { return s.cfg.AuthURL }
 
-// Close stops accepting requests, disconnects devices and closes the
-// database, waiting for all of it.
+// Close stops a service Start started (see Run for the order), waiting
+// for all of it; for one NewService made and nothing ran, it closes the
+// listeners and the store.
 func (s *Service) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := s.http.Shutdown(ctx)
-	<-s.done
-	s.Server.Close()
-	if cerr := s.backend.Close(); err == nil {
-		err = cerr
+	if s.cancel == nil {
+		s.ln.Close()
+		if s.tlsLn != nil {
+			s.tlsLn.Close()
+		}
+		s.Server.Close()
+		return s.Store.Close()
 	}
-	return err
+	s.cancel()
+	<-s.done
+	return s.runErr
 }

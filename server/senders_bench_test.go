@@ -12,7 +12,8 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // benchHandler is a service with one raw channel, called in-process so the
@@ -20,15 +21,12 @@ import (
 func benchHandler(b *testing.B, limits server.Limits) http.Handler {
 	b.Helper()
 	ctx := context.Background()
-	st, err := storage.OpenService(ctx, filepath.Join(b.TempDir(), "svc.db"), storage.ServiceOptions{GroupCommit: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := testenv.SQLiteStore(b, filepath.Join(b.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
 	b.Cleanup(func() { st.Close() })
-	if err := st.CreateDevice(ctx, storage.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: epoch, LastSeen: epoch}); err != nil {
+	if err := st.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: epoch, LastSeen: epoch}); err != nil {
 		b.Fatal(err)
 	}
-	if err := st.CreateChannel(ctx, storage.Channel{ID: "raw", DeviceID: "dev", App: "raw", Name: "main", Token: fuzzRawToken, CreatedAt: epoch}); err != nil {
+	if err := st.CreateChannel(ctx, store.Channel{ID: "raw", DeviceID: "dev", App: "raw", Name: "main", Token: fuzzRawToken, CreatedAt: epoch}); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := server.New(server.Config{Store: st, PublicURL: "http://push.example.com", Clock: clock.NewFake(epoch),

@@ -26,6 +26,7 @@ import (
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -378,7 +379,12 @@ func startPlain(t *testing.T, cfg server.ServeConfig) *server.Service {
 // withDB gives cfg a database and a listener of its own.
 func withDB(t *testing.T, cfg server.ServeConfig) server.ServeConfig {
 	t.Helper()
-	cfg.DB = filepath.Join(t.TempDir(), "svc.db")
+	// The service runs the store and closes it.
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "svc.db"), sqlitestore.Options{GroupCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = st
 	cfg.Listen = "127.0.0.1:0"
 	return cfg
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -51,7 +51,7 @@ func TestSequenceAttack(t *testing.T) {
 		{"last_seq and ack of 2^63-1", math.MaxInt64, true},
 		{"last_seq and ack of 2^63", 1 << 63, true},
 		{"last_seq 2^64-1 alone", math.MaxUint64, false},
-		{"last_seq 2^63-2 alone", storage.MaxSeq, false},
+		{"last_seq 2^63-2 alone", store.MaxSeq, false},
 		{"last_seq one above what was given", 1, false},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,21 @@
 // Package server is the notification service: the MPNS HTTP endpoint that
 // cloud services post to, the websocket endpoint devices keep open, and the
 // routing and per-device queues between them.
+//
+// # Design: senders
+//
+// Every sender protocol (MPNS, multicast, Web Push, the Matrix gateway) is
+// a decoder and a renderer over one accept pipeline (accept.go): the
+// decoder turns a request into a submission, the pipeline queues it or
+// refuses it with a typed refusal (refusals.go), and the renderer maps
+// accepted or refused to the protocol's status and headers by the
+// refusal's kind, never its text. A new sender protocol is one file.
+//
+// The package is not split into sender, device and limit packages: the
+// three share the Server's sessions, its guard and its store, which a split
+// would have to export to each other, and the seams are now files
+// (accept.go and refusals.go for senders, session.go and enrol.go for
+// devices, quota.go for limits) rather than one type's methods.
 package server
 
 import (
@@ -106,9 +121,10 @@ const (
 	// Devices learn their network's idle timeout and ping just under it;
 	// below a minute a heartbeat costs more radio time than it can save.
 	DefaultMinHeartbeat = 60 * time.Second
-	// The device's heartbeat cap is 28 minutes; two missed heartbeats
-	// (plus slack) mean it is gone.
-	DefaultMaxIdle = 60 * time.Minute
+	// A device's heartbeat may reach its ceiling, about two hours (see
+	// docs/power.md), and keeps it under a tenth less than this; two
+	// missed heartbeats (plus slack) mean it is gone.
+	DefaultMaxIdle = 4 * time.Hour
 	// MPNS allowed 30 channels per device.
 	DefaultMaxChannelsPerDevice = 30
 	// A write that does not finish in 10 s is to a dead or stuck peer.
@@ -135,22 +151,29 @@ type Server struct {
 	enrolMu sync.Mutex // serialises enrolments for the per-address cap
 	metrics *metrics
 
+	hellos *pendingHellos // device connections before their hello (prehello.go)
+
 	mu       sync.Mutex
 	sessions map[string]*session // device id → its one live session
 	closed   bool
-	// sweepOnce starts the expired-message sweep (startExpiringMessages).
-	sweepOnce sync.Once
+	// expiring is closed by the first message with an expiry, which
+	// starts Run's sweep of expired messages (startExpiringMessages).
+	expiring     chan struct{}
+	expiringOnce sync.Once
 	// wg counts device connections from upgrade to the end of their
 	// session; closing cancels ctx, which ends those still saying hello.
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
+	// readiness is the store's, when it may not be usable yet.
+	readiness store.Readiness
 	// retirements counts RetireDevice calls, so that a session started
 	// from a device read before a retirement committed is caught.
 	retirements atomic.Uint64
 }
 
-// New returns a Server. Call Close to stop its sessions.
+// New returns a Server. It starts no goroutine: Run does the server's own
+// background work, and Close stops its sessions.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: no store")
@@ -182,21 +205,44 @@ func New(cfg Config) (*Server, error) {
 	cfg.Limits = cfg.Limits.withDefaults()
 	g := newGuard(cfg.Limits, cfg.Clock)
 	g.shared, g.log = cfg.Quota, cfg.Logger
-	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics(), expiring: make(chan struct{})}
+	s.readiness, _ = cfg.Store.(store.Readiness)
 	s.metrics.instrument(s, cfg.Store)
+	s.hellos = newPendingHellos(cfg.Limits, nofileLimit(), cfg.Logger)
+	s.metrics.reg.MustRegister(s.hellos.waiting, s.hellos.refused)
 	cfg.Store.OnCommitted(s.committed)
+	if r, ok := cfg.Store.(store.CommitReporter); ok {
+		r.ReportCommits(s.metrics.commit)
+	}
 	if cfg.Presence != nil {
 		cfg.Presence.OnTakeover(s.takenOver)
 	}
 	// Every store call is timed, so a slow database turns into 503s for
 	// senders instead of a pile of waiting requests.
-	s.cfg.Store = &timedStore{Store: cfg.Store, g: g}
+	// Every call is also observed for the metrics, whichever the backend.
+	s.cfg.Store = &timedStore{Store: store.Observe(cfg.Store, s.metrics.store), g: g}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if cfg.ForgetDevicesAfter > 0 {
-		s.wg.Add(1)
-		go s.expireLoop(s.cfg.Store)
-	}
 	return s, nil
+}
+
+// Run does the server's background work until ctx ends or the server is
+// closed: deleting the devices that never came back (ForgetDevicesAfter)
+// and the Web Push messages past their TTL. The sessions are the
+// connections' own, and Close ends them.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	var wg sync.WaitGroup
+	if s.cfg.ForgetDevicesAfter > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.expireLoop(ctx, s.cfg.Store) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.expireMessagesLoop(ctx) }()
+	wg.Wait()
+	return nil
 }
 
 // Handler serves both endpoints.
@@ -209,6 +255,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
 	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))
+	mux.HandleFunc(ReadyPath, probeOnly(s.handleReady))
+	mux.HandleFunc(HealthPath, probeOnly(s.handleHealth))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -241,7 +289,8 @@ func (s *Server) retryDelayLocked() int {
 }
 
 // shed refuses a device's upgrade with 503 and a jittered Retry-After when
-// the service is shutting down or at MaxDevices. It reports whether it did.
+// the service is shutting down, at MaxDevices or not ready. It reports
+// whether it did.
 func (s *Server) shed(w http.ResponseWriter) bool {
 	s.mu.Lock()
 	refuse := s.closed || (s.cfg.MaxDevices > 0 && len(s.sessions) >= s.cfg.MaxDevices)
@@ -250,11 +299,18 @@ func (s *Server) shed(w http.ResponseWriter) bool {
 		after = s.retryDelayLocked()
 	}
 	s.mu.Unlock()
+	why := "shedding load"
 	if !refuse {
-		return false
+		// Until the store is usable a device's hello could only fail.
+		if why = s.notReady(); why == "" {
+			return false
+		}
+		s.mu.Lock()
+		after = s.retryDelayLocked()
+		s.mu.Unlock()
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(after))
-	http.Error(w, "heraldsvc: shedding load, retry later", http.StatusServiceUnavailable)
+	http.Error(w, "heraldsvc: "+why+", retry later", http.StatusServiceUnavailable)
 	return true
 }
 

@@ -273,8 +273,13 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	if s.shed(w) {
 		return
 	}
+	helloDone, ok := s.admitHello(w, r) // prehello.go
+	if !ok {
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		helloDone()
 		return // the upgrader has answered with an HTTP error
 	}
 	if tcp, ok := conn.NetConn().(*net.TCPConn); ok {
@@ -289,6 +294,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		after := s.retryDelayLocked()
 		s.mu.Unlock()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
+		helloDone()
 		return
 	}
 	s.wg.Add(1)
@@ -298,12 +304,13 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	// its serving goroutine: an idle device costs only what it uses.
 	go func() {
 		defer s.wg.Done()
-		s.serveConn(conn, source)
+		s.serveConn(conn, source, helloDone)
 	}()
 }
 
-func (s *Server) serveConn(conn *websocket.Conn, source string) {
+func (s *Server) serveConn(conn *websocket.Conn, source string, helloDone func()) {
 	sess := s.startSession(conn, source)
+	helloDone() // welcomed or turned away: no longer waiting for a hello
 	if sess == nil {
 		conn.Close()
 		return

@@ -47,6 +47,9 @@ func checkURIBase(public, auth string) error {
 // TLSFiles names the PEM files of the TLS listener.
 type TLSFiles struct {
 	Cert, Key string // the service's certificate chain and key
+	// GetCertificate, when set, serves what it returns instead of Cert
+	// and Key (a certificate renewed while the service runs).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClientCA names the CAs whose client certificates authenticated
 	// senders present; "" serves TLS without them: devices and
 	// unauthenticated senders only.
@@ -60,13 +63,13 @@ type TLSFiles struct {
 // MPNS's 401 instead of a failed handshake it cannot interpret; devices
 // never send one.
 func LoadTLS(f TLSFiles) (*tls.Config, *x509.CertPool, error) {
-	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("server: loading TLS certificate: %w", err)
-	}
-	tc := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: f.GetCertificate}
+	if f.GetCertificate == nil {
+		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: loading TLS certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
 	}
 	if f.ClientCA == "" {
 		return tc, nil, nil
@@ -115,29 +118,29 @@ func (s *Server) clientName(r *http.Request) (string, error) {
 // authenticate checks, before anything else is read, that a request to an
 // authenticated (https) channel URI carries a valid client certificate:
 // MPNS answered 401 when it did not.
-func (s *Server) authenticate(r *http.Request) (outcome, bool) {
+func (s *Server) authenticate(r *http.Request) error {
 	if _, authenticated := tokenFromPath(r.URL.Path); !authenticated {
-		return outcome{}, true
+		return nil
 	}
 	if _, err := s.clientName(r); err != nil {
-		return outcome{Code: http.StatusUnauthorized, Message: "authenticated channel: " + err.Error()}, false
+		return refuse(refUnauthenticated, "authenticated channel: "+err.Error())
 	}
-	return outcome{}, true
+	return nil
 }
 
 // authorize checks that the sender of a notification to an authenticated
 // channel is the service it was registered for: a valid certificate for
 // another service is 403.
-func (s *Server) authorize(r *http.Request, ch store.Channel) (outcome, bool) {
+func (s *Server) authorize(r *http.Request, ch store.Channel) error {
 	if ch.ServiceName == "" {
-		return outcome{}, false
+		return nil
 	}
 	cn, err := s.clientName(r)
 	if err != nil {
-		return outcome{Code: http.StatusUnauthorized, Message: "authenticated channel: " + err.Error()}, true
+		return refuse(refUnauthenticated, "authenticated channel: "+err.Error())
 	}
 	if cn != ch.ServiceName {
-		return outcome{Code: http.StatusForbidden, Message: fmt.Sprintf("client certificate is for %q, not for this channel's service", cn)}, true
+		return refuse(refForbidden, fmt.Sprintf("client certificate is for %q, not for this channel's service", cn))
 	}
-	return outcome{}, false
+	return nil
 }

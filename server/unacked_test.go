@@ -12,7 +12,7 @@ import (
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -135,7 +135,7 @@ func TestAcknowledgedKeepsSession(t *testing.T) {
 // at once.
 func TestSessionEndAbandonsSlowRead(t *testing.T) {
 	h := &heldReads{entered: make(chan struct{}, 1)}
-	ts := startServiceWrapped(t, server.Config{}, storage.ServiceOptions{GroupCommit: true}, func(st server.Store) server.Store {
+	ts := startServiceWrapped(t, server.Config{}, sqlitestore.Options{GroupCommit: true}, func(st server.Store) server.Store {
 		h.Store = st
 		return h
 	})

@@ -13,7 +13,7 @@ import (
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/server/store"
-	"github.com/heraldpush/herald/storage"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
 // floodedStore is the store as a flood of made-up channel URIs leaves it:
@@ -46,7 +46,7 @@ func TestUnknownTokenFloodDoesNotShed(t *testing.T) {
 		sent      = 10
 	)
 	var flooded *floodedStore
-	ts := startServiceWrapped(t, server.Config{}, storage.ServiceOptions{GroupCommit: true}, func(st server.Store) server.Store {
+	ts := startServiceWrapped(t, server.Config{}, sqlitestore.Options{GroupCommit: true}, func(st server.Store) server.Store {
 		flooded = &floodedStore{Store: st, lookupCost: 2 * server.DefaultSlowStore}
 		return flooded
 	})

@@ -36,7 +36,7 @@ func (d *testDevice) registerVAPID(app, key string) (channelID, uri string) {
 }
 
 // vapidKeys is an application server's key pair, in webpush-go's spelling.
-func vapidKeys(t *testing.T) (priv, pub string, key *ecdsa.PrivateKey) {
+func vapidKeys(t testing.TB) (priv, pub string, key *ecdsa.PrivateKey) {
 	t.Helper()
 	priv, pub, err := webpushgo.GenerateVAPIDKeys()
 	if err != nil {
@@ -411,5 +411,77 @@ func TestWebPushVAPIDForgedHost(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusForbidden {
 		t.Fatalf("forged Host: %d, want 403", res.StatusCode)
+	}
+}
+
+// A restricted channel's message resources answer only its application
+// server: GET, HEAD and DELETE without the vapid authorization are 401
+// (with WWW-Authenticate: vapid), with another key's, an expired one or
+// two Authorization headers 403, and the message stays queued through
+// all of them; with the POST's own authorization they work as on any
+// channel.
+func TestWebPushMessageResourceNeedsVAPID(t *testing.T) {
+	ts := startService(t, server.Config{})
+	d := ts.enrol()
+	_, pub, key := vapidKeys(t)
+	_, otherPub, otherKey := vapidKeys(t)
+	_, uri := d.registerVAPID("app", pub)
+	d.disconnect()
+	now := ts.clk.Now()
+	aud := ts.http.URL
+	claims := jwt.MapClaims{"aud": aud, "exp": now.Add(time.Hour).Unix()}
+	valid := sign(t, key, pub, jwt.SigningMethodES256, claims)
+	h := wpHeader("Ttl", "600")
+	h.Set("Authorization", valid)
+	res := wpPost(t, uri, h, []byte("m"))
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d", res.StatusCode)
+	}
+	msg := res.Header.Get("Location")
+	ask := func(method string, auth ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, msg, nil)
+		for _, a := range auth {
+			req.Header.Add("Authorization", a)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	for _, c := range []struct {
+		name   string
+		method string
+		auth   []string
+		code   int
+	}{
+		{"GET without", http.MethodGet, nil, 401},
+		{"HEAD without", http.MethodHead, nil, 401},
+		{"DELETE without", http.MethodDelete, nil, 401},
+		{"GET, other scheme", http.MethodGet, []string{"Bearer x"}, 401},
+		{"GET, another key", http.MethodGet, []string{sign(t, otherKey, otherPub, jwt.SigningMethodES256, claims)}, 403},
+		{"DELETE, another key", http.MethodDelete, []string{sign(t, otherKey, otherPub, jwt.SigningMethodES256, claims)}, 403},
+		{"DELETE, signed by another with our k", http.MethodDelete, []string{sign(t, otherKey, pub, jwt.SigningMethodES256, claims)}, 403},
+		{"DELETE, expired", http.MethodDelete, []string{sign(t, key, pub, jwt.SigningMethodES256, jwt.MapClaims{"aud": aud, "exp": now.Add(-time.Second).Unix()})}, 403},
+		{"DELETE, another audience", http.MethodDelete, []string{sign(t, key, pub, jwt.SigningMethodES256, jwt.MapClaims{"aud": "https://evil.example", "exp": now.Add(time.Hour).Unix()})}, 403},
+		{"DELETE, two Authorization headers", http.MethodDelete, []string{"Bearer x", valid}, 403},
+		{"GET with the key", http.MethodGet, []string{valid}, 200},
+	} {
+		res := ask(c.method, c.auth...)
+		if res.StatusCode != c.code {
+			t.Errorf("%s: %d, want %d", c.name, res.StatusCode, c.code)
+		}
+		if c.code == 401 && res.Header.Get("WWW-Authenticate") != "vapid" {
+			t.Errorf("%s: WWW-Authenticate %q", c.name, res.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if res := ask(http.MethodDelete, valid); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE with the key: %d", res.StatusCode)
+	}
+	if res := ask(http.MethodGet, valid); res.StatusCode != http.StatusGone {
+		t.Fatalf("GET after the cancel: %d", res.StatusCode)
 	}
 }

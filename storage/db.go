@@ -1,136 +1,41 @@
-// Package storage holds every SQL statement in Herald: the notification
-// service's store and the device daemon's store, both SQLite through
-// mattn/go-sqlite3, each with embedded, numbered migrations.
+// Package storage is the device daemon's database: every SQL statement of
+// the phone side (identity, channels, tiles, toasts, the raw log, handler
+// jobs, UnifiedPush), SQLite through mattn/go-sqlite3 with embedded,
+// numbered migrations. The notification service's database is a package
+// of its own, server/store/sqlitestore.
 package storage
 
 import (
 	"context"
 	"database/sql"
 	"embed"
-	"fmt"
+	"encoding/json"
+	"errors"
 	"io/fs"
-	"net/url"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
-
-	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/internal/sqlitedb"
 )
 
-//go:embed migrations
+//go:embed migrations/device
 var migrations embed.FS
 
-// ErrNotFound is returned when a looked-up row does not exist; it is
-// store.ErrNotFound, so the service's callers need not know the backend.
-var ErrNotFound = store.ErrNotFound
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("storage: not found")
 
-// open opens a SQLite database in WAL mode with immediate transactions (so
-// two writers never deadlock upgrading a read lock) and full fsync on commit
-// (so a commit that returned survives power loss, not just a crash).
-func open(ctx context.Context, file, schema string) (*sql.DB, error) {
-	if err := createPrivate(file); err != nil {
+// open opens the device database, migrated to this program's schema.
+func open(ctx context.Context, file string) (*sql.DB, error) {
+	sub, err := fs.Sub(migrations, "migrations/device")
+	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	q.Set("_txlock", "immediate")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_foreign_keys", "on")
-	dsn := "file:" + file + "?" + q.Encode()
-	db, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", file, err)
-	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("storage: open %s: %w", file, err)
-	}
-	if err := migrate(ctx, db, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("storage: migrate %s: %w", file, err)
-	}
-	return db, nil
+	return sqlitedb.Open(ctx, file, sub)
 }
 
-// openReader opens a pool of read-only connections to a database open()
-// has already created and migrated. In WAL mode readers see the last
-// commit and neither wait for nor block the writer. The pool keeps its
-// connections: opening a SQLite connection costs far more than a query,
-// and database/sql otherwise keeps only two idle.
-func openReader(ctx context.Context, file string, conns int) (*sql.DB, error) {
-	q := url.Values{}
-	q.Set("_query_only", "true")
-	q.Set("_busy_timeout", "10000")
-	db, err := sql.Open("sqlite3", "file:"+file+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s for reading: %w", file, err)
+// jsonList is a string list as a column holds it: a JSON array, never null.
+func jsonList(v []string) string {
+	if v == nil {
+		v = []string{}
 	}
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("storage: open %s for reading: %w", file, err)
-	}
-	return db, nil
-}
-
-// migrate applies migrations/<schema>/NNNN_*.sql files above the database's
-// user_version, each in its own transaction together with the version bump.
-func migrate(ctx context.Context, db *sql.DB, schema string) error {
-	dir := path.Join("migrations", schema)
-	entries, err := fs.ReadDir(migrations, dir)
-	if err != nil {
-		return err
-	}
-	type step struct {
-		n    int
-		file string
-	}
-	var steps []step
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		n, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return fmt.Errorf("bad migration name %q", e.Name())
-		}
-		steps = append(steps, step{n, e.Name()})
-	}
-	sort.Slice(steps, func(i, j int) bool { return steps[i].n < steps[j].n })
-
-	var version int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return err
-	}
-	if len(steps) > 0 && version > steps[len(steps)-1].n {
-		return fmt.Errorf("database is at version %d, newer than this program (%d)", version, steps[len(steps)-1].n)
-	}
-	for _, s := range steps {
-		if s.n <= version {
-			continue
-		}
-		body, err := fs.ReadFile(migrations, path.Join(dir, s.file))
-		if err != nil {
-			return err
-		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("%s: %w", s.file, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", s.n)); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
+	b, _ := json.Marshal(v)
+	return string(b)
 }

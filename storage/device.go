@@ -123,7 +123,7 @@ var applyQueries = []string{qApplied, qSetApplied, qChannelByID, qRunning, qCoun
 
 // OpenDevice opens (creating if needed) the device database at file.
 func OpenDevice(ctx context.Context, file string) (*DeviceDB, error) {
-	db, err := open(ctx, file, "device")
+	db, err := open(ctx, file)
 	if err != nil {
 		return nil, err
 	}
@@ -874,15 +874,29 @@ type Heartbeat struct {
 	Interval  time.Duration
 	Good, Bad time.Duration
 	Settled   bool
+	// NextProbe is when the link next tries a longer interval (zero:
+	// never); Hold how long the proven interval holds before it; Rung
+	// which probe length comes next; Failed when heartbeats went
+	// unanswered over the last day.
+	NextProbe time.Time
+	Hold      time.Duration
+	Rung      int
+	Failed    []time.Time
 	UpdatedAt time.Time
 }
+
+// maxFailedKept bounds the failures stored per network (the link keeps
+// fewer).
+const maxFailedKept = 1024
 
 // Heartbeat returns what was learned on network, or ErrNotFound.
 func (s *DeviceStore) Heartbeat(ctx context.Context, network string) (Heartbeat, error) {
 	h := Heartbeat{Network: network}
-	var interval, good, bad, updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT interval_ms, good_ms, bad_ms, settled, updated_at FROM heartbeats WHERE phone = ? AND network = ?`, s.phone, network).
-		Scan(&interval, &good, &bad, &h.Settled, &updated)
+	var interval, good, bad, updated, nextProbe, hold int64
+	var failed string
+	err := s.db.QueryRowContext(ctx, `SELECT interval_ms, good_ms, bad_ms, settled, updated_at, next_probe_ns, hold_ms, rung, failed_ns
+		FROM heartbeats WHERE phone = ? AND network = ?`, s.phone, network).
+		Scan(&interval, &good, &bad, &h.Settled, &updated, &nextProbe, &hold, &h.Rung, &failed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, ErrNotFound
 	}
@@ -890,16 +904,42 @@ func (s *DeviceStore) Heartbeat(ctx context.Context, network string) (Heartbeat,
 		return h, fmt.Errorf("storage: heartbeat: %w", err)
 	}
 	h.Interval, h.Good, h.Bad = time.Duration(interval)*time.Millisecond, time.Duration(good)*time.Millisecond, time.Duration(bad)*time.Millisecond
+	h.Hold = time.Duration(hold) * time.Millisecond
+	if nextProbe != 0 {
+		h.NextProbe = time.Unix(0, nextProbe)
+	}
+	var ns []int64
+	if err := json.Unmarshal([]byte(failed), &ns); err != nil {
+		return h, fmt.Errorf("storage: heartbeat of %q: failed probes: %w", network, err)
+	}
+	for _, n := range ns[max(0, len(ns)-maxFailedKept):] {
+		h.Failed = append(h.Failed, time.Unix(0, n))
+	}
 	h.UpdatedAt = time.UnixMilli(updated)
 	return h, nil
 }
 
 // SaveHeartbeat records what was learned on h.Network.
 func (s *DeviceStore) SaveHeartbeat(ctx context.Context, h Heartbeat) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO heartbeats (phone, network, interval_ms, good_ms, bad_ms, settled, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+	var nextProbe int64
+	if !h.NextProbe.IsZero() {
+		nextProbe = h.NextProbe.UnixNano()
+	}
+	ns := []int64{}
+	for _, t := range h.Failed[max(0, len(h.Failed)-maxFailedKept):] {
+		ns = append(ns, t.UnixNano())
+	}
+	failed, err := json.Marshal(ns)
+	if err != nil {
+		return fmt.Errorf("storage: save heartbeat: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO heartbeats (phone, network, interval_ms, good_ms, bad_ms, settled, updated_at, next_probe_ns, hold_ms, rung, failed_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (phone, network) DO UPDATE SET interval_ms = excluded.interval_ms, good_ms = excluded.good_ms, bad_ms = excluded.bad_ms,
-		settled = excluded.settled, updated_at = excluded.updated_at`,
-		s.phone, h.Network, h.Interval.Milliseconds(), h.Good.Milliseconds(), h.Bad.Milliseconds(), h.Settled, h.UpdatedAt.UnixMilli())
+		settled = excluded.settled, updated_at = excluded.updated_at, next_probe_ns = excluded.next_probe_ns, hold_ms = excluded.hold_ms,
+		rung = excluded.rung, failed_ns = excluded.failed_ns`,
+		s.phone, h.Network, h.Interval.Milliseconds(), h.Good.Milliseconds(), h.Bad.Milliseconds(), h.Settled, h.UpdatedAt.UnixMilli(),
+		nextProbe, h.Hold.Milliseconds(), h.Rung, string(failed))
 	if err != nil {
 		return fmt.Errorf("storage: save heartbeat: %w", err)
 	}

@@ -351,3 +351,44 @@ func TestRawLog(t *testing.T) {
 		t.Fatalf("%d rows kept, want at most %d", rows, 1+RawLogPerApp+rawLogPruneEvery)
 	}
 }
+
+// TestHeartbeatProbes: what the link learned, its next upward probe and
+// the day's failures round-trip per phone and network, and a corrupted
+// list of failures is an error, not a crash.
+func TestHeartbeatProbes(t *testing.T) {
+	d := openTestDevice(t, filepath.Join(t.TempDir(), "herald.db"))
+	ctx := context.Background()
+	p := d.Phone("phone-1")
+	if _, err := p.Heartbeat(ctx, "home"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown network: %v", err)
+	}
+	// Times the fake clock makes: fractions of a second below a
+	// millisecond must survive.
+	at := devT0.Add(7812500 * time.Nanosecond)
+	want := Heartbeat{Network: "home", Interval: 29 * time.Minute, Good: 29 * time.Minute, Bad: 30 * time.Minute, Settled: true,
+		NextProbe: at.Add(4 * time.Hour), Hold: 4 * time.Hour, Rung: 2, Failed: []time.Time{at, at.Add(time.Hour)}, UpdatedAt: devT0}
+	if err := p.SaveHeartbeat(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Phone("phone-2").SaveHeartbeat(ctx, Heartbeat{Network: "home", Interval: time.Minute, UpdatedAt: devT0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Heartbeat(ctx, "home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.NextProbe.Equal(want.NextProbe) || got.Hold != want.Hold || got.Rung != want.Rung || len(got.Failed) != 2 ||
+		!got.Failed[0].Equal(at) || !got.Failed[1].Equal(at.Add(time.Hour)) || got.Interval != want.Interval || !got.Settled {
+		t.Fatalf("read back %+v, saved %+v", got, want)
+	}
+	other, err := d.Phone("phone-2").Heartbeat(ctx, "home")
+	if err != nil || !other.NextProbe.IsZero() || other.Failed != nil || other.Hold != 0 {
+		t.Fatalf("another phone's row: %+v, %v", other, err)
+	}
+	if _, err := d.db.ExecContext(ctx, `UPDATE heartbeats SET failed_ns = 'not json' WHERE phone = 'phone-1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Heartbeat(ctx, "home"); err == nil {
+		t.Fatal("a corrupted list of failures was read without an error")
+	}
+}

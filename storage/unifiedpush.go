@@ -196,3 +196,13 @@ const (
 	qTrimUnifiedPush  = `DELETE FROM unifiedpush_outbox WHERE phone = ? AND token = ? AND id <=
 		(SELECT id FROM unifiedpush_outbox WHERE phone = ? AND token = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
 )
+
+// AddCount adds delta to the named counter outside any notification's
+// transaction: for events of the device's own, such as a call to an app
+// the distributor withheld.
+func (s *DeviceStore) AddCount(ctx context.Context, counter string, delta int64) error {
+	if _, err := s.db.ExecContext(ctx, qCount, s.phone, counter, delta); err != nil {
+		return fmt.Errorf("storage: count %s: %w", counter, err)
+	}
+	return nil
+}

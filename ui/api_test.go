@@ -40,7 +40,9 @@ func pageFor(t *testing.T, base string) *page {
 	}
 	jar, _ := cookiejar.New(nil)
 	p := &page{client: &http.Client{Jar: jar}}
-	resp, err := p.client.Get(base + ui.SessionPath)
+	req, _ := http.NewRequest(http.MethodGet, base+ui.SessionPath, nil)
+	req.Header.Set(ui.KeyHeader, keyFor(t, base))
+	resp, err := p.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +195,7 @@ func TestComposeAndControls(t *testing.T) {
 	// The state the page reads, once the raw notifications have arrived.
 	var st ui.State
 	testenv.Eventually(t, 10*time.Second, "two raw notifications in the log", func() bool {
-		resp, err := http.Get(api + "state" + q)
+		resp, err := pageFor(t, e.url).client.Get(api + "state" + q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,6 +265,7 @@ func TestSinglePhone(t *testing.T) {
 	page.D = d.Daemon
 	srv := httptest.NewServer(u.Handler())
 	t.Cleanup(srv.Close)
+	registerKey(t, srv.URL, u.Key())
 	yes := true
 	if _, err := d.Client.Open(context.Background(), "demo", app.OpenRequest{Tile: &yes}); err != nil {
 		t.Fatal(err)
@@ -272,7 +275,7 @@ func TestSinglePhone(t *testing.T) {
 		t.Fatalf("compose: %d %v", status, out)
 	}
 	testenv.Eventually(t, 10*time.Second, "the tile in the state", func() bool {
-		resp, err := http.Get(srv.URL + "/api/state")
+		resp, err := pageFor(t, srv.URL).client.Get(srv.URL + "/api/state")
 		if err != nil {
 			t.Fatal(err)
 		}

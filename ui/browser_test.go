@@ -64,10 +64,11 @@ func until(t *testing.T, ctx context.Context, what, js string) {
 		tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		ok, err = chromedp.Run(tctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second)))
 		cancel()
-		// A poll begun while the page was still loading loses its
-		// JavaScript context when the new document replaces it; it is
-		// started again in the new one.
-		if err == nil || !strings.Contains(err.Error(), "Cannot find context") || time.Now().After(deadline) {
+		// A poll begun while the page was still loading (or reloading
+		// itself) loses its JavaScript context when the new document
+		// replaces it; it is started again in the new one.
+		if err == nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "navigated or closed")) ||
+			time.Now().After(deadline) {
 			break
 		}
 	}
@@ -107,7 +108,7 @@ func TestStartScreen(t *testing.T) {
 	e := newEnv(t, 2)
 	ch := e.open(t, "phone-0002", "demo")
 
-	run(t, ctx, chromedp.Navigate(e.url+"/?phone=phone-0002"))
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0002")))
 	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
 	until(t, ctx, "the channel list", `document.querySelector('#channels tr[data-app="demo"] .uri')?.textContent === `+jsString(ch.URI))
 
@@ -190,7 +191,7 @@ func TestTileTemplates(t *testing.T) {
 	}
 
 	// The Iconic tile wide, to show its content lines.
-	run(t, ctx, chromedp.Navigate(e.url+"/?phone="+phone))
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone="+phone)))
 	js(t, ctx, `localStorage.setItem("herald.size|phone-0001|mail|", "wide")`)
 	run(t, ctx, chromedp.Reload())
 	until(t, ctx, "six tiles", `document.querySelectorAll(".tile").length === 6`)
@@ -311,6 +312,11 @@ func TestFirstPaint(t *testing.T) {
 		return err == nil && st.Counters["tiles_updated"] == 1 && st.Counters["toasts_shell"] == 1 && st.Counters["raw_dropped"] == 1
 	})
 
+	// The browser opens the address with the key once, which starts its
+	// session; the page is inlined from then on (a first visit's page
+	// fetches the state once the session is there).
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0001")))
+	until(t, ctx, "the session", `document.querySelector("#live").textContent === "live"`)
 	// Navigate returns once the page has loaded: no polling, no waiting
 	// for a fetch. ?device= names the phone as the CLI does.
 	run(t, ctx, chromedp.Navigate(e.url+"/?device="+phone))
@@ -383,4 +389,38 @@ func tileBlue(t *testing.T, shot []byte, rect []float64) float64 {
 		return 0
 	}
 	return float64(blue) / float64(all)
+}
+
+// TestNarrowScreen: at 420 px (a phone's browser) nothing overflows
+// sideways, the channels become cards, a channel URI wraps only after its
+// separators and never inside its token, primary tiles name their app, and
+// one phone shows no phone filter.
+func TestNarrowScreen(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 1)
+	ch := e.open(t, "phone-0001", "a-rather-long-app-name")
+	send(t, ch.URI, mpns.KindTile, tile("", "FlipTile", "BackContent", "no title"))
+	e.open(t, "phone-0001", "demo")
+
+	// A headless window is at least 500 px wide; the viewport is set
+	// narrower as a phone's is.
+	run(t, ctx, chromedp.EmulateViewport(420, 900), chromedp.Navigate(e.pageURL("/?phone=phone-0001")))
+	until(t, ctx, "the tile", `document.querySelector('.tile[data-app="a-rather-long-app-name"]') !== null`)
+	checks := []struct{ what, js string }{
+		{"a 420 px viewport", `window.innerWidth === 420`},
+		{"no sideways scrolling", `document.documentElement.scrollWidth <= window.innerWidth`},
+		{"the channels within the window", `[...document.querySelectorAll("#channels td")].every(td => td.getBoundingClientRect().right <= window.innerWidth)`},
+		{"each URI part on one line", `(() => { const segs = [...document.querySelectorAll("#channels .uri .seg")];
+			return segs.length > 0 && segs.every(s => s.getClientRects().length === 1) })()`},
+		{"the URI's token whole", `[...document.querySelectorAll("#channels .uri .seg")].some(s => s.textContent === ` + jsString(ch.URI[strings.LastIndex(ch.URI, "/")+1:]) + `)`},
+		{"the URI copied whole", `document.querySelector('#channels tr[data-app="demo"] .uri').textContent.startsWith("http://")`},
+		{"the primary tile named by its app", `document.querySelector('.tile[data-app="a-rather-long-app-name"] .tile-label').textContent === "a-rather-long-app-name"`},
+		{"no phone filter for one phone", `getComputedStyle(document.querySelector("#phone-filter")).display === "none"`},
+	}
+	for _, c := range checks {
+		if ok, err := eval[bool](ctx, c.js); err != nil || !ok {
+			w, _ := eval[string](ctx, `document.documentElement.scrollWidth + " of " + window.innerWidth`)
+			t.Errorf("at 420 px: %s fails (%v; width %s)", c.what, err, w)
+		}
+	}
 }

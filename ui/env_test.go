@@ -5,7 +5,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +49,7 @@ func newEnv(t *testing.T, phones int) *env {
 	srv.Config.BaseContext = nil
 	srv.Start()
 	e.url = srv.URL
+	registerKey(t, srv.URL, e.ui.Key())
 	t.Cleanup(func() {
 		// Open event streams end with the browser; close them first so
 		// the server's Close does not wait for them.
@@ -58,6 +61,40 @@ func newEnv(t *testing.T, phones int) *env {
 	})
 	testenv.Eventually(t, 20*time.Second, "phones connected", func() bool { return emu.Connected() == phones })
 	return e
+}
+
+// uiKeys holds each test UI's key by its port, as the page learns it from
+// the address `herald ui-url` prints; every name of the UI (127.0.0.1,
+// localhost, [::1]) has the same port.
+var uiKeys sync.Map
+
+func registerKey(t *testing.T, base, key string) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uiKeys.Store(u.Port(), key)
+}
+
+// keyFor returns the key of the UI at base.
+func keyFor(t *testing.T, base string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := uiKeys.Load(u.Port())
+	if !ok {
+		t.Fatalf("no key known for the UI at %s", base)
+	}
+	return k.(string)
+}
+
+// pageURL is the address the page is opened at: path (with its query) and
+// the key in the fragment, as `herald ui-url` prints it.
+func (e *env) pageURL(path string) string {
+	return e.url + path + ui.KeyFragment + e.ui.Key()
 }
 
 // open opens app's channel on phone, bound to toast and tile.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestBrowserAttacks(t *testing.T) {
 	e.open(t, "phone-0001", "demo")
 	uiURL, _ := url.Parse(e.url)
 
-	run(t, ctx, chromedp.Navigate(e.url+"/?phone=phone-0001"))
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0001")))
 	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
 	if ok, err := await[bool](ctx, `fetch("/api/session").then(r => r.ok)`); err != nil || !ok {
 		t.Fatalf("the page's session: %v %v", ok, err)
@@ -106,10 +107,42 @@ func TestBrowserAttacks(t *testing.T) {
 	if st.Power != "normal" || len(st.Toasts) != 0 {
 		t.Fatalf("an attack acted: power %s, toasts %+v", st.Power, st.Toasts)
 	}
-	// The real page, back, still changes the phone.
+	// The real page, back (without the key in its address, as from a
+	// bookmark: the browser's session cookie is enough), still changes
+	// the phone.
 	run(t, ctx, chromedp.Navigate(e.url+"/?phone=phone-0001"))
 	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
 	run(t, ctx, chromedp.SetValue(chromedp.CSS("#power"), "low"))
 	js(t, ctx, `document.querySelector("#power").dispatchEvent(new Event("change"))`)
 	until(t, ctx, "the status bar at low power", `document.querySelector("#sb-power").textContent.includes("low")`)
+}
+
+// TestBrowserKey: in a browser that has no session, the page opened without
+// its key shows nothing of the phone and says how to get the address; the
+// address with the key opens it, and the key leaves the address bar.
+func TestBrowserKey(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 1)
+	ch := e.open(t, "phone-0001", "demo")
+
+	run(t, ctx, chromedp.Navigate(e.url+"/?phone=phone-0001"))
+	until(t, ctx, "the missing key explained", `!document.querySelector("#nokey").classList.contains("hidden") && document.querySelector("#nokey").textContent.includes("herald ui-url")`)
+	if html, err := eval[string](ctx, `document.documentElement.outerHTML`); err != nil || strings.Contains(html, ch.URI) {
+		t.Fatalf("the page without its key shows the channel URI (%v)", err)
+	}
+	for _, js := range []string{`fetch("/api/state?phone=phone-0001").then(r => r.status)`, `fetch("/api/phones").then(r => r.status)`} {
+		if status, err := await[int](ctx, js); err != nil || status != http.StatusUnauthorized {
+			t.Errorf("%s without the key: %d %v", js, status, err)
+		}
+	}
+
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0001")))
+	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
+	until(t, ctx, "the channel's URI", `document.querySelector("#channels").textContent.includes(`+strconv.Quote(ch.URI)+`)`)
+	if loc, err := eval[string](ctx, `location.href`); err != nil || strings.Contains(loc, "key=") || !strings.Contains(loc, "phone=phone-0001") {
+		t.Errorf("address bar after opening: %q %v", loc, err)
+	}
+	if hidden, err := eval[bool](ctx, `document.querySelector("#nokey").classList.contains("hidden")`); err != nil || !hidden {
+		t.Errorf("the missing-key note shows on the opened page (%v)", err)
+	}
 }

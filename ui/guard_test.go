@@ -3,11 +3,16 @@ package ui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,7 +80,9 @@ func newSession(t *testing.T, base string) (*http.Client, string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	resp, err := c.Get(base + ui.SessionPath)
+	req, _ := http.NewRequest(http.MethodGet, base+ui.SessionPath, nil)
+	req.Header.Set(ui.KeyHeader, keyFor(t, base))
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,12 +138,12 @@ func TestGuardAttacks(t *testing.T) {
 		{name: "browser says same-site (another port)", client: mine, hdr: map[string]string{"Sec-Fetch-Site": "same-site", ui.TokenHeader: token},
 			onlyAPI: true, status: http.StatusForbidden, code: ui.CodeCrossSite},
 		{name: "no token, session cookie", client: mine, onlyChanges: true, status: http.StatusForbidden, code: ui.CodeSession},
-		{name: "no token, no cookie", client: anon, hdr: map[string]string{"Origin": base}, onlyChanges: true, status: http.StatusForbidden, code: ui.CodeSession},
+		{name: "no token, no cookie", client: anon, hdr: map[string]string{"Origin": base}, onlyChanges: true, status: http.StatusUnauthorized, code: ui.CodeSession},
 		{name: "wrong token", client: mine, hdr: map[string]string{ui.TokenHeader: strings.Repeat("A", len(token))}, onlyChanges: true, status: http.StatusForbidden, code: ui.CodeSession},
-		{name: "token without its cookie", client: anon, hdr: map[string]string{ui.TokenHeader: token}, onlyChanges: true, status: http.StatusForbidden, code: ui.CodeSession},
+		{name: "token without its cookie", client: anon, hdr: map[string]string{ui.TokenHeader: token}, onlyChanges: true, status: http.StatusUnauthorized, code: ui.CodeSession},
 		{name: "token of another page session", client: other, hdr: map[string]string{ui.TokenHeader: token}, onlyChanges: true, status: http.StatusForbidden, code: ui.CodeSession},
 		{name: "forged cookie with its own token", client: anon, hdr: map[string]string{"Cookie": "herald_ui_" + port + "=" + strings.Repeat("A", 43), ui.TokenHeader: token},
-			onlyChanges: true, status: http.StatusForbidden, code: ui.CodeSession},
+			onlyChanges: true, status: http.StatusUnauthorized, code: ui.CodeSession},
 	}
 	tried, answered := 0, map[int]int{}
 	for _, a := range attacks {
@@ -221,7 +228,7 @@ func TestGuardHosts(t *testing.T) {
 		{"evil.herald.test", 421},
 		{"herald.test.evil.example", 421},
 	} {
-		status, _ := do(t, http.DefaultClient, srv.URL, "GET", "/api/phones", "", tt.host, nil)
+		status, _ := do(t, http.DefaultClient, srv.URL, "GET", "/app.js", "", tt.host, nil)
 		if status != tt.status {
 			t.Errorf("Host %q: %d, want %d", tt.host, status, tt.status)
 		}
@@ -253,13 +260,15 @@ func TestGuardSession(t *testing.T) {
 	if out.Token != token || resp.Header.Get("Set-Cookie") != "" {
 		t.Fatalf("second tab: token %q (first %q), Set-Cookie %q", out.Token, token, resp.Header.Get("Set-Cookie"))
 	}
-	resp, err = http.Get(e.url + ui.SessionPath)
+	req, _ := http.NewRequest(http.MethodGet, e.url+ui.SessionPath, nil)
+	req.Header.Set(ui.KeyHeader, e.ui.Key())
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	sc := resp.Header.Get("Set-Cookie")
-	for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+	for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=2592000"} {
 		if !strings.Contains(sc, attr) {
 			t.Errorf("Set-Cookie %q lacks %s", sc, attr)
 		}
@@ -269,5 +278,157 @@ func TestGuardSession(t *testing.T) {
 	}
 	if status, code := do(t, c, e.url, "POST", ui.SessionPath, "{}", "", nil); status != http.StatusMethodNotAllowed {
 		t.Errorf("POST session: %d %q", status, code)
+	}
+}
+
+// TestGuardNoKey is another local user of the machine, who can reach the
+// UI's loopback port but has not got its key (which only the daemon's user
+// gets, from `herald ui-url` over the local API socket or the key file):
+// it reads nothing of the phone's and changes nothing, whatever it
+// presents, while the page opened with the key works, and a UI started
+// again with the same key keeps its sessions.
+func TestGuardNoKey(t *testing.T) {
+	e := newEnv(t, 1)
+	ch := e.open(t, "phone-0001", "demo")
+	base := e.url
+	anon := &http.Client{}
+	other := ui.New(ui.Config{Phones: e.emu, Logger: testenv.Logger(t)})
+	otherSrv := httptest.NewServer(other.Handler())
+	t.Cleanup(otherSrv.Close)
+	registerKey(t, otherSrv.URL, other.Key())
+	otherClient, _ := newSession(t, otherSrv.URL)
+	otherURL, _ := url.Parse(otherSrv.URL)
+	otherCookies := otherClient.Jar.Cookies(otherURL)
+	if len(otherCookies) != 1 {
+		t.Fatalf("the other UI's session has cookies %v", otherCookies)
+	}
+	u, _ := url.Parse(base)
+	stolen := "herald_ui_" + u.Port() + "=" + otherCookies[0].Value
+
+	tried, refused := 0, map[int]int{}
+	check := func(name string, c *http.Client, method, path, body string, hdr map[string]string, status int, code string) {
+		t.Helper()
+		tried++
+		got, gotCode := do(t, c, base, method, path, body, "", hdr)
+		if got != status || gotCode != code {
+			t.Errorf("%s: %s %s: %d %q, want %d %q", name, method, path, got, gotCode, status, code)
+			return
+		}
+		refused[got]++
+	}
+	for _, r := range uiRoutes {
+		if !strings.HasPrefix(r.path, "/api/") || r.path == ui.SessionPath {
+			continue
+		}
+		check("no session", anon, r.method, r.path, r.body, nil, http.StatusUnauthorized, ui.CodeSession)
+		check("another UI's cookie", anon, r.method, r.path, r.body, map[string]string{"Cookie": stolen}, http.StatusUnauthorized, ui.CodeSession)
+		check("wrong key as bearer", anon, r.method, r.path, r.body, map[string]string{"Authorization": "Bearer " + other.Key()}, http.StatusUnauthorized, ui.CodeSession)
+	}
+	for _, k := range []string{"", ui.NewKey(), other.Key(), e.ui.Key() + "A", e.ui.Key()[:20], strings.ToUpper(e.ui.Key()), " " + e.ui.Key() + "x"} {
+		check(fmt.Sprintf("key %.12q", k), anon, "GET", ui.SessionPath, "", map[string]string{ui.KeyHeader: k}, http.StatusUnauthorized, ui.CodeKey)
+	}
+	check("key in the query", anon, "GET", ui.SessionPath+"?key="+e.ui.Key(), "", nil, http.StatusUnauthorized, ui.CodeKey)
+
+	// The page without a session is its bare shell: no state inlined.
+	resp, err := anon.Get(base + "/?phone=phone-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(page), "initial-state\"") || strings.Contains(string(page), ch.URI) {
+		t.Errorf("the page without a session: %d, inlines the state: %v", resp.StatusCode, strings.Contains(string(page), ch.URI))
+	}
+
+	st, err := e.ui.PhoneState(context.Background(), "phone-0001", e.emu.Phone("phone-0001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Power != "normal" || st.Offline || st.Foreground != "" || len(st.Channels) != 1 || len(st.Toasts) != 0 {
+		t.Fatalf("an attack acted: %+v", st)
+	}
+
+	// The page opened with the key: a session, then the state with the
+	// URI, inlined in the page too.
+	mine, token := newSession(t, base)
+	resp, err = mine.Get(base + "/api/state?phone=phone-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), ch.URI) {
+		t.Fatalf("the page's state: %d %.200s", resp.StatusCode, b)
+	}
+	resp, err = mine.Get(base + "/?phone=phone-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), ch.URI) {
+		t.Error("the page with a session does not inline the state")
+	}
+	// A program with the key as a bearer token.
+	if status, _ := do(t, anon, base, "POST", "/api/power?phone=phone-0001", `{"level":"low"}`, "", map[string]string{"Authorization": "Bearer " + e.ui.Key()}); status != http.StatusOK {
+		t.Errorf("bearer POST: %d", status)
+	}
+	// A UI started again with the same key (the key file) keeps the
+	// session: its cookie and token still work.
+	again := ui.New(ui.Config{Phones: e.emu, Logger: testenv.Logger(t), Key: e.ui.Key()})
+	// Served in-process, on the same local address, as the restarted
+	// process would be.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, base+"/api/power?phone=phone-0001", strings.NewReader(`{"level":"normal"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ui.TokenHeader, token)
+	for _, c := range mine.Jar.Cookies(u) {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: mustPort(t, u)}))
+	again.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("the session at a UI started again with the same key: %d %s", rec.Code, rec.Body)
+	}
+	t.Logf("without the key: %d requests, answered %v; phone unchanged; with it: session, state with the URI, bearer change, and the session kept by a UI with the same key", tried, refused)
+}
+
+func mustPort(t *testing.T, u *url.URL) int {
+	t.Helper()
+	p, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The key file is made once, mode 0600, read back the same, tightened if
+// loose, and refused when it holds no key.
+func TestLoadKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ui.KeyFile)
+	k1, err := ui.LoadKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v %v", fi.Mode(), err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k2, err := ui.LoadKey(path)
+	if err != nil || k2 != k1 {
+		t.Fatalf("read back %q %v, want %q", k2, err, k1)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("a loose key file stays %v", fi.Mode())
+	}
+	for _, bad := range []string{"", "short", "not base64 at all!!!!!!!!!!!!!!!"} {
+		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ui.LoadKey(path); err == nil {
+			t.Errorf("key file %q accepted", bad)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
@@ -60,6 +61,8 @@ func TestDaemonMetrics(t *testing.T) {
 		}{
 			{"herald_daemon_link_connected", nil, 1},
 			{"herald_daemon_heartbeat_interval_seconds", nil, ls.Heartbeat.Seconds()},
+			{"herald_daemon_heartbeat_ceiling_seconds", nil, channel.DefaultHeartbeatCeiling.Seconds()},
+			{"herald_daemon_heartbeats_failed_last_day", nil, 0},
 			{"herald_daemon_reconnects_total", nil, float64(ls.Reconnects)},
 			{"herald_daemon_wakeups_last_hour", []string{"cause", "reconnect"}, float64(ls.Wakeups.Reconnects)},
 			{"herald_daemon_wakeups_last_hour", []string{"cause", "heartbeat"}, float64(ls.Wakeups.Heartbeats)},

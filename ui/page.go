@@ -91,7 +91,9 @@ func (u *UI) handleIndex(w http.ResponseWriter, r *http.Request) {
 		d = u.cfg.Phones.Phone(name)
 	}
 	var inline []byte
-	if d != nil {
+	// Without a session the page gets only its shell; it then starts a
+	// session with the key in its address, or says how to get one.
+	if d != nil && hasSession(r) {
 		init.Phone = name
 		if init.State, err = u.PhoneState(r.Context(), name, d); err == nil {
 			// encoding/json escapes <, > and &, so nothing in the state

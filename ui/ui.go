@@ -61,6 +61,10 @@ type Config struct {
 	// "name" (any port, e.g. behind a proxy) or "name:port". The listen
 	// address and localhost always work; any other Host is refused.
 	Hosts []string
+	// Key is the page's access key (see guard.go); empty makes a random
+	// one for this UI. LoadKey keeps one in a file, so sessions and the
+	// printed address outlive a restart.
+	Key string
 }
 
 // Limits of what the page keeps and shows.
@@ -109,6 +113,9 @@ func New(cfg Config) *UI {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 15 * time.Second}
 	}
+	if cfg.Key == "" {
+		cfg.Key = NewKey()
+	}
 	return &UI{cfg: cfg, log: cfg.Logger, subs: map[chan Event]string{}}
 }
 
@@ -147,7 +154,7 @@ func (u *UI) Handler() http.Handler {
 	mux.HandleFunc("POST /api/pin", u.phone(u.handlePin))
 	mux.HandleFunc("POST /api/compose", u.phone(u.handleCompose))
 	mux.Handle("GET "+MetricsPath, u.metricsHandler())
-	return newGuard(u.cfg.Hosts, sameOrigin(mux))
+	return newGuard(u.cfg.Hosts, u.cfg.Key, sameOrigin(mux))
 }
 
 // sameOrigin refuses changes that another web page could make through the
@@ -258,6 +265,18 @@ type State struct {
 	Toasts     []app.Toast           `json:"toasts"`
 	Raw        map[string][]RawEntry `json:"raw"`
 	Templates  map[string][]string   `json:"templates"`
+	// Heartbeat is the link's learned interval on this network, its next
+	// upward probe and the day's failed probes (docs/power.md).
+	Heartbeat Heartbeat `json:"heartbeat"`
+}
+
+// Heartbeat is the part of app.Status the page shows about the heartbeat.
+type Heartbeat struct {
+	Interval     string     `json:"interval"`
+	Settled      bool       `json:"settled"`
+	Ceiling      string     `json:"ceiling,omitempty"`
+	NextProbe    *time.Time `json:"next_probe,omitempty"`
+	FailedProbes int        `json:"failed_probes_last_day"`
 }
 
 // PhoneState gathers a phone's state (the page's one read).
@@ -268,7 +287,9 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 	}
 	s := State{Phone: name, Connected: st.Connected, Offline: d.Link().Offline(), Power: st.Power, DeviceID: st.DeviceID,
 		Foreground: d.Foreground(), Running: st.Running, Counters: st.Counters, Raw: map[string][]RawEntry{}, Tiles: []Tile{},
-		Templates: map[string][]string{}}
+		Templates: map[string][]string{},
+		Heartbeat: Heartbeat{Interval: st.Heartbeat, Settled: st.HeartbeatSettled, Ceiling: st.HeartbeatCeiling,
+			NextProbe: st.NextProbe, FailedProbes: st.FailedProbes}}
 	for _, t := range []string{mpns.TemplateWP7, mpns.TemplateFlip, mpns.TemplateIconic, mpns.TemplateCycle} {
 		s.Templates[t] = mpns.TemplateFields(t)
 	}

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // RFC 8292 errors: ErrVAPIDMissing when a restricted channel's POST
@@ -56,9 +54,10 @@ func NormalizeKey(s string) (string, error) {
 
 // VerifyVAPID checks a POST's Authorization header against a channel
 // restricted to the application server key channelKey (as NormalizeKey
-// spells it): scheme vapid with t (a JWT) and k (the key); k equal to
-// channelKey; the JWT signed ES256 by k, with exp present, not past and
-// at most MaxVAPIDExpiry after now, and aud the push resource's origin.
+// spells it): scheme vapid with t (a JWT) and k (the key), each given
+// once; k equal to channelKey; the JWT signed ES256 by k, with exp
+// present, not past and at most MaxVAPIDExpiry after now, and aud the push
+// resource's origin. The JWT is read strictly (see parseVAPIDToken).
 // Unknown parameters are ignored (RFC 8292 §3).
 func VerifyVAPID(authorization, channelKey, origin string, now time.Time) error {
 	authorization = strings.TrimSpace(authorization)
@@ -73,18 +72,31 @@ func VerifyVAPID(authorization, channelKey, origin string, now time.Time) error 
 		return fmt.Errorf("%w: authorization scheme %q is not vapid", ErrVAPIDMissing, clip(scheme))
 	}
 	var t, k string
+	var seenT, seenK bool
 	for _, p := range strings.Split(params, ",") {
 		name, value, ok := strings.Cut(strings.TrimSpace(p), "=")
 		if !ok {
 			continue
 		}
-		value = strings.Trim(strings.TrimSpace(value), `"`)
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		var seen *bool
 		switch strings.ToLower(strings.TrimSpace(name)) {
 		case "t":
-			t = value
+			t, seen = value, &seenT
 		case "k":
-			k = value
+			k, seen = value, &seenK
+		default:
+			continue
 		}
+		// Two of one parameter leave it open which one a reader takes;
+		// an intermediary and the service must not disagree.
+		if *seen {
+			return fmt.Errorf("%w: parameter %s given twice", ErrVAPIDInvalid, strings.ToLower(strings.TrimSpace(name)))
+		}
+		*seen = true
 	}
 	if t == "" || k == "" {
 		return fmt.Errorf("%w: vapid needs both t and k", ErrVAPIDInvalid)
@@ -97,19 +109,26 @@ func VerifyVAPID(authorization, channelKey, origin string, now time.Time) error 
 	if err != nil || !bytes.Equal(raw, want) {
 		return fmt.Errorf("%w: k is not the channel's application server key", ErrVAPIDInvalid)
 	}
-	pub, _ := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
-	var claims jwt.RegisteredClaims
-	_, err = jwt.ParseWithClaims(t, &claims, func(*jwt.Token) (any, error) { return pub, nil },
-		jwt.WithValidMethods([]string{"ES256"}),
-		jwt.WithAudience(origin),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+	if err != nil {
+		return fmt.Errorf("%w: k: %v", ErrVAPIDInvalid, err)
+	}
+	claims, err := parseVAPIDToken(t, pub)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrVAPIDInvalid, err)
 	}
-	if claims.ExpiresAt.After(now.Add(MaxVAPIDExpiry)) {
+	if claims.aud != origin {
+		return fmt.Errorf("%w: aud %q is not this push service's origin", ErrVAPIDInvalid, clip(claims.aud))
+	}
+	exp := time.Unix(claims.exp, 0)
+	if !now.Before(exp) {
+		return fmt.Errorf("%w: the token expired at %s", ErrVAPIDInvalid, exp.UTC().Format(time.RFC3339))
+	}
+	if exp.After(now.Add(MaxVAPIDExpiry)) {
 		return fmt.Errorf("%w: exp is more than 24 hours ahead", ErrVAPIDInvalid)
+	}
+	if claims.hasNbf && now.Before(time.Unix(claims.nbf, 0)) {
+		return fmt.Errorf("%w: the token is not valid before %s", ErrVAPIDInvalid, time.Unix(claims.nbf, 0).UTC().Format(time.RFC3339))
 	}
 	return nil
 }

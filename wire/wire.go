@@ -101,6 +101,10 @@ type Hello struct {
 	// Urgency is the least urgent Web Push message the device takes now
 	// (very-low, low, normal, high; "" takes everything): see State.
 	Urgency string `json:"urgency,omitempty"`
+	// Secret is never sent: it is read only so that a hello carrying one
+	// (version 1's way, which puts the secret on the wire) is refused
+	// rather than accepted with the secret silently ignored.
+	Secret string `json:"secret,omitempty"`
 	// Heartbeat is the interval, in seconds, after which the device pings
 	// a silent link (0: not said). The service bounds how long what it
 	// wrote may stay unacknowledged by it: past one heartbeat the device
@@ -422,6 +426,9 @@ func validateDevice(v any) error {
 		}
 		if len(f.ID) > MaxIDLength {
 			return bad("hello: id too long")
+		}
+		if f.Secret != "" {
+			return bad("hello: a secret never travels in a version %d hello; prove it with nonce and proof", Version)
 		}
 		if f.ID == "" {
 			if f.Nonce != "" || f.Proof != "" {

@@ -190,14 +190,42 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stream, err := newClient(fs, clientSocket(fs, *socket)).Listen(ctx, pos[0], app.ListenOptions{Foreground: !*background, Reconnect: true})
+	return listen(ctx, newClient(fs, clientSocket(fs, *socket)), pos[0], !*background, *text, stdout, stderr)
+}
+
+// listen runs an app's event stream until ctx ends (Ctrl-C) or stdout
+// fails.
+func listen(ctx context.Context, c *app.Client, appID string, foreground, text bool, stdout, stderr io.Writer) int {
+	stream, err := c.Listen(ctx, appID, app.ListenOptions{Foreground: foreground, Reconnect: true})
 	if err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
 		return cliError(stderr, "listen", err)
 	}
 	defer stream.Close()
+	// Ctrl-C closes the stream the way an app that stops does, with a
+	// close frame the daemon answers, so the app stops counting as
+	// running at once. Handing ctx to Next instead would cut the
+	// connection under it, which the daemon takes for a crash and keeps
+	// the app "running" for its grace period. next ends a reconnect that
+	// is still waiting for the daemon.
+	next, endNext := context.WithCancel(context.Background())
+	defer endNext()
+	closed := make(chan struct{})
+	stopClose := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		stream.Close()
+		endNext()
+	})
+	defer func() {
+		if !stopClose() {
+			<-closed // the close handshake is under way: let it finish
+		}
+	}()
 	enc := json.NewEncoder(stdout)
 	for {
-		e, err := stream.Next(ctx)
+		e, err := stream.Next(next)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0
@@ -206,7 +234,7 @@ func listenCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		// The line is the event as the local API defines it.
 		var out any = e
-		if t, ok := rawText(e); ok && *text {
+		if t, ok := rawText(e); ok && text {
 			out = t
 		}
 		if err := enc.Encode(out); err != nil {

@@ -9,14 +9,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/internal/devtls"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/ui"
@@ -54,23 +57,25 @@ func userMode() bool { return os.Geteuid() != 0 }
 // loadSettings parses the daemon's flags and resolves the configuration.
 func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	paths := platform.DefaultPaths(userMode())
-	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP] [--unifiedpush BUS]")
+	fs := cli.NewFlagSet("herald "+name, "herald "+name+" [--service URL] [--tls] [--data DIR] [--socket PATH] [--listen ADDR] [--ui ADDR] [--config FILE] [--memory-limit SIZE] [--display NAME] [--log-level LEVEL] [--socket-group GROUP] [--unifiedpush BUS] [--heartbeat-ceiling DURATION]")
 	configFile := fs.String("config", paths.ConfigFile, "configuration file (TOML)")
 	service := fs.String("service", "", "notification service URL, or several comma-separated (a cluster's nodes) (default: start an embedded one)")
 	data := fs.String("data", "", "data directory (default "+paths.DataDir+")")
 	socket := fs.String("socket", "", "local API socket (default "+paths.Socket+")")
 	listen := fs.String("listen", "", "address of the embedded notification service (default "+DefaultEmbeddedListen+")")
+	devTLS := fs.Bool("tls", false, "the embedded service speaks https on --listen, with a development CA and certificate kept in DATA/tls (prints how to trust the CA)")
 	socketGroup := fs.String("socket-group", "", "group allowed to use the local API socket (default: owner only)")
 	display := fs.String("display", "", "toast display: auto, log, dbus, macos, windows")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	serviceName := fs.String("name", DefaultServiceName, "OS service name (when run by the service manager)")
-	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI)")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8791 (env HERALD_UI); the page opens with the address printed at start, key included (herald ui-url prints it again)")
 	insecure := fs.Bool("insecure", false, "allow a plain http:// service that is not on loopback (device secret proofs and notifications travel unencrypted)")
 	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https service's certificate must chain to (default: the system's roots)")
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the service's certificate or public key, or of one in its chain")
 	var uiHosts cli.Strings
 	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa or herald.home.arpa:8791 (repeatable; adds to ui_hosts)")
 	unifiedPush := fs.String("unifiedpush", "", "D-Bus bus of the UnifiedPush distributor: session, system, off, or a bus address (default session, or system as root)")
+	hbCeiling := fs.Duration("heartbeat-ceiling", 0, "the longest heartbeat interval learned on a network, 1m to 24h (default 1h58m; metered networks keep metered_heartbeat_ceiling, default 28m)")
 	memLimit := fs.String("memory-limit", "", "soft limit on the daemon's Go memory, e.g. 16MiB, or off (default 10MiB unless GOMEMLIMIT is set)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -106,9 +111,18 @@ func loadSettings(name string, args []string) (settings, *flag.FlagSet, error) {
 	if set["insecure"] {
 		cfg.Insecure = *insecure
 	}
+	if set["tls"] {
+		cfg.TLS = *devTLS
+	}
 	override("listen", &cfg.Listen, *listen)
 	override("memory-limit", &cfg.MemoryLimit, *memLimit)
 	override("unifiedpush", &cfg.UnifiedPush, *unifiedPush)
+	if set["heartbeat-ceiling"] {
+		if err := platform.ValidHeartbeatCeiling(*hbCeiling); err != nil || *hbCeiling == 0 {
+			return settings{}, fs, fmt.Errorf("--heartbeat-ceiling %v: want %v to %v", *hbCeiling, platform.MinHeartbeatCeiling, platform.MaxHeartbeatCeiling)
+		}
+		cfg.HeartbeatCeiling.Duration = *hbCeiling
+	}
 	if cfg.UnifiedPush != "" && !platform.ValidUnifiedPushBus(cfg.UnifiedPush) {
 		return settings{}, fs, fmt.Errorf("--unifiedpush %q: want session, system, off or a D-Bus address", cfg.UnifiedPush)
 	}
@@ -259,10 +273,17 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	if err != nil {
 		return err
 	}
+	link.HeartbeatCeiling = s.HeartbeatCeiling.Duration
 	serviceURL := s.Service
+	var dev devtls.Files
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: s.Config.Listen, DB: filepath.Join(s.Data, "heraldsvc.db"),
-			Server: server.Config{Logger: log.With("part", "service")}})
+		sc := server.ServeConfig{Listen: s.Config.Listen, Server: server.Config{Logger: log.With("part", "service")}}
+		if s.TLS {
+			if dev, err = embeddedTLS(&sc, &link, s.Data, log.With("part", "service")); err != nil {
+				return err
+			}
+		}
+		svc, err := startEmbedded(ctx, s.Data, sc)
 		if err != nil {
 			return listenClash(err, "embedded notification service", s.Config.Listen,
 				fmt.Sprintf("Use that service with --service http://%s, or give this one another address with --listen ADDR (config key listen).", s.Config.Listen))
@@ -271,14 +292,18 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 		serviceURL = svc.URL()
 	}
 	phone := &ui.Single{}
-	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts})
+	uiKey, err := startScreenKey(s.UI, s.Data)
+	if err != nil {
+		return err
+	}
+	page := ui.New(ui.Config{Phones: phone, Logger: log.With("part", "ui"), Hosts: s.UIHosts, Key: uiKey})
 	effective, err := effectiveConfig(s)
 	if err != nil {
 		return err
 	}
 	d, err := daemon.New(daemon.Config{Service: serviceURL, Link: link, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
 		UnifiedPushBus: s.UnifiedPush, Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
-		Supply: func() (bool, bool) { return platform.PowerSource{}.OnPower(), platform.Network{}.OnWiFi() },
+		Supply: func() (bool, bool) { return platform.PowerSource{}.OnPower(), platform.Network{}.OnWiFi() }, HeartbeatCeiling: meteredCeiling(s.Config, log),
 		History: daemon.History{ToastsKept: s.ToastsKept, ToastsMaxAge: s.ToastsMaxAge.Duration,
 			EventsKept: s.EventsKept, EventsMaxAge: s.EventsMaxAge.Duration},
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})
@@ -293,20 +318,74 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 			return listenClash(err, "start screen", s.UI, "Give it another address with --ui ADDR (config key ui, env HERALD_UI).")
 		}
 		defer stopUI()
-		fmt.Fprintf(stdout, "herald: start screen %s\n", url)
+		d.SetStartScreen(page.PageURL(url, ""))
+		fmt.Fprintf(stdout, "herald: start screen %s\n%s", page.PageURL(url, ""), startScreenNote)
 	}
 
 	fmt.Fprintf(stdout, "herald: notification service %s\nherald: local API socket %s\n", serviceURL, s.Socket)
+	if s.TLS {
+		printDevTLS(stdout, dev)
+	}
 	if s.Service == "" {
+		cacert := ""
+		if s.TLS {
+			cacert = " --cacert " + dev.CA
+		}
 		fmt.Fprintf(stdout, `
 Send a first toast (in another terminal; add --socket %[1]s if it is not the default):
-  URI=$(herald open demo --toast)
+  URI=$(%[2]s open demo --toast)
   curl -H 'X-WindowsPhone-Target: toast' -H 'X-NotificationClass: 2' -H 'Content-Type: text/xml' \
     --data '<?xml version="1.0" encoding="utf-8"?><wp:Notification xmlns:wp="WPNotification"><wp:Toast><wp:Text1>Hello</wp:Text1><wp:Text2>from Herald</wp:Text2></wp:Toast></wp:Notification>' \
-    -i "$URI"
-  herald toasts
+    -i%[3]s "$URI"
+  %[2]s toasts
 
-`, s.Socket)
+`, s.Socket, selfCommand(os.Executable, exec.LookPath), cacert)
 	}
 	return d.Run(ctx)
+}
+
+// selfCommand is how the user runs this binary from another terminal, for
+// the hints the daemon prints: "herald" when that is this binary on the
+// PATH (go install), "go run ./cmd/herald" when go run built it in a
+// temporary directory, and its full path otherwise.
+func selfCommand(executable func() (string, error), lookPath func(string) (string, error)) string {
+	exe, err := executable()
+	if err != nil {
+		return "herald"
+	}
+	if p, err := lookPath("herald"); err == nil && sameFile(p, exe) {
+		return "herald"
+	}
+	if strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return "go run ./cmd/herald"
+	}
+	if strings.ContainsAny(exe, " '\"$`\\") {
+		return "'" + strings.ReplaceAll(exe, "'", `'\''`) + "'"
+	}
+	return exe
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
+
+// meteredCeiling returns the heartbeat ceiling on the network the device
+// is on now: the metered one on a metered or cellular network, as the
+// platform can tell.
+func meteredCeiling(c platform.Config, log *slog.Logger) func(ctx context.Context) time.Duration {
+	var cost platform.NetworkCost
+	return func(ctx context.Context) time.Duration {
+		metered, how := cost.Metered(ctx)
+		if !metered {
+			return c.HeartbeatCeiling.Duration
+		}
+		ceiling := min(c.HeartbeatCeiling.Duration, c.MeteredHeartbeatCeiling.Duration)
+		log.Debug("metered network", "detected_by", how, "heartbeat_ceiling", ceiling)
+		return ceiling
+	}
 }

@@ -34,17 +34,35 @@ func newClient(fs *flag.FlagSet, socket string) *app.Client {
 	return c
 }
 
+// startScreenNote follows the start screen's address: who may open it.
+const startScreenNote = "  (the address carries the page's key: open it as printed; `herald ui-url` prints it again;\n" +
+	"  other users of this machine reach the port but not the key, and get nothing)\n"
+
+// startScreenKey is the start screen's key, kept in the data directory
+// (readable by the daemon's user only) so that the address and the
+// browser's session outlive a restart; "" (a random one) when there is no
+// UI.
+func startScreenKey(addr, dataDir string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("data directory: %w", err)
+	}
+	return ui.LoadKey(filepath.Join(dataDir, ui.KeyFile))
+}
+
 // startUI serves the start-screen page on addr until ctx ends. The page
-// keeps other web pages out (host names, origin, session token) but has no
-// login: anyone who can reach the address can use it, so anything but
-// loopback gets a warning.
+// keeps other web pages out (host names, origin, session token) and other
+// users of the machine (its key), but whoever has the address with its key
+// can use it, so anything but loopback gets a warning.
 func startUI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		log.Warn("the UI has no authentication and listens beyond this machine", "addr", ln.Addr().String())
+		log.Warn("the UI listens beyond this machine: whoever sees its address with the key (or the traffic: it is plain HTTP) controls the phone", "addr", ln.Addr().String())
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -76,7 +94,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	serviceCA := fs.String("service-ca", "", "PEM CA bundle the https --service's certificate must chain to (default: the system's roots)")
 	servicePin := fs.String("service-pin", "", "SHA-256 (hex or base64) of the --service's certificate or public key, or of one in its chain")
 	listen := fs.String("listen", DefaultEmulatorListen, "address of the embedded notification service")
-	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793")
+	uiAddr := fs.String("ui", "", "serve the start-screen page and /metrics on this address, e.g. 127.0.0.1:8793; the page opens with the address printed at start, key included (herald ui-url --device NAME prints it again)")
 	var uiHosts cli.Strings
 	fs.Var(&uiHosts, "ui-host", "a host name the UI also answers to, e.g. herald.home.arpa (repeatable)")
 	data := fs.String("data", filepath.Join(paths.DataDir, "emulator"), "data directory (emulator.db, heraldsvc.db)")
@@ -151,7 +169,7 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	serviceURL := *service
 	if serviceURL == "" {
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: filepath.Join(*data, "heraldsvc.db"),
+		svc, err := startEmbedded(ctx, *data, server.ServeConfig{Listen: *listen,
 			Server: server.Config{Logger: log.With("part", "service"), InactiveAfter: *inactive, QueueDepth: *depth,
 				Limits: server.Limits{DailyQuota: *quota}}})
 		if err != nil {
@@ -176,7 +194,12 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer emu.Close()
 	if *uiAddr != "" {
-		page = ui.New(ui.Config{Phones: emu, Logger: log.With("part", "ui"), Hosts: uiHosts})
+		key, err := startScreenKey(*uiAddr, *data)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald emulate: %v\n", err)
+			return 1
+		}
+		page = ui.New(ui.Config{Phones: emu, Logger: log.With("part", "ui"), Hosts: uiHosts, Key: key})
 	}
 
 	ln, err := platform.ListenSocket(*socket, "")
@@ -197,7 +220,10 @@ func emulateCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer stopUI()
-		fmt.Fprintf(stdout, "herald emulate: start screen %s\n", url)
+		for _, n := range names {
+			emu.Phone(n).SetStartScreen(page.PageURL(url, n))
+		}
+		fmt.Fprintf(stdout, "herald emulate: start screen %s\n%s", page.PageURL(url, ""), startScreenNote)
 	}
 	fmt.Fprintf(stdout, "\nOpen an app on one phone:\n  herald open demo --toast --tile --device %s --socket %s\n\n", names[len(names)-1], *socket)
 

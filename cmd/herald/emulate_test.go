@@ -22,6 +22,7 @@ import (
 // emulatorProc is a `herald emulate` process started by startEmulator.
 type emulatorProc struct {
 	sock, uiURL string
+	uiKey       string // the start screen's key, from the address it printed
 	cmd         *exec.Cmd
 	exited      chan error
 	stderr      *bytes.Buffer
@@ -61,7 +62,7 @@ func startEmulator(t *testing.T, args ...string) *emulatorProc {
 				t.Fatalf("herald emulate ended early:\n%s", e.stderr.String())
 			}
 			if u, found := strings.CutPrefix(l, "herald emulate: start screen "); found {
-				e.uiURL = u
+				e.uiURL, e.uiKey, _ = strings.Cut(u, ui.KeyFragment)
 			}
 		case <-deadline:
 			t.Fatalf("no start screen line:\n%s", e.stderr.String())
@@ -131,7 +132,22 @@ func TestEmulateProcess(t *testing.T) {
 		}
 	}
 
+	// The start screen's address, key included, is its user's over the
+	// socket; without the key the page's API answers nothing.
+	if code, out, errs := cli("ui-url", "--device", "phone-0002"); code != 0 || strings.TrimSpace(out) != uiURL+"?phone=phone-0002"+ui.KeyFragment+e.uiKey {
+		t.Errorf("herald ui-url --device phone-0002: %d %q %q, want %s?phone=phone-0002%s%s", code, out, errs, uiURL, ui.KeyFragment, e.uiKey)
+	}
 	r, err := http.Get(uiURL + "api/phones")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the UI's phones without the key: %d, want 401", r.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, uiURL+"api/phones", nil)
+	req.Header.Set("Authorization", "Bearer "+e.uiKey)
+	r, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +165,7 @@ func TestEmulateProcess(t *testing.T) {
 		status int
 	}{{"", 200}, {"herald.test", 200}, {"evil.example", 421}} {
 		req, _ := http.NewRequest(http.MethodGet, uiURL+"api/phones", nil)
+		req.Header.Set("Authorization", "Bearer "+e.uiKey)
 		if tt.host != "" {
 			req.Host = tt.host
 		}
@@ -203,7 +220,7 @@ func TestEmulateServiceSettings(t *testing.T) {
 			uri = strings.TrimSpace(out)
 			return code == 0 && strings.HasPrefix(uri, "http://")
 		})
-		resp, err := uiPost(t, e.uiURL, "api/connectivity?phone=phone-0001", `{"online":false}`)
+		resp, err := uiPost(t, e.uiURL, e.uiKey, "api/connectivity?phone=phone-0001", `{"online":false}`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,11 +293,13 @@ func TestEmulateServiceSettings(t *testing.T) {
 
 // uiPost sends a change to the start screen as its page does: with the
 // cookie and token of a session it starts first.
-func uiPost(t *testing.T, base, path, body string) (*http.Response, error) {
+func uiPost(t *testing.T, base, key, path, body string) (*http.Response, error) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar}
-	resp, err := client.Get(base + strings.TrimPrefix(ui.SessionPath, "/"))
+	sreq, _ := http.NewRequest(http.MethodGet, base+strings.TrimPrefix(ui.SessionPath, "/"), nil)
+	sreq.Header.Set(ui.KeyHeader, key)
+	resp, err := client.Do(sreq)
 	if err != nil {
 		return nil, err
 	}

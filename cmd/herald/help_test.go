@@ -27,6 +27,7 @@ func TestSubcommandHelp(t *testing.T) {
 		{"toasts", []string{"--app APP"}},
 		{"pin", []string{"pin APP TILE_ID"}},
 		{"power", []string{"normal|low|critical|auto"}},
+		{"ui-url", []string{"--socket PATH", "--device NAME"}},
 		{"status", []string{"--json", "--socket PATH"}},
 		{"install", []string{"--user", "--print", "run flags"}},
 		{"uninstall", []string{"--user", "--name NAME"}},

@@ -43,6 +43,12 @@ func TestLinkSecurity(t *testing.T) {
 		{"a pin for http", platform.Config{Service: "http://127.0.0.1:8790", ServicePin: pin}, false, false, false},
 		{"a CA for the embedded service", platform.Config{ServiceCA: ca}, false, false, false},
 		{"ws scheme", platform.Config{Service: "ws://127.0.0.1:8790"}, false, false, false},
+		{"tls for the embedded service", platform.Config{TLS: true, Listen: "127.0.0.1:8790"}, false, true, true},
+		{"tls on ::1", platform.Config{TLS: true, Listen: "[::1]:8790"}, false, true, true},
+		{"tls on localhost", platform.Config{TLS: true, Listen: "localhost:8790"}, false, true, true},
+		{"tls on every address", platform.Config{TLS: true, Listen: ":8790"}, false, false, false},
+		{"tls on a LAN address", platform.Config{TLS: true, Listen: "192.168.1.5:8790"}, false, false, false},
+		{"tls with another service", platform.Config{TLS: true, Service: "https://push.example.com"}, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

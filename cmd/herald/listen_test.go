@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,4 +80,62 @@ func TestListenPrintsAppEvents(t *testing.T) {
 	if e := next(app.EventRaw); string(e.Body) != "ping" || e.MessageID != "m-1" {
 		t.Fatalf("raw event printed as %+v", e)
 	}
+}
+
+// Ctrl-C on `herald listen` closes the event stream as an app that stops
+// does, so the daemon stops counting the app as running at once rather
+// than after its grace period (an hour here, so that only a clean close
+// can pass).
+func TestListenInterruptStopsAppAtOnce(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL(), RunningGrace: time.Hour})
+	bg := context.Background()
+	if _, err := d.Client.Open(bg, "demo", app.OpenRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	running := func() bool {
+		st, err := d.Status(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(st.Running, "demo")
+	}
+	ctx, interrupt := context.WithCancel(bg)
+	defer interrupt()
+	var out safeBuffer
+	done := make(chan int, 1)
+	go func() { done <- listen(ctx, app.NewClient(d.Socket), "demo", true, false, &out, io.Discard) }()
+	testenv.Eventually(t, 10*time.Second, "demo running", running)
+
+	interrupt()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("herald listen exited %d after Ctrl-C, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("herald listen did not stop on Ctrl-C")
+	}
+	testenv.Eventually(t, 10*time.Second, "demo no longer running", func() bool { return !running() })
+	if !strings.Contains(out.String(), `"type":"connection"`) {
+		t.Errorf("herald listen printed no connection event before Ctrl-C:\n%s", out.String())
+	}
+}
+
+// safeBuffer is a bytes.Buffer the command writes while the test reads.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

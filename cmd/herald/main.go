@@ -16,7 +16,12 @@ The daemon:
   run [--service URL] [--data DIR] [--socket PATH] [--listen ADDR] [--config FILE]
                       run in the foreground; without --service an embedded
                       notification service listens on --listen (127.0.0.1:8790)
-  run ... --ui ADDR   also serve the start-screen page on ADDR
+  run ... --ui ADDR   also serve the start-screen page on ADDR; it prints the
+                      page's address, which carries its key
+  ui-url              print the start screen's address again (its key included;
+                      only for the daemon's user and root)
+  run ... --tls       the embedded service on https, with a local CA in DATA/tls
+                      (for https-only senders such as npm web-push)
   emulate --devices N [--service URL] [--listen ADDR] [--ui ADDR] [--data DIR] [--socket PATH]
           [--queue-depth N] [--inactive-after D] [--daily-quota N]
                       run N phones in one process, beside a phone (own socket,
@@ -74,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return pinCmd(rest, stdout, stderr)
 	case "power":
 		return powerCmd(rest, stdout, stderr)
+	case "ui-url":
+		return uiURLCmd(rest, stdout, stderr)
 	case "status":
 		return statusCmd(rest, stdout, stderr)
 	case "install":

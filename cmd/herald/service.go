@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,7 @@ var runFlags = []struct{ name, usage string }{
 	{"log-level", "debug, info, warn or error"},
 	{"memory-limit", "soft limit on the daemon's Go memory, e.g. 16MiB, or off"},
 	{"unifiedpush", "D-Bus bus of the UnifiedPush distributor: session, system, off, or a bus address"},
+	{"heartbeat-ceiling", "the longest heartbeat interval learned on a network, 1m to 24h"},
 }
 
 // serviceFlags are the flags every service command shares.
@@ -100,7 +102,7 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	print := sf.fs.Bool("print", false, "print the systemd unit instead of installing")
 	runAs := sf.fs.String("run-as", "", "dedicated user the system service runs as (systemd)")
 	logDir := sf.fs.String("log-dir", "", "where System V and launchd write the daemon's output (default /var/log)")
-	exe := sf.fs.String("executable", "", "the herald binary the service runs (default: this one)")
+	exe := sf.fs.String("executable", "", "the herald binary the service runs, used where it is (default: a copy of this one, made at install)")
 	vals := map[string]*string{}
 	for _, f := range runFlags {
 		vals[f.name] = sf.fs.String(f.name, "", f.usage)
@@ -125,12 +127,20 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := serviceOptions(*sf.name, *sf.user)
 	opts.Arguments, opts.RunAs, opts.LogDirectory, opts.Executable = runArgs, *runAs, *logDir, *exe
+	if *exe == "" {
+		if opts.Executable, opts.CopyFrom, err = ownCopy(*sf.name, *sf.user); err != nil {
+			return cliError(stderr, "install", err)
+		}
+	}
 	if *print {
 		unit, err := platform.SystemdUnit(opts)
 		if err != nil {
 			return cliError(stderr, "install", err)
 		}
 		fmt.Fprint(stdout, unit)
+		if opts.CopyFrom != "" {
+			fmt.Fprintf(stderr, "herald: install copies %s to %s, which the service runs\n", opts.CopyFrom, opts.Executable)
+		}
 		return 0
 	}
 	svc, err := platform.NewService(opts, nil)
@@ -140,8 +150,27 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	if err := svc.Control("install"); err != nil {
 		return cliError(stderr, "install", err)
 	}
-	fmt.Fprintf(stdout, "herald: installed service %s (%s); start it with: herald start%s\n", *sf.name, svc.Platform(), nameFlag(*sf.name, *sf.user))
+	if opts.CopyFrom != "" {
+		fmt.Fprintf(stdout, "herald: copied %s to %s for the service to run\n", opts.CopyFrom, opts.Executable)
+	}
+	fmt.Fprintf(stdout, "herald: installed service %s (%s) running %s; start it with: herald start%s\n",
+		*sf.name, svc.Platform(), opts.Executable, nameFlag(*sf.name, *sf.user))
 	return 0
+}
+
+// ownCopy is the binary the service runs unless --executable names one:
+// install copies this binary to the service's own path, so that a rebuild
+// or a `git clean` of the checkout it was built in does not break the
+// service.
+func ownCopy(name string, user bool) (dst, src string, err error) {
+	src, err = os.Executable()
+	if err != nil {
+		return "", "", fmt.Errorf("this binary's path: %w", err)
+	}
+	if s, err := filepath.EvalSymlinks(src); err == nil {
+		src = s
+	}
+	return platform.ServiceBinary(name, user), src, nil
 }
 
 func nameFlag(name string, user bool) string {
@@ -166,7 +195,15 @@ func controlCmd(action string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: "+cli.Usage(sf.fs))
 		return 2
 	}
-	svc, err := platform.NewService(serviceOptions(*sf.name, *sf.user), nil)
+	opts := serviceOptions(*sf.name, *sf.user)
+	if action == "uninstall" {
+		// Uninstalling removes the copy install made, if it made one.
+		var err error
+		if opts.Executable, opts.CopyFrom, err = ownCopy(*sf.name, *sf.user); err != nil {
+			return cliError(stderr, action, err)
+		}
+	}
+	svc, err := platform.NewService(opts, nil)
 	if err != nil {
 		return cliError(stderr, action, err)
 	}
@@ -205,7 +242,69 @@ func queryService(name string, user bool) serviceState {
 type statusReport struct {
 	ServiceState serviceState `json:"os_service"`
 	Daemon       bool         `json:"daemon_running"`
+	// SystemDaemon is set when no daemon answered on the socket asked
+	// and the system daemon's socket exists.
+	SystemDaemon *systemDaemon `json:"system_daemon,omitempty"`
 	*app.Status
+}
+
+// systemDaemon is what a user who finds no daemon of their own learns of
+// the system one: where its socket is and whether they may use it.
+type systemDaemon struct {
+	Socket string `json:"socket"`
+	// State is "answers", "permission denied" (the socket is not the
+	// user's, and they are not in its group) or "no answer".
+	State string `json:"state"`
+}
+
+// The states of systemDaemon.
+const (
+	systemAnswers = "answers"
+	systemDenied  = "permission denied"
+	systemSilent  = "no answer"
+)
+
+// systemSocket is the system daemon's socket; tests point it elsewhere.
+var systemSocket = func() string { return platform.DefaultPaths(false).Socket }
+
+// probeSystemDaemon looks for the system daemon when none answered on
+// tried: a normal user's commands default to their own socket, so a
+// system service running is otherwise reported as "not running".
+func probeSystemDaemon(ctx context.Context, tried string) *systemDaemon {
+	sock := systemSocket()
+	if filepath.Clean(sock) == filepath.Clean(tried) {
+		return nil
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return nil
+	}
+	sd := &systemDaemon{Socket: sock, State: systemSilent}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			sd.State = systemDenied
+		}
+		return sd
+	}
+	c.Close()
+	if _, err := app.NewClient(sock).Status(ctx); err == nil {
+		sd.State = systemAnswers
+	}
+	return sd
+}
+
+// systemDaemonHint says how to reach the system daemon.
+func systemDaemonHint(sd *systemDaemon) string {
+	switch sd.State {
+	case systemAnswers:
+		return fmt.Sprintf("system daemon: answers on %s; talk to it with --socket %s or HERALD_SOCKET=%s\n", sd.Socket, sd.Socket, sd.Socket)
+	case systemDenied:
+		return fmt.Sprintf("system daemon: its socket %s is there, but you may not use it: it is only for the daemon's user\n"+
+			"  (mode 0600) unless the daemon runs with --socket-group GROUP (socket_group) and you are in GROUP:\n"+
+			"  sudo usermod -aG GROUP $USER, log in again, then --socket %s or HERALD_SOCKET=%s\n", sd.Socket, sd.Socket, sd.Socket)
+	}
+	return fmt.Sprintf("system daemon: its socket %s is there but nothing answers (a daemon that crashed, or still starting)\n", sd.Socket)
 }
 
 // statusCmd reports whether the service is installed and running and, if
@@ -235,14 +334,18 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		return cliError(stderr, "status", err)
 	}
 	answered := err == nil
+	var sd *systemDaemon
+	if !answered {
+		sd = probeSystemDaemon(ctx, socket)
+	}
 	if *asJSON {
-		rep := statusReport{ServiceState: svcState, Daemon: answered}
+		rep := statusReport{ServiceState: svcState, Daemon: answered, SystemDaemon: sd}
 		if answered {
 			rep.Status = &st
 		}
 		printJSON(stdout, rep)
 	} else {
-		printStatus(stdout, svcState, socket, answered, st)
+		printStatus(stdout, svcState, socket, answered, st, sd)
 	}
 	if !answered {
 		return 3
@@ -250,7 +353,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status) {
+func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st app.Status, sd *systemDaemon) {
 	// The daemon comes first: it is what a user asks about, and a daemon
 	// run in a terminal has no OS service at all.
 	if !answered {
@@ -268,6 +371,12 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 	}
 	if !answered {
 		fmt.Fprintln(w, line)
+		if sd != nil {
+			fmt.Fprint(w, systemDaemonHint(sd))
+			if sd.State == systemAnswers {
+				return
+			}
+		}
 		fmt.Fprint(w, notRunningHint)
 		return
 	}
@@ -281,13 +390,24 @@ func printStatus(w io.Writer, svc serviceState, socket string, answered bool, st
 		state = "waiting, next attempt " + st.RetryAt.Local().Format(time.DateTime)
 	}
 	hb := st.Heartbeat
-	if st.HeartbeatSettled {
+	switch {
+	case st.HeartbeatProbing:
+		hb += " (probing)"
+	case st.HeartbeatSettled:
 		hb += " (settled)"
-	} else {
+	default:
 		hb += " (learning)"
 	}
-	fmt.Fprintf(w, "daemon:      running (%s)\n%s\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
-		socket, line, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), st.Reconnects,
+	if st.HeartbeatCeiling != "" {
+		hb += ", ceiling " + st.HeartbeatCeiling
+	}
+	probe := "-"
+	if st.NextProbe != nil {
+		probe = st.NextProbe.Local().Format(time.DateTime)
+	}
+	probe += fmt.Sprintf("; %d failed in 24 h", st.FailedProbes)
+	fmt.Fprintf(w, "daemon:      running (%s)\n%s\nnotification service: %s\nlink:        %s\ndevice:      %s\nnetwork:     %s\nheartbeat:   %s\nnat idle:    %s\nnext probe:  %s\nreconnects:  %d\nwakeups/h:   %d (heartbeats %d, reconnects %d, acks %d)\npower:       %s\nchannels:    %d\nrunning:     %s\n",
+		socket, line, st.Service, state, orDash(st.DeviceID), orDash(st.Network), hb, orDash(st.LearnedIdle), probe, st.Reconnects,
 		st.Wakeups.Total, st.Wakeups.Heartbeats, st.Wakeups.Reconnects, st.Wakeups.Acks,
 		st.Power, st.Channels, orDash(strings.Join(st.Running, ", ")))
 	if st.LastError != "" {

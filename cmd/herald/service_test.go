@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/testenv"
+	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
 )
 
@@ -63,6 +66,13 @@ func TestInstallPrint(t *testing.T) {
 			if code := run(args, &out, &errb); code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
+			if errb.Len() != 0 {
+				t.Errorf("--executable is used where it is, yet: %s", errb.String())
+			}
+			out.Reset()
+			if code := run(args, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
 			unit := out.String()
 			for _, w := range tt.want {
 				if !strings.Contains(unit, w) {
@@ -78,9 +88,56 @@ func TestInstallPrint(t *testing.T) {
 	}
 }
 
+// TestInstallPrintOwnCopy: without --executable the service runs a copy
+// of this binary at a path of its own, not the build it was installed
+// from, and --print says so.
+func TestInstallPrintOwnCopy(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := filepath.EvalSymlinks(self); err == nil {
+		self = s
+	}
+	for _, tt := range []struct {
+		user bool
+		want string
+	}{
+		{false, "/usr/local/lib/herald-x/herald"},
+		{true, filepath.Join(home, ".local", "lib", "herald-x", "herald")},
+	} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"install", "--print", "--name", "herald-x", fmt.Sprintf("--user=%v", tt.user)}, &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		if !strings.Contains(out.String(), "ExecStart="+tt.want+" run --name=herald-x ") {
+			t.Errorf("user=%v: unit does not run %s:\n%s", tt.user, tt.want, out.String())
+		}
+		if want := "herald: install copies " + self + " to " + tt.want + ", which the service runs\n"; errb.String() != want {
+			t.Errorf("user=%v: stderr %q, want %q", tt.user, errb.String(), want)
+		}
+		if _, err := os.Stat(tt.want); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--print made %s: %v", tt.want, err)
+		}
+	}
+}
+
 // TestServiceCommandErrors checks that bad service commands fail with a
 // message rather than touching anything.
 func TestServiceCommandErrors(t *testing.T) {
+	// Uninstalling a service never installed: root's default is the
+	// system service, which is not there. A normal user's default is a
+	// per-user service, which System V init cannot have at all; elsewhere
+	// it is not there either.
+	never := "herald-test-never-installed-" + randomHex(t)
+	notThere := "not installed"
+	if svc, err := platform.NewService(serviceOptions(never, userMode()), nil); err != nil {
+		t.Fatal(err)
+	} else if userMode() && svc.Platform() == "unix-systemv" {
+		notThere = "per-user services need systemd or launchd"
+	}
 	tests := []struct {
 		args []string
 		code int
@@ -89,7 +146,7 @@ func TestServiceCommandErrors(t *testing.T) {
 		{[]string{"install", "--print", "--name", "bad name"}, 1, "invalid service name"},
 		{[]string{"install", "--print", "--user", "--run-as", "nobody"}, 1, "cannot run as another user"},
 		{[]string{"start", "extra"}, 2, "usage: herald start"},
-		{[]string{"uninstall", "--name", "herald-test-never-installed-" + randomHex(t)}, 1, "not installed"},
+		{[]string{"uninstall", "--name", never}, 1, notThere},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -106,6 +163,7 @@ func TestServiceCommandErrors(t *testing.T) {
 
 // TestStatusNothingRunning: no service, no daemon.
 func TestStatusNothingRunning(t *testing.T) {
+	setSystemSocket(t, filepath.Join(t.TempDir(), "none.sock"))
 	var out, errb bytes.Buffer
 	name := "herald-test-" + randomHex(t)
 	sock := testenv.SocketPath(t)
@@ -148,6 +206,84 @@ func TestStatusForegroundDaemon(t *testing.T) {
 	out = status()
 	if !strings.Contains(out, "link:        offline (held by the emulator/UI") || strings.Contains(out, "next attempt") {
 		t.Fatalf("status held offline:\n%s", out)
+	}
+}
+
+// setSystemSocket points status at a system daemon's socket of the
+// test's own, not the machine's.
+func setSystemSocket(t *testing.T, path string) {
+	t.Helper()
+	old := systemSocket
+	systemSocket = func() string { return path }
+	t.Cleanup(func() { systemSocket = old })
+}
+
+// TestStatusNamesSystemDaemon: a user whose own socket has no daemon is
+// told where the system daemon's socket is and how to reach it, or why
+// they cannot: root may use any socket, anyone else only one that lets
+// them in (socket_group).
+func TestStatusNamesSystemDaemon(t *testing.T) {
+	svc := testenv.Service(t, "", server.ServeConfig{})
+	d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
+	setSystemSocket(t, d.Socket)
+	mine := testenv.SocketPath(t) // nothing listens here
+	name := "herald-test-" + randomHex(t)
+	status := func(args ...string) (string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(append([]string{"status", "--name", name, "--socket", mine}, args...), &out, &errb)
+		if errb.Len() > 0 {
+			t.Errorf("stderr: %s", errb.String())
+		}
+		return out.String(), code
+	}
+
+	out, code := status()
+	if code != 3 || !strings.HasPrefix(out, "daemon:      not running (no answer on "+mine+")\n") ||
+		!strings.Contains(out, "system daemon: answers on "+d.Socket+"; talk to it with --socket "+d.Socket+" or HERALD_SOCKET="+d.Socket+"\n") {
+		t.Fatalf("exit %d, status:\n%s", code, out)
+	}
+	out, _ = status("--json")
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Daemon || rep.SystemDaemon == nil ||
+		*rep.SystemDaemon != (systemDaemon{Socket: d.Socket, State: systemAnswers}) {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+
+	// A socket the user may not open: mode 0 keeps out everyone but root.
+	if err := os.Chmod(d.Socket, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, code = status()
+	if os.Geteuid() == 0 {
+		if code != 3 || !strings.Contains(out, "system daemon: answers on "+d.Socket) {
+			t.Fatalf("root, socket mode 0: exit %d, status:\n%s", code, out)
+		}
+	} else {
+		for _, w := range []string{"system daemon: its socket " + d.Socket + " is there, but you may not use it", "--socket-group GROUP", "usermod -aG GROUP", "herald run"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("uid %d, socket mode 0: status lacks %q:\n%s", os.Geteuid(), w, out)
+			}
+		}
+	}
+
+	// A socket left behind by a daemon that is gone.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	setSystemSocket(t, stale)
+	if out, code = status(); code != 3 || !strings.Contains(out, "system daemon: its socket "+stale+" is there but nothing answers") || !strings.Contains(out, "herald run") {
+		t.Fatalf("stale socket: exit %d, status:\n%s", code, out)
+	}
+
+	// The system socket itself, asked for and silent, is not suggested.
+	setSystemSocket(t, mine)
+	if out, _ = status(); strings.Contains(out, "system daemon") {
+		t.Fatalf("the socket tried suggested as the system one:\n%s", out)
 	}
 }
 
@@ -215,7 +351,7 @@ func TestServiceSystemCycle(t *testing.T) {
 			herald("uninstall", "--user=false", "--name", name)
 		}
 		for _, p := range leftovers(t, name) {
-			os.Remove(p)
+			os.RemoveAll(p)
 		}
 		if t.Failed() {
 			for _, f := range []string{name + ".log", name + ".err"} {
@@ -226,10 +362,22 @@ func TestServiceSystemCycle(t *testing.T) {
 		}
 	})
 
-	if out, code := herald("install", "--user=false", "--name", name, "--data", data, "--socket", sock,
-		"--listen", "127.0.0.1:0", "--log-dir", logs, "--log-level", "debug"); code != 0 {
+	out, code := herald("install", "--user=false", "--name", name, "--data", data, "--socket", sock,
+		"--listen", "127.0.0.1:0", "--log-dir", logs, "--log-level", "debug")
+	if code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
 	}
+	// The service runs its own copy: the build it was installed from can
+	// go (a rebuild, a git clean) and the service still starts.
+	copied := "/usr/local/lib/" + name + "/herald"
+	if !strings.Contains(out, "running "+copied) {
+		t.Fatalf("install does not say it runs %s:\n%s", copied, out)
+	}
+	moved := bin + ".moved"
+	if err := os.Rename(bin, moved); err != nil {
+		t.Fatal(err)
+	}
+	bin = moved
 	if st, code := status(); code != 3 || st.ServiceState.State != "stopped" || st.Daemon {
 		t.Fatalf("after install: exit %d, %+v", code, st)
 	}
@@ -291,7 +439,7 @@ func TestServiceSystemCycle(t *testing.T) {
 func leftovers(t *testing.T, name string) []string {
 	t.Helper()
 	var out []string
-	for _, p := range []string{"/etc/init.d/" + name, "/var/run/" + name + ".pid", "/etc/systemd/system/" + name + ".service"} {
+	for _, p := range []string{"/etc/init.d/" + name, "/var/run/" + name + ".pid", "/etc/systemd/system/" + name + ".service", "/usr/local/lib/" + name} {
 		if _, err := os.Lstat(p); err == nil {
 			out = append(out, p)
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/cli"
+	"github.com/heraldpush/herald/internal/devtls"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/platform"
 	"github.com/heraldpush/herald/server"
@@ -34,8 +35,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 const usage = `usage:
   heraldsvc serve [--listen ADDR] [--db PATH] [--public-url URL] [--inactive-after D] [--forget-devices-after D] [--queue-depth N]
                   [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--auth-url URL]]]
+                  [--tls-self-signed [--tls-listen ADDR] [--tls-dir DIR]]
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
+                  [--max-pending-hellos-per-source N] [--max-pending-hellos N]
                   [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
 `
@@ -74,6 +77,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain of the TLS listener")
 	tlsKey := fs.String("tls-key", "", "PEM private key of the TLS listener")
 	tlsCA := fs.String("tls-client-ca", "", "PEM CA certificates that issue authenticated senders' client certificates (default: no authenticated senders)")
+	selfSigned := fs.Bool("tls-self-signed", false, "development TLS: a local CA and a certificate for 127.0.0.1, ::1 and localhost, kept in --tls-dir; TLS on --tls-listen (default "+defaultDevTLSListen+"), channel URIs https there")
+	tlsDir := fs.String("tls-dir", "", "directory of --tls-self-signed's CA and certificate (default heraldsvc-tls beside --db)")
 	authURL := fs.String("auth-url", "", "base URL of https channel URIs as senders reach the TLS listener (default https://TLS-LISTEN)")
 	var lim server.Limits
 	fs.IntVar(&lim.DailyQuota, "daily-quota", server.DefaultDailyQuota, "notifications per unauthenticated channel per UTC day before 406 (-1: none)")
@@ -90,6 +95,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&lim.MaxMulticast, "max-multicast", server.DefaultMaxMulticast, "most channels in one multicast")
 	fs.IntVar(&lim.MaxDevicesPerSource, "max-devices-per-source", server.DefaultMaxDevicesPerSource, "devices enrolled from one address")
 	fs.BoolVar(&lim.LimitLoopback, "limit-loopback", false, "apply --max-devices-per-source to loopback too")
+	fs.IntVar(&lim.MaxPendingHellosPerSource, "max-pending-hellos-per-source", server.DefaultMaxPendingHellosPerSource,
+		"device connections from one address that have not said hello; past it 503 (-1: no limit)")
+	fs.IntVar(&lim.MaxPendingHellos, "max-pending-hellos", server.DefaultMaxPendingHellos,
+		"device connections in total that have not said hello; past it 503 (at most a quarter of the descriptor limit)")
 	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
 	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
 	debugListen := fs.String("debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
@@ -99,6 +108,23 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	var devTLS devtls.Files
+	var getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	if *selfSigned {
+		dir, err := devTLSSetup(tlsListen, *tlsCert, *tlsKey, *tlsDir, *db)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
+			return 2
+		}
+		if devTLS, err = devtls.Ensure(dir, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: --tls-self-signed: %v\n", err)
+			return 1
+		}
+		*tlsCert, *tlsKey = devTLS.Cert, devTLS.Key
+	} else if *tlsDir != "" {
+		fmt.Fprintln(stderr, "heraldsvc serve: --tls-dir needs --tls-self-signed")
 		return 2
 	}
 	if *tlsListen != "" && (*tlsCert == "" || *tlsKey == "") {
@@ -117,6 +143,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 2
 	}
+	if ns.urls == "" && !sqliteBuilt {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", errNoSQLite)
+		return 2
+	}
 	if lim.MaxBodyBytes > mpns.MaxBodySize || lim.MaxBodyBytes <= 0 {
 		fmt.Fprintf(stderr, "heraldsvc serve: --max-body must be 1-%d\n", mpns.MaxBodySize)
 		return 2
@@ -127,6 +157,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cli.Logger(stderr, level)
+	if *selfSigned {
+		// Renewed while serving, so a service up for a year never serves
+		// an expired certificate.
+		keeper, err := devtls.NewKeeper(devTLS, time.Now, log.Info)
+		if err != nil {
+			fmt.Fprintf(stderr, "heraldsvc serve: --tls-self-signed: %v\n", err)
+			return 1
+		}
+		getCert = keeper.GetCertificate
+	}
 	if os.Getenv("GOGC") == "" {
 		// Go sizes the heap's growth between collections by the live heap
 		// plus every goroutine stack, and an idle device is mostly its
@@ -145,13 +185,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeDebug()
 	}
-	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	// The backend is chosen here: NATS JetStream with --store, else SQLite
+	// in --db. The service runs it and closes it.
+	backend, presence, quota, err := ns.open(*depth, log)
+	if err == nil && backend == nil {
+		backend, err = openSQLite(ctx, *db, log)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
-	svc, err := server.Start(ctx, server.ServeConfig{Listen: *listen, DB: *db, Store: backend, PublicURL: *public,
-		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA}, AuthURL: *authURL,
+	svc, err := server.NewService(ctx, server.ServeConfig{Listen: *listen, Store: backend, PublicURL: *public, TLSPublic: *selfSigned,
+		TLSListen: *tlsListen, TLS: server.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsCA, GetCertificate: getCert}, AuthURL: *authURL,
 		ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout,
 		Server: server.Config{Logger: log, InactiveAfter: *inactive, ForgetDevicesAfter: *forget, QueueDepth: *depth, Limits: lim, Presence: presence, Quota: quota}})
 	if err != nil {
@@ -173,9 +218,34 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	} else if a != nil {
 		fmt.Fprintf(stdout, "TLS on %s (devices dial wss://%s%s)\n", a, a, server.DevicePath)
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	if err := svc.Close(); err != nil {
+	if *selfSigned {
+		printDevTLS(stdout, devTLS, "https://"+svc.TLSAddr().String())
+	}
+	// A store that waits for its servers (NATS) ends the service only if
+	// it gives up: credentials refused.
+	runCtx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		if w, ok := backend.(interface{ Wait(context.Context) error }); ok {
+			if err := w.Wait(runCtx); err != nil && runCtx.Err() == nil {
+				giveUp(err)
+			}
+		}
+	}()
+	stopping := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stopping()
+	// Run serves until a signal or the store gives up, then stops the
+	// parts in their order.
+	err = svc.Run(runCtx)
+	giveUp(nil)
+	<-waited
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", cause)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}
@@ -319,7 +389,32 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if res.Received() {
 		return 0
 	}
+	if why := notReceived(kind, res); why != "" {
+		fmt.Fprintf(stderr, "heraldsvc send: %s\n", why)
+	}
 	return 1
+}
+
+// notReceived says why a notification the service answered was not
+// Received, and what to do, for the outcomes a sender can act on; "" for
+// others (their JSON says enough).
+func notReceived(kind mpns.Kind, res mpns.Result) string {
+	if res.Status != http.StatusOK || res.Notification != mpns.StatusSuppressed {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(res.Error, "channel not bound to"):
+		return fmt.Sprintf("Suppressed: the channel is not bound to %[1]s notifications, so the phone's shell would not show it. "+
+			"The app binds it when it opens the channel (herald open APP --%[1]s, or {\"%[1]s\": true} in POST /v1/apps/APP/channel), "+
+			"or later with PATCH /v1/apps/APP/channel/bindings {\"%[1]s\": true} (docs/local-api.md).", kind)
+	case res.Error == "tile not pinned":
+		return "Suppressed: that secondary tile is not pinned; the app pins it first (herald pin APP TILE_ID, or POST /v1/apps/APP/pins)."
+	case strings.Contains(res.Error, "power"):
+		return "Suppressed: " + res.Error + ", so the phone takes no toasts or tiles (herald power normal on the phone lifts it)."
+	case res.Error != "":
+		return "Suppressed: " + res.Error
+	}
+	return "Suppressed by the service"
 }
 
 // clientTLS is the TLS configuration of an authenticated sender.

@@ -3,33 +3,37 @@
 # would: opens an app, sends a toast through the real MPNS endpoint, checks
 # what the service answered at low power and with the link down, plays the
 # app in the foreground to take a raw notification, pins a secondary tile
-# and updates it. Needs only curl.
+# and updates it. Needs curl, and herald unless HERALD_UI_URL is given.
 #
 #   herald emulate --devices 2 --ui 127.0.0.1:8793 &
 #   examples/emulator-script/drive-phone.sh phone-0002
 #
-# HERALD_UI_URL is the start screen's URL (default http://127.0.0.1:8793, the
-# address the README gives herald emulate --ui).
+# HERALD_UI_URL is the start screen's address with its key, as
+# `herald ui-url` prints it (http://127.0.0.1:8793/#key=...); by default the
+# script asks `herald ui-url --device PHONE` (add HERALD_SOCKET=PATH for an
+# emulator on another socket).
 # Prints one line per step; exits 1 at the first step that fails.
 set -eu
 
-UI=${HERALD_UI_URL:-http://127.0.0.1:8793}
 PHONE=${1:-phone-0001}
 APP=${2:-scripted}
+URL=${HERALD_UI_URL:-$(herald ui-url --device "$PHONE")}
 
-# The start screen takes changes only from a page session: a cookie and
-# the token that goes with it, which GET /api/session hands out.
-JAR=$(mktemp)
-trap 'rm -f "$JAR"' EXIT
-TOKEN=$(curl -sS --fail-with-body -c "$JAR" "$UI/api/session" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
-[ -n "$TOKEN" ] || { echo "FAIL: no session from $UI/api/session" >&2; exit 1; }
+# The start screen answers only who has its key: a program sends it as a
+# bearer token (a browser page starts a session with it instead).
+case $URL in
+*'#key='*) KEY=${URL#*#key=} ;;
+*) echo "FAIL: $URL carries no key (#key=...): use the address herald ui-url prints" >&2; exit 1 ;;
+esac
+UI=${URL%%[?#]*}
+UI=${UI%/}
 
 # call METHOD PATH [JSON]: one API call for the phone; prints the answer.
 call() {
   if [ $# -ge 3 ]; then
-    curl -sS --fail-with-body -b "$JAR" -H "X-Herald-Token: $TOKEN" -X "$1" -H 'Content-Type: application/json' --data "$3" "$UI/api/$2?device=$PHONE"
+    curl -sS --fail-with-body -H "Authorization: Bearer $KEY" -X "$1" -H 'Content-Type: application/json' --data "$3" "$UI/api/$2?device=$PHONE"
   else
-    curl -sS --fail-with-body -b "$JAR" -H "X-Herald-Token: $TOKEN" -X "$1" "$UI/api/$2?device=$PHONE"
+    curl -sS --fail-with-body -H "Authorization: Bearer $KEY" -X "$1" "$UI/api/$2?device=$PHONE"
   fi
 }
 

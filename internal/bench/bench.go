@@ -28,6 +28,7 @@ import (
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
 	"github.com/heraldpush/herald/wire"
 )
 
@@ -318,7 +319,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.ServiceNote = "its own process, started by the tool"
 			return measure(ctx, cfg, base, pid, res)
 		}
-		svc, err := server.Start(ctx, server.ServeConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "heraldsvc.db"),
+		st, err := sqlitestore.Open(ctx, filepath.Join(dir, "heraldsvc.db"), sqlitestore.Options{GroupCommit: true})
+		if err != nil {
+			return nil, fmt.Errorf("bench: opening the service store: %w", err)
+		}
+		svc, err := server.Start(ctx, server.ServeConfig{Listen: "127.0.0.1:0", Store: st,
 			Server: server.Config{Logger: cfg.Logger, Limits: Unlimited()}})
 		if err != nil {
 			return nil, fmt.Errorf("bench: starting the service: %w", err)
@@ -410,7 +415,7 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 // run measures the service rather than its protections.
 func Unlimited() server.Limits {
 	return server.Limits{DailyQuota: -1, ChannelRate: -1, SenderRate: -1,
-		MaxInFlight: 1 << 16, SlowStore: time.Hour}
+		MaxInFlight: 1 << 16, SlowStore: time.Hour, MaxPendingHellosPerSource: -1, MaxPendingHellos: -1}
 }
 
 // fleet is the connected devices: their channel URIs, handlers and links.
@@ -593,7 +598,7 @@ func startLink(ctx context.Context, cfg Config, base string, i int, d *device, w
 		service += "," + strings.Join(cfg.Failover, ",")
 	}
 	l, err := channel.New(channel.Config{Service: service, Handler: d, Logger: cfg.Logger, Dial: dialer.DialContext,
-		Heartbeat: channel.DefaultHeartbeatCap})
+		Heartbeat: channel.MeteredHeartbeatCeiling})
 	if err != nil {
 		return nil, nil, err
 	}

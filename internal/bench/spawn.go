@@ -27,7 +27,7 @@ type spawned struct {
 func spawnService(ctx context.Context, bin, dir string, stderr io.Writer) (*spawned, error) {
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "heraldsvc.db"),
 		"--log-level", "warn", "--daily-quota", "-1", "--channel-rate", "-1", "--sender-rate", "-1",
-		"--max-in-flight", "65536", "--slow-store", "1h")
+		"--max-in-flight", "65536", "--slow-store", "1h", "--max-pending-hellos-per-source", "-1", "--max-pending-hellos", "-1")
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

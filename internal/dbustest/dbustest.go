@@ -18,6 +18,28 @@ import (
 // test is skipped when dbus-daemon is not installed (Debian package dbus).
 func SessionBus(t testing.TB) string {
 	t.Helper()
+	return start(t, false, "")
+}
+
+// ActivatingBus is SessionBus with one service directory, dir: the bus
+// starts the programs its .service files name when their names are asked
+// for (D-Bus activation).
+func ActivatingBus(t testing.TB, dir string) string {
+	t.Helper()
+	return start(t, false, dir)
+}
+
+// SharedBus is SessionBus that every Unix user may connect to (its socket's
+// directory is world-readable and its policy allows any user), and on which
+// any connection may own any name: a bus shared by several users, as a
+// system bus with a lax policy is.
+func SharedBus(t testing.TB) string {
+	t.Helper()
+	return start(t, true, "")
+}
+
+func start(t testing.TB, shared bool, serviceDir string) string {
+	t.Helper()
 	exe, err := exec.LookPath("dbus-daemon")
 	if err != nil {
 		t.Skip("dbus-daemon not found (Debian package dbus)")
@@ -27,14 +49,25 @@ func SessionBus(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	users := ""
+	if shared {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		users = "\n    <allow user=\"*\"/>"
+	}
+	services := ""
+	if serviceDir != "" {
+		services = "\n  <servicedir>" + serviceDir + "</servicedir>"
+	}
 	conf := filepath.Join(dir, "session.conf")
 	err = os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
   <listen>unix:path=`+filepath.Join(dir, "bus")+`</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+  <auth>EXTERNAL</auth>`+services+`
+  <policy context="default">`+users+`
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -26,8 +27,11 @@ type Stats struct {
 	// back; UpPackets and DownPackets count the reads that carried them.
 	Up, Down               int64
 	UpPackets, DownPackets int64
-	// Discarded counts reads that arrived on a dropped flow.
-	Discarded int64
+	// Discarded counts reads that arrived on a dropped flow, UpDiscarded
+	// those of them that came from the client.
+	Discarded, UpDiscarded int64
+	// Lost counts packets lost to SetLoss (each black-holed its flow).
+	Lost int
 }
 
 // NAT is a running simulated NAT.
@@ -38,6 +42,8 @@ type NAT struct {
 
 	mu    sync.Mutex
 	idle  time.Duration
+	loss  float64
+	rng   *rand.Rand
 	flows map[*flow]struct{}
 	stats Stats
 	// seen is closed and replaced whenever a read is forwarded or discarded,
@@ -80,6 +86,17 @@ func (n *NAT) URL() string { return "http://" + n.Addr() }
 func (n *NAT) SetIdle(d time.Duration) {
 	n.mu.Lock()
 	n.idle = d
+	n.mu.Unlock()
+}
+
+// SetLoss makes the NAT lose, with probability p, each packet from the
+// client that ends an idle spell (a heartbeat's ping, not a handshake's or
+// an answer's), as a passing radio fade does: the flow is black-holed from
+// then on, which the client cannot tell from an idle timeout. The draws
+// come from a PCG seeded with seed, so a run is repeatable.
+func (n *NAT) SetLoss(p float64, seed uint64) {
+	n.mu.Lock()
+	n.loss, n.rng = p, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	n.mu.Unlock()
 }
 
@@ -189,6 +206,10 @@ func (n *NAT) pump(f *flow, src, dst net.Conn, up bool) {
 				f.dropped = true
 				n.stats.Dropped++
 			}
+			if !f.dropped && up && n.loss > 0 && now.After(f.last) && n.rng.Float64() < n.loss {
+				f.dropped = true
+				n.stats.Lost++
+			}
 			forward := !f.dropped
 			if forward {
 				f.last = now
@@ -201,6 +222,9 @@ func (n *NAT) pump(f *flow, src, dst net.Conn, up bool) {
 				}
 			} else {
 				n.stats.Discarded++
+				if up {
+					n.stats.UpDiscarded++
+				}
 			}
 			n.mu.Unlock()
 			var werr error

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -148,5 +149,67 @@ func TestCloseEndsBlackHoledFlows(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
+	}
+}
+
+// TestLossIsSeededAndSparesBursts: SetLoss loses only a packet that ends
+// an idle spell, black-holes its flow, and two NATs with one seed lose the
+// same packets.
+func TestLossIsSeededAndSparesBursts(t *testing.T) {
+	run := func(seed uint64) []bool {
+		fc := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		nat, err := New(echo(t), 0, fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nat.Close()
+		nat.SetLoss(0.5, seed)
+		var lost []bool
+		for range 16 {
+			c, err := net.Dial("tcp", nat.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// No idle time since the flow opened: never lost.
+			if got, err := roundTrip(c, "hello"); err != nil || got != "hello" {
+				t.Fatalf("a burst was lost: %q, %v", got, err)
+			}
+			fc.Advance(time.Minute)
+			before := nat.Stats()
+			c.Write([]byte("ping"))
+			for { // until the ping has crossed or vanished
+				seen := nat.Seen()
+				if st := nat.Stats(); st.UpPackets+st.Discarded > before.UpPackets+before.Discarded {
+					break
+				}
+				<-seen
+			}
+			gone := nat.Stats().Lost > before.Lost
+			wait := 5 * time.Second
+			if gone {
+				wait = 20 * time.Millisecond
+			}
+			c.SetReadDeadline(time.Now().Add(wait))
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(c, buf); (err == nil) == gone {
+				t.Fatalf("echo %q, %v; lost %v", buf, err, gone)
+			}
+			lost = append(lost, gone)
+			c.Close()
+		}
+		return lost
+	}
+	a, b := run(7), run(7)
+	if !slices.Equal(a, b) {
+		t.Fatalf("one seed, two runs: %v and %v", a, b)
+	}
+	n := 0
+	for _, l := range a {
+		if l {
+			n++
+		}
+	}
+	if n == 0 || n == len(a) {
+		t.Fatalf("lost %d of %d at p=0.5", n, len(a))
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/server/store/sqlitestore"
+	"github.com/heraldpush/herald/server/store/storetest"
 )
 
 // Logger returns a logger that writes to the test log when HERALD_TEST_LOG
@@ -34,9 +36,23 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Service starts a notification service on 127.0.0.1 with a database in
-// dir (a new temporary directory when dir is ""). It is closed when the
-// test ends unless the caller closes it first.
+// SQLiteStore opens the service store at file and runs its committer for
+// the test, as server.Service.Run would; it is stopped and closed when the
+// test ends.
+func SQLiteStore(t testing.TB, file string, opts sqlitestore.Options) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), file, opts)
+	if err != nil {
+		t.Fatalf("opening the service store: %v", err)
+	}
+	return storetest.Start(t, s)
+}
+
+// Service starts a notification service on 127.0.0.1 with its store in
+// cfg.Store, or else a SQLite database heraldsvc.db in dir (a new
+// temporary directory when dir is ""). The service runs the store and
+// closes it. It is closed when the test ends unless the caller closes it
+// first.
 func Service(t testing.TB, dir string, cfg server.ServeConfig) *server.Service {
 	t.Helper()
 	if dir == "" {
@@ -45,8 +61,12 @@ func Service(t testing.TB, dir string, cfg server.ServeConfig) *server.Service {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	if cfg.DB == "" {
-		cfg.DB = filepath.Join(dir, "heraldsvc.db")
+	if cfg.Store == nil {
+		st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "heraldsvc.db"), sqlitestore.Options{GroupCommit: true})
+		if err != nil {
+			t.Fatalf("opening the service store: %v", err)
+		}
+		cfg.Store = st
 	}
 	if cfg.Server.Logger == nil {
 		cfg.Server.Logger = Logger(t).With("part", "service")

@@ -31,21 +31,57 @@ function q(path) {
   return path + (path.includes("?") ? "&" : "?") + "phone=" + encodeURIComponent(phone);
 }
 
+// The page's key arrives in the address's fragment (#key=…), which the
+// browser never sends anywhere; it is taken out of the address bar at once
+// so that it is not shown, shared or bookmarked. With it the server starts
+// a session (a cookie it signed); without one the page says how to get it.
+let key = null;
+function takeKey() {
+  const m = /^#key=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!m) return false;
+  key = m[1];
+  history.replaceState(null, "", location.pathname + location.search);
+  return true;
+}
+takeKey();
+// The address with the key pasted over the page's own changes only the
+// fragment, which loads nothing: start the session, then load the page
+// anew with it.
+window.addEventListener("hashchange", async () => {
+  if (!takeKey()) return;
+  try {
+    await session();
+    location.reload();
+  } catch {
+    // showNoKey said why
+  }
+});
+
 // The session token every change carries: the server hands it only to a
 // page of its own origin, so another site's page cannot act through the
-// browser. A restarted server no longer knows it; the page asks again.
+// browser.
 let token = null;
 let sessionReq = null; // one request for the token at a time, so two never race for the cookie
 function session() {
   if (!sessionReq) {
     sessionReq = (async () => {
-      const resp = await fetch("/api/session", { credentials: "same-origin" });
+      const headers = key ? { "X-Herald-Key": key } : {};
+      const resp = await fetch("/api/session", { credentials: "same-origin", headers });
       const data = await resp.json().catch(() => ({}));
-      if (!resp.ok) throw new Error(data.error || resp.statusText);
+      if (!resp.ok) {
+        if (resp.status === 401) showNoKey(data.error);
+        throw new Error(data.error || resp.statusText);
+      }
       token = data.token;
     })().finally(() => { sessionReq = null; });
   }
   return sessionReq;
+}
+
+function showNoKey(msg) {
+  $("#nokey-msg").textContent = msg || "This page needs its key.";
+  $("#nokey").classList.remove("hidden");
+  $("#live").textContent = "no session";
 }
 
 async function api(method, path, body, retried) {
@@ -61,8 +97,9 @@ async function api(method, path, body, retried) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await resp.json().catch(() => ({}));
-  if (resp.status === 403 && data.code === "session" && !retried) {
+  if ((resp.status === 401 || resp.status === 403) && data.code === "session" && !retried) {
     token = null;
+    await session();
     return api(method, path, body, true);
   }
   if (!resp.ok) throw new Error(data.error || resp.statusText);
@@ -73,12 +110,13 @@ async function api(method, path, body, retried) {
 
 let phones = [];
 async function loadPhones() {
-  const resp = await fetch("/api/phones");
-  phones = await resp.json();
+  phones = await api("GET", "/api/phones");
   renderPicker();
 }
 
 function renderPicker() {
+  // The filter is for the emulator's many phones; one phone needs none.
+  $("#phone-filter").classList.toggle("hidden", phones.length < 2);
   const f = $("#phone-filter").value.trim();
   const sel = $("#phone-picker");
   sel.replaceChildren();
@@ -156,6 +194,8 @@ function render(first) {
   conn.textContent = s.offline ? "Bring link back" : "Drop link";
   conn.dataset.offline = s.offline ? "1" : "0";
   $("#device-info").textContent = `device ${s.device_id || "(not enrolled)"} · running: ${(s.running || []).join(", ") || "none"}`;
+  const hb = s.heartbeat || {};
+  $("#heartbeat-info").textContent = `heartbeat ${hb.interval || "-"}${hb.settled ? "" : " (learning)"} · next probe ${hb.next_probe ? new Date(hb.next_probe).toLocaleTimeString() : "-"} · ${hb.failed_probes_last_day || 0} failed in 24 h`;
 
   const apps = s.channels.map((c) => c.app);
   fillSelect($("#foreground"), [""].concat(apps), s.foreground, (a) => a || "(start screen)");
@@ -181,9 +221,18 @@ function renderChannels(s) {
     h("tr", { "data-app": c.app },
       h("td", {}, c.app),
       h("td", {}, c.toast ? "✓" : ""),
-      h("td", {}, c.tile ? "✓" + (c.domains && c.domains.length ? " " + c.domains.join(" ") : "") : ""),
-      h("td", { class: "uri" }, c.uri),
+      h("td", { class: "bindings" }, c.tile ? "✓" + (c.domains && c.domains.length ? " " + c.domains.join(" ") : "") : ""),
+      h("td", { class: "uri", title: c.uri }, h("span", { class: "uri-text" }, breakable(c.uri))),
       h("td", {}, h("button", { type: "button", onclick: (e) => copy(c.uri, e.target) }, "Copy")))));
+}
+
+// breakable splits a URI after its separators, so the browser may wrap it
+// there and nowhere else: each part is kept whole (a token's "-" is no
+// place to break it).
+function breakable(uri) {
+  const out = [];
+  for (const part of uri.split(/(?<=[/?&=])/)) out.push(h("span", { class: "seg" }, part), h("wbr"));
+  return out;
 }
 
 async function copy(text, btn) {
@@ -278,7 +327,9 @@ function renderTile(t) {
     title: `${t.app}${t.tile_id ? " " + t.tile_id : ""} · ${tmpl}${t.pinned ? "" : " · not pinned"}`,
   },
   h("div", { class: "flipper" }, front, back),
-  t.tile_id ? h("span", { class: "tile-label" }, t.tile_id) : null,
+  // A primary tile is named by its app (its Title is the app's to set, and
+  // may be empty), a secondary one by its tile id.
+  h("span", { class: "tile-label" }, t.tile_id || t.app),
   h("button", { class: "size-btn", type: "button", title: "resize", onclick: () => cycleSize(t) }, "⤢"));
   return el;
 }
@@ -319,7 +370,11 @@ function renderToasts(s, first) {
       times(t.sent_at, t.received_at),
       t.param ? h("code", {}, " " + t.param) : null)));
   const newest = toasts[0];
-  if (newest && !first && (lastToastId === null || newest.id > lastToastId) && newest.shown_by === "shell") showBanner(newest);
+  // ?banner=last shows the newest toast's banner when the page opens, as
+  // if it had just arrived: a screenshot of a freshly loaded page (headless
+  // Chromium's --screenshot) can then show one.
+  const replay = first && lastToastId === null && new URL(location.href).searchParams.get("banner") === "last";
+  if (newest && (replay || (!first && (lastToastId === null || newest.id > lastToastId))) && newest.shown_by === "shell") showBanner(newest);
   if (newest) lastToastId = Math.max(lastToastId || 0, newest.id);
 }
 
@@ -451,14 +506,20 @@ $("#compose").addEventListener("submit", async (e) => {
 // The server inlines the phones and the phone's state into the page, so the
 // first paint shows the phone as it is; without them the page asks.
 (async function start() {
-  session().catch(() => {}); // ready before the first change; api() asks again if it failed
+  const ready = session(); // before any read: every read needs the session's cookie
   const inlined = document.getElementById("initial-state");
   if (inlined) {
+    ready.catch(() => {}); // api() asks again if it failed
     const init = JSON.parse(inlined.textContent);
     phones = init.phones;
     selectPhone(init.phone, init.state);
     renderPicker();
     return;
+  }
+  try {
+    await ready;
+  } catch {
+    return; // showNoKey said why
   }
   await loadPhones();
   const params = new URL(location.href).searchParams;

@@ -15,7 +15,8 @@ import (
 	"github.com/heraldpush/herald/server/store"
 )
 
-// NewStore returns an empty store for one subtest; the suite closes it.
+// NewStore returns an empty store for one subtest; the suite runs its
+// background work (store.Runner) and closes it.
 type NewStore func(t *testing.T) store.Store
 
 // epoch is where the suite's times start (millisecond precision, as every
@@ -58,11 +59,18 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MessageStatus", testMessageStatus},
 		{"CancelMessage", testCancelMessage},
 		{"Requeue", testRequeue},
+		{"CommitsReported", testCommitsReported},
 	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := Start(t, newStore(t))
+			c.run(t, s)
+		})
+	}
+	for _, c := range concurrentCases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t)
 			t.Cleanup(func() { s.Close() })
-			c.run(t, s)
+			testConcurrentReplace(t, []store.Store{s}, c.kind, c.queued)
 		})
 	}
 }
@@ -882,5 +890,38 @@ func testTouchLater(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Device(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a touch for an unknown device made one: %v", err)
+	}
+}
+
+// testCommitsReported: a store that reports its commits (both backends
+// do) tells of every Enqueue's, with at least the one request and no
+// error, by the time Enqueue returns.
+func testCommitsReported(t *testing.T, s store.Store) {
+	r, ok := s.(store.CommitReporter)
+	if !ok {
+		t.Skip("the store does not report its commits")
+	}
+	var mu sync.Mutex
+	var commits, requests int
+	r.ReportCommits(func(n int, took time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			t.Errorf("a commit reported %v", err)
+		}
+		if took < 0 {
+			t.Errorf("a commit took %v", took)
+		}
+		commits++
+		requests += n
+	})
+	mustDevice(t, s, "dev")
+	for i := range 3 {
+		mustEnqueue(t, s, toast("dev", fmt.Sprint(i)), store.EnqueueOptions{})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if commits < 1 || requests < 3 {
+		t.Fatalf("%d commits carrying %d requests reported for 3 enqueues", commits, requests)
 	}
 }

@@ -1,0 +1,56 @@
+package natsstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/internal/natstest"
+	"github.com/heraldpush/herald/server/store"
+	"github.com/heraldpush/herald/server/store/natsstore"
+	"github.com/heraldpush/herald/server/store/storetest"
+)
+
+// TestRunAppliesLazyAcksAsItStops: an ack and a last-seen time given
+// lazily, with an AckDelay far longer than the test, are applied when
+// Run's context ends, so a node stopped in order loses neither; a second
+// store on the same servers reads both back.
+func TestRunAppliesLazyAcksAsItStops(t *testing.T) {
+	ctx := context.Background()
+	url := natstest.Run(t).URL()
+	s, err := natsstore.Open(ctx, natsstore.Options{URLs: url, Prefix: "stop", AckDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(runCtx) }()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: t0, LastSeen: t0}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.Enqueue(ctx, store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "raw", Class: 3, Body: []byte("x"), AcceptedAt: t0, DueAt: t0}, store.EnqueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AckLater("dev", q.Seq)
+	s.TouchLater("dev", t0.Add(time.Hour))
+	stop()
+	if err := <-ran; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	other, err := natsstore.Open(ctx, natsstore.Options{URLs: url, Prefix: "stop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Start(t, other)
+	if p, err := other.Pending(ctx, "dev", 0); err != nil || len(p) != 0 {
+		t.Errorf("pending %+v %v after the stop, want the lazy ack applied", p, err)
+	}
+	d, err := other.Device(ctx, "dev")
+	if err != nil || !d.LastSeen.Equal(t0.Add(time.Hour)) {
+		t.Errorf("device %+v %v, want last seen %v", d, err, t0.Add(time.Hour))
+	}
+}
