@@ -201,6 +201,10 @@ func mpnsCheckChannel(s *Server, sub *submission, ch store.Channel, _ time.Time)
 	if err := s.authorize(sub.req, ch); err != nil {
 		return err
 	}
+	if isBrowserChannel(ch) {
+		// A browser takes Web Push only (browser.go).
+		return refuse(refForbidden, "this channel is a browser's push subscription: it takes only Web Push messages")
+	}
 	if ch.VAPIDKey != "" {
 		// Restricted to one application server's signed Web Push
 		// messages (RFC 8292 §4): an MPNS POST carries no signature.

@@ -251,6 +251,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(ThrottledPath, s.handleNotification)
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
 	mux.HandleFunc(DevicePath, s.handleDevice)
+	mux.HandleFunc(BrowserPath, s.handleBrowser)
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
 	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))

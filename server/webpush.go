@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldpush/herald/mpns"
@@ -181,6 +182,11 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) (created webPus
 // webPushCheckChannel: a channel restricted to an application server
 // (RFC 8292 §4) takes only messages with its vapid authorization.
 func webPushCheckChannel(s *Server, sub *submission, ch store.Channel, now time.Time) error {
+	if isBrowserChannel(ch) && !strings.EqualFold(strings.TrimSpace(headerAnyCase(sub.req.Header, webpush.HeaderContentEncoding)), "aes128gcm") {
+		// A browser decrypts with what the message carries, and the
+		// service keeps only the body: aesgcm's keys travel in headers.
+		return refuse(refMalformed, "a browser's subscription takes Content-Encoding aes128gcm only")
+	}
 	if ch.VAPIDKey == "" {
 		return nil
 	}
