@@ -1,5 +1,7 @@
 package natsstore
 
+import "github.com/nats-io/nats.go/jetstream"
+
 // Decode is decode, for the fuzz test.
 var Decode = decode
 
@@ -8,4 +10,13 @@ var Decode = decode
 func Copies(s *Store, tok, deviceID string) (channel, device, held bool) {
 	_, channel, _ = s.cache.byTok(tok)
 	return channel, s.devCache.held(deviceKey(deviceID)), s.presence.copy.held(deviceKey(deviceID))
+}
+
+// QuotaWrites is how many writes the shared quota counter has had.
+func QuotaWrites(s *Store) (uint64, error) {
+	info, err := s.quota.Status(s.life)
+	if err != nil {
+		return 0, err
+	}
+	return info.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq, nil
 }

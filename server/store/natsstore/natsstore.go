@@ -144,6 +144,10 @@ type Store struct {
 	outDay   int64
 	outCount map[string]int
 
+	// leases are the daily quota counts this node took ahead from the
+	// shared counter and has not handed out yet (quota.go).
+	leases leases
+
 	// Setting up (start.go): life ends with Close and bounds every
 	// attempt; ready is set once every step has succeeded, and settled
 	// closed then or when the set-up gave up (failed says why).
