@@ -20,3 +20,6 @@ func QuotaWrites(s *Store) (uint64, error) {
 	}
 	return info.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq, nil
 }
+
+// QueueReads is how many reads of the queue acknowledgements made.
+func QueueReads(s *Store) (uint64, error) { return s.ackReads.Load(), nil }

@@ -66,6 +66,7 @@ func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) 
 	var order []string
 	for next := uint64(1); next <= seq; {
 		var m *jetstream.RawStreamMsg
+		s.ackReads.Add(1)
 		err := retry(ctx, func(ctx context.Context) error {
 			var err error
 			m, err = s.queue.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))

@@ -147,6 +147,11 @@ type Store struct {
 	// leases are the daily quota counts this node took ahead from the
 	// shared counter and has not handed out yet (quota.go).
 	leases leases
+	// named notes the named notifications queued for the devices this
+	// node serves, so that acks need not read (named.go).
+	namedSeen namedSeqs
+	// ackReads counts the reads acknowledgements made of the queue.
+	ackReads atomic.Uint64
 
 	// Setting up (start.go): life ends with Close and bounds every
 	// attempt; ready is set once every step has succeeded, and settled

@@ -229,6 +229,7 @@ func (s *Store) connect(opts Options) error {
 		// nothing, but sessions read their queues again to be sure.
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			s.log.Info("natsstore: reconnected to NATS")
+			s.namedSeen.missed()
 			s.tell(store.Resync)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
