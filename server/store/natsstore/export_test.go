@@ -23,3 +23,10 @@ func QuotaWrites(s *Store) (uint64, error) {
 
 // QueueReads is how many reads of the queue acknowledgements made.
 func QueueReads(s *Store) (uint64, error) { return s.ackReads.Load(), nil }
+
+// Noted counts the devices whose named notifications s notes.
+func Noted(s *Store) int {
+	s.namedSeen.mu.Lock()
+	defer s.namedSeen.mu.Unlock()
+	return len(s.namedSeen.m)
+}

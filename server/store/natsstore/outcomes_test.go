@@ -116,6 +116,21 @@ func TestAckReadsOnlyForNamed(t *testing.T) {
 	}
 	before := enqueue("before-read")
 	enqueue("")
+	// The store's own reads (a status, a cancel, a bounded enqueue) are
+	// no session's: they note nothing, or a node would note every named
+	// notification of each device a sender asked about, for ever.
+	if _, err := s.MessageStatus(ctx, "dev", "ch", "before-read"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CancelMessage(ctx, "dev", "ch", "none"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cancelling what is not there: %v", err)
+	}
+	if _, err := s.Enqueue(ctx, store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "raw", Body: []byte("x")}, store.EnqueueOptions{MaxDepth: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if n := natsstore.Noted(s); n != 0 {
+		t.Fatalf("the store's own reads left notes for %d devices", n)
+	}
 	if _, err := s.Pending(ctx, "dev", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +165,9 @@ func TestAckReadsOnlyForNamed(t *testing.T) {
 	// Released, the device's notes are gone, and an ack reads again.
 	if err := s.Release(ctx, "dev"); err != nil {
 		t.Fatal(err)
+	}
+	if n := natsstore.Noted(s); n != 0 {
+		t.Fatalf("notes for %d devices after the release", n)
 	}
 	named := enqueue("after-release")
 	if err := s.Ack(ctx, "dev", named); err != nil {

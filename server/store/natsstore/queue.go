@@ -161,7 +161,7 @@ func (s *Store) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueO
 	if opts.MaxDepth > 0 && opts.MaxDepth < s.depth {
 		// A bound below the stream's own is checked before publishing,
 		// which concurrent enqueues may overshoot by a few.
-		pending, err := s.Pending(ctx, q.DeviceID, 0)
+		pending, _, err := s.pending(ctx, q.DeviceID, 0)
 		if err != nil {
 			return store.Queued{}, err
 		}
@@ -395,6 +395,9 @@ func (s *Store) replaceAtDepth(ctx context.Context, m, older store.Queued, seqs 
 }
 
 // Pending reads the device's subject above after from the stream's leader.
+// It is the session's read of its device's queue, from which this node
+// notes the device's named notifications until Release (named.go); the
+// store's own reads go through pending.
 func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]store.Queued, error) {
 	if err := s.check(); err != nil {
 		return nil, err
