@@ -1,6 +1,21 @@
 // Package server is the notification service: the MPNS HTTP endpoint that
 // cloud services post to, the websocket endpoint devices keep open, and the
 // routing and per-device queues between them.
+//
+// # Design: senders
+//
+// Every sender protocol (MPNS, multicast, Web Push, the Matrix gateway) is
+// a decoder and a renderer over one accept pipeline (accept.go): the
+// decoder turns a request into a submission, the pipeline queues it or
+// refuses it with a typed refusal (refusals.go), and the renderer maps
+// accepted or refused to the protocol's status and headers by the
+// refusal's kind, never its text. A new sender protocol is one file.
+//
+// The package is not split into sender, device and limit packages: the
+// three share the Server's sessions, its guard and its store, which a split
+// would have to export to each other, and the seams are now files
+// (accept.go and refusals.go for senders, session.go and enrol.go for
+// devices, quota.go for limits) rather than one type's methods.
 package server
 
 import (
@@ -236,6 +251,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(ThrottledPath, s.handleNotification)
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
 	mux.HandleFunc(DevicePath, s.handleDevice)
+	mux.HandleFunc(BrowserPath, s.handleBrowser)
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
 	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))

@@ -31,7 +31,7 @@ func RunNodes(t *testing.T, n int, newNodes NewNodes) {
 		t.Run(c.name, func(t *testing.T) {
 			nodes := newNodes(t, n)
 			for _, s := range nodes {
-				t.Cleanup(func() { s.Close() })
+				Start(t, s)
 			}
 			testConcurrentReplace(t, nodes, c.kind, c.queued)
 		})

@@ -68,8 +68,7 @@ func Run(t *testing.T, newStore NewStore) {
 	}
 	for _, c := range concurrentCases {
 		t.Run(c.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() { s.Close() })
+			s := Start(t, newStore(t))
 			testConcurrentReplace(t, []store.Store{s}, c.kind, c.queued)
 		})
 	}
