@@ -1,5 +1,7 @@
 package natsstore
 
+import "github.com/nats-io/nats.go/jetstream"
+
 // Decode is decode, for the fuzz test.
 var Decode = decode
 
@@ -8,4 +10,23 @@ var Decode = decode
 func Copies(s *Store, tok, deviceID string) (channel, device, held bool) {
 	_, channel, _ = s.cache.byTok(tok)
 	return channel, s.devCache.held(deviceKey(deviceID)), s.presence.copy.held(deviceKey(deviceID))
+}
+
+// QuotaWrites is how many writes the shared quota counter has had.
+func QuotaWrites(s *Store) (uint64, error) {
+	info, err := s.quota.Status(s.life)
+	if err != nil {
+		return 0, err
+	}
+	return info.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq, nil
+}
+
+// QueueReads is how many reads of the queue acknowledgements made.
+func QueueReads(s *Store) (uint64, error) { return s.ackReads.Load(), nil }
+
+// Noted counts the devices whose named notifications s notes.
+func Noted(s *Store) int {
+	s.namedSeen.mu.Lock()
+	defer s.namedSeen.mu.Unlock()
+	return len(s.namedSeen.m)
 }

@@ -66,6 +66,7 @@ func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) 
 	var order []string
 	for next := uint64(1); next <= seq; {
 		var m *jetstream.RawStreamMsg
+		s.ackReads.Add(1)
 		err := retry(ctx, func(ctx context.Context) error {
 			var err error
 			m, err = s.queue.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
@@ -106,7 +107,9 @@ func (s *Store) deliveredUpTo(ctx context.Context, deviceID string, seq uint64) 
 
 // named returns the channel's queued notifications carrying messageID.
 func (s *Store) named(ctx context.Context, deviceID, channelID, messageID string) ([]store.Queued, error) {
-	qs, err := s.Pending(ctx, deviceID, 0)
+	// Not through Pending: a status or a cancel is no session's read,
+	// and must leave no notes (named.go) for a device held elsewhere.
+	qs, _, err := s.pending(ctx, deviceID, 0)
 	if err != nil {
 		return nil, err
 	}

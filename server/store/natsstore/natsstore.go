@@ -155,6 +155,15 @@ type Store struct {
 	outDay   int64
 	outCount map[string]int
 
+	// leases are the daily quota counts this node took ahead from the
+	// shared counter and has not handed out yet (quota.go).
+	leases leases
+	// named notes the named notifications queued for the devices this
+	// node serves, so that acks need not read (named.go).
+	namedSeen namedSeqs
+	// ackReads counts the reads acknowledgements made of the queue.
+	ackReads atomic.Uint64
+
 	// Setting up (start.go): life ends with Close and bounds every
 	// attempt; ready is set once every step has succeeded, and settled
 	// closed then or when the set-up gave up (failed says why).

@@ -133,6 +133,70 @@ func TestQuotaAcrossNodes(t *testing.T) {
 	}
 }
 
+// A node counts a busy channel's daily quota in leases: a round trip
+// every few notifications, not two replicated operations each; another
+// node still gets all but what the first holds ahead, and the two never
+// hand out more than the limit.
+func TestQuotaLeases(t *testing.T) {
+	url := natstest.Run(t).URL()
+	open := func() *natsstore.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "lease"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	const limit, takes = 500, 100
+	for i := range takes {
+		if ok, err := a.Take(ctx, "busy", 20500, limit); err != nil || !ok {
+			t.Fatalf("take %d: %v, %v", i, ok, err)
+		}
+	}
+	writes, err := natsstore.QuotaWrites(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leases of 1, 2, 4, 8 and then 16: 10 writes for 100 counts.
+	if writes > 12 {
+		t.Errorf("%d takes wrote the shared counter %d times, want at most 12", takes, writes)
+	}
+	took := takes
+	for {
+		ok, err := b.Take(ctx, "busy", 20500, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		took++
+		if took > limit {
+			t.Fatalf("the two nodes took more than the limit of %d", limit)
+		}
+	}
+	// What a holds ahead is lost to b, and no more: leases shrink to a
+	// quarter of what is left.
+	if took < limit-16 {
+		t.Errorf("the nodes took %d of %d: more is held ahead than a lease", took, limit)
+	}
+	for {
+		ok, err := a.Take(ctx, "busy", 20500, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		took++
+	}
+	if took != limit {
+		t.Errorf("took %d once both ran out, want exactly %d", took, limit)
+	}
+}
+
 // An ack beyond any sequence the stream can give is refused and leaves
 // the queue as it was.
 func TestAckOutOfRange(t *testing.T) {

@@ -173,6 +173,7 @@ func (s *Store) Release(ctx context.Context, deviceID string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	s.namedSeen.forget(deviceID)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	p := s.presence

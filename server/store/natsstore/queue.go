@@ -161,7 +161,7 @@ func (s *Store) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueO
 	if opts.MaxDepth > 0 && opts.MaxDepth < s.depth {
 		// A bound below the stream's own is checked before publishing,
 		// which concurrent enqueues may overshoot by a few.
-		pending, err := s.Pending(ctx, q.DeviceID, 0)
+		pending, _, err := s.pending(ctx, q.DeviceID, 0)
 		if err != nil {
 			return store.Queued{}, err
 		}
@@ -395,14 +395,28 @@ func (s *Store) replaceAtDepth(ctx context.Context, m, older store.Queued, seqs 
 }
 
 // Pending reads the device's subject above after from the stream's leader.
+// It is the session's read of its device's queue, from which this node
+// notes the device's named notifications until Release (named.go); the
+// store's own reads go through pending.
 func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]store.Queued, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	done := s.namedSeen.reading(deviceID, after)
 	out, _, err := s.pending(ctx, deviceID, after)
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	var named []uint64
+	for _, q := range out {
+		if q.MessageID != "" {
+			named = append(named, q.Seq)
+		}
+	}
+	done(named)
+	return out, nil
 }
 
 // pending is Pending, with the sequence of every message on the subject
@@ -473,14 +487,17 @@ func (s *Store) purge(ctx context.Context, deviceID string, seq uint64) error {
 		// wrong, and must not empty the queue.
 		return fmt.Errorf("natsstore: ack %d: %w", seq, store.ErrSeqRange)
 	}
-	if err := s.deliveredUpTo(ctx, deviceID, seq); err != nil {
-		return err
+	if !s.namedSeen.unnamedUpTo(deviceID, seq) {
+		if err := s.deliveredUpTo(ctx, deviceID, seq); err != nil {
+			return err
+		}
 	}
 	// Purge keeps what is at or above the sequence given.
 	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(s.subjectOf(deviceID)), jetstream.WithPurgeSequence(seq + 1)}
 	if err := retry(ctx, func(ctx context.Context) error { return s.queue.Purge(ctx, opts...) }); err != nil {
 		return unavailable("ack", err)
 	}
+	s.namedSeen.purgedTo(deviceID, seq)
 	return nil
 }
 
@@ -592,6 +609,9 @@ func (s *Store) consumed(m jetstream.Msg) {
 	if err != nil {
 		s.log.Warn("natsstore: an undecodable queue message", "err", err)
 	} else {
+		if q.MessageID != "" {
+			s.namedSeen.committed(q.DeviceID, q.Seq)
+		}
 		s.tell(q)
 	}
 	s.pmu.Lock()

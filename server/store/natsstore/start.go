@@ -232,6 +232,7 @@ func (s *Store) connect(opts Options) error {
 			s.reconnects.Add(1)
 			s.failingOver()
 			s.log.Info("natsstore: reconnected to NATS")
+			s.namedSeen.missed()
 			s.tell(store.Resync)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
