@@ -71,6 +71,8 @@ type session struct {
 	st *sessionState
 
 	box mailbox
+
+	wait readWait // the read goroutine's shallow wait (readwait.go)
 }
 
 // mailbox is what a session is handed from outside its own goroutines.
@@ -318,8 +320,9 @@ func (s *Server) serveConn(conn *websocket.Conn, source string, helloDone func()
 	// waits for hours: kept shallow, its stack settles at 4 KiB rather
 	// than the 8 KiB that starting the session and handling frames grow
 	// it to (BenchmarkIdleDevices measures it).
+	sess.wait = newReadWait(conn)
 	s.wg.Add(1)
-	go sess.readLoop()
+	go sess.park()
 }
 
 // startSession challenges the device, reads its hello, identifies it,
@@ -490,17 +493,35 @@ func (sess *session) extendRead() {
 // hands it to frame, which does the work in frames of its own (see
 // serveConn for why this one stays small).
 func (sess *session) readLoop() {
-	defer sess.finish()
 	for {
 		typ, r, err := sess.conn.NextReader()
 		if err != nil {
 			sess.readEnded(err)
+			sess.finish()
 			return
 		}
 		if !sess.frame(typ, r) {
+			sess.finish()
+			return
+		}
+		if sess.wait.idle() {
+			// The device has nothing more on its way: wait on a fresh
+			// goroutine, whose stack has not grown (readwait.go).
+			go sess.park()
 			return
 		}
 	}
+}
+
+// park waits, on a goroutine of its own that does nothing else, until the
+// device sends something, then reads it. A parked idle device then costs
+// a 2 KiB stack rather than the 4 KiB a goroutine keeps once NextReader
+// and handling a frame have grown it: Go halves a stack at a collection
+// only while less than a quarter of it is in use, which a goroutine
+// parked in the poller never is of 2 KiB.
+func (sess *session) park() {
+	sess.wait.wait()
+	sess.readLoop()
 }
 
 func (sess *session) readEnded(err error) {
