@@ -4,6 +4,7 @@ package server
 
 import (
 	"bufio"
+	"fmt"
 	"reflect"
 	"syscall"
 	"unsafe"
@@ -85,4 +86,66 @@ func peekWouldBlock(fd uintptr) bool {
 	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return errno == syscall.EAGAIN || errno == syscall.EINTR
+}
+
+// maxPingFrame is the longest ping a device may send: a 2-byte header, the
+// 4-byte mask and at most 125 bytes of payload (RFC 6455 §5.5).
+const maxPingFrame = 2 + 4 + 125
+
+// takePing takes a ping off the socket if one is there whole, at the
+// head of what the device sent, and returns its payload. Anything else,
+// a partial ping included, is left for NextReader, which reads it as it
+// would have. The socket is at a frame boundary here: gorilla buffers
+// nothing (idle) and read every frame it returned to its end.
+func (w readWait) takePing() (string, bool, error) {
+	if !w.idle() {
+		return "", false, nil
+	}
+	var b [maxPingFrame]byte
+	var payload string
+	var took bool
+	var err error
+	w.raw.Read(func(fd uintptr) bool {
+		got, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), maxPingFrame,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno != 0 {
+			return true
+		}
+		p, size, isPing := pingFrame(b[:got])
+		if !isPing {
+			return true
+		}
+		payload = string(p)
+		// Take exactly the ping: what follows it stays on the socket.
+		n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(size),
+			syscall.MSG_DONTWAIT, 0, 0)
+		if errno != 0 || int(n) != size {
+			// Cannot happen (the bytes were just peeked at), but a part
+			// taken would leave the stream mid-frame: end the session.
+			err = fmt.Errorf("taking a ping off the socket: %d of %d bytes (%v)", n, size, errno)
+		}
+		took = true
+		return true
+	})
+	return payload, took && err == nil, err
+}
+
+// pingFrame reads b as one whole ping frame from a device (RFC 6455 §5.2):
+// FIN set, no RSV bits, opcode 9, masked, at most 125 bytes of payload,
+// all present. It returns the unmasked payload (in b's own bytes) and the
+// frame's length; ok is false for anything else.
+func pingFrame(b []byte) (payload []byte, size int, ok bool) {
+	if len(b) < 6 || b[0] != 0x80|websocket.PingMessage || b[1]&0x80 == 0 {
+		return nil, 0, false
+	}
+	n := int(b[1] & 0x7f)
+	if n > 125 || len(b) < 6+n {
+		return nil, 0, false
+	}
+	mask := b[2:6]
+	payload = b[6 : 6+n]
+	for i := range payload {
+		payload[i] ^= mask[i%4]
+	}
+	return payload, 6 + n, true
 }

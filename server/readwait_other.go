@@ -14,3 +14,5 @@ func newReadWait(*websocket.Conn) readWait { return readWait{} }
 func (readWait) wait() {}
 
 func (readWait) idle() bool { return false }
+
+func (readWait) takePing() (string, bool, error) { return "", false, nil }

@@ -461,22 +461,26 @@ func (sess *session) release() {
 func (sess *session) prepareReads() {
 	conn := sess.conn
 	sess.extendRead()
-	conn.SetPingHandler(func(data string) error {
-		sess.mu.Lock()
-		do := sess.st.ping(sess.srv.cfg.Clock.Now())
-		sess.mu.Unlock()
-		if do.end != nil {
-			sess.closeFor(do.end)
-			return nil
-		}
-		sess.extendRead()
-		sess.touch(do.touch)
-		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			return err
-		}
+	conn.SetPingHandler(sess.pinged)
+}
+
+// pinged steps the state with a ping and answers it with a pong; gorilla
+// calls it for a ping it reads, park for one it takes off the socket.
+func (sess *session) pinged(data string) error {
+	sess.mu.Lock()
+	do := sess.st.ping(sess.srv.cfg.Clock.Now())
+	sess.mu.Unlock()
+	if do.end != nil {
+		sess.closeFor(do.end)
 		return nil
-	})
+	}
+	sess.extendRead()
+	sess.touch(do.touch)
+	err := sess.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		return err
+	}
+	return nil
 }
 
 // extendRead gives the device MaxIdle more to send its next frame or ping,
@@ -519,8 +523,25 @@ func (sess *session) readLoop() {
 // and handling a frame have grown it: Go halves a stack at a collection
 // only while less than a quarter of it is in use, which a goroutine
 // parked in the poller never is of 2 KiB.
+//
+// A ping (a device's heartbeat, its most common frame by far) is taken
+// here when it is whole on the socket: read by NextReader, which reads on
+// to the next data frame, it would leave the goroutine parked deep again.
 func (sess *session) park() {
 	sess.wait.wait()
+	data, ok, err := sess.wait.takePing()
+	if ok {
+		err = sess.pinged(data)
+	}
+	if ok || err != nil {
+		if err != nil {
+			sess.readEnded(err)
+			sess.finish()
+			return
+		}
+		go sess.park()
+		return
+	}
 	sess.readLoop()
 }
 
