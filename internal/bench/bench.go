@@ -661,11 +661,20 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 	}
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
+	// A rate above what the service takes makes a closed loop: the
+	// senders are always busy, and sending ends a second after the
+	// duration rather than once Rate × Duration are sent. The second is
+	// slack for a loaded machine, so that a rate the service keeps up
+	// with is always sent whole.
+	over := time.NewTimer(cfg.Duration + time.Second + cfg.Duration/10)
+	defer over.Stop()
 	sent := 0
 pace:
 	for sent < total {
 		select {
 		case <-ctx.Done():
+			break pace
+		case <-over.C:
 			break pace
 		case <-tick.C:
 		}
@@ -674,6 +683,8 @@ pace:
 			select {
 			case jobs <- sent:
 			case <-ctx.Done():
+				break pace
+			case <-over.C:
 				break pace
 			}
 		}
