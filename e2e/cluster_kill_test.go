@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -44,12 +43,17 @@ func TestClusterNodeKilled(t *testing.T) {
 		nodes = append(nodes, crashStart(t, logPath, bin, "serve", "--listen", addr, "--store", nc.URLs(),
 			"--store-replicas", "3", "--log-level", "debug", "--daily-quota", "-1", "--channel-rate", "-1", "--sender-rate", "-1"))
 		urls = append(urls, "http://"+addr)
-		testenv.Eventually(t, crashWait, "heraldsvc listening", func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
+	}
+	// Listening is not ready: a node answers 503 until its store is set
+	// up, and a device would move on to its next URL.
+	for _, u := range urls {
+		testenv.Eventually(t, crashWait, u+" ready", func() bool {
+			resp, err := http.Get(u + server.ReadyPath)
+			if err != nil {
+				return false
 			}
-			return err == nil
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
 		})
 	}
 

@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,13 +8,10 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // Environment variables that override the configuration file (and are
@@ -170,30 +165,23 @@ func ValidUnifiedPushBus(v string) bool {
 // validates display, power and log_level, the service URL and UI address,
 // and that every handler has a command and a positive timeout.
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadConfigFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Config{}, nil
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("load config: %w", err)
+		return Config{}, err
 	}
 	return parseConfig(path, data)
 }
 
 func parseConfig(path string, data []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	f, err := DecodeConfigFile(path, data, &c)
 	if err != nil {
-		return Config{}, fmt.Errorf("load config %s: %w", path, err)
+		return Config{}, err
 	}
-	lines := newKeyLines(data)
-	var errs []error
-	for _, k := range topUndecoded(md.Undecoded()) {
-		errs = append(errs, fmt.Errorf("%s: %w %q", lines.where(path, k), ErrUnknownKey, k.String()))
-	}
-	invalid := func(msg string, key ...string) {
-		errs = append(errs, fmt.Errorf("%s: %w: %s", lines.where(path, key), ErrInvalidConfig, msg))
-	}
+	invalid := f.Invalid
 	oneOf := func(key, v string, allowed []string) {
 		if v != "" && !slices.Contains(allowed, v) {
 			invalid(fmt.Sprintf("%s %q: want one of %s", key, v, strings.Join(allowed, ", ")), key)
@@ -262,31 +250,17 @@ func parseConfig(path string, data []byte) (Config, error) {
 			invalid(fmt.Sprintf("handler %q: command must name a program", app), "handlers", app)
 		}
 		switch {
-		case !md.IsDefined("handlers", app, "timeout"):
+		case !f.Meta.IsDefined("handlers", app, "timeout"):
 			h.Timeout.Duration = DefaultHandlerTimeout
 		case h.Timeout.Duration <= 0:
 			invalid(fmt.Sprintf("handler %q: timeout %s must be positive", app, h.Timeout), "handlers", app, "timeout")
 		}
 		c.Handlers[app] = h
 	}
-	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("load config: %w", errors.Join(errs...))
+	if err := f.Err(); err != nil {
+		return Config{}, err
 	}
 	return c, nil
-}
-
-// topUndecoded drops keys whose parent table is itself unknown, so a
-// misspelt table is reported once rather than once per key inside it.
-func topUndecoded(keys []toml.Key) []toml.Key {
-	var out []toml.Key
-	for _, k := range keys {
-		if !slices.ContainsFunc(out, func(p toml.Key) bool {
-			return len(p) < len(k) && slices.Equal(p, k[:len(p)])
-		}) {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // ApplyEnv overrides the keys that have an environment variable
@@ -409,164 +383,6 @@ func ParseLogLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("%w %q: want one of %s", ErrInvalidLogLevel, s, strings.Join(LogLevels, ", "))
-}
-
-// keyLines maps each key written in a TOML document to its line, for error
-// messages. The decoder knows these positions but does not export them; this
-// small scanner understands table headers, dotted and quoted keys and
-// skips multi-line strings, which is all a configuration file needs. A key
-// inside an inline table is attributed to the line of the table.
-type keyLines map[string]int
-
-func newKeyLines(data []byte) keyLines {
-	kl := keyLines{}
-	var table []string
-	inMulti := "" // the delimiter of the multi-line string being skipped
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if inMulti != "" {
-			if strings.Count(line, inMulti)%2 == 1 {
-				inMulti = ""
-			}
-			continue
-		}
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if line[0] == '[' {
-			hdr := strings.TrimPrefix(strings.TrimPrefix(line, "["), "[")
-			end := strings.Index(hdr, "]")
-			if end < 0 {
-				continue
-			}
-			if k, ok := splitKey(hdr[:end]); ok {
-				table = k
-				kl.add(table, n)
-			}
-			continue
-		}
-		eq := keyEnd(line)
-		if eq < 0 {
-			continue
-		}
-		k, ok := splitKey(line[:eq])
-		if !ok {
-			continue
-		}
-		kl.add(append(slices.Clone(table), k...), n)
-		for _, d := range []string{`"""`, `'''`} {
-			if strings.Count(line[eq:], d)%2 == 1 {
-				inMulti = d
-			}
-		}
-	}
-	return kl
-}
-
-func (kl keyLines) add(k []string, line int) {
-	s := toml.Key(k).String()
-	if _, ok := kl[s]; !ok {
-		kl[s] = line
-	}
-}
-
-// where returns "path:line" for key, or for its nearest enclosing key that
-// has a line, or just path.
-func (kl keyLines) where(path string, key []string) string {
-	for i := len(key); i > 0; i-- {
-		if n, ok := kl[toml.Key(key[:i]).String()]; ok {
-			return fmt.Sprintf("%s:%d", path, n)
-		}
-	}
-	return path
-}
-
-// keyEnd returns the index of the '=' that ends the key at the start of
-// line, ignoring '=' inside quoted key parts, or -1.
-func keyEnd(line string) int {
-	var quote byte
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case quote != 0:
-			if c == '\\' && quote == '"' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '=':
-			return i
-		}
-	}
-	return -1
-}
-
-// splitKey splits a dotted TOML key such as `a."b.c".d` into its parts.
-func splitKey(s string) ([]string, bool) {
-	var parts []string
-	s = strings.TrimSpace(s)
-	for s != "" {
-		var part string
-		if q := s[0]; q == '"' || q == '\'' {
-			end := closingQuote(s, q)
-			if end < 0 {
-				return nil, false
-			}
-			part = s[1:end]
-			if q == '"' {
-				uq, err := unquoteBasic(s[:end+1])
-				if err != nil {
-					return nil, false
-				}
-				part = uq
-			}
-			s = s[end+1:]
-		} else {
-			end := strings.IndexAny(s, ". \t")
-			if end < 0 {
-				end = len(s)
-			}
-			part, s = s[:end], s[end:]
-		}
-		parts = append(parts, part)
-		s = strings.TrimSpace(s)
-		if s == "" {
-			break
-		}
-		if s[0] != '.' {
-			return nil, false
-		}
-		s = strings.TrimSpace(s[1:])
-	}
-	return parts, len(parts) > 0
-}
-
-// closingQuote returns the index of the quote closing the string that opens
-// at s[0], honouring backslash escapes in basic strings, or -1.
-func closingQuote(s string, q byte) int {
-	for i := 1; i < len(s); i++ {
-		switch {
-		case q == '"' && s[i] == '\\':
-			i++
-		case s[i] == q:
-			return i
-		}
-	}
-	return -1
-}
-
-// unquoteBasic decodes a TOML basic string key, which uses the same escapes
-// as TOML basic strings.
-func unquoteBasic(s string) (string, error) {
-	var v struct{ K string }
-	if _, err := toml.Decode("K = "+s, &v); err != nil {
-		return "", err
-	}
-	return v.K, nil
 }
 
 // ValidUIHost checks a host name the start-screen UI may be reached by

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/heraldpush/herald/server/store"
 )
 
 // deviceExpirer is what a store offers for deleting devices that never
@@ -32,7 +35,13 @@ func (s *Server) expireLoop(ctx context.Context, st deviceExpirer) {
 		n, err := s.expireDevices(ctx, st)
 		s.metrics.forgotten.Add(float64(n))
 		if err != nil {
-			if ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, store.ErrNotReady):
+				// A cluster's node starting before its store: the next
+				// sweep will do.
+				s.log.Debug("deleting devices that never came back: the store is not ready", "err", err)
+			default:
 				s.log.Warn("deleting devices that never came back failed", "err", err, "deleted", n)
 			}
 		} else if n > 0 {

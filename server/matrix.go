@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -56,16 +57,9 @@ func (s *Server) handleMatrix(w http.ResponseWriter, r *http.Request) {
 		matrixError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "GET or POST "+MatrixNotifyPath)
 		return
 	}
-	req, body, code, msg := s.readMatrix(w, r)
-	if code != 0 {
-		if code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", s.retryAfter())
-		}
-		if code == http.StatusNotAcceptable {
-			code = http.StatusTooManyRequests
-			w.Header().Set("Retry-After", "1")
-		}
-		matrixError(w, code, "M_BAD_JSON", msg)
+	req, body, err := s.readMatrix(w, r)
+	if err != nil {
+		writeMatrix(w, asRefusal(err, s.guard.lim.RetryAfter))
 		return
 	}
 	// The forwarded notification is raw until a Web Push kind exists:
@@ -90,31 +84,31 @@ func (s *Server) handleMatrix(w http.ResponseWriter, r *http.Request) {
 			unavailableAll = false
 			continue
 		}
-		o := s.deliver(r, token, false, n)
+		a, err := s.accept(r.Context(), s.mpnsSubmission(r, token, false, n))
+		o := mpnsReceived
+		o.Device = a.device
+		var ref *senderRefusal
+		if err != nil {
+			ref = asRefusal(err, s.guard.lim.RetryAfter)
+			o = mpnsOutcome(ref)
+		}
 		s.metrics.notification(string(n.Kind), o)
-		switch o.Code {
-		case http.StatusNotFound, http.StatusForbidden:
-			// Gone, or a channel that takes only its application
-			// server's signed Web Push: either way nothing this gateway
-			// sends will ever arrive, so the homeserver drops the key.
+		switch matrixVerdict(ref) {
+		case pushkeyRejected:
 			resp.Rejected = append(resp.Rejected, key)
 			unavailableAll = false
-		case http.StatusServiceUnavailable:
+		case pushkeyRetry:
 			failed++
 		default:
-			// Delivered, queued, or dropped for the device's sake (full
-			// queue, critical power, quota, inactive): the pushkey is
-			// still good, so the homeserver keeps it.
 			unavailableAll = false
-			if o.Code != http.StatusOK || o.Notification != mpns.StatusReceived {
-				s.log.Debug("matrix notification not queued", "status", o.Code, "notification", o.Notification, "reason", o.Message)
+			if ref != nil {
+				s.log.Debug("matrix notification not queued", "refusal", ref.kind, "reason", ref.reason)
 			}
 		}
 	}
 	if failed > 0 && unavailableAll {
 		// Nothing went anywhere: the homeserver retries later.
-		w.Header().Set("Retry-After", s.retryAfter())
-		matrixError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "store unavailable")
+		writeMatrix(w, s.unavailable(errStoreUnavailable))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -122,32 +116,103 @@ func (s *Server) handleMatrix(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(resp)
 }
 
-// readMatrix admits, reads and checks a gateway POST; code is 0 when it is
-// fine.
-func (s *Server) readMatrix(w http.ResponseWriter, r *http.Request) (req *MatrixRequest, body []byte, code int, msg string) {
+// pushkeyVerdict is what a homeserver should make of one pushkey's
+// delivery.
+type pushkeyVerdict uint8
+
+const (
+	pushkeyKept     pushkeyVerdict = iota // delivered, or dropped for the device's sake
+	pushkeyRejected                       // nothing sent to it will ever arrive
+	pushkeyRetry                          // the service could not take it now
+)
+
+// matrixVerdict maps a delivery's refusal (nil: queued) to its pushkey's
+// fate.
+func matrixVerdict(r *senderRefusal) pushkeyVerdict {
+	if r == nil {
+		return pushkeyKept
+	}
+	switch r.kind {
+	case refNoChannel, refForbidden, refUnauthenticated:
+		// Gone, or a channel that takes only its application server's
+		// signed Web Push: either way nothing this gateway sends will
+		// ever arrive, so the homeserver drops the key.
+		return pushkeyRejected
+	case refUnavailable, refSourceBusy:
+		return pushkeyRetry
+	}
+	// Dropped for the device's sake (full queue, critical power, quota,
+	// rate, inactive): the pushkey is still good, so the homeserver
+	// keeps it.
+	return pushkeyKept
+}
+
+// matrixStatus is the status and errcode of a gateway request refused as
+// a whole.
+func matrixStatus(r *senderRefusal) (int, string) {
+	switch r.kind {
+	case refMalformed:
+		return http.StatusBadRequest, "M_BAD_JSON"
+	case refTooLarge:
+		return http.StatusRequestEntityTooLarge, "M_TOO_LARGE"
+	case refNoChannel:
+		return http.StatusNotFound, "M_NOT_FOUND"
+	case refUnauthenticated:
+		return http.StatusUnauthorized, "M_UNAUTHORIZED"
+	case refForbidden:
+		return http.StatusForbidden, "M_FORBIDDEN"
+	case refRateLimited, refQuotaUsed, refQueueFull:
+		return http.StatusTooManyRequests, "M_LIMIT_EXCEEDED"
+	case refSuppressed, refInactive:
+		// Taken and dropped for the device's sake, as the pushkey's
+		// verdict says.
+		return http.StatusOK, ""
+	}
+	return http.StatusServiceUnavailable, "M_UNKNOWN"
+}
+
+// writeMatrix answers a gateway request refused as a whole.
+func writeMatrix(w http.ResponseWriter, r *senderRefusal) {
+	code, errcode := matrixStatus(r)
+	if code == http.StatusOK {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		io.WriteString(w, `{"rejected":[]}`+"\n")
+		return
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterHeader(r.retryAfter))
+	}
+	if r.unread {
+		w.Header().Set("Connection", "close")
+	}
+	matrixError(w, code, errcode, r.reason)
+}
+
+// readMatrix admits, reads and checks a gateway POST.
+func (s *Server) readMatrix(w http.ResponseWriter, r *http.Request) (req *MatrixRequest, body []byte, err error) {
 	lim := s.guard.lim
 	if r.ContentLength > int64(lim.MaxBodyBytes) {
-		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxBodyBytes)
+		return nil, nil, refuse(refTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxBodyBytes))
 	}
-	if o, ok := s.admit(w, r, 1); !ok {
-		return nil, nil, o.Code, o.Message
+	if err := s.admit(w, r, 1, int64(lim.MaxBodyBytes)); err != nil {
+		return nil, nil, err
 	}
-	body, err := s.readBody(r, int64(lim.MaxBodyBytes)+1)
+	body, err = s.readBody(r, int64(lim.MaxBodyBytes)+1)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.Is(err, errReadsBusy):
-		w.Header().Set("Connection", "close")
-		return nil, nil, http.StatusServiceUnavailable, err.Error()
+		return nil, nil, &senderRefusal{kind: refSourceBusy, reason: err.Error(), retryAfter: lim.RetryAfter, unread: true}
 	case errors.As(err, &tooBig) || len(body) > lim.MaxBodyBytes:
-		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxBodyBytes)
+		return nil, nil, refuse(refTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxBodyBytes))
 	case err != nil:
-		return nil, nil, http.StatusBadRequest, "reading body: " + err.Error()
+		return nil, nil, refuse(refMalformed, "reading body: "+err.Error())
 	}
 	req, err = parseMatrix(body)
 	if err != nil {
-		return nil, nil, http.StatusBadRequest, err.Error()
+		return nil, nil, refuse(refMalformed, err.Error())
 	}
-	return req, body, 0, ""
+	return req, body, nil
 }
 
 // parseMatrix reads a homeserver's notification: JSON naming 1 to

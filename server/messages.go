@@ -27,6 +27,27 @@ func MessageURI(channelURI, messageID string) string {
 	return channelURI + MessagesSegment + messageID
 }
 
+// messageRefused is the status of a message resource request refused
+// before its message was looked at, its headers set on w: a client of
+// the resource is an HTTP client, not an MPNS sender, so a rate is 429.
+func messageRefused(w http.ResponseWriter, r *senderRefusal) int {
+	switch r.kind {
+	case refMalformed, refTooLarge:
+		return http.StatusBadRequest
+	case refNoChannel:
+		return http.StatusNotFound
+	case refUnauthenticated:
+		return http.StatusUnauthorized
+	case refForbidden:
+		return http.StatusForbidden
+	case refRateLimited, refQuotaUsed:
+		w.Header().Set("Retry-After", retryAfterHeader(r.retryAfter))
+		return http.StatusTooManyRequests
+	}
+	w.Header().Set("Retry-After", retryAfterHeader(r.retryAfter))
+	return http.StatusServiceUnavailable
+}
+
 // messageStatus is the JSON a message resource answers with.
 type messageStatus struct {
 	ID     string `json:"id"`
@@ -85,27 +106,19 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) bool {
 		answer(http.StatusMethodNotAllowed, messageStatus{Status: "unknown", Message: "GET or DELETE a message resource"})
 		return true
 	}
-	if o, ok := s.admit(w, r, 1); !ok {
-		code := o.Code
-		if code == http.StatusNotAcceptable {
-			// A rate, to an HTTP client that is not an MPNS sender.
-			code = http.StatusTooManyRequests
-			w.Header().Set("Retry-After", "1")
-		}
-		if code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", s.retryAfter())
-		}
-		answer(code, messageStatus{Status: "unknown", Message: o.Message})
-		return true
+	err := s.admit(w, r, 1, int64(s.guard.lim.MaxBodyBytes))
+	if err == nil {
+		err = s.authenticate(r)
 	}
-	if o, ok := s.authenticate(r); !ok {
-		answer(o.Code, messageStatus{Status: "unknown", Message: o.Message})
+	if err != nil {
+		ref := asRefusal(err, s.guard.lim.RetryAfter)
+		answer(messageRefused(w, ref), messageStatus{Status: "unknown", Message: ref.reason})
 		return true
 	}
 	token, authenticated := tokenFromPath(channelPath)
 	ctx := r.Context()
 	var ch store.Channel
-	err := store.ErrNotFound
+	err = store.ErrNotFound
 	if token != "" {
 		ch, err = s.cfg.Store.ChannelByToken(ctx, token)
 	}
@@ -116,11 +129,12 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		s.log.Error("channel lookup failed", "err", err)
 		w.Header().Set("Retry-After", s.retryAfter())
-		answer(http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: "store unavailable"})
+		answer(http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable})
 		return true
 	}
-	if o, denied := s.authorize(r, ch); denied {
-		answer(o.Code, messageStatus{Status: "unknown", Message: o.Message})
+	if err := s.authorize(r, ch); err != nil {
+		ref := asRefusal(err, s.guard.lim.RetryAfter)
+		answer(messageRefused(w, ref), messageStatus{Status: "unknown", Message: ref.reason})
 		return true
 	}
 	if ch.VAPIDKey != "" {
@@ -167,7 +181,7 @@ func (s *Server) messageState(ctx context.Context, ch store.Channel, id string) 
 			Message: "never accepted on this channel, or its outcome was forgotten (after " + store.OutcomeRetention.String() + ")"}
 	case err != nil:
 		s.log.Error("message status failed", "channel", ch.ID, "err", err)
-		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: "store unavailable"}
+		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable}
 	}
 	out := messageStatus{Status: string(st.State), At: st.At.UTC().Format(time.RFC3339Nano)}
 	switch st.State {
@@ -221,7 +235,7 @@ func (s *Server) cancelMessage(ctx context.Context, ch store.Channel, id string)
 	}
 	if err != nil {
 		s.log.Error("cancel failed", "channel", ch.ID, "err", err)
-		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: "store unavailable"}
+		return http.StatusServiceUnavailable, messageStatus{Status: "unknown", Message: errStoreUnavailable}
 	}
 	if sess != nil {
 		sess.forget(ch.ID, id)

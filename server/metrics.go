@@ -156,6 +156,15 @@ func (m *metrics) instrument(s *Server, st Store) {
 		Name: "herald_service_connected_devices",
 		Help: "Devices with a live websocket session.",
 	}, func() float64 { return float64(s.ConnectedCount()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_service_ready",
+		Help: "1 when the node takes senders and devices (its store is usable), else 0; as " + ReadyPath + " answers.",
+	}, func() float64 {
+		if s.Ready() != nil {
+			return 0
+		}
+		return 1
+	}))
 	m.reg.MustRegister(&queueCollector{store: st, log: s.log, desc: prometheus.NewDesc("herald_service_queued_notifications",
 		"Notifications accepted and not yet acknowledged by their device, across all devices.", nil, nil)})
 }

@@ -53,75 +53,69 @@ func (s *Server) handleMulticast(w http.ResponseWriter, r *http.Request) {
 		outcome{Code: http.StatusMethodNotAllowed, Message: "only POST is allowed on " + MulticastPath}.write(w, messageID)
 		return
 	}
-	req, o := s.readMulticast(w, r)
-	if o.Code == 0 {
-		var ok bool
-		if o, ok = s.admit(w, r, len(req.Channels)); ok {
-			o = s.multicast(w, r, req, messageID)
+	req, err := s.readMulticast(w, r)
+	if err == nil {
+		if err = s.admit(w, r, len(req.Channels), 0); err == nil {
+			err = s.multicast(w, r, req, messageID)
 		}
 	}
-	if o.Code == 0 {
+	if err == nil {
 		return // answered
 	}
-	if o.Code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", s.retryAfter())
-	}
-	s.log.Debug("multicast refused", "status", o.Code, "reason", o.Message)
-	o.write(w, messageID)
+	ref := asRefusal(err, s.guard.lim.RetryAfter)
+	s.log.Debug("multicast refused", "refusal", ref.kind, "reason", ref.reason)
+	writeMPNS(w, ref, messageID)
 }
 
-// readMulticast reads and checks the request body; a zero outcome means
-// it is fine.
-func (s *Server) readMulticast(w http.ResponseWriter, r *http.Request) (*MulticastRequest, outcome) {
+// readMulticast reads and checks the request body.
+func (s *Server) readMulticast(w http.ResponseWriter, r *http.Request) (*MulticastRequest, error) {
 	lim := s.guard.lim
 	// Every channel URI at its longest, JSON-quoted, plus the payload
 	// base64-encoded.
 	maxBody := int64(lim.MaxMulticast*(MaxURILength+8) + 2*lim.MaxBodyBytes + 1024)
 	if r.ContentLength > maxBody {
-		return nil, outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("multicast body larger than %d bytes", maxBody)}
+		return nil, refuse(refTooLarge, fmt.Sprintf("multicast body larger than %d bytes", maxBody))
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	body, err := s.readBody(r, maxBody+1)
 	if errors.Is(err, errReadsBusy) {
-		o := unavailable(err.Error())
-		o.unread = true
-		return nil, o
+		return nil, &senderRefusal{kind: refSourceBusy, reason: err.Error(), retryAfter: s.guard.lim.RetryAfter, unread: true}
 	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("multicast body larger than %d bytes", maxBody)}
+			return nil, refuse(refTooLarge, fmt.Sprintf("multicast body larger than %d bytes", maxBody))
 		}
-		return nil, outcome{Code: http.StatusBadRequest, Message: "reading body: " + err.Error()}
+		return nil, refuse(refMalformed, "reading body: "+err.Error())
 	}
 	var req MulticastRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, outcome{Code: http.StatusBadRequest, Message: "multicast body is not the JSON {\"channels\":[...],\"payload\":...}: " + err.Error()}
+		return nil, refuse(refMalformed, "multicast body is not the JSON {\"channels\":[...],\"payload\":...}: "+err.Error())
 	}
 	switch {
 	case len(req.Channels) == 0:
-		return nil, outcome{Code: http.StatusBadRequest, Message: "multicast names no channels"}
+		return nil, refuse(refMalformed, "multicast names no channels")
 	case len(req.Channels) > lim.MaxMulticast:
-		return nil, outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("multicast names %d channels; the limit is %d", len(req.Channels), lim.MaxMulticast)}
+		return nil, refuse(refMalformed, fmt.Sprintf("multicast names %d channels; the limit is %d", len(req.Channels), lim.MaxMulticast))
 	case req.Payload != "" && len(req.PayloadBase64) > 0:
-		return nil, outcome{Code: http.StatusBadRequest, Message: "multicast has both payload and payload_base64"}
+		return nil, refuse(refMalformed, "multicast has both payload and payload_base64")
 	}
-	return &req, outcome{}
+	return &req, nil
 }
 
 // multicast delivers one payload to every channel and writes the results;
-// it returns a non-zero outcome only when the request as a whole fails.
-func (s *Server) multicast(w http.ResponseWriter, r *http.Request, req *MulticastRequest, messageID string) outcome {
+// it returns a refusal only when the request as a whole fails.
+func (s *Server) multicast(w http.ResponseWriter, r *http.Request, req *MulticastRequest, messageID string) error {
 	payload := req.PayloadBase64
 	if len(payload) == 0 {
 		payload = []byte(req.Payload)
 	}
 	if len(payload) > s.guard.lim.MaxBodyBytes {
-		return outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("payload larger than %d bytes", s.guard.lim.MaxBodyBytes)}
+		return refuse(refTooLarge, fmt.Sprintf("payload larger than %d bytes", s.guard.lim.MaxBodyBytes))
 	}
 	n, err := mpns.ParseRequest(r.Header, payload)
 	if err != nil {
-		return outcome{Code: http.StatusBadRequest, Message: err.Error()}
+		return refuse(refMalformed, err.Error())
 	}
 
 	results := make([]MulticastResult, len(req.Channels))
@@ -149,34 +143,37 @@ func (s *Server) multicast(w http.ResponseWriter, r *http.Request, req *Multicas
 	}
 	w.WriteHeader(http.StatusOK)
 	json.NewEncoder(w).Encode(MulticastResponse{MessageID: messageID, Results: results})
-	return outcome{}
+	return nil
 }
 
 // multicastOne delivers to one channel URI as a single POST would, the
 // request's client certificate standing for every authenticated channel.
 func (s *Server) multicastOne(r *http.Request, uri string, n *mpns.Notification) MulticastResult {
-	res := MulticastResult{Channel: uri}
-	var o outcome
-	u, err := url.Parse(uri)
-	switch {
-	case len(uri) > MaxURILength || err != nil:
-		o = outcome{Code: http.StatusBadRequest, Message: "not a channel URI"}
-	default:
-		token, authenticated := tokenFromPath(u.Path)
-		switch {
-		case token == "":
-			o = outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
-				Device: mpns.DeviceDisconnected, Message: "no such channel"}
-		case authenticated && r.TLS == nil:
-			o = outcome{Code: http.StatusUnauthorized, Message: "authenticated channel: " + errNoClientCert.Error()}
-		default:
-			o = s.deliver(r, token, authenticated, n)
-		}
+	a, err := s.multicastSubmit(r, uri, n)
+	o := mpnsReceived
+	o.Device = a.device
+	if err != nil {
+		o = mpnsOutcome(asRefusal(err, s.guard.lim.RetryAfter))
 	}
 	s.metrics.notification(string(n.Kind), o)
-	res.Status, res.Notification, res.Subscription, res.Device = o.Code, o.Notification, o.Subscription, o.Device
+	res := MulticastResult{Channel: uri, Status: o.Code, Notification: o.Notification, Subscription: o.Subscription, Device: o.Device}
 	if o.Code != http.StatusOK {
 		res.Error = o.Message
 	}
 	return res
+}
+
+func (s *Server) multicastSubmit(r *http.Request, uri string, n *mpns.Notification) (accepted, error) {
+	u, err := url.Parse(uri)
+	if len(uri) > MaxURILength || err != nil {
+		return accepted{}, refuse(refMalformed, "not a channel URI")
+	}
+	token, authenticated := tokenFromPath(u.Path)
+	switch {
+	case token == "":
+		return accepted{}, refuse(refNoChannel, "no such channel")
+	case authenticated && r.TLS == nil:
+		return accepted{}, refuse(refUnauthenticated, "authenticated channel: "+errNoClientCert.Error())
+	}
+	return s.accept(r.Context(), s.mpnsSubmission(r, token, authenticated, n))
 }

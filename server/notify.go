@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server/store"
@@ -27,23 +28,55 @@ type outcome struct {
 	unread bool
 }
 
+// Header keys in the canonical form http.Header.Set would store them in,
+// computed once: Set canonicalises its key on every call, which was a
+// tenth of the handler's time on the MPNS POST path.
+var (
+	keyNotificationStatus = http.CanonicalHeaderKey(mpns.HeaderNotificationStatus)
+	keySubscriptionStatus = http.CanonicalHeaderKey(mpns.HeaderSubscriptionStatus)
+	keyDeviceStatus       = http.CanonicalHeaderKey(mpns.HeaderDeviceConnectionStatus)
+	keyMessageID          = http.CanonicalHeaderKey(mpns.HeaderMessageID)
+	// Shared by every answer: headers are written, never changed in place.
+	textPlain = []string{"text/plain; charset=utf-8"}
+	connClose = []string{"close"}
+)
+
+// statusValues are the X-*Status tokens as header values, shared by every
+// answer like textPlain.
+var statusValues = func() map[string][]string {
+	m := map[string][]string{}
+	for _, v := range []string{mpns.StatusReceived, mpns.StatusQueueFull, mpns.StatusSuppressed, mpns.StatusDropped,
+		mpns.SubscriptionActive, mpns.SubscriptionExpired,
+		mpns.DeviceConnected, mpns.DeviceTempDisconnected, mpns.DeviceDisconnected, mpns.DeviceInactive} {
+		m[v] = []string{v}
+	}
+	return m
+}()
+
+func statusValue(v string) []string {
+	if vs, ok := statusValues[v]; ok {
+		return vs
+	}
+	return []string{v}
+}
+
 func (o outcome) write(w http.ResponseWriter, messageID string) {
 	h := w.Header()
 	if o.Notification != "" {
-		h.Set(mpns.HeaderNotificationStatus, o.Notification)
+		h[keyNotificationStatus] = statusValue(o.Notification)
 	}
 	if o.Subscription != "" {
-		h.Set(mpns.HeaderSubscriptionStatus, o.Subscription)
+		h[keySubscriptionStatus] = statusValue(o.Subscription)
 	}
 	if o.Device != "" {
-		h.Set(mpns.HeaderDeviceConnectionStatus, o.Device)
+		h[keyDeviceStatus] = statusValue(o.Device)
 	}
 	if messageID != "" {
-		h.Set(mpns.HeaderMessageID, messageID)
+		h[keyMessageID] = []string{messageID}
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h["Content-Type"] = textPlain
 	if o.unread {
-		h.Set("Connection", "close")
+		h["Connection"] = connClose
 	}
 	w.WriteHeader(o.Code)
 	if o.Message != "" {
@@ -69,26 +102,33 @@ func (s *Server) handleNotification(w http.ResponseWriter, r *http.Request) {
 		s.handleWebPush(w, r)
 		return
 	}
-	o, ok := s.admit(w, r, 1)
-	if ok {
-		if o, ok = s.authenticate(r); ok {
-			o = s.accept(r)
+	var o outcome
+	a, err := s.mpnsPost(w, r)
+	if err != nil {
+		ref := asRefusal(err, s.guard.lim.RetryAfter)
+		o = writeMPNS(w, ref, messageID)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			// Checked first: the arguments cost allocations per refusal,
+			// and a flood is all refusals.
+			s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "refusal", ref.kind, "reason", ref.reason)
 		}
+	} else {
+		o = mpnsReceived
+		o.Device = a.device
+		o.write(w, messageID)
 	}
 	s.metrics.notification(kindLabel(r.Header), o)
-	if o.Code != http.StatusOK {
-		s.log.Debug("notification refused", "status", o.Code, "notification", o.Notification, "reason", o.Message)
-	}
-	if o.Code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", s.retryAfter())
-	}
-	o.write(w, messageID)
 }
 
 // echoedMessageID is the X-MessageID to echo, or "" when it is not fit to
 // go back into a header.
 func echoedMessageID(r *http.Request) string {
-	id := headerAnyCase(r.Header, mpns.HeaderMessageID)
+	var id string
+	if v := r.Header[keyMessageID]; len(v) > 0 {
+		id = v[0] // as Go's server stores it, without canonicalising again
+	} else {
+		id = headerAnyCase(r.Header, mpns.HeaderMessageID)
+	}
 	if len(id) > mpns.MaxMessageIDLength {
 		return ""
 	}
@@ -100,133 +140,85 @@ func echoedMessageID(r *http.Request) string {
 	return id
 }
 
-func (s *Server) accept(r *http.Request) outcome {
+// mpnsReceived is the answer to an MPNS notification queued for a device
+// (its X-DeviceConnectionStatus set by the caller).
+var mpnsReceived = outcome{Code: http.StatusOK, Notification: mpns.StatusReceived, Subscription: mpns.SubscriptionActive}
+
+// mpnsPost decodes one MPNS POST and runs it through the pipeline.
+func (s *Server) mpnsPost(w http.ResponseWriter, r *http.Request) (accepted, error) {
+	if err := s.admit(w, r, 1, int64(s.guard.lim.MaxBodyBytes)); err != nil {
+		return accepted{}, err
+	}
+	if err := s.authenticate(r); err != nil {
+		return accepted{}, err
+	}
 	token, authenticated := tokenFromPath(r.URL.Path)
 	if token == "" {
-		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
-			Device: mpns.DeviceDisconnected, Message: "no such channel"}
+		return accepted{}, refuse(refNoChannel, "no such channel")
 	}
-
 	body, err := s.readBody(r, mpns.MaxBodySize+1)
 	if errors.Is(err, errReadsBusy) {
-		o := unavailable(err.Error())
-		o.unread = true
-		return o
+		return accepted{}, &senderRefusal{kind: refSourceBusy, reason: err.Error(), retryAfter: s.guard.lim.RetryAfter, unread: true}
 	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return outcome{Code: http.StatusBadRequest, Message: fmt.Sprintf("payload larger than %d bytes", s.guard.lim.MaxBodyBytes)}
+			return accepted{}, refuse(refTooLarge, fmt.Sprintf("payload larger than %d bytes", s.guard.lim.MaxBodyBytes))
 		}
-		return outcome{Code: http.StatusBadRequest, Message: "reading body: " + err.Error()}
+		return accepted{}, refuse(refMalformed, "reading body: "+err.Error())
 	}
 	n, err := mpns.ParseRequest(r.Header, body)
 	if err != nil {
-		return outcome{Code: http.StatusBadRequest, Message: err.Error()}
+		return accepted{}, refuse(refMalformed, err.Error())
 	}
-	return s.deliver(r, token, authenticated, n)
+	return s.accept(r.Context(), s.mpnsSubmission(r, token, authenticated, n))
 }
 
-// deliver routes one parsed notification to the channel whose URI token
-// is token; multicast calls it once per channel.
-func (s *Server) deliver(r *http.Request, token string, authenticated bool, n *mpns.Notification) outcome {
-	ctx := r.Context()
-	ch, err := s.cfg.Store.ChannelByToken(ctx, token)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (ch.ServiceName != "") != authenticated) {
-		return outcome{Code: http.StatusNotFound, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionExpired,
-			Device: mpns.DeviceDisconnected, Message: "no such channel"}
+// mpnsSubmission is a parsed MPNS notification for the channel whose URI
+// token is token; multicast and the Matrix gateway build theirs here too.
+func (s *Server) mpnsSubmission(r *http.Request, token string, authenticated bool, n *mpns.Notification) *submission {
+	sub := &submission{
+		token: token, authenticated: authenticated,
+		kind: n.Kind, class: mpns.ClassFor(n.Kind, n.Delay), messageID: n.MessageID, body: n.Body,
+		// MPNS has its own power rules (suppressed), so the device's
+		// minimum urgency never holds an MPNS notification.
+		urgency:      mpns.UrgencyHigh,
+		delay:        n.Delay.Duration(),
+		req:          r,
+		decoded:      n,
+		checkChannel: mpnsCheckChannel,
+		deviceState:  true,
+		suppress:     mpnsSuppressed,
 	}
-	if err != nil {
-		s.log.Error("channel lookup failed", "err", err)
-		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
+	if n.Tile != nil {
+		sub.mergeKey = n.Tile.ID
+		sub.merge = mpnsMergeTile
 	}
-	if o, denied := s.authorize(r, ch); denied {
-		return o
+	return sub
+}
+
+func mpnsCheckChannel(s *Server, sub *submission, ch store.Channel, _ time.Time) error {
+	if err := s.authorize(sub.req, ch); err != nil {
+		return err
+	}
+	if isBrowserChannel(ch) {
+		// A browser takes Web Push only (browser.go).
+		return refuse(refForbidden, "this channel is a browser's push subscription: it takes only Web Push messages")
 	}
 	if ch.VAPIDKey != "" {
 		// Restricted to one application server's signed Web Push
 		// messages (RFC 8292 §4): an MPNS POST carries no signature.
-		return outcome{Code: http.StatusForbidden, Message: "this channel takes only Web Push messages signed with its application server key"}
+		return refuse(refForbidden, "this channel takes only Web Push messages signed with its application server key")
 	}
-	// The slot is taken only now, for a notification to a channel that
-	// exists: work the store will do.
-	release, ok := s.guard.acquire()
-	if !ok {
-		return unavailable("too many requests in flight")
-	}
-	defer release()
-	now := s.cfg.Clock.Now()
-	conn := mpns.DeviceConnected
-	var power string
-	// A connected device's session knows its power level; only an away
-	// device needs the store, for when it was last seen.
-	if sess := s.session(ch.DeviceID); sess != nil {
-		power = sess.powerLevel()
-	} else {
-		dev, err := s.cfg.Store.DeviceStatus(ctx, ch.DeviceID)
-		if err != nil {
-			s.log.Error("device lookup failed", "device", ch.DeviceID, "err", err)
-			return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
-		}
-		power = dev.Power
-		conn = mpns.DeviceTempDisconnected
-		if p := s.cfg.Presence; p != nil {
-			// Connected on another node of the cluster, whose session
-			// refreshes last-seen only now and then: never inactive.
-			if elsewhere, err := p.HeldElsewhere(ctx, ch.DeviceID); err != nil {
-				s.log.Warn("presence lookup failed", "device", ch.DeviceID, "err", err)
-			} else if elsewhere {
-				conn = mpns.DeviceConnected
-			}
-		}
-		if conn != mpns.DeviceConnected && now.Sub(dev.LastSeen) > s.cfg.InactiveAfter {
-			return outcome{Code: http.StatusPreconditionFailed, Notification: mpns.StatusDropped, Device: mpns.DeviceInactive,
-				Message: "device inactive"}
-		}
-	}
-	base := outcome{Code: http.StatusOK, Subscription: mpns.SubscriptionActive, Device: conn}
-	if o, limited := s.limitChannel(ch, base); limited {
-		return o
-	}
+	return nil
+}
 
-	if reason := suppressed(n, ch, power); reason != "" {
-		base.Notification, base.Message = mpns.StatusSuppressed, reason
-		return base
-	}
+func mpnsSuppressed(sub *submission, ch store.Channel, power string) string {
+	return suppressed(sub.decoded.(*mpns.Notification), ch, power)
+}
 
-	q := store.Queued{
-		DeviceID:   ch.DeviceID,
-		ChannelID:  ch.ID,
-		Kind:       string(n.Kind),
-		Class:      mpns.ClassFor(n.Kind, n.Delay),
-		MessageID:  n.MessageID,
-		Body:       n.Body,
-		AcceptedAt: now,
-		DueAt:      now.Add(n.Delay.Duration()),
-		// MPNS has its own power rules (suppressed above), so the
-		// device's minimum urgency never holds an MPNS notification.
-		Urgency: int(mpns.UrgencyHigh),
-	}
-	opts := store.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
-	if n.Tile != nil {
-		q.TileKey = ch.ID + "\x00" + n.Tile.ID
-		opts.Merge = func(older store.Queued) ([]byte, bool) { return mergeTile(older.Body, n.Tile, ch.Domains) }
-	}
-	q, err = s.cfg.Store.Enqueue(ctx, q, opts)
-	switch {
-	case errors.Is(err, store.ErrQueueFull):
-		base.Notification, base.Message = mpns.StatusQueueFull, "device queue full"
-		return base
-	case err != nil:
-		s.log.Error("enqueue failed", "device", ch.DeviceID, "err", err)
-		return outcome{Code: http.StatusServiceUnavailable, Message: "store unavailable"}
-	}
-	// The store's commit hook has handed it to the session already
-	// (Server.committed).
-	s.log.Debug("notification accepted", slog.String("device", ch.DeviceID), slog.Uint64("seq", q.Seq), slog.String("kind", q.Kind),
-		slog.Uint64("merged", q.Merged))
-	base.Notification = mpns.StatusReceived
-	return base
+func mpnsMergeTile(sub *submission, ch store.Channel, older store.Queued) ([]byte, bool) {
+	return mergeTile(older.Body, sub.decoded.(*mpns.Notification).Tile, ch.Domains)
 }
 
 // mergeTile merges a queued tile update with a later one to the same tile,

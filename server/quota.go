@@ -226,32 +226,34 @@ func (g *guard) allowSender(addr string, n int) bool {
 }
 
 // allowChannel applies the per-second limit and, for unauthenticated
-// channels, the daily quota. A notification refused by the rate limit
-// does not count against the day.
-func (g *guard) allowChannel(ch store.Channel) (ok bool, why string) {
+// channels, the daily quota: nil, or the *senderRefusal (rate limited, quota
+// used). A notification refused by the rate limit does not count against
+// the day.
+func (g *guard) allowChannel(ch store.Channel) *senderRefusal {
 	now := g.clock.Now()
-	ok, why, counted := g.allowChannelHere(ch, now)
-	if ok && !counted {
+	ref, counted := g.allowChannelHere(ch, now)
+	if ref == nil && !counted {
 		// Counted by the cluster, outside the lock: it waits for the
 		// store.
 		return g.takeShared(ch, now)
 	}
-	return ok, why
+	return ref
 }
 
 // allowChannelHere applies what this node decides alone; counted is false
 // when the daily quota is left for the cluster to count.
-func (g *guard) allowChannelHere(ch store.Channel, now time.Time) (ok bool, why string, counted bool) {
+func (g *guard) allowChannelHere(ch store.Channel, now time.Time) (ref *senderRefusal, counted bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.lim.ChannelRate >= 0 && !g.channels.get(ch.ID, now).AllowN(now, 1) {
-		return false, "more than " + strconv.FormatFloat(g.lim.ChannelRate, 'g', -1, 64) + " notifications per second to this channel", true
+		return &senderRefusal{kind: refRateLimited, retryAfter: time.Second,
+			reason: "more than " + strconv.FormatFloat(g.lim.ChannelRate, 'g', -1, 64) + " notifications per second to this channel"}, true
 	}
 	if ch.ServiceName != "" || g.lim.DailyQuota < 0 {
-		return true, "", true
+		return nil, true
 	}
 	if g.shared != nil {
-		return true, "", false
+		return nil, false
 	}
 	if day := now.UTC().Unix() / 86400; day != g.day {
 		// A new day: every count starts again, and the map is dropped so
@@ -259,10 +261,10 @@ func (g *guard) allowChannelHere(ch store.Channel, now time.Time) (ok bool, why 
 		g.day, g.daily = day, map[string]int{}
 	}
 	if g.daily[ch.ID] >= g.lim.DailyQuota {
-		return false, "daily quota of " + strconv.Itoa(g.lim.DailyQuota) + " notifications for this channel used up", true
+		return quotaRefusal(g.lim.DailyQuota, now), true
 	}
 	g.daily[ch.ID]++
-	return true, "", true
+	return nil, true
 }
 
 // sharedQuotaWait bounds counting with the cluster; past it the
@@ -273,19 +275,19 @@ const sharedQuotaWait = 5 * time.Second
 // lets the notification through: the quota keeps senders fair, and a
 // store that cannot count will most likely not take the notification
 // either.
-func (g *guard) takeShared(ch store.Channel, now time.Time) (bool, string) {
+func (g *guard) takeShared(ch store.Channel, now time.Time) *senderRefusal {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedQuotaWait)
 	defer cancel()
 	defer g.observe(g.clock.Now())
 	ok, err := g.shared.Take(ctx, ch.ID, now.UTC().Unix()/86400, g.lim.DailyQuota)
 	if err != nil {
 		g.log.Warn("counting the daily quota failed", "channel", ch.ID, "err", err)
-		return true, ""
+		return nil
 	}
 	if !ok {
-		return false, "daily quota of " + strconv.Itoa(g.lim.DailyQuota) + " notifications for this channel used up"
+		return quotaRefusal(g.lim.DailyQuota, now)
 	}
-	return true, ""
+	return nil
 }
 
 // limiterSet is a map of token buckets that forgets idle ones.
@@ -410,46 +412,33 @@ func sourceOf(remoteAddr string) string {
 }
 
 // admit applies the checks every notification request passes before its
-// body is read: header size, body size, load and sender rate. It takes no
-// in-flight slot: a request holds one only for work the store will do (see
-// deliver), so requests that never finish sending, or name no channel,
-// cannot crowd out anyone else's.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int) (o outcome, ok bool) {
+// body is read: header size, body size, load and sender rate; maxBody is
+// the protocol's bound on the body, 0 to leave the body to the caller. It
+// takes no in-flight slot: a request holds one only for work the store will
+// do (see accept), so requests that never finish sending, or name no
+// channel, cannot crowd out anyone else's.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, channels int, maxBody int64) error {
 	lim := s.guard.lim
 	if n := headerBytes(r); n > lim.MaxHeaderBytes {
-		return outcome{Code: http.StatusBadRequest,
-			Message: "headers are " + strconv.Itoa(n) + " bytes; the limit is " + strconv.Itoa(lim.MaxHeaderBytes)}, false
+		return refuse(refMalformed, "headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.Itoa(lim.MaxHeaderBytes))
 	}
-	if r.URL.Path != MulticastPath {
-		if r.ContentLength > int64(lim.MaxBodyBytes) {
-			return outcome{Code: http.StatusBadRequest,
-				Message: "payload larger than " + strconv.Itoa(lim.MaxBodyBytes) + " bytes"}, false
+	if maxBody > 0 {
+		if r.ContentLength > maxBody {
+			return refuse(refTooLarge, "payload larger than "+strconv.FormatInt(maxBody, 10)+" bytes")
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, int64(lim.MaxBodyBytes))
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	if why := s.notReady(); why != "" {
+		return s.unavailable(why)
 	}
 	if s.guard.shedding() {
-		return unavailable("the store is slow; shedding load"), false
+		return s.unavailable("the store is slow; shedding load")
 	}
 	if !s.guard.allowSender(senderAddr(r), channels) {
-		return outcome{Code: http.StatusNotAcceptable, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionActive,
-			Message: "more than " + strconv.FormatFloat(lim.SenderRate, 'g', -1, 64) + " notifications per second from this address"}, false
+		return &senderRefusal{kind: refRateLimited, retryAfter: time.Second,
+			reason: "more than " + strconv.FormatFloat(lim.SenderRate, 'g', -1, 64) + " notifications per second from this address"}
 	}
-	return outcome{}, true
-}
-
-func unavailable(why string) outcome {
-	return outcome{Code: http.StatusServiceUnavailable, Message: why}
-}
-
-// limitChannel applies the channel's rate limit and daily quota; base
-// carries the device connection status the 406 reports.
-func (s *Server) limitChannel(ch store.Channel, base outcome) (outcome, bool) {
-	ok, why := s.guard.allowChannel(ch)
-	if ok {
-		return outcome{}, false
-	}
-	return outcome{Code: http.StatusNotAcceptable, Notification: mpns.StatusDropped, Subscription: mpns.SubscriptionActive,
-		Device: base.Device, Message: why}, true
+	return nil
 }
 
 // retryAfter is the Retry-After value of 503 answers, in seconds.

@@ -1,6 +1,21 @@
 // Package server is the notification service: the MPNS HTTP endpoint that
 // cloud services post to, the websocket endpoint devices keep open, and the
 // routing and per-device queues between them.
+//
+// # Design: senders
+//
+// Every sender protocol (MPNS, multicast, Web Push, the Matrix gateway) is
+// a decoder and a renderer over one accept pipeline (accept.go): the
+// decoder turns a request into a submission, the pipeline queues it or
+// refuses it with a typed refusal (refusals.go), and the renderer maps
+// accepted or refused to the protocol's status and headers by the
+// refusal's kind, never its text. A new sender protocol is one file.
+//
+// The package is not split into sender, device and limit packages: the
+// three share the Server's sessions, its guard and its store, which a split
+// would have to export to each other, and the seams are now files
+// (accept.go and refusals.go for senders, session.go and enrol.go for
+// devices, quota.go for limits) rather than one type's methods.
 package server
 
 import (
@@ -150,6 +165,8 @@ type Server struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
+	// readiness is the store's, when it may not be usable yet.
+	readiness store.Readiness
 	// retirements counts RetireDevice calls, so that a session started
 	// from a device read before a retirement committed is caught.
 	retirements atomic.Uint64
@@ -189,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 	g := newGuard(cfg.Limits, cfg.Clock)
 	g.shared, g.log = cfg.Quota, cfg.Logger
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics(), expiring: make(chan struct{})}
+	s.readiness, _ = cfg.Store.(store.Readiness)
 	s.metrics.instrument(s, cfg.Store)
 	s.hellos = newPendingHellos(cfg.Limits, nofileLimit(), cfg.Logger)
 	s.metrics.reg.MustRegister(s.hellos.waiting, s.hellos.refused)
@@ -233,9 +251,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(ThrottledPath, s.handleNotification)
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
 	mux.HandleFunc(DevicePath, s.handleDevice)
+	mux.HandleFunc(BrowserPath, s.handleBrowser)
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
 	mux.Handle("GET "+MetricsPath, s.metrics.handler(s.log))
+	mux.HandleFunc(ReadyPath, probeOnly(s.handleReady))
+	mux.HandleFunc(HealthPath, probeOnly(s.handleHealth))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -268,7 +289,8 @@ func (s *Server) retryDelayLocked() int {
 }
 
 // shed refuses a device's upgrade with 503 and a jittered Retry-After when
-// the service is shutting down or at MaxDevices. It reports whether it did.
+// the service is shutting down, at MaxDevices or not ready. It reports
+// whether it did.
 func (s *Server) shed(w http.ResponseWriter) bool {
 	s.mu.Lock()
 	refuse := s.closed || (s.cfg.MaxDevices > 0 && len(s.sessions) >= s.cfg.MaxDevices)
@@ -277,11 +299,18 @@ func (s *Server) shed(w http.ResponseWriter) bool {
 		after = s.retryDelayLocked()
 	}
 	s.mu.Unlock()
+	why := "shedding load"
 	if !refuse {
-		return false
+		// Until the store is usable a device's hello could only fail.
+		if why = s.notReady(); why == "" {
+			return false
+		}
+		s.mu.Lock()
+		after = s.retryDelayLocked()
+		s.mu.Unlock()
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(after))
-	http.Error(w, "heraldsvc: shedding load, retry later", http.StatusServiceUnavailable)
+	http.Error(w, "heraldsvc: "+why+", retry later", http.StatusServiceUnavailable)
 	return true
 }
 

@@ -73,6 +73,10 @@ type session struct {
 	box mailbox
 
 	wait readWait // the read goroutine's shallow wait (readwait.go)
+	// browser is set when the device is a browser speaking its own push
+	// protocol (browser.go): frames are read and written in that protocol,
+	// and its acks by message are turned into the state's cumulative one.
+	browser *browserLink
 }
 
 // mailbox is what a session is handed from outside its own goroutines.
@@ -336,16 +340,40 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		return nil
 	}
 	st, do := newSessionState(hello, dev, s.sessionLimits(), s.cfg.Clock.Now())
+	sess := s.newSession(conn, dev.ID, st)
+	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
+		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
+	if secret == "" {
+		welcome.Proof = wire.WelcomeProof(dev.SecretHash, nonce, hello.Nonce, dev.ID)
+	}
+	if !s.goLive(ctx, sess, do, secret == "", retirements, welcome) {
+		return nil
+	}
+	sess.log().Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
+	return sess
+}
+
+func (s *Server) newSession(conn *websocket.Conn, id string, st *sessionState) *session {
 	sess := &session{
-		srv: s, conn: conn, id: dev.ID,
+		srv: s, conn: conn, id: id,
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		kickc: make(chan struct{}, 1),
 		st:    st,
 	}
 	sess.box.power, sess.box.urgency = st.power, st.urgency
+	return sess
+}
+
+// goLive makes an identified device's session its one live session (a
+// Herald device's or a browser's), writes the first frame (welcome) and
+// starts the writer on the backlog. known says the device was not enrolled
+// by this connection. It reports false if the device was turned away or
+// the welcome could not be written.
+func (s *Server) goLive(ctx context.Context, sess *session, do started, known bool, retirements uint64, welcome any) bool {
+	conn, st := sess.conn, sess.st
 	if do.savePower {
-		if err := s.cfg.Store.SetPower(ctx, dev.ID, st.power); err != nil {
+		if err := s.cfg.Store.SetPower(ctx, sess.id, st.power); err != nil {
 			sess.log().Warn("saving power level failed", "err", err)
 		}
 	}
@@ -355,26 +383,26 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		after := s.retryDelayLocked()
 		s.mu.Unlock()
 		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
-		return nil
+		return false
 	}
-	old := s.sessions[dev.ID]
-	s.sessions[dev.ID] = sess
+	old := s.sessions[sess.id]
+	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	// Counted before the welcome, so a device holding its welcome is counted.
-	s.metrics.connected(secret == "")
+	s.metrics.connected(known)
 	if old != nil {
 		old.close(wire.CloseReplaced, "another connection for this device")
 		<-old.done
 	}
-	if s.retiredSince(ctx, dev.ID, retirements) {
+	if s.retiredSince(ctx, sess.id, retirements) {
 		sess.release()
 		closeConn(conn, wire.CloseUnauthorized, wire.RefusedRetired)
-		return nil
+		return false
 	}
 	if p := s.cfg.Presence; p != nil {
 		// Other nodes learn the device is here, and one holding it
 		// lets go.
-		held, err := p.Hold(ctx, dev.ID)
+		held, err := p.Hold(ctx, sess.id)
 		if err != nil {
 			sess.log().Warn("telling the cluster of the device failed", "err", err)
 		}
@@ -383,21 +411,16 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 		sess.box.mu.Unlock()
 	}
 	if !do.touch.IsZero() {
-		s.cfg.Store.TouchLater(dev.ID, do.touch)
+		s.cfg.Store.TouchLater(sess.id, do.touch)
 	}
 	if do.ack > 0 {
-		s.cfg.Store.AckLater(dev.ID, do.ack)
+		s.cfg.Store.AckLater(sess.id, do.ack)
 	}
 
-	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
-		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
-	if secret == "" {
-		welcome.Proof = wire.WelcomeProof(dev.SecretHash, nonce, hello.Nonce, dev.ID)
-	}
 	// Welcome goes out before any writer starts, so it is the first frame.
 	if err := sess.write(welcome); err != nil {
 		sess.release()
-		return nil
+		return false
 	}
 	sess.box.mu.Lock()
 	sess.box.open = true
@@ -405,8 +428,7 @@ func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	// The first writer's look at the store sends the backlog, in order,
 	// before anything accepted later.
 	sess.kick(true)
-	sess.log().Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
-	return sess
+	return true
 }
 
 // finish ends the session once its read loop has: it waits for the
@@ -564,10 +586,18 @@ func (sess *session) frame(typ int, r io.Reader) bool {
 		sess.close(wire.CloseProtocol, "text frames only")
 		return false
 	}
-	f, err := wire.DecodeDevice(data)
+	var f any
+	if sess.browser != nil {
+		f, err = sess.browser.decode(data)
+	} else {
+		f, err = wire.DecodeDevice(data)
+	}
 	if err != nil {
 		sess.close(wire.CloseProtocol, err.Error())
 		return false
+	}
+	if f == nil {
+		return !sess.ended() // a browser's frame that needs nothing done
 	}
 	sess.mu.Lock()
 	do := sess.st.frame(f, sess.srv.cfg.Clock.Now())
@@ -617,6 +647,8 @@ func (sess *session) serve(req any) any {
 		return s.unregister(ctx, sess.id, f)
 	case *wire.Bind:
 		return s.bind(ctx, sess.id, f)
+	case browserRequest:
+		return s.serveBrowser(ctx, sess.id, f)
 	case *wire.State:
 		res := wire.Result{Type: wire.TypeResult, ReqID: f.ReqID}
 		if err := s.cfg.Store.SetPower(ctx, sess.id, f.Power); err != nil {
@@ -725,6 +757,9 @@ func (sess *session) writeLoop() {
 }
 
 func (sess *session) write(v any) error {
+	if sess.browser != nil {
+		return sess.writeBrowser(v)
+	}
 	b, err := wire.Encode(v)
 	if err != nil {
 		return err

@@ -211,6 +211,10 @@ func (st *sessionState) frame(f any, now time.Time) step {
 		do.request = f // saving the power level, answered with a result
 	case *wire.Register, *wire.Unregister, *wire.Bind:
 		do.request = f
+	case browserRequest:
+		// A browser's keepalive is a frame, not a websocket ping.
+		do.touch = st.touchDue(now)
+		do.request = f
 	default:
 		do.end = &closeReason{websocket.CloseInternalServerErr, "internal error"}
 	}

@@ -118,29 +118,29 @@ func (s *Server) clientName(r *http.Request) (string, error) {
 // authenticate checks, before anything else is read, that a request to an
 // authenticated (https) channel URI carries a valid client certificate:
 // MPNS answered 401 when it did not.
-func (s *Server) authenticate(r *http.Request) (outcome, bool) {
+func (s *Server) authenticate(r *http.Request) error {
 	if _, authenticated := tokenFromPath(r.URL.Path); !authenticated {
-		return outcome{}, true
+		return nil
 	}
 	if _, err := s.clientName(r); err != nil {
-		return outcome{Code: http.StatusUnauthorized, Message: "authenticated channel: " + err.Error()}, false
+		return refuse(refUnauthenticated, "authenticated channel: "+err.Error())
 	}
-	return outcome{}, true
+	return nil
 }
 
 // authorize checks that the sender of a notification to an authenticated
 // channel is the service it was registered for: a valid certificate for
 // another service is 403.
-func (s *Server) authorize(r *http.Request, ch store.Channel) (outcome, bool) {
+func (s *Server) authorize(r *http.Request, ch store.Channel) error {
 	if ch.ServiceName == "" {
-		return outcome{}, false
+		return nil
 	}
 	cn, err := s.clientName(r)
 	if err != nil {
-		return outcome{Code: http.StatusUnauthorized, Message: "authenticated channel: " + err.Error()}, true
+		return refuse(refUnauthenticated, "authenticated channel: "+err.Error())
 	}
 	if cn != ch.ServiceName {
-		return outcome{Code: http.StatusForbidden, Message: fmt.Sprintf("client certificate is for %q, not for this channel's service", cn)}, true
+		return refuse(refForbidden, fmt.Sprintf("client certificate is for %q, not for this channel's service", cn))
 	}
-	return outcome{}, false
+	return nil
 }

@@ -49,6 +49,40 @@ func (a webPushAnswer) write(w http.ResponseWriter) {
 	}
 }
 
+// webPushRefused is RFC 8030's answer to a refused message. created is the
+// 201 a message taken and then dropped (refSuppressed) gets, as if it had
+// been queued: its Location and TTL.
+func webPushRefused(r *senderRefusal, created webPushAnswer) webPushAnswer {
+	a := webPushAnswer{message: r.reason, unread: r.unread}
+	switch r.kind {
+	case refNoChannel:
+		a.code = http.StatusNotFound
+	case refInactive:
+		// The device has not been seen for a month: the subscription
+		// expired (RFC 8030 §7.3).
+		a.code = http.StatusGone
+	case refMalformed:
+		a.code = http.StatusBadRequest
+	case refTooLarge:
+		a.code = http.StatusRequestEntityTooLarge
+	case refUnauthenticated:
+		a.code, a.vapid = http.StatusUnauthorized, true
+	case refForbidden:
+		a.code = http.StatusForbidden
+	case refRateLimited, refQuotaUsed, refQueueFull:
+		a.code, a.retryAfter = http.StatusTooManyRequests, retryAfterHeader(r.retryAfter)
+	case refSourceBusy:
+		// The sender's own address is busy, not the service.
+		a.code, a.retryAfter = http.StatusTooManyRequests, "1"
+	case refSuppressed:
+		created.message = ""
+		return created
+	default: // refUnavailable, and anything unknown
+		a.code, a.retryAfter = http.StatusServiceUnavailable, retryAfterHeader(r.retryAfter)
+	}
+	return a
+}
+
 // isMPNS says whether a POST carries MPNS's own headers.
 func isMPNS(h http.Header) bool {
 	return headerAnyCase(h, mpns.HeaderTarget) != "" || headerAnyCase(h, mpns.HeaderNotificationClass) != ""
@@ -57,155 +91,129 @@ func isMPNS(h http.Header) bool {
 // handleWebPush is the channel URI endpoint for a POST that speaks Web
 // Push (webpush.IsWebPush): RFC 8030's answers, never MPNS's.
 func (s *Server) handleWebPush(w http.ResponseWriter, r *http.Request) {
-	a := s.webPush(w, r)
-	s.metrics.notification(string(mpns.KindWebPush), outcome{Code: a.code})
-	if a.code != http.StatusCreated {
-		s.log.Debug("web push message refused", "status", a.code, "reason", a.message)
+	var a webPushAnswer
+	created, err := s.webPush(w, r)
+	if err != nil {
+		ref := asRefusal(err, s.guard.lim.RetryAfter)
+		a = webPushRefused(ref, created)
+		if a.code != http.StatusCreated && s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("web push message refused", "status", a.code, "refusal", ref.kind, "reason", ref.reason)
+		}
+	} else {
+		a = created
 	}
+	s.metrics.notification(string(mpns.KindWebPush), outcome{Code: a.code})
 	a.write(w)
 }
 
-func (s *Server) webPush(w http.ResponseWriter, r *http.Request) webPushAnswer {
-	bad := func(msg string) webPushAnswer { return webPushAnswer{code: http.StatusBadRequest, message: msg} }
-	gone := webPushAnswer{code: http.StatusNotFound, message: "no such channel"}
+// webPush decodes a Web Push POST and runs it through the pipeline. The
+// answer it returns is the 201 of a message taken, set once the channel is
+// known.
+func (s *Server) webPush(w http.ResponseWriter, r *http.Request) (created webPushAnswer, err error) {
 	if isMPNS(r.Header) {
-		return bad("the request carries both Web Push and MPNS headers")
-	}
-	lim := s.guard.lim
-	if n := headerBytes(r); n > lim.MaxHeaderBytes {
-		return bad("headers are " + strconv.Itoa(n) + " bytes; the limit is " + strconv.Itoa(lim.MaxHeaderBytes))
+		return created, refuse(refMalformed, "the request carries both Web Push and MPNS headers")
 	}
 	if r.ContentLength > webpush.MaxBodySize {
-		return webPushAnswer{code: http.StatusRequestEntityTooLarge, unread: true,
-			message: "body larger than " + strconv.Itoa(webpush.MaxBodySize) + " bytes"}
+		if n := headerBytes(r); n > s.guard.lim.MaxHeaderBytes {
+			return created, refuse(refMalformed, "headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.Itoa(s.guard.lim.MaxHeaderBytes))
+		}
+		return created, &senderRefusal{kind: refTooLarge, unread: true,
+			reason: "body larger than " + strconv.Itoa(webpush.MaxBodySize) + " bytes"}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, webpush.MaxBodySize)
-	if s.guard.shedding() {
-		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: "the store is slow; shedding load"}
-	}
-	if !s.guard.allowSender(senderAddr(r), 1) {
-		return webPushAnswer{code: http.StatusTooManyRequests, retryAfter: "1",
-			message: "more than " + strconv.FormatFloat(lim.SenderRate, 'g', -1, 64) + " messages per second from this address"}
+	if err := s.admit(w, r, 1, webpush.MaxBodySize); err != nil {
+		return created, err
 	}
 	token, authenticated := tokenFromPath(r.URL.Path)
 	if token == "" || authenticated {
 		// A channel for certificate-authenticated MPNS senders takes no
 		// Web Push.
-		return gone
+		return created, refuse(refNoChannel, "no such channel")
 	}
 	if !s.webPushTransportOK(r) {
-		return webPushAnswer{code: http.StatusForbidden, message: "Web Push is taken over https only"}
+		return created, refuse(refForbidden, "Web Push is taken over https only")
 	}
 	body, err := s.readBody(r, webpush.MaxBodySize+1)
 	if errors.Is(err, errReadsBusy) {
-		return webPushAnswer{code: http.StatusTooManyRequests, retryAfter: "1", unread: true, message: err.Error()}
+		return created, &senderRefusal{kind: refSourceBusy, reason: err.Error(), retryAfter: time.Second, unread: true}
 	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return webPushAnswer{code: http.StatusRequestEntityTooLarge, message: "body larger than " + strconv.Itoa(webpush.MaxBodySize) + " bytes"}
+			return created, refuse(refTooLarge, "body larger than "+strconv.Itoa(webpush.MaxBodySize)+" bytes")
 		}
-		return bad("reading body: " + err.Error())
+		return created, refuse(refMalformed, "reading body: "+err.Error())
 	}
 	m, err := webpush.ParseRequest(r.Header, body)
 	if errors.Is(err, webpush.ErrTooLarge) {
-		return webPushAnswer{code: http.StatusRequestEntityTooLarge, message: err.Error()}
+		return created, refuse(refTooLarge, err.Error())
 	}
 	if err != nil {
-		return bad(err.Error())
+		return created, refuse(refMalformed, err.Error())
 	}
 
-	ctx := r.Context()
-	ch, err := s.cfg.Store.ChannelByToken(ctx, token)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && ch.ServiceName != "") {
-		return gone
-	}
-	if err != nil {
-		s.log.Error("channel lookup failed", "err", err)
-		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: "store unavailable"}
-	}
-	now := s.cfg.Clock.Now()
-	if ch.VAPIDKey != "" {
-		if err := webpush.VerifyVAPID(m.Authorization, ch.VAPIDKey, s.webPushOrigin(), now); err != nil {
-			if errors.Is(err, webpush.ErrVAPIDMissing) {
-				return webPushAnswer{code: http.StatusUnauthorized, vapid: true, message: err.Error()}
-			}
-			return webPushAnswer{code: http.StatusForbidden, message: err.Error()}
-		}
-	}
-	release, ok := s.guard.acquire()
-	if !ok {
-		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: "too many requests in flight"}
-	}
-	defer release()
-	if o, limited := s.limitChannel(ch, outcome{}); limited {
-		return webPushAnswer{code: http.StatusTooManyRequests, retryAfter: channelRetryAfter(o.Message, now), message: o.Message}
-	}
-
-	id := newToken(16)
-	a := webPushAnswer{code: http.StatusCreated, location: MessageURI(s.channelURI(ch), id), ttl: webpush.KeptTTL(m.TTL)}
-	if m.TTL == 0 && !s.connected(r, ch.DeviceID) {
-		// Now or never (RFC 8030 §5.2): the device is away, so never.
-		s.log.Debug("web push message with TTL 0 dropped: device away", "device", ch.DeviceID)
-		return a
-	}
-	q := store.Queued{
-		DeviceID:   ch.DeviceID,
-		ChannelID:  ch.ID,
-		Kind:       string(mpns.KindWebPush),
-		MessageID:  id,
-		Body:       m.Body,
-		AcceptedAt: now,
-		DueAt:      now,
-		ExpiresAt:  webpush.Expiry(now, m.TTL),
+	created = webPushAnswer{code: http.StatusCreated, ttl: webpush.KeptTTL(m.TTL)}
+	sub := &submission{
+		token: token, kind: mpns.KindWebPush, messageID: newToken(16), body: m.Body,
+		expiry: webPushExpiry,
+		// Now or never (RFC 8030 §5.2): to a device that is away, never.
+		nowOrNever:   m.TTL == 0,
+		req:          r,
+		decoded:      m,
+		checkChannel: webPushCheckChannel,
 	}
 	// Parsed already; a device whose minimum urgency is above it is not
 	// sent it until the minimum drops or it expires (urgency.go).
 	if u, ok := mpns.ParseUrgency(m.Urgency); ok {
-		q.Urgency = int(u)
+		sub.urgency = u
 	}
-	if m.TTL == 0 {
-		// Written to the connected session at once; a device that drops
-		// before it is written does not get it later.
-		q.ExpiresAt = now.Add(zeroTTLGrace)
-	}
-	opts := store.EnqueueOptions{MaxDepth: s.cfg.QueueDepth}
 	if m.Topic != "" {
 		// The newer message replaces the queued one whole; its body is
 		// opaque, so nothing is merged.
-		q.TileKey = ch.ID + "\x00topic\x00" + m.Topic
-		opts.Merge = func(store.Queued) ([]byte, bool) { return m.Body, true }
+		sub.mergeKey = "topic\x00" + m.Topic
+		sub.merge = func(sub *submission, _ store.Channel, _ store.Queued) ([]byte, bool) { return sub.body, true }
 	}
-	s.startExpiringMessages()
-	q, err = s.cfg.Store.Enqueue(ctx, q, opts)
+	// A Web Push channel is always on the open path, named by the token
+	// it was looked up by.
+	created.location = MessageURI(s.channelURI(store.Channel{Token: token}), sub.messageID)
+	_, err = s.accept(r.Context(), sub)
+	return created, err
+}
+
+// webPushCheckChannel: a channel restricted to an application server
+// (RFC 8292 §4) takes only messages with its vapid authorization.
+func webPushCheckChannel(s *Server, sub *submission, ch store.Channel, now time.Time) error {
+	if isBrowserChannel(ch) && !strings.EqualFold(strings.TrimSpace(headerAnyCase(sub.req.Header, webpush.HeaderContentEncoding)), "aes128gcm") {
+		// A browser decrypts with what the message carries, and the
+		// service keeps only the body: aesgcm's keys travel in headers.
+		return refuse(refMalformed, "a browser's subscription takes Content-Encoding aes128gcm only")
+	}
+	if ch.VAPIDKey == "" {
+		return nil
+	}
+	m := sub.decoded.(*webpush.Message)
+	err := webpush.VerifyVAPID(m.Authorization, ch.VAPIDKey, s.webPushOrigin(), now)
 	switch {
-	case errors.Is(err, store.ErrQueueFull):
-		return webPushAnswer{code: http.StatusTooManyRequests, retryAfter: s.retryAfter(), message: "device queue full"}
+	case errors.Is(err, webpush.ErrVAPIDMissing):
+		return refuse(refUnauthenticated, err.Error())
 	case err != nil:
-		s.log.Error("enqueue failed", "device", ch.DeviceID, "err", err)
-		return webPushAnswer{code: http.StatusServiceUnavailable, retryAfter: s.retryAfter(), message: "store unavailable"}
+		return refuse(refForbidden, err.Error())
 	}
-	s.log.Debug("web push message accepted", slog.String("device", ch.DeviceID), slog.Uint64("seq", q.Seq),
-		slog.Uint64("replaced", q.Merged), slog.Int("ttl", a.ttl))
-	return a
+	return nil
+}
+
+func webPushExpiry(sub *submission, now time.Time) time.Time {
+	m := sub.decoded.(*webpush.Message)
+	if m.TTL == 0 {
+		// Written to the connected session at once; a device that drops
+		// before it is written does not get it later.
+		return now.Add(zeroTTLGrace)
+	}
+	return webpush.Expiry(now, m.TTL)
 }
 
 // zeroTTLGrace is how long a TTL 0 message to a connected device stays
 // deliverable: long enough for its session to write it.
 const zeroTTLGrace = 10 * time.Second
-
-// connected says whether the device has a live session, here or on
-// another node.
-func (s *Server) connected(r *http.Request, deviceID string) bool {
-	if s.session(deviceID) != nil {
-		return true
-	}
-	if p := s.cfg.Presence; p != nil {
-		elsewhere, err := p.HeldElsewhere(r.Context(), deviceID)
-		return err == nil && elsewhere
-	}
-	return false
-}
 
 // webPushTransportOK: Web Push senders speak https, so the service takes
 // Web Push over TLS, over plain http only when its public URL is https
@@ -229,15 +237,4 @@ func (s *Server) webPushOrigin() string {
 		return s.cfg.PublicURL
 	}
 	return u.Scheme + "://" + u.Host
-}
-
-// channelRetryAfter is Retry-After for a channel over its rate or quota:
-// a second for the rate; a daily quota refills at the next UTC midnight,
-// which a sender retrying every second would only hammer toward.
-func channelRetryAfter(why string, now time.Time) string {
-	if !strings.Contains(why, "per second") {
-		midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-		return strconv.Itoa(int(midnight.Sub(now).Seconds()) + 1)
-	}
-	return "1"
 }

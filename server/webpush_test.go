@@ -36,7 +36,7 @@ func (d *testDevice) registerVAPID(app, key string) (channelID, uri string) {
 }
 
 // vapidKeys is an application server's key pair, in webpush-go's spelling.
-func vapidKeys(t *testing.T) (priv, pub string, key *ecdsa.PrivateKey) {
+func vapidKeys(t testing.TB) (priv, pub string, key *ecdsa.PrivateKey) {
 	t.Helper()
 	priv, pub, err := webpushgo.GenerateVAPIDKeys()
 	if err != nil {

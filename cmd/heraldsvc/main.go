@@ -39,7 +39,8 @@ const usage = `usage:
                   [--daily-quota N] [--channel-rate R] [--sender-rate R] [--max-in-flight N] [--max-body-reads-per-source N]
                   [--max-body BYTES] [--max-header BYTES] [--max-devices-per-source N] [--limit-loopback]
                   [--max-pending-hellos-per-source N] [--max-pending-hellos N]
-                  [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR]
+                  [--read-header-timeout D] [--read-timeout D] [--debug-listen ADDR] [--config FILE]
+  heraldsvc config [serve flags]   (the effective configuration, as a file serve --config loads)
   heraldsvc send toast|tile|raw URI [fields]   (heraldsvc send --help)
 `
 
@@ -49,8 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
-	case "serve":
-		return serve(args[1:], stdout, stderr)
+	case "serve", "config":
+		return serve(args[0], args[1:], stdout, stderr)
 	case "send":
 		return send(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
@@ -61,8 +62,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func serve(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("heraldsvc serve", strings.TrimSpace(strings.TrimPrefix(strings.SplitN(usage, "\n  heraldsvc send", 2)[0], "usage:\n  ")))
+func serve(cmd string, args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlagSet("heraldsvc "+cmd, commandUsage(cmd))
 	listen := fs.String("listen", "127.0.0.1:8790", "address to listen on (also serves Prometheus metrics on /metrics)")
 	db := fs.String("db", "heraldsvc.db", "SQLite database file (without --store)")
 	var ns natsFlags
@@ -102,7 +103,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	headerTimeout := fs.Duration("read-header-timeout", 5*time.Second, "time a client has to send its request headers")
 	readTimeout := fs.Duration("read-timeout", 15*time.Second, "time a client has to send its whole request")
 	debugListen := fs.String("debug-listen", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
-	pos, code, ok := cli.ParseCommand(fs, args, stdout, stderr)
+	pos, code, ok := parseServe(fs, args, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -187,7 +188,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	// The backend is chosen here: NATS JetStream with --store, else SQLite
 	// in --db. The service runs it and closes it.
-	backend, presence, quota, err := ns.open(ctx, *depth, log)
+	backend, presence, quota, err := ns.open(*depth, log)
 	if err == nil && backend == nil {
 		backend, err = openSQLite(ctx, *db, log)
 	}
@@ -221,10 +222,31 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if *selfSigned {
 		printDevTLS(stdout, devTLS, "https://"+svc.TLSAddr().String())
 	}
+	// A store that waits for its servers (NATS) ends the service only if
+	// it gives up: credentials refused.
+	runCtx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		if w, ok := backend.(interface{ Wait(context.Context) error }); ok {
+			if err := w.Wait(runCtx); err != nil && runCtx.Err() == nil {
+				giveUp(err)
+			}
+		}
+	}()
 	stopping := context.AfterFunc(ctx, func() { log.Info("shutting down") })
 	defer stopping()
-	// Run serves until a signal, then stops the parts in their order.
-	if err := svc.Run(ctx); err != nil {
+	// Run serves until a signal or the store gives up, then stops the
+	// parts in their order.
+	err = svc.Run(runCtx)
+	giveUp(nil)
+	<-waited
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", cause)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "heraldsvc serve: %v\n", err)
 		return 1
 	}

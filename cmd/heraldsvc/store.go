@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -59,13 +57,10 @@ func (n *natsFlags) check() error {
 	return nil
 }
 
-// storeOpenWait bounds connecting to NATS and creating the buckets and
-// stream at start.
-const storeOpenWait = 30 * time.Second
-
 // open returns the NATS store and the cluster's presence, or nils for
-// SQLite on one node.
-func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (store.Store, store.Presence, store.Quota, error) {
+// SQLite on one node. The store is not ready yet: it sets itself up in
+// the background while the node listens and answers 503 (see its Wait).
+func (n *natsFlags) open(depth int, log *slog.Logger) (store.Store, store.Presence, store.Quota, error) {
 	if n.urls == "" {
 		return nil, nil, nil, nil
 	}
@@ -96,13 +91,14 @@ func (n *natsFlags) open(ctx context.Context, depth int, log *slog.Logger) (stor
 			replicas = 3
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, storeOpenWait)
-	defer cancel()
-	s, err := natsstore.Open(ctx, natsstore.Options{URLs: n.urls, NATS: opts, Replicas: replicas, QueueDepth: depth,
+	for _, w := range natsWarnings(n.urls, n.creds != "" || n.nkey != "" || n.user != "" || n.tlsCert != "", n.tlsCA != "" || n.tlsCert != "") {
+		log.Warn(w)
+	}
+	s, err := natsstore.Start(natsstore.Options{URLs: n.urls, NATS: opts, Replicas: replicas, QueueDepth: depth,
 		Prefix: n.prefix, Logger: log})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	log.Info("store on NATS JetStream", "servers", n.urls, "replicas", replicas, "prefix", n.prefix)
+	log.Info("store on NATS JetStream", "servers", redactURLs(n.urls), "replicas", replicas, "prefix", n.prefix)
 	return s, s, s, nil
 }

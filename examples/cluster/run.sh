@@ -1,16 +1,112 @@
 #!/bin/sh
 # A Herald cluster on one machine: three NATS servers with JetStream (one
 # cluster, every bucket and the stream kept three times) and three heraldsvc
-# nodes sharing them. Ctrl-C stops everything. See docs/cluster.md.
+# nodes sharing them, all started at once. Ctrl-C stops the nodes, then the
+# NATS servers. See docs/cluster.md.
 #
 #   examples/cluster/run.sh [DATA_DIR]
+#   examples/cluster/run.sh --config-only DATA_DIR   # write keys and configs, start nothing
 #
-# NATS_SERVER and HERALDSVC name the binaries to run; by default both are
-# built from this module (nats-server at the version go.mod pins).
+# NATS is the service's database: whoever reads its buckets has every
+# device's key. So nothing here is open: each node has its own NATS user
+# (an nkey, its seed in DATA_DIR/nodeN.nk), in an account whose permissions
+# allow only Herald's subjects, buckets and stream; the servers' routes
+# need a password; the keys and configs are readable by their owner only.
+#
+# NATS_SERVER, HERALDSVC and NK name the binaries to run; by default all
+# three are built from this module (at the versions go.mod pins).
 set -eu
 cd "$(dirname "$0")/../.."
+
+config_only=false
+if [ "${1:-}" = "--config-only" ]; then
+	config_only=true
+	shift
+	[ $# -eq 1 ] || { echo "usage: $0 --config-only DATA_DIR" >&2; exit 2; }
+fi
 data=${1:-$(mktemp -d)}
+umask 077
 mkdir -p "$data/bin"
+
+if [ -z "${NK:-}" ]; then
+	go build -o "$data/bin/nk" github.com/nats-io/nkeys/nk
+	NK=$data/bin/nk
+fi
+
+# One nkey per node, made once and kept with the data.
+for i in 1 2 3; do
+	if [ ! -s "$data/node$i.nk" ]; then
+		"$NK" -gen user -pubout >"$data/node$i.keys"
+		sed -n 1p "$data/node$i.keys" >"$data/node$i.nk"
+		sed -n 2p "$data/node$i.keys" >"$data/node$i.pub"
+		rm "$data/node$i.keys"
+	fi
+done
+if [ ! -s "$data/route.password" ]; then
+	od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$data/route.password"
+fi
+route_pw=$(cat "$data/route.password")
+
+# What a node may do, and nothing more: the JetStream API for its own
+# buckets and stream only (create, bind, read, purge; never delete one),
+# publishing to them, the takeover subjects, and replies in its inbox.
+prefix=herald
+streams="KV_${prefix}_devices KV_${prefix}_channels KV_${prefix}_quota KV_${prefix}_outcomes KV_${prefix}_presence KV_${prefix}_nodes $(echo "$prefix" | tr a-z A-Z)_QUEUE"
+permissions() {
+	printf '  publish: { allow: [\n    "$JS.API.INFO"\n'
+	for s in $streams; do
+		for api in STREAM.CREATE STREAM.UPDATE STREAM.INFO STREAM.PURGE STREAM.MSG.GET STREAM.MSG.DELETE DIRECT.GET CONSUMER.CREATE; do
+			printf '    "$JS.API.%s.%s"\n' "$api" "$s"
+		done
+		for api in DIRECT.GET CONSUMER.CREATE CONSUMER.DELETE CONSUMER.INFO CONSUMER.MSG.NEXT; do
+			printf '    "$JS.API.%s.%s.>"\n' "$api" "$s"
+		done
+		printf '    "$JS.FC.%s.>"\n    "$JS.ACK.%s.>"\n' "$s" "$s"
+	done
+	for b in devices channels quota outcomes presence nodes; do
+		printf '    "$KV.%s_%s.>"\n' "$prefix" "$b"
+	done
+	printf '    "%s.q.*"\n    "%s.takeover.*"\n  ] }\n' "$prefix" "$prefix"
+	printf '  subscribe: { allow: [ "_INBOX.>", "%s.takeover.*" ] }\n' "$prefix"
+}
+
+routes=""
+for i in 1 2 3; do
+	routes="$routes\"nats-route://route:$route_pw@127.0.0.1:622$i\", "
+done
+for i in 1 2 3; do
+	mkdir -p "$data/nats$i"
+	{
+		echo "server_name: n$i"
+		echo "listen: 127.0.0.1:422$i"
+		echo "jetstream { store_dir: \"$data/nats$i\" }"
+		# On one machine the routes stay on loopback; between machines
+		# they need TLS too (docs/cluster.md).
+		echo "cluster {"
+		echo "  name: herald"
+		echo "  listen: 127.0.0.1:622$i"
+		echo "  authorization { user: route, password: \"$route_pw\" }"
+		echo "  routes: [ $routes]"
+		echo "}"
+		echo "herald_node = {"
+		permissions
+		echo "}"
+		echo "accounts {"
+		echo "  HERALD {"
+		echo "    jetstream: enabled"
+		echo "    users: ["
+		for n in 1 2 3; do
+			echo "      { nkey: $(cat "$data/node$n.pub"), permissions: \$herald_node }"
+		done
+		echo "    ]"
+		echo "  }"
+		echo "}"
+	} >"$data/nats$i.conf"
+done
+if $config_only; then
+	exit 0
+fi
+
 if [ -z "${NATS_SERVER:-}" ]; then
 	go build -o "$data/bin/nats-server" github.com/nats-io/nats-server/v2
 	NATS_SERVER=$data/bin/nats-server
@@ -20,38 +116,77 @@ if [ -z "${HERALDSVC:-}" ]; then
 	HERALDSVC=$data/bin/heraldsvc
 fi
 
-pids=""
-trap 'kill $pids 2>/dev/null; wait' INT TERM EXIT
+# Each process in a process group of its own (job control), so that
+# Ctrl-C reaches only this script, which stops them in order; otherwise
+# the terminal would interrupt the NATS servers as soon as the nodes.
+# (Without a terminal there is no Ctrl-C, and no job control either.)
+set -m 2>/dev/null || true
+nats_pids=""
+node_pids=""
+# The nodes first, so that none is left asking for a NATS that is gone.
+stop() {
+	trap - INT TERM EXIT
+	if [ -n "$node_pids" ]; then
+		kill $node_pids 2>/dev/null || true
+		wait $node_pids 2>/dev/null || true
+	fi
+	if [ -n "$nats_pids" ]; then
+		kill $nats_pids 2>/dev/null || true
+		wait $nats_pids 2>/dev/null || true
+	fi
+}
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap 'stop' EXIT
 
-routes=nats://127.0.0.1:6221,nats://127.0.0.1:6222,nats://127.0.0.1:6223
 for i in 1 2 3; do
-	mkdir -p "$data/nats$i"
-	"$NATS_SERVER" --name "n$i" --addr 127.0.0.1 --port "422$i" --jetstream --store_dir "$data/nats$i" \
-		--cluster_name herald --cluster "nats://127.0.0.1:622$i" --routes "$routes" \
-		>"$data/nats$i.log" 2>&1 &
-	pids="$pids $!"
+	"$NATS_SERVER" -c "$data/nats$i.conf" >"$data/nats$i.log" 2>&1 &
+	nats_pids="$nats_pids $!"
 done
 store=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
 
-# A node fails to start until the NATS servers have elected a JetStream
-# leader (a few seconds after they start); it is started again until it
-# answers on its port.
+# All nodes at once, as a machine's boot starts them: each waits for
+# JetStream by itself, and says on /readyz when it is ready.
+for i in 1 2 3; do
+	"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" --nats-nkey "$data/node$i.nk" \
+		>"$data/heraldsvc$i.log" 2>&1 &
+	node_pids="$node_pids $!"
+	eval "node_pid_$i=$!"
+done
+
+# died reports a node whose process has exited, with its log's last line.
+died() {
+	eval "pid=\$node_pid_$1"
+	if kill -0 "$pid" 2>/dev/null; then
+		return 1
+	fi
+	echo "heraldsvc node $1 exited: $(tail -n 1 "$data/heraldsvc$1.log")" >&2
+	echo "  (log $data/heraldsvc$1.log)" >&2
+	return 0
+}
+
 for i in 1 2 3; do
 	url=http://127.0.0.1:879$i
 	tries=0
-	"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" >"$data/heraldsvc$i.log" 2>&1 &
-	pid=$!
-	until curl -fs "$url/" >/dev/null 2>&1; do
+	# Ready means this node answered, as heraldsvc, that its store is
+	# usable: not merely that something holds the port.
+	until curl -fsS "$url/readyz" 2>/dev/null | grep -q '"service":"heraldsvc","ready":true'; do
+		if died "$i"; then exit 1; fi
 		tries=$((tries + 1))
-		if [ "$tries" -ge 120 ]; then echo "heraldsvc node $i does not start; see $data/heraldsvc$i.log" >&2; exit 1; fi
-		if ! kill -0 "$pid" 2>/dev/null; then
-			"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" >"$data/heraldsvc$i.log" 2>&1 &
-			pid=$!
+		if [ "$tries" -ge 240 ]; then
+			echo "heraldsvc node $i not ready after 120 s: $(curl -sS "$url/readyz" 2>&1)" >&2
+			echo "  (log $data/heraldsvc$i.log)" >&2
+			exit 1
 		fi
 		sleep 0.5
 	done
-	pids="$pids $pid"
 	echo "heraldsvc node $i: $url (log $data/heraldsvc$i.log)"
 done
 echo "devices: herald run --service http://127.0.0.1:8791,http://127.0.0.1:8792,http://127.0.0.1:8793"
-wait
+
+while :; do
+	for i in 1 2 3; do
+		if died "$i"; then exit 1; fi
+	done
+	sleep 1
+done

@@ -76,6 +76,10 @@ type Config struct {
 	// to them.
 	Failover []string
 	Kill     bool
+	// Browsers makes the devices browsers speaking Firefox's push protocol
+	// (docs/browsers.md), each with one subscription, and the
+	// notifications Web Push messages to their endpoints.
+	Browsers bool
 	// Drain is how long to wait after the last POST for deliveries.
 	Drain  time.Duration
 	Logger *slog.Logger
@@ -280,6 +284,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Sources <= 0 {
 		cfg.Sources = 1
 	}
+	if cfg.Browsers && (cfg.Reconnect || cfg.Kill) {
+		return nil, errors.New("bench: browsers are measured connecting and receiving only, not reconnecting or failing over")
+	}
 	if cfg.Sources > 250 {
 		return nil, errors.New("bench: at most 250 source addresses")
 	}
@@ -461,6 +468,11 @@ type running struct {
 func connect(ctx context.Context, cfg Config, base string, col *collector, wg *sync.WaitGroup) (*fleet, error) {
 	f := &fleet{uris: make([]string, cfg.Devices), devs: make([]*device, cfg.Devices), links: make([]*running, cfg.Devices)}
 	err := parallel(ctx, cfg.Devices, cfg.Connectors, func(i int) error {
+		if cfg.Browsers {
+			var err error
+			f.uris[i], f.links[i], err = startBrowser(ctx, cfg, base, i, col, wg)
+			return err
+		}
 		d := &device{col: col, up: make(chan struct{}), back: make(chan struct{})}
 		l, r, err := startLink(ctx, cfg, base, i, d, wg)
 		if err != nil {
@@ -648,6 +660,17 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 			defer wg.Done()
 			for id := range jobs {
 				body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
+				if cfg.Browsers {
+					switch status, err := postWebPush(ctx, client.HTTP, target(cfg.PostTo, uris[id%len(uris)], id), body); {
+					case err != nil:
+						failed.Add(1)
+					case status == http.StatusCreated:
+						accepted.Add(1)
+					default:
+						refused.Add(1)
+					}
+					continue
+				}
 				switch res, err := client.Send(ctx, target(cfg.PostTo, uris[id%len(uris)], id), mpns.Raw(body), mpns.SendOptions{}); {
 				case err != nil:
 					failed.Add(1)

@@ -35,6 +35,25 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunBrowsers does the same with browsers speaking Firefox's push
+// protocol, sent Web Push messages.
+func TestRunBrowsers(t *testing.T) {
+	res, err := Run(context.Background(), Config{Devices: 20, Rate: 200, Duration: time.Second, Browsers: true,
+		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 200 || res.Accepted != res.Sent || res.Refused != 0 || res.Errors != 0 {
+		t.Fatalf("sent %d, accepted %d (refused %d, errors %d)", res.Sent, res.Accepted, res.Refused, res.Errors)
+	}
+	if res.Delivered != res.Accepted || res.Lost != 0 || res.Duplicated != 0 {
+		t.Fatalf("delivered %d of %d accepted, lost %d, duplicated %d", res.Delivered, res.Accepted, res.Lost, res.Duplicated)
+	}
+	if _, err := Run(context.Background(), Config{Devices: 1, Browsers: true, Reconnect: true}); err == nil {
+		t.Fatal("browsers with reconnect accepted")
+	}
+}
+
 // TestRunReconnect drops and reconnects the whole fleet before sending:
 // every device is welcomed again as itself (not enrolled anew, or its
 // channel would be gone and the notifications lost), and the hellos are

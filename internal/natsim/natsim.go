@@ -27,8 +27,9 @@ type Stats struct {
 	// back; UpPackets and DownPackets count the reads that carried them.
 	Up, Down               int64
 	UpPackets, DownPackets int64
-	// Discarded counts reads that arrived on a dropped flow.
-	Discarded int64
+	// Discarded counts reads that arrived on a dropped flow, UpDiscarded
+	// those of them that came from the client.
+	Discarded, UpDiscarded int64
 	// Lost counts packets lost to SetLoss (each black-holed its flow).
 	Lost int
 }
@@ -221,6 +222,9 @@ func (n *NAT) pump(f *flow, src, dst net.Conn, up bool) {
 				}
 			} else {
 				n.stats.Discarded++
+				if up {
+					n.stats.UpDiscarded++
+				}
 			}
 			n.mu.Unlock()
 			var werr error

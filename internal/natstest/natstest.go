@@ -25,11 +25,18 @@ const readyWait = 30 * time.Second
 // Server is one embedded NATS server.
 type Server struct {
 	*server.Server
-	Opts *server.Options
+	Opts      *server.Options
+	stopAtEnd bool
 }
 
-// URL is the server's client URL.
-func (s *Server) URL() string { return s.ClientURL() }
+// URL is the server's client URL, known before the server starts when
+// its port was chosen (NewCluster).
+func (s *Server) URL() string {
+	if s.Opts.Port > 0 {
+		return "nats://" + net.JoinHostPort(s.Opts.Host, strconv.Itoa(s.Opts.Port))
+	}
+	return s.ClientURL()
+}
 
 func start(t testing.TB, opts *server.Options) *Server {
 	t.Helper()
@@ -42,14 +49,40 @@ func start(t testing.TB, opts *server.Options) *Server {
 // clustered server with JetStream is not ready until it has peers.
 func launch(t testing.TB, opts *server.Options) *Server {
 	t.Helper()
-	ns, err := server.NewServer(opts)
+	s := &Server{Opts: opts}
+	s.launch(t)
+	return s
+}
+
+func (s *Server) launch(t testing.TB) {
+	t.Helper()
+	ns, err := server.NewServer(s.Opts.Clone())
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
 	ns.Start()
-	s := &Server{Server: ns, Opts: opts}
-	t.Cleanup(s.Stop)
-	return s
+	s.Server = ns
+	if !s.stopAtEnd {
+		// Once, at the first launch: a restarted server is stopped when
+		// the test ends by the same cleanup, which keeps its place
+		// (before the cleanups of what was started after the cluster,
+		// such as the nodes using it).
+		s.stopAtEnd = true
+		t.Cleanup(s.Stop)
+	}
+}
+
+// Restart stops the server, if it runs, and starts it again on the same
+// ports and state directory, without waiting for it to take clients.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.Server != nil {
+		if s.Opts.Port <= 0 {
+			s.Opts.Port = s.Addr().(*net.TCPAddr).Port
+		}
+		s.Stop()
+	}
+	s.launch(t)
 }
 
 func (s *Server) waitReady(t testing.TB) {
@@ -61,6 +94,9 @@ func (s *Server) waitReady(t testing.TB) {
 
 // Stop shuts the server down and waits for it.
 func (s *Server) Stop() {
+	if s.Server == nil {
+		return // never launched
+	}
 	s.Shutdown()
 	s.WaitForShutdown()
 }
@@ -74,6 +110,15 @@ func options(t testing.TB, name string) *server.Options {
 func Run(t testing.TB) *Server {
 	t.Helper()
 	return start(t, options(t, "single"))
+}
+
+// RunWithUser starts a single server with JetStream that takes only the
+// given user and password.
+func RunWithUser(t testing.TB, user, password string) *Server {
+	t.Helper()
+	o := options(t, "single")
+	o.Username, o.Password = user, password
+	return start(t, o)
 }
 
 // Cluster is n servers routed to each other, one JetStream cluster.
@@ -94,32 +139,53 @@ func (c *Cluster) URLs() string {
 // and every server is current, so that R3 streams can be created.
 func RunCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{}
-	// A clustered JetStream server needs its routes configured from the
-	// start, so the cluster ports are picked first: the OS gives free
-	// loopback ports, which are closed and handed to the servers.
-	ports := make([]int, n)
-	var routes []*url.URL
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))})
-	}
-	for i := range n {
-		o := options(t, fmt.Sprintf("n%d", i+1))
-		o.Cluster = server.ClusterOpts{Name: "herald-test", Host: "127.0.0.1", Port: ports[i]}
-		o.Routes = routes
-		c.Servers = append(c.Servers, launch(t, o))
-	}
+	c := NewCluster(t, n)
+	c.Launch(t)
 	for _, s := range c.Servers {
 		s.waitReady(t)
 	}
 	c.WaitReady(t)
 	return c
+}
+
+// NewCluster chooses the ports of n servers routed to each other and
+// returns them unstarted (URLs already answers): Launch starts them.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	// A clustered JetStream server needs its routes configured from the
+	// start, so the ports are picked first: the OS gives free loopback
+	// ports, which are closed and handed to the servers.
+	freePort := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	ports := make([]int, n)
+	var routes []*url.URL
+	for i := range ports {
+		ports[i] = freePort()
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))})
+	}
+	for i := range n {
+		o := options(t, fmt.Sprintf("n%d", i+1))
+		o.Port = freePort()
+		o.Cluster = server.ClusterOpts{Name: "herald-test", Host: "127.0.0.1", Port: ports[i]}
+		o.Routes = routes
+		c.Servers = append(c.Servers, &Server{Opts: o})
+	}
+	return c
+}
+
+// Launch starts every server at once, waiting for none of them.
+func (c *Cluster) Launch(t testing.TB) {
+	t.Helper()
+	for _, s := range c.Servers {
+		s.launch(t)
+	}
 }
 
 // WaitReady waits until the cluster has a meta leader and answers

@@ -66,6 +66,7 @@ type Messages interface {
 	// notifications past one the device holds back (a device acknowledges
 	// cumulatively). The OnCommitted function is told of it like an
 	// Enqueue, with Merged set to its old number. ErrNotFound if it is no
-	// longer queued.
+	// longer queued (a tile update or Topic message that a later one of its
+	// key replaced is not).
 	Requeue(ctx context.Context, deviceID string, seq uint64) (Queued, error)
 }

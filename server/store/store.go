@@ -47,9 +47,11 @@
 // OnCommitted's function is told of every notification Enqueue stores, once
 // it is durable and before that Enqueue returns, in sequence order for each
 // device. It must not block: it runs on the backend's committer, and every
-// other commit waits for it. A backend that may have missed telling of
-// some commits (a lost subscription) calls it with Resync, and the service
-// reads every live device's queue again.
+// other commit waits for it. A notification deleted before the committer
+// reaches it (acknowledged, or replaced by a merge on another node) may go
+// untold: there is nothing left to send. A backend that may have missed
+// telling of some commits (a lost subscription) calls it with Resync, and
+// the service reads every live device's queue again.
 package store
 
 import (
@@ -232,6 +234,11 @@ type Store interface {
 	// older entry; a new number can never have been sent, so the merged
 	// state always reaches the device, and the worst a race can do is
 	// apply the older update twice, which leaves a tile in the same state.
+	// Updates of one key enqueued at once, on any number of nodes, leave
+	// one entry: each merges into (or replaces) the one committed before
+	// it. A backend that cannot settle a merge against concurrent changes
+	// within the call's deadline fails it with ErrUnavailable; it never
+	// queues the update unmerged beside the one it should have replaced.
 	Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error)
 	// Pending returns the device's queued notifications numbered above
 	// after, in order, leaving out those whose ExpiresAt has come (by the

@@ -145,6 +145,9 @@ func (s *Store) ChannelByApp(ctx context.Context, deviceID, app string) (store.C
 
 // CountChannels counts the device's channels.
 func (s *Store) CountChannels(ctx context.Context, deviceID string) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err // before s.channels is set, if not ready
+	}
 	return s.countKeys(ctx, s.channels, appFilter(deviceID))
 }
 

@@ -167,6 +167,9 @@ func (s *Store) changeDevice(ctx context.Context, id string, change func(*device
 
 // CountDevicesFromSource counts devices enrolled from one address.
 func (s *Store) CountDevicesFromSource(ctx context.Context, source string) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err // before s.devices is set, if not ready
+	}
 	return s.countKeys(ctx, s.devices, "s."+hash(source)+".*")
 }
 

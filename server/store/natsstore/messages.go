@@ -17,16 +17,6 @@ import (
 // (store.OutcomeRetention); each node remembers at most MaxOutcomes of a
 // channel a UTC day (allowOutcomes).
 
-func (s *Store) setUpOutcomes(ctx context.Context, opts Options) error {
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_outcomes", History: 1,
-		Storage: jetstream.FileStorage, Replicas: opts.Replicas, TTL: store.OutcomeRetention})
-	if err != nil {
-		return fmt.Errorf("natsstore: bucket outcomes: %w", err)
-	}
-	s.outcomes, s.maxOutcomes = kv, opts.MaxOutcomes
-	return nil
-}
-
 type outcomeRec struct {
 	State store.MessageState `json:"s"`
 	At    int64              `json:"a"`
@@ -230,6 +220,9 @@ func (s *Store) Requeue(ctx context.Context, deviceID string, seq uint64) (store
 		return store.Queued{}, err
 	}
 	q.Merged = seq
+	if q.TileKey != "" {
+		return s.requeueKeyed(ctx, q)
+	}
 	n, err := s.publish(ctx, q)
 	deleted := false
 	if errors.Is(err, store.ErrQueueFull) {
@@ -256,4 +249,70 @@ func (s *Store) Requeue(ctx context.Context, deviceID string, seq uint64) (store
 	q.Seq = n
 	s.waitPassed(ctx, n)
 	return q, nil
+}
+
+// requeueKeyed moves a tile update or Topic message the way a merge
+// replaces one: in its device's turn, and only if the subject still ends
+// where it was read, so that a merge of its key on another node and the
+// move never both leave a copy. If an update of the key replaced it (the
+// older entry is deleted just after), it is no longer queued: moving it
+// would queue the stale update after the one that replaced it.
+func (s *Store) requeueKeyed(ctx context.Context, q store.Queued) (store.Queued, error) {
+	seq := q.Merged
+	unlock, err := s.merging.lock(ctx, q.DeviceID)
+	if err != nil {
+		return store.Queued{}, unavailable("requeue", err)
+	}
+	defer unlock()
+	for try := 0; ; try++ {
+		if try > 0 {
+			if err := conflictPause(ctx, try); err != nil {
+				return store.Queued{}, unavailable("requeue", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
+			}
+		}
+		err := retry(ctx, func(ctx context.Context) error {
+			_, err := s.queue.GetMsg(ctx, seq)
+			return err
+		})
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return store.Queued{}, notFound("queued notification")
+		}
+		if err != nil {
+			return store.Queued{}, unavailable("requeue", err)
+		}
+		above, seqs, err := s.pending(ctx, q.DeviceID, seq)
+		if err != nil {
+			return store.Queued{}, err
+		}
+		for _, a := range above {
+			if a.TileKey == q.TileKey && a.Merged == seq {
+				return store.Queued{}, notFound("queued notification")
+			}
+		}
+		n, err := s.publish(ctx, q, jetstream.WithExpectLastSequencePerSubject(max(lastOf(seqs, 0), seq)))
+		if isWrongLast(err) {
+			continue
+		}
+		if errors.Is(err, store.ErrQueueFull) {
+			// At the depth the original makes room for its copy, as
+			// any other notification's does.
+			if err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, seq) }); err != nil &&
+				!errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
+				return store.Queued{}, unavailable("requeue", err)
+			}
+			n, err = s.publish(ctx, q)
+			if err != nil {
+				s.log.Error("natsstore: a notification taken out to move could not be put back", "device", q.DeviceID, "seq", seq, "err", err)
+				return store.Queued{}, err
+			}
+		} else if err != nil {
+			return store.Queued{}, err
+		} else if err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, seq) }); err != nil &&
+			!errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
+			s.log.Warn("natsstore: deleting a requeued notification", "device", q.DeviceID, "seq", seq, "err", err)
+		}
+		q.Seq = n
+		s.waitPassed(ctx, n)
+		return q, nil
+	}
 }

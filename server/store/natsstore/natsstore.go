@@ -19,15 +19,24 @@
 //     is a message whose stream sequence is its number (increasing per
 //     device, not contiguous), its body the data, the rest headers.
 //     MaxMsgsPerSubject with DiscardNewPerSubject bounds each queue; an
-//     ack purges the subject up to its number; a tile merge publishes the
-//     merged update only if the subject's last sequence is still the one
-//     it read (Nats-Expected-Last-Subject-Sequence), then deletes the
-//     older entry.
+//     ack purges the subject up to its number; a tile merge or Topic
+//     replacement publishes its update (merged or, with nothing to merge
+//     into, alone) only if the subject's last sequence is still the one
+//     it read (Nats-Expected-Last-Subject-Sequence, 0 for none), else
+//     reads again and starts over, then deletes the older entry.
 //
 // Every node follows the whole stream with an ordered consumer, which
 // feeds the commit hook in stream order; Enqueue returns once the
 // publish is acknowledged (replicated to a quorum) and this node's
 // consumer has passed it.
+//
+// # Starting
+//
+// Start returns a store at once and sets it up in the background,
+// retrying until NATS answers (start.go), so that nodes and NATS servers
+// may start in any order; Ready says what it waits for, and the service
+// answers 503 until it is nil. Open is Start and Wait, for callers that
+// need a ready store.
 package natsstore
 
 import (
@@ -39,7 +48,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +55,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/server/store"
 )
 
@@ -80,6 +89,9 @@ type Options struct {
 	// MaxOutcomes bounds the outcomes remembered for one channel per UTC
 	// day (default store.MaxOutcomesPerChannel).
 	MaxOutcomes int
+	// Clock times the waits between attempts to set the store up
+	// (default the system clock).
+	Clock clock.Clock
 }
 
 // Store is a store.Store on NATS JetStream.
@@ -112,6 +124,10 @@ type Store struct {
 	running atomic.Bool
 	ran     chan struct{}
 
+	// merging makes this node's tile merges into one device's queue
+	// take turns.
+	merging turns
+
 	presence *presence
 	cache    *channelCache
 	// devCache is the devices bucket's d.* keys as this node last heard.
@@ -128,6 +144,21 @@ type Store struct {
 	outDay   int64
 	outCount map[string]int
 
+	// Setting up (start.go): life ends with Close and bounds every
+	// attempt; ready is set once every step has succeeded, and settled
+	// closed then or when the set-up gave up (failed says why).
+	clk      clock.Clock
+	life     context.Context
+	endLife  context.CancelFunc
+	ready    atomic.Bool
+	settled  chan struct{}
+	failed   error
+	waitMu   sync.Mutex
+	awaiting string // what the set-up waits for, under waitMu
+	lastErr  error  // why its last attempt failed, under waitMu
+	// refused is a permissions violation NATS reported while setting up.
+	refused atomic.Pointer[error]
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -142,8 +173,7 @@ var (
 	_ store.Quota          = (*Store)(nil)
 )
 
-// Open connects to NATS and creates (or reuses) the buckets and stream.
-func Open(ctx context.Context, opts Options) (*Store, error) {
+func (opts Options) withDefaults() (Options, error) {
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
@@ -154,7 +184,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Prefix = "herald"
 	}
 	if !validPrefix.MatchString(opts.Prefix) {
-		return nil, fmt.Errorf("natsstore: prefix %q: letters, digits, - and _ only", opts.Prefix)
+		return opts, fmt.Errorf("natsstore: prefix %q: letters, digits, - and _ only", opts.Prefix)
 	}
 	if opts.AckDelay <= 0 {
 		opts.AckDelay = 100 * time.Millisecond
@@ -168,73 +198,28 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	return opts, nil
+}
+
+func newStore(opts Options) *Store {
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
 		moved: make(chan struct{}), lazy: store.NewLazy(), ackDelay: opts.AckDelay, ran: make(chan struct{}),
-		stop: make(chan struct{}), nowFunc: opts.Now}
-	// The hook may be set after the consumer starts; until then commits
-	// are only counted.
-	nopts := append([]nats.Option{nats.Name("heraldsvc"), nats.MaxReconnects(-1),
-		// The consumer's restarts after a reconnect may have missed
-		// nothing, but sessions read their queues again to be sure.
-		nats.ReconnectHandler(func(*nats.Conn) { s.tell(store.Resync) }),
-	}, opts.NATS...)
-	nc, err := nats.Connect(opts.URLs, nopts...)
-	if err != nil {
-		return nil, fmt.Errorf("natsstore: connect %s: %w", opts.URLs, err)
-	}
-	s.nc = nc
+		stop: make(chan struct{}), nowFunc: opts.Now, maxOutcomes: opts.MaxOutcomes, clk: opts.Clock,
+		presence: &presence{node: newID()[:16], live: map[string]time.Time{}},
+		settled:  make(chan struct{}), awaiting: "NATS"}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	s.lastSeq.read = s.streamLast
-	if err := s.setUp(ctx, opts); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	// Past setUp, a step that fails stops what the steps before it
-	// started: the consumer, the watches and their goroutines.
-	for _, step := range []func() error{
-		func() error { return s.watchChannels(ctx) },
-		func() (err error) {
-			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice, nil)
-			return err
-		},
-		func() error { return s.setUpQuota(ctx, opts) },
-		func() error { return s.setUpOutcomes(ctx, opts) },
-		func() error { return s.setUpPresence(ctx, opts) },
-	} {
-		if err := step(); err != nil {
-			close(s.stop)
-			s.wg.Wait()
-			s.cons.Stop()
-			nc.Close()
-			return nil, err
-		}
-	}
-	return s, nil
+	return s
 }
 
 var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
-func (s *Store) setUp(ctx context.Context, opts Options) error {
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("natsstore: %w", err)
-	}
-	s.js = js
-	kv := func(name string) (jetstream.KeyValue, error) {
-		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_" + name, History: 1,
-			Storage: jetstream.FileStorage, Replicas: opts.Replicas})
-		if err != nil {
-			return nil, fmt.Errorf("natsstore: bucket %s: %w", name, err)
-		}
-		return b, nil
-	}
-	if s.devices, err = kv("devices"); err != nil {
-		return err
-	}
-	if s.channels, err = kv("channels"); err != nil {
-		return err
-	}
-	s.queue, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     strings.ToUpper(opts.Prefix) + "_QUEUE",
+func (s *Store) queueConfig(name string, opts Options) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:     name,
 		Subjects: []string{s.subject + "*"},
 		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
@@ -246,21 +231,24 @@ func (s *Store) setUp(ctx context.Context, opts Options) error {
 		// replica answering a direct get may lag behind the commits the
 		// hook has told of.
 		AllowDirect: false,
-	})
-	if err != nil {
-		return fmt.Errorf("natsstore: stream: %w", err)
 	}
-	cons, err := js.OrderedConsumer(ctx, s.queue.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
+}
+
+// follow starts the ordered consumer that feeds the commit hook. The hook
+// may be set after it starts; until then commits are only counted.
+func (s *Store) follow(ctx context.Context) error {
+	cons, err := s.js.OrderedConsumer(ctx, s.queue.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.subject + "*"}, DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
-		return fmt.Errorf("natsstore: consumer: %w", err)
+		return fmt.Errorf("consumer: %w", err)
 	}
-	s.cons, err = cons.Consume(s.consumed, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	cc, err := cons.Consume(s.consumed, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		s.log.Warn("natsstore: following the queue stream", "err", err)
 	}))
 	if err != nil {
-		return fmt.Errorf("natsstore: consume: %w", err)
+		return fmt.Errorf("consume: %w", err)
 	}
+	s.cons = cc
 	return nil
 }
 
@@ -269,14 +257,24 @@ func (s *Store) setUp(ctx context.Context, opts Options) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.endLife()
 		close(s.stop)
+		// Run applies the acks and last-seen times waiting as it stops;
+		// without it they are applied here, if the store ever got ready.
 		if s.running.Load() {
 			<-s.ran
-		} else if acks, touches := s.lazy.Take(); acks != nil || touches != nil {
+		} else if acks, touches := s.lazy.Take(); (acks != nil || touches != nil) && s.ready.Load() {
 			s.flush(acks, touches)
 		}
+		// The set-up, the watches and the beat; after them nothing writes
+		// the fields below.
 		s.wg.Wait()
-		s.cons.Stop()
+		if s.cons != nil {
+			s.cons.Stop()
+		}
+		if s.nc == nil {
+			return
+		}
 		s.nc.Drain()
 		// Drain returns at once; Close after it would drop what is left.
 		for s.nc.IsDraining() {
@@ -292,13 +290,6 @@ func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, s.timeout)
-}
-
-func (s *Store) check() error {
-	if s.closed.Load() {
-		return store.ErrClosed
-	}
-	return nil
 }
 
 // token makes a device or channel id a key or subject token: ids the

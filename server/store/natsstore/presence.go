@@ -31,35 +31,33 @@ const (
 )
 
 type presence struct {
-	node     string
-	held     jetstream.KeyValue
-	nodes    jetstream.KeyValue
-	sub      *nats.Subscription
-	takeover func(string, uint64)
+	node  string
+	held  jetstream.KeyValue
+	nodes jetstream.KeyValue
+	// nodesConfig makes the nodes' bucket again if it is lost.
+	nodesConfig jetstream.KeyValueConfig
+	sub         *nats.Subscription
+	takeover    func(string, uint64)
 	// copy is the held bucket as this node last heard of it.
 	copy *watched[string]
 	mu   sync.Mutex
 	live map[string]time.Time // node → when it was last seen alive
 }
 
-func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
-	p := &presence{node: newID()[:16], live: map[string]time.Time{}}
-	var err error
-	if p.held, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_presence", History: 1,
-		Storage: jetstream.FileStorage, Replicas: opts.Replicas}); err != nil {
-		return fmt.Errorf("natsstore: bucket presence: %w", err)
-	}
-	if p.nodes, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_nodes", History: 1,
-		Storage: jetstream.MemoryStorage, Replicas: opts.Replicas, TTL: nodeTTL}); err != nil {
-		return fmt.Errorf("natsstore: bucket nodes: %w", err)
-	}
+// watchPresence starts the copy of the held bucket.
+func (s *Store) watchPresence(ctx context.Context) (err error) {
+	s.presence.copy, err = watch(ctx, s, s.presence.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil)
+	return err
+}
+
+// announce makes the node live to the others, hears of takeovers and
+// keeps the node's key alive.
+func (s *Store) announce(ctx context.Context) error {
+	p := s.presence
 	if _, err := p.nodes.Put(ctx, p.node, nil); err != nil {
-		return fmt.Errorf("natsstore: announcing the node: %w", err)
-	}
-	if p.copy, err = watch(ctx, s, p.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil); err != nil {
 		return err
 	}
-	p.sub, err = s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
+	sub, err := s.nc.Subscribe(s.takeoverSubject(p.node), func(m *nats.Msg) {
 		dev, num, ok := strings.Cut(string(m.Data), " ")
 		n, err := strconv.ParseUint(num, 10, 64)
 		if !ok || err != nil {
@@ -74,9 +72,9 @@ func (s *Store) setUpPresence(ctx context.Context, opts Options) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("natsstore: takeover subscription: %w", err)
+		return fmt.Errorf("takeover subscription: %w", err)
 	}
-	s.presence = p
+	p.sub = sub
 	s.wg.Add(1)
 	go s.beat()
 	return nil
@@ -91,21 +89,45 @@ func (s *Store) beat() {
 	defer s.wg.Done()
 	t := time.NewTicker(nodeBeat)
 	defer t.Stop()
+	failing := false // logged once an outage, not every beat
 	for {
 		select {
 		case <-s.stop:
-			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			// Briefly: with NATS out of reach the key expires anyway, and
+			// a node should not take seconds to stop.
+			ctx, cancel := context.WithTimeout(context.Background(), attemptWait)
 			s.presence.nodes.Delete(ctx, s.presence.node)
 			cancel()
 			return
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		if _, err := s.presence.nodes.Put(ctx, s.presence.node, nil); err != nil {
-			s.log.Warn("natsstore: announcing the node", "err", err)
-		}
+		err := s.announceAgain(ctx)
 		cancel()
+		switch {
+		case err != nil && !failing:
+			s.log.Warn("natsstore: announcing the node", "err", err)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("natsstore: announcing the node again")
+			failing = false
+		}
 	}
+}
+
+// announceAgain refreshes the node's key. The nodes' bucket is kept in
+// memory, so a NATS server that restarted alone has lost it (a cluster
+// keeps its definition and empties it): it is created again.
+func (s *Store) announceAgain(ctx context.Context) error {
+	p := s.presence
+	_, err := p.nodes.Put(ctx, p.node, nil)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		if _, cerr := s.js.CreateOrUpdateKeyValue(ctx, p.nodesConfig); cerr != nil {
+			return fmt.Errorf("%w (creating the bucket again: %w)", err, cerr)
+		}
+		_, err = p.nodes.Put(ctx, p.node, nil)
+	}
+	return err
 }
 
 // Hold records this node as the device's and tells the previous holder.

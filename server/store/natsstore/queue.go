@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,10 +146,6 @@ func (s *Store) knownDevice(ctx context.Context, id string) error {
 	return err
 }
 
-// maxMergeTries bounds how often a tile merge starts again after another
-// enqueue for the device slipped in; past it the update queues unmerged.
-const maxMergeTries = 8
-
 // Enqueue publishes q to its device's subject and returns once the stream
 // has acknowledged it (on a quorum of its replicas) and this node's
 // consumer has told the hook of it.
@@ -233,42 +231,59 @@ func (s *Store) publish(ctx context.Context, q store.Queued, opts ...jetstream.P
 	}
 }
 
-// mergeEnqueue merges a tile update into the newest queued one for the
-// same tile. The merged update is published only if the device's subject
-// has not changed since it was read, then the older one is deleted; a
-// crash between the two leaves both, which the device applies in order to
-// the same end.
+// mergeEnqueue merges a tile update (or a Web Push message with a Topic,
+// which replaces the queued one whole) into the newest queued one with
+// the same key, or queues it alone if there is none or the merge is
+// refused. Whichever it does is published only if the device's subject
+// still ends where it was read (Nats-Expected-Last-Subject-Sequence, 0 for
+// an empty subject), so two updates of one key never both see "nothing to
+// merge with", and neither merges into an entry the other is replacing:
+// each attempt that loses to a concurrent change reads the queue again and
+// starts over, until the enqueue's deadline, when it fails as
+// unavailable. It never falls back to publishing unchecked, which would
+// leave two entries for one key. The older entry is deleted after the
+// merged one is published; a crash between the two leaves both, which
+// the device applies in order to the same end.
 func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
-	for range maxMergeTries {
-		queued, err := s.Pending(ctx, q.DeviceID, 0)
+	// This node's merges into one device's queue take turns, so that
+	// only other nodes' (and plain enqueues) can conflict with one.
+	unlock, err := s.merging.lock(ctx, q.DeviceID)
+	if err != nil {
+		return store.Queued{}, unavailable("merge", err)
+	}
+	defer unlock()
+	for try := 0; ; try++ {
+		if try > 0 {
+			if err := conflictPause(ctx, try); err != nil {
+				return store.Queued{}, unavailable("merge", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
+			}
+		}
+		queued, seqs, err := s.pending(ctx, q.DeviceID, 0)
 		if err != nil {
 			return store.Queued{}, err
 		}
-		var older *store.Queued
-		for i := len(queued) - 1; i >= 0; i-- {
-			if queued[i].TileKey == q.TileKey {
-				older = &queued[i]
-				break
+		m := q
+		older := newestWithKey(queued, q.TileKey)
+		if older != nil {
+			body, ok := opts.Merge(*older)
+			if ok {
+				m.Body, m.Merged = body, older.Seq
+				// The older update was promised by its deadline.
+				if older.DueAt.Before(m.DueAt) {
+					m.DueAt = older.DueAt
+				}
+			} else {
+				older = nil
 			}
 		}
-		if older == nil {
-			break
-		}
-		body, ok := opts.Merge(*older)
-		if !ok {
-			break
-		}
-		m := q
-		m.Body, m.Merged = body, older.Seq
-		if older.DueAt.Before(m.DueAt) {
-			m.DueAt = older.DueAt
-		}
-		last := queued[len(queued)-1].Seq
-		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
-		replaced := false
-		if errors.Is(err, store.ErrQueueFull) {
-			seq, err = s.replaceAtDepth(ctx, m, *older, queued)
-			replaced = err == nil
+		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(lastOf(seqs, 0)))
+		if errors.Is(err, store.ErrQueueFull) && older != nil {
+			seq, err = s.replaceAtDepth(ctx, m, *older, seqs)
+			if err == nil {
+				m.Seq = seq
+				s.waitPassed(ctx, seq)
+				return m, nil
+			}
 		}
 		if isWrongLast(err) {
 			continue
@@ -276,39 +291,100 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 		if err != nil {
 			return store.Queued{}, err
 		}
-		if replaced {
-			m.Seq = seq
-			return m, nil
-		}
-		// Acked meanwhile is as good as deleted.
-		if err := s.queue.DeleteMsg(ctx, older.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
-			s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", older.Seq, "err", err)
+		if older != nil {
+			for _, gone := range superseded(queued, *older) {
+				// Acked meanwhile is as good as deleted.
+				err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, gone) })
+				if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
+					s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", gone, "err", err)
+				}
+			}
 		}
 		m.Seq = seq
+		// Told before the turn passes, so that a merge on this node
+		// never deletes an update before the hook has heard of it.
+		s.waitPassed(ctx, seq)
 		return m, nil
 	}
-	seq, err := s.publish(ctx, q)
-	q.Seq = seq
-	return q, err
+}
+
+// newestWithKey is the newest of qs with the tile key, or nil.
+func newestWithKey(qs []store.Queued, key string) *store.Queued {
+	for i := len(qs) - 1; i >= 0; i-- {
+		if qs[i].TileKey == key {
+			return &qs[i]
+		}
+	}
+	return nil
+}
+
+// superseded is the entry a merge replaced and what that one had replaced
+// in turn, if still queued: a crash (or a failed delete) between
+// publishing a merge and deleting the older entry leaves both, and the
+// next merge of the key deletes the leftover with it, whose content the
+// newer entry holds.
+func superseded(queued []store.Queued, older store.Queued) []uint64 {
+	out := []uint64{older.Seq}
+	// Each entry replaced a lower number, so the walk ends.
+	for prev := older.Merged; prev != 0 && prev < out[len(out)-1]; {
+		i := slices.IndexFunc(queued, func(q store.Queued) bool { return q.Seq == prev })
+		if i < 0 || queued[i].TileKey != older.TileKey {
+			break
+		}
+		out = append(out, prev)
+		prev = queued[i].Merged
+	}
+	return out
+}
+
+// lastOf is the highest of a subject's sequences but skip, 0 if none: the
+// last sequence a conditional publish expects.
+func lastOf(seqs []uint64, skip uint64) uint64 {
+	for i := len(seqs) - 1; i >= 0; i-- {
+		if seqs[i] != skip {
+			return seqs[i]
+		}
+	}
+	return 0
+}
+
+// conflictPause waits a moment, random and growing with the attempts,
+// before a merge that lost to a concurrent change tries again, so that
+// nodes merging into one queue at once do not keep colliding in step.
+func conflictPause(ctx context.Context, try int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // replaceAtDepth makes room for a merged update in a full queue by
-// deleting the one it replaces first. If another enqueue takes the room
-// meanwhile, the older update is put back under a new number (the merge
-// is then tried again, with it).
-func (s *Store) replaceAtDepth(ctx context.Context, m, older store.Queued, queued []store.Queued) (uint64, error) {
-	if err := s.queue.DeleteMsg(ctx, older.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+// deleting the one it replaces first, then publishes it if the subject
+// still ends where it was read without the older one. If something was
+// published meanwhile, the older update is put back under a new number
+// (the merge is then tried again, with it), unless an update of the same
+// key was published after it: that one replaced it, having merged it or
+// been queued after it.
+func (s *Store) replaceAtDepth(ctx context.Context, m, older store.Queued, seqs []uint64) (uint64, error) {
+	if err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, older.Seq) }); err != nil &&
+		!errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
 		return 0, unavailable("merge", err)
 	}
-	var last uint64
-	for _, e := range queued {
-		if e.Seq != older.Seq {
-			last = e.Seq
-		}
-	}
-	seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+	seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(lastOf(seqs, older.Seq)))
 	if err == nil {
 		return seq, nil
+	}
+	now, _, rerr := s.pending(ctx, older.DeviceID, older.Seq)
+	if rerr == nil && newestWithKey(now, older.TileKey) != nil {
+		return 0, err
 	}
 	older.Merged = 0
 	if _, perr := s.publish(ctx, older); perr != nil {
@@ -325,9 +401,20 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	out, _, err := s.pending(ctx, deviceID, after)
+	return out, err
+}
+
+// pending is Pending, with the sequence of every message on the subject
+// above after, expired or not: a conditional publish expects the last of
+// them, which the stream still holds until its TTL deletes it.
+func (s *Store) pending(ctx context.Context, deviceID string, after uint64) ([]store.Queued, []uint64, error) {
 	subj := s.subjectOf(deviceID)
 	now := s.now()
-	var out []store.Queued
+	var (
+		out  []store.Queued
+		seqs []uint64
+	)
 	for next := after + 1; next != 0; {
 		var m *jetstream.RawStreamMsg
 		err := retry(ctx, func(ctx context.Context) error {
@@ -339,18 +426,19 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 			break
 		}
 		if err != nil {
-			return nil, unavailable("pending", err)
+			return nil, nil, unavailable("pending", err)
 		}
 		q, err := decode(m.Sequence, m.Header, m.Data)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		seqs = append(seqs, m.Sequence)
 		if q.ExpiresAt.IsZero() || q.ExpiresAt.After(now) {
 			out = append(out, q)
 		}
 		next = m.Sequence + 1
 	}
-	return out, nil
+	return out, seqs, nil
 }
 
 // Ack purges the device's subject up to seq and records seq on the device.

@@ -19,16 +19,6 @@ var _ store.Quota = (*Store)(nil)
 // again once the day is over.
 const quotaKeep = 48 * time.Hour
 
-func (s *Store) setUpQuota(ctx context.Context, opts Options) error {
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: opts.Prefix + "_quota", History: 1,
-		Storage: jetstream.FileStorage, Replicas: opts.Replicas, TTL: quotaKeep})
-	if err != nil {
-		return fmt.Errorf("natsstore: bucket quota: %w", err)
-	}
-	s.quota = kv
-	return nil
-}
-
 // Take counts one notification with compare-and-set, so two nodes counting
 // at once never both take the last one.
 func (s *Store) Take(ctx context.Context, channelID string, day int64, limit int) (bool, error) {

@@ -2,7 +2,6 @@ package natsstore
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -39,7 +38,7 @@ func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter s
 	changed func(key string, old, new *T)) (*watched[T], error) {
 	w, err := kv.Watch(context.WithoutCancel(ctx), filter)
 	if err != nil {
-		return nil, fmt.Errorf("natsstore: watching %s: %w", filter, err)
+		return nil, err
 	}
 	c := &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
 		decode: decode, changed: changed, w: w}

@@ -66,6 +66,12 @@ func Run(t *testing.T, newStore NewStore) {
 			c.run(t, s)
 		})
 	}
+	for _, c := range concurrentCases {
+		t.Run(c.name, func(t *testing.T) {
+			s := Start(t, newStore(t))
+			testConcurrentReplace(t, []store.Store{s}, c.kind, c.queued)
+		})
+	}
 }
 
 func device(id string) store.Device {
