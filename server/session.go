@@ -72,6 +72,7 @@ type session struct {
 
 	box mailbox
 
+	wait readWait // the read goroutine's shallow wait (readwait.go)
 	// browser is set when the device is a browser speaking its own push
 	// protocol (browser.go): frames are read and written in that protocol,
 	// and its acks by message are turned into the state's cumulative one.
@@ -323,8 +324,9 @@ func (s *Server) serveConn(conn *websocket.Conn, source string, helloDone func()
 	// waits for hours: kept shallow, its stack settles at 4 KiB rather
 	// than the 8 KiB that starting the session and handling frames grow
 	// it to (BenchmarkIdleDevices measures it).
+	sess.wait = newReadWait(conn)
 	s.wg.Add(1)
-	go sess.readLoop()
+	go sess.park()
 }
 
 // startSession challenges the device, reads its hello, identifies it,
@@ -481,22 +483,26 @@ func (sess *session) release() {
 func (sess *session) prepareReads() {
 	conn := sess.conn
 	sess.extendRead()
-	conn.SetPingHandler(func(data string) error {
-		sess.mu.Lock()
-		do := sess.st.ping(sess.srv.cfg.Clock.Now())
-		sess.mu.Unlock()
-		if do.end != nil {
-			sess.closeFor(do.end)
-			return nil
-		}
-		sess.extendRead()
-		sess.touch(do.touch)
-		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			return err
-		}
+	conn.SetPingHandler(sess.pinged)
+}
+
+// pinged steps the state with a ping and answers it with a pong; gorilla
+// calls it for a ping it reads, park for one it takes off the socket.
+func (sess *session) pinged(data string) error {
+	sess.mu.Lock()
+	do := sess.st.ping(sess.srv.cfg.Clock.Now())
+	sess.mu.Unlock()
+	if do.end != nil {
+		sess.closeFor(do.end)
 		return nil
-	})
+	}
+	sess.extendRead()
+	sess.touch(do.touch)
+	err := sess.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(sess.srv.cfg.WriteTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		return err
+	}
+	return nil
 }
 
 // extendRead gives the device MaxIdle more to send its next frame or ping,
@@ -513,17 +519,52 @@ func (sess *session) extendRead() {
 // hands it to frame, which does the work in frames of its own (see
 // serveConn for why this one stays small).
 func (sess *session) readLoop() {
-	defer sess.finish()
 	for {
 		typ, r, err := sess.conn.NextReader()
 		if err != nil {
 			sess.readEnded(err)
+			sess.finish()
 			return
 		}
 		if !sess.frame(typ, r) {
+			sess.finish()
+			return
+		}
+		if sess.wait.idle() {
+			// The device has nothing more on its way: wait on a fresh
+			// goroutine, whose stack has not grown (readwait.go).
+			go sess.park()
 			return
 		}
 	}
+}
+
+// park waits, on a goroutine of its own that does nothing else, until the
+// device sends something, then reads it. A parked idle device then costs
+// a 2 KiB stack rather than the 4 KiB a goroutine keeps once NextReader
+// and handling a frame have grown it: Go halves a stack at a collection
+// only while less than a quarter of it is in use, which a goroutine
+// parked in the poller never is of 2 KiB.
+//
+// A ping (a device's heartbeat, its most common frame by far) is taken
+// here when it is whole on the socket: read by NextReader, which reads on
+// to the next data frame, it would leave the goroutine parked deep again.
+func (sess *session) park() {
+	sess.wait.wait()
+	data, ok, err := sess.wait.takePing()
+	if ok {
+		err = sess.pinged(data)
+	}
+	if ok || err != nil {
+		if err != nil {
+			sess.readEnded(err)
+			sess.finish()
+			return
+		}
+		go sess.park()
+		return
+	}
+	sess.readLoop()
 }
 
 func (sess *session) readEnded(err error) {

@@ -55,6 +55,7 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Kill, "kill", false, "once connected, SIGKILL the --service-pid process and time until every device is back on a --failover node")
 	fs.BoolVar(&cfg.Browsers, "browsers", false, "the devices are browsers speaking Firefox's push protocol, sent Web Push messages (docs/browsers.md)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last request")
+	fs.BoolVar(&cfg.Floor, "floor", false, "first run the same against a floor, a service of the same shape that keeps nothing (in-process), and print each figure's ratio to it")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	verbose := fs.Bool("v", false, "log the service and devices to stderr")

@@ -83,6 +83,10 @@ type Config struct {
 	// Drain is how long to wait after the last POST for deliveries.
 	Drain  time.Duration
 	Logger *slog.Logger
+	// Floor first runs the same measurement against a floor: a service
+	// of the same shape that keeps nothing (floor.go), in this process,
+	// so that each figure has its ratio to what the machine allows.
+	Floor bool
 }
 
 // Sample is the service process's resources at one moment.
@@ -137,6 +141,8 @@ type Result struct {
 	// ServiceMetrics are the service's own figures from its /metrics
 	// after sending (keys: the Metric* constants).
 	ServiceMetrics map[string]float64 `json:"service_metrics,omitempty"`
+	// Floor is the same run against the floor (Config.Floor).
+	Floor *Result `json:"floor,omitempty"`
 }
 
 // collector gathers what devices receive.
@@ -296,6 +302,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	var fl *Result
+	if cfg.Floor {
+		if len(cfg.PostTo) > 0 || len(cfg.Failover) > 0 || cfg.Kill {
+			return nil, errors.New("bench: the floor is one node: no --post-to, --failover or --kill with it")
+		}
+		f, err := startFloor()
+		if err != nil {
+			return nil, err
+		}
+		fl, err = measure(ctx, cfg, f.url, os.Getpid(), &Result{Devices: cfg.Devices, Rate: cfg.Rate, InProcess: true,
+			ServiceNote: "the floor, in-process: keeps nothing"})
+		f.close()
+		if err != nil {
+			return nil, fmt.Errorf("bench: the floor's run: %w", err)
+		}
+	}
+	res, err := run1(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res.Floor = fl
+	return res, nil
+}
+
+// run1 is one run against the service cfg says.
+func run1(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Devices: cfg.Devices, Rate: cfg.Rate}
 	pid := cfg.ServicePID
 	base := cfg.Service
@@ -652,11 +684,20 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 	}
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
+	// A rate above what the service takes makes a closed loop: the
+	// senders are always busy, and sending ends a second after the
+	// duration rather than once Rate × Duration are sent. The second is
+	// slack for a loaded machine, so that a rate the service keeps up
+	// with is always sent whole.
+	over := time.NewTimer(cfg.Duration + time.Second + cfg.Duration/10)
+	defer over.Stop()
 	sent := 0
 pace:
 	for sent < total {
 		select {
 		case <-ctx.Done():
+			break pace
+		case <-over.C:
 			break pace
 		case <-tick.C:
 		}
@@ -665,6 +706,8 @@ pace:
 			select {
 			case jobs <- sent:
 			case <-ctx.Done():
+				break pace
+			case <-over.C:
 				break pace
 			}
 		}

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,6 +132,65 @@ func TestTargetOtherNode(t *testing.T) {
 	} {
 		if got := target(c.nodes, "http://127.0.0.1:8790/throttledthirdparty/01.00/tok", c.id); got != c.want {
 			t.Errorf("target(%v, %d) = %s, want %s", c.nodes, c.id, got, c.want)
+		}
+	}
+}
+
+// TestRunFloor: the floor is driven as the service is, reconnect
+// included (a device coming back is known by its proof alone, and its
+// numbering goes on from what it applied), and its figures come with the
+// service's.
+func TestRunFloor(t *testing.T) {
+	res, err := Run(context.Background(), Config{Devices: 20, Rate: 100, Duration: time.Second, Reconnect: true, Floor: true,
+		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := res.Floor
+	if f == nil {
+		t.Fatal("no floor figures")
+	}
+	if f.HellosPerS <= 0 || f.Sent != 100 {
+		t.Fatalf("floor: %v hellos/s, %d sent", f.HellosPerS, f.Sent)
+	}
+	if f.Accepted != f.Sent || f.Delivered != f.Accepted || f.Lost != 0 || f.Duplicated != 0 {
+		t.Fatalf("floor: sent %d accepted %d delivered %d lost %d dup %d", f.Sent, f.Accepted, f.Delivered, f.Lost, f.Duplicated)
+	}
+	if res.Accepted != res.Sent || res.Delivered != res.Accepted {
+		t.Fatalf("service after the floor: sent %d accepted %d delivered %d", res.Sent, res.Accepted, res.Delivered)
+	}
+	var out strings.Builder
+	if err := WriteTable(&out, res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "× the floor's") {
+		t.Fatalf("the table gives no ratio to the floor:\n%s", out.String())
+	}
+}
+
+// TestFloorRefusesPost: a POST to the floor for no connected device, or
+// with an oversize body, is answered, not delivered or crashed on.
+func TestFloorRefusesPost(t *testing.T) {
+	f, err := startFloor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	for _, tc := range []struct {
+		name string
+		body string
+		want int
+	}{
+		{"unknown device", "x", http.StatusPreconditionFailed},
+		{"oversize", strings.Repeat("x", maxFloorBody+1), http.StatusRequestEntityTooLarge},
+	} {
+		resp, err := http.Post(f.url+floorPath+"nobody", "text/plain", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.want)
 		}
 	}
 }

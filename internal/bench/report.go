@@ -41,5 +41,23 @@ func WriteTable(w io.Writer, r *Result) error {
 		row("service cpu", "%.0f%% of one core while sending", r.CPUPercent)
 		row("rss after", "%d KiB", r.After.RSSKiB)
 	}
+	if f := r.Floor; f != nil {
+		row("floor", "%s", f.ServiceNote)
+		if r.ReconnectS > 0 && f.HellosPerS > 0 {
+			row("floor hellos", "%.0f per s; service %.2f × the floor's", f.HellosPerS, r.HellosPerS/f.HellosPerS)
+		}
+		if r.Sent > 0 && f.AchievedRate > 0 {
+			row("floor rate achieved", "%.0f per s; service %.2f × the floor's", f.AchievedRate, r.AchievedRate/f.AchievedRate)
+			row("floor latency p50/p99", "%.2f / %.2f ms; service p99 %.2f × the floor's", f.LatencyMs.P50, f.LatencyMs.P99, ratio(r.LatencyMs.P99, f.LatencyMs.P99))
+			row("floor delivered / lost / dup", "%d / %d / %d", f.Delivered, f.Lost, f.Duplicated)
+		}
+	}
 	return tw.Flush()
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

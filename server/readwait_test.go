@@ -1,0 +1,150 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldpush/herald/server"
+	"github.com/heraldpush/herald/wire"
+)
+
+// heldConn passes writes through until hold, then keeps them until
+// release sends them all in one write, so that the service's first read
+// takes several frames at once.
+type heldConn struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	held    bytes.Buffer
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding {
+		return c.held.Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *heldConn) hold() { c.mu.Lock(); c.holding = true; c.mu.Unlock() }
+
+func (c *heldConn) release(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	if _, err := c.Conn.Write(c.held.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	c.held.Reset()
+}
+
+// TestFramesInOneRead: frames that reach the service in one segment are
+// all answered. The read loop waits for the socket only when the
+// websocket reader holds nothing: waiting while it held the second frame
+// would leave that frame unanswered until the device sent a third.
+func TestFramesInOneRead(t *testing.T) {
+	ts := startService(t, server.Config{})
+	var hc *heldConn
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		hc = &heldConn{Conn: c}
+		return hc, nil
+	}}
+	conn, _, err := dialer.Dial("ws"+strings.TrimPrefix(ts.http.URL, "http")+server.DevicePath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	d := &testDevice{t: t, ts: ts, conn: conn}
+	d.send(helloFor(t, d.next(), "", "", 0))
+	if _, ok := d.next().(*wire.Welcome); !ok {
+		t.Fatal("first frame is not welcome")
+	}
+	for round := range 3 {
+		hc.hold()
+		for i := range 3 {
+			d.send(wire.Register{Type: wire.TypeRegister, ReqID: uint64(10*round + i + 1), App: "app" + string(rune('a'+3*round+i)), Channel: "default"})
+		}
+		hc.release(t)
+		for i := range 3 {
+			r, ok := d.next().(*wire.Registered)
+			if !ok || r.Code != "" || r.ReqID != uint64(10*round+i+1) {
+				t.Fatalf("round %d, answer %d: %+v", round, i, r)
+			}
+		}
+	}
+}
+
+// TestPingThenFrameInOneRead: a ping the read loop takes off the socket
+// itself is answered, and the frame behind it in the same segment is left
+// for the websocket reader and answered too.
+func TestPingThenFrameInOneRead(t *testing.T) {
+	ts := startService(t, server.Config{})
+	var hc *heldConn
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		hc = &heldConn{Conn: c}
+		return hc, nil
+	}}
+	conn, _, err := dialer.Dial("ws"+strings.TrimPrefix(ts.http.URL, "http")+server.DevicePath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	pongs := make(chan string, 8)
+	conn.SetPongHandler(func(s string) error { pongs <- s; return nil })
+	d := &testDevice{t: t, ts: ts, conn: conn}
+	d.send(helloFor(t, d.next(), "", "", 0))
+	if _, ok := d.next().(*wire.Welcome); !ok {
+		t.Fatal("first frame is not welcome")
+	}
+	for round := range 3 {
+		// Heartbeats at least the service's minimum apart (fake clock).
+		ts.clk.Advance(5 * time.Minute)
+		hc.hold()
+		beat := "beat" + string(rune('0'+round))
+		if err := conn.WriteControl(websocket.PingMessage, []byte(beat), time.Now().Add(frameWait)); err != nil {
+			t.Fatal(err)
+		}
+		d.send(wire.Register{Type: wire.TypeRegister, ReqID: uint64(round + 1), App: "app" + string(rune('a'+round)), Channel: "default"})
+		hc.release(t)
+		if r, ok := d.next().(*wire.Registered); !ok || r.Code != "" || r.ReqID != uint64(round+1) {
+			t.Fatalf("round %d: %+v", round, r)
+		}
+		select {
+		case got := <-pongs:
+			if got != beat {
+				t.Fatalf("round %d: pong %q, want %q", round, got, beat)
+			}
+		default:
+			t.Fatalf("round %d: no pong before the answer to the frame after the ping", round)
+		}
+	}
+	// A ping alone, with nothing behind it, is answered too.
+	ts.clk.Advance(5 * time.Minute)
+	if err := conn.WriteControl(websocket.PingMessage, []byte("alone"), time.Now().Add(frameWait)); err != nil {
+		t.Fatal(err)
+	}
+	d.send(wire.Register{Type: wire.TypeRegister, ReqID: 9, App: "appz", Channel: "default"})
+	if r, ok := d.next().(*wire.Registered); !ok || r.ReqID != 9 {
+		t.Fatalf("after a lone ping: %+v", r)
+	}
+	if got := <-pongs; got != "alone" {
+		t.Fatalf("pong %q, want alone", got)
+	}
+}
