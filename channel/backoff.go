@@ -22,6 +22,20 @@ func (b *Backoff) Next() time.Duration {
 		ceiling = b.Max
 	}
 	b.attempt++
+	return b.jitter(ceiling)
+}
+
+// Again returns a delay under the ceiling of the last Next, without
+// raising it (under Min before any Next).
+func (b *Backoff) Again() time.Duration {
+	ceiling := b.Min << min(max(b.attempt-1, 0), 30)
+	if ceiling > b.Max || ceiling <= 0 {
+		ceiling = b.Max
+	}
+	return b.jitter(ceiling)
+}
+
+func (b *Backoff) jitter(ceiling time.Duration) time.Duration {
 	r := rand.Float64
 	if b.Rand != nil {
 		r = b.Rand

@@ -433,6 +433,13 @@ func (l *Link) kick(force bool) {
 // Run keeps the link up until ctx ends.
 func (l *Link) Run(ctx context.Context) error {
 	bo := Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax, Rand: l.cfg.Rand}
+	// The backoff's ceiling rises once per round of the service URLs, not
+	// at every attempt: a node that failed or turned the device away says
+	// nothing of the next, and each node still sees this device's
+	// attempts no more often than a device of one URL's. Raised at every
+	// attempt, a device refused by a loaded survivor of a killed node
+	// spent its next steps on the dead node and waited 8 s and more.
+	downs := 0
 	clk := l.cfg.Clock
 	for {
 		if !l.waitOnline(ctx) {
@@ -449,12 +456,18 @@ func (l *Link) Run(ctx context.Context) error {
 		now := clk.Now()
 		if now.Sub(start) >= healthyAfter {
 			bo.Reset()
+			downs = 0
 		}
 		if len(l.urls) > 1 {
 			// Asked of this node alone; the next is another.
 			retryAfter = 0
 		}
-		delay := max(bo.Next(), retryAfter)
+		step := bo.Again
+		if downs%len(l.urls) == 0 {
+			step = bo.Next
+		}
+		downs++
+		delay := max(step(), retryAfter)
 		notBefore := now.Add(retryAfter)
 		l.mu.Lock()
 		l.stats.Reconnects++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -436,6 +437,63 @@ func TestSeveralServices(t *testing.T) {
 	testenv.Eventually(t, testTimeout, "connected to the second service", func() bool { return link.Stats().Connected })
 	if svc.ConnectedCount() != 1 {
 		t.Fatalf("%d devices on the second service, want 1", svc.ConnectedCount())
+	}
+}
+
+// TestSeveralServicesBackoffPerRound: with several service URLs the
+// backoff's ceiling rises once per round of them, so that a device turned
+// away by one node (a killed node's devices arriving at a loaded
+// survivor) tries the others, the dead one among them, without doubling
+// its wait at each; with one URL it rises at every attempt as before.
+func TestSeveralServicesBackoffPerRound(t *testing.T) {
+	gone := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := "http://" + l.Addr().String()
+		l.Close() // nothing listens there now: every dial is refused
+		return u
+	}
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		name string
+		urls int
+		want []time.Duration
+	}{
+		{"three URLs", 3, []time.Duration{500 * ms, 500 * ms, 500 * ms, time.Second, time.Second, time.Second, 2 * time.Second}},
+		{"one URL", 1, []time.Duration{500 * ms, time.Second, 2 * time.Second, 4 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var urls []string
+			for range tt.urls {
+				urls = append(urls, gone())
+			}
+			fc := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			link, err := channel.New(channel.Config{Service: strings.Join(urls, ","), Handler: newMemHandler("test-net"), Clock: fc,
+				BackoffMin: time.Second, BackoffMax: time.Hour, Rand: func() float64 { return 0.5 }, Logger: testenv.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); link.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			var got []time.Duration
+			for i := range tt.want {
+				var st channel.Stats
+				testenv.Eventually(t, testTimeout, "attempt refused", func() bool {
+					st = link.Stats()
+					return st.State == channel.StateWaiting && st.Reconnects == i+1 && len(fc.Pending()) > 0
+				})
+				d := st.RetryAt.Sub(fc.Now())
+				got = append(got, d)
+				fc.Advance(d)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("delays %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
