@@ -87,16 +87,9 @@ func (s *Server) handleBrowser(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(maxBrowserFrame)
 	source := sourceOf(r.RemoteAddr)
-	s.mu.Lock()
-	if s.closed {
-		after := s.retryDelayLocked()
-		s.mu.Unlock()
-		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
-		helloDone()
+	if !s.holdConn(conn, helloDone) {
 		return
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		sess := s.startBrowserSession(conn, source)

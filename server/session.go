@@ -290,16 +290,9 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(wire.MaxFrameSize)
 	source := sourceOf(r.RemoteAddr)
-	s.mu.Lock()
-	if s.closed {
-		after := s.retryDelayLocked()
-		s.mu.Unlock()
-		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
-		helloDone()
+	if !s.holdConn(conn, helloDone) {
 		return
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	// The session runs on its own goroutines and this handler returns, so
 	// net/http lets go of the connection's request buffers (8 KiB) and
 	// its serving goroutine: an idle device costs only what it uses.
@@ -796,4 +789,21 @@ func (sess *session) forget(channelID, messageID string) {
 	sess.box.mu.Lock()
 	sess.box.inbox = slices.DeleteFunc(sess.box.inbox, func(q store.Queued) bool { return q.ChannelID == channelID && q.MessageID == messageID })
 	sess.box.mu.Unlock()
+}
+
+// holdConn counts a newly upgraded connection in the server's wait group,
+// so Close waits for its session; a server already closing turns it away
+// with 4001 and the delay its devices spread their return over.
+func (s *Server) holdConn(conn *websocket.Conn, helloDone func()) bool {
+	s.mu.Lock()
+	if s.closed {
+		after := s.retryDelayLocked()
+		s.mu.Unlock() // not held over the close frame's write
+		closeConn(conn, wire.CloseRetryLater, strconv.Itoa(after))
+		helloDone()
+		return false
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	return true
 }
