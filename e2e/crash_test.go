@@ -20,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/channel"
 	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/freeport"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 	"github.com/heraldpush/herald/server"
@@ -51,13 +52,7 @@ func crashBuild(t *testing.T, name string) string {
 // restarted service can come back on the same port (and channel URIs).
 func crashFreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return freeport.Addr(t)
 }
 
 // crashProc is a process the test kills.

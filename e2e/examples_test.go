@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	webpushgo "github.com/SherClockHolmes/webpush-go"
 
 	"github.com/heraldpush/herald/app"
+	"github.com/heraldpush/herald/internal/freeport"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/mpns"
 )
@@ -28,13 +28,7 @@ import (
 // channel URIs carry it).
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return freeport.Addr(t)
 }
 
 // waitLine waits for the process's next line equal to want (or, when want

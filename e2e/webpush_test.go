@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/freeport"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
 )
@@ -29,12 +29,7 @@ func webPushService(t *testing.T) (*server.Service, testenv.PKI) {
 	t.Helper()
 	pki := testenv.NewPKI(t)
 	// The public URL names the TLS listener's port, so it is picked first.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.Addr(t)
 	svc := testenv.Service(t, "", server.ServeConfig{TLSListen: addr, PublicURL: "https://" + addr,
 		TLS: server.TLSFiles{Cert: pki.CertFile, Key: pki.KeyFile}})
 	return svc, pki

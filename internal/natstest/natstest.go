@@ -1,5 +1,6 @@
 // Package natstest runs embedded NATS servers with JetStream for tests:
-// loopback ports picked by the OS, state in the test's temp dirs, stopped
+// loopback ports picked by the OS (or, for a cluster's, below the range
+// the OS picks from), state in the test's temp dirs, stopped
 // when the test ends.
 package natstest
 
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/freeport"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -154,16 +156,8 @@ func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	// A clustered JetStream server needs its routes configured from the
-	// start, so the ports are picked first: the OS gives free loopback
-	// ports, which are closed and handed to the servers.
-	freePort := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
+	// start, so the ports are picked first (FreePort).
+	freePort := func() int { return FreePort(t) }
 	ports := make([]int, n)
 	var routes []*url.URL
 	for i := range ports {
@@ -179,6 +173,9 @@ func NewCluster(t testing.TB, n int) *Cluster {
 	}
 	return c
 }
+
+// FreePort is a loopback port nothing listens on now (freeport.Port).
+func FreePort(t testing.TB) int { t.Helper(); return freeport.Port(t) }
 
 // Launch starts every server at once, waiting for none of them.
 func (c *Cluster) Launch(t testing.TB) {

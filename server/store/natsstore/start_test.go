@@ -3,7 +3,6 @@ package natsstore_test
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,15 +21,7 @@ import (
 )
 
 // freePort is a loopback port nothing listens on (for now).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return natstest.FreePort(t) }
 
 // waitArmed waits until the store has armed a timer on clk.
 func waitArmed(t *testing.T, clk *clock.Fake) {
