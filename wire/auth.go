@@ -1,9 +1,9 @@
 package wire
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 )
@@ -67,22 +67,62 @@ func RefusedProof(key []byte, serviceNonce, deviceNonce, id, reason string) stri
 }
 
 // ProofEqual compares a proof received with the one expected, in constant
-// time.
+// time (for proofs of one length, as every proof is).
 func ProofEqual(got, want string) bool {
-	return hmac.Equal([]byte(got), []byte(want))
+	if len(got) != len(want) {
+		return false
+	}
+	var diff byte
+	for i := 0; i < len(want); i++ {
+		diff |= got[i] ^ want[i]
+	}
+	return subtle.ConstantTimeByteEq(diff, 0) == 1
 }
 
-// mac length-prefixes every part, so that no two different lists of parts
+// mac is HMAC-SHA256 (RFC 2104) under key of the label and the parts,
+// each length-prefixed, so that no two different lists of parts
 // authenticate the same bytes.
 func mac(key []byte, label string, parts ...string) string {
-	h := hmac.New(sha256.New, key)
-	var n [4]byte
-	for _, p := range append([]string{label}, parts...) {
-		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
-		h.Write(n[:])
-		h.Write([]byte(p))
+	sum := macSum(key, label, parts)
+	var b [NonceChars]byte // one allocation, the string's
+	base64.RawURLEncoding.Encode(b[:], sum[:])
+	return string(b[:])
+}
+
+// macSum computes HMAC-SHA256 in two sha256.Sum256 calls over buffers on
+// the stack: a service checks one proof and makes another at every hello,
+// and crypto/hmac allocates two hash states and their pads for each
+// (TestMacIsHMAC checks it against crypto/hmac).
+func macSum(key []byte, label string, parts []string) [sha256.Size]byte {
+	var k [sha256.BlockSize]byte
+	if len(key) > sha256.BlockSize {
+		h := sha256.Sum256(key)
+		copy(k[:], h[:])
+	} else {
+		copy(k[:], key)
 	}
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	// K ^ ipad, then the message: a label, two nonces and an id fit.
+	var buf [sha256.BlockSize + 256]byte
+	msg := buf[:sha256.BlockSize]
+	for i, c := range k {
+		msg[i] = c ^ 0x36
+	}
+	msg = appendPart(msg, label)
+	for _, p := range parts {
+		msg = appendPart(msg, p)
+	}
+	inner := sha256.Sum256(msg)
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i, c := range k {
+		outer[i] = c ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	return sha256.Sum256(outer[:])
+}
+
+func appendPart(b []byte, p string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
+	return append(b, p...)
 }
 
 func validNonce(s string) bool {

@@ -1,10 +1,74 @@
 package wire
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 )
+
+// referenceMAC is mac as crypto/hmac computes it.
+func referenceMAC(key []byte, parts ...string) string {
+	h := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
+		h.Write([]byte(p))
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+// mac computes HMAC-SHA256 itself, on the stack: it must agree with
+// crypto/hmac for every key length (shorter than a block, a block,
+// longer and hashed first) and every message length (within the stack
+// buffer and past it), and make no allocation but its result.
+func TestMacIsHMAC(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, tc := range []struct {
+		name  string
+		key   []byte
+		parts []string
+	}{
+		{"device key", DeviceKey("secret"), []string{labelHello, NewNonce(), NewNonce(), "dev"}},
+		{"empty key", nil, []string{labelWelcome}},
+		{"key of a block", []byte(strings.Repeat("k", sha256.BlockSize)), []string{labelRefused, "a", "b"}},
+		{"key past a block", []byte(strings.Repeat("k", sha256.BlockSize+1)), []string{labelHello, "a"}},
+		{"empty parts", DeviceKey("s"), []string{"", "", ""}},
+		{"message past the buffer", DeviceKey("s"), []string{labelHello, long, long}},
+	} {
+		if got, want := mac(tc.key, tc.parts[0], tc.parts[1:]...), referenceMAC(tc.key, tc.parts...); got != want {
+			t.Errorf("%s: mac %s, crypto/hmac %s", tc.name, got, want)
+		}
+	}
+	key, sn, dn := DeviceKey("secret"), NewNonce(), NewNonce()
+	if n := testing.AllocsPerRun(100, func() { _ = macSum(key, labelHello, []string{sn, dn, "dev"}) }); n != 0 {
+		t.Errorf("macSum allocates %v times", n)
+	}
+	proof := HelloProof(key, sn, dn, "dev")
+	if n := testing.AllocsPerRun(100, func() { _ = ProofEqual(proof, HelloProof(key, sn, dn, "dev")) }); n > 1 {
+		t.Errorf("checking a proof allocates %v times, want only the expected proof's string", n)
+	}
+}
+
+func TestProofEqual(t *testing.T) {
+	p := NewNonce()
+	for _, tc := range []struct {
+		got, want string
+		eq        bool
+	}{
+		{p, p, true},
+		{p, p[:len(p)-1], false},
+		{p[:len(p)-1] + "!", p, false},
+		{"", "", true},
+		{"", p, false},
+	} {
+		if got := ProofEqual(tc.got, tc.want); got != tc.eq {
+			t.Errorf("ProofEqual(%q, %q) = %v", tc.got, tc.want, got)
+		}
+	}
+}
 
 func TestProofsAreBoundToKeyNoncesAndKind(t *testing.T) {
 	key := DeviceKey("secret")

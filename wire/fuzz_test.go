@@ -206,3 +206,138 @@ func TestDecodeAck(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeHello checks the hello fast path against the general decoder:
+// a frame it decodes, the general way decodes to the same hello, and it
+// is how Encode writes that hello.
+func FuzzDecodeHello(f *testing.F) {
+	for _, s := range helloFrames {
+		f.Add([]byte(s.frame))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeHello(data)
+		if !ok {
+			return
+		}
+		var slow Hello
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("fast path took %q, the general decoder refuses it: %v", data, err)
+		}
+		if slow != *fast || slow.Type != TypeHello {
+			t.Fatalf("%q: fast path %+v, general decoder %+v", data, *fast, slow)
+		}
+		if enc, err := Encode(slow); err != nil || string(enc) != string(data) {
+			t.Fatalf("%q is not how Encode writes %+v (%s)", data, slow, enc)
+		}
+	})
+}
+
+// helloFrames are hellos as devices send them and as they might, each
+// with whether the fast path takes it and whether it is valid at all.
+var helloFrames = []struct {
+	frame string
+	fast  bool // taken by the fast path
+	ok    bool // decoded and valid
+}{
+	{`{"type":"hello","version":2,"last_seq":0}`, true, true},
+	{`{"type":"hello","version":2,"last_seq":0,"power":"normal"}`, true, true},
+	{`{"type":"hello","version":2,"id":"dev1","nonce":"` + nonceA + `","proof":"` + nonceB + `","last_seq":17,"power":"low","urgency":"high","heartbeat":240}`, true, true},
+	{`{"type":"hello","version":2,"id":"dev1","nonce":"` + nonceA + `","proof":"` + nonceB + `","last_seq":18446744073709551615}`, true, true},
+	{`{"type":"hello","version":2,"id":"dev1","nonce":"` + nonceA + `","proof":"` + nonceB + `","last_seq":18446744073709551616}`, false, false},
+	{`{"type":"hello","version":1,"last_seq":0}`, true, false},                                // ErrVersion, after the same decoding
+	{`{"type":"hello","version":2,"id":"dev1","last_seq":0}`, true, false},                    // an id without nonce and proof
+	{`{"type":"hello","version":2,"last_seq":0,"power":"turbo"}`, true, false},                // no such power level
+	{`{"type":"hello","version":2,"last_seq":0,"heartbeat":86401}`, true, false},              // past MaxHeartbeat
+	{`{"type":"hello","version":2,"last_seq":0,"secret":"s"}`, false, false},                  // version 1's secret: the general way refuses it
+	{`{"type":"hello","version":2,"last_seq":0,"heartbeat":0}`, false, true},                  // Encode leaves a zero out
+	{`{"type":"hello","version":2,"id":"","last_seq":0}`, false, true},                        // and an empty string
+	{`{"type":"hello","version":2,"last_seq":007}`, false, false},                             // no leading zeros in JSON
+	{`{"type":"hello","version":2,"last_seq":-1}`, false, false},                              // nor a negative number
+	{`{"type":"hello","version":2,"last_seq":1.5}`, false, false},                             // nor a fraction
+	{`{"type":"hello", "version":2,"last_seq":0}`, false, true},                               // spaced
+	{`{"version":2,"type":"hello","last_seq":0}`, false, true},                                // reordered
+	{`{"type":"hello","version":2,"last_seq":0,"power":"\u006eormal"}`, false, true},          // escaped
+	{`{"type":"hello","version":2,"last_seq":0,"power":"normal","power":"low"}`, false, true}, // repeated
+	{`{"type":"hello","version":2,"last_seq":0}x`, false, false},
+	{`{"type":"hello","version":2,"last_seq":0`, false, false},
+	{`{"type":"hello","version":2}`, false, true}, // last_seq is always written, but not required
+}
+
+// Stand-ins for nonces and proofs: 43 base64url characters.
+const (
+	nonceA = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	nonceB = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA"
+)
+
+func TestDecodeHello(t *testing.T) {
+	for _, tc := range helloFrames {
+		fast, took := decodeHello([]byte(tc.frame))
+		v, err := DecodeDevice([]byte(tc.frame))
+		if took != tc.fast || (err == nil) != tc.ok {
+			t.Errorf("%s: fast %v err %v; want fast %v ok %v", tc.frame, took, err, tc.fast, tc.ok)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadFrame) {
+				t.Errorf("%s: err %v is not ErrBadFrame", tc.frame, err)
+			}
+			continue
+		}
+		h, ok := v.(*Hello)
+		if !ok || h.Type != TypeHello {
+			t.Errorf("%s: decoded %#v", tc.frame, v)
+			continue
+		}
+		var slow Hello
+		if err := json.Unmarshal([]byte(tc.frame), &slow); err != nil || slow != *h {
+			t.Errorf("%s: decoded %+v, the general decoder %+v (%v)", tc.frame, *h, slow, err)
+		}
+		if took && *fast != *h {
+			t.Errorf("%s: fast path %+v, DecodeDevice %+v", tc.frame, *fast, *h)
+		}
+	}
+}
+
+// A hello that Encode writes goes the fast way, and what a device of
+// this package sends comes back the same.
+func TestDecodeHelloRoundTrip(t *testing.T) {
+	for _, h := range []Hello{
+		{Type: TypeHello, Version: Version},
+		{Type: TypeHello, Version: Version, LastSeq: 3, Power: "critical", Urgency: "very-low"},
+		{Type: TypeHello, Version: Version, ID: "Zm9vYmFy-_", Nonce: nonceA, Proof: nonceB, LastSeq: 1 << 40, Heartbeat: 1},
+	} {
+		b, err := Encode(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := decodeHello(b)
+		if !ok || *got != h {
+			t.Errorf("%s: fast path %v, %+v; want %+v", b, ok, got, h)
+		}
+	}
+}
+
+// FuzzEncodeHandshake checks the challenge's and the welcome's encoders
+// against json.Marshal, which Encode falls back to for what they refuse.
+func FuzzEncodeHandshake(f *testing.F) {
+	f.Add("challenge", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", 2, 60)
+	f.Add("welcome", "dev-1_x", "secret", 60, 14400)
+	f.Add("welcome", "<dev>", "", -1, 0)
+	f.Add("w\"elcome", "d\\ev", "\u2028", 0, -14400)
+	f.Add("welcome", "dév", "\x01", 1<<31, 1<<62)
+	f.Fuzz(func(t *testing.T, typ, s1, s2 string, n1, n2 int) {
+		for _, v := range []any{
+			Challenge{Type: typ, Version: n1, Nonce: s1},
+			Welcome{Type: typ, ID: s1, Secret: s2, Proof: s1, MinHeartbeat: n1, MaxIdle: n2},
+			Welcome{Type: typ, ID: s2, Proof: s1, MinHeartbeat: n2, MaxIdle: n1},
+		} {
+			want, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := Encode(v); err != nil || string(got) != string(want) {
+				t.Fatalf("%+v: Encode %s (%v), json.Marshal %s", v, got, err, want)
+			}
+		}
+	})
+}

@@ -266,6 +266,16 @@ var ErrVersion = errors.New("unsupported protocol version")
 // Encode marshals a frame. The frame's Type field must already be set;
 // use the New* helpers or set it by hand.
 func Encode(v any) ([]byte, error) {
+	switch f := v.(type) {
+	case Challenge:
+		if b, ok := encodeChallenge(f); ok {
+			return b, nil
+		}
+	case Welcome:
+		if b, ok := encodeWelcome(f); ok {
+			return b, nil
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode: %w", err)
@@ -277,6 +287,12 @@ func Encode(v any) ([]byte, error) {
 func DecodeDevice(b []byte) (any, error) {
 	if a, ok := decodeAck(b); ok {
 		return a, nil
+	}
+	if h, ok := decodeHello(b); ok {
+		if err := validateDevice(h); err != nil {
+			return nil, err
+		}
+		return h, nil
 	}
 	t, err := peekType(b)
 	if err != nil {
