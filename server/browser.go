@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -136,6 +137,10 @@ func (s *Server) startBrowserSession(conn *websocket.Conn, source string) *sessi
 		closeConn(conn, wire.CloseProtocol, err.Error())
 		return nil
 	}
+	before := readBefore{retirements: retirements}
+	if f.UAID != "" {
+		before.told = s.told.count(browserDeviceID(f.UAID)) // before the browser is read
+	}
 	dev, uaid, known, err := s.identifyBrowser(ctx, f.UAID, source)
 	switch {
 	case errors.Is(err, errTooManyDevices):
@@ -151,10 +156,12 @@ func (s *Server) startBrowserSession(conn *websocket.Conn, source string) *sessi
 	sess.browser = &browserLink{}
 	reply := browserHelloReply{MessageType: browserHello, UAID: uaid, Status: http.StatusOK, UseWebPush: true,
 		Broadcasts: json.RawMessage("{}")}
-	if !s.goLive(ctx, sess, do, known, retirements, reply) {
+	if !s.goLive(ctx, sess, do, known, before, reply) {
 		return nil
 	}
-	sess.log().Info("browser connected", "known", known, "ack_bound", st.ackBound)
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		sess.log().Info("browser connected", "known", known, "ack_bound", st.ackBound)
+	}
 	return sess
 }
 

@@ -13,21 +13,32 @@ import (
 	"github.com/heraldpush/herald/wire"
 )
 
+// greeted is a device that said hello and was identified (or enrolled).
+type greeted struct {
+	hello  *wire.Hello
+	dev    store.Device
+	secret string // set on enrolment only
+	nonce  string // the challenge's
+	// told is the device's count of commits told (commitsTold) from
+	// before its device read; 0 on enrolment.
+	told uint64
+}
+
 // handshake sends the challenge, reads the device's hello and identifies
 // the device. It answers a device it turns away itself (close 4001, 4002
 // or 4003, with a refused frame first when the refusal can be proven) and
-// returns a nil hello.
-func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source string) (*wire.Hello, store.Device, string, string) {
+// returns false.
+func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source string) (greeted, bool) {
 	nonce := wire.NewNonce()
 	challenge, err := wire.Encode(wire.Challenge{Type: wire.TypeChallenge, Version: wire.Version, Nonce: nonce})
 	if err != nil {
 		conn.Close()
-		return nil, store.Device{}, "", ""
+		return greeted{}, false
 	}
 	conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, challenge); err != nil {
 		conn.Close()
-		return nil, store.Device{}, "", ""
+		return greeted{}, false
 	}
 	// The device must say hello promptly; closing the server cuts the
 	// wait short.
@@ -36,26 +47,30 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 	_, data, err := conn.ReadMessage()
 	if !unblock() || err != nil {
 		conn.Close()
-		return nil, store.Device{}, "", ""
+		return greeted{}, false
 	}
 	frame, err := wire.DecodeDevice(data)
 	if errors.Is(err, wire.ErrVersion) {
 		s.metrics.refused(refusedVersion)
 		closeConn(conn, wire.CloseProtocol, fmt.Sprintf("unsupported protocol version; this service speaks %d", wire.Version))
-		return nil, store.Device{}, "", ""
+		return greeted{}, false
 	}
 	hello, ok := frame.(*wire.Hello)
 	if err != nil || !ok {
 		s.metrics.refused(refusedBadHello)
 		closeConn(conn, wire.CloseProtocol, "first frame must be a valid hello")
-		return nil, store.Device{}, "", ""
+		return greeted{}, false
 	}
 	if hello.ID == "" {
 		if err := checkLastSeq(hello.LastSeq, 0); err != nil {
 			s.metrics.refused(refusedSeqAhead)
 			closeConn(conn, wire.CloseProtocol, err.Error())
-			return nil, store.Device{}, "", ""
+			return greeted{}, false
 		}
+	}
+	g := greeted{hello: hello, nonce: nonce}
+	if hello.ID != "" {
+		g.told = s.told.count(hello.ID) // before the device is read
 	}
 	dev, secret, err := s.identify(ctx, hello, nonce, source)
 	if err == nil {
@@ -64,7 +79,8 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 	var ref *refusal
 	switch {
 	case err == nil:
-		return hello, dev, secret, nonce
+		g.dev, g.secret = dev, secret
+		return g, true
 	case errors.Is(err, errSeqAhead):
 		s.metrics.refused(refusedSeqAhead)
 		closeConn(conn, wire.CloseProtocol, err.Error())
@@ -88,7 +104,7 @@ func (s *Server) handshake(ctx context.Context, conn *websocket.Conn, source str
 		s.log.Error("hello failed", "err", err)
 		closeConn(conn, wire.CloseRetryLater, "60")
 	}
-	return nil, store.Device{}, "", ""
+	return greeted{}, false
 }
 
 // Reasons of herald_service_device_refusals_total besides the 4003 ones

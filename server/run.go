@@ -135,7 +135,8 @@ func NewService(ctx context.Context, cfg ServeConfig) (*Service, error) {
 		readTimeout = 15 * time.Second
 	}
 	s.http = &http.Server{
-		Handler: srv.Handler(),
+		// Both listeners come from Listen, with TCP keepalive off.
+		Handler: srv.handler(true),
 		// Slow senders may not hold connections open: the headers must
 		// arrive within 5 s and a 3 KB body within 15 s.
 		ReadHeaderTimeout: headerTimeout,

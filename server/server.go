@@ -179,6 +179,13 @@ type Server struct {
 	// retirements counts RetireDevice calls, so that a session started
 	// from a device read before a retirement committed is caught.
 	retirements atomic.Uint64
+	// told counts the commits the store has told of, per shard of device
+	// ids, and devicesCurrent is the store's promise that its device
+	// reads see every commit told before them: with both, a returning
+	// device's session need not read its queue to learn it is empty
+	// (firstlook.go).
+	told           *commitsTold
+	devicesCurrent bool
 }
 
 // New returns a Server. It starts no goroutine: Run does the server's own
@@ -218,6 +225,10 @@ func New(cfg Config) (*Server, error) {
 	g.failovers, _ = cfg.Store.(store.Failovers)
 	s := &Server{cfg: cfg, log: cfg.Logger, guard: g, sessions: map[string]*session{}, metrics: newMetrics(), expiring: make(chan struct{})}
 	s.readiness, _ = cfg.Store.(store.Readiness)
+	s.told = newCommitsTold()
+	if c, ok := cfg.Store.(store.CurrentDevices); ok {
+		s.devicesCurrent = c.DevicesCurrent()
+	}
 	s.metrics.instrument(s, cfg.Store)
 	s.hellos = newPendingHellos(cfg.Limits, nofileLimit(), cfg.Logger)
 	s.metrics.reg.MustRegister(s.hellos.waiting, s.hellos.refused)
@@ -261,11 +272,15 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Handler serves both endpoints.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.handler(false) }
+
+// handler is Handler; keepAliveOff says every listener it is served on
+// has TCP keepalive off already (Listen), as the Service's have.
+func (s *Server) handler(keepAliveOff bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(ThrottledPath, s.handleNotification)
 	mux.HandleFunc(UnthrottledPath, s.handleNotification)
-	mux.HandleFunc(DevicePath, s.handleDevice)
+	mux.HandleFunc(DevicePath, func(w http.ResponseWriter, r *http.Request) { s.handleDevice(w, r, keepAliveOff) })
 	mux.HandleFunc(BrowserPath, s.handleBrowser)
 	mux.HandleFunc(MulticastPath, s.handleMulticast)
 	mux.HandleFunc(MatrixNotifyPath, s.handleMatrix)
@@ -360,7 +375,11 @@ func (s *Server) Disconnect(deviceID string) {
 // so it only hands the notification to the device's session, if it has one
 // here, without waiting for anything the session holds.
 func (s *Server) committed(q store.Queued) {
+	// Counted before the session is looked for: a session that becomes
+	// live after this look misses the commit, and must see the count
+	// changed (firstlook.go).
 	if store.IsResync(q) {
+		s.told.resync()
 		s.mu.Lock()
 		for _, sess := range s.sessions {
 			sess.resync()
@@ -368,6 +387,7 @@ func (s *Server) committed(q store.Queued) {
 		s.mu.Unlock()
 		return
 	}
+	s.told.told(q.DeviceID)
 	if sess := s.session(q.DeviceID); sess != nil {
 		sess.committed(q)
 	}

@@ -106,7 +106,9 @@ type mailbox struct {
 
 // log is the service's logger for this device's session. Built when
 // used, since sessions seldom log and an idle device should not carry a
-// logger of its own.
+// logger of its own; the messages of every connect and disconnect are
+// built only when their level is enabled (With formats the device's
+// attribute at once, whatever the level).
 func (sess *session) log() *slog.Logger { return sess.srv.log.With("device", sess.id) }
 
 // close ends the session with the close frame (code, text); the first
@@ -270,7 +272,10 @@ func (sess *session) publish() {
 }
 
 // handleDevice upgrades a device's connection and runs its session.
-func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+// keepAliveOff says the connection came from a listener with TCP
+// keepalive off already (Listen), so turning it off is not another system
+// call at every hello.
+func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, keepAliveOff bool) {
 	if s.shed(w) {
 		return
 	}
@@ -283,7 +288,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		helloDone()
 		return // the upgrader has answered with an HTTP error
 	}
-	if tcp, ok := conn.NetConn().(*net.TCPConn); ok {
+	if tcp, ok := conn.NetConn().(*net.TCPConn); ok && !keepAliveOff {
 		// The device owns the heartbeat; kernel keepalive probes from
 		// this side would wake its radio on a schedule it cannot control.
 		tcp.SetKeepAlive(false)
@@ -327,23 +332,34 @@ func (s *Server) serveConn(conn *websocket.Conn, source string, helloDone func()
 // It returns nil if the device was turned away.
 func (s *Server) startSession(conn *websocket.Conn, source string) *session {
 	ctx := context.Background()
-	retirements := s.retirements.Load()
-	hello, dev, secret, nonce := s.handshake(ctx, conn, source)
-	if hello == nil {
+	before := readBefore{retirements: s.retirements.Load()}
+	g, ok := s.handshake(ctx, conn, source)
+	if !ok {
 		return nil
 	}
+	before.told = g.told
+	hello, dev := g.hello, g.dev
 	st, do := newSessionState(hello, dev, s.sessionLimits(), s.cfg.Clock.Now())
 	sess := s.newSession(conn, dev.ID, st)
-	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: secret,
+	welcome := wire.Welcome{Type: wire.TypeWelcome, ID: dev.ID, Secret: g.secret,
 		MinHeartbeat: int(s.cfg.MinHeartbeat / time.Second), MaxIdle: int(s.cfg.MaxIdle / time.Second)}
-	if secret == "" {
-		welcome.Proof = wire.WelcomeProof(dev.SecretHash, nonce, hello.Nonce, dev.ID)
+	if g.secret == "" {
+		welcome.Proof = wire.WelcomeProof(dev.SecretHash, g.nonce, hello.Nonce, dev.ID)
 	}
-	if !s.goLive(ctx, sess, do, secret == "", retirements, welcome) {
+	if !s.goLive(ctx, sess, do, g.secret == "", before, welcome) {
 		return nil
 	}
-	sess.log().Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		sess.log().Info("device connected", "last_seq", hello.LastSeq, "ack_bound", st.ackBound)
+	}
 	return sess
+}
+
+// readBefore is what the service had seen before it read a device at
+// hello; the session going live checks what changed since.
+type readBefore struct {
+	retirements uint64 // Server.retirements
+	told        uint64 // the device's commitsTold count; 0 for a device enrolled
 }
 
 func (s *Server) newSession(conn *websocket.Conn, id string, st *sessionState) *session {
@@ -363,7 +379,7 @@ func (s *Server) newSession(conn *websocket.Conn, id string, st *sessionState) *
 // starts the writer on the backlog. known says the device was not enrolled
 // by this connection. It reports false if the device was turned away or
 // the welcome could not be written.
-func (s *Server) goLive(ctx context.Context, sess *session, do started, known bool, retirements uint64, welcome any) bool {
+func (s *Server) goLive(ctx context.Context, sess *session, do started, known bool, before readBefore, welcome any) bool {
 	conn, st := sess.conn, sess.st
 	if do.savePower {
 		if err := s.cfg.Store.SetPower(ctx, sess.id, st.power); err != nil {
@@ -387,7 +403,19 @@ func (s *Server) goLive(ctx context.Context, sess *session, do started, known bo
 		old.close(wire.CloseReplaced, "another connection for this device")
 		<-old.done
 	}
-	if s.retiredSince(ctx, sess.id, retirements) {
+	// Live now: every commit told from here on reaches the session. If
+	// none was told for the device since it was read, and that read
+	// showed nothing queued above what it has applied, its queue is
+	// empty and the writer need not read it (firstlook.go).
+	primed := known && s.queueKnownEmpty(sess.id, do, before.told)
+	if primed {
+		// Under mu: no writer runs yet, but a sender's cancellation
+		// may find the session live already (forget).
+		sess.mu.Lock()
+		st.primeEmpty()
+		sess.mu.Unlock()
+	}
+	if s.retiredSince(ctx, sess.id, before.retirements) {
 		sess.release()
 		closeConn(conn, wire.CloseUnauthorized, wire.RefusedRetired)
 		return false
@@ -415,12 +443,17 @@ func (s *Server) goLive(ctx context.Context, sess *session, do started, known bo
 		sess.release()
 		return false
 	}
+	// The first writer's look at the store sends the backlog, in order,
+	// before anything accepted later. A session that knows its queue is
+	// empty starts a writer only for what was committed since it became
+	// live (committed set look, and started none while closed).
 	sess.box.mu.Lock()
 	sess.box.open = true
+	sess.box.look = sess.box.look || !primed
+	if sess.box.look {
+		sess.startWriterLocked()
+	}
 	sess.box.mu.Unlock()
-	// The first writer's look at the store sends the backlog, in order,
-	// before anything accepted later.
-	sess.kick(true)
 	return true
 }
 
@@ -443,7 +476,9 @@ func (sess *session) finish() {
 	}
 	closeConn(sess.conn, end.code, end.text)
 	sess.release()
-	sess.log().Info("device disconnected", "code", end.code, "reason", end.text)
+	if sess.srv.log.Enabled(context.Background(), slog.LevelInfo) {
+		sess.log().Info("device disconnected", "code", end.code, "reason", end.text)
+	}
 }
 
 // release records when the device was last seen, then makes the session
@@ -561,7 +596,8 @@ func (sess *session) park() {
 }
 
 func (sess *session) readEnded(err error) {
-	if !sess.ended() && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+	if !sess.ended() && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) &&
+		sess.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 		sess.log().Debug("read ended", "err", err)
 	}
 }

@@ -121,6 +121,11 @@ type started struct {
 	savePower bool      // the hello's power level differs from the store's
 	touch     time.Time // write last_seen (TouchLater) when not zero
 	ack       uint64    // acknowledge up to it (AckLater) when not zero
+	// nothingAbove: the device read gave the device no number above the
+	// hello's last_seq, so nothing was queued above it as of that read
+	// (the runner decides whether that is enough to skip the first read
+	// of the queue: firstlook.go).
+	nothingAbove bool
 }
 
 // newSessionState starts the session of the device dev after its hello h,
@@ -153,8 +158,15 @@ func newSessionState(h *wire.Hello, dev store.Device, lim sessionLimits, now tim
 		st.touched = dev.LastSeen // the refresh comes due from there
 	}
 	do.ack = h.LastSeq
+	// NextSeq is above every number given (0: not read, as on enrolment).
+	do.nothingAbove = dev.NextSeq > 0 && dev.NextSeq <= h.LastSeq+1
 	return st, do
 }
+
+// primeEmpty starts the copy of the queue empty, so that the writer's
+// first look does not read the store: the runner knows nothing is queued
+// above sent, and that every commit from now on reaches it.
+func (st *sessionState) primeEmpty() { st.primed, st.unsent = true, nil }
 
 // step is what the runner does after a frame or a ping: write last_seen
 // (touch, when not zero), acknowledge in the store (ack, when not zero),

@@ -264,6 +264,21 @@ type Store interface {
 	Close() error
 }
 
+// CurrentDevices is implemented by a backend whose Device call sees every
+// commit it told the OnCommitted function of before the call began, in
+// NextSeq too: one database that tells of a commit only once it is made
+// (sqlitestore). The service then skips the first read of a returning
+// device's queue when NextSeq says the device was never given a number
+// above the last one it applied and no commit for the device was told
+// since the Device call began (server/firstlook.go): a reconnect storm
+// reads each device once, not twice. natsstore answers NextSeq from the
+// stream's state as last read, which may lag its commits, and does not
+// implement it; neither does a wrapper that does not forward it.
+type CurrentDevices interface {
+	// DevicesCurrent reports whether the promise above holds.
+	DevicesCurrent() bool
+}
+
 // Presence tells the nodes of a cluster which one holds each device's
 // live session, so that a device is on one node at a time and senders on
 // any node learn whether it is connected. A single node needs none.

@@ -204,6 +204,11 @@ func (s *Store) Close() error {
 // keep a copy of the queue without reading it back. f must be quick.
 func (s *Store) OnCommitted(f func(Queued)) { s.committed.Store(&f) }
 
+// DevicesCurrent reports true (store.CurrentDevices): Device reads the
+// one database, and OnCommitted's function is told of a commit only after
+// it is made, so a Device call sees every commit told before it began.
+func (s *Store) DevicesCurrent() bool { return true }
+
 // Commits returns how many write transactions have been committed.
 func (s *Store) Commits() uint64 {
 	s.mu.Lock()

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CancelMessage", testCancelMessage},
 		{"Requeue", testRequeue},
 		{"CommitsReported", testCommitsReported},
+		{"DevicesCurrent", testDevicesCurrent},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := Start(t, newStore(t))
@@ -614,6 +615,60 @@ func testNextSeq(t *testing.T, s store.Store) {
 	}
 	if d, err = s.Device(ctx, "dev"); err != nil || d.NextSeq <= last {
 		t.Fatalf("after a lazy ack of %d: NextSeq %d, err %v; want above it", last, d.NextSeq, err)
+	}
+}
+
+// testDevicesCurrent: a backend that promises current device reads
+// (store.CurrentDevices) shows, in every Device call, a NextSeq above
+// every number it had told OnCommitted of before the call began, while
+// other commits are under way. A backend without the promise is not held
+// to it.
+func testDevicesCurrent(t *testing.T, s store.Store) {
+	if c, ok := s.(store.CurrentDevices); !ok || !c.DevicesCurrent() {
+		t.Skip("the backend does not promise current device reads")
+	}
+	ctx := context.Background()
+	mustDevice(t, s, "dev")
+	mustChannel(t, s, "ch", "dev", "app", "tok")
+	var mu sync.Mutex
+	var highest uint64
+	s.OnCommitted(func(q store.Queued) {
+		mu.Lock()
+		highest = max(highest, q.Seq)
+		mu.Unlock()
+	})
+	const senders, each = 4, 25
+	errs := make(chan error, senders)
+	for i := range senders {
+		go func() {
+			for j := range each {
+				if _, err := s.Enqueue(ctx, toast("dev", fmt.Sprint(i, "-", j)), store.EnqueueOptions{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for done := 0; done < senders; {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done++
+		default:
+		}
+		mu.Lock()
+		before := highest
+		mu.Unlock()
+		d, err := s.Device(ctx, "dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.NextSeq <= before {
+			t.Fatalf("NextSeq %d, though %d was told before the read", d.NextSeq, before)
+		}
 	}
 }
 
