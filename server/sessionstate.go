@@ -157,7 +157,14 @@ func newSessionState(h *wire.Hello, dev store.Device, lim sessionLimits, now tim
 	case dev.LastSeen.Before(now):
 		st.touched = dev.LastSeen // the refresh comes due from there
 	}
-	do.ack = h.LastSeq
+	// Nor is an ack the store has already: a device that acknowledged
+	// what it applied before it went away (as devices do) says the same
+	// number again, and numbers are never given twice, so nothing at or
+	// below AckedSeq is queued. A backend whose AckedSeq leaves lazy
+	// acks out only has the ack written again.
+	if h.LastSeq > dev.AckedSeq {
+		do.ack = h.LastSeq
+	}
 	// NextSeq is above every number given (0: not read, as on enrolment).
 	do.nothingAbove = dev.NextSeq > 0 && dev.NextSeq <= h.LastSeq+1
 	return st, do

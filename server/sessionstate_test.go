@@ -123,6 +123,12 @@ func TestSessionStart(t *testing.T) {
 			false, true, 7, mpns.UrgencyVeryLow, defaultHeartbeat + ackGrace},
 		{"urgency and heartbeat", wire.Hello{Urgency: "normal", Heartbeat: 600}, store.Device{Power: "normal", LastSeen: st0},
 			false, false, 0, mpns.UrgencyNormal, 10*time.Minute + ackGrace},
+		{"applied what it acknowledged already", wire.Hello{LastSeq: 7}, store.Device{Power: "normal", LastSeen: st0, AckedSeq: 7, NextSeq: 8},
+			false, false, 0, mpns.UrgencyVeryLow, defaultHeartbeat + ackGrace},
+		{"applied more than it acknowledged", wire.Hello{LastSeq: 7}, store.Device{Power: "normal", LastSeen: st0, AckedSeq: 5, NextSeq: 8},
+			false, false, 7, mpns.UrgencyVeryLow, defaultHeartbeat + ackGrace},
+		{"acknowledged more than it says it applied", wire.Hello{LastSeq: 3}, store.Device{Power: "normal", LastSeen: st0, AckedSeq: 5, NextSeq: 8},
+			false, false, 0, mpns.UrgencyVeryLow, defaultHeartbeat + ackGrace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.hello
