@@ -386,8 +386,21 @@ func transient(err error) bool {
 	}
 	// A full queue is a 503 too (a store failure, to the stream).
 	var ae *jetstream.APIError
-	return errors.As(err, &ae) && ae.Code == 503 && !isFull(err)
+	if !errors.As(err, &ae) {
+		return false
+	}
+	// A publish sent again under its message id while the first is still
+	// being replicated (a leader waiting for a quorum): asked again, the
+	// stream answers with the first one's number once it is stored, or
+	// stores this one if it was not. Not a refusal: failing on it
+	// answered senders 503 within a second for notifications stored
+	// moments later.
+	return ae.Code == 503 && !isFull(err) || ae.ErrorCode == jsErrDuplicateInProcess
 }
+
+// jsErrDuplicateInProcess is nats-server's JSStreamDuplicateMessageConflict:
+// "duplicate message id is in process".
+const jsErrDuplicateInProcess jetstream.ErrorCode = 10158
 
 // retry runs op until it succeeds, fails for a reason other than a
 // transient one, or ctx ends. Only for reads and for writes that are safe
