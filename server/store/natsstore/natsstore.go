@@ -136,8 +136,12 @@ type Store struct {
 	ran     chan struct{}
 
 	// merging makes this node's tile merges into one device's queue
-	// take turns.
-	merging turns
+	// take turns; checking its plain enqueues checked against the depth.
+	merging  turns
+	checking turns
+	// bounds holds an upper bound of each device's queue length
+	// (bound.go).
+	bounds bounds
 
 	presence *presence
 	cache    *channelCache
@@ -254,7 +258,10 @@ func (s *Store) queueConfig(name string, opts Options) jetstream.StreamConfig {
 		Subjects: []string{s.subject + "*"},
 		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
-		MaxMsgsPerSubject: int64(opts.QueueDepth),
+		// One above the depth: the place a replacement in a full queue
+		// publishes into before it deletes what it replaced; plain
+		// enqueues stop at the depth (bound.go).
+		MaxMsgsPerSubject: int64(opts.QueueDepth) + 1,
 		// A Web Push message carries its TTL (Nats-TTL), so JetStream
 		// deletes it when it expires.
 		AllowMsgTTL: true,
