@@ -97,6 +97,25 @@ func dropUpTo(seqs []uint64, base uint64) []uint64 {
 type bounds struct {
 	mu sync.Mutex
 	m  map[string]*depthBound
+	// gen counts the times the follower may have missed commits (missed):
+	// a read begun before one is not applied after it.
+	gen uint64
+}
+
+// missed forgets every bound: the node's connection to NATS was remade,
+// and its follower may have missed commits meanwhile. Bounds in use are
+// kept until their reads end, as not read yet.
+func (bs *bounds) missed() {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.gen++
+	for dev, b := range bs.m {
+		if b.readers == 0 && b.inflight == 0 {
+			delete(bs.m, dev)
+			continue
+		}
+		b.valid, b.early, b.base, b.count = false, nil, 0, 0
+	}
 }
 
 // reserve counts a plain enqueue in flight and reports true if the
@@ -162,10 +181,14 @@ func (bs *bounds) reading(dev string) func(ok bool, base uint64, count int) {
 		bs.m[dev] = b
 	}
 	b.readers++
+	gen := bs.gen
 	return func(ok bool, base uint64, count int) {
 		bs.mu.Lock()
 		defer bs.mu.Unlock()
 		b.readers--
+		if gen != bs.gen {
+			ok = false
+		}
 		switch {
 		case ok && !b.valid:
 			b.valid, b.base, b.count = true, base, count

@@ -233,6 +233,7 @@ func (s *Store) connect(opts Options) error {
 			s.failingOver()
 			s.log.Info("natsstore: reconnected to NATS")
 			s.namedSeen.missed()
+			s.bounds.missed()
 			s.tell(store.Resync)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
