@@ -18,7 +18,9 @@
 //   - Stream <PREFIX>_QUEUE, subjects <prefix>.q.<device>: a notification
 //     is a message whose stream sequence is its number (increasing per
 //     device, not contiguous), its body the data, the rest headers.
-//     MaxMsgsPerSubject with DiscardNewPerSubject bounds each queue; an
+//     MaxMsgsPerSubject (the depth and one, a replacement's place) with
+//     DiscardNewPerSubject bounds each queue, and plain enqueues stop at
+//     the depth on each node's upper bound of the queue (bound.go); an
 //     ack purges the subject up to its number; a tile merge or Topic
 //     replacement publishes its update (merged or, with nothing to merge
 //     into, alone) only if the subject's last sequence is still the one
