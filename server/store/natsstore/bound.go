@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -36,6 +37,15 @@ import (
 // are added on top. Acks and deletions are not followed: the bound only
 // over-counts, until the next exact read brings it down.
 //
+// A node counts every queue at once when it starts (the stream's count per
+// subject, one paged request made after its follower has started) and
+// again after its connection is remade: from then on a subject the count
+// did not name holds nothing but what the follower sees, and no
+// notification pays a read for being the node's first to its device.
+// Until a count has been taken (or while one fails), a device's first
+// enqueue on the node reads. The node keeps a small record per device it
+// has seen a notification for, as its devices' copy keeps one per device.
+//
 // What the node cannot count is what other nodes have published that its
 // follower has not reached yet. A plain enqueue is published unchecked
 // only while the bound leaves depthMargin places below the depth for
@@ -50,10 +60,6 @@ import (
 // depthMargin is how many places below the depth a plain enqueue leaves
 // for other nodes' publishes the node has not seen yet.
 func depthMargin(depth int) int { return max(depth/4, 2) }
-
-// maxBounds bounds how many devices' bounds a node keeps; past it, idle
-// ones are forgotten (a forgotten device's next enqueue reads).
-const maxBounds = 1 << 16
 
 type depthBound struct {
 	// valid is set once a read has given the pair; until then the entry
@@ -93,38 +99,75 @@ func dropUpTo(seqs []uint64, base uint64) []uint64 {
 	return out
 }
 
-// bounds is every device's bound on one node.
+// bounds is every device's bound on one node, by its queue's subject.
 type bounds struct {
 	mu sync.Mutex
 	m  map[string]*depthBound
-	// gen counts the times the follower may have missed commits (missed):
-	// a read begun before one is not applied after it.
+	// known is set while every subject without a bound is known to hold
+	// nothing the follower has not counted: after a count of every queue
+	// (counting), until the follower may have missed commits (missed).
+	known bool
+	// last is the stream's last number before that count was taken.
+	last uint64
+	// counting is set while a count is taken; early is what the follower
+	// saw meanwhile of subjects without a bound.
+	counting bool
+	early    []seenMsg
+	// gen counts the times the follower may have missed commits: a read
+	// or count begun before one is not applied after it.
 	gen uint64
+	// lost is signalled when a count of every queue is wanted again.
+	lost chan struct{}
+}
+
+type seenMsg struct {
+	subj string
+	seq  uint64
+}
+
+func newBounds() *bounds {
+	return &bounds{m: map[string]*depthBound{}, lost: make(chan struct{}, 1)}
 }
 
 // missed forgets every bound: the node's connection to NATS was remade,
 // and its follower may have missed commits meanwhile. Bounds in use are
-// kept until their reads end, as not read yet.
+// kept until their reads end, as not read yet. A new count is wanted.
 func (bs *bounds) missed() {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	bs.gen++
-	for dev, b := range bs.m {
+	bs.known, bs.counting, bs.early = false, false, nil
+	for subj, b := range bs.m {
 		if b.readers == 0 && b.inflight == 0 {
-			delete(bs.m, dev)
+			delete(bs.m, subj)
 			continue
 		}
 		b.valid, b.early, b.base, b.count = false, nil, 0, 0
 	}
+	select {
+	case bs.lost <- struct{}{}:
+	default:
+	}
+}
+
+// get is subj's bound, made from the count of every queue if there is
+// none; nil if there is none to make. Under bs.mu.
+func (bs *bounds) get(subj string) *depthBound {
+	b := bs.m[subj]
+	if b == nil && bs.known {
+		b = &depthBound{valid: true, base: bs.last}
+		bs.m[subj] = b
+	}
+	return b
 }
 
 // reserve counts a plain enqueue in flight and reports true if the
-// device's bound leaves it room to be published unchecked below depth;
+// subject's bound leaves it room to be published unchecked below depth;
 // else it counts nothing and reports false. A true is followed by done.
-func (bs *bounds) reserve(dev string, depth int) bool {
+func (bs *bounds) reserve(subj string, depth int) bool {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	b := bs.m[dev]
+	b := bs.get(subj)
 	if b == nil || !b.valid || b.upper()+1+depthMargin(depth) > depth {
 		return false
 	}
@@ -133,12 +176,12 @@ func (bs *bounds) reserve(dev string, depth int) bool {
 }
 
 // done ends a reserved enqueue: seq is its number, 0 if it failed.
-func (bs *bounds) done(dev string, seq uint64) {
+func (bs *bounds) done(subj string, seq uint64) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	b := bs.m[dev]
+	b := bs.m[subj]
 	if b == nil {
-		return // forgotten meanwhile; only reserve counts on it
+		return
 	}
 	b.inflight--
 	if seq > b.base {
@@ -146,13 +189,16 @@ func (bs *bounds) done(dev string, seq uint64) {
 	}
 }
 
-// seen is the follower's: message seq was committed to dev's subject.
-func (bs *bounds) seen(dev string, seq uint64) {
+// seen is the follower's: message seq was committed to subj.
+func (bs *bounds) seen(subj string, seq uint64) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	b := bs.m[dev]
+	b := bs.get(subj)
 	switch {
 	case b == nil:
+		if bs.counting {
+			bs.early = append(bs.early, seenMsg{subj, seq})
+		}
 	case b.valid:
 		b.count1(seq)
 	case b.readers > 0:
@@ -160,25 +206,19 @@ func (bs *bounds) seen(dev string, seq uint64) {
 	}
 }
 
-// reading starts a read of dev's subject; the function it returns is
-// called once with what the read found (ok false if it failed): the
-// subject held count messages, the last numbered base (or right after a
-// publish that expected what was read, the publish's number and count).
-// Started before the read, so that what the follower sees meanwhile of a
-// device it had no bound for is counted too.
-func (bs *bounds) reading(dev string) func(ok bool, base uint64, count int) {
+// reading starts a read of subj; the function it returns is called once
+// with what the read found (ok false if it failed): the subject held
+// count messages, the last numbered base (or right after a publish that
+// expected what was read, the publish's number and count). Started
+// before the read, so that what the follower sees meanwhile of a subject
+// it had no bound for is counted too.
+func (bs *bounds) reading(subj string) func(ok bool, base uint64, count int) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if bs.m == nil {
-		bs.m = map[string]*depthBound{}
-	}
-	b := bs.m[dev]
+	b := bs.get(subj)
 	if b == nil {
-		if len(bs.m) >= maxBounds {
-			bs.forget()
-		}
 		b = &depthBound{}
-		bs.m[dev] = b
+		bs.m[subj] = b
 	}
 	b.readers++
 	gen := bs.gen
@@ -203,23 +243,103 @@ func (bs *bounds) reading(dev string) func(ok bool, base uint64, count int) {
 			b.base, b.count = base, count
 			b.own = dropUpTo(b.own, base)
 		case !ok && !b.valid && b.readers == 0 && b.inflight == 0:
-			delete(bs.m, dev)
+			delete(bs.m, subj)
 		}
 	}
 }
 
-// forget drops about an eighth of the bounds, none in use; under bs.mu.
-func (bs *bounds) forget() {
-	n := len(bs.m) / 8
-	for dev, b := range bs.m {
-		if n <= 0 {
+// counting starts a count of every queue, begun before the stream's last
+// number is read; the function it returns is called once with the count
+// per subject and that number (ok false if it failed).
+func (bs *bounds) countingAll() func(counts map[string]uint64, last uint64, ok bool) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.counting, bs.early = true, nil
+	gen := bs.gen
+	return func(counts map[string]uint64, last uint64, ok bool) {
+		bs.mu.Lock()
+		defer bs.mu.Unlock()
+		early := bs.early
+		bs.counting, bs.early = false, nil
+		if !ok || gen != bs.gen {
 			return
 		}
-		if b.inflight == 0 && b.readers == 0 {
-			delete(bs.m, dev)
-			n--
+		for subj, n := range counts {
+			if bs.m[subj] == nil {
+				bs.m[subj] = &depthBound{valid: true, base: last, count: int(n)}
+			}
+		}
+		bs.known, bs.last = true, last
+		// Seen before the count knew of them; those up to last are in it.
+		for _, e := range early {
+			if e.seq <= last {
+				continue
+			}
+			if b := bs.get(e.subj); b.valid {
+				b.count1(e.seq)
+			}
 		}
 	}
+}
+
+// countQueues counts every queue for the bounds, once the follower runs,
+// and keeps counting them again whenever the follower may have missed
+// commits. A count that fails leaves devices to be read one by one until
+// one succeeds.
+func (s *Store) countQueues(ctx context.Context) error {
+	if err := s.countAll(ctx); err != nil {
+		s.log.Warn("natsstore: counting the queues", "err", err)
+		s.bounds.missed()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-s.bounds.lost:
+			}
+			ctx, cancel := context.WithTimeout(s.life, s.timeout)
+			err := s.countAll(ctx)
+			cancel()
+			if err == nil {
+				continue
+			}
+			s.log.Debug("natsstore: counting the queues", "err", err)
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(nodeBeat):
+				s.bounds.missed()
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *Store) countAll(ctx context.Context) error {
+	done := s.bounds.countingAll()
+	var last uint64
+	err := retry(ctx, func(ctx context.Context) error {
+		info, err := s.queue.Info(ctx)
+		if err == nil {
+			last = info.State.LastSeq
+		}
+		return err
+	})
+	var counts map[string]uint64
+	if err == nil {
+		err = retry(ctx, func(ctx context.Context) error {
+			info, err := s.queue.Info(ctx, jetstream.WithSubjectFilter(s.subject+"*"))
+			if err == nil {
+				counts = info.State.Subjects
+			}
+			return err
+		})
+	}
+	done(counts, last, err == nil)
+	return err
 }
 
 // depthFor is the depth a plain enqueue stops at: the caller's, or the
@@ -235,11 +355,12 @@ func (s *Store) depthFor(opts store.EnqueueOptions) int {
 // device's queue holds fewer than depth: unchecked while the node's bound
 // says it is far below, else checked exactly.
 func (s *Store) publishPlain(ctx context.Context, q store.Queued, depth int) (uint64, error) {
-	if !s.bounds.reserve(q.DeviceID, depth) {
+	subj := s.subjectOf(q.DeviceID)
+	if !s.bounds.reserve(subj, depth) {
 		return s.publishChecked(ctx, q, depth)
 	}
 	seq, err := s.publish(ctx, q)
-	s.bounds.done(q.DeviceID, seq)
+	s.bounds.done(subj, seq)
 	return seq, err
 }
 
@@ -262,7 +383,7 @@ func (s *Store) publishChecked(ctx context.Context, q store.Queued, depth int) (
 				return 0, unavailable("enqueue", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
 			}
 		}
-		read := s.bounds.reading(q.DeviceID)
+		read := s.bounds.reading(s.subjectOf(q.DeviceID))
 		last, held, err := s.subjectState(ctx, q.DeviceID)
 		if err != nil {
 			read(false, 0, 0)
@@ -272,7 +393,7 @@ func (s *Store) publishChecked(ctx context.Context, q store.Queued, depth int) (
 		if held >= depth {
 			return 0, store.ErrQueueFull
 		}
-		published := s.bounds.reading(q.DeviceID)
+		published := s.bounds.reading(s.subjectOf(q.DeviceID))
 		seq, err := s.publish(ctx, q, jetstream.WithExpectLastSequencePerSubject(last))
 		published(err == nil, seq, held+1)
 		if isWrongLast(err) {

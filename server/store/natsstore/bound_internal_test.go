@@ -80,9 +80,28 @@ func TestDepthBoundNeverUnderCounts(t *testing.T) {
 			bs.done("dev", 6)
 			return 75
 		}},
+		{"a count of every queue", func(t *testing.T, bs *bounds) int {
+			done := bs.countingAll()
+			bs.seen("other", 12) // committed after the count's last number
+			bs.seen("dev", 9)    // before it: in the count
+			done(map[string]uint64{"dev": 3}, 10, true)
+			if b := bs.m["other"]; b == nil || b.upper() != 1 {
+				t.Fatalf("a subject the count did not name, then seen once: %+v", b)
+			}
+			if !bs.reserve("new", depth) {
+				t.Fatal("no room on a subject the count did not name")
+			}
+			bs.done("new", 0)
+			bs.missed()
+			if bs.reserve("new", depth) {
+				t.Fatal("room on a subject unknown since a reconnection")
+			}
+			bs.reading("dev")(true, 9, 3)
+			return 3
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			bs := &bounds{}
+			bs := newBounds()
 			want := c.run(t, bs)
 			if got := upper(bs); got != want {
 				t.Fatalf("bound %d, want %d", got, want)

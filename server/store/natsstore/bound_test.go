@@ -123,8 +123,9 @@ func TestReplaceAtDepthLeavesDepth(t *testing.T) {
 
 // Plain enqueues on a single server: to one device from one sender, to a
 // device each from parallel senders (both with a queue far deeper than
-// they fill), and to one device with the default depth acknowledged every
-// 100, whose bound rises to near the depth and is read again.
+// they fill), the first to each of many devices, and to one device with
+// the default depth acknowledged every 100, whose bound rises to near the
+// depth and is read again.
 func BenchmarkEnqueuePlain(b *testing.B) {
 	ctx := context.Background()
 	url := natstest.Run(b).URL()
@@ -167,6 +168,20 @@ func BenchmarkEnqueuePlain(b *testing.B) {
 				}
 			}
 		})
+	})
+	b.Run("FirstToEachDevice", func(b *testing.B) {
+		ids := make([]string, b.N)
+		for i := range ids {
+			ids[i] = newDevice(shallow)
+		}
+		b.ResetTimer()
+		for _, id := range ids {
+			q := plain("x")
+			q.DeviceID = id
+			if _, err := shallow.Enqueue(ctx, q, store.EnqueueOptions{MaxDepth: 500}); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 	b.Run("OneDeviceAcked", func(b *testing.B) {
 		id := newDevice(shallow)

@@ -143,7 +143,7 @@ type Store struct {
 	checking turns
 	// bounds holds an upper bound of each device's queue length
 	// (bound.go).
-	bounds bounds
+	bounds *bounds
 
 	presence *presence
 	cache    *channelCache
@@ -245,8 +245,8 @@ func newStore(opts Options) *Store {
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
 		moved: make(chan struct{}), lazy: store.NewLazy(), ackDelay: opts.AckDelay, ran: make(chan struct{}),
 		stop: make(chan struct{}), nowFunc: opts.Now, maxOutcomes: opts.MaxOutcomes, clk: opts.Clock,
-		presence: &presence{node: newID()[:16], live: map[string]time.Time{}},
-		settled:  make(chan struct{}), awaiting: "NATS"}
+		presence: &presence{node: newID()[:16], live: map[string]time.Time{}}, bounds: newBounds(),
+		settled: make(chan struct{}), awaiting: "NATS"}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.lastSeq.read = s.streamLast
 	return s

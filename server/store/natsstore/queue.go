@@ -241,7 +241,7 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 				return store.Queued{}, unavailable("merge", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
 			}
 		}
-		read := s.bounds.reading(q.DeviceID)
+		read := s.bounds.reading(s.subjectOf(q.DeviceID))
 		queued, seqs, err := s.pending(ctx, q.DeviceID, 0)
 		if err != nil {
 			read(false, 0, 0)
@@ -271,7 +271,7 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 			}
 			return store.Queued{}, store.ErrQueueFull
 		}
-		published := s.bounds.reading(q.DeviceID)
+		published := s.bounds.reading(s.subjectOf(q.DeviceID))
 		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(lastOf(seqs, 0)))
 		published(err == nil, seq, len(seqs)+1)
 		if errors.Is(err, store.ErrQueueFull) {
@@ -614,6 +614,7 @@ func (s *Store) consumed(m jetstream.Msg) {
 		s.log.Warn("natsstore: a queue message without metadata", "err", err)
 		return
 	}
+	s.bounds.seen(m.Subject(), md.Sequence.Stream)
 	q, err := decode(md.Sequence.Stream, m.Headers(), m.Data())
 	if err != nil {
 		s.log.Warn("natsstore: an undecodable queue message", "err", err)
@@ -621,7 +622,6 @@ func (s *Store) consumed(m jetstream.Msg) {
 		if q.MessageID != "" {
 			s.namedSeen.committed(q.DeviceID, q.Seq)
 		}
-		s.bounds.seen(q.DeviceID, q.Seq)
 		s.tell(q)
 	}
 	s.pmu.Lock()

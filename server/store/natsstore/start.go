@@ -307,6 +307,7 @@ func (s *Store) steps(opts Options) []step {
 			return nil
 		}},
 		{"JetStream consumer of " + queue, s.follow},
+		{"the queues' lengths", s.countQueues},
 		{"the channels' copy", s.watchChannels},
 		{"the devices' copy", func(ctx context.Context) (err error) {
 			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice, nil)
