@@ -248,7 +248,7 @@ func (bs *bounds) reading(subj string) func(ok bool, base uint64, count int) {
 	}
 }
 
-// counting starts a count of every queue, begun before the stream's last
+// countingAll starts a count of every queue, begun before the stream's last
 // number is read; the function it returns is called once with the count
 // per subject and that number (ok false if it failed).
 func (bs *bounds) countingAll() func(counts map[string]uint64, last uint64, ok bool) {
