@@ -52,6 +52,7 @@ type mpnsResponse struct {
 	device       string // X-DeviceConnectionStatus
 	messageID    string // X-MessageID echoed
 	allow        string
+	retryAfter   string
 	body         string
 }
 
@@ -103,6 +104,7 @@ func post(t testing.TB, uri string, req mpnsRequest) mpnsResponse {
 		device:       resp.Header.Get("X-DeviceConnectionStatus"),
 		messageID:    resp.Header.Get("X-MessageID"),
 		allow:        resp.Header.Get("Allow"),
+		retryAfter:   resp.Header.Get("Retry-After"),
 		body:         string(b),
 	}
 }

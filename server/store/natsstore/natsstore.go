@@ -18,7 +18,9 @@
 //   - Stream <PREFIX>_QUEUE, subjects <prefix>.q.<device>: a notification
 //     is a message whose stream sequence is its number (increasing per
 //     device, not contiguous), its body the data, the rest headers.
-//     MaxMsgsPerSubject with DiscardNewPerSubject bounds each queue; an
+//     MaxMsgsPerSubject (the depth and one, a replacement's place) with
+//     DiscardNewPerSubject bounds each queue, and plain enqueues stop at
+//     the depth on each node's upper bound of the queue (bound.go); an
 //     ack purges the subject up to its number; a tile merge or Topic
 //     replacement publishes its update (merged or, with nothing to merge
 //     into, alone) only if the subject's last sequence is still the one
@@ -136,8 +138,12 @@ type Store struct {
 	ran     chan struct{}
 
 	// merging makes this node's tile merges into one device's queue
-	// take turns.
-	merging turns
+	// take turns; checking its plain enqueues checked against the depth.
+	merging  turns
+	checking turns
+	// bounds holds an upper bound of each device's queue length
+	// (bound.go).
+	bounds *bounds
 
 	presence *presence
 	cache    *channelCache
@@ -239,8 +245,8 @@ func newStore(opts Options) *Store {
 	s := &Store{subject: opts.Prefix + ".q.", depth: opts.QueueDepth, timeout: opts.Timeout, log: opts.Logger,
 		moved: make(chan struct{}), lazy: store.NewLazy(), ackDelay: opts.AckDelay, ran: make(chan struct{}),
 		stop: make(chan struct{}), nowFunc: opts.Now, maxOutcomes: opts.MaxOutcomes, clk: opts.Clock,
-		presence: &presence{node: newID()[:16], live: map[string]time.Time{}},
-		settled:  make(chan struct{}), awaiting: "NATS"}
+		presence: &presence{node: newID()[:16], live: map[string]time.Time{}}, bounds: newBounds(),
+		settled: make(chan struct{}), awaiting: "NATS"}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.lastSeq.read = s.streamLast
 	return s
@@ -254,7 +260,10 @@ func (s *Store) queueConfig(name string, opts Options) jetstream.StreamConfig {
 		Subjects: []string{s.subject + "*"},
 		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
-		MaxMsgsPerSubject: int64(opts.QueueDepth),
+		// One above the depth: the place a replacement in a full queue
+		// publishes into before it deletes what it replaced; plain
+		// enqueues stop at the depth (bound.go).
+		MaxMsgsPerSubject: int64(opts.QueueDepth) + 1,
 		// A Web Push message carries its TTL (Nats-TTL), so JetStream
 		// deletes it when it expires.
 		AllowMsgTTL: true,
@@ -386,8 +395,21 @@ func transient(err error) bool {
 	}
 	// A full queue is a 503 too (a store failure, to the stream).
 	var ae *jetstream.APIError
-	return errors.As(err, &ae) && ae.Code == 503 && !isFull(err)
+	if !errors.As(err, &ae) {
+		return false
+	}
+	// A publish sent again under its message id while the first is still
+	// being replicated (a leader waiting for a quorum): asked again, the
+	// stream answers with the first one's number once it is stored, or
+	// stores this one if it was not. Not a refusal: failing on it
+	// answered senders 503 within a second for notifications stored
+	// moments later.
+	return ae.Code == 503 && !isFull(err) || ae.ErrorCode == jsErrDuplicateInProcess
 }
+
+// jsErrDuplicateInProcess is nats-server's JSStreamDuplicateMessageConflict:
+// "duplicate message id is in process".
+const jsErrDuplicateInProcess jetstream.ErrorCode = 10158
 
 // retry runs op until it succeeds, fails for a reason other than a
 // transient one, or ctx ends. Only for reads and for writes that are safe

@@ -158,17 +158,6 @@ func (s *Store) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueO
 	if err := s.knownDevice(ctx, q.DeviceID); err != nil {
 		return store.Queued{}, err
 	}
-	if opts.MaxDepth > 0 && opts.MaxDepth < s.depth {
-		// A bound below the stream's own is checked before publishing,
-		// which concurrent enqueues may overshoot by a few.
-		pending, _, err := s.pending(ctx, q.DeviceID, 0)
-		if err != nil {
-			return store.Queued{}, err
-		}
-		if len(pending) >= opts.MaxDepth && !(q.TileKey != "" && opts.Merge != nil && hasTile(pending, q.TileKey)) {
-			return store.Queued{}, store.ErrQueueFull
-		}
-	}
 	var (
 		seq uint64
 		err error
@@ -177,7 +166,7 @@ func (s *Store) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueO
 		q, err = s.mergeEnqueue(ctx, q, opts)
 		seq = q.Seq
 	} else {
-		seq, err = s.publish(ctx, q)
+		seq, err = s.publishPlain(ctx, q, s.depthFor(opts))
 	}
 	if err != nil {
 		return store.Queued{}, err
@@ -185,15 +174,6 @@ func (s *Store) Enqueue(ctx context.Context, q store.Queued, opts store.EnqueueO
 	q.Seq = seq
 	s.waitPassed(ctx, seq)
 	return q, nil
-}
-
-func hasTile(qs []store.Queued, key string) bool {
-	for _, q := range qs {
-		if q.TileKey == key {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Store) publish(ctx context.Context, q store.Queued, opts ...jetstream.PublishOpt) (uint64, error) {
@@ -242,9 +222,12 @@ func (s *Store) publish(ctx context.Context, q store.Queued, opts ...jetstream.P
 // starts over, until the enqueue's deadline, when it fails as
 // unavailable. It never falls back to publishing unchecked, which would
 // leave two entries for one key. The older entry is deleted after the
-// merged one is published; a crash between the two leaves both, which
-// the device applies in order to the same end.
+// merged one is published, also in a full queue: the stream holds one
+// message above the depth for it (bound.go), so no reader ever finds the
+// key's entry gone. A crash between the two leaves both, which the device
+// applies in order to the same end, and the next merge deletes the older.
 func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.EnqueueOptions) (store.Queued, error) {
+	depth := s.depthFor(opts)
 	// This node's merges into one device's queue take turns, so that
 	// only other nodes' (and plain enqueues) can conflict with one.
 	unlock, err := s.merging.lock(ctx, q.DeviceID)
@@ -258,10 +241,13 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 				return store.Queued{}, unavailable("merge", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
 			}
 		}
+		read := s.bounds.reading(s.subjectOf(q.DeviceID))
 		queued, seqs, err := s.pending(ctx, q.DeviceID, 0)
 		if err != nil {
+			read(false, 0, 0)
 			return store.Queued{}, err
 		}
+		read(true, lastOf(seqs, 0), len(seqs))
 		m := q
 		older := newestWithKey(queued, q.TileKey)
 		if older != nil {
@@ -276,14 +262,32 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 				older = nil
 			}
 		}
-		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(lastOf(seqs, 0)))
-		if errors.Is(err, store.ErrQueueFull) && older != nil {
-			seq, err = s.replaceAtDepth(ctx, m, *older, seqs)
-			if err == nil {
-				m.Seq = seq
-				s.waitPassed(ctx, seq)
-				return m, nil
+		if older == nil && len(seqs) >= depth {
+			// A new entry needs a place below the depth; the one above
+			// is a replacement's. What another replacement left to
+			// delete, or an expired message, makes room.
+			if s.deleteReplaced(ctx, q.DeviceID, queued, seqs) > 0 {
+				continue
 			}
+			return store.Queued{}, store.ErrQueueFull
+		}
+		published := s.bounds.reading(s.subjectOf(q.DeviceID))
+		seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(lastOf(seqs, 0)))
+		published(err == nil, seq, len(seqs)+1)
+		if errors.Is(err, store.ErrQueueFull) {
+			// The place above the depth is taken: by another
+			// replacement between its publish and its delete (or one a
+			// crash stopped there), whose older entry its newer one
+			// holds, so it is deleted here and the merge tried again.
+			// With nothing such to delete the queue went past its depth
+			// (plain enqueues on several nodes at once, bound.go), and
+			// the update is refused as QueueFull: making room by
+			// deleting first would let a plain enqueue take the room,
+			// and lose the older update when it could not be put back.
+			if s.deleteReplaced(ctx, q.DeviceID, queued, seqs) > 0 {
+				continue
+			}
+			return store.Queued{}, store.ErrQueueFull
 		}
 		if isWrongLast(err) {
 			continue
@@ -306,6 +310,39 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 		s.waitPassed(ctx, seq)
 		return m, nil
 	}
+}
+
+// deleteReplaced deletes the entries of queued that a newer queued entry
+// of the same key replaced (its Merged), and the expired messages the
+// stream still holds (in seqs, not in queued), and returns how many it
+// deleted.
+func (s *Store) deleteReplaced(ctx context.Context, deviceID string, queued []store.Queued, seqs []uint64) int {
+	live := make(map[uint64]string, len(queued))
+	for _, q := range queued {
+		live[q.Seq] = q.TileKey
+	}
+	var gone []uint64
+	for _, q := range queued {
+		if k, ok := live[q.Merged]; ok && q.TileKey != "" && q.Merged != 0 && q.Merged < q.Seq && k == q.TileKey {
+			gone = append(gone, q.Merged)
+		}
+	}
+	for _, seq := range seqs {
+		if _, ok := live[seq]; !ok {
+			gone = append(gone, seq)
+		}
+	}
+	n := 0
+	for _, seq := range gone {
+		err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, seq) })
+		switch {
+		case err == nil, errors.Is(err, jetstream.ErrMsgNotFound), seqGone(err):
+			n++
+		default:
+			s.log.Warn("natsstore: deleting a replaced queue entry", "device", deviceID, "seq", seq, "err", err)
+		}
+	}
+	return n
 }
 
 // newestWithKey is the newest of qs with the tile key, or nil.
@@ -364,34 +401,6 @@ func conflictPause(ctx context.Context, try int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// replaceAtDepth makes room for a merged update in a full queue by
-// deleting the one it replaces first, then publishes it if the subject
-// still ends where it was read without the older one. If something was
-// published meanwhile, the older update is put back under a new number
-// (the merge is then tried again, with it), unless an update of the same
-// key was published after it: that one replaced it, having merged it or
-// been queued after it.
-func (s *Store) replaceAtDepth(ctx context.Context, m, older store.Queued, seqs []uint64) (uint64, error) {
-	if err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, older.Seq) }); err != nil &&
-		!errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
-		return 0, unavailable("merge", err)
-	}
-	seq, err := s.publish(ctx, m, jetstream.WithExpectLastSequencePerSubject(lastOf(seqs, older.Seq)))
-	if err == nil {
-		return seq, nil
-	}
-	now, _, rerr := s.pending(ctx, older.DeviceID, older.Seq)
-	if rerr == nil && newestWithKey(now, older.TileKey) != nil {
-		return 0, err
-	}
-	older.Merged = 0
-	if _, perr := s.publish(ctx, older); perr != nil {
-		s.log.Error("natsstore: a tile update taken out for a merge could not be put back", "device", older.DeviceID,
-			"seq", older.Seq, "err", perr)
-	}
-	return 0, err
 }
 
 // Pending reads the device's subject above after from the stream's leader.
@@ -605,6 +614,7 @@ func (s *Store) consumed(m jetstream.Msg) {
 		s.log.Warn("natsstore: a queue message without metadata", "err", err)
 		return
 	}
+	s.bounds.seen(m.Subject(), md.Sequence.Stream)
 	q, err := decode(md.Sequence.Stream, m.Headers(), m.Data())
 	if err != nil {
 		s.log.Warn("natsstore: an undecodable queue message", "err", err)

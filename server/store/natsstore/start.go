@@ -233,6 +233,7 @@ func (s *Store) connect(opts Options) error {
 			s.failingOver()
 			s.log.Info("natsstore: reconnected to NATS")
 			s.namedSeen.missed()
+			s.bounds.missed()
 			s.tell(store.Resync)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -306,6 +307,7 @@ func (s *Store) steps(opts Options) []step {
 			return nil
 		}},
 		{"JetStream consumer of " + queue, s.follow},
+		{"the queues' lengths", s.countQueues},
 		{"the channels' copy", s.watchChannels},
 		{"the devices' copy", func(ctx context.Context) (err error) {
 			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice, nil)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,16 +19,8 @@ type NewNodes func(t *testing.T, n int) []store.Store
 
 // RunNodes runs the suite's concurrent cases with their goroutines spread
 // over n stores on one backend, as a cluster's nodes share it.
-//
-// The full-queue cases run on one store only: a cluster's backend may
-// make room for a merge at the depth by deleting the entry it replaces
-// before publishing the merge, and another node reading the queue in
-// between sees no entry to merge into.
 func RunNodes(t *testing.T, n int, newNodes NewNodes) {
 	for _, c := range concurrentCases {
-		if c.oneStore {
-			continue
-		}
 		t.Run(c.name, func(t *testing.T) {
 			nodes := newNodes(t, n)
 			for _, s := range nodes {
@@ -38,24 +31,23 @@ func RunNodes(t *testing.T, n int, newNodes NewNodes) {
 	}
 }
 
-// concurrentCases run on one store in Run, and on several in RunNodes
-// unless oneStore.
+// concurrentCases run on one store in Run, and on several in RunNodes.
 var concurrentCases = []struct {
-	name     string
-	kind     replaceKind
-	queued   int // see testConcurrentReplace
-	oneStore bool
+	name   string
+	kind   replaceKind
+	queued int // see testConcurrentReplace
 }{
-	{"ConcurrentTopicOnEmptyQueue", topicReplace, 0, false},
-	{"ConcurrentTopicOverQueued", topicReplace, 1, false},
-	{"ConcurrentTileMergeOnEmptyQueue", tileMerge, 0, false},
-	{"ConcurrentTileMergeOverQueued", tileMerge, 1, false},
-	{"ConcurrentTopicInFullQueue", topicReplace, full, true},
-	{"ConcurrentTileMergeInFullQueue", tileMerge, full, true},
+	{"ConcurrentTopicOnEmptyQueue", topicReplace, 0},
+	{"ConcurrentTopicOverQueued", topicReplace, 1},
+	{"ConcurrentTileMergeOnEmptyQueue", tileMerge, 0},
+	{"ConcurrentTileMergeOverQueued", tileMerge, 1},
+	{"ConcurrentTopicInFullQueue", topicReplace, full},
+	{"ConcurrentTileMergeInFullQueue", tileMerge, full},
 }
 
-// full: the updates merge into a queued one in a queue at Depth, with no
-// plain notifications beside them (there is no room for any).
+// full: the updates merge into a queued one in a queue at Depth; the
+// plain notifications enqueued beside them are all refused as QueueFull,
+// however the replacements make their room.
 const full = 2
 
 // How many enqueues the concurrent cases start at once: updates of one
@@ -87,9 +79,6 @@ const (
 // full for one update queued before in a queue at Depth.
 func testConcurrentReplace(t *testing.T, nodes []store.Store, kind replaceKind, queued int) {
 	overQueued, others := queued > 0, concurrentOthers
-	if queued == full {
-		others = 0
-	}
 	ctx := context.Background()
 	mustDevice(t, nodes[0], "dev")
 	// Another node may not know of a device created moments ago.
@@ -167,6 +156,12 @@ func testConcurrentReplace(t *testing.T, nodes []store.Store, kind replaceKind, 
 			defer wg.Done()
 			<-start
 			got, err := nodes[node].Enqueue(ctx, q, opts)
+			if queued == full && !isUpdate {
+				if !errors.Is(err, store.ErrQueueFull) {
+					errs <- fmt.Errorf("node %d: enqueue %s to a full queue: %+v, %v; want %w", node, q.MessageID, got, err, store.ErrQueueFull)
+				}
+				return
+			}
 			if err != nil {
 				errs <- fmt.Errorf("node %d: enqueue %s: %w", node, q.MessageID, err)
 				return
