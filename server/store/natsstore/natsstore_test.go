@@ -505,3 +505,52 @@ func pendingSeqs(t *testing.T, s *natsstore.Store) []uint64 {
 	}
 	return out
 }
+
+// BenchmarkEnqueueFromAnotherNode: one sender after another on node b,
+// for a device node a holds (b does not wait for its own follower of the
+// stream) and for a device held by none (b waits for it), on a
+// three-server R3 cluster.
+func BenchmarkEnqueueFromAnotherNode(b *testing.B) {
+	url := natstest.RunCluster(b, 3).URLs()
+	open := func() *natsstore.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "bench", Replicas: 3})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	holder, sender := open(), open()
+	ctx := context.Background()
+	now := time.Now()
+	for _, dev := range []string{"held", "away"} {
+		if err := holder.CreateDevice(ctx, store.Device{ID: dev, SecretHash: []byte("h"), CreatedAt: now, LastSeen: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := holder.Hold(ctx, "held"); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !natsstore.HeldByOther(sender, "held"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the sender's copy never learned that the holder holds the device")
+		}
+	}
+	for _, dev := range []string{"held", "away"} {
+		b.Run(dev, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				q, err := sender.Enqueue(ctx, store.Queued{DeviceID: dev, ChannelID: "ch", Kind: "raw", Class: 3, Body: []byte("x"),
+					AcceptedAt: now, DueAt: now}, store.EnqueueOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i%100 == 99 {
+					// Keep the queue below its depth.
+					if err := holder.Ack(ctx, dev, q.Seq); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
