@@ -47,8 +47,8 @@
 // OnCommitted's function is told of every notification Enqueue stores, once
 // it is durable and before that Enqueue returns, in sequence order for each
 // device. One exception, for a backend shared by the nodes of a cluster
-// (one that is also a Presence): when another live node holds the
-// device's session, and this node knew so before the Enqueue, the
+// (one that is also a Presence): when this node's record of presence
+// said before the Enqueue that another node holds the device's session, the
 // function may be told after Enqueue returns (still in order): it feeds
 // only this node's sessions, and the device's is elsewhere; a session the
 // device opens here afterwards holds it first (Hold), and reads its queue.
