@@ -14,6 +14,7 @@ import (
 	_ "net/http/pprof" // served on --pprof, for profiling an in-process service
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,8 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Browsers, "browsers", false, "the devices are browsers speaking Firefox's push protocol, sent Web Push messages (docs/browsers.md)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last request")
 	fs.BoolVar(&cfg.Floor, "floor", false, "first run the same against a floor, a service of the same shape that keeps nothing (in-process), and print each figure's ratio to it")
+	cpuPIDs := fs.String("cpu-pids", "", "process ids of every process of the service (NATS servers and nodes), comma-separated: their CPU over the send phase is divided by the notifications delivered")
+	fs.DurationVar(&cfg.Settle, "settle", time.Second, "with --cpu-pids, how long after the last delivery to sample their CPU (so lazy acks count)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	verbose := fs.Bool("v", false, "log the service and devices to stderr")
@@ -80,6 +83,18 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			cfg.PostTo = append(cfg.PostTo, u)
+		}
+	}
+	if *cpuPIDs != "" {
+		for _, f := range strings.Split(*cpuPIDs, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("--cpu-pids: %q is not a process id", f)
+			}
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+				return fmt.Errorf("--cpu-pids: process %d: %w", pid, err)
+			}
+			cfg.CPUPIDs = append(cfg.CPUPIDs, pid)
 		}
 	}
 	if *failover != "" {

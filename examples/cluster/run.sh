@@ -15,6 +15,9 @@
 #
 # NATS_SERVER, HERALDSVC and NK name the binaries to run; by default all
 # three are built from this module (at the versions go.mod pins).
+# HERALDSVC_ARGS are further flags for every node (e.g. quotas off, as
+# examples/cluster/bench.sh gives them). Once every node is ready, the
+# process ids are in DATA_DIR/pids: the NATS servers', then the nodes'.
 set -eu
 cd "$(dirname "$0")/../.."
 
@@ -148,7 +151,8 @@ store=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
 # All nodes at once, as a machine's boot starts them: each waits for
 # JetStream by itself, and says on /readyz when it is ready.
 for i in 1 2 3; do
-	"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" --nats-nkey "$data/node$i.nk" \
+	# shellcheck disable=SC2086 # HERALDSVC_ARGS are words
+	"$HERALDSVC" serve --listen "127.0.0.1:879$i" --store "$store" --nats-nkey "$data/node$i.nk" ${HERALDSVC_ARGS:-} \
 		>"$data/heraldsvc$i.log" 2>&1 &
 	node_pids="$node_pids $!"
 	eval "node_pid_$i=$!"
@@ -182,6 +186,7 @@ for i in 1 2 3; do
 	done
 	echo "heraldsvc node $i: $url (log $data/heraldsvc$i.log)"
 done
+echo $nats_pids $node_pids >"$data/pids"
 echo "devices: herald run --service http://127.0.0.1:8791,http://127.0.0.1:8792,http://127.0.0.1:8793"
 
 while :; do

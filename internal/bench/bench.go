@@ -87,6 +87,15 @@ type Config struct {
 	// of the same shape that keeps nothing (floor.go), in this process,
 	// so that each figure has its ratio to what the machine allows.
 	Floor bool
+	// CPUPIDs are every process of the service (a cluster's NATS
+	// servers and nodes, or one node): their CPU time from the start of
+	// sending until Settle after the last delivery, summed, is divided by
+	// the notifications delivered (Result.CPUPerDeliveredUs).
+	CPUPIDs []int
+	// Settle is how long after the last delivery the CPUPIDs are sampled
+	// again, so that what a delivery sets off after it arrives (a lazily
+	// applied acknowledgement) is counted too (default 1 s).
+	Settle time.Duration
 }
 
 // Sample is the service process's resources at one moment.
@@ -143,6 +152,19 @@ type Result struct {
 	ServiceMetrics map[string]float64 `json:"service_metrics,omitempty"`
 	// Floor is the same run against the floor (Config.Floor).
 	Floor *Result `json:"floor,omitempty"`
+	// CPU is each of Config.CPUPIDs' CPU time over the send phase (from
+	// the first POST until Settle after the last delivery), and
+	// CPUPerDeliveredUs their sum over the notifications delivered, in
+	// microseconds.
+	CPU               []ProcCPU `json:"cpu,omitempty"`
+	CPUPerDeliveredUs float64   `json:"cpu_per_delivered_us,omitempty"`
+}
+
+// ProcCPU is one process's CPU time over the send phase.
+type ProcCPU struct {
+	PID  int     `json:"pid"`
+	Name string  `json:"name"`
+	Secs float64 `json:"cpu_seconds"`
 }
 
 // collector gathers what devices receive.
@@ -299,6 +321,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Drain <= 0 {
 		cfg.Drain = 10 * time.Second
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -419,6 +444,7 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		runtime.GC()
 	}
 	res.Idle = sample(pid)
+	cpuBefore := sampleCPU(cfg.CPUPIDs)
 	if res.Idle.RSSKiB > 0 {
 		res.KiBPerDev = float64(res.Idle.RSSKiB-res.Before.RSSKiB) / float64(cfg.Devices)
 	}
@@ -428,6 +454,14 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		deadline := time.Now().Add(cfg.Drain)
 		for col.delivered.Load() < res.Accepted && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
+		}
+		if len(cfg.CPUPIDs) > 0 {
+			select {
+			case <-time.After(cfg.Settle):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			res.CPU = cpuSince(cpuBefore, sampleCPU(cfg.CPUPIDs))
 		}
 	}
 	if m, err := ScrapeService(ctx, base); err != nil {
@@ -440,6 +474,13 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		res.CPUPercent = 100 * (res.After.CPUSecs - res.Idle.CPUSecs) / res.DurationS
 	}
 	summarise(col, res)
+	if res.Delivered > 0 && len(res.CPU) > 0 {
+		var sum float64
+		for _, c := range res.CPU {
+			sum += c.Secs
+		}
+		res.CPUPerDeliveredUs = 1e6 * sum / float64(res.Delivered)
+	}
 	return res, nil
 }
 

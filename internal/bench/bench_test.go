@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +15,16 @@ import (
 // exactly once.
 func TestRun(t *testing.T) {
 	res, err := Run(context.Background(), Config{Devices: 20, Rate: 200, Duration: time.Second,
-		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second})
+		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second,
+		CPUPIDs: []int{os.Getpid()}, Settle: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The service is in this process: its CPU over the send phase is
+	// this process's.
+	if len(res.CPU) != 1 || res.CPU[0].PID != os.Getpid() || res.CPU[0].Name == "" || res.CPU[0].Secs <= 0 ||
+		res.CPUPerDeliveredUs <= 0 {
+		t.Fatalf("CPU of the given processes: %+v, %.0f µs a notification", res.CPU, res.CPUPerDeliveredUs)
 	}
 	if res.Sent != 200 {
 		t.Fatalf("sent %d, want 200", res.Sent)

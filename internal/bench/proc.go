@@ -40,3 +40,29 @@ func sample(pid int) Sample {
 	}
 	return s
 }
+
+// sampleCPU is the CPU time of each of pids, in order, named by its
+// command (/proc/PID/comm); a process that is gone counts 0.
+func sampleCPU(pids []int) []ProcCPU {
+	out := make([]ProcCPU, len(pids))
+	for i, pid := range pids {
+		out[i] = ProcCPU{PID: pid, Secs: sample(pid).CPUSecs}
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err == nil {
+			out[i].Name = strings.TrimSpace(string(b))
+		}
+	}
+	return out
+}
+
+// cpuSince is each process's CPU time between two samples of the same
+// pids.
+func cpuSince(before, after []ProcCPU) []ProcCPU {
+	out := make([]ProcCPU, len(after))
+	for i, a := range after {
+		out[i] = a
+		if i < len(before) && before[i].PID == a.PID {
+			out[i].Secs = max(0, a.Secs-before[i].Secs)
+		}
+	}
+	return out
+}

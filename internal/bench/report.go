@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -39,6 +40,9 @@ func WriteTable(w io.Writer, r *Result) error {
 		row("delivered / lost / dup", "%d / %d / %d", r.Delivered, r.Lost, r.Duplicated)
 		row("latency p50/p90/p99/max", "%.2f / %.2f / %.2f / %.2f ms", r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
 		row("service cpu", "%.0f%% of one core while sending", r.CPUPercent)
+		if len(r.CPU) > 0 {
+			row("cpu per delivered", "%.0f µs (%s)", r.CPUPerDeliveredUs, cpuByName(r.CPU, r.Delivered))
+		}
 		row("rss after", "%d KiB", r.After.RSSKiB)
 	}
 	if f := r.Floor; f != nil {
@@ -53,6 +57,36 @@ func WriteTable(w io.Writer, r *Result) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// cpuByName is the CPU per delivered notification of each kind of
+// process (its command name), e.g. "nats-server 3 × 210 µs".
+func cpuByName(cpu []ProcCPU, delivered int64) string {
+	type group struct {
+		n    int
+		secs float64
+	}
+	var names []string
+	groups := map[string]*group{}
+	for _, c := range cpu {
+		g := groups[c.Name]
+		if g == nil {
+			g = &group{}
+			groups[c.Name] = g
+			names = append(names, c.Name)
+		}
+		g.n++
+		g.secs += c.Secs
+	}
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		us := 0.0
+		if delivered > 0 {
+			us = 1e6 * groups[n].secs / float64(delivered)
+		}
+		parts = append(parts, fmt.Sprintf("%s ×%d %.0f µs", n, groups[n].n, us))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func ratio(a, b float64) float64 {

@@ -46,7 +46,13 @@
 //
 // OnCommitted's function is told of every notification Enqueue stores, once
 // it is durable and before that Enqueue returns, in sequence order for each
-// device. It must not block: it runs on the backend's committer, and every
+// device. One exception, for a backend shared by the nodes of a cluster
+// (one that is also a Presence): when this node's record of presence
+// said before the Enqueue that another node holds the device's session, the
+// function may be told after Enqueue returns (still in order): it feeds
+// only this node's sessions, and the device's is elsewhere; a session the
+// device opens here afterwards holds it first (Hold), and reads its queue.
+// It must not block: it runs on the backend's committer, and every
 // other commit waits for it. A notification deleted before the committer
 // reaches it (acknowledged, or replaced by a merge on another node) may go
 // untold: there is nothing left to send. A backend that may have missed

@@ -30,3 +30,11 @@ func Noted(s *Store) int {
 	defer s.namedSeen.mu.Unlock()
 	return len(s.namedSeen.m)
 }
+
+// HeldByOther is heldByOther: whether s's copy of presence has known for
+// a while that another node holds the device.
+func HeldByOther(s *Store, deviceID string) bool { return s.heldByOther(deviceID) }
+
+// PassWaits counts the enqueues on s that waited for its consumer to
+// pass their commit.
+func PassWaits(s *Store) int64 { return s.passWaits.Load() }

@@ -30,7 +30,10 @@
 // Every node follows the whole stream with an ordered consumer, which
 // feeds the commit hook in stream order; Enqueue returns once the
 // publish is acknowledged (replicated to a quorum) and this node's
-// consumer has passed it.
+// consumer has passed it, or, when this node's copy of presence says
+// another node holds the device's session, once the publish is
+// acknowledged: the hook feeds only this node's sessions (see the
+// amendment in store's package comment).
 //
 // # Starting
 //
@@ -129,6 +132,8 @@ type Store struct {
 	pmu    sync.Mutex
 	passed uint64
 	moved  chan struct{}
+	// passWaits counts the enqueues that waited for the consumer.
+	passWaits atomic.Int64
 
 	// lazy holds AckLater's and TouchLater's until Run applies them.
 	lazy     *store.Lazy

@@ -3,6 +3,8 @@ package natsstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -384,5 +386,171 @@ func TestHoldTellsThePreviousHolder(t *testing.T) {
 	case n := <-toldA:
 		t.Fatalf("a told of a takeover (%d) after it let go", n)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// An enqueue on a node that does not hold the device does not wait for
+// that node's follower of the stream (the device's session is on another
+// node, whose hook is the one that matters): the holder's hook and its
+// reads have every commit, in order, and so, a moment later, has the
+// sender's hook. Once the device is held by the sender's node, its
+// enqueues wait again, and its hook is told before they return.
+func TestEnqueueForADeviceHeldElsewhere(t *testing.T) {
+	url := natstest.Run(t).URL()
+	open := func() *natsstore.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "elsewhere"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	type told struct {
+		mu   sync.Mutex
+		seqs []uint64
+	}
+	hook := func(s *natsstore.Store) *told {
+		c := &told{}
+		s.OnCommitted(func(q store.Queued) {
+			if q.DeviceID != "dev" {
+				return
+			}
+			c.mu.Lock()
+			c.seqs = append(c.seqs, q.Seq)
+			c.mu.Unlock()
+		})
+		return c
+	}
+	seen := func(c *told) []uint64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Clone(c.seqs)
+	}
+	holder, sender := open(), open()
+	atHolder, atSender := hook(holder), hook(sender)
+	ctx := context.Background()
+	now := time.Now()
+	if err := holder.CreateDevice(ctx, store.Device{ID: "dev", SecretHash: []byte("h"), CreatedAt: now, LastSeen: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Hold(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	// The sender's copy answers for the holder once it has known for a
+	// while (the copy's trust period).
+	deadline := time.Now().Add(20 * time.Second)
+	for !natsstore.HeldByOther(sender, "dev") {
+		if time.Now().After(deadline) {
+			t.Fatal("the sender's copy never learned that the holder holds the device")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if natsstore.HeldByOther(holder, "dev") {
+		t.Fatal("the holder's copy says another node holds the device")
+	}
+	enqueue := func(s *natsstore.Store, body string) uint64 {
+		t.Helper()
+		q, err := s.Enqueue(ctx, store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "raw", Class: 3, Body: []byte(body),
+			AcceptedAt: now, DueAt: now}, store.EnqueueOptions{MaxDepth: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Seq
+	}
+	waits := natsstore.PassWaits(sender)
+	var want []uint64
+	for i := range 10 {
+		want = append(want, enqueue(sender, strconv.Itoa(i)))
+	}
+	if got := natsstore.PassWaits(sender) - waits; got != 0 {
+		t.Errorf("%d of 10 enqueues for a device held elsewhere waited for the sender's follower", got)
+	}
+	if p := pendingSeqs(t, holder); !slices.Equal(p, want) {
+		t.Fatalf("the holder reads %v, want %v", p, want)
+	}
+	for _, c := range []struct {
+		name string
+		told *told
+	}{{"holder", atHolder}, {"sender", atSender}} {
+		for !slices.Equal(seen(c.told), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s's hook was told %v, want %v in order", c.name, seen(c.told), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	// The device moves to the sender's node.
+	if _, err := sender.Hold(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if natsstore.HeldByOther(sender, "dev") {
+		t.Fatal("the sender holds the device and its copy says another node does")
+	}
+	seq := enqueue(sender, "after the move")
+	if !slices.Contains(seen(atSender), seq) {
+		t.Fatalf("enqueue %d on the device's node returned before its hook was told", seq)
+	}
+}
+
+func pendingSeqs(t *testing.T, s *natsstore.Store) []uint64 {
+	t.Helper()
+	qs, err := s.Pending(context.Background(), "dev", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, q := range qs {
+		out = append(out, q.Seq)
+	}
+	return out
+}
+
+// BenchmarkEnqueueFromAnotherNode: one sender after another on node b,
+// for a device node a holds (b does not wait for its own follower of the
+// stream) and for a device held by none (b waits for it), on a
+// three-server R3 cluster.
+func BenchmarkEnqueueFromAnotherNode(b *testing.B) {
+	url := natstest.RunCluster(b, 3).URLs()
+	open := func() *natsstore.Store {
+		s, err := natsstore.Open(context.Background(), natsstore.Options{URLs: url, Prefix: "bench", Replicas: 3})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	holder, sender := open(), open()
+	ctx := context.Background()
+	now := time.Now()
+	for _, dev := range []string{"held", "away"} {
+		if err := holder.CreateDevice(ctx, store.Device{ID: dev, SecretHash: []byte("h"), CreatedAt: now, LastSeen: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := holder.Hold(ctx, "held"); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !natsstore.HeldByOther(sender, "held"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the sender's copy never learned that the holder holds the device")
+		}
+	}
+	for _, dev := range []string{"held", "away"} {
+		b.Run(dev, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				q, err := sender.Enqueue(ctx, store.Queued{DeviceID: dev, ChannelID: "ch", Kind: "raw", Class: 3, Body: []byte("x"),
+					AcceptedAt: now, DueAt: now}, store.EnqueueOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i%100 == 99 {
+					// Keep the queue below its depth.
+					if err := holder.Ack(ctx, dev, q.Seq); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
