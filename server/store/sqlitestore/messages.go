@@ -10,16 +10,29 @@ import (
 	"github.com/heraldpush/herald/server/store"
 )
 
-// delivered records the device's named notifications up to seq as
-// delivered, in the transaction that deletes them, and forgets outcomes
-// past their retention once per transaction.
-func (g *groupTx) delivered(ctx context.Context, device string, seq uint64) error {
-	if !g.forgot {
-		if _, err := g.st(ctx, g.stmt.forget).ExecContext(ctx, g.now.Add(-store.OutcomeRetention).UnixMilli()); err != nil {
-			return err
-		}
-		g.forgot = true
+// forgetEvery is how often, by the store's clock, the committer deletes
+// outcomes past their retention: reads filter them out anyway, so this only
+// bounds the table, and a statement in every transaction would lengthen the
+// commits senders wait for.
+const forgetEvery = time.Second
+
+// forget deletes outcomes past their retention, at most once per
+// forgetEvery and before anything in the transaction records one, so the
+// bound per channel counts only outcomes still kept.
+func (s *Store) forget(ctx context.Context, g *groupTx) error {
+	if !s.forgotAt.IsZero() && g.now.Sub(s.forgotAt) < forgetEvery && !g.now.Before(s.forgotAt) {
+		return nil
 	}
+	if _, err := g.st(ctx, g.stmt.forget).ExecContext(ctx, g.now.Add(-store.OutcomeRetention).UnixMilli()); err != nil {
+		return err
+	}
+	s.forgotAt = g.now
+	return nil
+}
+
+// delivered records the device's named notifications up to seq as
+// delivered, in the transaction that deletes them.
+func (g *groupTx) delivered(ctx context.Context, device string, seq uint64) error {
 	_, err := g.st(ctx, g.stmt.delivered).ExecContext(ctx, g.now.UnixMilli(), device, seq, store.MaxOutcomesPerChannel)
 	return err
 }
@@ -164,6 +177,9 @@ func (r *requeueReq) apply(ctx context.Context, g *groupTx) error {
 	if _, err := g.st(ctx, g.stmt.insert).ExecContext(ctx, q.DeviceID, q.Seq, q.ChannelID, q.Kind, q.Class, q.MessageID, q.Body, q.TileKey,
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
+	}
+	if q.MessageID != "" {
+		g.named.add(r.device, q.Seq)
 	}
 	r.q = q
 	return nil

@@ -78,6 +78,11 @@ type Store struct {
 	nowFunc  func() time.Time
 	// committed, if set, is told of every notification once durable.
 	committed atomic.Pointer[func(Queued)]
+	// named and forgotAt are the committer's own: what it knows of the
+	// named notifications queued (named.go), and when outcomes past their
+	// retention were last deleted.
+	named    namedQueued
+	forgotAt time.Time
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
 	commits uint64
@@ -215,7 +220,7 @@ func (s *Store) Commits() uint64 {
 // connection.
 type writeStmts struct {
 	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice, touch *sql.Stmt
-	delivered, forget                                                           *sql.Stmt
+	delivered, forget, named                                                    *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -246,6 +251,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''
 			AND (SELECT count(*) FROM message_outcomes o WHERE o.channel_id = q.channel_id) < ?`},
 		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
+		{&w.named, `SELECT seq FROM queue WHERE device_id = ? AND message_id != '' ORDER BY seq`},
 		// A lazy touch may land after a later TouchDevice of the same
 		// device (its session ended at once): the later time stays.
 		{&w.touch, `UPDATE devices SET last_seen = max(last_seen, ?) WHERE id = ?`},
@@ -260,7 +266,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.forget} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.forget, w.named} {
 		if st != nil {
 			st.Close()
 		}
@@ -283,10 +289,11 @@ type groupTx struct {
 	// acks maps a device to the highest ack in the batch, so a device
 	// acknowledging many times between commits costs one delete.
 	acks map[string]*ackReq
-	// now is the transaction's time for outcomes; forgot is set once
-	// outcomes past their retention have been deleted in it.
-	now    time.Time
-	forgot bool
+	// now is the transaction's time for outcomes.
+	now time.Time
+	// named is the committer's knowledge of the named notifications
+	// queued (named.go).
+	named *namedQueued
 }
 
 // st binds a prepared statement to the transaction. The writer pool has
@@ -441,7 +448,10 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 			return err
 		}
 		defer tx.Rollback()
-		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now()}
+		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now(), named: &s.named}
+		if err := s.forget(ctx, g); err != nil {
+			return err
+		}
 		for _, r := range reqs {
 			if a, ok := r.(*ackReq); ok {
 				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
@@ -460,6 +470,9 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 		(*f)(requests, time.Since(began), err)
 	}
 	if err != nil {
+		// What the transaction undid may have been noted.
+		s.named.reset()
+		s.forgotAt = time.Time{}
 		return fmt.Errorf("sqlitestore: write: %w", err)
 	}
 	if f := s.committed.Load(); f != nil {
@@ -577,6 +590,9 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
+	if q.MessageID != "" {
+		g.named.add(q.DeviceID, q.Seq)
+	}
 	r.q = q
 	return nil
 }
@@ -620,14 +636,22 @@ func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 		return nil // a higher ack for the device is in this transaction
 	}
 	// Delivered is recorded in the transaction that deletes, so a
-	// sender never finds a notification neither queued nor delivered.
-	if err := g.delivered(ctx, r.device, r.seq); err != nil {
+	// sender never finds a notification neither queued nor delivered;
+	// an ack that deletes nothing named skips it (named.go).
+	named, err := g.named.upTo(ctx, g, r.device, r.seq)
+	if err != nil {
 		return err
+	}
+	if named {
+		if err := g.delivered(ctx, r.device, r.seq); err != nil {
+			return err
+		}
+		g.named.acked(r.device, r.seq)
 	}
 	if _, err := g.st(ctx, g.stmt.ackDelete).ExecContext(ctx, r.device, r.seq); err != nil {
 		return err
 	}
-	_, err := g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device)
+	_, err = g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device)
 	return err
 }
 
