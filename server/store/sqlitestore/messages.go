@@ -160,8 +160,7 @@ func (r *requeueReq) apply(ctx context.Context, g *groupTx) error {
 	if exp != 0 {
 		q.ExpiresAt = time.UnixMilli(exp)
 	}
-	var acked uint64
-	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, r.device).Scan(&q.Seq, &acked); err != nil {
+	if q.Seq, _, err = g.notes.seqs(ctx, g, r.device); err != nil {
 		return err
 	}
 	if q.Seq > MaxSeq {
@@ -178,9 +177,7 @@ func (r *requeueReq) apply(ctx context.Context, g *groupTx) error {
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
-	if q.MessageID != "" {
-		g.named.add(r.device, q.Seq)
-	}
+	g.notes.numbered(r.device, q.Seq, q.Seq+1, q.MessageID != "")
 	r.q = q
 	return nil
 }

@@ -78,10 +78,10 @@ type Store struct {
 	nowFunc  func() time.Time
 	// committed, if set, is told of every notification once durable.
 	committed atomic.Pointer[func(Queued)]
-	// named and forgotAt are the committer's own: what it knows of the
-	// named notifications queued (named.go), and when outcomes past their
-	// retention were last deleted.
-	named    namedQueued
+	// notes and forgotAt are the committer's own: what it knows of the
+	// devices (notes.go), and when outcomes past their retention were
+	// last deleted.
+	notes    deviceNotes
 	forgotAt time.Time
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
@@ -291,14 +291,28 @@ type groupTx struct {
 	acks map[string]*ackReq
 	// now is the transaction's time for outcomes.
 	now time.Time
-	// named is the committer's knowledge of the named notifications
-	// queued (named.go).
-	named *namedQueued
+	// notes is the committer's knowledge of the devices (notes.go).
+	notes *deviceNotes
+	// bound holds the statements bound to tx so far.
+	bound map[*sql.Stmt]*sql.Stmt
 }
 
 // st binds a prepared statement to the transaction. The writer pool has
-// one connection, so this reuses the statement rather than re-preparing.
-func (g *groupTx) st(ctx context.Context, s *sql.Stmt) *sql.Stmt { return g.tx.StmtContext(ctx, s) }
+// one connection, so this reuses the statement rather than re-preparing;
+// each is bound once per transaction, not once per use, since binding
+// allocates and locks the statement and a transaction uses each hundreds
+// of times.
+func (g *groupTx) st(ctx context.Context, s *sql.Stmt) *sql.Stmt {
+	if b, ok := g.bound[s]; ok {
+		return b
+	}
+	b := g.tx.StmtContext(ctx, s)
+	if g.bound == nil {
+		g.bound = make(map[*sql.Stmt]*sql.Stmt, 8)
+	}
+	g.bound[s] = b
+	return b
+}
 
 // submit hands a request to the committer and waits for its outcome.
 func (s *Store) submit(ctx context.Context, r writeReq, done <-chan struct{}) error {
@@ -448,7 +462,7 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 			return err
 		}
 		defer tx.Rollback()
-		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now(), named: &s.named}
+		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now(), notes: &s.notes}
 		if err := s.forget(ctx, g); err != nil {
 			return err
 		}
@@ -471,7 +485,7 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 	}
 	if err != nil {
 		// What the transaction undid may have been noted.
-		s.named.reset()
+		s.notes.reset()
 		s.forgotAt = time.Time{}
 		return fmt.Errorf("sqlitestore: write: %w", err)
 	}
@@ -560,11 +574,13 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		}
 	}
 	var acked uint64
-	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, q.DeviceID).Scan(&q.Seq, &acked); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			r.err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
-			return nil
-		}
+	var err error
+	q.Seq, acked, err = g.notes.seqs(ctx, g, q.DeviceID)
+	if errors.Is(err, ErrNotFound) {
+		r.err = err
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if q.Seq > MaxSeq {
@@ -590,9 +606,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
-	if q.MessageID != "" {
-		g.named.add(q.DeviceID, q.Seq)
-	}
+	g.notes.numbered(q.DeviceID, q.Seq, q.Seq+1, q.MessageID != "")
 	r.q = q
 	return nil
 }
@@ -637,8 +651,8 @@ func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 	}
 	// Delivered is recorded in the transaction that deletes, so a
 	// sender never finds a notification neither queued nor delivered;
-	// an ack that deletes nothing named skips it (named.go).
-	named, err := g.named.upTo(ctx, g, r.device, r.seq)
+	// an ack that deletes nothing named skips it (notes.go).
+	named, err := g.notes.namedUpTo(ctx, g, r.device, r.seq)
 	if err != nil {
 		return err
 	}
@@ -646,13 +660,15 @@ func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 		if err := g.delivered(ctx, r.device, r.seq); err != nil {
 			return err
 		}
-		g.named.acked(r.device, r.seq)
 	}
 	if _, err := g.st(ctx, g.stmt.ackDelete).ExecContext(ctx, r.device, r.seq); err != nil {
 		return err
 	}
-	_, err = g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device)
-	return err
+	if _, err = g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device); err != nil {
+		return err
+	}
+	g.notes.acked(r.device, r.seq)
+	return nil
 }
 
 func (r *ackReq) finish(err error) {

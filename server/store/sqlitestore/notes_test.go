@@ -11,7 +11,7 @@ import (
 )
 
 // The committer skips recording outcomes for an ack that deletes nothing
-// named (named.go). Whatever it knew or did not know of the device, every
+// named (notes.go). Whatever it knew or did not know of the device, every
 // named notification an ack deletes must still be recorded as delivered.
 func TestNamedAckRecordsDelivered(t *testing.T) {
 	ctx := context.Background()
@@ -83,13 +83,7 @@ func TestNamedForgottenWhenTransactionFails(t *testing.T) {
 	seqDevice(t, s, "dev")
 	ackNoted(t, s, enqueueNamed(t, s, ""))
 	top := enqueueNamed(t, s, "m")
-	r := &failingAck{ack: ackReq{device: "dev", seq: top}, done: make(chan struct{})}
-	if err := s.submit(ctx, r, r.done); err != nil {
-		t.Fatal(err)
-	}
-	if !errors.Is(r.err, errFailingAck) {
-		t.Fatalf("failing transaction: %v", r.err)
-	}
+	failTx(t, s, &ackReq{device: "dev", seq: top})
 	wantState(t, s, "m", store.MessageQueued)
 	if err := s.Ack(ctx, "dev", top); err != nil {
 		t.Fatal(err)
@@ -97,24 +91,54 @@ func TestNamedForgottenWhenTransactionFails(t *testing.T) {
 	wantState(t, s, "m", store.MessageDelivered)
 }
 
-var errFailingAck = errors.New("the transaction fails after the ack")
-
-// failingAck acknowledges, then fails its transaction.
-type failingAck struct {
-	ack  ackReq
-	err  error
-	done chan struct{}
+// Likewise the numbers an enqueue gave in a transaction that failed are
+// given again, not skipped: the device's next number is read again.
+func TestSeqsForgottenWhenTransactionFails(t *testing.T) {
+	ctx := context.Background()
+	s := openSeqStore(t, filepath.Join(t.TempDir(), "svc.db"))
+	seqDevice(t, s, "dev")
+	first := enqueueNamed(t, s, "")
+	failTx(t, s, &enqueueReq{in: seqNote("dev", "lost"), done: make(chan struct{})})
+	if next := enqueueNamed(t, s, ""); next != first+1 {
+		t.Fatalf("after a failed transaction: numbered %d, want %d", next, first+1)
+	}
+	if _, err := s.MessageStatus(ctx, "dev", "ch", "lost"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the failed enqueue's notification: %v, want ErrNotFound", err)
+	}
 }
 
-func (r *failingAck) apply(ctx context.Context, g *groupTx) error {
-	g.acks[r.ack.device] = &r.ack
-	if err := r.ack.apply(ctx, g); err != nil {
+var errFailing = errors.New("the transaction fails")
+
+// failTx runs inner in a transaction of its own that then fails.
+func failTx(t *testing.T, s *Store, inner writeReq) {
+	t.Helper()
+	r := &failing{inner: inner, done: make(chan struct{})}
+	if err := s.submit(context.Background(), r, r.done); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(r.err, errFailing) {
+		t.Fatalf("failing transaction: %v", r.err)
+	}
+}
+
+// failing applies its inner request, then fails the transaction.
+type failing struct {
+	inner writeReq
+	err   error
+	done  chan struct{}
+}
+
+func (r *failing) apply(ctx context.Context, g *groupTx) error {
+	if a, ok := r.inner.(*ackReq); ok {
+		g.acks[a.device] = a
+	}
+	if err := r.inner.apply(ctx, g); err != nil {
 		return err
 	}
-	return errFailingAck
+	return errFailing
 }
 
-func (r *failingAck) finish(err error) {
+func (r *failing) finish(err error) {
 	r.err = err
 	close(r.done)
 }
