@@ -81,7 +81,7 @@ type Store struct {
 	// notes and forgotAt are the committer's own: what it knows of the
 	// devices (notes.go), and when outcomes past their retention were
 	// last deleted.
-	notes    deviceNotes
+	notes    notes
 	forgotAt time.Time
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
@@ -220,7 +220,7 @@ func (s *Store) Commits() uint64 {
 // connection.
 type writeStmts struct {
 	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice, touch *sql.Stmt
-	delivered, forget, named                                                    *sql.Stmt
+	delivered, deliveredUncounted, countOutcomes, forget, named                 *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -245,13 +245,18 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// notifications as already seen.
 		{&w.ackDevice, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`},
 		// Only the notifications a sender named, and within the bound
-		// per channel (store.MaxOutcomesPerChannel).
+		// per channel (store.MaxOutcomesPerChannel); uncounted when the
+		// committer's notes say the bound holds (notes.go).
 		{&w.delivered, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
 			SELECT q.channel_id, q.message_id, 'delivered', ? FROM queue q
 			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''
 			AND (SELECT count(*) FROM message_outcomes o WHERE o.channel_id = q.channel_id) < ?`},
+		{&w.deliveredUncounted, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
+			SELECT q.channel_id, q.message_id, 'delivered', ? FROM queue q
+			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''`},
+		{&w.countOutcomes, `SELECT count(*) FROM message_outcomes WHERE channel_id = ?`},
 		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
-		{&w.named, `SELECT seq FROM queue WHERE device_id = ? AND message_id != '' ORDER BY seq`},
+		{&w.named, `SELECT seq, channel_id FROM queue WHERE device_id = ? AND message_id != '' ORDER BY seq`},
 		// A lazy touch may land after a later TouchDevice of the same
 		// device (its session ended at once): the later time stays.
 		{&w.touch, `UPDATE devices SET last_seen = max(last_seen, ?) WHERE id = ?`},
@@ -266,7 +271,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.forget, w.named} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.deliveredUncounted, w.countOutcomes, w.forget, w.named} {
 		if st != nil {
 			st.Close()
 		}
@@ -292,7 +297,7 @@ type groupTx struct {
 	// now is the transaction's time for outcomes.
 	now time.Time
 	// notes is the committer's knowledge of the devices (notes.go).
-	notes *deviceNotes
+	notes *notes
 	// bound holds the statements bound to tx so far.
 	bound map[*sql.Stmt]*sql.Stmt
 }
@@ -606,7 +611,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
-	g.notes.numbered(q.DeviceID, q.Seq, q.Seq+1, q.MessageID != "")
+	g.notes.numbered(q)
 	r.q = q
 	return nil
 }
@@ -656,8 +661,8 @@ func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 	if err != nil {
 		return err
 	}
-	if named {
-		if err := g.delivered(ctx, r.device, r.seq); err != nil {
+	if len(named) > 0 {
+		if err := g.delivered(ctx, r.device, r.seq, named); err != nil {
 			return err
 		}
 	}
@@ -702,8 +707,11 @@ func (r *touchReq) finish(error) {}
 // failure (a constraint, say) is its caller's error, not the
 // transaction's: SQLite undoes just the statement.
 type execReq struct {
-	query    string
-	args     []any
+	query string
+	args  []any
+	// outcomes: the statement records outcomes, so the committer's
+	// numbers of them per channel no longer hold (notes.go).
+	outcomes bool
 	affected int64
 	err      error
 	done     chan struct{}
@@ -717,6 +725,9 @@ func (r *execReq) apply(ctx context.Context, g *groupTx) error {
 		return nil
 	}
 	r.affected, _ = res.RowsAffected()
+	if r.outcomes && r.affected > 0 {
+		g.notes.recount()
+	}
 	return nil
 }
 
@@ -730,7 +741,10 @@ func (r *execReq) finish(err error) {
 // exec runs one write statement through the committer and returns how many
 // rows it changed.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	r := &execReq{query: query, args: args, done: make(chan struct{})}
+	return s.submitExec(ctx, &execReq{query: query, args: args, done: make(chan struct{})})
+}
+
+func (s *Store) submitExec(ctx context.Context, r *execReq) (int64, error) {
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return 0, err
 	}
@@ -766,9 +780,10 @@ func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
 	now := s.now().UnixMilli()
 	// What a sender named is remembered as expired first, so its message
 	// resource says so (an ack landing in between says delivered instead).
-	if _, err := s.exec(ctx, `INSERT OR IGNORE INTO message_outcomes (channel_id, message_id, state, at)
+	if _, err := s.submitExec(ctx, &execReq{query: `INSERT OR IGNORE INTO message_outcomes (channel_id, message_id, state, at)
 		SELECT channel_id, message_id, ?, expires_at FROM queue
-		WHERE expires_at > 0 AND expires_at <= ? AND message_id != '' LIMIT ?`, store.MessageExpired, now, limit); err != nil {
+		WHERE expires_at > 0 AND expires_at <= ? AND message_id != '' LIMIT ?`, args: []any{store.MessageExpired, now, limit},
+		outcomes: true, done: make(chan struct{})}); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
 	}
 	n, err := s.exec(ctx, `DELETE FROM queue WHERE (device_id, seq) IN
