@@ -11,8 +11,8 @@ import (
 	"github.com/heraldpush/herald/server/store/sqlitestore"
 )
 
-// BenchmarkClosedLoop is the store's part of heraldbench's closed loop: 64
-// senders each enqueueing for one of 1,000 devices and waiting for the
+// BenchmarkClosedLoop is the store's part of heraldbench's closed loop:
+// senders (1 or 32 per GOMAXPROCS) each enqueueing for one of 1,000 devices and waiting for the
 // commit, and each notification acknowledged lazily, as a session does
 // once its device has applied it; named, every notification carries a
 // message id, as an MPNS sender's X-MessageID. Besides the rate it
@@ -20,8 +20,12 @@ import (
 // log's writes count), which depends less than the rate on what else the
 // machine runs.
 func BenchmarkClosedLoop(b *testing.B) {
-	for _, named := range []bool{false, true} {
-		b.Run(fmt.Sprintf("named=%v", named), func(b *testing.B) {
+	for _, c := range []struct {
+		named bool
+		per   int
+	}{{false, 32}, {true, 32}, {true, 1}} {
+		named := c.named
+		b.Run(fmt.Sprintf("named=%v/senders=%dxGOMAXPROCS", named, c.per), func(b *testing.B) {
 			s := openService(b, true)
 			const devices = 1000
 			for i := range devices {
@@ -29,7 +33,7 @@ func BenchmarkClosedLoop(b *testing.B) {
 			}
 			var next atomic.Int64
 			before := s.Commits()
-			b.SetParallelism(32) // 32 × GOMAXPROCS senders
+			b.SetParallelism(c.per)
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			start := time.Now()
