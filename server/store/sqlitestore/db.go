@@ -7,6 +7,9 @@
 // Every write goes through one committer goroutine on one connection,
 // which Run drives: concurrent requests share a transaction and its fsync
 // (group commit). Reads use a pool of read-only connections beside it.
+// Being the only writer, the committer keeps notes of what it wrote
+// (notes.go: devices' numbers, named notifications queued, outcomes per
+// channel) so that a transaction reads back as little as it can.
 package sqlitestore
 
 import (

@@ -94,6 +94,7 @@ func (r *deleteDeviceReq) apply(ctx context.Context, g *groupTx) error {
 	if _, err := g.tx.ExecContext(ctx, `DELETE FROM queue WHERE device_id = ?`, r.id); err != nil {
 		return err
 	}
+	g.notes.drop(r.id)
 	r.channels = channels
 	r.deleted = true
 	return nil

@@ -10,18 +10,48 @@ import (
 	"github.com/heraldpush/herald/server/store"
 )
 
-// delivered records the device's named notifications up to seq as
-// delivered, in the transaction that deletes them, and forgets outcomes
-// past their retention once per transaction.
-func (g *groupTx) delivered(ctx context.Context, device string, seq uint64) error {
-	if !g.forgot {
-		if _, err := g.st(ctx, g.stmt.forget).ExecContext(ctx, g.now.Add(-store.OutcomeRetention).UnixMilli()); err != nil {
-			return err
-		}
-		g.forgot = true
+// forgetEvery is how often, by the store's clock, the committer deletes
+// outcomes past their retention: reads filter them out anyway, so this only
+// bounds the table, and a statement in every transaction would lengthen the
+// commits senders wait for.
+const forgetEvery = time.Second
+
+// forget deletes outcomes past their retention, at most once per
+// forgetEvery and before anything in the transaction records one, so the
+// bound per channel counts only outcomes still kept.
+func (s *Store) forget(ctx context.Context, g *groupTx) error {
+	if !s.forgotAt.IsZero() && g.now.Sub(s.forgotAt) < forgetEvery && !g.now.Before(s.forgotAt) {
+		return nil
 	}
-	_, err := g.st(ctx, g.stmt.delivered).ExecContext(ctx, g.now.UnixMilli(), device, seq, store.MaxOutcomesPerChannel)
-	return err
+	res, err := g.st(ctx, g.stmt.forget).ExecContext(ctx, g.now.Add(-store.OutcomeRetention).UnixMilli())
+	if err != nil {
+		return err
+	}
+	s.forgotAt = g.now
+	if n, _ := res.RowsAffected(); n > 0 {
+		// A channel the notes hold at its bound may be below it now.
+		g.notes.recount()
+	}
+	return nil
+}
+
+// delivered records the device's named notifications up to seq, named by
+// the notes, as delivered, in the transaction that deletes them.
+func (g *groupTx) delivered(ctx context.Context, device string, seq uint64, named []namedNote) error {
+	below, err := g.notes.belowBound(ctx, g, named)
+	if err != nil {
+		return err
+	}
+	if below {
+		_, err = g.st(ctx, g.stmt.deliveredUncounted).ExecContext(ctx, g.now.UnixMilli(), device, seq)
+	} else {
+		_, err = g.st(ctx, g.stmt.delivered).ExecContext(ctx, g.now.UnixMilli(), device, seq, store.MaxOutcomesPerChannel)
+	}
+	if err != nil {
+		return err
+	}
+	g.notes.recorded(named)
+	return nil
 }
 
 // MessageStatus reports the newest notification on the channel carrying
@@ -93,10 +123,13 @@ func (r *cancelReq) apply(ctx context.Context, g *groupTx) error {
 	}
 	// The bound per channel holds here too: past it the cancel is done
 	// but not remembered.
-	_, err = g.tx.ExecContext(ctx, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
+	if _, err = g.tx.ExecContext(ctx, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
 		SELECT ?, ?, 'cancelled', ? WHERE (SELECT count(*) FROM message_outcomes WHERE channel_id = ?) < ?`,
-		r.channel, r.message, g.now.UnixMilli(), r.channel, store.MaxOutcomesPerChannel)
-	return err
+		r.channel, r.message, g.now.UnixMilli(), r.channel, store.MaxOutcomesPerChannel); err != nil {
+		return err
+	}
+	g.notes.recorded([]namedNote{{channel: r.channel}})
+	return nil
 }
 
 func (r *cancelReq) finish(err error) {
@@ -147,8 +180,7 @@ func (r *requeueReq) apply(ctx context.Context, g *groupTx) error {
 	if exp != 0 {
 		q.ExpiresAt = time.UnixMilli(exp)
 	}
-	var acked uint64
-	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, r.device).Scan(&q.Seq, &acked); err != nil {
+	if q.Seq, _, err = g.notes.seqs(ctx, g, r.device); err != nil {
 		return err
 	}
 	if q.Seq > MaxSeq {
@@ -165,6 +197,7 @@ func (r *requeueReq) apply(ctx context.Context, g *groupTx) error {
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
+	g.notes.numbered(q)
 	r.q = q
 	return nil
 }

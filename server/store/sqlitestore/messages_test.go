@@ -148,3 +148,72 @@ func BenchmarkAckNamed(b *testing.B) {
 		})
 	}
 }
+
+// The committer records outcomes without counting a channel's while its
+// notes say the channel is below the bound (notes.go). Outcomes recorded
+// otherwise (a message expiring) count too, and a channel at the bound
+// records again once its outcomes are past their retention.
+func TestOutcomeBoundCountsExpiredAndForgotten(t *testing.T) {
+	ctx := context.Background()
+	var now atomic.Int64
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixMilli())
+	s := openAt(t, &now)
+	named := func(dev, id string, expires time.Time) uint64 {
+		t.Helper()
+		q, err := s.Enqueue(ctx, store.Queued{DeviceID: dev, ChannelID: "flood", Kind: "raw", MessageID: id, Body: []byte("x"),
+			ExpiresAt: expires}, store.EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Seq
+	}
+	const batch = 50
+	for sent := 0; sent < store.MaxOutcomesPerChannel-1; sent += batch {
+		var wg sync.WaitGroup
+		for i := sent; i < min(sent+batch, store.MaxOutcomesPerChannel-1); i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Enqueue(ctx, store.Queued{DeviceID: "dev", ChannelID: "flood", Kind: "raw", MessageID: fmt.Sprint(i),
+					Body: []byte("x")}, store.EnqueueOptions{}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		d, err := s.Device(ctx, "dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ack(ctx, "dev", d.NextSeq-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The one left below the bound is taken by an expiry, not an ack,
+	// of a notification the acking device's notes do not hold.
+	if err := s.CreateDevice(ctx, store.Device{ID: "other", SecretHash: []byte("h"), CreatedAt: t0, LastSeen: t0}); err != nil {
+		t.Fatal(err)
+	}
+	exp := named("other", "expired", t0.Add(time.Minute))
+	now.Store(t0.Add(2 * time.Minute).UnixMilli())
+	if n, err := s.DeleteExpired(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("DeleteExpired = %d, %v; want 1", n, err)
+	}
+	if err := s.Ack(ctx, "dev", named("dev", "over", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MessageStatus(ctx, "dev", "flood", "over"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an outcome past the bound (after %d): %v, want ErrNotFound", exp, err)
+	}
+	now.Store(t0.Add(store.OutcomeRetention + time.Hour).UnixMilli())
+	if err := s.Ack(ctx, "dev", named("dev", "after", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.MessageStatus(ctx, "dev", "flood", "after"); err != nil || st.State != store.MessageDelivered {
+		t.Fatalf("once the others are past their retention: %+v, %v; want delivered", st, err)
+	}
+}

@@ -76,6 +76,7 @@ func (r *retireReq) run(ctx context.Context, g *groupTx) error {
 		return err
 	}
 	_, err = g.tx.ExecContext(ctx, `DELETE FROM queue WHERE device_id = ?`, r.id)
+	g.notes.drop(r.id)
 	return err
 }
 

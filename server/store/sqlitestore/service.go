@@ -78,6 +78,11 @@ type Store struct {
 	nowFunc  func() time.Time
 	// committed, if set, is told of every notification once durable.
 	committed atomic.Pointer[func(Queued)]
+	// notes and forgotAt are the committer's own: what it knows of the
+	// devices (notes.go), and when outcomes past their retention were
+	// last deleted.
+	notes    notes
+	forgotAt time.Time
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
 	commits uint64
@@ -220,7 +225,7 @@ func (s *Store) Commits() uint64 {
 // connection.
 type writeStmts struct {
 	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice, touch *sql.Stmt
-	delivered, forget                                                           *sql.Stmt
+	delivered, deliveredUncounted, countOutcomes, forget, named                 *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -245,12 +250,18 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// notifications as already seen.
 		{&w.ackDevice, `UPDATE devices SET acked_seq = max(acked_seq, ?), next_seq = max(next_seq, ? + 1) WHERE id = ?`},
 		// Only the notifications a sender named, and within the bound
-		// per channel (store.MaxOutcomesPerChannel).
+		// per channel (store.MaxOutcomesPerChannel); uncounted when the
+		// committer's notes say the bound holds (notes.go).
 		{&w.delivered, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
 			SELECT q.channel_id, q.message_id, 'delivered', ? FROM queue q
 			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''
 			AND (SELECT count(*) FROM message_outcomes o WHERE o.channel_id = q.channel_id) < ?`},
+		{&w.deliveredUncounted, `INSERT OR REPLACE INTO message_outcomes (channel_id, message_id, state, at)
+			SELECT q.channel_id, q.message_id, 'delivered', ? FROM queue q
+			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''`},
+		{&w.countOutcomes, `SELECT count(*) FROM message_outcomes WHERE channel_id = ?`},
 		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
+		{&w.named, `SELECT seq, channel_id FROM queue WHERE device_id = ? AND message_id != '' ORDER BY seq`},
 		// A lazy touch may land after a later TouchDevice of the same
 		// device (its session ended at once): the later time stays.
 		{&w.touch, `UPDATE devices SET last_seen = max(last_seen, ?) WHERE id = ?`},
@@ -265,7 +276,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.forget} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.deliveredUncounted, w.countOutcomes, w.forget, w.named} {
 		if st != nil {
 			st.Close()
 		}
@@ -288,15 +299,30 @@ type groupTx struct {
 	// acks maps a device to the highest ack in the batch, so a device
 	// acknowledging many times between commits costs one delete.
 	acks map[string]*ackReq
-	// now is the transaction's time for outcomes; forgot is set once
-	// outcomes past their retention have been deleted in it.
-	now    time.Time
-	forgot bool
+	// now is the transaction's time for outcomes.
+	now time.Time
+	// notes is the committer's knowledge of the devices (notes.go).
+	notes *notes
+	// bound holds the statements bound to tx so far.
+	bound map[*sql.Stmt]*sql.Stmt
 }
 
 // st binds a prepared statement to the transaction. The writer pool has
-// one connection, so this reuses the statement rather than re-preparing.
-func (g *groupTx) st(ctx context.Context, s *sql.Stmt) *sql.Stmt { return g.tx.StmtContext(ctx, s) }
+// one connection, so this reuses the statement rather than re-preparing;
+// each is bound once per transaction, not once per use, since binding
+// allocates and locks the statement and a transaction uses each hundreds
+// of times.
+func (g *groupTx) st(ctx context.Context, s *sql.Stmt) *sql.Stmt {
+	if b, ok := g.bound[s]; ok {
+		return b
+	}
+	b := g.tx.StmtContext(ctx, s)
+	if g.bound == nil {
+		g.bound = make(map[*sql.Stmt]*sql.Stmt, 8)
+	}
+	g.bound[s] = b
+	return b
+}
 
 // submit hands a request to the committer and waits for its outcome.
 func (s *Store) submit(ctx context.Context, r writeReq, done <-chan struct{}) error {
@@ -446,7 +472,10 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 			return err
 		}
 		defer tx.Rollback()
-		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now()}
+		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now(), notes: &s.notes}
+		if err := s.forget(ctx, g); err != nil {
+			return err
+		}
 		for _, r := range reqs {
 			if a, ok := r.(*ackReq); ok {
 				if top := g.acks[a.device]; top == nil || a.seq > top.seq {
@@ -465,6 +494,9 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 		(*f)(requests, time.Since(began), err)
 	}
 	if err != nil {
+		// What the transaction undid may have been noted.
+		s.notes.reset()
+		s.forgotAt = time.Time{}
 		return fmt.Errorf("sqlitestore: write: %w", err)
 	}
 	if f := s.committed.Load(); f != nil {
@@ -552,11 +584,13 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		}
 	}
 	var acked uint64
-	if err := g.st(ctx, g.stmt.nextSeq).QueryRowContext(ctx, q.DeviceID).Scan(&q.Seq, &acked); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			r.err = fmt.Errorf("device %s: %w", q.DeviceID, ErrNotFound)
-			return nil
-		}
+	var err error
+	q.Seq, acked, err = g.notes.seqs(ctx, g, q.DeviceID)
+	if errors.Is(err, ErrNotFound) {
+		r.err = err
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if q.Seq > MaxSeq {
@@ -582,6 +616,7 @@ func (r *enqueueReq) apply(ctx context.Context, g *groupTx) error {
 		q.AcceptedAt.UnixMilli(), q.DueAt.UnixMilli(), expiryMillis(q.ExpiresAt), q.Urgency); err != nil {
 		return err
 	}
+	g.notes.numbered(q)
 	r.q = q
 	return nil
 }
@@ -625,15 +660,25 @@ func (r *ackReq) apply(ctx context.Context, g *groupTx) error {
 		return nil // a higher ack for the device is in this transaction
 	}
 	// Delivered is recorded in the transaction that deletes, so a
-	// sender never finds a notification neither queued nor delivered.
-	if err := g.delivered(ctx, r.device, r.seq); err != nil {
+	// sender never finds a notification neither queued nor delivered;
+	// an ack that deletes nothing named skips it (notes.go).
+	named, err := g.notes.namedUpTo(ctx, g, r.device, r.seq)
+	if err != nil {
 		return err
+	}
+	if len(named) > 0 {
+		if err := g.delivered(ctx, r.device, r.seq, named); err != nil {
+			return err
+		}
 	}
 	if _, err := g.st(ctx, g.stmt.ackDelete).ExecContext(ctx, r.device, r.seq); err != nil {
 		return err
 	}
-	_, err := g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device)
-	return err
+	if _, err = g.st(ctx, g.stmt.ackDevice).ExecContext(ctx, r.seq, r.seq, r.device); err != nil {
+		return err
+	}
+	g.notes.acked(r.device, r.seq)
+	return nil
 }
 
 func (r *ackReq) finish(err error) {
@@ -667,8 +712,11 @@ func (r *touchReq) finish(error) {}
 // failure (a constraint, say) is its caller's error, not the
 // transaction's: SQLite undoes just the statement.
 type execReq struct {
-	query    string
-	args     []any
+	query string
+	args  []any
+	// outcomes: the statement records outcomes, so the committer's
+	// numbers of them per channel no longer hold (notes.go).
+	outcomes bool
 	affected int64
 	err      error
 	done     chan struct{}
@@ -682,6 +730,9 @@ func (r *execReq) apply(ctx context.Context, g *groupTx) error {
 		return nil
 	}
 	r.affected, _ = res.RowsAffected()
+	if r.outcomes && r.affected > 0 {
+		g.notes.recount()
+	}
 	return nil
 }
 
@@ -695,7 +746,10 @@ func (r *execReq) finish(err error) {
 // exec runs one write statement through the committer and returns how many
 // rows it changed.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	r := &execReq{query: query, args: args, done: make(chan struct{})}
+	return s.submitExec(ctx, &execReq{query: query, args: args, done: make(chan struct{})})
+}
+
+func (s *Store) submitExec(ctx context.Context, r *execReq) (int64, error) {
 	if err := s.submit(ctx, r, r.done); err != nil {
 		return 0, err
 	}
@@ -731,9 +785,10 @@ func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
 	now := s.now().UnixMilli()
 	// What a sender named is remembered as expired first, so its message
 	// resource says so (an ack landing in between says delivered instead).
-	if _, err := s.exec(ctx, `INSERT OR IGNORE INTO message_outcomes (channel_id, message_id, state, at)
+	if _, err := s.submitExec(ctx, &execReq{query: `INSERT OR IGNORE INTO message_outcomes (channel_id, message_id, state, at)
 		SELECT channel_id, message_id, ?, expires_at FROM queue
-		WHERE expires_at > 0 AND expires_at <= ? AND message_id != '' LIMIT ?`, store.MessageExpired, now, limit); err != nil {
+		WHERE expires_at > 0 AND expires_at <= ? AND message_id != '' LIMIT ?`, args: []any{store.MessageExpired, now, limit},
+		outcomes: true, done: make(chan struct{})}); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete expired: %w", err)
 	}
 	n, err := s.exec(ctx, `DELETE FROM queue WHERE (device_id, seq) IN
