@@ -55,7 +55,11 @@ func notFound(what string) error             { return fmt.Errorf("natsstore: %s:
 func (s *Store) subjectOf(dev string) string { return s.subject + token(dev) }
 
 func (s *Store) getChannel(ctx context.Context, id string) (channelRec, uint64, error) {
-	e, err := get(ctx, s.channels, channelKey(id))
+	var w *watched[channelRec]
+	if s.cache != nil {
+		w = s.cache.watched
+	}
+	e, err := w.read(ctx, s.channels, channelKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return channelRec{}, 0, notFound("channel")
 	}
@@ -266,7 +270,7 @@ func (s *Store) DeleteChannel(ctx context.Context, id string) error {
 		return err
 	}
 	// The deletion's revision is above the channel's.
-	s.cache.written(channelKey(id), rev+1)
+	s.cache.deleted(channelKey(id), rev)
 	for _, k := range []string{tokenKey(r.Token), appKey(r.DeviceID, r.App), channelKey(id)} {
 		if err := s.channels.Delete(ctx, k); err != nil {
 			return unavailable("delete channel", err)

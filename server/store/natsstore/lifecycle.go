@@ -91,7 +91,7 @@ func (s *Store) deleteChannels(ctx context.Context, deviceID string) error {
 		var drop []string
 		if err == nil {
 			// Never answered from the cache again, here.
-			s.cache.written(channelKey(id), rev+1)
+			s.cache.deleted(channelKey(id), rev)
 			drop = append(drop, tokenKey(r.Token))
 		}
 		drop = append(drop, ak, channelKey(id))

@@ -41,7 +41,8 @@ import (
 // A device is forgotten, so read again, whenever its queue is emptied
 // wholesale or its row deleted; the channels' counts, when outcomes are
 // deleted or recorded other than by an ack; and everything when a
-// transaction fails, since what it undid may have been noted. Only the
+// transaction fails, since what it undid may have been noted, or when
+// another store has written the same database file (noteOthers). Only the
 // committer goroutine touches the notes, so they have no lock.
 type notes struct {
 	devices  map[string]deviceNote

@@ -83,6 +83,9 @@ type Store struct {
 	// last deleted.
 	notes    notes
 	forgotAt time.Time
+	// dataVersion is the writer connection's PRAGMA data_version as the
+	// committer last saw it (noteOthers).
+	dataVersion int64
 	// commits counts transactions, for measuring group commit.
 	mu      sync.Mutex
 	commits uint64
@@ -226,6 +229,7 @@ func (s *Store) Commits() uint64 {
 type writeStmts struct {
 	nextSeq, bumpSeq, depth, insert, older, remove, ackDelete, ackDevice, touch *sql.Stmt
 	delivered, deliveredUncounted, countOutcomes, forget, named                 *sql.Stmt
+	dataVersion                                                                 *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -261,6 +265,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE q.device_id = ? AND q.seq <= ? AND q.message_id != ''`},
 		{&w.countOutcomes, `SELECT count(*) FROM message_outcomes WHERE channel_id = ?`},
 		{&w.forget, `DELETE FROM message_outcomes WHERE at < ?`},
+		{&w.dataVersion, `PRAGMA data_version`},
 		{&w.named, `SELECT seq, channel_id FROM queue WHERE device_id = ? AND message_id != '' ORDER BY seq`},
 		// A lazy touch may land after a later TouchDevice of the same
 		// device (its session ended at once): the later time stays.
@@ -276,7 +281,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.deliveredUncounted, w.countOutcomes, w.forget, w.named} {
+	for _, st := range []*sql.Stmt{w.nextSeq, w.bumpSeq, w.depth, w.insert, w.older, w.remove, w.ackDelete, w.ackDevice, w.touch, w.delivered, w.deliveredUncounted, w.countOutcomes, w.forget, w.named, w.dataVersion} {
 		if st != nil {
 			st.Close()
 		}
@@ -472,6 +477,9 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 			return err
 		}
 		defer tx.Rollback()
+		if err := s.noteOthers(ctx, tx); err != nil {
+			return err
+		}
 		g := &groupTx{tx: tx, stmt: &s.stmt, acks: map[string]*ackReq{}, now: s.now(), notes: &s.notes}
 		if err := s.forget(ctx, g); err != nil {
 			return err
@@ -511,6 +519,26 @@ func (s *Store) commitTx(reqs []writeReq, requests int) error {
 	s.mu.Lock()
 	s.commits++
 	s.mu.Unlock()
+	return nil
+}
+
+// noteOthers forgets the notes when another connection has committed to
+// the database since the committer's last transaction: another store, or
+// another process, opened on the same file. Its writes are not in the
+// notes, and a note they made stale would number a notification twice.
+// The reads of this store are read-only connections and its writes are
+// this connection's, so one store alone never forgets by it. data_version
+// is read inside the transaction, which holds the write lock (BEGIN
+// IMMEDIATE): nobody else commits until it ends.
+func (s *Store) noteOthers(ctx context.Context, tx *sql.Tx) error {
+	var v int64
+	if err := tx.StmtContext(ctx, s.stmt.dataVersion).QueryRowContext(ctx).Scan(&v); err != nil {
+		return err
+	}
+	if v != s.dataVersion {
+		s.notes.reset()
+		s.dataVersion = v
+	}
 	return nil
 }
 
