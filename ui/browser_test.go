@@ -111,6 +111,9 @@ func TestStartScreen(t *testing.T) {
 	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0002")))
 	until(t, ctx, "the live event stream", `document.querySelector("#live").textContent === "live"`)
 	until(t, ctx, "the channel list", `document.querySelector('#channels tr[data-app="demo"] .uri')?.textContent === `+jsString(ch.URI))
+	// The heartbeat line shows the ceiling in force (docs/power.md); a
+	// phone that has just connected is still learning, with no probe due.
+	until(t, ctx, "the heartbeat line", `document.querySelector("#heartbeat-info").textContent === "heartbeat 4m0s (learning), ceiling 1h58m0s · next probe - · 0 failed in 24 h"`)
 
 	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Hello", Text2: "from Herald", Param: "/Inbox.xaml?id=7"}).XML())
 	testenv.Eventually(t, 10*time.Second, "toast stored", func() bool {

@@ -50,13 +50,47 @@ func TestHeartbeatCeilingFlag(t *testing.T) {
 	}
 }
 
-// On a network that is not metered the configured ceiling holds; the
-// metered one never raises it.
+// On a metered network the lower of the two ceilings applies; on one that
+// is not, or where detection fails (NetworkCost reports not metered and
+// nothing told, docs/power.md), the configured ceiling holds.
 func TestMeteredCeiling(t *testing.T) {
-	c := platform.Config{HeartbeatCeiling: platform.Duration{Duration: 10 * time.Minute}, MeteredHeartbeatCeiling: platform.Duration{Duration: 28 * time.Minute}}
-	got := meteredCeiling(c, slog.New(slog.NewTextHandler(io.Discard, nil)))(context.Background())
-	if got != 10*time.Minute {
-		t.Fatalf("ceiling %v, want the configured 10m (whether or not this host's network is metered)", got)
+	ceilings := func(configured, metered time.Duration) platform.Config {
+		return platform.Config{HeartbeatCeiling: platform.Duration{Duration: configured}, MeteredHeartbeatCeiling: platform.Duration{Duration: metered}}
+	}
+	tests := []struct {
+		name    string
+		c       platform.Config
+		metered bool
+		how     string
+		want    time.Duration
+	}{
+		{"metered by NetworkManager", ceilings(118*time.Minute, 28*time.Minute), true, platform.MeteredByNetworkManager, 28 * time.Minute},
+		{"cellular interface", ceilings(118*time.Minute, 28*time.Minute), true, platform.MeteredByInterface, 28 * time.Minute},
+		{"metered, configured lower", ceilings(10*time.Minute, 28*time.Minute), true, platform.MeteredByNetworkManager, 10 * time.Minute},
+		{"metered, metered ceiling raised", ceilings(45*time.Minute, 3*time.Hour), true, platform.MeteredByNetworkManager, 45 * time.Minute},
+		{"not metered by NetworkManager", ceilings(118*time.Minute, 28*time.Minute), false, platform.MeteredByNetworkManager, 118 * time.Minute},
+		{"wired interface", ceilings(3*time.Hour, 28*time.Minute), false, platform.MeteredByInterface, 3 * time.Hour},
+		{"detection failed", ceilings(118*time.Minute, 28*time.Minute), false, "", 118 * time.Minute},
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked int
+			detect := func(context.Context) (bool, string) { asked++; return tt.metered, tt.how }
+			ceiling := meteredCeiling(tt.c, detect, log)
+			// Asked on every connection, not once: a network may become
+			// metered (a phone's hotspot) while the daemon runs.
+			for i := 1; i <= 2; i++ {
+				if got := ceiling(context.Background()); got != tt.want || asked != i {
+					t.Fatalf("call %d: ceiling %v after %d detections, want %v after %d", i, got, asked, tt.want, i)
+				}
+			}
+		})
+	}
+	// The platform's own detector, as the daemon wires it, never raises
+	// the configured ceiling whatever this host's network is.
+	if got := meteredCeiling(ceilings(10*time.Minute, 28*time.Minute), platform.NetworkCost{}.Metered, log)(context.Background()); got != 10*time.Minute {
+		t.Fatalf("host's network: ceiling %v, want the configured 10m", got)
 	}
 }
 

@@ -303,7 +303,7 @@ func serveDaemon(ctx context.Context, s settings, log *slog.Logger, display daem
 	}
 	d, err := daemon.New(daemon.Config{Service: serviceURL, Link: link, DataDir: s.Data, Socket: s.Socket, SocketGroup: s.SocketGroup,
 		UnifiedPushBus: s.UnifiedPush, Display: display, Logger: log, PowerSource: powerSource, Handlers: s.Handlers, Effective: effective,
-		Supply: func() (bool, bool) { return platform.PowerSource{}.OnPower(), platform.Network{}.OnWiFi() }, HeartbeatCeiling: meteredCeiling(s.Config, log),
+		Supply: func() (bool, bool) { return platform.PowerSource{}.OnPower(), platform.Network{}.OnWiFi() }, HeartbeatCeiling: meteredCeiling(s.Config, platform.NetworkCost{}.Metered, log),
 		History: daemon.History{ToastsKept: s.ToastsKept, ToastsMaxAge: s.ToastsMaxAge.Duration,
 			EventsKept: s.EventsKept, EventsMaxAge: s.EventsMaxAge.Duration},
 		OnChange: func(c daemon.Change) { page.Notify("", c) }})
@@ -375,12 +375,13 @@ func sameFile(a, b string) bool {
 }
 
 // meteredCeiling returns the heartbeat ceiling on the network the device
-// is on now: the metered one on a metered or cellular network, as the
-// platform can tell.
-func meteredCeiling(c platform.Config, log *slog.Logger) func(ctx context.Context) time.Duration {
-	var cost platform.NetworkCost
+// is on now: the metered one on a metered or cellular network, as detect
+// (platform.NetworkCost's Metered; a parameter so that tests can say what
+// the network is) tells, but never above the configured one. Detection
+// that fails reports not metered, so the configured ceiling holds.
+func meteredCeiling(c platform.Config, detect func(context.Context) (bool, string), log *slog.Logger) func(ctx context.Context) time.Duration {
 	return func(ctx context.Context) time.Duration {
-		metered, how := cost.Metered(ctx)
+		metered, how := detect(ctx)
 		if !metered {
 			return c.HeartbeatCeiling.Duration
 		}
