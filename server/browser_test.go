@@ -505,3 +505,127 @@ func TestBrowserPendingHellosBounded(t *testing.T) {
 		return err == nil
 	})
 }
+
+// rawFrame reads the next frame as its JSON fields, kept raw, so that a
+// test can tell a field sent empty from one not sent at all.
+func (b *testBrowser) rawFrame() map[string]json.RawMessage {
+	b.t.Helper()
+	b.conn.SetReadDeadline(time.Now().Add(frameWait))
+	_, data, err := b.conn.ReadMessage()
+	if err != nil {
+		b.t.Fatalf("read: %v", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		b.t.Fatalf("decode %s: %v", data, err)
+	}
+	return m
+}
+
+// The hellos a browser may send are answered as docs/browsers.md says:
+// status 200, use_webpush, broadcasts sent as {} (Firefox's push client
+// reads it to know which broadcasts are current), and the uaid kept when
+// the service knows it. channelIDs, which a client may send, is ignored:
+// the subscriptions the service holds for the uaid are the truth, so one
+// not listed still takes messages and one listed is not made by the
+// hello.
+func TestBrowserHelloVariants(t *testing.T) {
+	ts := startService(t, server.Config{})
+	known := ts.browser("")
+	endpoint := known.subscribe(chanA, "")
+	known.hangUp()
+	testenv.Eventually(t, frameWait, "the session ended", func() bool { return ts.srv.ConnectedCount() == 0 })
+	_, pub, _ := vapidKeys(t)
+
+	for _, tc := range []struct {
+		name  string
+		hello string
+		known bool // the hello carries the known browser's uaid
+	}{
+		{"new, as Firefox sends it", `{"messageType":"hello","use_webpush":true,"broadcasts":{}}`, false},
+		{"new, no broadcasts", `{"messageType":"hello","use_webpush":true}`, false},
+		{"new, broadcasts subscribed", `{"messageType":"hello","use_webpush":true,"broadcasts":{"remote-settings/monitor_changes":"\"1\""}}`, false},
+		{"new, empty channelIDs", `{"messageType":"hello","use_webpush":true,"channelIDs":[]}`, false},
+		{"new, channelIDs the service never saw", `{"messageType":"hello","use_webpush":true,"channelIDs":["` + chanB + `"]}`, false},
+		{"known, empty channelIDs", `{"messageType":"hello","use_webpush":true,"broadcasts":{},"channelIDs":[]}`, true},
+		{"known, channelIDs without its subscription", `{"messageType":"hello","use_webpush":true,"channelIDs":["` + chanB + `"]}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hello := tc.hello
+			if tc.known {
+				hello = strings.Replace(hello, `{`, `{"uaid":"`+known.uaid+`",`, 1)
+			}
+			b := &testBrowser{t: t, ts: ts, conn: ts.dialBrowser()}
+			if err := b.conn.WriteMessage(websocket.TextMessage, []byte(hello)); err != nil {
+				t.Fatal(err)
+			}
+			r := b.rawFrame()
+			var uaid string
+			json.Unmarshal(r["uaid"], &uaid)
+			if string(r["messageType"]) != `"hello"` || string(r["status"]) != "200" || string(r["use_webpush"]) != "true" {
+				t.Fatalf("hello answered %v", r)
+			}
+			if got := string(r["broadcasts"]); got != "{}" {
+				t.Fatalf("broadcasts answered as %q, want {}", got)
+			}
+			if tc.known != (uaid == known.uaid) || uaid == "" {
+				t.Fatalf("uaid %q answered; known %v", uaid, tc.known)
+			}
+			if strings.Contains(tc.hello, chanB) {
+				// A listed subscription was not made: had it been
+				// (keyless), registering it with a key would be a
+				// conflict (409).
+				b.subscribe(chanB, pub)
+			}
+			if tc.known {
+				// The subscription the hello did not list still takes
+				// messages on this connection.
+				if res := wpPost(t, endpoint, wpHeader("TTL", "60"), []byte("x")); res.StatusCode != http.StatusCreated {
+					t.Fatalf("post: %d", res.StatusCode)
+				}
+				b.ack(b.notification())
+				testenv.Eventually(t, frameWait, "the ack empties the queue", func() bool { return ts.queued() == 0 })
+			}
+			// One browser at a time, so that the next row's known
+			// browser is not a takeover.
+			b.hangUp()
+			testenv.Eventually(t, frameWait, "the session ended", func() bool { return ts.srv.ConnectedCount() == 0 })
+		})
+	}
+}
+
+// The frames a live browser sends besides acks, answered as
+// docs/browsers.md says: {"messageType":"ping"} with {}; a
+// broadcast_subscribe with nothing, the connection staying usable; a nack
+// of a version the service sent ends that message as an ack would, so it
+// is not sent again on the next connection.
+func TestBrowserPingBroadcastSubscribeNack(t *testing.T) {
+	ts := startService(t, server.Config{})
+	b := ts.browser("")
+	endpoint := b.subscribe(chanA, "")
+
+	b.send(browserMsg{MessageType: "ping"})
+	if r := b.rawFrame(); len(r) != 0 {
+		t.Fatalf(`{"messageType":"ping"} answered %v, want {}`, r)
+	}
+
+	b.send(json.RawMessage(`{"messageType":"broadcast_subscribe","broadcasts":{"remote-settings/monitor_changes":"\"1\""}}`))
+	b.ping() // the keepalive's answer comes first: broadcast_subscribe has none
+	if res := wpPost(t, endpoint, wpHeader("TTL", "3600"), []byte("after broadcast_subscribe")); res.StatusCode != http.StatusCreated {
+		t.Fatalf("post: %d", res.StatusCode)
+	}
+	m := b.notification()
+	if d, _ := base64.RawURLEncoding.DecodeString(m.Data); string(d) != "after broadcast_subscribe" {
+		t.Fatalf("notification after broadcast_subscribe carries %q", d)
+	}
+
+	// 301 is what Firefox sends when the service worker's push event
+	// failed (PushService's nack codes).
+	b.send(browserMsg{MessageType: "nack", ChannelID: m.ChannelID, Version: m.Version, Code: 301})
+	b.ping() // a nack has no answer, and the connection lives on
+	testenv.Eventually(t, frameWait, "the nack empties the queue", func() bool { return ts.queued() == 0 })
+	b.hangUp()
+	testenv.Eventually(t, frameWait, "the session ended", func() bool { return ts.srv.ConnectedCount() == 0 })
+	b = ts.browser(b.uaid)
+	b.ping() // nothing comes before the keepalive's answer: the nacked message is not sent again
+}
