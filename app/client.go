@@ -298,7 +298,25 @@ func (c *Client) Listen(ctx context.Context, appID string, opts ListenOptions) (
 	// first is where the link stands), so once one is in, raw
 	// notifications sent from now on reach the app instead of being
 	// dropped as for an app that is not running.
-	e, err := s.Next(ctx)
+	//
+	// By then the daemon counts the app running, so ctx ending while the
+	// first event is awaited closes the stream as an app that stops does,
+	// with a close frame: handed to Next, it would cut the connection,
+	// which the daemon takes for a crash and keeps the app "running" for
+	// its grace period.
+	first, endFirst := context.WithCancel(context.WithoutCancel(ctx))
+	defer endFirst()
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		s.Close()
+		endFirst() // a redial waiting for the daemon
+	})
+	e, err := s.Next(first)
+	if !stop() {
+		<-closed // the close handshake is under way: let it finish
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		s.Close()
 		return nil, err
