@@ -100,6 +100,7 @@ func (s *Store) deleteChannels(ctx context.Context, deviceID string) error {
 				return unavailable("delete channel", err)
 			}
 		}
+		s.own.wrote(appFilter(deviceID), ak, false)
 	}
 	return nil
 }
@@ -188,9 +189,10 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 	if err := s.purgeAll(ctx, id); err != nil {
 		return true, err
 	}
-	if err := s.devices.Delete(ctx, "s."+hash(r.Source)+"."+token(id)); err != nil {
+	if err := s.devices.Delete(ctx, sourceKey(r.Source, id)); err != nil {
 		return true, unavailable("delete device index", err)
 	}
+	s.own.wrote(sourceFilter(r.Source), sourceKey(r.Source, id), false)
 	return true, nil
 }
 
