@@ -9,14 +9,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A count (a device's channels, the devices enrolled from one address) is
-// a listing of index keys, which nats.go reads through an R1 ordered
-// consumer, and NATS places that consumer on any replica of the bucket,
-// afresh for every listing: in R3 it may be the follower left out of the
-// quorum that acknowledged this node's last write, a moment behind. So a
-// count keeps a short record of this node's own creations and deletions
-// of listed keys, and lists again while the listing misses one of them,
-// as watched.read does for gets. The record, not a revision, is what a
+// A count (a device's channels, the devices enrolled from one address),
+// like the listing of a device's channels to delete them, is a listing of
+// index keys, which nats.go reads through an R1 ordered consumer, and
+// NATS places that consumer on any replica of the bucket, afresh for
+// every listing: in R3 it may be the follower left out of the quorum that
+// acknowledged this node's last write, a moment behind. So the store
+// keeps a short record of this node's own creations and deletions of
+// listed keys, and lists again while the listing misses one of them, as
+// watched.read does for gets. The record, not a revision, is what a
 // listing is checked against: a listing says nothing of how far its
 // replica has got beyond the keys it names.
 
@@ -108,28 +109,31 @@ func (o *ownKeys) misses(filter string, listed map[string]bool) bool {
 	return false
 }
 
-// count counts the keys of kv matching filter, never fewer than this
-// node created nor counting what it deleted (own) in the last listTrust:
+// list lists the keys of kv matching filter, never missing one this
+// node created nor holding one it deleted (own) in the last listTrust:
 // while a listing misses one of those, it lists again, and it gives the
-// last listing's count when ctx ends. Other nodes' writes of the last
-// moments may be missed, as on any replica.
-func count(ctx context.Context, kv jetstream.KeyValue, filter string, own *ownKeys) (int, error) {
+// last listing when ctx ends. Other nodes' writes of the last moments may
+// be missed, as on any replica.
+func list(ctx context.Context, kv jetstream.KeyValue, filter string, own *ownKeys) (map[string]bool, error) {
 	for {
 		listed, err := listKeys(ctx, kv, filter)
-		if err != nil {
-			return 0, err
-		}
-		if !own.misses(filter, listed) {
-			return len(listed), nil
+		if err != nil || !own.misses(filter, listed) {
+			return listed, err
 		}
 		t := time.NewTimer(readAgain)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return len(listed), nil
+			return listed, nil
 		case <-t.C:
 		}
 	}
+}
+
+// count is how many keys list lists.
+func count(ctx context.Context, kv jetstream.KeyValue, filter string, own *ownKeys) (int, error) {
+	listed, err := list(ctx, kv, filter, own)
+	return len(listed), err
 }
 
 func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) (map[string]bool, error) {

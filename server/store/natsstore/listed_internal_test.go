@@ -113,8 +113,9 @@ func newCopy[T any]() *watched[T] {
 }
 
 // A count on the node that enrolled the devices or created or deleted the
-// channels reflects those writes, though the replica serving the listing
-// is behind them. The clock is stopped, so no write of this node ever
+// channels reflects those writes, and so does the listing of a device's
+// channels to delete, though the replica serving the listing is behind
+// them. The clock is stopped, so no write of this node ever
 // ages out of the record while the test runs.
 func TestCountsIncludeOwnWrites(t *testing.T) {
 	ctx := context.Background()
@@ -153,6 +154,20 @@ func TestCountsIncludeOwnWrites(t *testing.T) {
 	}
 	if n, err := s.CountChannels(ctx, "dev-a"); err != nil || n != 1 {
 		t.Fatalf("channels after delete: %d, %v; want 1", n, err)
+	}
+	// Deleting the device's channels (retirement, expiry) deletes the one
+	// created a moment ago too.
+	if err := s.CreateChannel(ctx, store.Channel{ID: "ch-3", DeviceID: "dev-a", App: "chat", Token: "tok-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.deleteChannels(ctx, "dev-a"); err != nil {
+		t.Fatal(err)
+	}
+	for k := range channels.keys {
+		t.Errorf("%s left after deleting the device's channels", k)
+	}
+	if n, err := s.CountChannels(ctx, "dev-a"); err != nil || n != 0 {
+		t.Fatalf("channels after deleting them all: %d, %v; want 0", n, err)
 	}
 }
 
