@@ -189,6 +189,8 @@ type Store interface {
 	// store's own), and NextSeq is left zero.
 	DeviceStatus(ctx context.Context, id string) (Device, error)
 	// CountDevicesFromSource counts devices enrolled from one address.
+	// Like CountChannels, a replicated backend may miss other nodes'
+	// writes of the last moments, never this store's own.
 	CountDevicesFromSource(ctx context.Context, source string) (int, error)
 	// TouchDevice records when the device was last connected.
 	TouchDevice(ctx context.Context, id string, seen time.Time) error
@@ -217,6 +219,9 @@ type Store interface {
 	ChannelByToken(ctx context.Context, token string) (Channel, error)
 	Channel(ctx context.Context, id string) (Channel, error)
 	ChannelByApp(ctx context.Context, deviceID, app string) (Channel, error)
+	// CountChannels counts the device's channels: a replicated backend
+	// may miss other nodes' creations and deletions of the last moments,
+	// never this store's own.
 	CountChannels(ctx context.Context, deviceID string) (int, error)
 	// CreateChannel stores a new channel; ErrExists if the device has one
 	// for the app already.

@@ -181,9 +181,12 @@ func (s *Store) CreateChannel(ctx context.Context, c store.Channel) error {
 			return fmt.Errorf("natsstore: channel %s/%s: %w", c.DeviceID, c.App, store.ErrExists)
 		}
 	}
+	s.own.wrote(appFilter(c.DeviceID), ak, true)
 	b, _ := json.Marshal(recOf(c))
 	if _, err := s.channels.Create(ctx, channelKey(c.ID), b); err != nil {
-		s.channels.Delete(ctx, ak)
+		if s.channels.Delete(ctx, ak) == nil {
+			s.own.wrote(appFilter(c.DeviceID), ak, false)
+		}
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("natsstore: channel %s: %w", c.ID, store.ErrExists)
 		}
@@ -276,5 +279,6 @@ func (s *Store) DeleteChannel(ctx context.Context, id string) error {
 			return unavailable("delete channel", err)
 		}
 	}
+	s.own.wrote(appFilter(r.DeviceID), appKey(r.DeviceID, r.App), false)
 	return nil
 }

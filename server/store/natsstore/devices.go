@@ -41,7 +41,9 @@ func (r deviceRec) device(id string) store.Device {
 	return d
 }
 
-func deviceKey(id string) string { return "d." + token(id) }
+func deviceKey(id string) string         { return "d." + token(id) }
+func sourceKey(source, id string) string { return "s." + hash(source) + "." + token(id) }
+func sourceFilter(source string) string  { return "s." + hash(source) + ".*" }
 
 // CreateDevice enrols a device.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
@@ -63,9 +65,10 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		return unavailable("create device", err)
 	}
 	s.devCache.written(deviceKey(d.ID), rev)
-	if _, err := s.devices.Put(ctx, "s."+hash(d.Source)+"."+token(d.ID), nil); err != nil {
+	if _, err := s.devices.Put(ctx, sourceKey(d.Source, d.ID), nil); err != nil {
 		return unavailable("index device", err)
 	}
+	s.own.wrote(sourceFilter(d.Source), sourceKey(d.Source, d.ID), true)
 	return nil
 }
 
@@ -170,26 +173,20 @@ func (s *Store) CountDevicesFromSource(ctx context.Context, source string) (int,
 	if err := s.check(); err != nil {
 		return 0, err // before s.devices is set, if not ready
 	}
-	return s.countKeys(ctx, s.devices, "s."+hash(source)+".*")
+	return s.countKeys(ctx, s.devices, sourceFilter(source))
 }
 
+// countKeys counts the keys filter lists, this node's own creations and
+// deletions of them included however recent (listed.go).
 func (s *Store) countKeys(ctx context.Context, kv jetstream.KeyValue, filter string) (int, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	l, err := kv.ListKeysFiltered(ctx, filter)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return 0, nil
-	}
+	n, err := count(ctx, kv, filter, &s.own)
 	if err != nil {
 		return 0, unavailable("count", err)
-	}
-	defer l.Stop()
-	n := 0
-	for range l.Keys() {
-		n++
 	}
 	return n, nil
 }

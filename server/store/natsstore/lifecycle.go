@@ -63,19 +63,13 @@ func (s *Store) RetireDevice(ctx context.Context, id string, at time.Time) error
 
 // deleteChannels deletes every channel of the device, tokens first.
 func (s *Store) deleteChannels(ctx context.Context, deviceID string) error {
-	l, err := s.channels.ListKeysFiltered(ctx, appFilter(deviceID))
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil
-	}
+	// A channel this node created a moment ago is deleted too, whichever
+	// replica lists them.
+	keys, err := list(ctx, s.channels, appFilter(deviceID), &s.own)
 	if err != nil {
 		return unavailable("list channels", err)
 	}
-	var keys []string
-	for k := range l.Keys() {
-		keys = append(keys, k)
-	}
-	l.Stop()
-	for _, ak := range keys {
+	for ak := range keys {
 		e, err := get(ctx, s.channels, ak)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
@@ -100,6 +94,7 @@ func (s *Store) deleteChannels(ctx context.Context, deviceID string) error {
 				return unavailable("delete channel", err)
 			}
 		}
+		s.own.wrote(appFilter(deviceID), ak, false)
 	}
 	return nil
 }
@@ -188,9 +183,10 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 	if err := s.purgeAll(ctx, id); err != nil {
 		return true, err
 	}
-	if err := s.devices.Delete(ctx, "s."+hash(r.Source)+"."+token(id)); err != nil {
+	if err := s.devices.Delete(ctx, sourceKey(r.Source, id)); err != nil {
 		return true, unavailable("delete device index", err)
 	}
+	s.own.wrote(sourceFilter(r.Source), sourceKey(r.Source, id), false)
 	return true, nil
 }
 

@@ -154,6 +154,9 @@ type Store struct {
 	cache    *channelCache
 	// devCache is the devices bucket's d.* keys as this node last heard.
 	devCache *watched[deviceRec]
+	// own is this node's recent writes of the index keys counts list
+	// (listed.go).
+	own ownKeys
 	// lastSeq reads the stream's last number for every hello at once.
 	lastSeq  fresh[uint64]
 	quota    jetstream.KeyValue
