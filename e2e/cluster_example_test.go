@@ -27,8 +27,34 @@ import (
 // exampleNATS writes the NATS configuration and node keys of
 // examples/cluster/run.sh and starts one server from it, on ports of its
 // own (the example's are fixed) and without its routes: what is under
-// test is who may connect and what each may do.
+// test is who may connect and what each may do (the routes' credentials
+// are TestClusterExampleRoutesNeedCredentials').
 func exampleNATS(t *testing.T) (url, dir string) {
+	t.Helper()
+	dir = exampleConfig(t)
+	opts, err := natsserver.ProcessConfigFile(filepath.Join(dir, "nats1.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", -1, t.TempDir()
+	opts.Cluster, opts.Routes = natsserver.ClusterOpts{}, nil
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	return ns.ClientURL(), dir
+}
+
+// exampleConfig writes the NATS configurations and keys of
+// examples/cluster/run.sh into a new directory, and checks that only
+// their owner may read them.
+func exampleConfig(t *testing.T) (dir string) {
 	t.Helper()
 	for _, tool := range []string{"sh", "go"} { // the script builds nk
 		if _, err := exec.LookPath(tool); err != nil {
@@ -49,23 +75,7 @@ func exampleNATS(t *testing.T) (url, dir string) {
 			t.Errorf("%s is %v: readable by others", f, fi.Mode().Perm())
 		}
 	}
-	opts, err := natsserver.ProcessConfigFile(filepath.Join(dir, "nats1.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", -1, t.TempDir()
-	opts.Cluster, opts.Routes = natsserver.ClusterOpts{}, nil
-	opts.NoLog, opts.NoSigs = true, true
-	ns, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return ns.ClientURL(), dir
+	return dir
 }
 
 // The example's NATS refuses anyone without a node's key: the attack of

@@ -15,15 +15,18 @@ import (
 	"time"
 )
 
-// PKI is a CA and a server certificate for 127.0.0.1 it issued, generated
-// for one test, with their PEM files.
+// PKI is a CA, a server certificate for 127.0.0.1 and a client
+// certificate it issued, generated for one test, with their PEM files.
 type PKI struct {
-	CAFile, CertFile, KeyFile string
-	CA, Leaf                  *x509.Certificate
+	CAFile, CertFile, KeyFile     string
+	ClientCertFile, ClientKeyFile string
+	CA, Leaf                      *x509.Certificate
 }
 
-// NewPKI generates a CA and a server certificate for 127.0.0.1, valid for
-// an hour either side of now, and writes them to a temporary directory.
+// NewPKI generates a CA, a server certificate for 127.0.0.1 and a client
+// certificate (for TLS peers that ask for one, such as a NATS server with
+// verify), valid for an hour either side of now, and writes them to a
+// temporary directory.
 func NewPKI(t testing.TB) PKI {
 	t.Helper()
 	dir := t.TempDir()
@@ -62,11 +65,29 @@ func NewPKI(t testing.TB) PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := PKI{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), CA: ca, Leaf: leaf}
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientTmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "test client"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	clientDER, err := x509.CreateCertificate(rand.Reader, clientTmpl, ca, &clientKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientKeyDER, err := x509.MarshalECPrivateKey(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := PKI{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"),
+		ClientCertFile: filepath.Join(dir, "client.pem"), ClientKeyFile: filepath.Join(dir, "client-key.pem"), CA: ca, Leaf: leaf}
 	for file, block := range map[string]*pem.Block{
-		p.CAFile:   {Type: "CERTIFICATE", Bytes: caDER},
-		p.CertFile: {Type: "CERTIFICATE", Bytes: leafDER},
-		p.KeyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+		p.CAFile:         {Type: "CERTIFICATE", Bytes: caDER},
+		p.CertFile:       {Type: "CERTIFICATE", Bytes: leafDER},
+		p.KeyFile:        {Type: "EC PRIVATE KEY", Bytes: keyDER},
+		p.ClientCertFile: {Type: "CERTIFICATE", Bytes: clientDER},
+		p.ClientKeyFile:  {Type: "EC PRIVATE KEY", Bytes: clientKeyDER},
 	} {
 		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 			t.Fatal(err)
