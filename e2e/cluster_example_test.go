@@ -19,6 +19,7 @@ import (
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
+	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/server/store/natsstore"
@@ -39,15 +40,7 @@ func exampleNATS(t *testing.T) (url, dir string) {
 	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", -1, t.TempDir()
 	opts.Cluster, opts.Routes = natsserver.ClusterOpts{}, nil
 	opts.NoLog, opts.NoSigs = true, true
-	ns, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := natstest.Start(t, opts)
 	return ns.ClientURL(), dir
 }
 

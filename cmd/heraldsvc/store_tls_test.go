@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server/store"
 	"github.com/heraldpush/herald/server/store/natsstore"
@@ -38,15 +39,7 @@ func tlsNATS(t *testing.T, pki testenv.PKI, verify bool, auth func(*server.Optio
 	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		TLS: true, TLSVerify: verify, TLSConfig: tc, TLSTimeout: 2}
 	auth(o)
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := natstest.Start(t, o)
 	return "127.0.0.1:" + strconv.Itoa(ns.Addr().(*net.TCPAddr).Port)
 }
 

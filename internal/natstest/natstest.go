@@ -40,6 +40,13 @@ func (s *Server) URL() string {
 	return s.ClientURL()
 }
 
+// Start starts a server with opts, as given, and waits until it takes
+// clients; it is stopped when the test ends.
+func Start(t testing.TB, opts *server.Options) *Server {
+	t.Helper()
+	return start(t, opts)
+}
+
 func start(t testing.TB, opts *server.Options) *Server {
 	t.Helper()
 	s := launch(t, opts)

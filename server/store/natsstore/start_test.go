@@ -116,15 +116,7 @@ func TestStartBeforeServer(t *testing.T) {
 
 	o := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		Username: "herald", Password: "s3cret"}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	natstest.Start(t, o)
 	drive(t, clk, s)
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -176,15 +168,7 @@ func TestWaitEndsWithContextAndClose(t *testing.T) {
 func TestStartRefusedCredentials(t *testing.T) {
 	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		Username: "herald", Password: "right"}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := natstest.Start(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for name, opt := range map[string][]nats.Option{
@@ -307,18 +291,10 @@ func TestStartRefusedSubject(t *testing.T) {
 	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		Users: []*server.User{{Username: "herald", Password: "pw", Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Deny: []string{"$JS.API.STREAM.CREATE.KV_herald_channels"}}}}}}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := natstest.Start(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err = natsstore.Open(ctx, natsstore.Options{URLs: ns.ClientURL(), NATS: []nats.Option{nats.UserInfo("herald", "pw")},
+	_, err := natsstore.Open(ctx, natsstore.Options{URLs: ns.ClientURL(), NATS: []nats.Option{nats.UserInfo("herald", "pw")},
 		Logger: testenv.Logger(t)})
 	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "KV_herald_channels") {
 		t.Fatalf("Open: %v; want the permissions violation", err)
