@@ -295,10 +295,20 @@ func TestClusterTakeover(t *testing.T) {
 	onC.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	onC.Close()
 	testenv.Eventually(t, 10*time.Second, "C notices the device left", func() bool { return !c.Connected(d.id) })
-	for _, node := range []*server.Service{a, b, c} {
-		if r := post(t, on(node, uri), mpnsRequest{body: []byte("away")}); r.status != http.StatusOK || r.device != "TempDisconnected" {
-			t.Fatalf("device away, POST to %s: %d %s/%s", node.URL(), r.status, r.notification, r.device)
-		}
+	if r := post(t, on(c, uri), mpnsRequest{body: []byte("away")}); r.status != http.StatusOK || r.device != "TempDisconnected" {
+		t.Fatalf("device away, POST to C: %d %s/%s", r.status, r.notification, r.device)
+	}
+	// The other nodes learn of the departure through their watched copy
+	// of presence, a moment behind C (docs/cluster.md, watched copies):
+	// until then a POST is judged as it would have been a moment before.
+	for _, node := range []*server.Service{a, b} {
+		testenv.Eventually(t, 10*time.Second, "TempDisconnected from "+node.URL(), func() bool {
+			r := post(t, on(node, uri), mpnsRequest{body: []byte("away")})
+			if r.status != http.StatusOK {
+				t.Fatalf("device away, POST to %s: %d %s/%s", node.URL(), r.status, r.notification, r.device)
+			}
+			return r.device == "TempDisconnected"
+		})
 	}
 }
 

@@ -55,11 +55,7 @@ func notFound(what string) error             { return fmt.Errorf("natsstore: %s:
 func (s *Store) subjectOf(dev string) string { return s.subject + token(dev) }
 
 func (s *Store) getChannel(ctx context.Context, id string) (channelRec, uint64, error) {
-	var w *watched[channelRec]
-	if s.cache != nil {
-		w = s.cache.watched
-	}
-	e, err := w.read(ctx, s.channels, channelKey(id))
+	e, err := get(ctx, s.channels, channelKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return channelRec{}, 0, notFound("channel")
 	}

@@ -73,7 +73,7 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 }
 
 func (s *Store) getDevice(ctx context.Context, id string) (deviceRec, uint64, error) {
-	e, err := s.devCache.read(ctx, s.devices, deviceKey(id))
+	e, err := get(ctx, s.devices, deviceKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return deviceRec{}, 0, fmt.Errorf("natsstore: device %s: %w", id, store.ErrNotFound)
 	}

@@ -16,10 +16,10 @@ import (
 // every listing: in R3 it may be the follower left out of the quorum that
 // acknowledged this node's last write, a moment behind. So the store
 // keeps a short record of this node's own creations and deletions of
-// listed keys, and lists again while the listing misses one of them, as
-// watched.read does for gets. The record, not a revision, is what a
-// listing is checked against: a listing says nothing of how far its
-// replica has got beyond the keys it names.
+// listed keys, and lists again while the listing misses one of them.
+// The record, not a revision, is what a listing is checked against: a
+// listing says nothing of how far its replica has got beyond the keys it
+// names. (A get, by contrast, asks the stream's leader: leader.go.)
 
 // listTrust is how long one of this node's writes is held against the
 // listings: far above how far a replica lags (milliseconds), and what a
@@ -29,6 +29,9 @@ import (
 // dropped once a listing has shown it: the next listing may be served by
 // another replica, the one still behind.
 const listTrust = 2 * time.Second
+
+// listAgain is how long list waits before it lists again.
+const listAgain = 5 * time.Millisecond
 
 // ownKeys is this node's creations and deletions of listed keys in the
 // last listTrust, by the filter that lists them. The zero value is ready.
@@ -120,7 +123,7 @@ func list(ctx context.Context, kv jetstream.KeyValue, filter string, own *ownKey
 		if err != nil || !own.misses(filter, listed) {
 			return listed, err
 		}
-		t := time.NewTimer(readAgain)
+		t := time.NewTimer(listAgain)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -109,7 +109,7 @@ func (e valued) Revision() uint64 { return e.rev }
 
 func newCopy[T any]() *watched[T] {
 	return &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{},
-		floor: map[string]uint64{}, put: map[string]bool{}}
+		floor: map[string]uint64{}}
 }
 
 // A count on the node that enrolled the devices or created or deleted the

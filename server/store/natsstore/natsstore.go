@@ -112,8 +112,11 @@ const MaxPingsOut = 3
 
 // Store is a store.Store on NATS JetStream.
 type Store struct {
-	nc       *nats.Conn
-	js       jetstream.JetStream
+	nc *nats.Conn
+	js jetstream.JetStream
+	// legacy is nats.go's older JetStream API, for the gets only the
+	// stream's leader answers (leader.go).
+	legacy   nats.JetStreamContext
 	devices  jetstream.KeyValue
 	channels jetstream.KeyValue
 	queue    jetstream.Stream

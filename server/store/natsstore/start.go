@@ -266,7 +266,12 @@ func (s *Store) connect(opts Options) error {
 		nc.Close()
 		return err
 	}
-	s.nc, s.js = nc, js
+	legacy, err := nc.JetStream()
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	s.nc, s.js, s.legacy = nc, js, legacy
 	return nil
 }
 
@@ -284,7 +289,7 @@ func (s *Store) steps(opts Options) []step {
 			if err != nil {
 				return err
 			}
-			*dst = b
+			*dst = leaderGets{KeyValue: b, js: s.legacy}
 			return nil
 		}}
 	}

@@ -2,7 +2,6 @@ package natsstore
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -24,9 +23,7 @@ type watched[T any] struct {
 	learned map[string]time.Time
 	// floor holds, for a key this node has just written, the revision the
 	// watch must reach before the copy answers for it again.
-	floor map[string]uint64
-	// put marks the floors set by a write of a value, not a deletion.
-	put    map[string]bool
+	floor  map[string]uint64
 	decode func([]byte) (T, error)
 	// changed, if set, is told of every value the copy drops or takes,
 	// under its lock (to keep an index of its own).
@@ -50,7 +47,7 @@ func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter s
 		return nil, err
 	}
 	c := &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
-		put: map[string]bool{}, decode: decode, changed: changed, w: w}
+		decode: decode, changed: changed, w: w}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -96,7 +93,6 @@ func (c *watched[T]) apply(e jetstream.KeyValueEntry) {
 			return
 		}
 		delete(c.floor, key)
-		delete(c.put, key)
 	}
 	c.dropLocked(key)
 	if e.Operation() != jetstream.KeyValuePut {
@@ -172,13 +168,7 @@ func (c *watched[T]) waiting(key string) bool {
 
 // written tells the copy this node wrote key at revision rev: until the
 // watch brings that revision, get answers unknown.
-func (c *watched[T]) written(key string, rev uint64) { c.mark(key, rev, true) }
-
-// deleted tells the copy this node deleted key, whose last revision was
-// rev: until the watch brings the deletion, get answers unknown.
-func (c *watched[T]) deleted(key string, rev uint64) { c.mark(key, rev+1, false) }
-
-func (c *watched[T]) mark(key string, rev uint64, put bool) {
+func (c *watched[T]) written(key string, rev uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.revs[key] >= rev {
@@ -187,62 +177,12 @@ func (c *watched[T]) mark(key string, rev uint64, put bool) {
 	c.dropLocked(key)
 	if rev > c.floor[key] {
 		c.floor[key] = rev
-		c.put[key] = put
 	}
 }
 
-// wrote is the floor of a key this node wrote that the watch has not
-// brought yet (zero when none), and whether that write put a value.
-func (c *watched[T]) wrote(key string) (rev uint64, put bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.floor[key], c.put[key]
-}
-
-// readAgain is how long read waits before asking the bucket again.
-const readAgain = 5 * time.Millisecond
-
-// read gets key from the bucket, never older than this node wrote it. A
-// bucket's gets are direct gets, which any of its replicas may answer, and
-// a write is acknowledged once a quorum has it: the replica left out can
-// answer, for a moment, with what was there before (a device created here
-// an instant ago, not found). While the answer is older than this node's
-// own write, and the watch has not brought that write either, read asks
-// again; it gives the last answer up only when ctx ends.
-func (c *watched[T]) read(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
-	if c == nil { // not watching yet: nothing written here to wait for
-		return get(ctx, kv, key)
-	}
-	for {
-		e, err := get(ctx, kv, key)
-		want, put := c.wrote(key)
-		if want == 0 || !older(e, err, want, put) {
-			return e, err
-		}
-		t := time.NewTimer(readAgain)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return e, err
-		case <-t.C:
-		}
-	}
-}
-
-// older reports whether a get's answer is older than a write at revision
-// want, which put a value or (put false) deleted it.
-func older(e jetstream.KeyValueEntry, err error, want uint64, put bool) bool {
-	switch {
-	case err == nil:
-		return e.Revision() < want
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		// Not found is what a deletion leaves, and what a replica that
-		// has not yet had the key's first write answers.
-		return put
-	default:
-		return false
-	}
-}
+// deleted tells the copy this node deleted key, whose last revision was
+// rev: until the watch brings the deletion, get answers unknown.
+func (c *watched[T]) deleted(key string, rev uint64) { c.written(key, rev+1) }
 
 // len is how many keys the copy holds.
 func (c *watched[T]) len() int {
