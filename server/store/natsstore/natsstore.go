@@ -285,6 +285,20 @@ func (s *Store) queueConfig(name string, opts Options) jetstream.StreamConfig {
 	}
 }
 
+// The follower's pulls and their heartbeats. NATS places the ordered
+// consumer on any replica of the stream, and when that server dies the
+// consumer is gone with it: nats.go notices only when two heartbeats are
+// missed, then makes it again. With its default for ordered consumers (a
+// heartbeat every 5 s) that was 10 s and more in which this node's
+// sessions were told of no commit, and a device's queue filled while
+// senders were answered Received (e2e.TestClusterStreamLeaderLost, one
+// run in three). A heartbeat a second costs each node one small message
+// a second from NATS.
+const (
+	followExpiry    = 5 * time.Second
+	followHeartbeat = time.Second
+)
+
 // follow starts the ordered consumer that feeds the commit hook. The hook
 // may be set after it starts; until then commits are only counted.
 func (s *Store) follow(ctx context.Context) error {
@@ -298,7 +312,7 @@ func (s *Store) follow(ctx context.Context) error {
 		// follow the new one, which is a failover's slowness too.
 		s.failingOver()
 		s.log.Warn("natsstore: following the queue stream", "err", err)
-	}))
+	}), jetstream.PullExpiry(followExpiry), jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
