@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -318,6 +319,7 @@ func serial() *big.Int {
 // TrustHelp is what to tell a user about the CA at caFile: how each kind
 // of client is told to trust it.
 func TrustHelp(caFile string) string {
+	caFile = shellQuote(caFile)
 	var b bytes.Buffer
 	b.WriteString("https clients trust the service once told to trust the CA:\n")
 	fmt.Fprintf(&b, "  Node (npm web-push):      NODE_EXTRA_CA_CERTS=%s node app.js\n", caFile)
@@ -326,6 +328,17 @@ func TrustHelp(caFile string) string {
 	fmt.Fprintf(&b, "  heraldsvc send:           heraldsvc send ... --ca %s\n", caFile)
 	b.WriteString("It vouches only for 127.0.0.1, ::1 and localhost.\n")
 	return b.String()
+}
+
+// shellQuote makes a path one word for a POSIX shell, so that the lines
+// TrustHelp prints can be pasted as they are: a data directory under
+// "My Documents" would otherwise split in two. A path of only safe
+// characters is printed as it is.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@%,=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Keeper serves the leaf of a directory Ensure keeps, renewing it in place

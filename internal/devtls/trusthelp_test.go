@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,4 +74,45 @@ func caAt(t *testing.T, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestTrustHelpQuotesPaths pastes each printed command's path into a
+// shell: a data directory with spaces or quotes in its name must still
+// reach the command as one argument, the very path.
+func TestTrustHelpQuotesPaths(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to paste the lines into")
+	}
+	tests := []struct {
+		path   string
+		quoted bool
+	}{
+		{"/home/you/.local/share/herald/tls/ca.pem", false},
+		{"/home/you/My Documents/herald/tls/ca.pem", true},
+		{"/home/o'brien/herald/tls/ca.pem", true},
+		{`/tmp/a "b" $HOME;x/ca.pem`, true},
+		{"/tmp/tab\there/ca.pem", true},
+	}
+	for _, tt := range tests {
+		help := TrustHelp(tt.path)
+		if got := strings.Contains(help, "curl --cacert "+tt.path+" "); got == tt.quoted {
+			t.Errorf("%q: printed bare = %v, want %v:\n%s", tt.path, got, !tt.quoted, help)
+		}
+		// "curl --cacert PATH ..." becomes a shell command printing its
+		// third word.
+		var line string
+		for _, l := range strings.Split(help, "\n") {
+			if i := strings.Index(l, "curl --cacert "); i >= 0 {
+				line = strings.TrimSuffix(l[i:], " ...")
+			}
+		}
+		out, err := exec.Command(sh, "-c", "set -- "+line+"; printf '%s' \"$3\"; shift 3; printf '%s' $#").Output()
+		if err != nil {
+			t.Fatalf("%q: sh: %v", tt.path, err)
+		}
+		if want := tt.path + "0"; string(out) != want {
+			t.Errorf("%q: the shell read %q from %q, want the path alone", tt.path, out, line)
+		}
+	}
 }
