@@ -31,7 +31,7 @@ func TestStateHeartbeat(t *testing.T) {
 			d := testenv.StartDaemon(t, daemon.Config{Service: svc.URL()})
 			// Not settled, so no upward probe is due: next_probe is absent,
 			// not a zero time the page would print as 1 January year 1.
-			return d, map[string]any{"interval": "4m0s", "settled": false, "ceiling": "1h58m0s", "failed_probes_last_day": 0.0}
+			return d, map[string]any{"interval": "4m0s", "settled": false, "probing": false, "ceiling": "1h58m0s", "failed_probes_last_day": 0.0}
 		}},
 		{"settled behind a 5-minute NAT", func(t *testing.T) (*testenv.Daemon, map[string]any) {
 			d := settled(t, 5*time.Minute)
@@ -47,8 +47,25 @@ func TestStateHeartbeat(t *testing.T) {
 			json.Unmarshal(next, &nextJSON)
 			// 4m answered, 6m twice and 5m dead, 4m30s answered: three
 			// failed probes, each a reconnect the page owes the user.
-			return d, map[string]any{"interval": learned.Interval.String(), "settled": true, "ceiling": "1h58m0s",
+			return d, map[string]any{"interval": learned.Interval.String(), "settled": true, "probing": false, "ceiling": "1h58m0s",
 				"next_probe": nextJSON, "failed_probes_last_day": 3.0}
+		}},
+		{"probing upward behind a 5-minute NAT", func(t *testing.T) (*testenv.Daemon, map[string]any) {
+			d, drv := settledDriven(t, 5*time.Minute)
+			// Beat on at the proven interval until the next probe is armed.
+			for beats := 0; d.Link().Stats().Learned.Probe == 0; beats++ {
+				if beats == 100 {
+					t.Fatalf("no upward probe after 100 heartbeats: %+v", d.Link().Stats().Learned)
+				}
+				drv.Beat()
+			}
+			learned := d.Link().Stats().Learned
+			if learned.Interval != learned.Probe || learned.Probe <= learned.Good {
+				t.Fatalf("probing, but not with a longer interval than the proven one: %+v", learned)
+			}
+			// While a probe is out, no next one is planned.
+			return d, map[string]any{"interval": learned.Probe.String(), "settled": true, "probing": true,
+				"ceiling": "1h58m0s", "failed_probes_last_day": 3.0}
 		}},
 	}
 	for _, tt := range tests {
@@ -76,6 +93,13 @@ func TestStateHeartbeat(t *testing.T) {
 // on the fake clock, and drives its heartbeats until the link settles.
 func settled(t *testing.T, natTimeout time.Duration) *testenv.Daemon {
 	t.Helper()
+	d, _ := settledDriven(t, natTimeout)
+	return d
+}
+
+// settledDriven is settled, with the driver that can beat on.
+func settledDriven(t *testing.T, natTimeout time.Duration) (*testenv.Daemon, *natsim.Driver) {
+	t.Helper()
 	const timeout = 15 * time.Second
 	fc := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	svc := testenv.Service(t, "", server.ServeConfig{Server: server.Config{Clock: fc}})
@@ -97,7 +121,7 @@ func settled(t *testing.T, natTimeout time.Duration) *testenv.Daemon {
 		}
 		drv.Beat()
 	}
-	return d
+	return d, drv
 }
 
 // pageHeartbeat reads the phone's state as the page does, over loopback

@@ -195,7 +195,7 @@ function render(first) {
   conn.dataset.offline = s.offline ? "1" : "0";
   $("#device-info").textContent = `device ${s.device_id || "(not enrolled)"} · running: ${(s.running || []).join(", ") || "none"}`;
   const hb = s.heartbeat || {};
-  $("#heartbeat-info").textContent = `heartbeat ${hb.interval || "-"}${hb.settled ? "" : " (learning)"}${hb.ceiling ? ", ceiling " + hb.ceiling : ""} · next probe ${hb.next_probe ? new Date(hb.next_probe).toLocaleTimeString() : "-"} · ${hb.failed_probes_last_day || 0} failed in 24 h`;
+  $("#heartbeat-info").textContent = `heartbeat ${hb.interval || "-"}${hb.probing ? " (probing)" : hb.settled ? "" : " (learning)"}${hb.ceiling ? ", ceiling " + hb.ceiling : ""} · next probe ${hb.next_probe ? new Date(hb.next_probe).toLocaleTimeString() : "-"} · ${hb.failed_probes_last_day || 0} failed in 24 h`;
 
   const apps = s.channels.map((c) => c.app);
   fillSelect($("#foreground"), [""].concat(apps), s.foreground, (a) => a || "(start screen)");
