@@ -11,8 +11,6 @@ type readWait struct{}
 
 func newReadWait(*websocket.Conn) readWait { return readWait{} }
 
-func (readWait) wait() {}
+func (*readWait) wait() (string, bool, error) { return "", false, nil }
 
 func (readWait) idle() bool { return false }
-
-func (readWait) takePing() (string, bool, error) { return "", false, nil }

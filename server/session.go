@@ -578,8 +578,7 @@ func (sess *session) readLoop() {
 // here when it is whole on the socket: read by NextReader, which reads on
 // to the next data frame, it would leave the goroutine parked deep again.
 func (sess *session) park() {
-	sess.wait.wait()
-	data, ok, err := sess.wait.takePing()
+	data, ok, err := sess.wait.wait()
 	if ok {
 		err = sess.pinged(data)
 	}
