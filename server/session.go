@@ -604,7 +604,7 @@ func (sess *session) readEnded(err error) {
 // frame reads and decodes one frame, steps the state with it and does
 // what the step says; false ends the session.
 func (sess *session) frame(typ int, r io.Reader) bool {
-	data, err := io.ReadAll(r)
+	data, err := readFrame(r)
 	if err != nil {
 		sess.readEnded(err)
 		return false
@@ -660,6 +660,32 @@ func (sess *session) frame(typ int, r io.Reader) bool {
 		sess.nudge()
 	}
 	return !sess.ended()
+}
+
+// firstFrameBuf is the buffer readFrame starts with: an ack, the frame a
+// device sends for every notification, is about 30 bytes.
+const firstFrameBuf = 64
+
+// readFrame is io.ReadAll for a device's frame, starting from a buffer the
+// size of an ack rather than io.ReadAll's 512 bytes (an allocation per
+// notification, and the collections it brings). Larger frames (hellos,
+// registrations, a browser's acks) grow it as io.ReadAll would; gorilla
+// bounds a frame's length (SetReadLimit).
+func readFrame(r io.Reader) ([]byte, error) {
+	b := make([]byte, 0, firstFrameBuf)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // serve answers a device's request.
