@@ -157,14 +157,14 @@ func TestReadFrame(t *testing.T) {
 			{"byte by byte", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(data)) }},
 			{"data with EOF", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(data)) }},
 		} {
-			got, err := readFrame(rd.r())
+			got, err := readFrame(rd.r(), firstFrameBuf)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Errorf("%d bytes, %s: %d bytes, %v", n, rd.name, len(got), err)
 			}
 		}
 	}
 	boom := errors.New("boom")
-	if _, err := readFrame(iotest.ErrReader(boom)); err != boom {
+	if _, err := readFrame(iotest.ErrReader(boom), firstFrameBuf); err != boom {
 		t.Errorf("a read's error: %v", err)
 	}
 }

@@ -604,7 +604,11 @@ func (sess *session) readEnded(err error) {
 // frame reads and decodes one frame, steps the state with it and does
 // what the step says; false ends the session.
 func (sess *session) frame(typ int, r io.Reader) bool {
-	data, err := readFrame(r)
+	start := firstFrameBuf
+	if sess.browser != nil {
+		start = firstBrowserFrameBuf
+	}
+	data, err := readFrame(r, start)
 	if err != nil {
 		sess.readEnded(err)
 		return false
@@ -662,17 +666,21 @@ func (sess *session) frame(typ int, r io.Reader) bool {
 	return !sess.ended()
 }
 
-// firstFrameBuf is the buffer readFrame starts with: an ack, the frame a
-// device sends for every notification, is about 30 bytes.
-const firstFrameBuf = 64
+// firstFrameBuf is the buffer readFrame starts with for a device: an ack,
+// the frame a device sends for every notification, is about 30 bytes. A
+// browser's ack names the channel and the message's version, about 150.
+const (
+	firstFrameBuf        = 64
+	firstBrowserFrameBuf = 256
+)
 
-// readFrame is io.ReadAll for a device's frame, starting from a buffer the
-// size of an ack rather than io.ReadAll's 512 bytes (an allocation per
-// notification, and the collections it brings). Larger frames (hellos,
-// registrations, a browser's acks) grow it as io.ReadAll would; gorilla
+// readFrame is io.ReadAll for a device's frame, starting from a buffer of
+// start bytes, the size of an ack, rather than io.ReadAll's 512 (an
+// allocation per notification, and the collections it brings). Larger
+// frames (hellos, registrations) grow it as io.ReadAll would; gorilla
 // bounds a frame's length (SetReadLimit).
-func readFrame(r io.Reader) ([]byte, error) {
-	b := make([]byte, 0, firstFrameBuf)
+func readFrame(r io.Reader, start int) ([]byte, error) {
+	b := make([]byte, 0, start)
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
