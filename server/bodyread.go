@@ -47,11 +47,6 @@ func (rs *readSlots) acquire(addr string) (release func(), ok bool) {
 // being read.
 var errReadsBusy = errors.New("too many requests from this address still sending their bodies")
 
-// exactBodyMax is the longest body readBody reads into a buffer of the
-// declared Content-Length: a notification's payload at its largest
-// (webpush.MaxBodySize), with room to spare.
-const exactBodyMax = 8 << 10
-
 // readBody reads a request body of at most limit bytes while holding one of
 // its address's read slots; with none left it reads nothing and returns
 // errReadsBusy.
@@ -61,21 +56,5 @@ func (s *Server) readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, errReadsBusy
 	}
 	defer release()
-	if n := r.ContentLength; n >= 0 && n < limit && n <= exactBodyMax {
-		// The sender said how long its body is (every MPNS library
-		// does): read exactly that, into one buffer of its size.
-		// io.ReadAll starts at 512 bytes and doubles, and then reads
-		// once more to find the end. A body that ends early fails as it
-		// would have (io.ErrUnexpectedEOF); one beyond MaxBodyBytes
-		// fails in the MaxBytesReader admit put around it. Only a
-		// notification's size is taken at its word: a larger buffer
-		// (a multicast's) is grown as its bytes come, so that a sender
-		// cannot make the service hold memory for bytes it never sends.
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, err
-		}
-		return body, nil
-	}
 	return io.ReadAll(io.LimitReader(r.Body, limit))
 }

@@ -28,15 +28,6 @@ import (
 type readWait struct {
 	raw syscall.RawConn
 	br  *bufio.Reader
-	// peekFn is peek bound to this readWait, made at the first wait:
-	// a callback handed to RawConn.Read escapes, so a method value or
-	// closure made at every wait would be an allocation per frame. What
-	// it takes off the socket it keeps in ping, took and err, for the
-	// same reason (variables a callback captures escape with it).
-	peekFn func(fd uintptr) bool
-	ping   string
-	took   bool
-	err    error
 }
 
 // brOffset is where gorilla's Conn keeps its *bufio.Reader, or -1.
@@ -71,70 +62,72 @@ func newReadWait(conn *websocket.Conn) readWait {
 // the read loop may hand over to a park; false when waits are off.
 func (w readWait) idle() bool { return w.raw != nil && w.br.Buffered() == 0 }
 
+// wait returns once the socket is readable, its read deadline passed, or
+// it is closed; at once if gorilla holds buffered bytes. Whatever it
+// returns for, NextReader then reads (or fails) as it would have.
+func (w readWait) wait() {
+	if !w.idle() {
+		return
+	}
+	w.raw.Read(func(fd uintptr) bool {
+		// Peek rather than assume: the poller reports readiness once per
+		// arrival, and bytes that came before this wait began are waiting
+		// in the socket already. EAGAIN alone parks; anything else (data,
+		// end of stream, an error) is NextReader's to read.
+		return !peekWouldBlock(fd)
+	})
+}
+
+// peekWouldBlock says whether the socket has nothing to read yet. It calls
+// recvfrom directly: syscall.Recvfrom's address buffer alone would take
+// much of the small stack the wait is for.
+func peekWouldBlock(fd uintptr) bool {
+	var b [1]byte
+	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno == syscall.EAGAIN || errno == syscall.EINTR
+}
+
 // maxPingFrame is the longest ping a device may send: a 2-byte header, the
 // 4-byte mask and at most 125 bytes of payload (RFC 6455 §5.5).
 const maxPingFrame = 2 + 4 + 125
 
-// wait returns once the socket is readable, its read deadline passed, or
-// it is closed; at once if gorilla holds buffered bytes. Whatever it
-// returns for, NextReader then reads (or fails) as it would have, except
-// a ping whole at the head of the socket: wait takes it off and returns
-// its payload (took), so that NextReader, which would read on to the
-// next data frame, does not leave the goroutine parked deep again.
-//
-// The look that finds the socket readable is the look at a ping: one peek
-// of up to a ping's length does both. Peeking a byte to wake and then the
-// ping's length to tell a ping cost a second recvfrom for every frame a
-// device sent (its acks, mostly).
-//
-// The socket is at a frame boundary here: gorilla buffers nothing (idle)
-// and read every frame it returned to its end. Anything but a whole ping,
-// a partial one included, is left for NextReader.
-func (w *readWait) wait() (ping string, took bool, err error) {
+// takePing takes a ping off the socket if one is there whole, at the
+// head of what the device sent, and returns its payload. Anything else,
+// a partial ping included, is left for NextReader, which reads it as it
+// would have. The socket is at a frame boundary here: gorilla buffers
+// nothing (idle) and read every frame it returned to its end.
+func (w readWait) takePing() (string, bool, error) {
 	if !w.idle() {
 		return "", false, nil
 	}
-	if w.peekFn == nil {
-		w.peekFn = w.peek
-	}
-	w.ping, w.took, w.err = "", false, nil
-	w.raw.Read(w.peekFn)
-	return w.ping, w.took && w.err == nil, w.err
-}
-
-// peek is wait's callback: false while the socket has nothing to read,
-// true once it has, a whole ping at its head taken off it into w.
-func (w *readWait) peek(fd uintptr) bool {
-	// Peek rather than assume: the poller reports readiness once per
-	// arrival, and bytes that came before this wait began are waiting
-	// in the socket already. EAGAIN alone parks; anything else (data,
-	// end of stream, an error) is NextReader's to read. recvfrom is
-	// called directly: syscall.Recvfrom's address buffer alone would
-	// take much of the small stack the wait is for.
 	var b [maxPingFrame]byte
-	got, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), maxPingFrame,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	if errno == syscall.EAGAIN || errno == syscall.EINTR {
-		return false
-	}
-	if errno != 0 {
+	var payload string
+	var took bool
+	var err error
+	w.raw.Read(func(fd uintptr) bool {
+		got, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), maxPingFrame,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno != 0 {
+			return true
+		}
+		p, size, isPing := pingFrame(b[:got])
+		if !isPing {
+			return true
+		}
+		payload = string(p)
+		// Take exactly the ping: what follows it stays on the socket.
+		n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(size),
+			syscall.MSG_DONTWAIT, 0, 0)
+		if errno != 0 || int(n) != size {
+			// Cannot happen (the bytes were just peeked at), but a part
+			// taken would leave the stream mid-frame: end the session.
+			err = fmt.Errorf("taking a ping off the socket: %d of %d bytes (%v)", n, size, errno)
+		}
+		took = true
 		return true
-	}
-	p, size, isPing := pingFrame(b[:got])
-	if !isPing {
-		return true
-	}
-	w.ping = string(p)
-	// Take exactly the ping: what follows it stays on the socket.
-	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(size),
-		syscall.MSG_DONTWAIT, 0, 0)
-	if errno != 0 || int(n) != size {
-		// Cannot happen (the bytes were just peeked at), but a part
-		// taken would leave the stream mid-frame: end the session.
-		w.err = fmt.Errorf("taking a ping off the socket: %d of %d bytes (%v)", n, size, errno)
-	}
-	w.took = true
-	return true
+	})
+	return payload, took && err == nil, err
 }
 
 // pingFrame reads b as one whole ping frame from a device (RFC 6455 §5.2):

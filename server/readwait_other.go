@@ -11,6 +11,8 @@ type readWait struct{}
 
 func newReadWait(*websocket.Conn) readWait { return readWait{} }
 
-func (*readWait) wait() (string, bool, error) { return "", false, nil }
+func (readWait) wait() {}
 
 func (readWait) idle() bool { return false }
+
+func (readWait) takePing() (string, bool, error) { return "", false, nil }

@@ -578,7 +578,8 @@ func (sess *session) readLoop() {
 // here when it is whole on the socket: read by NextReader, which reads on
 // to the next data frame, it would leave the goroutine parked deep again.
 func (sess *session) park() {
-	data, ok, err := sess.wait.wait()
+	sess.wait.wait()
+	data, ok, err := sess.wait.takePing()
 	if ok {
 		err = sess.pinged(data)
 	}
@@ -604,11 +605,7 @@ func (sess *session) readEnded(err error) {
 // frame reads and decodes one frame, steps the state with it and does
 // what the step says; false ends the session.
 func (sess *session) frame(typ int, r io.Reader) bool {
-	start := firstFrameBuf
-	if sess.browser != nil {
-		start = firstBrowserFrameBuf
-	}
-	data, err := readFrame(r, start)
+	data, err := io.ReadAll(r)
 	if err != nil {
 		sess.readEnded(err)
 		return false
@@ -664,36 +661,6 @@ func (sess *session) frame(typ int, r io.Reader) bool {
 		sess.nudge()
 	}
 	return !sess.ended()
-}
-
-// firstFrameBuf is the buffer readFrame starts with for a device: an ack,
-// the frame a device sends for every notification, is about 30 bytes. A
-// browser's ack names the channel and the message's version, about 150.
-const (
-	firstFrameBuf        = 64
-	firstBrowserFrameBuf = 256
-)
-
-// readFrame is io.ReadAll for a device's frame, starting from a buffer of
-// start bytes, the size of an ack, rather than io.ReadAll's 512 (an
-// allocation per notification, and the collections it brings). Larger
-// frames (hellos, registrations) grow it as io.ReadAll would; gorilla
-// bounds a frame's length (SetReadLimit).
-func readFrame(r io.Reader, start int) ([]byte, error) {
-	b := make([]byte, 0, start)
-	for {
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
 }
 
 // serve answers a device's request.
