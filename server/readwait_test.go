@@ -148,3 +148,71 @@ func TestPingThenFrameInOneRead(t *testing.T) {
 		t.Fatalf("pong %q, want alone", got)
 	}
 }
+
+// TestPingSplitAcrossSegments: a ping whose bytes reach the service in two
+// segments is answered, whichever part the read loop's wait finds on the
+// socket when it wakes: a partial ping is no ping to take there and is
+// left for the websocket reader, which reads it whole; a whole one is
+// taken by the wait. The frame after it is answered too.
+func TestPingSplitAcrossSegments(t *testing.T) {
+	ts := startService(t, server.Config{})
+	var hc *heldConn
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		hc = &heldConn{Conn: c}
+		return hc, nil
+	}}
+	conn, _, err := dialer.Dial("ws"+strings.TrimPrefix(ts.http.URL, "http")+server.DevicePath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	pongs := make(chan string, 8)
+	conn.SetPongHandler(func(s string) error { pongs <- s; return nil })
+	d := &testDevice{t: t, ts: ts, conn: conn}
+	d.send(helloFor(t, d.next(), "", "", 0))
+	if _, ok := d.next().(*wire.Welcome); !ok {
+		t.Fatal("first frame is not welcome")
+	}
+	for round, cut := range []int{1, 2, 6, 9} {
+		ts.clk.Advance(5 * time.Minute)
+		beat := "split" + string(rune('0'+round))
+		frame := maskedPing(beat)
+		// Written under the websocket writer's feet: nothing else writes
+		// on the connection between two sends.
+		if _, err := hc.Conn.Write(frame[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hc.Conn.Write(frame[cut:]); err != nil {
+			t.Fatal(err)
+		}
+		d.send(wire.Register{Type: wire.TypeRegister, ReqID: uint64(round + 1), App: "app" + string(rune('a'+round)), Channel: "default"})
+		if r, ok := d.next().(*wire.Registered); !ok || r.Code != "" || r.ReqID != uint64(round+1) {
+			t.Fatalf("cut at %d: %+v", cut, r)
+		}
+		select {
+		case got := <-pongs:
+			if got != beat {
+				t.Fatalf("cut at %d: pong %q, want %q", cut, got, beat)
+			}
+		default:
+			t.Fatalf("cut at %d: no pong before the answer to the frame after the ping", cut)
+		}
+	}
+}
+
+// maskedPing is a client's ping frame carrying payload, as RFC 6455 §5.2
+// lays it out: FIN and opcode 9, the mask bit and length, the mask, the
+// masked payload.
+func maskedPing(payload string) []byte {
+	mask := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	b := []byte{0x80 | websocket.PingMessage, 0x80 | byte(len(payload))}
+	b = append(b, mask[:]...)
+	for i := range len(payload) {
+		b = append(b, payload[i]^mask[i%4])
+	}
+	return b
+}
