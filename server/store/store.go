@@ -253,7 +253,11 @@ type Store interface {
 	Enqueue(ctx context.Context, q Queued, opts EnqueueOptions) (Queued, error)
 	// Pending returns the device's queued notifications numbered above
 	// after, in order, leaving out those whose ExpiresAt has come (by the
-	// backend's clock, which the service sets to its own).
+	// backend's clock, which the service sets to its own) and any that a
+	// later one it returns replaced (names in its Merged): a backend
+	// that deletes a replaced entry after publishing its replacement
+	// sends the device the replacement alone even when the delete was
+	// never made.
 	Pending(ctx context.Context, deviceID string, after uint64) ([]Queued, error)
 	// Ack durably deletes the device's notifications up to seq and
 	// records seq as acknowledged.

@@ -43,11 +43,20 @@ func TestMergeDeletesLeftover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Meanwhile the device is sent the merge alone, as if the delete had
+	// been made.
+	qs, err := s.Pending(ctx, "dev", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 2 || string(qs[0].Body) != "a+b" || qs[1].Seq != other.Seq {
+		t.Fatalf("queued %+v with a leftover: want the merge of a and b, then the other notification", qs)
+	}
 	last, err := s.Enqueue(ctx, tile("c"), merge("c"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := s.Pending(ctx, "dev", 0)
+	qs, err = s.Pending(ctx, "dev", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +112,40 @@ func TestRequeueReplacedKeyed(t *testing.T) {
 	for _, q := range qs {
 		seqs = append(seqs, q.Seq)
 	}
-	if !slices.Equal(seqs, []uint64{older.Seq, newerSeq, moved.Seq}) {
-		t.Fatalf("queued %v, want %v", seqs, []uint64{older.Seq, newerSeq, moved.Seq})
+	// The replaced one, still in the stream, is not sent: the newer holds it.
+	if !slices.Equal(seqs, []uint64{newerSeq, moved.Seq}) {
+		t.Fatalf("queued %v, want %v", seqs, []uint64{newerSeq, moved.Seq})
+	}
+	if n, err := s.QueueLength(ctx); err != nil || n != 3 {
+		t.Fatalf("queue length %d, %v; want 3 (the replaced one is deleted by the next update of its key)", n, err)
+	}
+}
+
+// withoutReplaced leaves out exactly the entries a later entry of the same
+// read names in its Merged, whatever their key.
+func TestWithoutReplaced(t *testing.T) {
+	q := func(seq, merged uint64) store.Queued { return store.Queued{Seq: seq, Merged: merged} }
+	tests := []struct {
+		name string
+		in   []store.Queued
+		want []uint64
+	}{
+		{"none", nil, nil},
+		{"nothing replaced", []store.Queued{q(1, 0), q(2, 0)}, []uint64{1, 2}},
+		{"a leftover", []store.Queued{q(1, 0), q(2, 0), q(3, 1)}, []uint64{2, 3}},
+		{"a chain of leftovers", []store.Queued{q(1, 0), q(4, 1), q(7, 4)}, []uint64{7}},
+		{"replaced below the read", []store.Queued{q(5, 2), q(6, 0)}, []uint64{5, 6}},
+		{"a Merged above its own number is no replacement", []store.Queued{q(3, 0), q(2, 3)}, []uint64{3, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []uint64
+			for _, q := range withoutReplaced(tt.in) {
+				got = append(got, q.Seq)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("withoutReplaced: %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -316,13 +316,20 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 			return store.Queued{}, err
 		}
 		if older != nil {
+			// The publish is done and the update answered stored whatever
+			// follows, so the deletes are not cut short by what is left of
+			// the request's deadline: a burst of conflicting updates used
+			// to leave the older entry queued beside the newer when the
+			// publish came at the deadline's last moment.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 			for _, gone := range superseded(queued, *older) {
 				// Acked meanwhile is as good as deleted.
-				err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, gone) })
+				err := retry(dctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, gone) })
 				if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {
 					s.log.Warn("natsstore: deleting a merged tile update", "device", q.DeviceID, "seq", gone, "err", err)
 				}
 			}
+			cancel()
 		}
 		m.Seq = seq
 		// Told before the turn passes, so that a merge on this node
@@ -438,6 +445,7 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 	if err != nil {
 		return nil, err
 	}
+	out = withoutReplaced(out)
 	var named []uint64
 	for _, q := range out {
 		if q.MessageID != "" {
@@ -446,6 +454,35 @@ func (s *Store) Pending(ctx context.Context, deviceID string, after uint64) ([]s
 	}
 	done(named)
 	return out, nil
+}
+
+// withoutReplaced leaves out of qs the entries that a later entry of qs
+// replaced (its Merged names them): a merge, a Topic replacement or a
+// move publishes the newer entry, which holds everything the older said,
+// and only then deletes the older, so a node that died or failed in
+// between leaves both queued until the key's next update deletes the
+// leftover. The device is sent the newer alone, as if the delete had
+// been made; an ack of the newer deletes both.
+func withoutReplaced(qs []store.Queued) []store.Queued {
+	var replaced map[uint64]bool
+	for _, q := range qs {
+		if q.Merged != 0 && q.Merged < q.Seq {
+			if replaced == nil {
+				replaced = map[uint64]bool{}
+			}
+			replaced[q.Merged] = true
+		}
+	}
+	if replaced == nil {
+		return qs
+	}
+	out := qs[:0:0]
+	for _, q := range qs {
+		if !replaced[q.Seq] {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // pending is Pending, with the sequence of every message on the subject
