@@ -77,6 +77,12 @@ func TestLeaderGets(t *testing.T) {
 		t.Fatalf("get b purged: %v, want ErrKeyNotFound", err)
 	}
 
+	// The copies of the requests reach this connection beside their
+	// answers, not before them: a round trip to the server after the last
+	// one has them all delivered.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if n, _, _ := leader.Pending(); n != 4 {
 		t.Errorf("%d gets asked the stream's leader, want 4", n)
 	}
