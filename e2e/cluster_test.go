@@ -30,8 +30,16 @@ func clusterNode(t *testing.T, nc *natstest.Cluster, name string) *server.Servic
 
 func clusterNodeWith(t *testing.T, nc *natstest.Cluster, name string, lim server.Limits) *server.Service {
 	t.Helper()
+	return clusterNodeStore(t, nc, name, lim, natsstore.Options{})
+}
+
+// clusterNodeStore is clusterNodeWith, its store opened with opts (the
+// cluster's URLs, R3 and the node's logger filled in).
+func clusterNodeStore(t *testing.T, nc *natstest.Cluster, name string, lim server.Limits, opts natsstore.Options) *server.Service {
+	t.Helper()
 	log := testenv.Logger(t).With("part", name)
-	st, err := natsstore.Open(context.Background(), natsstore.Options{URLs: nc.URLs(), Replicas: 3, Logger: log})
+	opts.URLs, opts.Replicas, opts.Logger = nc.URLs(), 3, log
+	st, err := natsstore.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("%s: opening the store: %v", name, err)
 	}
