@@ -47,11 +47,12 @@ func (c *heldConn) release(t *testing.T) {
 	c.held.Reset()
 }
 
-// TestFramesInOneRead: frames that reach the service in one segment are
-// all answered. The read loop waits for the socket only when the
-// websocket reader holds nothing: waiting while it held the second frame
-// would leave that frame unanswered until the device sent a third.
-func TestFramesInOneRead(t *testing.T) {
+// heldDevice starts a service and a device enrolled with it over a
+// connection whose writes the test can hold (heldConn), so that several
+// frames reach the service in one segment. The pong handler is the
+// test's to set: the device's reads (d.next) run it.
+func heldDevice(t *testing.T) (*testService, *heldConn, *websocket.Conn, *testDevice) {
+	t.Helper()
 	ts := startService(t, server.Config{})
 	var hc *heldConn
 	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -72,6 +73,15 @@ func TestFramesInOneRead(t *testing.T) {
 	if _, ok := d.next().(*wire.Welcome); !ok {
 		t.Fatal("first frame is not welcome")
 	}
+	return ts, hc, conn, d
+}
+
+// TestFramesInOneRead: frames that reach the service in one segment are
+// all answered. The read loop waits for the socket only when the
+// websocket reader holds nothing: waiting while it held the second frame
+// would leave that frame unanswered until the device sent a third.
+func TestFramesInOneRead(t *testing.T) {
+	_, hc, _, d := heldDevice(t)
 	for round := range 3 {
 		hc.hold()
 		for i := range 3 {
@@ -91,28 +101,9 @@ func TestFramesInOneRead(t *testing.T) {
 // itself is answered, and the frame behind it in the same segment is left
 // for the websocket reader and answered too.
 func TestPingThenFrameInOneRead(t *testing.T) {
-	ts := startService(t, server.Config{})
-	var hc *heldConn
-	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		hc = &heldConn{Conn: c}
-		return hc, nil
-	}}
-	conn, _, err := dialer.Dial("ws"+strings.TrimPrefix(ts.http.URL, "http")+server.DevicePath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	ts, hc, conn, d := heldDevice(t)
 	pongs := make(chan string, 8)
 	conn.SetPongHandler(func(s string) error { pongs <- s; return nil })
-	d := &testDevice{t: t, ts: ts, conn: conn}
-	d.send(helloFor(t, d.next(), "", "", 0))
-	if _, ok := d.next().(*wire.Welcome); !ok {
-		t.Fatal("first frame is not welcome")
-	}
 	for round := range 3 {
 		// Heartbeats at least the service's minimum apart (fake clock).
 		ts.clk.Advance(5 * time.Minute)
@@ -155,28 +146,9 @@ func TestPingThenFrameInOneRead(t *testing.T) {
 // left for the websocket reader, which reads it whole; a whole one is
 // taken by the wait. The frame after it is answered too.
 func TestPingSplitAcrossSegments(t *testing.T) {
-	ts := startService(t, server.Config{})
-	var hc *heldConn
-	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		hc = &heldConn{Conn: c}
-		return hc, nil
-	}}
-	conn, _, err := dialer.Dial("ws"+strings.TrimPrefix(ts.http.URL, "http")+server.DevicePath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	ts, hc, conn, d := heldDevice(t)
 	pongs := make(chan string, 8)
 	conn.SetPongHandler(func(s string) error { pongs <- s; return nil })
-	d := &testDevice{t: t, ts: ts, conn: conn}
-	d.send(helloFor(t, d.next(), "", "", 0))
-	if _, ok := d.next().(*wire.Welcome); !ok {
-		t.Fatal("first frame is not welcome")
-	}
 	for round, cut := range []int{1, 2, 6, 9} {
 		ts.clk.Advance(5 * time.Minute)
 		beat := "split" + string(rune('0'+round))
