@@ -271,10 +271,10 @@ type State struct {
 }
 
 // Heartbeat is the part of app.Status the page shows about the heartbeat.
+// Probing: the interval in use is an upward probe, not yet proven.
 type Heartbeat struct {
-	Interval string `json:"interval"`
-	Settled  bool   `json:"settled"`
-	// Probing: the interval in use is an upward probe, not yet proven.
+	Interval     string     `json:"interval"`
+	Settled      bool       `json:"settled"`
 	Probing      bool       `json:"probing"`
 	Ceiling      string     `json:"ceiling,omitempty"`
 	NextProbe    *time.Time `json:"next_probe,omitempty"`
@@ -291,8 +291,7 @@ func (u *UI) PhoneState(ctx context.Context, name string, d *daemon.Daemon) (Sta
 		Foreground: d.Foreground(), Running: st.Running, Counters: st.Counters, Raw: map[string][]RawEntry{}, Tiles: []Tile{},
 		Templates: map[string][]string{},
 		Heartbeat: Heartbeat{Interval: st.Heartbeat, Settled: st.HeartbeatSettled, Probing: st.HeartbeatProbing,
-			Ceiling:   st.HeartbeatCeiling,
-			NextProbe: st.NextProbe, FailedProbes: st.FailedProbes}}
+			Ceiling: st.HeartbeatCeiling, NextProbe: st.NextProbe, FailedProbes: st.FailedProbes}}
 	for _, t := range []string{mpns.TemplateWP7, mpns.TemplateFlip, mpns.TemplateIconic, mpns.TemplateCycle} {
 		s.Templates[t] = mpns.TemplateFields(t)
 	}
