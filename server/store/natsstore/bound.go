@@ -44,7 +44,8 @@ import (
 // notification pays a read for being the node's first to its device.
 // Until a count has been taken (or while one fails), a device's first
 // enqueue on the node reads. The node keeps a small record per device it
-// has seen a notification for, as its devices' copy keeps one per device.
+// has seen a notification for, as its devices' copy keeps one per device,
+// until the copy sees the device deleted (forget).
 //
 // What the node cannot count is what other nodes have published that its
 // follower has not reached yet. A plain enqueue is published unchecked
@@ -159,6 +160,17 @@ func (bs *bounds) get(subj string) *depthBound {
 		bs.m[subj] = b
 	}
 	return b
+}
+
+// forget drops subj's bound: its device was deleted, and no enqueue to
+// it is accepted after, so the record would only hold memory. A bound in
+// use is kept; the read or publish using it ends with it.
+func (bs *bounds) forget(subj string) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if b := bs.m[subj]; b != nil && b.readers == 0 && b.inflight == 0 {
+		delete(bs.m, subj)
+	}
 }
 
 // reserve counts a plain enqueue in flight and reports true if the

@@ -109,3 +109,28 @@ func TestDepthBoundNeverUnderCounts(t *testing.T) {
 		})
 	}
 }
+
+// A deleted device's bound goes, unless a read or a publish is using it:
+// they end with it, and a read's end would find it gone.
+func TestBoundsForget(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		use  func(bs *bounds)
+		kept bool
+	}{
+		{"idle", func(bs *bounds) {}, false},
+		{"being read", func(bs *bounds) { bs.reading("q.dev") }, true},
+		{"publish in flight", func(bs *bounds) { bs.reserve("q.dev", 32) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := newBounds()
+			bs.known = true
+			bs.seen("q.dev", 7)
+			tc.use(bs)
+			bs.forget("q.dev")
+			if _, kept := bs.m["q.dev"]; kept != tc.kept {
+				t.Fatalf("kept %v; want %v", kept, tc.kept)
+			}
+		})
+	}
+}

@@ -32,6 +32,77 @@ func boundNodes(t *testing.T, url, prefix string, n, depth int) []*natsstore.Sto
 	return out
 }
 
+// A deleted device leaves nothing behind on any node: the queue's bound
+// every node kept for it goes when the node's copy of the devices sees the
+// deletion, and the deletion's revision, kept a while for compare-and-set,
+// goes at the copy's sweep. Before, both stayed until the node restarted,
+// so a cluster's memory grew with every device that ever went away.
+func TestDeletedDeviceForgottenOnEveryNode(t *testing.T) {
+	const devices = 10
+	ctx := context.Background()
+	url := natstest.Run(t).URL()
+	var nodes []*natsstore.Store
+	for range 2 {
+		s, err := natsstore.Open(ctx, natsstore.Options{URLs: url, Prefix: "gone", Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes = append(nodes, s)
+	}
+	for i := range devices {
+		id := fmt.Sprintf("dev%d", i)
+		if err := nodes[0].CreateDevice(ctx, store.Device{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		q := plain("m")
+		q.DeviceID = id
+		if _, err := nodes[i%2].Enqueue(ctx, q, store.EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what string, want int, count func(*natsstore.Store) int) {
+		t.Helper()
+		for i, n := range nodes {
+			deadline := time.Now().Add(10 * time.Second)
+			for count(n) != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("node %d: %d %s; want %d", i, count(n), what, want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	waitFor("bounds", devices, natsstore.Bounds)
+
+	for i := range devices {
+		deleted, err := nodes[0].DeleteDevice(ctx, fmt.Sprintf("dev%d", i), time.Now().Add(time.Hour))
+		if err != nil || !deleted {
+			t.Fatalf("delete dev%d: %v, %v", i, deleted, err)
+		}
+	}
+	waitFor("bounds", 0, natsstore.Bounds)
+	waitFor("deleted devices' revisions", devices, natsstore.DeletedDevices)
+	for i, n := range nodes {
+		natsstore.ForgetDeleted(n, time.Now()) // too soon: kept
+		if got := natsstore.DeletedDevices(n); got != devices {
+			t.Fatalf("node %d: %d deleted devices' revisions after an early sweep; want %d", i, got, devices)
+		}
+		natsstore.ForgetDeleted(n, time.Now().Add(11*time.Minute))
+		if got := natsstore.DeletedDevices(n); got != 0 {
+			t.Fatalf("node %d: %d deleted devices' revisions after the sweep; want 0", i, got)
+		}
+		q := plain("late")
+		q.DeviceID = "dev1"
+		if _, err := n.Enqueue(ctx, q, store.EnqueueOptions{}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("node %d: enqueue to a deleted device: %v; want ErrNotFound", i, err)
+		}
+	}
+	if got := natsstore.Bounds(nodes[0]) + natsstore.Bounds(nodes[1]); got != 0 {
+		t.Fatalf("%d bounds after refused enqueues; want 0", got)
+	}
+}
+
 func plain(text string) store.Queued {
 	return store.Queued{DeviceID: "dev", ChannelID: "ch", Kind: "toast", Class: 2, MessageID: text, Body: []byte(text)}
 }

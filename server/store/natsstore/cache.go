@@ -31,7 +31,7 @@ func (s *Store) watchChannels(ctx context.Context) error {
 		if new != nil {
 			c.byToken[new.Token] = key
 		}
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}

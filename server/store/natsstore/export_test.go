@@ -1,6 +1,10 @@
 package natsstore
 
-import "github.com/nats-io/nats.go/jetstream"
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // Decode is decode, for the fuzz test.
 var Decode = decode
@@ -38,3 +42,20 @@ func HeldByOther(s *Store, deviceID string) bool { return s.heldByOther(deviceID
 // PassWaits counts the enqueues on s that waited for its consumer to
 // pass their commit.
 func PassWaits(s *Store) int64 { return s.passWaits.Load() }
+
+// Bounds is how many devices' queue bounds s keeps.
+func Bounds(s *Store) int {
+	s.bounds.mu.Lock()
+	defer s.bounds.mu.Unlock()
+	return len(s.bounds.m)
+}
+
+// DeletedDevices is how many deleted devices' revisions s's copy keeps.
+func DeletedDevices(s *Store) int {
+	s.devCache.mu.RLock()
+	defer s.devCache.mu.RUnlock()
+	return len(s.devCache.deletedAt)
+}
+
+// ForgetDeleted is the copies' sweep, at the given time.
+func ForgetDeleted(s *Store, now time.Time) { s.devCache.forgetDeleted(now.Add(-deletedKeep)) }

@@ -190,6 +190,12 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 	return true, nil
 }
 
+// deviceGone is the devices' copy's: the watch brought the deletion of
+// a device's record (key d.<token>), on whichever node deleted it.
+func (s *Store) deviceGone(key string) {
+	s.bounds.forget(s.subject + strings.TrimPrefix(key, "d."))
+}
+
 // purgeAll empties the device's queue.
 func (s *Store) purgeAll(ctx context.Context, deviceID string) error {
 	err := retry(ctx, func(ctx context.Context) error {

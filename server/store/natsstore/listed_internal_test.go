@@ -108,8 +108,7 @@ func (e valued) Value() []byte    { return e.v }
 func (e valued) Revision() uint64 { return e.rev }
 
 func newCopy[T any]() *watched[T] {
-	return &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{},
-		floor: map[string]uint64{}}
+	return newWatched[T](nil, nil, nil)
 }
 
 // A count on the node that enrolled the devices or created or deleted the

@@ -46,7 +46,7 @@ type presence struct {
 
 // watchPresence starts the copy of the held bucket.
 func (s *Store) watchPresence(ctx context.Context) (err error) {
-	s.presence.copy, err = watch(ctx, s, s.presence.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil)
+	s.presence.copy, err = watch(ctx, s, s.presence.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil, nil)
 	return err
 }
 

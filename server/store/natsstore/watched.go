@@ -28,7 +28,16 @@ type watched[T any] struct {
 	// changed, if set, is told of every value the copy drops or takes,
 	// under its lock (to keep an index of its own).
 	changed func(key string, old, new *T)
-	w       jetstream.KeyWatcher
+	// gone, if set, is told of every deletion the watch brings, under
+	// the copy's lock.
+	gone func(key string)
+	// deletedAt is when the watch brought each deleted key's deletion.
+	// Its revision stays in revs for deletedKeep (for a compare-and-set,
+	// and so that written never waits for a revision the watch brought
+	// already), then is forgotten: devices and channels deleted for good
+	// would otherwise hold memory on every node until it restarts.
+	deletedAt map[string]time.Time
+	w         jetstream.KeyWatcher
 	// For /metrics (metrics.go): when the watch last brought an event,
 	// whether it has brought all the bucket held when it began, and, for
 	// the last event since, how long after its write it came.
@@ -37,22 +46,30 @@ type watched[T any] struct {
 	lag       time.Duration
 }
 
+// deletedKeep is how long a copy keeps a deleted key's revision: far
+// longer than any write of this node takes to come back on the watch.
+const deletedKeep = 10 * time.Minute
+
 // watch starts a copy of the keys matching filter; the copy stops when
 // the store closes. ctx bounds only starting it: a watch ends with the
 // context it was made with, and Open's ends when Open returns.
 func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter string, decode func([]byte) (T, error),
-	changed func(key string, old, new *T)) (*watched[T], error) {
+	changed func(key string, old, new *T), gone func(key string)) (*watched[T], error) {
 	w, err := kv.Watch(context.WithoutCancel(ctx), filter)
 	if err != nil {
 		return nil, err
 	}
-	c := &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
-		decode: decode, changed: changed, w: w}
+	c := newWatched(decode, changed, gone)
+	c.w = w
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		sweep := time.NewTicker(deletedKeep / 2)
+		defer sweep.Stop()
 		for {
 			select {
+			case now := <-sweep.C:
+				c.forgetDeleted(now.Add(-deletedKeep))
 			case e, ok := <-w.Updates():
 				if !ok {
 					return
@@ -69,6 +86,11 @@ func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter s
 		}
 	}()
 	return c, nil
+}
+
+func newWatched[T any](decode func([]byte) (T, error), changed func(key string, old, new *T), gone func(key string)) *watched[T] {
+	return &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
+		deletedAt: map[string]time.Time{}, decode: decode, changed: changed, gone: gone}
 }
 
 func (c *watched[T]) caughtUp() {
@@ -97,6 +119,10 @@ func (c *watched[T]) apply(e jetstream.KeyValueEntry) {
 	c.dropLocked(key)
 	if e.Operation() != jetstream.KeyValuePut {
 		c.revs[key] = e.Revision() // the deletion's, for a compare-and-set
+		c.deletedAt[key] = now
+		if c.gone != nil {
+			c.gone(key)
+		}
 		return
 	}
 	v, err := c.decode(e.Value())
@@ -116,6 +142,19 @@ func (c *watched[T]) dropLocked(key string) {
 	delete(c.vals, key)
 	delete(c.revs, key)
 	delete(c.learned, key)
+	delete(c.deletedAt, key)
+}
+
+// forgetDeleted forgets the revisions of keys deleted before the time.
+func (c *watched[T]) forgetDeleted(before time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, at := range c.deletedAt {
+		if at.Before(before) {
+			delete(c.revs, key)
+			delete(c.deletedAt, key)
+		}
+	}
 }
 
 // copyTrust is how long the copy must have held a key's value before it
