@@ -150,6 +150,34 @@ func TestStartScreen(t *testing.T) {
 	}
 }
 
+// A page just loaded shows no banner for a toast that came before it;
+// with ?banner=last it shows the newest toast's, as if it had just arrived
+// (docs/emulator.md, Screenshots).
+func TestBannerLast(t *testing.T) {
+	ctx := browser(t)
+	e := newEnv(t, 1)
+	ch := e.open(t, "phone-0001", "demo")
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Older", Text2: "first"}).XML())
+	send(t, ch.URI, mpns.KindToast, (&mpns.Toast{Text1: "Newest", Text2: "second"}).XML())
+	testenv.Eventually(t, 10*time.Second, "toasts stored", func() bool {
+		toasts, _ := e.emu.Phone("phone-0001").Toasts(context.Background(), "", 0)
+		return len(toasts) == 2
+	})
+
+	history := `document.querySelectorAll("#toasts li").length === 2 && document.querySelector("#toasts li b")?.textContent === "Newest"`
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0001")))
+	until(t, ctx, "the toasts in the history", history)
+	if hidden, err := eval[bool](ctx, `document.querySelector("#banner").classList.contains("hidden")`); err != nil || !hidden {
+		t.Fatalf("a freshly loaded page shows a banner (hidden %v, %v)", hidden, err)
+	}
+
+	run(t, ctx, chromedp.Navigate(e.pageURL("/?phone=phone-0001&banner=last")))
+	until(t, ctx, "the toasts in the history", history)
+	until(t, ctx, "the newest toast's banner", `(() => { const b = document.querySelector("#banner");
+		return !b.classList.contains("hidden") && b.querySelector(".text1").textContent === "Newest" &&
+			b.querySelector(".text2").textContent === "second" })()`)
+}
+
 // TestTileTemplates renders every template from the phone's stored state
 // (the page is loaded after the updates) and checks the DOM.
 func TestTileTemplates(t *testing.T) {
