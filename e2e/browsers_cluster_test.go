@@ -21,6 +21,9 @@ import (
 type wsBrowser struct {
 	conn *websocket.Conn
 	uaid string
+	// dialer, if set, dials instead of gorilla's default (to trust a
+	// test CA).
+	dialer *websocket.Dialer
 }
 
 type browserFrame struct {
@@ -61,7 +64,11 @@ func (b *wsBrowser) next(t *testing.T) browserFrame {
 // connect says hello to svc with the browser's uaid (none the first time).
 func (b *wsBrowser) connect(t *testing.T, svc *server.Service) {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(svc.URL(), "http")+server.BrowserPath, nil)
+	dialer := websocket.DefaultDialer
+	if b.dialer != nil {
+		dialer = b.dialer
+	}
+	conn, _, err := dialer.Dial("ws"+strings.TrimPrefix(svc.URL(), "http")+server.BrowserPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

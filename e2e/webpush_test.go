@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	webpushgo "github.com/SherClockHolmes/webpush-go"
+	"github.com/gorilla/websocket"
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
@@ -212,4 +214,35 @@ func TestWebPushToAppNotRunning(t *testing.T) {
 		t.Fatalf("answer %d", res.StatusCode)
 	}
 	waitCounter(t, d.Client, daemon.CountRawDropped, 1)
+}
+
+// npm web-push sends to a browser's push endpoint (Firefox's protocol,
+// docs/browsers.md) as to an app's channel URI: the browser is handed the
+// encrypted body unchanged, with its encoding, and decrypts it with the
+// keys it subscribed with.
+func TestWebPushCLIToBrowser(t *testing.T) {
+	svc, pki := webPushService(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.CA)
+	br := &wsBrowser{dialer: &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots}, HandshakeTimeout: 10 * time.Second}}
+	br.connect(t, svc)
+	br.send(t, browserFrame{MessageType: "register", ChannelID: "0b7d5c2e-6f1a-4c3b-8e9d-2a1f3c4b5d6e"})
+	reg := br.next(t)
+	if reg.Status != 200 || !strings.HasPrefix(reg.PushEndpoint, "https://") {
+		t.Fatalf("register answered %+v; want 200 and an https endpoint", reg)
+	}
+	sub := testenv.NewSubscriber(t)
+	webPushCLI(t, reg.PushEndpoint, sub, pki.CAFile, "to a browser")
+	f := br.next(t)
+	body, err := base64.RawURLEncoding.DecodeString(f.Data)
+	if f.MessageType != "notification" || f.ChannelID != reg.ChannelID || err != nil {
+		t.Fatalf("the browser got %+v (data: %v); want a notification on its channel", f, err)
+	}
+	if f.Headers["encoding"] != "aes128gcm" {
+		t.Fatalf("headers %v; want encoding aes128gcm", f.Headers)
+	}
+	if got, err := sub.Decrypt(body); err != nil || string(got) != "to a browser" {
+		t.Fatalf("decrypted %q, %v; want %q", got, err, "to a browser")
+	}
+	br.ack(t, f)
 }
