@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
@@ -167,6 +170,86 @@ func TestClusterExampleRoutesNeedCredentials(t *testing.T) {
 				}
 			}
 			testenv.Eventually(t, routeWait, "the intruder's refused routes closed", func() bool { return intruder.NumRoutes() == 0 })
+		})
+	}
+}
+
+// A route's password goes, in the route's CONNECT, to whatever answers at
+// the address the route names: on one machine, a local user who binds a
+// stopped server's cluster port learns it. With route TLS, the dialling
+// server begins with a TLS handshake, which an impostor without a
+// certificate from the routes' CA cannot complete, and the password is
+// never sent (docs/cluster.md, Securing NATS).
+func TestClusterExampleRoutePasswordToListener(t *testing.T) {
+	dir := exampleConfig(t)
+	pki := testenv.NewPKI(t)
+	for _, c := range []struct {
+		name   string
+		tls    bool
+		leaked bool
+	}{
+		{"no route TLS", false, true},
+		{"route TLS", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ports := map[string]int{"6221": freeport.Port(t), "6222": freeport.Port(t), "6223": freeport.Port(t)}
+			// The impostor holds n3's cluster port while n3 is down;
+			// n2 is down too, so n1 dials only the impostor.
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports["6223"])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var password string
+			exampleServer(t, filepath.Join(dir, "nats1.conf"), ports, func(o *natsserver.Options) {
+				for _, r := range o.Routes {
+					if p, ok := r.User.Password(); ok {
+						password = p
+					}
+				}
+				if c.tls {
+					cert, err := tls.LoadX509KeyPair(pki.CertFile, pki.KeyFile)
+					if err != nil {
+						t.Fatal(err)
+					}
+					roots := x509.NewCertPool()
+					roots.AddCert(pki.CA)
+					o.Cluster.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ClientCAs: roots,
+						ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+					o.Cluster.TLSTimeout = 2
+				}
+			}, nil)
+			if password == "" {
+				t.Fatal("nats1.conf's routes carry no password")
+			}
+
+			ln.(*net.TCPListener).SetDeadline(time.Now().Add(routeWait))
+			conn, err := ln.Accept()
+			if err != nil {
+				t.Fatalf("n1 never dialled the impostor: %v", err)
+			}
+			defer conn.Close()
+			// What n1 sends first, up to its CONNECT line or the first
+			// TLS record's header and body.
+			conn.SetReadDeadline(time.Now().Add(routeWait))
+			var got []byte
+			buf := make([]byte, 4096)
+			for !bytes.Contains(got, []byte("CONNECT")) || !bytes.Contains(got, []byte("\r\n")) {
+				if len(got) >= 5 && got[0] == 0x16 && len(got) >= 5+int(got[3])<<8|int(got[4]) {
+					break // a whole TLS handshake record
+				}
+				n, err := conn.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			if leaked := bytes.Contains(got, []byte(password)); leaked != c.leaked {
+				t.Fatalf("the route password sent to the impostor: %v; want %v (n1 sent %q)", leaked, c.leaked, got)
+			}
+			if c.tls && (len(got) == 0 || got[0] != 0x16) {
+				t.Fatalf("n1 began with %q; want a TLS handshake record", got)
+			}
 		})
 	}
 }
