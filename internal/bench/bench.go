@@ -170,12 +170,24 @@ type Result struct {
 	// table still held once the acks had had Drain to come: 0 when every
 	// delivered notification was acked and deleted.
 	RowsLeft *int64 `json:"rows_left,omitempty"`
+	// DurableCommits is the durable floor's transactions: how many,
+	// their mean time from BEGIN to COMMIT, and the notifications and
+	// acks they took.
+	DurableCommits *DurableCommits `json:"durable_commits,omitempty"`
 	// CPU is each of Config.CPUPIDs' CPU time over the send phase (from
 	// the first POST until Settle after the last delivery), and
 	// CPUPerDeliveredUs their sum over the notifications delivered, in
 	// microseconds.
 	CPU               []ProcCPU `json:"cpu,omitempty"`
 	CPUPerDeliveredUs float64   `json:"cpu_per_delivered_us,omitempty"`
+}
+
+// DurableCommits is what the durable floor's committer did.
+type DurableCommits struct {
+	Commits int64   `json:"commits"`
+	MeanMs  float64 `json:"mean_ms"`
+	Inserts int64   `json:"inserts"`
+	Acks    int64   `json:"acks"`
 }
 
 // ProcCPU is one process's CPU time over the send phase.
@@ -398,6 +410,10 @@ func runDurableFloor(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	_, err = measure(ctx, cfg, f.url, os.Getpid(), res)
 	f.close()
+	if d := f.durable; d.commits > 0 {
+		res.DurableCommits = &DurableCommits{Commits: d.commits, Inserts: d.inserts, Acks: d.acks,
+			MeanMs: float64(d.committing.Microseconds()) / 1000 / float64(d.commits)}
+	}
 	if err == nil {
 		err = leftErr
 	}

@@ -36,6 +36,9 @@ type durableStore struct {
 	// ops feeds the committer; the floor closes it once nothing can send.
 	ops  chan durableOp
 	done chan struct{}
+	// The committer's tally, read once it has stopped (close).
+	commits, inserts, acks int64
+	committing             time.Duration
 }
 
 // durableOp is a notification to insert, or an ack: delete the device's
@@ -110,10 +113,16 @@ func (d *durableStore) commit() {
 				break more
 			}
 		}
+		start := time.Now()
 		err := d.apply(batch)
+		d.commits++
+		d.committing += time.Since(start)
 		for _, op := range batch {
 			if op.committed != nil {
+				d.inserts++
 				op.committed <- err
+			} else {
+				d.acks++
 			}
 		}
 	}

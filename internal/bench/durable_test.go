@@ -41,6 +41,11 @@ func TestRunDurableFloor(t *testing.T) {
 	if d.RowsLeft == nil || *d.RowsLeft != 0 {
 		t.Fatalf("durable floor: rows left %v, want 0 once every ack is applied", d.RowsLeft)
 	}
+	// Every notification was inserted once; acks cover one notify frame
+	// each, and the committer counts only what reached it.
+	if c := d.DurableCommits; c == nil || c.Inserts != d.Sent || c.Acks < 1 || c.Acks > d.Sent || c.Commits < 1 || c.Commits > c.Inserts+c.Acks {
+		t.Fatalf("durable floor commits: %+v for %d sent", c, d.Sent)
+	}
 	var out strings.Builder
 	if err := WriteTable(&out, res); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,10 @@ func WriteTable(w io.Writer, r *Result) error {
 			row("durable floor latency p50/p99", "%.2f / %.2f ms; service p99 %.2f × the durable floor's", d.LatencyMs.P50, d.LatencyMs.P99, ratio(r.LatencyMs.P99, d.LatencyMs.P99))
 			row("durable floor delivered / lost / dup", "%d / %d / %d", d.Delivered, d.Lost, d.Duplicated)
 		}
+		if c := d.DurableCommits; c != nil {
+			row("durable floor commits", "%d, mean %.2f ms, %.1f notifications and %.1f acks per commit", c.Commits, c.MeanMs,
+				float64(c.Inserts)/float64(c.Commits), float64(c.Acks)/float64(c.Commits))
+		}
 		if d.RowsLeft != nil {
 			row("durable floor rows left", "%d (committed, not acked, once the acks drained)", *d.RowsLeft)
 		}
