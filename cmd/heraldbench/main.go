@@ -57,6 +57,7 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Browsers, "browsers", false, "the devices are browsers speaking Firefox's push protocol, sent Web Push messages (docs/browsers.md)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last request")
 	fs.BoolVar(&cfg.Floor, "floor", false, "first run the same against a floor, a service of the same shape that keeps nothing (in-process), and print each figure's ratio to it")
+	fs.BoolVar(&cfg.DurableFloor, "durable-floor", false, "after the --floor (implied), run the same against a durable floor: the floor plus a SQLite insert per notification, committed before it is sent, and a delete per ack, group-committed; print the ratios to it")
 	cpuPIDs := fs.String("cpu-pids", "", "process ids of every process of the service (NATS servers and nodes), comma-separated: their CPU over the send phase is divided by the notifications delivered")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "with --cpu-pids, how long after the last delivery to sample their CPU (so lazy acks count)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")

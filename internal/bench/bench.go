@@ -87,6 +87,13 @@ type Config struct {
 	// of the same shape that keeps nothing (floor.go), in this process,
 	// so that each figure has its ratio to what the machine allows.
 	Floor bool
+	// DurableFloor, after the floor (it implies Floor), runs the same
+	// against the durable floor: the floor plus, per notification, a
+	// SQLite insert committed before it is sent and answered and a
+	// delete when its ack comes, one committer grouping them into
+	// transactions (durable.go), so that the cost of durability alone
+	// has a figure.
+	DurableFloor bool
 	// CPUPIDs are every process of the service (a cluster's NATS
 	// servers and nodes, or one node): their CPU time from the start of
 	// sending until Settle after the last delivery, summed, is divided by
@@ -96,6 +103,10 @@ type Config struct {
 	// again, so that what a delivery sets off after it arrives (a lazily
 	// applied acknowledgement) is counted too (default 1 s).
 	Settle time.Duration
+
+	// drained, if set, is called once the sent notifications are
+	// delivered (or Drain is over), the devices still connected.
+	drained func(context.Context)
 }
 
 // Sample is the service process's resources at one moment.
@@ -152,12 +163,31 @@ type Result struct {
 	ServiceMetrics map[string]float64 `json:"service_metrics,omitempty"`
 	// Floor is the same run against the floor (Config.Floor).
 	Floor *Result `json:"floor,omitempty"`
+	// DurableFloor is the same run against the durable floor
+	// (Config.DurableFloor).
+	DurableFloor *Result `json:"durable_floor,omitempty"`
+	// RowsLeft, for the durable floor, is how many notifications its
+	// table still held once the acks had had Drain to come: 0 when every
+	// delivered notification was acked and deleted.
+	RowsLeft *int64 `json:"rows_left,omitempty"`
+	// DurableCommits is the durable floor's transactions: how many,
+	// their mean time from BEGIN to COMMIT, and the notifications and
+	// acks they took.
+	DurableCommits *DurableCommits `json:"durable_commits,omitempty"`
 	// CPU is each of Config.CPUPIDs' CPU time over the send phase (from
 	// the first POST until Settle after the last delivery), and
 	// CPUPerDeliveredUs their sum over the notifications delivered, in
 	// microseconds.
 	CPU               []ProcCPU `json:"cpu,omitempty"`
 	CPUPerDeliveredUs float64   `json:"cpu_per_delivered_us,omitempty"`
+}
+
+// DurableCommits is what the durable floor's committer did.
+type DurableCommits struct {
+	Commits int64   `json:"commits"`
+	MeanMs  float64 `json:"mean_ms"`
+	Inserts int64   `json:"inserts"`
+	Acks    int64   `json:"acks"`
 }
 
 // ProcCPU is one process's CPU time over the send phase.
@@ -327,12 +357,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	var fl *Result
-	if cfg.Floor {
+	var fl, dfl *Result
+	if cfg.Floor || cfg.DurableFloor {
 		if len(cfg.PostTo) > 0 || len(cfg.Failover) > 0 || cfg.Kill {
 			return nil, errors.New("bench: the floor is one node: no --post-to, --failover or --kill with it")
 		}
-		f, err := startFloor()
+		f, err := startFloor("")
 		if err != nil {
 			return nil, err
 		}
@@ -343,11 +373,53 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("bench: the floor's run: %w", err)
 		}
 	}
+	if cfg.DurableFloor {
+		var err error
+		if dfl, err = runDurableFloor(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("bench: the durable floor's run: %w", err)
+		}
+	}
 	res, err := run1(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	res.Floor = fl
+	res.Floor, res.DurableFloor = fl, dfl
+	return res, nil
+}
+
+// runDurableFloor measures the durable floor on a database in a
+// directory of its own, removed after, and counts the rows left once the
+// last acks have had Drain to come.
+func runDurableFloor(ctx context.Context, cfg Config) (*Result, error) {
+	dir, err := os.MkdirTemp("", "heraldbench-durable")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	f, err := startFloor(dir)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Devices: cfg.Devices, Rate: cfg.Rate, InProcess: true,
+		ServiceNote: "the durable floor, in-process: the floor + a SQLite insert per notification committed before it is sent, a delete per ack"}
+	var left int64
+	var leftErr error
+	cfg.drained = func(ctx context.Context) {
+		left, leftErr = f.durable.waitEmpty(ctx, cfg.Drain)
+		res.RowsLeft = &left
+	}
+	_, err = measure(ctx, cfg, f.url, os.Getpid(), res)
+	f.close()
+	if d := f.durable; d.commits > 0 {
+		res.DurableCommits = &DurableCommits{Commits: d.commits, Inserts: d.inserts, Acks: d.acks,
+			MeanMs: float64(d.committing.Microseconds()) / 1000 / float64(d.commits)}
+	}
+	if err == nil {
+		err = leftErr
+	}
+	if err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -454,6 +526,9 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		deadline := time.Now().Add(cfg.Drain)
 		for col.delivered.Load() < res.Accepted && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
+		}
+		if cfg.drained != nil {
+			cfg.drained(ctx)
 		}
 		if len(cfg.CPUPIDs) > 0 {
 			select {

@@ -179,7 +179,7 @@ func TestRunFloor(t *testing.T) {
 // TestFloorRefusesPost: a POST to the floor for no connected device, or
 // with an oversize body, is answered, not delivered or crashed on.
 func TestFloorRefusesPost(t *testing.T) {
-	f, err := startFloor()
+	f, err := startFloor("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,13 +29,23 @@ import (
 // challenge, hello (proof checked), welcome (proof made), register. A
 // device's secret is derived from its id with a key of the floor's own,
 // so that a device coming back is known without anything kept.
+//
+// With a durableStore it is the durable floor (durable.go): each
+// notification is committed before it is sent and answered, and each ack
+// deletes what it covers.
 type floor struct {
-	key   []byte
-	srv   *http.Server
-	ln    net.Listener
-	url   string
-	mu    sync.Mutex
-	conns map[string]*floorConn
+	key     []byte
+	srv     *http.Server
+	ln      net.Listener
+	url     string
+	durable *durableStore // nil: the floor keeps nothing
+	// wg counts the goroutines close waits for: the server's, each
+	// device's and each POST's once it has found its device.
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	conns  map[string]*floorConn
+	open   map[*websocket.Conn]bool // every upgraded connection, handshake or not
 }
 
 // floorConn is one device's connection; mu makes its writes one at a time.
@@ -43,6 +53,11 @@ type floorConn struct {
 	mu   sync.Mutex
 	conn *websocket.Conn
 	seq  uint64
+	// written is the last number sent or given up on, and turn is
+	// signalled when it moves: the durable floor's commits answer in any
+	// order, and each waits its turn to write (sendInTurn).
+	written uint64
+	turn    sync.Cond
 }
 
 // floorPath is where the floor's channel URIs live: floorPath + device id.
@@ -54,12 +69,23 @@ const maxFloorBody = 8 << 10
 
 var floorUpgrader = websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
 
-// startFloor listens on a loopback port and serves until close.
-func startFloor() (*floor, error) {
-	f := &floor{key: make([]byte, 32), conns: map[string]*floorConn{}}
+// startFloor listens on a loopback port and serves until close. With a
+// dir it is the durable floor, its database in dir.
+func startFloor(dir string) (*floor, error) {
+	f := &floor{key: make([]byte, 32), conns: map[string]*floorConn{}, open: map[*websocket.Conn]bool{}}
 	rand.Read(f.key)
+	if dir != "" {
+		d, err := openDurable(dir)
+		if err != nil {
+			return nil, err
+		}
+		f.durable = d
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		if f.durable != nil {
+			f.durable.close()
+		}
 		return nil, fmt.Errorf("bench: floor: %w", err)
 	}
 	mux := http.NewServeMux()
@@ -68,17 +94,30 @@ func startFloor() (*floor, error) {
 	mux.HandleFunc("GET /metrics", f.metrics)
 	f.ln, f.url = ln, "http://"+ln.Addr().String()
 	f.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go f.srv.Serve(ln) // ends with close
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.srv.Serve(ln) // ends with close
+	}()
 	return f, nil
 }
 
+// close stops serving, ends every connection and waits for every
+// goroutine of the floor; the durable floor's committer last, once
+// nothing can hand it more.
 func (f *floor) close() {
 	f.srv.Close()
 	f.mu.Lock()
-	for _, c := range f.conns {
-		c.conn.Close()
+	f.closed = true
+	f.conns = nil
+	for c := range f.open {
+		c.Close()
 	}
 	f.mu.Unlock()
+	f.wg.Wait()
+	if f.durable != nil {
+		f.durable.close()
+	}
 }
 
 // secret is device id's secret, derived rather than kept.
@@ -89,13 +128,29 @@ func (f *floor) secret(id string) string {
 }
 
 // device runs one device's connection: handshake, then reads until it
-// ends, answering registers and dropping everything else (acks included).
+// ends, answering registers and dropping everything else (acks too,
+// unless the floor is durable).
 func (f *floor) device(w http.ResponseWriter, r *http.Request) {
 	conn, err := floorUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	defer conn.Close()
+	// The server does not wait for hijacked connections: the floor does.
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.open[conn] = true
+	f.wg.Add(1)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.open, conn)
+		f.mu.Unlock()
+		f.wg.Done()
+	}()
 	conn.SetReadLimit(wire.MaxFrameSize)
 	id, lastSeq, err := f.handshake(conn)
 	if err != nil {
@@ -103,8 +158,13 @@ func (f *floor) device(w http.ResponseWriter, r *http.Request) {
 	}
 	// Numbering goes on from what the device has applied, as the
 	// service's does, so that it takes what follows as new.
-	fc := &floorConn{conn: conn, seq: lastSeq}
+	fc := &floorConn{conn: conn, seq: lastSeq, written: lastSeq}
+	fc.turn.L = &fc.mu
 	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
 	old := f.conns[id]
 	f.conns[id] = fc
 	f.mu.Unlock()
@@ -128,11 +188,14 @@ func (f *floor) device(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		reg, ok := fr.(*wire.Register)
-		if !ok {
-			continue
+		switch fr := fr.(type) {
+		case *wire.Register:
+			fc.write(wire.Registered{Type: wire.TypeRegistered, ReqID: fr.ReqID, ChannelID: id, URI: f.url + floorPath + id})
+		case *wire.Ack:
+			if f.durable != nil {
+				f.durable.ack(id, fr.Seq)
+			}
 		}
-		fc.write(wire.Registered{Type: wire.TypeRegistered, ReqID: reg.ReqID, ChannelID: id, URI: f.url + floorPath + id})
 	}
 }
 
@@ -204,13 +267,22 @@ func (f *floor) post(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	fc := f.conns[id]
+	if fc != nil {
+		f.wg.Add(1) // not closed, or conns would be nil
+	}
 	f.mu.Unlock()
 	if fc == nil {
 		w.Header().Set(mpns.HeaderDeviceConnectionStatus, "Disconnected")
 		w.WriteHeader(http.StatusPreconditionFailed)
 		return
 	}
-	if err := fc.notify(id, body); err != nil {
+	defer f.wg.Done()
+	if f.durable != nil {
+		err = f.notifyDurable(fc, id, body)
+	} else {
+		err = fc.notify(id, body)
+	}
+	if err != nil {
 		w.Header().Set(mpns.HeaderDeviceConnectionStatus, "Disconnected")
 		w.WriteHeader(http.StatusPreconditionFailed)
 		return
@@ -227,8 +299,13 @@ func (fc *floorConn) notify(channelID string, body []byte) error {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	fc.seq++
+	return fc.writeNotify(fc.seq, channelID, body)
+}
+
+// writeNotify writes notification seq; fc.mu is held.
+func (fc *floorConn) writeNotify(seq uint64, channelID string, body []byte) error {
 	b, err := wire.Encode(wire.Notify{Type: wire.TypeNotify, Notifications: []wire.Notification{
-		{Seq: fc.seq, ChannelID: channelID, Kind: string(mpns.KindRaw), Class: 3, Body: body}}})
+		{Seq: seq, ChannelID: channelID, Kind: string(mpns.KindRaw), Class: 3, Body: body}}})
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,25 @@ func WriteTable(w io.Writer, r *Result) error {
 			row("floor delivered / lost / dup", "%d / %d / %d", f.Delivered, f.Lost, f.Duplicated)
 		}
 	}
+	if d := r.DurableFloor; d != nil {
+		row("durable floor", "%s", d.ServiceNote)
+		if r.Sent > 0 && d.AchievedRate > 0 {
+			vsFloor := ""
+			if f := r.Floor; f != nil && f.AchievedRate > 0 {
+				vsFloor = fmt.Sprintf(", %.2f × the floor's", d.AchievedRate/f.AchievedRate)
+			}
+			row("durable floor rate achieved", "%.0f per s%s; service %.2f × the durable floor's", d.AchievedRate, vsFloor, r.AchievedRate/d.AchievedRate)
+			row("durable floor latency p50/p99", "%.2f / %.2f ms; service p99 %.2f × the durable floor's", d.LatencyMs.P50, d.LatencyMs.P99, ratio(r.LatencyMs.P99, d.LatencyMs.P99))
+			row("durable floor delivered / lost / dup", "%d / %d / %d", d.Delivered, d.Lost, d.Duplicated)
+		}
+		if c := d.DurableCommits; c != nil {
+			row("durable floor commits", "%d, mean %.2f ms, %.1f notifications and %.1f acks per commit", c.Commits, c.MeanMs,
+				float64(c.Inserts)/float64(c.Commits), float64(c.Acks)/float64(c.Commits))
+		}
+		if d.RowsLeft != nil {
+			row("durable floor rows left", "%d (committed, not acked, once the acks drained)", *d.RowsLeft)
+		}
+	}
 	return tw.Flush()
 }
 
