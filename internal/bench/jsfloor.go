@@ -106,7 +106,10 @@ func RunJetStreamFloor(ctx context.Context, cfg Config, fl JetStreamFloor) (*Res
 		wg.Wait()
 	}()
 	var removed, removeErrs atomic.Int64
-	removals := make(chan jsFloorRemoval, 4096)
+	// Room for every message, so that the consumer never waits for the
+	// removers: publish→delivery is the delivery's latency, not the
+	// purges' backlog (the collector keeps as much per message).
+	removals := make(chan jsFloorRemoval, total)
 	for range jsFloorRemovers {
 		wg.Add(1)
 		go func() {
