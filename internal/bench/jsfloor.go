@@ -22,8 +22,9 @@ import (
 // durable answer), one delivery to one consumer (the node holding the
 // device), and one replicated removal (the device's ack), each done as
 // natsstore does it. No heraldsvc runs: with --cpu-pids naming the NATS
-// servers, its CPU per notification is a lower bound on the NATS share of
-// the cluster's (docs/cluster.md, "The JetStream floor").
+// servers, its CPU per notification is what the NATS share of the
+// cluster's cannot go below while a notification is one replicated
+// message (docs/cluster.md, "The JetStream floor").
 
 // JetStreamFloor says which cluster to measure the floor on.
 type JetStreamFloor struct {
@@ -192,6 +193,7 @@ func jsFloorSetup(ctx context.Context, fl JetStreamFloor) (*nats.Conn, jetstream
 	}
 }
 
+// jsFloorCreate connects and makes the stream, once.
 func jsFloorCreate(ctx context.Context, fl JetStreamFloor) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
 	nc, err := nats.Connect(fl.URLs, fl.Options...)
 	if err != nil {
@@ -267,8 +269,8 @@ func jsFloorSend(ctx context.Context, cfg Config, js jetstream.JetStream, total 
 }
 
 // jsFloorMsg is message id for device: about the size natsstore's
-// message() makes of a notification (a few headers, a ~100-byte body).
-// The body's first line is what collector.record reads.
+// message() makes of a notification: three headers and a body of about
+// 125 bytes, whose first line is what collector.record reads.
 func jsFloorMsg(device, id int, pad string) *nats.Msg {
 	dev := fmt.Sprintf("floor-device-%023d", device)
 	m := nats.NewMsg(jsFloorPrefix + dev)
