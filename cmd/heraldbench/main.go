@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/heraldpush/herald/internal/bench"
 )
 
@@ -60,6 +62,10 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.DurableFloor, "durable-floor", false, "after the --floor (implied), run the same against a durable floor: the floor plus a SQLite insert per notification, committed before it is sent, and a delete per ack, group-committed; print the ratios to it")
 	cpuPIDs := fs.String("cpu-pids", "", "process ids of every process of the service (NATS servers and nodes), comma-separated: their CPU over the send phase is divided by the notifications delivered")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "with --cpu-pids, how long after the last delivery to sample their CPU (so lazy acks count)")
+	var jsFloor bench.JetStreamFloor
+	fs.StringVar(&jsFloor.URLs, "jetstream-floor", "", "nats:// URLs of a running NATS cluster, comma-separated: measure the JetStream floor there (a replicated publish, one delivery and one purge a message; no service, no devices) rather than a service")
+	natsNkey := fs.String("nats-nkey", "", "with --jetstream-floor, the NATS nkey seed file to connect with")
+	fs.IntVar(&jsFloor.Replicas, "jetstream-replicas", 3, "with --jetstream-floor, the floor stream's replicas")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	verbose := fs.Bool("v", false, "log the service and devices to stderr")
@@ -132,7 +138,20 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bench.Run(ctx, cfg)
+	var res *bench.Result
+	var err error
+	if jsFloor.URLs != "" {
+		if *natsNkey != "" {
+			o, err := nats.NkeyOptionFromSeed(*natsNkey)
+			if err != nil {
+				return fmt.Errorf("--nats-nkey: %w", err)
+			}
+			jsFloor.Options = append(jsFloor.Options, o)
+		}
+		res, err = bench.RunJetStreamFloor(ctx, cfg, jsFloor)
+	} else {
+		res, err = bench.Run(ctx, cfg)
+	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@
 #
 #   examples/cluster/run.sh [DATA_DIR]
 #   examples/cluster/run.sh --config-only DATA_DIR   # write keys and configs, start nothing
+#   examples/cluster/run.sh --nats-only DATA_DIR     # the three NATS servers alone
 #
 # NATS is the service's database: whoever reads its buckets has every
 # device's key. So nothing here is open: each node has its own NATS user
@@ -18,15 +19,24 @@
 # HERALDSVC_ARGS are further flags for every node (e.g. quotas off, as
 # examples/cluster/bench.sh gives them). Once every node is ready, the
 # process ids are in DATA_DIR/pids: the NATS servers', then the nodes'.
+#
+# --nats-only starts the NATS servers and no node, for
+# `heraldbench --jetstream-floor` (examples/cluster/bench.sh): the nodes'
+# users may then also use the floor's stream, HERALD_FLOOR (and delete
+# it), and its subjects. DATA_DIR/pids has the servers' process ids as
+# soon as they are started; JetStream is ready some seconds later, once
+# it has a meta leader.
 set -eu
 cd "$(dirname "$0")/../.."
 
-config_only=false
-if [ "${1:-}" = "--config-only" ]; then
-	config_only=true
+mode=all
+case "${1:-}" in
+--config-only | --nats-only)
+	mode=${1#--}
 	shift
-	[ $# -eq 1 ] || { echo "usage: $0 --config-only DATA_DIR" >&2; exit 2; }
-fi
+	[ $# -eq 1 ] || { echo "usage: $0 --$mode DATA_DIR" >&2; exit 2; }
+	;;
+esac
 data=${1:-$(mktemp -d)}
 umask 077
 mkdir -p "$data/bin"
@@ -55,8 +65,14 @@ route_pw=$(cat "$data/route.password")
 # publishing to them, the takeover subjects, and replies in its inbox.
 prefix=herald
 streams="KV_${prefix}_devices KV_${prefix}_channels KV_${prefix}_quota KV_${prefix}_outcomes KV_${prefix}_presence KV_${prefix}_nodes $(echo "$prefix" | tr a-z A-Z)_QUEUE"
+if [ "$mode" = nats-only ]; then
+	streams="$streams HERALD_FLOOR"
+fi
 permissions() {
 	printf '  publish: { allow: [\n    "$JS.API.INFO"\n'
+	if [ "$mode" = nats-only ]; then
+		printf '    "$JS.API.STREAM.DELETE.HERALD_FLOOR"\n    "herald_floor.q.*"\n'
+	fi
 	for s in $streams; do
 		for api in STREAM.CREATE STREAM.UPDATE STREAM.INFO STREAM.PURGE STREAM.MSG.GET STREAM.MSG.DELETE DIRECT.GET CONSUMER.CREATE; do
 			printf '    "$JS.API.%s.%s"\n' "$api" "$s"
@@ -106,7 +122,7 @@ for i in 1 2 3; do
 		echo "}"
 	} >"$data/nats$i.conf"
 done
-if $config_only; then
+if [ "$mode" = config-only ]; then
 	exit 0
 fi
 
@@ -114,7 +130,7 @@ if [ -z "${NATS_SERVER:-}" ]; then
 	go build -o "$data/bin/nats-server" github.com/nats-io/nats-server/v2
 	NATS_SERVER=$data/bin/nats-server
 fi
-if [ -z "${HERALDSVC:-}" ]; then
+if [ -z "${HERALDSVC:-}" ] && [ "$mode" = all ]; then
 	go build -o "$data/bin/heraldsvc" ./cmd/heraldsvc
 	HERALDSVC=$data/bin/heraldsvc
 fi
@@ -147,6 +163,17 @@ for i in 1 2 3; do
 	nats_pids="$nats_pids $!"
 done
 store=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
+
+if [ "$mode" = nats-only ]; then
+	echo $nats_pids >"$data/pids"
+	echo "NATS: $store (users' seeds $data/node1.nk, …)"
+	# Until stopped, or until a server exits.
+	while kill -0 $nats_pids 2>/dev/null; do
+		sleep 1
+	done
+	echo "a NATS server exited (logs $data/nats*.log)" >&2
+	exit 1
+fi
 
 # All nodes at once, as a machine's boot starts them: each waits for
 # JetStream by itself, and says on /readyz when it is ready.

@@ -180,6 +180,13 @@ type Result struct {
 	// microseconds.
 	CPU               []ProcCPU `json:"cpu,omitempty"`
 	CPUPerDeliveredUs float64   `json:"cpu_per_delivered_us,omitempty"`
+	// JetStreamFloor marks a run of RunJetStreamFloor (jsfloor.go): no
+	// service and no devices, a stream's subjects instead. Removed is
+	// the purges it made, one a message delivered, and LeftInStream the
+	// messages still in the stream after them.
+	JetStreamFloor bool   `json:"jetstream_floor,omitempty"`
+	Removed        int64  `json:"removed,omitempty"`
+	LeftInStream   uint64 `json:"left_in_stream,omitempty"`
 }
 
 // DurableCommits is what the durable floor's committer did.
@@ -314,15 +321,15 @@ func CheckLoopback(service string) error {
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return fmt.Errorf("bench: service URL %q must be http://host:port", service)
 	}
-	h := u.Hostname()
-	if h == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(h)
-	if ip == nil || !ip.IsLoopback() {
+	if h := u.Hostname(); !loopbackHost(h) {
 		return fmt.Errorf("%w: %q", ErrNotLoopback, h)
 	}
 	return nil
+}
+
+func loopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // Run performs one run and returns its figures.
@@ -342,21 +349,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Sources > 250 {
 		return nil, errors.New("bench: at most 250 source addresses")
 	}
-	if cfg.Senders <= 0 {
-		cfg.Senders = 64
-	}
-	if cfg.Connectors <= 0 {
-		cfg.Connectors = 32
-	}
-	if cfg.Drain <= 0 {
-		cfg.Drain = 10 * time.Second
-	}
-	if cfg.Settle <= 0 {
-		cfg.Settle = time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.defaults()
 	var fl, dfl *Result
 	if cfg.Floor || cfg.DurableFloor {
 		if len(cfg.PostTo) > 0 || len(cfg.Failover) > 0 || cfg.Kill {
@@ -421,6 +414,25 @@ func runDurableFloor(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// defaults fills in what cfg leaves at zero.
+func (cfg *Config) defaults() {
+	if cfg.Senders <= 0 {
+		cfg.Senders = 64
+	}
+	if cfg.Connectors <= 0 {
+		cfg.Connectors = 32
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 10 * time.Second
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // run1 is one run against the service cfg says.
@@ -530,13 +542,8 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		if cfg.drained != nil {
 			cfg.drained(ctx)
 		}
-		if len(cfg.CPUPIDs) > 0 {
-			select {
-			case <-time.After(cfg.Settle):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			res.CPU = cpuSince(cpuBefore, sampleCPU(cfg.CPUPIDs))
+		if res.CPU, err = settledCPU(ctx, cfg, cpuBefore); err != nil {
+			return nil, err
 		}
 	}
 	if m, err := ScrapeService(ctx, base); err != nil {
@@ -549,14 +556,21 @@ func measure(ctx context.Context, cfg Config, base string, pid int, res *Result)
 		res.CPUPercent = 100 * (res.After.CPUSecs - res.Idle.CPUSecs) / res.DurationS
 	}
 	summarise(col, res)
-	if res.Delivered > 0 && len(res.CPU) > 0 {
-		var sum float64
-		for _, c := range res.CPU {
-			sum += c.Secs
-		}
-		res.CPUPerDeliveredUs = 1e6 * sum / float64(res.Delivered)
-	}
 	return res, nil
+}
+
+// settledCPU waits cfg.Settle, then returns each of cfg.CPUPIDs' CPU
+// time since before; nothing without pids.
+func settledCPU(ctx context.Context, cfg Config, before []ProcCPU) ([]ProcCPU, error) {
+	if len(cfg.CPUPIDs) == 0 {
+		return nil, nil
+	}
+	select {
+	case <-time.After(cfg.Settle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return cpuSince(before, sampleCPU(cfg.CPUPIDs)), nil
 }
 
 // Unlimited is the service's limits with every quota and rate off, so the
@@ -767,37 +781,66 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 	tr := &http.Transport{MaxIdleConns: cfg.Senders, MaxIdleConnsPerHost: cfg.Senders, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	client := &mpns.Client{HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	sendAll(ctx, cfg, total, res, func(id int) outcome {
+		body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
+		if cfg.Browsers {
+			switch status, err := postWebPush(ctx, client.HTTP, target(cfg.PostTo, uris[id%len(uris)], id), body); {
+			case err != nil:
+				return failed
+			case status == http.StatusCreated:
+				return accepted
+			default:
+				return refused
+			}
+		}
+		switch res, err := client.Send(ctx, target(cfg.PostTo, uris[id%len(uris)], id), mpns.Raw(body), mpns.SendOptions{}); {
+		case err != nil:
+			return failed
+		case res.Status == http.StatusOK:
+			return accepted
+		default:
+			return refused
+		}
+	})
+}
+
+// outcome is what became of one notification sent.
+type outcome int
+
+const (
+	accepted outcome = iota
+	refused
+	failed
+)
+
+// sendAll has cfg.Senders goroutines send notifications 0 to total-1,
+// each with one, paced at cfg.Rate, and counts the outcomes in res.
+func sendAll(ctx context.Context, cfg Config, total int, res *Result, one func(id int) outcome) {
 	jobs := make(chan int, cfg.Senders)
 	var wg sync.WaitGroup
-	var accepted, refused, failed atomic.Int64
+	var counts [failed + 1]atomic.Int64
 	for range cfg.Senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range jobs {
-				body := strconv.Itoa(id) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				if cfg.Browsers {
-					switch status, err := postWebPush(ctx, client.HTTP, target(cfg.PostTo, uris[id%len(uris)], id), body); {
-					case err != nil:
-						failed.Add(1)
-					case status == http.StatusCreated:
-						accepted.Add(1)
-					default:
-						refused.Add(1)
-					}
-					continue
-				}
-				switch res, err := client.Send(ctx, target(cfg.PostTo, uris[id%len(uris)], id), mpns.Raw(body), mpns.SendOptions{}); {
-				case err != nil:
-					failed.Add(1)
-				case res.Status == http.StatusOK:
-					accepted.Add(1)
-				default:
-					refused.Add(1)
-				}
+				counts[one(id)].Add(1)
 			}
 		}()
 	}
+	start := time.Now()
+	sent := pace(ctx, cfg.Rate, cfg.Duration, total, jobs)
+	close(jobs)
+	wg.Wait()
+	res.DurationS = time.Since(start).Seconds()
+	res.Sent = int64(sent)
+	res.Accepted, res.Refused, res.Errors = counts[accepted].Load(), counts[refused].Load(), counts[failed].Load()
+	res.AchievedRate = float64(res.Accepted) / res.DurationS
+}
+
+// pace feeds ids 0 to total-1 to jobs, rate a second from now, and
+// returns how many it fed.
+func pace(ctx context.Context, rate float64, duration time.Duration, total int, jobs chan<- int) int {
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	// A rate above what the service takes makes a closed loop: the
@@ -805,36 +848,31 @@ func send(ctx context.Context, cfg Config, uris []string, total int, col *collec
 	// duration rather than once Rate × Duration are sent. The second is
 	// slack for a loaded machine, so that a rate the service keeps up
 	// with is always sent whole.
-	over := time.NewTimer(cfg.Duration + time.Second + cfg.Duration/10)
+	over := time.NewTimer(duration + time.Second + duration/10)
 	defer over.Stop()
 	sent := 0
-pace:
+feed:
 	for sent < total {
 		select {
 		case <-ctx.Done():
-			break pace
+			break feed
 		case <-over.C:
-			break pace
+			break feed
 		case <-tick.C:
 		}
-		due := min(total, int(cfg.Rate*time.Since(start).Seconds()))
+		due := min(total, int(rate*time.Since(start).Seconds()))
 		for ; sent < due; sent++ {
 			select {
 			case jobs <- sent:
 			case <-ctx.Done():
-				break pace
+				break feed
 			case <-over.C:
-				break pace
+				break feed
 			}
 		}
 	}
 	tick.Stop()
-	close(jobs)
-	wg.Wait()
-	res.DurationS = time.Since(start).Seconds()
-	res.Sent = int64(sent)
-	res.Accepted, res.Refused, res.Errors = accepted.Load(), refused.Load(), failed.Load()
-	res.AchievedRate = float64(res.Accepted) / res.DurationS
+	return sent
 }
 
 // target is the URI to post notification id to: the channel URI, or its
@@ -850,8 +888,17 @@ func target(nodes []string, uri string, id int) string {
 	return strings.TrimRight(nodes[id%len(nodes)], "/") + u.Path
 }
 
+// summarise fills in res's deliveries, losses, duplicates, latencies
+// and CPU per delivered from what col gathered.
 func summarise(col *collector, res *Result) {
 	res.Delivered = col.delivered.Load()
+	if res.Delivered > 0 && len(res.CPU) > 0 {
+		var sum float64
+		for _, c := range res.CPU {
+			sum += c.Secs
+		}
+		res.CPUPerDeliveredUs = 1e6 * sum / float64(res.Delivered)
+	}
 	var unique int64
 	for i := range col.seen {
 		switch n := col.seen[i].Load(); {

@@ -16,7 +16,11 @@ func WriteTable(w io.Writer, r *Result) error {
 		where = r.ServiceNote
 	}
 	row("service", "%s", where)
-	row("devices", "%d (connected in %.1f s)", r.Devices, r.ConnectS)
+	if r.JetStreamFloor {
+		row("devices", "%d (subjects of the stream)", r.Devices)
+	} else {
+		row("devices", "%d (connected in %.1f s)", r.Devices, r.ConnectS)
+	}
 	if r.ReconnectS > 0 {
 		row("reconnected", "%d in %.2f s (%.0f hellos/s, service CPU %.0f µs a hello)", r.Devices, r.ReconnectS, r.HellosPerS, r.HelloCPUUs)
 	}
@@ -26,7 +30,9 @@ func WriteTable(w io.Writer, r *Result) error {
 			row("back after the kill", "50%% in %.2f s, 90%% in %.2f s, 99%% in %.2f s", q[0], q[1], q[2])
 		}
 	}
-	row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
+	if !r.JetStreamFloor {
+		row("rss before / idle", "%d / %d KiB (%.1f KiB per device)", r.Before.RSSKiB, r.Idle.RSSKiB, r.KiBPerDev)
+	}
 	if m := r.ServiceMetrics; m != nil {
 		deliver := "nothing delivered"
 		if r.Delivered > 0 {
@@ -38,12 +44,19 @@ func WriteTable(w io.Writer, r *Result) error {
 		row("rate asked / achieved", "%.0f / %.0f per s over %.1f s", r.Rate, r.AchievedRate, r.DurationS)
 		row("sent / accepted", "%d / %d (refused %d, errors %d)", r.Sent, r.Accepted, r.Refused, r.Errors)
 		row("delivered / lost / dup", "%d / %d / %d", r.Delivered, r.Lost, r.Duplicated)
+		if r.JetStreamFloor {
+			row("removed / left", "%d purges / %d messages in the stream", r.Removed, r.LeftInStream)
+		}
 		row("latency p50/p90/p99/max", "%.2f / %.2f / %.2f / %.2f ms", r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
-		row("service cpu", "%.0f%% of one core while sending", r.CPUPercent)
+		if !r.JetStreamFloor {
+			row("service cpu", "%.0f%% of one core while sending", r.CPUPercent)
+		}
 		if len(r.CPU) > 0 {
 			row("cpu per delivered", "%.0f µs (%s)", r.CPUPerDeliveredUs, cpuByName(r.CPU, r.Delivered))
 		}
-		row("rss after", "%d KiB", r.After.RSSKiB)
+		if !r.JetStreamFloor {
+			row("rss after", "%d KiB", r.After.RSSKiB)
+		}
 	}
 	if f := r.Floor; f != nil {
 		row("floor", "%s", f.ServiceNote)
