@@ -156,6 +156,33 @@ func (r *refusals) WithAttrs(as []slog.Attr) slog.Handler {
 	return &refusals{Handler: r.Handler.WithAttrs(as)}
 }
 
+// natsNode opens node n's store with opts and the NATS options, and
+// serves it with the store as its presence and quota.
+func natsNode(t *testing.T, n string, opts natsstore.Options, nopts ...nats.Option) *server.Service {
+	t.Helper()
+	opts.NATS = append(opts.NATS, nopts...)
+	st, err := natsstore.Open(ctxFor(t, readyWait), opts)
+	if err != nil {
+		t.Fatalf("node %s: %v", n, err)
+	}
+	return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: opts.Logger, Presence: st, Quota: st}})
+}
+
+// toastAcross enrols a phone on holder, opens a toast channel, posts toast
+// m1 to its URI on poster, and waits until the phone has shown it once.
+func toastAcross(t *testing.T, holder, poster *server.Service, text string) app.Channel {
+	t.Helper()
+	d := testenv.StartDaemon(t, daemon.Config{Service: holder.URL()})
+	yes := true
+	ch, err := d.Client.Open(ctxFor(t, 30*time.Second), "demo", app.OpenRequest{Toast: &yes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustReceive(t, on(poster, ch.URI), mpnsRequest{target: "toast", class: "2", messageID: "m1", body: toastXML(text, "m1")})
+	waitToastsOnce(t, d.Client, map[string]bool{"m1": true})
+	return ch
+}
+
 // Two nodes with the example's keys and permissions do all a cluster
 // does: enrol, register, take notifications on one node for a device on
 // the other, count quotas, remember outcomes, hold devices.
@@ -163,26 +190,9 @@ func TestClusterExamplePermissionsSuffice(t *testing.T) {
 	url, dir := exampleNATS(t)
 	rec := &refusals{Handler: testenv.Logger(t).Handler()}
 	log := slog.New(rec)
-	node := func(n string) *server.Service {
-		key, err := nats.NkeyOptionFromSeed(filepath.Join(dir, "node"+n+".nk"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := natsstore.Open(ctxFor(t, readyWait), natsstore.Options{URLs: url, NATS: []nats.Option{key}, Logger: log})
-		if err != nil {
-			t.Fatalf("node %s: %v", n, err)
-		}
-		return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log, Presence: st, Quota: st}})
-	}
-	a, b := node("1"), node("2")
-	d := testenv.StartDaemon(t, daemon.Config{Service: b.URL()})
-	yes := true
-	ch, err := d.Client.Open(ctxFor(t, 30*time.Second), "demo", app.OpenRequest{Toast: &yes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustReceive(t, on(a, ch.URI), mpnsRequest{target: "toast", class: "2", messageID: "m1", body: toastXML("example", "m1")})
-	waitToastsOnce(t, d.Client, map[string]bool{"m1": true})
+	opts := natsstore.Options{URLs: url, Logger: log}
+	a, b := natsNode(t, "1", opts, nodeKey(t, dir, "1")), natsNode(t, "2", opts, nodeKey(t, dir, "2"))
+	ch := toastAcross(t, b, a, "example")
 	testenv.Eventually(t, 30*time.Second, "the message delivered, on the other node", func() bool {
 		resp, err := http.Get(server.MessageURI(on(a, ch.URI), "m1"))
 		if err != nil {

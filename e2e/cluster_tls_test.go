@@ -26,12 +26,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldpush/herald/app"
-	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/devtls"
 	"github.com/heraldpush/herald/internal/freeport"
 	"github.com/heraldpush/herald/internal/testenv"
-	"github.com/heraldpush/herald/server"
 	"github.com/heraldpush/herald/server/store/natsstore"
 )
 
@@ -398,24 +395,10 @@ func TestClusterDocsSecureNATSConfig(t *testing.T) {
 	// Two nodes over client TLS, each with its nkey, R3 on the three.
 	urls := fmt.Sprintf("tls://%s,tls://%s,tls://%s", addr(ports[0].client), addr(ports[1].client), addr(ports[2].client))
 	rec := &refusals{Handler: testenv.Logger(t).Handler()}
-	node := func(n string) *server.Service {
-		log := slog.New(rec)
-		st, err := natsstore.Open(ctxFor(t, readyWait), natsstore.Options{URLs: urls, Replicas: 3, Logger: log,
-			NATS: []nats.Option{nats.RootCAs(file("ca.pem")), nodeKey(t, example, n)}})
-		if err != nil {
-			t.Fatalf("node %s: %v", n, err)
-		}
-		return testenv.Service(t, "", server.ServeConfig{Store: st, Server: server.Config{Logger: log, Presence: st, Quota: st}})
-	}
-	a, b := node("1"), node("2")
-	d := testenv.StartDaemon(t, daemon.Config{Service: a.URL()})
-	yes := true
-	ch, err := d.Client.Open(ctxFor(t, 30*time.Second), "demo", app.OpenRequest{Toast: &yes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustReceive(t, on(b, ch.URI), mpnsRequest{target: "toast", class: "2", messageID: "m1", body: toastXML("routes", "m1")})
-	waitToastsOnce(t, d.Client, map[string]bool{"m1": true})
+	opts := natsstore.Options{URLs: urls, Replicas: 3, Logger: slog.New(rec)}
+	ca := nats.RootCAs(file("ca.pem"))
+	a, b := natsNode(t, "1", opts, ca, nodeKey(t, example, "1")), natsNode(t, "2", opts, ca, nodeKey(t, example, "2"))
+	toastAcross(t, a, b, "routes")
 	rec.mu.Lock()
 	refused := slices.Clone(rec.got)
 	rec.mu.Unlock()
