@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/daemon"
 	"github.com/heraldpush/herald/internal/natstest"
@@ -48,15 +45,7 @@ func TestClusterStreamLeaderLost(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := nats.Connect(nc.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	js, err := jetstream.New(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, nc.URLs())
 	info, err := js.Stream(ctxFor(t, 10*time.Second), "HERALD_QUEUE")
 	if err != nil {
 		t.Fatal(err)

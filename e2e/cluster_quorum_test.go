@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/app"
 	"github.com/heraldpush/herald/channel"
@@ -225,15 +223,8 @@ func TestClusterQuorumLost(t *testing.T) {
 // queueLeader is the name of the NATS server leading the queue's stream.
 func queueLeader(t *testing.T, nc *natstest.Cluster) string {
 	t.Helper()
-	conn, err := nats.Connect(nc.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, js := natstest.Connect(t, nc.URLs())
 	defer conn.Close()
-	js, err := jetstream.New(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	info, err := js.Stream(ctxFor(t, 10*time.Second), "HERALD_QUEUE")
 	if err != nil {
 		t.Fatal(err)

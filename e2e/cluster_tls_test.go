@@ -24,10 +24,10 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/internal/devtls"
 	"github.com/heraldpush/herald/internal/freeport"
+	"github.com/heraldpush/herald/internal/natstest"
 	"github.com/heraldpush/herald/internal/testenv"
 	"github.com/heraldpush/herald/server/store/natsstore"
 )
@@ -408,15 +408,7 @@ func TestClusterDocsSecureNATSConfig(t *testing.T) {
 
 	// The store is kept three times, by the three servers, as a node's
 	// user sees it (its permissions allow a stream's INFO).
-	nc, err := nats.Connect(urls, nats.RootCAs(file("ca.pem")), nodeKey(t, example, "1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, urls, nats.RootCAs(file("ca.pem")), nodeKey(t, example, "1"))
 	for _, name := range []string{"HERALD_QUEUE", "KV_herald_devices"} {
 		st, err := js.Stream(ctxFor(t, 10*time.Second), name)
 		if err != nil {

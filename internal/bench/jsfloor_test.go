@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/internal/natstest"
@@ -59,15 +58,8 @@ func TestJetStreamFloor(t *testing.T) {
 // assertNoFloorStream checks that the floor deleted its stream.
 func assertNoFloorStream(t *testing.T, urls string) {
 	t.Helper()
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, urls)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := js.Stream(ctx, jsFloorStream); !errors.Is(err, jetstream.ErrStreamNotFound) {

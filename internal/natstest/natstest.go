@@ -241,3 +241,19 @@ func (c *Cluster) ready() error {
 	}
 	return nil
 }
+
+// Connect is a client of the servers at urls for the rest of the test,
+// with its JetStream API.
+func Connect(t testing.TB, urls string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/internal/natstest"
@@ -17,15 +16,7 @@ import (
 // does: its value and revision, and not found once deleted or purged.
 func TestLeaderGets(t *testing.T) {
 	ns := natstest.Run(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, ns.ClientURL())
 	legacy, err := nc.JetStream()
 	if err != nil {
 		t.Fatal(err)

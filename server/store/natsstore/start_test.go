@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/clock"
 	"github.com/heraldpush/herald/internal/natstest"
@@ -259,15 +258,8 @@ func TestStartTogetherOnFreshCluster(t *testing.T) {
 // kept replicas times.
 func streamNames(t *testing.T, urls string, replicas int) []string {
 	t.Helper()
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, urls)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var names []string
