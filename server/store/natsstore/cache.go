@@ -24,14 +24,14 @@ func (s *Store) watchChannels(ctx context.Context) error {
 		var r channelRec
 		err := json.Unmarshal(b, &r)
 		return r, err
-	}, func(key string, old, new *channelRec) {
+	}, watchOpts[channelRec]{changed: func(key string, old, new *channelRec) {
 		if old != nil && c.byToken[old.Token] == key {
 			delete(c.byToken, old.Token)
 		}
 		if new != nil {
 			c.byToken[new.Token] = key
 		}
-	}, nil)
+	}})
 	if err != nil {
 		return err
 	}

@@ -58,4 +58,4 @@ func DeletedDevices(s *Store) int {
 }
 
 // ForgetDeleted is the copies' sweep, at the given time.
-func ForgetDeleted(s *Store, now time.Time) { s.devCache.forgetDeleted(now.Add(-deletedKeep)) }
+func ForgetDeleted(s *Store, now time.Time) { s.devCache.sweep(now) }

@@ -108,7 +108,7 @@ func (e valued) Value() []byte    { return e.v }
 func (e valued) Revision() uint64 { return e.rev }
 
 func newCopy[T any]() *watched[T] {
-	return newWatched[T](nil, nil, nil)
+	return newWatched[T](nil, watchOpts[T]{})
 }
 
 // A count on the node that enrolled the devices or created or deleted the

@@ -46,7 +46,11 @@ type presence struct {
 
 // watchPresence starts the copy of the held bucket.
 func (s *Store) watchPresence(ctx context.Context) (err error) {
-	s.presence.copy, err = watch(ctx, s, s.presence.held, ">", func(b []byte) (string, error) { return string(b), nil }, nil, nil)
+	s.presence.copy, err = watch(ctx, s, s.presence.held, ">", func(b []byte) (string, error) { return string(b), nil },
+		// A device's entry is deleted when it leaves and written again when
+		// it comes back: the deletion's revision lets that Hold be one
+		// compare-and-set, for a day of absence.
+		watchOpts[string]{keepDeleted: 24 * time.Hour})
 	return err
 }
 

@@ -315,7 +315,7 @@ func (s *Store) steps(opts Options) []step {
 		{"the queues' lengths", s.countQueues},
 		{"the channels' copy", s.watchChannels},
 		{"the devices' copy", func(ctx context.Context) (err error) {
-			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice, nil, s.deviceGone)
+			s.devCache, err = watch(ctx, s, s.devices, "d.*", decodeDevice, watchOpts[deviceRec]{gone: s.deviceGone})
 			return err
 		}},
 		kv("quota", jetstream.FileStorage, quotaKeep, &s.quota),

@@ -25,14 +25,9 @@ type watched[T any] struct {
 	// watch must reach before the copy answers for it again.
 	floor  map[string]uint64
 	decode func([]byte) (T, error)
-	// changed, if set, is told of every value the copy drops or takes,
-	// under its lock (to keep an index of its own).
-	changed func(key string, old, new *T)
-	// gone, if set, is told of every deletion the watch brings, under
-	// the copy's lock.
-	gone func(key string)
+	watchOpts[T]
 	// deletedAt is when the watch brought each deleted key's deletion.
-	// Its revision stays in revs for deletedKeep (for a compare-and-set,
+	// Its revision stays in revs for keepDeleted (for a compare-and-set,
 	// and so that written never waits for a revision the watch brought
 	// already), then is forgotten: devices and channels deleted for good
 	// would otherwise hold memory on every node until it restarts.
@@ -46,30 +41,44 @@ type watched[T any] struct {
 	lag       time.Duration
 }
 
-// deletedKeep is how long a copy keeps a deleted key's revision: far
-// longer than any write of this node takes to come back on the watch.
+// watchOpts are what a copy does beyond keeping the values.
+type watchOpts[T any] struct {
+	// changed, if set, is told of every value the copy drops or takes,
+	// under its lock (to keep an index of its own).
+	changed func(key string, old, new *T)
+	// gone, if set, is told of every deletion the watch brings, under
+	// the copy's lock.
+	gone func(key string)
+	// keepDeleted is how long a deleted key's revision is kept;
+	// deletedKeep if zero.
+	keepDeleted time.Duration
+}
+
+// deletedKeep is how long a copy keeps a deleted key's revision by
+// default: far longer than any write of this node takes to come back on
+// the watch.
 const deletedKeep = 10 * time.Minute
 
 // watch starts a copy of the keys matching filter; the copy stops when
 // the store closes. ctx bounds only starting it: a watch ends with the
 // context it was made with, and Open's ends when Open returns.
 func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter string, decode func([]byte) (T, error),
-	changed func(key string, old, new *T), gone func(key string)) (*watched[T], error) {
+	opts watchOpts[T]) (*watched[T], error) {
 	w, err := kv.Watch(context.WithoutCancel(ctx), filter)
 	if err != nil {
 		return nil, err
 	}
-	c := newWatched(decode, changed, gone)
+	c := newWatched(decode, opts)
 	c.w = w
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		sweep := time.NewTicker(deletedKeep / 2)
+		sweep := time.NewTicker(c.keepDeleted / 2)
 		defer sweep.Stop()
 		for {
 			select {
 			case now := <-sweep.C:
-				c.forgetDeleted(now.Add(-deletedKeep))
+				c.sweep(now)
 			case e, ok := <-w.Updates():
 				if !ok {
 					return
@@ -88,9 +97,12 @@ func watch[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, filter s
 	return c, nil
 }
 
-func newWatched[T any](decode func([]byte) (T, error), changed func(key string, old, new *T), gone func(key string)) *watched[T] {
+func newWatched[T any](decode func([]byte) (T, error), opts watchOpts[T]) *watched[T] {
+	if opts.keepDeleted <= 0 {
+		opts.keepDeleted = deletedKeep
+	}
 	return &watched[T]{vals: map[string]T{}, revs: map[string]uint64{}, learned: map[string]time.Time{}, floor: map[string]uint64{},
-		deletedAt: map[string]time.Time{}, decode: decode, changed: changed, gone: gone}
+		deletedAt: map[string]time.Time{}, decode: decode, watchOpts: opts}
 }
 
 func (c *watched[T]) caughtUp() {
@@ -145,10 +157,11 @@ func (c *watched[T]) dropLocked(key string) {
 	delete(c.deletedAt, key)
 }
 
-// forgetDeleted forgets the revisions of keys deleted before the time.
-func (c *watched[T]) forgetDeleted(before time.Time) {
+// sweep forgets the revisions of keys deleted keepDeleted before now.
+func (c *watched[T]) sweep(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	before := now.Add(-c.keepDeleted)
 	for key, at := range c.deletedAt {
 		if at.Before(before) {
 			delete(c.revs, key)
