@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -628,4 +629,49 @@ func TestBrowserPingBroadcastSubscribeNack(t *testing.T) {
 	testenv.Eventually(t, frameWait, "the session ended", func() bool { return ts.srv.ConnectedCount() == 0 })
 	b = ts.browser(b.uaid)
 	b.ping() // nothing comes before the keepalive's answer: the nacked message is not sent again
+}
+
+// A browser's endpoint honours TTL, Topic and Urgency as every channel
+// does (docs/browsers.md): while the browser is away a TTL of 0 is
+// dropped, a message whose TTL passes is never sent, a second message
+// with the same Topic replaces the first, and a very-low urgency is sent,
+// since Firefox declares no minimum. On its return the browser gets
+// exactly the replacing message and the very-low one, in order.
+func TestBrowserTTLTopicUrgency(t *testing.T) {
+	ts := startService(t, server.Config{Limits: server.Limits{SenderRate: -1, ChannelRate: -1, DailyQuota: -1}})
+	b := ts.browser("")
+	uaid := b.uaid
+	endpoint := b.subscribe(chanA, "")
+	b.hangUp()
+	testenv.Eventually(t, frameWait, "the session ended", func() bool { return ts.srv.ConnectedCount() == 0 })
+
+	for _, p := range []struct {
+		body string
+		h    http.Header
+	}{
+		{"now or never", wpHeader("TTL", "0")},
+		{"score 1-0", wpHeader("TTL", "3600", "Topic", "score")},
+		{"gone soon", wpHeader("TTL", "1")},
+		{"score 2-0", wpHeader("TTL", "3600", "Topic", "score")},
+		{"whenever", wpHeader("TTL", "3600", "Urgency", "very-low")},
+	} {
+		if r := wpPost(t, endpoint, p.h, []byte(p.body)); r.StatusCode != http.StatusCreated {
+			t.Fatalf("post %q while away: %d", p.body, r.StatusCode)
+		}
+	}
+	ts.clk.Advance(2 * time.Second) // "gone soon" expires
+
+	b = ts.browser(uaid)
+	var got []string
+	for range 2 {
+		m := b.notification()
+		d, _ := base64.RawURLEncoding.DecodeString(m.Data)
+		got = append(got, string(d))
+		b.ack(m)
+	}
+	b.ping() // nothing else comes before the keepalive's answer
+	if want := []string{"score 2-0", "whenever"}; !slices.Equal(got, want) {
+		t.Fatalf("the browser got %q; want %q", got, want)
+	}
+	testenv.Eventually(t, frameWait, "the acks empty the queue", func() bool { return ts.queued() == 0 })
 }
