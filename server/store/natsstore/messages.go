@@ -194,6 +194,11 @@ func (s *Store) CancelMessage(ctx context.Context, deviceID, channelID, messageI
 	return s.remember(ctx, channelID, messageID, store.MessageCancelled, time.Now())
 }
 
+// requeueWaits is how many times a requeue that finds its device's queue
+// full, the place above the depth taken, waits for it before it deletes
+// the original first.
+const requeueWaits = 4
+
 // Requeue publishes a copy of the notification under a new number, then
 // deletes the original; a crash between the two leaves both, and the
 // device, which skips nothing by number, is sent it twice at worst.
@@ -227,9 +232,18 @@ func (s *Store) Requeue(ctx context.Context, deviceID string, seq uint64) (store
 		return s.requeueKeyed(ctx, q)
 	}
 	n, err := s.publish(ctx, q)
+	for try := 1; errors.Is(err, store.ErrQueueFull) && try <= requeueWaits; try++ {
+		// The place above the depth is a replacement's for a moment
+		// (bound.go): wait for it rather than take the original out
+		// before its copy is in.
+		if perr := s.pause(ctx, try); perr != nil {
+			break
+		}
+		n, err = s.publish(ctx, q)
+	}
 	deleted := false
 	if errors.Is(err, store.ErrQueueFull) {
-		// At the depth the original makes room for its copy; a crash
+		// Still full: the original makes room for its copy; a crash
 		// before the copy is published loses it, as a cancel would.
 		if err := s.queue.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return store.Queued{}, unavailable("requeue", err)
@@ -267,9 +281,10 @@ func (s *Store) requeueKeyed(ctx context.Context, q store.Queued) (store.Queued,
 		return store.Queued{}, unavailable("requeue", err)
 	}
 	defer unlock()
+	full := 0
 	for try := 0; ; try++ {
 		if try > 0 {
-			if err := conflictPause(ctx, try); err != nil {
+			if err := s.pause(ctx, try); err != nil {
 				return store.Queued{}, unavailable("requeue", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
 			}
 		}
@@ -296,8 +311,12 @@ func (s *Store) requeueKeyed(ctx context.Context, q store.Queued) (store.Queued,
 		if isWrongLast(err) {
 			continue
 		}
+		if errors.Is(err, store.ErrQueueFull) && full < requeueWaits {
+			full++ // the place above the depth may be free in a moment
+			continue
+		}
 		if errors.Is(err, store.ErrQueueFull) {
-			// At the depth the original makes room for its copy, as
+			// Still full: the original makes room for its copy, as
 			// any other notification's does.
 			if err := retry(ctx, func(ctx context.Context) error { return s.queue.DeleteMsg(ctx, seq) }); err != nil &&
 				!errors.Is(err, jetstream.ErrMsgNotFound) && !seqGone(err) {

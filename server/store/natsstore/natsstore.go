@@ -152,6 +152,9 @@ type Store struct {
 	// bounds holds an upper bound of each device's queue length
 	// (bound.go).
 	bounds *bounds
+	// pause is the wait before a requeue or a merge tries again
+	// (conflictPause; a test's own to see what is queued meanwhile).
+	pause func(ctx context.Context, try int) error
 
 	presence *presence
 	cache    *channelCache
@@ -257,7 +260,7 @@ func newStore(opts Options) *Store {
 		moved: make(chan struct{}), lazy: store.NewLazy(), ackDelay: opts.AckDelay, ran: make(chan struct{}),
 		stop: make(chan struct{}), nowFunc: opts.Now, maxOutcomes: opts.MaxOutcomes, clk: opts.Clock,
 		presence: &presence{node: newID()[:16], live: map[string]time.Time{}}, bounds: newBounds(),
-		settled: make(chan struct{}), awaiting: "NATS"}
+		settled: make(chan struct{}), awaiting: "NATS", pause: conflictPause}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.lastSeq.read = s.streamLast
 	return s
