@@ -92,6 +92,16 @@ func bench1(args []string, stdout, stderr io.Writer) error {
 			cfg.PostTo = append(cfg.PostTo, u)
 		}
 	}
+	if jsFloor.URLs != "" {
+		// The floor runs no service and no devices: a flag about them
+		// would be ignored, so it is refused.
+		if cfg.Service != "" || cfg.ServiceBinary != "" || cfg.Floor || cfg.DurableFloor || cfg.Browsers ||
+			*postTo != "" || *failover != "" || cfg.Kill || cfg.Reconnect {
+			return fmt.Errorf("--jetstream-floor measures NATS alone: no --service, --heraldsvc, --floor, --durable-floor, --browsers, --post-to, --failover, --kill or --reconnect with it")
+		}
+	} else if *natsNkey != "" || jsFloor.Replicas != 3 {
+		return fmt.Errorf("--nats-nkey and --jetstream-replicas need --jetstream-floor")
+	}
 	if *cpuPIDs != "" {
 		for _, f := range strings.Split(*cpuPIDs, ",") {
 			pid, err := strconv.Atoi(strings.TrimSpace(f))

@@ -355,11 +355,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if len(cfg.PostTo) > 0 || len(cfg.Failover) > 0 || cfg.Kill {
 			return nil, errors.New("bench: the floor is one node: no --post-to, --failover or --kill with it")
 		}
+		// The floors run in this process: the service's --cpu-pids would
+		// measure idle processes beside them.
+		floorCfg := cfg
+		floorCfg.CPUPIDs = nil
 		f, err := startFloor("")
 		if err != nil {
 			return nil, err
 		}
-		fl, err = measure(ctx, cfg, f.url, os.Getpid(), &Result{Devices: cfg.Devices, Rate: cfg.Rate, InProcess: true,
+		fl, err = measure(ctx, floorCfg, f.url, os.Getpid(), &Result{Devices: cfg.Devices, Rate: cfg.Rate, InProcess: true,
 			ServiceNote: "the floor, in-process: keeps nothing"})
 		f.close()
 		if err != nil {
@@ -384,6 +388,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // directory of its own, removed after, and counts the rows left once the
 // last acks have had Drain to come.
 func runDurableFloor(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.CPUPIDs = nil // in this process, as the floor
 	dir, err := os.MkdirTemp("", "heraldbench-durable")
 	if err != nil {
 		return nil, err

@@ -149,14 +149,19 @@ func TestTargetOtherNode(t *testing.T) {
 // numbering goes on from what it applied), and its figures come with the
 // service's.
 func TestRunFloor(t *testing.T) {
+	// The service in this process: its CPU is the test's, and the floor,
+	// in this process too, reports none of it.
 	res, err := Run(context.Background(), Config{Devices: 20, Rate: 100, Duration: time.Second, Reconnect: true, Floor: true,
-		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second})
+		DataDir: t.TempDir(), Sources: 4, Senders: 8, Drain: 15 * time.Second, CPUPIDs: []int{os.Getpid()}, Settle: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := res.Floor
 	if f == nil {
 		t.Fatal("no floor figures")
+	}
+	if len(f.CPU) != 0 || len(res.CPU) != 1 {
+		t.Fatalf("CPU sampled for the floor %v, for the service %v; want none, one", f.CPU, res.CPU)
 	}
 	if f.HellosPerS <= 0 || f.Sent != 100 {
 		t.Fatalf("floor: %v hellos/s, %d sent", f.HellosPerS, f.Sent)

@@ -72,8 +72,12 @@ func RunJetStreamFloor(ctx context.Context, cfg Config, fl JetStreamFloor) (*Res
 		return nil, errors.New("bench: jetstream floor: devices, rate and duration must be positive")
 	}
 	for _, u := range strings.Split(fl.URLs, ",") {
-		if pu, err := url.Parse(strings.TrimSpace(u)); err != nil || pu.Scheme != "nats" || !loopbackHost(pu.Hostname()) {
-			return nil, fmt.Errorf("%w: NATS URL %q must be nats://host:port on loopback", ErrNotLoopback, u)
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || pu.Scheme != "nats" {
+			return nil, fmt.Errorf("bench: jetstream floor: NATS URL %q must be nats://host:port", u)
+		}
+		if !loopbackHost(pu.Hostname()) {
+			return nil, fmt.Errorf("%w: NATS URL %q", ErrNotLoopback, u)
 		}
 	}
 	if fl.Replicas <= 0 {
@@ -107,10 +111,10 @@ func RunJetStreamFloor(ctx context.Context, cfg Config, fl JetStreamFloor) (*Res
 		wg.Wait()
 	}()
 	var removed, removeErrs atomic.Int64
-	// Room for every message, so that the consumer never waits for the
-	// removers: publish→delivery is the delivery's latency, not the
-	// purges' backlog (the collector keeps as much per message).
-	removals := make(chan jsFloorRemoval, total)
+	// Room for every message (up to a million), so that the consumer
+	// never waits for the removers: publish→delivery is the delivery's
+	// latency, not the purges' backlog.
+	removals := make(chan jsFloorRemoval, min(total, 1<<20))
 	for range jsFloorRemovers {
 		wg.Add(1)
 		go func() {
@@ -252,7 +256,9 @@ func jsFloorRemove(ctx context.Context, stream jetstream.Stream, todo <-chan jsF
 }
 
 // jsFloorSend publishes total messages, paced like send, each waiting
-// for its PubAck; the stream refusing one (full) is an APIError.
+// for its PubAck; the stream refusing one for its subject's limit is a
+// refusal, any other error a failure. Unlike natsstore's, the publishes
+// carry no message id: deduplication would only add to the floor.
 func jsFloorSend(ctx context.Context, cfg Config, js jetstream.JetStream, total int, res *Result) {
 	pad := strings.Repeat("x", 100)
 	sendAll(ctx, cfg, total, res, func(id int) outcome {
@@ -260,7 +266,7 @@ func jsFloorSend(ctx context.Context, cfg Config, js jetstream.JetStream, total 
 		switch _, err := js.PublishMsg(ctx, jsFloorMsg(id%cfg.Devices, id, pad)); {
 		case err == nil:
 			return accepted
-		case errors.As(err, &apiErr):
+		case errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum messages per subject"):
 			return refused
 		default:
 			return failed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,9 +71,16 @@ func assertNoFloorStream(t *testing.T, urls string) {
 // TestJetStreamFloorRefusesRemote keeps the load generator on this host.
 func TestJetStreamFloorRefusesRemote(t *testing.T) {
 	cfg := Config{Devices: 1, Senders: 1, Rate: 1, Duration: time.Second}
-	for _, urls := range []string{"nats://10.0.0.5:4222", "nats://127.0.0.1:4222,nats://example.com:4222", "http://127.0.0.1:4222"} {
+	for _, urls := range []string{"nats://10.0.0.5:4222", "nats://127.0.0.1:4222,nats://example.com:4222"} {
 		if _, err := RunJetStreamFloor(context.Background(), cfg, JetStreamFloor{URLs: urls}); !errors.Is(err, ErrNotLoopback) {
 			t.Errorf("%s: %v, want ErrNotLoopback", urls, err)
+		}
+	}
+	// Another scheme is refused for what it is.
+	for _, urls := range []string{"http://127.0.0.1:4222", "tls://127.0.0.1:4222"} {
+		_, err := RunJetStreamFloor(context.Background(), cfg, JetStreamFloor{URLs: urls})
+		if err == nil || errors.Is(err, ErrNotLoopback) || !strings.Contains(err.Error(), "must be nats://") {
+			t.Errorf("%s: %v, want refused as not nats://", urls, err)
 		}
 	}
 }

@@ -76,6 +76,9 @@ type depthBound struct {
 	// what the follower saw, in stream order.
 	readers int
 	early   []uint64
+	// gone is set when the device was deleted while the bound was in
+	// use: the last read or publish using it drops it.
+	gone bool
 }
 
 func (b *depthBound) upper() int { return b.count + len(b.own) + b.inflight }
@@ -164,11 +167,22 @@ func (bs *bounds) get(subj string) *depthBound {
 
 // forget drops subj's bound: its device was deleted, and no enqueue to
 // it is accepted after, so the record would only hold memory. A bound in
-// use is kept; the read or publish using it ends with it.
+// use is dropped when the last read or publish using it ends. (A bound
+// the follower makes again for a commit from before the deletion may
+// count less than the subject holds until its purge, and nothing uses
+// it: an enqueue to a deleted device is refused before it is counted.)
 func (bs *bounds) forget(subj string) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if b := bs.m[subj]; b != nil && b.readers == 0 && b.inflight == 0 {
+	if b := bs.m[subj]; b != nil {
+		b.gone = true
+		bs.dropIfGone(subj, b)
+	}
+}
+
+// dropIfGone drops a forgotten bound once nothing uses it. Under bs.mu.
+func (bs *bounds) dropIfGone(subj string, b *depthBound) {
+	if b.gone && b.readers == 0 && b.inflight == 0 && bs.m[subj] == b {
 		delete(bs.m, subj)
 	}
 }
@@ -199,6 +213,7 @@ func (bs *bounds) done(subj string, seq uint64) {
 	if seq > b.base {
 		b.own = append(b.own, seq)
 	}
+	bs.dropIfGone(subj, b)
 }
 
 // seen is the follower's: message seq was committed to subj.
@@ -257,6 +272,7 @@ func (bs *bounds) reading(subj string) func(ok bool, base uint64, count int) {
 		case !ok && !b.valid && b.readers == 0 && b.inflight == 0:
 			delete(bs.m, subj)
 		}
+		bs.dropIfGone(subj, b)
 	}
 }
 

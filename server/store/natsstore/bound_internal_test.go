@@ -110,26 +110,39 @@ func TestDepthBoundNeverUnderCounts(t *testing.T) {
 	}
 }
 
-// A deleted device's bound goes, unless a read or a publish is using it:
-// they end with it, and a read's end would find it gone.
+// A deleted device's bound goes at once, or, if a read or a publish is
+// using it, when the last of them ends.
 func TestBoundsForget(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		use  func(bs *bounds)
-		kept bool
+		use  func(bs *bounds) (end func())
 	}{
-		{"idle", func(bs *bounds) {}, false},
-		{"being read", func(bs *bounds) { bs.reading("q.dev") }, true},
-		{"publish in flight", func(bs *bounds) { bs.reserve("q.dev", 32) }, true},
+		{"idle", func(bs *bounds) func() { return nil }},
+		{"being read", func(bs *bounds) func() {
+			done := bs.reading("q.dev")
+			return func() { done(true, 9, 2) }
+		}},
+		{"publish in flight", func(bs *bounds) func() {
+			if !bs.reserve("q.dev", 32) {
+				t.Fatal("no room reserved")
+			}
+			return func() { bs.done("q.dev", 9) }
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bs := newBounds()
 			bs.known = true
 			bs.seen("q.dev", 7)
-			tc.use(bs)
+			end := tc.use(bs)
 			bs.forget("q.dev")
-			if _, kept := bs.m["q.dev"]; kept != tc.kept {
-				t.Fatalf("kept %v; want %v", kept, tc.kept)
+			if _, kept := bs.m["q.dev"]; kept != (end != nil) {
+				t.Fatalf("kept %v while in use %v", kept, end != nil)
+			}
+			if end != nil {
+				end()
+				if _, kept := bs.m["q.dev"]; kept {
+					t.Fatal("kept after its last use ended")
+				}
 			}
 		})
 	}

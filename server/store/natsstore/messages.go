@@ -312,7 +312,9 @@ func (s *Store) requeueKeyed(ctx context.Context, q store.Queued) (store.Queued,
 			continue
 		}
 		if errors.Is(err, store.ErrQueueFull) && full < requeueWaits {
-			full++ // the place above the depth may be free in a moment
+			// Another node's replacement may free the place above the
+			// depth in a moment (this node's wait for s.merging).
+			full++
 			continue
 		}
 		if errors.Is(err, store.ErrQueueFull) {
