@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/server/store/natsstore"
 )
 
 // The JetStream floor is what a replicated JetStream alone spends on the
@@ -51,15 +53,10 @@ const (
 	jsFloorRemovers = 8
 )
 
-// jsFloorStreamConfig is natsstore's queue stream (queueConfig), under
-// the floor's own name and subjects.
+// jsFloorStreamConfig is natsstore's queue stream, under the floor's
+// own name and subjects.
 func jsFloorStreamConfig(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name: jsFloorStream, Subjects: []string{jsFloorPrefix + "*"},
-		Storage: jetstream.FileStorage, Replicas: replicas,
-		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
-		MaxMsgsPerSubject: jsFloorDepth + 1, AllowMsgTTL: true, AllowDirect: false,
-	}
+	return natsstore.QueueStreamConfig(jsFloorStream, jsFloorPrefix, replicas, jsFloorDepth)
 }
 
 // RunJetStreamFloor publishes Rate × Duration messages over cfg.Devices

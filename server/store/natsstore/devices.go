@@ -41,7 +41,11 @@ func (r deviceRec) device(id string) store.Device {
 	return d
 }
 
-func deviceKey(id string) string         { return "d." + token(id) }
+// devicePrefix begins a device's key; the rest is its token, as in its
+// queue's subject.
+const devicePrefix = "d."
+
+func deviceKey(id string) string         { return devicePrefix + token(id) }
 func sourceKey(source, id string) string { return "s." + hash(source) + "." + token(id) }
 func sourceFilter(source string) string  { return "s." + hash(source) + ".*" }
 

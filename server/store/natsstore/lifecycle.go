@@ -191,9 +191,9 @@ func (s *Store) DeleteDevice(ctx context.Context, id string, seenBefore time.Tim
 }
 
 // deviceGone is the devices' copy's: the watch brought the deletion of
-// a device's record (key d.<token>), on whichever node deleted it.
+// a device's record, on whichever node deleted it.
 func (s *Store) deviceGone(key string) {
-	s.bounds.forget(s.subject + strings.TrimPrefix(key, "d."))
+	s.bounds.forget(s.subject + strings.TrimPrefix(key, devicePrefix))
 }
 
 // purgeAll empties the device's queue.

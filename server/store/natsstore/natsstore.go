@@ -269,15 +269,23 @@ func newStore(opts Options) *Store {
 var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 func (s *Store) queueConfig(name string, opts Options) jetstream.StreamConfig {
+	return QueueStreamConfig(name, s.subject, opts.Replicas, opts.QueueDepth)
+}
+
+// QueueStreamConfig is the queue stream's configuration: its name, the
+// prefix of its subjects (a device's is the prefix and the device's
+// token), its replicas and the queue depth. The load tool's JetStream
+// floor makes its stream with it.
+func QueueStreamConfig(name, subjectPrefix string, replicas, depth int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:     name,
-		Subjects: []string{s.subject + "*"},
-		Storage:  jetstream.FileStorage, Replicas: opts.Replicas,
+		Subjects: []string{subjectPrefix + "*"},
+		Storage:  jetstream.FileStorage, Replicas: replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
 		// One above the depth: the place a replacement in a full queue
 		// publishes into before it deletes what it replaced; plain
 		// enqueues stop at the depth (bound.go).
-		MaxMsgsPerSubject: int64(opts.QueueDepth) + 1,
+		MaxMsgsPerSubject: int64(depth) + 1,
 		// A Web Push message carries its TTL (Nats-TTL), so JetStream
 		// deletes it when it expires.
 		AllowMsgTTL: true,
