@@ -82,7 +82,17 @@ measure() {
 			echo "load before: $(cut -d" " -f1-3 /proc/loadavg)"
 			exec "$@"' sh "$HERALDBENCH" "$@" --cpu-pids "$pids" \
 			--devices 1000 --rate "$rate" --duration "$duration" --senders "$senders" \
-			--json "$out/$tag.json" >"$out/$tag.txt" 2>&1 || { cat "$out/$tag.txt" >&2; exit 1; }
+			--json "$out/$tag.json" >"$out/$tag.txt" 2>&1 || {
+			cat "$out/$tag.txt" >&2
+			# What the servers said (a port taken, a bad configuration).
+			for log in "$out/$name.log" "$out/$name"/*.log; do
+				if [ -f "$log" ]; then
+					echo "== $log" >&2
+					tail -n 5 "$log" >&2
+				fi
+			done
+			exit 1
+		}
 		printf '%-36s %s\n' "$tag" "$(jq -r '"\(.cpu_per_delivered_us|floor) µs/notification, \(.achieved_rate|floor)/s, p50/p99 \(.latency_ms.p50*10|floor/10) / \(.latency_ms.p99*10|floor/10) ms, delivered/lost/dup \(.delivered)/\(.lost)/\(.duplicated)"' "$out/$tag.json") [$(sed -n 's/load before: //p' "$out/$tag.txt")] ($(sed -n 's/^cpu per delivered *//p' "$out/$tag.txt" | sed 's/^[0-9]* µs //'))"
 	done
 }
