@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -114,17 +115,7 @@ func TestPingThenFrameInOneRead(t *testing.T) {
 		}
 		d.send(wire.Register{Type: wire.TypeRegister, ReqID: uint64(round + 1), App: "app" + string(rune('a'+round)), Channel: "default"})
 		hc.release(t)
-		if r, ok := d.next().(*wire.Registered); !ok || r.Code != "" || r.ReqID != uint64(round+1) {
-			t.Fatalf("round %d: %+v", round, r)
-		}
-		select {
-		case got := <-pongs:
-			if got != beat {
-				t.Fatalf("round %d: pong %q, want %q", round, got, beat)
-			}
-		default:
-			t.Fatalf("round %d: no pong before the answer to the frame after the ping", round)
-		}
+		registeredAfterPong(t, d, pongs, uint64(round+1), beat, fmt.Sprintf("round %d", round))
 	}
 	// A ping alone, with nothing behind it, is answered too.
 	ts.clk.Advance(5 * time.Minute)
@@ -162,23 +153,30 @@ func TestPingSplitAcrossSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.send(wire.Register{Type: wire.TypeRegister, ReqID: uint64(round + 1), App: "app" + string(rune('a'+round)), Channel: "default"})
-		if r, ok := d.next().(*wire.Registered); !ok || r.Code != "" || r.ReqID != uint64(round+1) {
-			t.Fatalf("cut at %d: %+v", cut, r)
-		}
-		select {
-		case got := <-pongs:
-			if got != beat {
-				t.Fatalf("cut at %d: pong %q, want %q", cut, got, beat)
-			}
-		default:
-			t.Fatalf("cut at %d: no pong before the answer to the frame after the ping", cut)
-		}
+		registeredAfterPong(t, d, pongs, uint64(round+1), beat, fmt.Sprintf("cut at %d", cut))
 	}
 }
 
 // maskedPing is a client's ping frame carrying payload, as RFC 6455 §5.2
 // lays it out: FIN and opcode 9, the mask bit and length, the mask, the
 // masked payload.
+// registeredAfterPong reads the answer to register reqID and checks that
+// the pong of beat, the ping sent before it, came first.
+func registeredAfterPong(t *testing.T, d *testDevice, pongs <-chan string, reqID uint64, beat, what string) {
+	t.Helper()
+	if r, ok := d.next().(*wire.Registered); !ok || r.Code != "" || r.ReqID != reqID {
+		t.Fatalf("%s: %+v", what, r)
+	}
+	select {
+	case got := <-pongs:
+		if got != beat {
+			t.Fatalf("%s: pong %q, want %q", what, got, beat)
+		}
+	default:
+		t.Fatalf("%s: no pong before the answer to the frame after the ping", what)
+	}
+}
+
 func maskedPing(payload string) []byte {
 	mask := [4]byte{0x37, 0xfa, 0x21, 0x3d}
 	b := []byte{0x80 | websocket.PingMessage, 0x80 | byte(len(payload))}
