@@ -133,15 +133,17 @@ func routeCert(t *testing.T, f devtls.Files, certFile, keyFile string) {
 
 // routeTLSLog is a nats-server logger (with debug on) that records, by
 // route connection id, the TLS version each route's handshake agreed,
-// and hands on each route TLS handshake that failed.
+// and hands on each route TLS handshake that failed, and the error that
+// stopped the server (a port taken) if one did.
 type routeTLSLog struct {
 	mu      sync.Mutex
 	version map[uint64]string
 	failed  chan string
+	fatal   chan string
 }
 
 func newRouteTLSLog() *routeTLSLog {
-	return &routeTLSLog{version: map[uint64]string{}, failed: make(chan string, 16)}
+	return &routeTLSLog{version: map[uint64]string{}, failed: make(chan string, 16), fatal: make(chan string, 1)}
 }
 
 // The server logs "<addr> - rid:<n> - TLS version 1.3, cipher suite …"
@@ -168,8 +170,13 @@ func (l *routeTLSLog) Errorf(format string, v ...any) {
 }
 func (*routeTLSLog) Noticef(string, ...any) {}
 func (*routeTLSLog) Warnf(string, ...any)   {}
-func (*routeTLSLog) Fatalf(string, ...any)  {}
-func (*routeTLSLog) Tracef(string, ...any)  {}
+func (l *routeTLSLog) Fatalf(format string, v ...any) {
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (*routeTLSLog) Tracef(string, ...any) {}
 
 // tlsVersionOf is the TLS version logged for route connection rid.
 func (l *routeTLSLog) tlsVersionOf(rid uint64) string {
@@ -179,8 +186,9 @@ func (l *routeTLSLog) tlsVersionOf(rid uint64) string {
 }
 
 // confServer starts a NATS server in-process from the configuration
-// text conf, as `nats-server -c` would load it, logging to log.
-func confServer(t *testing.T, conf string, log natsserver.Logger) *natsserver.Server {
+// text conf, as `nats-server -c` would load it, logging to log; edit, if
+// set, changes the options last.
+func confServer(t *testing.T, conf string, log natsserver.Logger, edit func(*natsserver.Options)) *natsserver.Server {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
@@ -191,6 +199,9 @@ func confServer(t *testing.T, conf string, log natsserver.Logger) *natsserver.Se
 		t.Fatalf("nats-server refuses the configuration: %v\n%s", err, conf)
 	}
 	opts.NoLog, opts.NoSigs = true, true
+	if edit != nil {
+		edit(opts)
+	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats-server refuses the configuration: %v\n%s", err, conf)
@@ -291,9 +302,9 @@ func TestClusterDocsSecureNATSConfig(t *testing.T) {
 
 	logs := []*routeTLSLog{newRouteTLSLog(), newRouteTLSLog(), newRouteTLSLog()}
 	servers := []*natsserver.Server{
-		confServer(t, config(1, 2, 3), logs[0]),
-		confServer(t, config(2, 1, 3), logs[1]),
-		confServer(t, config(3, 1, 2), logs[2]),
+		confServer(t, config(1, 2, 3), logs[0], nil),
+		confServer(t, config(2, 1, 3), logs[1], nil),
+		confServer(t, config(3, 1, 2), logs[2], nil),
 	}
 	others := func(i int) []string {
 		var names []string
@@ -310,6 +321,9 @@ func TestClusterDocsSecureNATSConfig(t *testing.T) {
 	noFailedHandshake := func() {
 		t.Helper()
 		for i, ns := range servers {
+			if len(logs[i].fatal) > 0 {
+				t.Fatalf("%s stopped: %s", ns.Name(), <-logs[i].fatal)
+			}
 			for len(logs[i].failed) > 0 {
 				if msg := <-logs[i].failed; strings.Contains(msg, "certificate") {
 					t.Fatalf("%s: %s", ns.Name(), msg)
@@ -364,7 +378,11 @@ func TestClusterDocsSecureNATSConfig(t *testing.T) {
 	if n := len(routeTLS.FindAllString(conf4, -1)); n != 1 {
 		t.Fatalf("%d lines of route TLS (tls { … verify: true }) in the documented configuration, want 1", n)
 	}
-	plain := confServer(t, routeTLS.ReplaceAllString(conf4, ""), newRouteTLSLog())
+	// It listens where the system says: what is tried is its routes.
+	plainLog := newRouteTLSLog()
+	plain := confServer(t, routeTLS.ReplaceAllString(conf4, ""), plainLog, func(o *natsserver.Options) {
+		o.Port, o.Cluster.Port = -1, -1
+	})
 	deadline := time.After(routeWait)
 	for _, i := range []int{0, 1} {
 		for heard := false; !heard; {
@@ -374,6 +392,10 @@ func TestClusterDocsSecureNATSConfig(t *testing.T) {
 				// in the clear.
 				heard = strings.Contains(msg, "first record does not look like a TLS handshake")
 				t.Logf("%s: %s", servers[i].Name(), msg)
+			case msg := <-plainLog.fatal:
+				t.Fatalf("the server without route TLS stopped: %s", msg)
+			case msg := <-logs[i].fatal:
+				t.Fatalf("%s stopped: %s", servers[i].Name(), msg)
 			case <-deadline:
 				t.Fatalf("%s logged no failed route handshake from the server without route TLS", servers[i].Name())
 			}
