@@ -179,7 +179,7 @@ func toastAcross(t *testing.T, holder, poster *server.Service, text string) app.
 		t.Fatal(err)
 	}
 	mustReceive(t, on(poster, ch.URI), mpnsRequest{target: "toast", class: "2", messageID: "m1", body: toastXML(text, "m1")})
-	waitToastsOnce(t, d.Client, map[string]bool{"m1": true})
+	waitToastsOnce(t, d.Client, map[string]bool{"m1": true}, nil)
 	return ch
 }
 
