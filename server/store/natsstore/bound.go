@@ -407,7 +407,7 @@ func (s *Store) publishChecked(ctx context.Context, q store.Queued, depth int) (
 	defer unlock()
 	for try := 0; ; try++ {
 		if try > 0 {
-			if err := conflictPause(ctx, try); err != nil {
+			if err := s.pause(ctx, try); err != nil {
 				return 0, unavailable("enqueue", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
 			}
 		}

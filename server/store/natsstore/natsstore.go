@@ -152,8 +152,9 @@ type Store struct {
 	// bounds holds an upper bound of each device's queue length
 	// (bound.go).
 	bounds *bounds
-	// pause is the wait before a requeue tries again (conflictPause; a
-	// test's own, to see what is queued meanwhile).
+	// pause is the wait before a merge, a checked enqueue or a requeue
+	// tries again after a conflict (conflictPause; a test's own, to see
+	// what is queued meanwhile).
 	pause func(ctx context.Context, try int) error
 
 	presence *presence

@@ -257,7 +257,7 @@ func (s *Store) mergeEnqueue(ctx context.Context, q store.Queued, opts store.Enq
 	defer unlock()
 	for try := 0; ; try++ {
 		if try > 0 {
-			if err := conflictPause(ctx, try); err != nil {
+			if err := s.pause(ctx, try); err != nil {
 				return store.Queued{}, unavailable("merge", fmt.Errorf("the device's queue changed under %d attempts: %w", try, err))
 			}
 		}
