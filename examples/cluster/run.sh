@@ -161,17 +161,33 @@ trap 'stop' EXIT
 for i in 1 2 3; do
 	"$NATS_SERVER" -c "$data/nats$i.conf" >"$data/nats$i.log" 2>&1 &
 	nats_pids="$nats_pids $!"
+	eval "nats_pid_$i=$!"
 done
+
+# nats_died reports a NATS server whose process has exited, with its
+# log's last line, which names the cause (a port taken, say). Once the
+# nodes are ready the cluster outlives one server's death, and so does
+# this script.
+nats_died() {
+	for n in 1 2 3; do
+		eval "pid=\$nats_pid_$n"
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "NATS server $n exited: $(tail -n 1 "$data/nats$n.log")" >&2
+			echo "  (log $data/nats$n.log)" >&2
+			return 0
+		fi
+	done
+	return 1
+}
 store=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
 
 if [ "$mode" = nats-only ]; then
 	echo $nats_pids >"$data/pids"
 	echo "NATS: $store (users' seeds $data/node1.nk, …)"
 	# Until stopped, or until a server exits.
-	while kill -0 $nats_pids 2>/dev/null; do
+	until nats_died; do
 		sleep 1
 	done
-	echo "a NATS server exited (logs $data/nats*.log)" >&2
 	exit 1
 fi
 
@@ -202,7 +218,7 @@ for i in 1 2 3; do
 	# Ready means this node answered, as heraldsvc, that its store is
 	# usable: not merely that something holds the port.
 	until curl -fsS "$url/readyz" 2>/dev/null | grep -q '"service":"heraldsvc","ready":true'; do
-		if died "$i"; then exit 1; fi
+		if died "$i" || nats_died; then exit 1; fi
 		tries=$((tries + 1))
 		if [ "$tries" -ge 240 ]; then
 			echo "heraldsvc node $i not ready after 120 s: $(curl -sS "$url/readyz" 2>&1)" >&2
