@@ -130,25 +130,17 @@ func TestClusterNodeKilled(t *testing.T) {
 
 	// A last toast to each device: delivery is in sequence order, so once
 	// it is in, anything resent would have come before it.
+	sentinels := make([]string, len(devs))
 	for i, d := range devs {
-		testenv.Eventually(t, crashWait, "sentinel accepted", func() bool {
-			return crashPost(client, target(d.uri, i), mpns.KindToast, "sentinel", (&mpns.Toast{Text1: "sentinel"}).XML())
-		})
+		sentinels[i] = crashSentinel(t, client, target(d.uri, i))
 	}
 	for i, d := range devs {
 		testenv.Eventually(t, crashWait, "every Received notification delivered", func() bool {
 			toasts := crashCollectToasts(t, d.d.Client, "killapp")
-			return toasts["sentinel"] == 1 && len(d.ledger.missingAfter(toasts)) == 0
+			return toasts[sentinels[i]] == 1 && len(d.ledger.missingAfter(toasts)) == 0
 		})
 		t.Logf("device %d: everything in %v after the kill", i, time.Since(killed).Round(time.Millisecond))
-		for id, n := range crashCollectToasts(t, d.d.Client, "killapp") {
-			if id == "sentinel" {
-				continue
-			}
-			for range n {
-				d.ledger.deliver(id)
-			}
-		}
+		d.ledger.deliverAllBut(t, crashCollectToasts(t, d.d.Client, "killapp"))
 		d.ledger.check(t, fmt.Sprintf("device %d", i))
 	}
 	if n := connected(urls[1]) + connected(urls[2]); n != 2 {
