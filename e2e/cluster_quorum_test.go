@@ -189,9 +189,10 @@ func TestClusterQuorumLost(t *testing.T) {
 	}
 	back := time.Now()
 	// untilAccepted sends under fresh ids until one is accepted and
-	// returns that id: in the moments after the servers' return a
-	// stream's leader may still move, and a sender is rightly told 503
-	// with a Retry-After.
+	// returns that id: for some seconds after the servers' return a
+	// bucket may still be electing its leader, or a node shedding load
+	// after a call the catch-up slowed, and a sender is rightly told 503
+	// with a Retry-After (docs/cluster.md).
 	untilAccepted := func(kind, prefix string, send func(string) bool) string {
 		for i := 0; ; i++ {
 			if time.Since(back) > quorumWait {
